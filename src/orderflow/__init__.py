@@ -1,0 +1,3 @@
+"""orderflow: order-flow and machine-learning trading for Binance."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Domain types, instruments, time helpers: the vocabulary every other package speaks."""

@@ -1,0 +1,1 @@
+"""Market data: sources (Binance, simulator, replay), the store, importers, recorder, quality checks."""

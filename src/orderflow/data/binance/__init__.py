@@ -1,0 +1,1 @@
+"""Binance market-data adapter: wire decoding, local-book sync, the live feed, replay server."""

@@ -1,0 +1,38 @@
+"""Shared fixtures.
+
+Recorded market data lives in ``../shared/data`` beside the repository (or ``ORDERFLOW_SHARED_DATA``).
+A user's clone does not have it: tests that need it skip with a reason. In CI (``CI=true``) a missing
+directory is an error, so a broken CI setup cannot pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("ORDERFLOW_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    d = shared_data_dir()
+    if not d.is_dir():
+        msg = f"recorded market data not found at {d} (set ORDERFLOW_SHARED_DATA or place ../shared/data)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg + " - required when CI=true")
+        pytest.skip(msg)
+    return d
+
+
+@pytest.fixture()
+def store(tmp_path):
+    from orderflow.data.store import Store
+
+    return Store(tmp_path / "store")
