@@ -39,11 +39,13 @@ class DepthSync:
     :class:`GapEvent` when the chain breaks.
     """
 
-    def __init__(self, venue: str, symbol: str, futures: bool, max_buffer: int = 10_000) -> None:
+    def __init__(
+        self, venue: str, symbol: str, futures: bool, max_buffer: int = 10_000, tick_size: float | None = None
+    ) -> None:
         self.venue = venue
         self.symbol = symbol
         self.futures = futures
-        self.book = OrderBook()
+        self.book = OrderBook(tick_size)
         self.state = SyncState.WAITING_SNAPSHOT
         self.buffer: deque[BookDelta] = deque(maxlen=max_buffer)
         self.last_u = -1

@@ -32,7 +32,8 @@ _env = msgspec.json.Decoder(dict)
 
 class _SymbolState:
     def __init__(self, venue: str, symbol: str, futures: bool, levels: int) -> None:
-        self.sync = DepthSync(venue, symbol, futures)
+        inst = lookup(venue, symbol)
+        self.sync = DepthSync(venue, symbol, futures, tick_size=inst.tick_size if inst else None)
         self.book = BookTable(levels)
         self.depth = DepthTable()
         self.trades: list[Trade] = []

@@ -1,0 +1,139 @@
+"""The ``orderflow`` command.
+
+Every command that reads or writes market data takes ``--store DIR`` (else ``ORDERFLOW_STORE``, else
+the config's ``data.store``, else a folder in the user's data directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from orderflow import __version__
+
+log = logging.getLogger("orderflow")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", help="market-data store directory (default: $ORDERFLOW_STORE or the user data dir)")
+    p.add_argument("--config", help="config directory with YAML files (default: $ORDERFLOW_CONFIG or ./config)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override logging.level")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orderflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"orderflow {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="the main job on embedded defaults: simulate a market, store it, check and summarise it")
+    _add_common(p)
+    p.add_argument("--hours", type=float, help="simulated hours (default: simulator.hours from config)")
+    p.add_argument("--seed", type=int, help="simulator seed (default: simulator.seed)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("config", help="show the effective configuration")
+    _add_common(p)
+
+    data = sub.add_parser("data", help="market data: store, import, record, check, simulate").add_subparsers(
+        dest="data_command", required=True
+    )
+
+    p = data.add_parser("ls", help="list stored datasets with spans and row counts")
+    _add_common(p)
+    p.add_argument("--json", action="store_true")
+
+    p = data.add_parser("import", help="import files into the store")
+    _add_common(p)
+    p.add_argument("paths", nargs="+", help="files to import (several raw Binance files continue one depth chain)")
+    p.add_argument("--format", required=True, help="binance-raw | tardis | binance-vision | ohlcv")
+    p.add_argument("--venue", help="venue name (default: inferred, e.g. binance-usdm)")
+    p.add_argument("--symbol", help="symbol (default: inferred from the file)")
+    p.add_argument("--interval", help="bar interval for kline/OHLCV files (default: inferred)")
+    p.add_argument("--json", action="store_true")
+
+    p = data.add_parser("check", help="data-quality report; exits 1 when a configured threshold is crossed")
+    _add_common(p)
+    p.add_argument("--venue")
+    p.add_argument("--symbol")
+    p.add_argument("--json", action="store_true")
+
+    p = data.add_parser("simulate", help="simulate an order-flow-driven market into the store")
+    _add_common(p)
+    p.add_argument("--symbol", help="symbol (default: simulator.symbol)")
+    p.add_argument("--hours", type=float, help="simulated hours (default: simulator.hours)")
+    p.add_argument("--seed", type=int, help="random seed (default: simulator.seed)")
+    p.add_argument("--start", help="start date, ISO (default: simulator.start)")
+
+    p = data.add_parser("facts", help="stylized facts of stored data or of raw recording files")
+    _add_common(p)
+    p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    p.add_argument("--json", action="store_true")
+
+    p = data.add_parser("record", help="record live Binance streams (raw + normalised)")
+    _add_common(p)
+    p.add_argument("--market", choices=["usdm", "spot"], default="usdm")
+    p.add_argument("--symbols", required=True, help="comma-separated, e.g. btcusdt,ethusdt")
+    p.add_argument("--minutes", type=float, required=True)
+    p.add_argument("--out", help="directory for raw gz recordings (default: data.raw_dir or <store>/../raw)")
+    p.add_argument("--rest-url", help="REST base URL (default: binance.<market>.rest_base_url)")
+    p.add_argument("--ws-url", help="WebSocket base URL (default: binance.<market>.ws_base_url)")
+
+    p = data.add_parser("replay-server", help="serve recorded Binance traffic on loopback in Binance's wire format")
+    _add_common(p)
+    p.add_argument("paths", nargs="+", help="raw Binance recordings (hftbacktest format) or cryptofeed .jsonl.gz")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9400)
+    p.add_argument("--speed", type=float, default=1.0, help="1 = recorded pace, 0 = as fast as possible")
+    p.add_argument("--drop-depth", action="append", default=[], metavar="SYMBOL:K",
+                   help="drop the K-th depth diff of SYMBOL (inject a gap)")
+    p.add_argument("--disconnect-after", type=int, help="close each WebSocket after N messages")
+    p.add_argument("--stale-after", type=int, help="go silent after N messages (socket kept open)")
+    p.add_argument("--throttle-depth", type=int, default=0, help="answer the first M depth requests with 429")
+
+    p = data.add_parser("backfill-klines", help="backfill klines over REST into the store")
+    _add_common(p)
+    p.add_argument("--market", choices=["usdm", "spot"], default="usdm")
+    p.add_argument("--symbol", required=True)
+    p.add_argument("--interval", default="1m")
+    p.add_argument("--start", required=True, help="ISO date/time (UTC)")
+    p.add_argument("--end", help="ISO date/time (UTC), default now")
+    p.add_argument("--rest-url", help="REST base URL (default: binance.<market>.rest_base_url)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from orderflow.config import ConfigError, load_config
+    from orderflow.logutil import setup_logging
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"orderflow: {e}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or cfg.logging.level, cfg.logging.json_format)
+    from orderflow import commands
+
+    try:
+        if args.command == "run":
+            return commands.run_main_job(cfg, args)
+        if args.command == "config":
+            from orderflow.config import dump_yaml
+
+            print(dump_yaml(cfg), end="")
+            return 0
+        handler = getattr(commands, "data_" + args.data_command.replace("-", "_"))
+        return int(handler(cfg, args) or 0)
+    except commands.UserError as e:
+        print(f"orderflow: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("orderflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

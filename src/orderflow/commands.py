@@ -1,0 +1,254 @@
+"""Handlers behind the ``orderflow`` command (kept apart from argument parsing)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from orderflow.config import Config
+from orderflow.core.timeutil import ns_to_iso
+from orderflow.data.store import Store
+
+log = logging.getLogger("orderflow")
+
+
+class UserError(Exception):
+    """Bad input from the command line: printed without a traceback, exit status 2."""
+
+
+def _store(cfg: Config, args: argparse.Namespace) -> Store:
+    return Store(cfg.store_dir(getattr(args, "store", None)))
+
+
+def _parse_time(text: str) -> int:
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"not an ISO date/time: {text!r}") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp() * 1e9)
+
+
+def _print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=1, default=str))
+
+
+# -- data ls -------------------------------------------------------------------------------------
+def render_ls(store: Store) -> str:
+    rows = store.ls()
+    if not rows:
+        return f"store {store.root} is empty"
+    lines = [f"store {store.root}",
+             f"{'venue':<14} {'symbol':<12} {'kind':<8} {'rows':>11} {'first (UTC)':<24} {'last (UTC)':<24} {'files':>5} {'MB':>8}"]
+    for d in rows:
+        lines.append(
+            f"{d.venue:<14} {d.symbol:<12} {d.kind:<8} {d.rows:>11,} {ns_to_iso(d.first_ns):<24} "
+            f"{ns_to_iso(d.last_ns):<24} {d.files:>5} {d.bytes / 1e6:>8.2f}"
+        )
+    return "\n".join(lines)
+
+
+def data_ls(cfg: Config, args: argparse.Namespace) -> int:
+    store = _store(cfg, args)
+    if args.json:
+        _print_json([{**d.__dict__, "first": ns_to_iso(d.first_ns), "last": ns_to_iso(d.last_ns)} for d in store.ls()])
+    else:
+        print(render_ls(store))
+    return 0
+
+
+# -- data import -----------------------------------------------------------------------------------
+def data_import(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.data.importers import FORMATS, import_paths
+    from orderflow.data.importers.base import ImportError_
+
+    if args.format not in FORMATS:
+        raise UserError(f"unknown format {args.format!r}; known: {', '.join(FORMATS)}")
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"no such file: {', '.join(missing)}")
+    store = _store(cfg, args)
+    t0 = time.perf_counter()
+    try:
+        report = import_paths(store, paths, args.format, venue=args.venue, symbol=args.symbol, interval=args.interval)
+    except ImportError_ as e:
+        raise UserError(str(e)) from None
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        for key, n in sorted(report.rows.items()):
+            print(f"{key:<40} {n:>11,} rows")
+        for note in report.notes:
+            print(f"note: {note}")
+        for prob in report.problems[:50]:
+            print(f"problem: {prob}")
+        if len(report.problems) > 50:
+            print(f"... {len(report.problems) - 50} more problems (use --json)")
+        print(f"imported {len(paths)} file(s) in {time.perf_counter() - t0:.1f} s into {store.root}; gaps: {report.gaps}")
+    return 1 if not report.rows else 0
+
+
+# -- data check ------------------------------------------------------------------------------------
+def data_check(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.data.quality import check, render
+
+    store = _store(cfg, args)
+    report = check(store, venue=args.venue, symbol=args.symbol, thresholds=cfg.quality)
+    failures = report.failures(cfg.quality)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(render(report))
+        for f in failures:
+            print(f"FAIL: {f}")
+    return 1 if failures else 0
+
+
+# -- data simulate -----------------------------------------------------------------------------------
+def _sim_config(cfg: Config, args: argparse.Namespace):
+    over = {k: v for k, v in {"symbol": getattr(args, "symbol", None), "hours": args.hours, "seed": args.seed,
+                               "start": getattr(args, "start", None)}.items() if v is not None}
+    return cfg.simulator.model_copy(update=over) if over else cfg.simulator
+
+
+def _progress(done: float, total: float) -> None:
+    log.info("simulated %.1f / %.1f h", done, total)
+
+
+def data_simulate(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.data.simulator import simulate
+
+    store = _store(cfg, args)
+    sc = _sim_config(cfg, args)
+    t0 = time.perf_counter()
+    res = simulate(sc, store=store, progress=_progress)
+    print(f"simulated {sc.hours:g} h of {sc.symbol} (seed {sc.seed}) in {time.perf_counter() - t0:.1f} s: {res}")
+    print(f"stored in {store.root}")
+    return 0
+
+
+# -- data facts ------------------------------------------------------------------------------------
+def _facts_for_source(store: Store, source: list[str]) -> tuple[str, dict]:
+    from orderflow.data.facts import compute_facts
+
+    if len(source) == 1 and "/" in source[0] and not Path(source[0]).exists():
+        venue, symbol = source[0].split("/", 1)
+        if not store.files(venue, symbol, "book"):
+            raise UserError(f"no book data for {venue}/{symbol} in {store.root} (see `orderflow data ls`)")
+        return source[0], compute_facts(store, venue, symbol)
+    paths = [Path(p) for p in source]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"{', '.join(missing)}: neither a stored VENUE/SYMBOL nor an existing file")
+    from orderflow.data.importers.binance_raw import import_binance_raw
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_store = Store(tmp)
+        rep = import_binance_raw(tmp_store, paths)
+        ds = {(d.venue, d.symbol) for d in tmp_store.ls() if d.kind == "book"}
+        if len(ds) != 1:
+            raise UserError(f"{source}: expected one symbol's book in the files, found {sorted(ds) or 'none'}"
+                            + (f"; problems: {rep.problems[:3]}" if rep.problems else ""))
+        venue, symbol = ds.pop()
+        return " + ".join(p.name for p in paths), compute_facts(tmp_store, venue, symbol)
+
+
+def data_facts(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.data.facts import render_facts
+
+    store = _store(cfg, args)
+    name, facts = _facts_for_source(store, args.source)
+    if args.json:
+        _print_json({"source": name, **facts})
+    else:
+        print(render_facts({name: facts}))
+    return 0
+
+
+# -- data record / replay-server / backfill-klines ---------------------------------------------------------
+def _endpoints(cfg: Config, market: str, rest_url: str | None, ws_url: str | None = None):
+    ep = cfg.binance.endpoints(market)
+    over = {k: v for k, v in {"rest_base_url": rest_url, "ws_base_url": ws_url}.items() if v}
+    return ep.model_copy(update=over) if over else ep
+
+
+def data_record(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.data.recorder import record
+
+    store = _store(cfg, args)
+    symbols = [s.strip().lower() for s in args.symbols.split(",") if s.strip()]
+    if not symbols:
+        raise UserError("--symbols is empty")
+    out = Path(args.out or cfg.data.raw_dir or store.root.parent / "raw")
+    summary = record(store, args.market, symbols, args.minutes, _endpoints(cfg, args.market, args.rest_url, args.ws_url),
+                     cfg.feed, out)
+    _print_json(summary)
+    return 0
+
+
+def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.data.binance.replay_server import serve
+
+    drops: dict[str, list[int]] = {}
+    for spec in args.drop_depth:
+        sym, _, k = spec.partition(":")
+        if not k.isdigit():
+            raise UserError(f"--drop-depth wants SYMBOL:K, got {spec!r}")
+        drops.setdefault(sym.upper(), []).append(int(k))
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"no such file: {', '.join(missing)}")
+    serve(paths, host=args.host, port=args.port, speed=args.speed, drop_depth=drops,
+          disconnect_after=args.disconnect_after, stale_after=args.stale_after, throttle_depth=args.throttle_depth)
+    return 0
+
+
+def data_backfill_klines(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.data.backfill import backfill_klines
+
+    store = _store(cfg, args)
+    start = _parse_time(args.start)
+    end = _parse_time(args.end) if args.end else time.time_ns()
+    n = backfill_klines(store, args.market, args.symbol.upper(), args.interval, start, end,
+                        _endpoints(cfg, args.market, args.rest_url))
+    print(f"stored {n} {args.interval} bars of {args.symbol.upper()} in {store.root}")
+    return 0
+
+
+# -- the main job ----------------------------------------------------------------------------------
+def run_main_job(cfg: Config, args: argparse.Namespace) -> int:
+    """Simulate a market on embedded defaults, store it, check it and print its stylized facts."""
+    from orderflow.data.facts import compute_facts, render_facts
+    from orderflow.data.quality import check, render
+    from orderflow.data.simulator import simulate
+
+    store = _store(cfg, args)
+    sc = _sim_config(cfg, args)
+    t0 = time.perf_counter()
+    print(f"orderflow {sc.hours:g} h market simulation of {sc.symbol} (seed {sc.seed}) into {store.root}")
+    res = simulate(sc, store=store, progress=_progress)
+    t_sim = time.perf_counter() - t0
+    report = check(store, venue=sc.venue, symbol=sc.symbol, thresholds=cfg.quality)
+    facts = compute_facts(store, sc.venue, sc.symbol)
+    failures = report.failures(cfg.quality)
+    if args.json:
+        _print_json({"simulation": str(res), "seconds": round(t_sim, 2), "quality": report.to_dict(),
+                     "quality_failures": failures, "facts": facts})
+    else:
+        print(f"\nsimulated in {t_sim:.1f} s: {res}\n")
+        print(render_ls(store))
+        print("\ndata quality")
+        print(render(report))
+        for f in failures:
+            print(f"FAIL: {f}")
+        print("\nstylized facts")
+        print(render_facts({f"{sc.venue}/{sc.symbol}": facts}))
+    return 1 if failures else 0

@@ -1,0 +1,151 @@
+"""Typed, frozen configuration.
+
+Sources, later ones winning:
+
+1. the defaults in the models below (embedded: a fresh install runs with no files at all);
+2. YAML files in the config directory (``--config DIR``, ``ORDERFLOW_CONFIG``, or the repository's
+   ``config/``): each file holds one or more top-level sections (``data:``, ``feed:``, ...);
+3. environment variables ``ORDERFLOW__<SECTION>__<KEY>[__<SUBKEY>]=value`` (value parsed as YAML),
+   e.g. ``ORDERFLOW__QUALITY__MAX_GAPS=3``; plus ``ORDERFLOW_STORE`` for the store directory.
+
+Unknown keys anywhere are errors that name the key and the file or variable that set it. Secrets are
+never read from these files (later issues read API keys from the environment or a secrets file).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
+from orderflow.data.quality import QualityThresholds
+from orderflow.data.simulator import SimulatorConfig
+
+REPO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+ENV_PREFIX = "ORDERFLOW__"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Frozen):
+    store: str | None = Field(None, description="store directory; ORDERFLOW_STORE or --store override it")
+    raw_dir: str | None = Field(None, description="where `data record` writes raw gz files; default <store>/../raw")
+
+
+class LoggingConfig(_Frozen):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = False
+
+
+class BinanceConfig(_Frozen):
+    testnet: bool = False
+    usdm: BinanceEndpoints = default_endpoints("usdm")
+    spot: BinanceEndpoints = default_endpoints("spot")
+
+    def endpoints(self, market: str) -> BinanceEndpoints:
+        if market not in ("usdm", "spot"):
+            raise ConfigError(f"unknown market {market!r}: use usdm or spot")
+        if self.testnet:
+            return default_endpoints(market, testnet=True)  # type: ignore[arg-type]
+        return self.usdm if market == "usdm" else self.spot
+
+
+class Config(_Frozen):
+    data: DataConfig = DataConfig()
+    logging: LoggingConfig = LoggingConfig()
+    binance: BinanceConfig = BinanceConfig()
+    feed: FeedConfig = FeedConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+    quality: QualityThresholds = QualityThresholds()
+
+    def store_dir(self, override: str | None = None) -> Path:
+        chosen = override or os.environ.get("ORDERFLOW_STORE") or self.data.store
+        if chosen:
+            return Path(chosen).expanduser()
+        return Path(platformdirs.user_data_dir("orderflow")) / "store"
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        cur = out
+        for p in path[:-1]:
+            cur = cur.setdefault(p, {})
+        cur[path[-1]] = yaml.safe_load(raw) if raw != "" else None
+    return out
+
+
+def config_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    chosen = explicit or os.environ.get("ORDERFLOW_CONFIG")
+    if chosen:
+        p = Path(chosen).expanduser()
+        if not p.is_dir():
+            raise ConfigError(f"config directory {p} does not exist")
+        return p
+    return REPO_CONFIG_DIR if REPO_CONFIG_DIR.is_dir() else None
+
+
+def load_config(directory: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load defaults <- YAML files <- environment. Raises ConfigError naming the bad key and its source."""
+    env = dict(os.environ if environ is None else environ)
+    merged: dict[str, Any] = {}
+    d = config_dir(directory)
+    sources: list[str] = []
+    if d is not None:
+        for f in sorted(d.glob("*.yaml")):
+            try:
+                content = yaml.safe_load(f.read_text()) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{f}: not valid YAML: {e}") from None
+            if not isinstance(content, dict):
+                raise ConfigError(f"{f}: top level must be a mapping of sections")
+            _validate(content, str(f))
+            merged = _merge(merged, content)
+            sources.append(str(f))
+    over = _env_overrides(env)
+    if over:
+        _validate(over, "environment (ORDERFLOW__...)")
+        merged = _merge(merged, over)
+    return _validate(merged, " + ".join(sources + (["environment"] if over else [])) or "defaults")
+
+
+def _validate(data: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"  {loc}: {msg}")
+        raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(lines)) from None
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
