@@ -77,7 +77,7 @@ def import_binance_raw(
             st = states[sym] = _SymbolState(venue, sym, futures, levels)
         return st
 
-    def handle_events(st: _SymbolState, events: list) -> None:
+    def handle_events(st: _SymbolState, events: list, where: str) -> None:
         for ev in events:
             if isinstance(ev, BookDelta):
                 st.depth.add_delta(ev)
@@ -85,6 +85,10 @@ def import_binance_raw(
             elif isinstance(ev, GapEvent):
                 st.gaps.append(ev)
                 report.gaps += 1
+                report.problem(
+                    f"{where}: {st.sync.symbol} {ev.reason} (expected {ev.expected}, got {ev.got}); "
+                    "the book is invalid until the next snapshot"
+                )
 
     def apply_snapshot(st: _SymbolState, snap, ts_recv: int, where: str) -> None:
         ts_event = (snap.T or snap.E) * 1_000_000 or ts_recv
@@ -93,7 +97,7 @@ def import_binance_raw(
                       tuple(snap.bids), tuple(snap.asks)),
             is_snapshot=True,
         )
-        handle_events(st, st.sync.on_snapshot(snap.lastUpdateId, snap.bids, snap.asks, ts_event, ts_recv))
+        handle_events(st, st.sync.on_snapshot(snap.lastUpdateId, snap.bids, snap.asks, ts_event, ts_recv), where)
 
     unit: str | None = None
     for path in paths:
@@ -138,7 +142,7 @@ def import_binance_raw(
             if isinstance(ev, BookDelta):
                 if not st.sync.valid and st.sync.needs_snapshot:
                     st.pre_sync_diffs += 1
-                handle_events(st, st.sync.on_diff(ev))
+                handle_events(st, st.sync.on_diff(ev), where)
             elif isinstance(ev, Trade):
                 st.trades.append(ev)
             elif isinstance(ev, Quote):

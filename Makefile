@@ -1,0 +1,42 @@
+# Everyday targets. `make run` and `make test` set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint format bench clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## the main job on embedded defaults: simulate a market, store it, check it, print its stylized facts
+run: setup
+	$(BIN)/orderflow run
+
+## the whole test suite (exit status 5 = no tests collected is reported, not hidden)
+test: setup
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+## benchmarks print figures; they are not part of the test run
+bench: setup
+	$(BIN)/python benchmarks/bench_decode.py
+	$(BIN)/python benchmarks/bench_simulator.py
+
+clean-venv:
+	rm -rf $(VENV)

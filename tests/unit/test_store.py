@@ -1,0 +1,83 @@
+"""The Parquet store: partitioning, ordering, idempotent sources, atomic writes, listing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from orderflow.core.instruments import Instrument
+from orderflow.data.store import NS_PER_DAY, Store, StoreError
+
+DAY0 = 19_000 * NS_PER_DAY
+
+
+def trades(n: int, start: int = DAY0, step: int = 10**9) -> pd.DataFrame:
+    ts = start + np.arange(n, dtype=np.int64) * step
+    return pd.DataFrame({"ts_event": ts, "ts_recv": ts + 5, "trade_id": np.arange(n), "price": 100.0 + np.arange(n),
+                         "size": 1.0, "side": np.int8(1)})
+
+
+def test_partitions_by_date_and_reads_in_order(store: Store):
+    df = trades(10, start=DAY0 + NS_PER_DAY - 5 * 10**9)  # straddles midnight
+    paths = store.write("sim", "BTCUSDT", "trade", df, source="t1")
+    assert len(paths) == 2
+    assert {p.parent.name for p in paths} == {"date=2022-01-08", "date=2022-01-09"}
+    back = store.read("sim", "BTCUSDT", "trade")
+    assert back.trade_id.tolist() == list(range(10))
+    assert back.ts_event.is_monotonic_increasing
+    part = store.read("sim", "BTCUSDT", "trade", start_ns=int(df.ts_event[3]), end_ns=int(df.ts_event[6]))
+    assert part.trade_id.tolist() == [3, 4, 5]
+
+
+def test_same_source_replaces_other_source_appends(store: Store):
+    store.write("sim", "X", "trade", trades(5), source="a")
+    store.write("sim", "X", "trade", trades(5), source="a")
+    assert len(store.read("sim", "X", "trade")) == 5
+    store.write("sim", "X", "trade", trades(3, start=DAY0 + 10**12), source="b")
+    assert len(store.read("sim", "X", "trade")) == 8
+    [d] = store.ls()
+    assert (d.venue, d.symbol, d.kind, d.rows, d.first_ns) == ("sim", "X", "trade", 8, DAY0)
+
+
+def test_ties_keep_write_order(store: Store):
+    df = trades(6, step=0)  # identical timestamps
+    store.write("sim", "X", "trade", df, source="a")
+    assert store.read("sim", "X", "trade").trade_id.tolist() == list(range(6))
+
+
+def test_interrupted_write_leaves_nothing_visible(store: Store, monkeypatch):
+    store.write("sim", "X", "trade", trades(4), source="good")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", boom)
+    with pytest.raises(OSError):
+        store.write("sim", "X", "trade", trades(4, start=DAY0 + 10**12), source="bad")
+    monkeypatch.undo()
+    assert store.read("sim", "X", "trade").trade_id.tolist() == [0, 1, 2, 3]
+    assert not list(store.root.glob("venue=*/**/*bad*"))
+
+
+def test_half_written_tmp_file_is_never_read(store: Store):
+    store.write("sim", "X", "trade", trades(3), source="a")
+    (store.tmp / "deadbeef.parquet").write_bytes(b"PAR1 truncated")
+    assert len(store.read("sim", "X", "trade")) == 3
+    assert len(store.ls()) == 1
+
+
+def test_bad_names_rejected(store: Store):
+    with pytest.raises(StoreError, match="symbol"):
+        store.write("sim", "../etc", "trade", trades(1), source="a")
+    with pytest.raises(StoreError, match="ts_event"):
+        store.write("sim", "X", "trade", pd.DataFrame({"price": [1.0]}), source="a")
+
+
+def test_instruments_roundtrip(store: Store):
+    inst = Instrument("sim", "BTCUSDT", 0.1, 0.001, 100.0)
+    store.put_instrument(inst)
+    assert store.instrument("sim", "BTCUSDT") == inst
+    assert store.instrument("binance-usdm", "ETHUSDT").tick_size == 0.01  # known default
+    assert store.instrument("sim", "NOPE") is None
