@@ -70,7 +70,9 @@ def main() -> None:
     base = shared_dir() / "hftbacktest_binance_raw"
     if not base.is_dir():
         raise SystemExit(f"recorded data not found at {base}; set ORDERFLOW_SHARED_DATA")
-    print(f"{'file':<28} {'mix':<6} {'messages':>9} {'levels':>9} {'best s':>8} {'msg/s':>11} {'levels/s':>12}")
+    print(
+        f"{'file':<28} {'mix':<6} {'messages':>9} {'levels':>9} {'best s':>8} {'msg/s':>11} {'levels/s':>12}"
+    )
     for rel in FILES:
         lines = load(base / rel)
         venue = "binance-spot" if rel.startswith("spot") else "binance-usdm"

@@ -7,10 +7,8 @@ the config's ``data.store``, else a folder in the user's data directory).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from pathlib import Path
 
 from orderflow import __version__
 
@@ -18,9 +16,15 @@ log = logging.getLogger("orderflow")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="market-data store directory (default: $ORDERFLOW_STORE or the user data dir)")
-    p.add_argument("--config", help="config directory with YAML files (default: $ORDERFLOW_CONFIG or ./config)")
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override logging.level")
+    p.add_argument(
+        "--store", help="market-data store directory (default: $ORDERFLOW_STORE or the user data dir)"
+    )
+    p.add_argument(
+        "--config", help="config directory with YAML files (default: $ORDERFLOW_CONFIG or ./config)"
+    )
+    p.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override logging.level"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"orderflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="the main job on embedded defaults: simulate a market, store it, check and summarise it")
+    p = sub.add_parser(
+        "run", help="the main job on embedded defaults: simulate a market, store it, check and summarise it"
+    )
     _add_common(p)
     p.add_argument("--hours", type=float, help="simulated hours (default: simulator.hours from config)")
     p.add_argument("--seed", type=int, help="simulator seed (default: simulator.seed)")
@@ -47,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = data.add_parser("import", help="import files into the store")
     _add_common(p)
-    p.add_argument("paths", nargs="+", help="files to import (several raw Binance files continue one depth chain)")
+    p.add_argument(
+        "paths", nargs="+", help="files to import (several raw Binance files continue one depth chain)"
+    )
     p.add_argument("--format", required=True, help="binance-raw | tardis | binance-vision | ohlcv")
     p.add_argument("--venue", help="venue name (default: inferred, e.g. binance-usdm)")
     p.add_argument("--symbol", help="symbol (default: inferred from the file)")
@@ -81,14 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-url", help="REST base URL (default: binance.<market>.rest_base_url)")
     p.add_argument("--ws-url", help="WebSocket base URL (default: binance.<market>.ws_base_url)")
 
-    p = data.add_parser("replay-server", help="serve recorded Binance traffic on loopback in Binance's wire format")
+    p = data.add_parser(
+        "replay-server", help="serve recorded Binance traffic on loopback in Binance's wire format"
+    )
     _add_common(p)
-    p.add_argument("paths", nargs="+", help="raw Binance recordings (hftbacktest format) or cryptofeed .jsonl.gz")
+    p.add_argument(
+        "paths", nargs="+", help="raw Binance recordings (hftbacktest format) or cryptofeed .jsonl.gz"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9400)
     p.add_argument("--speed", type=float, default=1.0, help="1 = recorded pace, 0 = as fast as possible")
-    p.add_argument("--drop-depth", action="append", default=[], metavar="SYMBOL:K",
-                   help="drop the K-th depth diff of SYMBOL (inject a gap)")
+    p.add_argument(
+        "--drop-depth",
+        action="append",
+        default=[],
+        metavar="SYMBOL:K",
+        help="drop the K-th depth diff of SYMBOL (inject a gap)",
+    )
     p.add_argument("--disconnect-after", type=int, help="close each WebSocket after N messages")
     p.add_argument("--stale-after", type=int, help="go silent after N messages (socket kept open)")
     p.add_argument("--throttle-depth", type=int, default=0, help="answer the first M depth requests with 429")

@@ -44,8 +44,11 @@ def render_ls(store: Store) -> str:
     rows = store.ls()
     if not rows:
         return f"store {store.root} is empty"
-    lines = [f"store {store.root}",
-             f"{'venue':<14} {'symbol':<12} {'kind':<8} {'rows':>11} {'first (UTC)':<24} {'last (UTC)':<24} {'files':>5} {'MB':>8}"]
+    lines = [
+        f"store {store.root}",
+        f"{'venue':<14} {'symbol':<12} {'kind':<8} {'rows':>11} {'first (UTC)':<24} {'last (UTC)':<24} "
+        f"{'files':>5} {'MB':>8}",
+    ]
     for d in rows:
         lines.append(
             f"{d.venue:<14} {d.symbol:<12} {d.kind:<8} {d.rows:>11,} {ns_to_iso(d.first_ns):<24} "
@@ -57,7 +60,9 @@ def render_ls(store: Store) -> str:
 def data_ls(cfg: Config, args: argparse.Namespace) -> int:
     store = _store(cfg, args)
     if args.json:
-        _print_json([{**d.__dict__, "first": ns_to_iso(d.first_ns), "last": ns_to_iso(d.last_ns)} for d in store.ls()])
+        _print_json(
+            [{**d.__dict__, "first": ns_to_iso(d.first_ns), "last": ns_to_iso(d.last_ns)} for d in store.ls()]
+        )
     else:
         print(render_ls(store))
     return 0
@@ -77,7 +82,9 @@ def data_import(cfg: Config, args: argparse.Namespace) -> int:
     store = _store(cfg, args)
     t0 = time.perf_counter()
     try:
-        report = import_paths(store, paths, args.format, venue=args.venue, symbol=args.symbol, interval=args.interval)
+        report = import_paths(
+            store, paths, args.format, venue=args.venue, symbol=args.symbol, interval=args.interval
+        )
     except ImportError_ as e:
         raise UserError(str(e)) from None
     if args.json:
@@ -91,7 +98,10 @@ def data_import(cfg: Config, args: argparse.Namespace) -> int:
             print(f"problem: {prob}")
         if len(report.problems) > 50:
             print(f"... {len(report.problems) - 50} more problems (use --json)")
-        print(f"imported {len(paths)} file(s) in {time.perf_counter() - t0:.1f} s into {store.root}; gaps: {report.gaps}")
+        print(
+            f"imported {len(paths)} file(s) in {time.perf_counter() - t0:.1f} s into {store.root}; "
+            f"gaps: {report.gaps}"
+        )
     return 1 if not report.rows else 0
 
 
@@ -113,8 +123,16 @@ def data_check(cfg: Config, args: argparse.Namespace) -> int:
 
 # -- data simulate -----------------------------------------------------------------------------------
 def _sim_config(cfg: Config, args: argparse.Namespace):
-    over = {k: v for k, v in {"symbol": getattr(args, "symbol", None), "hours": args.hours, "seed": args.seed,
-                               "start": getattr(args, "start", None)}.items() if v is not None}
+    over = {
+        k: v
+        for k, v in {
+            "symbol": getattr(args, "symbol", None),
+            "hours": args.hours,
+            "seed": args.seed,
+            "start": getattr(args, "start", None),
+        }.items()
+        if v is not None
+    }
     return cfg.simulator.model_copy(update=over) if over else cfg.simulator
 
 
@@ -129,7 +147,9 @@ def data_simulate(cfg: Config, args: argparse.Namespace) -> int:
     sc = _sim_config(cfg, args)
     t0 = time.perf_counter()
     res = simulate(sc, store=store, progress=_progress)
-    print(f"simulated {sc.hours:g} h of {sc.symbol} (seed {sc.seed}) in {time.perf_counter() - t0:.1f} s: {res}")
+    print(
+        f"simulated {sc.hours:g} h of {sc.symbol} (seed {sc.seed}) in {time.perf_counter() - t0:.1f} s: {res}"
+    )
     print(f"stored in {store.root}")
     return 0
 
@@ -154,8 +174,10 @@ def _facts_for_source(store: Store, source: list[str]) -> tuple[str, dict]:
         rep = import_binance_raw(tmp_store, paths)
         ds = {(d.venue, d.symbol) for d in tmp_store.ls() if d.kind == "book"}
         if len(ds) != 1:
-            raise UserError(f"{source}: expected one symbol's book in the files, found {sorted(ds) or 'none'}"
-                            + (f"; problems: {rep.problems[:3]}" if rep.problems else ""))
+            raise UserError(
+                f"{source}: expected one symbol's book in the files, found {sorted(ds) or 'none'}"
+                + (f"; problems: {rep.problems[:3]}" if rep.problems else "")
+            )
         venue, symbol = ds.pop()
         return " + ".join(p.name for p in paths), compute_facts(tmp_store, venue, symbol)
 
@@ -187,8 +209,15 @@ def data_record(cfg: Config, args: argparse.Namespace) -> int:
     if not symbols:
         raise UserError("--symbols is empty")
     out = Path(args.out or cfg.data.raw_dir or store.root.parent / "raw")
-    summary = record(store, args.market, symbols, args.minutes, _endpoints(cfg, args.market, args.rest_url, args.ws_url),
-                     cfg.feed, out)
+    summary = record(
+        store,
+        args.market,
+        symbols,
+        args.minutes,
+        _endpoints(cfg, args.market, args.rest_url, args.ws_url),
+        cfg.feed,
+        out,
+    )
     _print_json(summary)
     return 0
 
@@ -206,8 +235,16 @@ def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UserError(f"no such file: {', '.join(missing)}")
-    serve(paths, host=args.host, port=args.port, speed=args.speed, drop_depth=drops,
-          disconnect_after=args.disconnect_after, stale_after=args.stale_after, throttle_depth=args.throttle_depth)
+    serve(
+        paths,
+        host=args.host,
+        port=args.port,
+        speed=args.speed,
+        drop_depth=drops,
+        disconnect_after=args.disconnect_after,
+        stale_after=args.stale_after,
+        throttle_depth=args.throttle_depth,
+    )
     return 0
 
 
@@ -217,8 +254,15 @@ def data_backfill_klines(cfg: Config, args: argparse.Namespace) -> int:
     store = _store(cfg, args)
     start = _parse_time(args.start)
     end = _parse_time(args.end) if args.end else time.time_ns()
-    n = backfill_klines(store, args.market, args.symbol.upper(), args.interval, start, end,
-                        _endpoints(cfg, args.market, args.rest_url))
+    n = backfill_klines(
+        store,
+        args.market,
+        args.symbol.upper(),
+        args.interval,
+        start,
+        end,
+        _endpoints(cfg, args.market, args.rest_url),
+    )
     print(f"stored {n} {args.interval} bars of {args.symbol.upper()} in {store.root}")
     return 0
 
@@ -240,8 +284,15 @@ def run_main_job(cfg: Config, args: argparse.Namespace) -> int:
     facts = compute_facts(store, sc.venue, sc.symbol)
     failures = report.failures(cfg.quality)
     if args.json:
-        _print_json({"simulation": str(res), "seconds": round(t_sim, 2), "quality": report.to_dict(),
-                     "quality_failures": failures, "facts": facts})
+        _print_json(
+            {
+                "simulation": str(res),
+                "seconds": round(t_sim, 2),
+                "quality": report.to_dict(),
+                "quality_failures": failures,
+                "facts": facts,
+            }
+        )
     else:
         print(f"\nsimulated in {t_sim:.1f} s: {res}\n")
         print(render_ls(store))

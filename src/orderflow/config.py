@@ -40,7 +40,9 @@ class _Frozen(BaseModel):
 
 class DataConfig(_Frozen):
     store: str | None = Field(None, description="store directory; ORDERFLOW_STORE or --store override it")
-    raw_dir: str | None = Field(None, description="where `data record` writes raw gz files; default <store>/../raw")
+    raw_dir: str | None = Field(
+        None, description="where `data record` writes raw gz files; default <store>/../raw"
+    )
 
 
 class LoggingConfig(_Frozen):
@@ -111,7 +113,9 @@ def config_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     return REPO_CONFIG_DIR if REPO_CONFIG_DIR.is_dir() else None
 
 
-def load_config(directory: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+def load_config(
+    directory: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> Config:
     """Load defaults <- YAML files <- environment. Raises ConfigError naming the bad key and its source."""
     env = dict(os.environ if environ is None else environ)
     merged: dict[str, Any] = {}

@@ -33,8 +33,15 @@ def test_import_check_and_book_matches_book_ticker(shared_data, tmp_path, capsys
     from orderflow.data.store import Store
 
     s = Store(store)
-    b = s.read("binance-usdm", "BTCUSDT", "book", columns=["update_id", "bid_px_1", "bid_sz_1", "ask_px_1", "ask_sz_1"])
-    q = s.read("binance-usdm", "BTCUSDT", "quote", columns=["update_id", "bid_px", "bid_sz", "ask_px", "ask_sz"])
+    b = s.read(
+        "binance-usdm",
+        "BTCUSDT",
+        "book",
+        columns=["update_id", "bid_px_1", "bid_sz_1", "ask_px_1", "ask_sz_1"],
+    )
+    q = s.read(
+        "binance-usdm", "BTCUSDT", "quote", columns=["update_id", "bid_px", "bid_sz", "ask_px", "ask_sz"]
+    )
     m = b.merge(q, on="update_id")
     assert len(m) == 629
     assert (m.bid_px_1 == m.bid_px).all() and (m.ask_px_1 == m.ask_px).all()

@@ -33,7 +33,8 @@ def test_spot_chain_and_trades(shared_data, store):
 
 
 def _damaged_copy(src: Path, dst: Path, edit) -> Path:
-    lines = gzip.open(src, "rb").read().splitlines(keepends=True)
+    with gzip.open(src, "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)
     with gzip.open(dst, "wb") as fh:
         fh.writelines(edit(lines))
     return dst

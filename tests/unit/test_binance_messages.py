@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orderflow.core.events import Bar, BookDelta, Quote, Side, Trade
-from orderflow.data.binance.messages import Decoder, DecodeError, decode_snapshot, stream_kind
+from orderflow.data.binance.messages import DecodeError, Decoder, decode_snapshot, stream_kind
 
 USDM_DEPTH = (
     b'{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1723161256352,"T":1723161256352,'
@@ -30,7 +30,11 @@ KLINE = (
 def test_depth_update():
     ev = Decoder("binance-usdm").decode(USDM_DEPTH, 7)
     assert isinstance(ev, BookDelta)
-    assert (ev.first_update_id, ev.last_update_id, ev.prev_update_id) == (5123107837801, 5123107842679, 5123107837557)
+    assert (ev.first_update_id, ev.last_update_id, ev.prev_update_id) == (
+        5123107837801,
+        5123107842679,
+        5123107837557,
+    )
     assert ev.ts_event == 1723161256352 * 10**6 and ev.ts_recv == 7
     assert ev.bids == ((1000.0, 606.675), (61800.2, 0.0)) and ev.asks == ((61800.3, 2.155),)
 
@@ -56,7 +60,14 @@ def test_kline():
     ev = Decoder("binance-usdm").decode(KLINE, 1)
     assert isinstance(ev, Bar)
     assert (ev.interval, ev.open, ev.high, ev.low, ev.close, ev.trades, ev.closed) == (
-        "1m", 61800.1, 61820.0, 61790.5, 61810.0, 42, True)
+        "1m",
+        61800.1,
+        61820.0,
+        61790.5,
+        61810.0,
+        42,
+        True,
+    )
     assert ev.ts_event - ev.ts_open == 60 * 10**9
 
 
@@ -70,7 +81,10 @@ def test_snapshot():
     [
         (b"{not json", "not a combined-stream message"),
         (USDM_DEPTH[:80], "not a combined-stream message"),
-        (b'{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate"}}', "bad depth message on btcusdt@depth@0ms"),
+        (
+            b'{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate"}}',
+            "bad depth message on btcusdt@depth@0ms",
+        ),
         (b'{"stream":"btcusdt@forceOrder","data":{}}', "unsupported Binance stream"),
         (b'{"stream":"btcusdt@trade","data":{"E":1,"s":"X","t":1,"p":"abc","q":"1","m":true}}', "bad trade"),
     ],

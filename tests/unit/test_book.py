@@ -40,8 +40,11 @@ def test_book_matches_dict_reference(steps, tick_dec, band):
     center = 60000.0
     rb: dict[float, float] = {}
     ra: dict[float, float] = {}
-    book.load([(round(center - tick * k, dec), 1.0) for k in range(1, 6)],
-              [(round(center + tick * k, dec), 1.0) for k in range(1, 6)], 1)
+    book.load(
+        [(round(center - tick * k, dec), 1.0) for k in range(1, 6)],
+        [(round(center + tick * k, dec), 1.0) for k in range(1, 6)],
+        1,
+    )
     apply_ref(rb, [(round(center - tick * k, dec), 1.0) for k in range(1, 6)])
     apply_ref(ra, [(round(center + tick * k, dec), 1.0) for k in range(1, 6)])
     for uid, (bu, au) in enumerate(steps, 2):

@@ -15,8 +15,16 @@ DAY0 = 19_000 * NS_PER_DAY
 
 def trades(n: int, start: int = DAY0, step: int = 10**9) -> pd.DataFrame:
     ts = start + np.arange(n, dtype=np.int64) * step
-    return pd.DataFrame({"ts_event": ts, "ts_recv": ts + 5, "trade_id": np.arange(n), "price": 100.0 + np.arange(n),
-                         "size": 1.0, "side": np.int8(1)})
+    return pd.DataFrame(
+        {
+            "ts_event": ts,
+            "ts_recv": ts + 5,
+            "trade_id": np.arange(n),
+            "price": 100.0 + np.arange(n),
+            "size": 1.0,
+            "side": np.int8(1),
+        }
+    )
 
 
 def test_partitions_by_date_and_reads_in_order(store: Store):

@@ -33,8 +33,23 @@ def _decimals(tick: float) -> int:
 class OrderBook:
     """Price-level book. ``tick_size`` may be omitted: it is then inferred from the first snapshot."""
 
-    __slots__ = ("_ask_i", "_ask_v", "_ask_far", "_base", "_bid_i", "_bid_v", "_bid_far", "_dec",
-                 "_inv", "_n", "_placed", "_placing", "band_ticks", "tick_size", "update_id")
+    __slots__ = (
+        "_ask_far",
+        "_ask_i",
+        "_ask_v",
+        "_base",
+        "_bid_far",
+        "_bid_i",
+        "_bid_v",
+        "_dec",
+        "_inv",
+        "_n",
+        "_placed",
+        "_placing",
+        "band_ticks",
+        "tick_size",
+        "update_id",
+    )
 
     def __init__(self, tick_size: float | None = None, band_ticks: int = DEFAULT_BAND_TICKS) -> None:
         self.tick_size = tick_size
@@ -100,7 +115,7 @@ class OrderBook:
         asks = [(p, q) for p, q in asks if q > 0.0]
         if not self.tick_size:
             tick = infer_tick([p for p, _ in bids] + [p for p, _ in asks])
-            if not tick == tick:  # NaN: too few levels to tell
+            if tick != tick:  # NaN: too few levels to tell
                 tick = 1e-8
             self._set_tick(tick)
         self.clear()
@@ -314,7 +329,9 @@ class OrderBook:
         """Top ``n`` levels: bids best-first (descending price), asks best-first (ascending)."""
         bp, bq = self._side(True, n)
         ap, aq = self._side(False, n)
-        return tuple(zip(bp.tolist(), bq.tolist(), strict=True)), tuple(zip(ap.tolist(), aq.tolist(), strict=True))
+        return tuple(zip(bp.tolist(), bq.tolist(), strict=True)), tuple(
+            zip(ap.tolist(), aq.tolist(), strict=True)
+        )
 
     def top_into(self, n: int, out: np.ndarray) -> None:
         """Write the top ``n`` levels into ``out[0:4n]`` as bid_px, bid_sz, ask_px, ask_sz blocks
@@ -351,5 +368,9 @@ class OrderBook:
         return dict(self._iter_side(False))
 
     def __len__(self) -> int:
-        return (int(np.count_nonzero(self._bid_v)) + int(np.count_nonzero(self._ask_v))
-                + len(self._bid_far) + len(self._ask_far))
+        return (
+            int(np.count_nonzero(self._bid_v))
+            + int(np.count_nonzero(self._ask_v))
+            + len(self._bid_far)
+            + len(self._ask_far)
+        )

@@ -49,7 +49,7 @@ def lookup(venue: str, symbol: str) -> Instrument | None:
     return KNOWN.get((venue, symbol.upper()))
 
 
-def infer_tick(prices: "list[float] | object", max_decimals: int = 8) -> float:
+def infer_tick(prices: list[float] | object, max_decimals: int = 8) -> float:
     """Smallest price increment seen in ``prices`` (a sequence or numpy array), rounded to a power-ten
     multiple. Used when an instrument is not known from exchange metadata."""
     import numpy as np

@@ -31,7 +31,9 @@ def book_columns(levels: int = DEFAULT_LEVELS) -> list[str]:
     return cols
 
 
-def book_arrays(df: pd.DataFrame, levels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def book_arrays(
+    df: pd.DataFrame, levels: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(bid_px, bid_sz, ask_px, ask_sz) as float arrays of shape (rows, levels)."""
     if levels is None:
         levels = sum(1 for c in df.columns if c.startswith("bid_px_"))
@@ -66,7 +68,11 @@ class BookTable:
         self._meta.append((ts_event, ts_recv, book.update_id))
 
     def frame(self) -> pd.DataFrame:
-        values = np.concatenate([*self._blocks, self._cur[: self._n]]) if self._meta else np.empty((0, 4 * self.levels))
+        values = (
+            np.concatenate([*self._blocks, self._cur[: self._n]])
+            if self._meta
+            else np.empty((0, 4 * self.levels))
+        )
         meta = np.array(self._meta, dtype=np.int64).reshape(-1, 3)
         df = pd.DataFrame(values, columns=book_columns(self.levels))
         df.insert(0, "update_id", meta[:, 2])
@@ -93,12 +99,31 @@ class DepthTable:
             rows.append((*head, -1, p, q))
 
     def frame(self) -> pd.DataFrame:
-        cols = ["ts_event", "ts_recv", "first_update_id", "last_update_id", "prev_update_id", "is_snapshot",
-                "side", "price", "size"]
+        cols = [
+            "ts_event",
+            "ts_recv",
+            "first_update_id",
+            "last_update_id",
+            "prev_update_id",
+            "is_snapshot",
+            "side",
+            "price",
+            "size",
+        ]
         df = pd.DataFrame(self.rows, columns=cols)
-        return df.astype({"ts_event": "int64", "ts_recv": "int64", "first_update_id": "int64",
-                          "last_update_id": "int64", "prev_update_id": "int64", "is_snapshot": "bool",
-                          "side": "int8", "price": "float64", "size": "float64"})
+        return df.astype(
+            {
+                "ts_event": "int64",
+                "ts_recv": "int64",
+                "first_update_id": "int64",
+                "last_update_id": "int64",
+                "prev_update_id": "int64",
+                "is_snapshot": "bool",
+                "side": "int8",
+                "price": "float64",
+                "size": "float64",
+            }
+        )
 
 
 def trades_frame(trades: list[Trade]) -> pd.DataFrame:
@@ -106,26 +131,62 @@ def trades_frame(trades: list[Trade]) -> pd.DataFrame:
         [(t.ts_event, t.ts_recv, t.trade_id, t.price, t.size, int(t.aggressor)) for t in trades],
         columns=["ts_event", "ts_recv", "trade_id", "price", "size", "side"],
     )
-    return df.astype({"ts_event": "int64", "ts_recv": "int64", "trade_id": "int64", "price": "float64",
-                      "size": "float64", "side": "int8"})
+    return df.astype(
+        {
+            "ts_event": "int64",
+            "ts_recv": "int64",
+            "trade_id": "int64",
+            "price": "float64",
+            "size": "float64",
+            "side": "int8",
+        }
+    )
 
 
 def quotes_frame(quotes: list[Quote]) -> pd.DataFrame:
     df = pd.DataFrame(
-        [(q.ts_event, q.ts_recv, q.update_id, q.bid_price, q.bid_size, q.ask_price, q.ask_size) for q in quotes],
+        [
+            (q.ts_event, q.ts_recv, q.update_id, q.bid_price, q.bid_size, q.ask_price, q.ask_size)
+            for q in quotes
+        ],
         columns=["ts_event", "ts_recv", "update_id", "bid_px", "bid_sz", "ask_px", "ask_sz"],
     )
     return df.astype({"ts_event": "int64", "ts_recv": "int64", "update_id": "int64"})
 
 
-BAR_COLUMNS = ["ts_event", "ts_recv", "ts_open", "open", "high", "low", "close", "volume", "quote_volume",
-               "trades", "taker_buy_volume"]
+BAR_COLUMNS = [
+    "ts_event",
+    "ts_recv",
+    "ts_open",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_volume",
+]
 
 
 def bars_frame(bars: list[Bar]) -> pd.DataFrame:
     df = pd.DataFrame(
-        [(b.ts_event, b.ts_recv, b.ts_open, b.open, b.high, b.low, b.close, b.volume, b.quote_volume, b.trades,
-          b.taker_buy_volume) for b in bars],
+        [
+            (
+                b.ts_event,
+                b.ts_recv,
+                b.ts_open,
+                b.open,
+                b.high,
+                b.low,
+                b.close,
+                b.volume,
+                b.quote_volume,
+                b.trades,
+                b.taker_buy_volume,
+            )
+            for b in bars
+        ],
         columns=BAR_COLUMNS,
     )
     return df.astype({"ts_event": "int64", "ts_recv": "int64", "ts_open": "int64", "trades": "int64"})

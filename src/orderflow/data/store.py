@@ -89,11 +89,16 @@ class Store:
     # -- paths -------------------------------------------------------------------------------------
     def partition_dir(self, venue: str, symbol: str, kind: str, date: str) -> Path:
         return (
-            self.root / f"venue={_check_name('venue', venue)}" / f"symbol={_check_name('symbol', symbol)}"
-            / f"kind={_check_name('kind', kind)}" / f"date={date}"
+            self.root
+            / f"venue={_check_name('venue', venue)}"
+            / f"symbol={_check_name('symbol', symbol)}"
+            / f"kind={_check_name('kind', kind)}"
+            / f"date={date}"
         )
 
-    def files(self, venue: str | None = None, symbol: str | None = None, kind: str | None = None) -> list[Path]:
+    def files(
+        self, venue: str | None = None, symbol: str | None = None, kind: str | None = None
+    ) -> list[Path]:
         pat = f"venue={venue or '*'}/symbol={symbol or '*'}/kind={kind or '*'}/date=*/part-*.parquet"
         return sorted(self.root.glob(pat))
 
@@ -211,13 +216,16 @@ class Store:
         with duckdb.connect() as con:
             for (venue, symbol, kind), fl in sorted(groups.items()):
                 rows, lo, hi = con.execute(
-                    "SELECT count(*), min(ts_event), max(ts_event) FROM read_parquet(?)", [[str(f) for f in fl]]
+                    "SELECT count(*), min(ts_event), max(ts_event) FROM read_parquet(?)",
+                    [[str(f) for f in fl]],
                 ).fetchone()
                 size = sum(f.stat().st_size for f in fl)
                 out.append(Dataset(venue, symbol, kind, int(rows), int(lo), int(hi), len(fl), size))
         return out
 
-    def datasets(self, venue: str | None = None, symbol: str | None = None, kind: str | None = None) -> list[tuple[str, str, str]]:
+    def datasets(
+        self, venue: str | None = None, symbol: str | None = None, kind: str | None = None
+    ) -> list[tuple[str, str, str]]:
         seen = []
         for f in self.files(venue, symbol, kind):
             key = tuple(p.split("=", 1)[1] for p in f.parts[-5:-2])
@@ -243,11 +251,22 @@ class Store:
         return self.instruments().get(f"{venue}/{symbol}") or lookup(venue, symbol)
 
     def put_instrument(self, inst: Instrument) -> None:
-        cur = {k: {"venue": v.venue, "symbol": v.symbol, "tick_size": v.tick_size, "lot_size": v.lot_size,
-                   "min_notional": v.min_notional} for k, v in self.instruments().items()}
+        cur = {
+            k: {
+                "venue": v.venue,
+                "symbol": v.symbol,
+                "tick_size": v.tick_size,
+                "lot_size": v.lot_size,
+                "min_notional": v.min_notional,
+            }
+            for k, v in self.instruments().items()
+        }
         cur[f"{inst.venue}/{inst.symbol}"] = {
-            "venue": inst.venue, "symbol": inst.symbol, "tick_size": inst.tick_size,
-            "lot_size": inst.lot_size, "min_notional": inst.min_notional,
+            "venue": inst.venue,
+            "symbol": inst.symbol,
+            "tick_size": inst.tick_size,
+            "lot_size": inst.lot_size,
+            "min_notional": inst.min_notional,
         }
         tmp = self.tmp / f"instruments-{uuid.uuid4().hex}.json"
         tmp.write_text(json.dumps(cur, indent=1, sort_keys=True))

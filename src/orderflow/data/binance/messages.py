@@ -107,7 +107,7 @@ class KlineBody(msgspec.Struct):
     o: float
     c: float
     h: float
-    l: float  # noqa: E741 - Binance's field name
+    l: float
     v: float
     n: int
     x: bool
@@ -116,7 +116,11 @@ class KlineBody(msgspec.Struct):
 
 
 class KlineMsg(msgspec.Struct):
-    """Kline (``<symbol>@kline_1m``): ``{"e":"kline","E","s","k":{"t","T","i","o","c","h","l","v","n","x",...}}``."""
+    """Kline (``<symbol>@kline_1m``)::
+
+    {"e":"kline","E":1723161260000,"s":"BTCUSDT","k":{"t":1723161180000,"T":1723161239999,"i":"1m",
+     "o":"61800.1","c":"61810.0","h":"61820.0","l":"61790.5","v":"12.5","n":42,"x":true,...}}
+    """
 
     E: int
     s: str
@@ -126,8 +130,8 @@ class KlineMsg(msgspec.Struct):
 class SnapshotMsg(msgspec.Struct):
     """REST depth snapshot (``GET /api/v3/depth`` or ``/fapi/v1/depth``)::
 
-        {"lastUpdateId":5123107852948,"E":1723161256501,"T":1723161256493,
-         "bids":[["61800.20","2.909"],...],"asks":[...]}
+    {"lastUpdateId":5123107852948,"E":1723161256501,"T":1723161256493,
+     "bids":[["61800.20","2.909"],...],"asks":[...]}
     """
 
     lastUpdateId: int
@@ -210,14 +214,14 @@ class Decoder:
             k = self._kinds[stream] = stream_kind(stream)
         return k
 
-    def decode(self, raw: bytes | str, ts_recv: int):  # noqa: ANN201 - union of domain events
+    def decode(self, raw: bytes | str, ts_recv: int):
         try:
             env = _env_dec.decode(raw)
         except msgspec.DecodeError as e:
             raise DecodeError(f"not a combined-stream message: {e}") from None
         return self.decode_data(env.stream, env.data, ts_recv)
 
-    def decode_data(self, stream: str, data: bytes | msgspec.Raw, ts_recv: int):  # noqa: ANN201
+    def decode_data(self, stream: str, data: bytes | msgspec.Raw, ts_recv: int):
         kind = self.kind_of(stream)
         venue = self.venue
         try:
@@ -229,7 +233,13 @@ class Decoder:
             if kind == "trade":
                 t = _trade_dec.decode(data)
                 return Trade(
-                    venue, t.s, (t.T or t.E) * NS_PER_MS, ts_recv, t.t, t.p, t.q,
+                    venue,
+                    t.s,
+                    (t.T or t.E) * NS_PER_MS,
+                    ts_recv,
+                    t.t,
+                    t.p,
+                    t.q,
                     Side.SELL if t.m else Side.BUY,
                 )
             if kind == "ticker":
@@ -239,15 +249,34 @@ class Decoder:
             if kind == "aggtrade":
                 g = _agg_dec.decode(data)
                 return Trade(
-                    venue, g.s, (g.T or g.E) * NS_PER_MS, ts_recv, g.a, g.p, g.q,
+                    venue,
+                    g.s,
+                    (g.T or g.E) * NS_PER_MS,
+                    ts_recv,
+                    g.a,
+                    g.p,
+                    g.q,
                     Side.SELL if g.m else Side.BUY,
                 )
             if kind == "kline":
                 km = _kline_dec.decode(data)
                 k = km.k
                 return Bar(
-                    venue, km.s, k.i, k.t * NS_PER_MS, (k.T + 1) * NS_PER_MS, ts_recv, k.o, k.h, k.l, k.c,
-                    k.v, k.q, k.n, k.V, k.x,
+                    venue,
+                    km.s,
+                    k.i,
+                    k.t * NS_PER_MS,
+                    (k.T + 1) * NS_PER_MS,
+                    ts_recv,
+                    k.o,
+                    k.h,
+                    k.l,
+                    k.c,
+                    k.v,
+                    k.q,
+                    k.n,
+                    k.V,
+                    k.x,
                 )
             p = _partial_dec.decode(data)
             return stream.split("@", 1)[0].upper(), p

@@ -18,14 +18,14 @@ A diff identical to one already applied (``u <= previous u``) is a duplicate and
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
-from enum import Enum
+from collections.abc import Callable, Iterable
+from enum import StrEnum
 
 from orderflow.core.book import OrderBook
 from orderflow.core.events import BookDelta, BookSynced, GapEvent, Level
 
 
-class SyncState(str, Enum):
+class SyncState(StrEnum):
     WAITING_SNAPSHOT = "waiting_snapshot"  # buffering diffs until a snapshot arrives
     WAITING_BRIDGE = "waiting_bridge"  # snapshot loaded, waiting for the diff that bridges it
     SYNCED = "synced"
@@ -40,12 +40,22 @@ class DepthSync:
     """
 
     def __init__(
-        self, venue: str, symbol: str, futures: bool, max_buffer: int = 10_000, tick_size: float | None = None
+        self,
+        venue: str,
+        symbol: str,
+        futures: bool,
+        max_buffer: int = 10_000,
+        tick_size: float | None = None,
+        on_apply: Callable[[BookDelta, OrderBook], None] | None = None,
     ) -> None:
+        """``on_apply(delta, book)`` is called right after each diff is applied, while the book is in
+        exactly the state that diff produced (buffered diffs replayed after a snapshot included), so a
+        caller can record per-event book states."""
         self.venue = venue
         self.symbol = symbol
         self.futures = futures
         self.book = OrderBook(tick_size)
+        self.on_apply = on_apply
         self.state = SyncState.WAITING_SNAPSHOT
         self.buffer: deque[BookDelta] = deque(maxlen=max_buffer)
         self.last_u = -1
@@ -64,7 +74,9 @@ class DepthSync:
     def needs_snapshot(self) -> bool:
         return self.state is SyncState.WAITING_SNAPSHOT
 
-    def reset(self, reason: str, ts_recv: int, ts_event: int = 0, expected: int = -1, got: int = -1) -> GapEvent:
+    def reset(
+        self, reason: str, ts_recv: int, ts_event: int = 0, expected: int = -1, got: int = -1
+    ) -> GapEvent:
         """Invalidate the book (a gap, a disconnect, a stale stream) and wait for a new snapshot."""
         self.book.clear()
         self.buffer.clear()
@@ -85,10 +97,11 @@ class DepthSync:
         out: list = []
         pending = list(self.buffer)
         self.buffer.clear()
-        for d in pending:
+        for i, d in enumerate(pending):
             out.extend(self.on_diff(d))
             if self.state is SyncState.WAITING_SNAPSHOT:
                 # snapshot older than the buffered diffs: the caller fetches another; keep later diffs
+                self.buffer.extend(pending[i + 1 :])
                 break
         return out
 
@@ -107,6 +120,8 @@ class DepthSync:
                 return [gap]
             self.book.apply(d.bids, d.asks, d.last_update_id)
             self.last_u = d.last_update_id
+            if self.on_apply is not None:
+                self.on_apply(d, self.book)
             return [d]
         if st is SyncState.WAITING_SNAPSHOT:
             self.buffer.append(d)
@@ -126,7 +141,10 @@ class DepthSync:
         if not bridges:
             # the snapshot is older than this diff and the diffs between were not seen: resnapshot
             gap = self.reset(
-                "snapshot does not bridge the diff stream", d.ts_recv, d.ts_event, lid,
+                "snapshot does not bridge the diff stream",
+                d.ts_recv,
+                d.ts_event,
+                lid,
                 d.prev_update_id if self.futures else d.first_update_id,
             )
             self.buffer.append(d)
@@ -134,6 +152,8 @@ class DepthSync:
         self.book.apply(d.bids, d.asks, d.last_update_id)
         self.last_u = d.last_update_id
         self.state = SyncState.SYNCED
+        if self.on_apply is not None:
+            self.on_apply(d, self.book)
         resync = self.synced_once
         self.synced_once = True
         return [BookSynced(self.venue, self.symbol, d.ts_event, d.ts_recv, lid, resync), d]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 
-class ImportError_(Exception):  # noqa: N801 - avoid shadowing the builtin ImportError
+class ImportError_(Exception):
     """An input that cannot be imported at all (missing file, unknown format)."""
 
 
@@ -38,8 +38,14 @@ class ImportReport:
             self.problems.append("... more problems not listed")
 
     def to_dict(self) -> dict:
-        return {"format": self.format, "files": self.files, "rows": self.rows, "gaps": self.gaps,
-                "problems": self.problems, "notes": self.notes}
+        return {
+            "format": self.format,
+            "files": self.files,
+            "rows": self.rows,
+            "gaps": self.gaps,
+            "problems": self.problems,
+            "notes": self.notes,
+        }
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -68,8 +74,7 @@ def iter_lines(path: Path, report: ImportReport):
     """Yield (line_number, bytes) for each line; a truncated compressed stream is reported, not raised."""
     try:
         with open_binary(path) as fh:
-            for i, line in enumerate(fh, 1):
-                yield i, line
+            yield from enumerate(fh, 1)
     except (EOFError, OSError, zipfile.BadZipFile) as e:
         if isinstance(e, FileNotFoundError):
             raise ImportError_(f"{path}: no such file") from None

@@ -21,7 +21,7 @@ import msgspec
 from orderflow.core.events import Bar, BookDelta, GapEvent, Quote, Trade
 from orderflow.core.instruments import Instrument, infer_tick, lookup
 from orderflow.core.timeutil import guess_epoch_unit, to_ns
-from orderflow.data.binance.messages import Decoder, DecodeError, decode_snapshot, is_snapshot
+from orderflow.data.binance.messages import DecodeError, Decoder, decode_snapshot, is_snapshot
 from orderflow.data.binance.sync import DepthSync
 from orderflow.data.importers.base import ImportReport, iter_lines
 from orderflow.data.schema import BookTable, DepthTable, bars_frame, gaps_frame, quotes_frame, trades_frame
@@ -33,14 +33,20 @@ _env = msgspec.json.Decoder(dict)
 class _SymbolState:
     def __init__(self, venue: str, symbol: str, futures: bool, levels: int) -> None:
         inst = lookup(venue, symbol)
-        self.sync = DepthSync(venue, symbol, futures, tick_size=inst.tick_size if inst else None)
         self.book = BookTable(levels)
         self.depth = DepthTable()
+        self.sync = DepthSync(
+            venue, symbol, futures, tick_size=inst.tick_size if inst else None, on_apply=self._record
+        )
         self.trades: list[Trade] = []
         self.quotes: list[Quote] = []
         self.bars: list[Bar] = []
         self.gaps: list[GapEvent] = []
         self.pre_sync_diffs = 0
+
+    def _record(self, d: BookDelta, book) -> None:
+        self.depth.add_delta(d)
+        self.book.add(book, d.ts_event, d.ts_recv)
 
 
 def detect_venue(paths: Sequence[Path], report: ImportReport) -> str:
@@ -78,11 +84,8 @@ def import_binance_raw(
         return st
 
     def handle_events(st: _SymbolState, events: list, where: str) -> None:
-        for ev in events:
-            if isinstance(ev, BookDelta):
-                st.depth.add_delta(ev)
-                st.book.add(st.sync.book, ev.ts_event, ev.ts_recv)
-            elif isinstance(ev, GapEvent):
+        for ev in events:  # applied diffs were recorded by the on_apply hook, in their own state
+            if isinstance(ev, GapEvent):
                 st.gaps.append(ev)
                 report.gaps += 1
                 report.problem(
@@ -93,11 +96,22 @@ def import_binance_raw(
     def apply_snapshot(st: _SymbolState, snap, ts_recv: int, where: str) -> None:
         ts_event = (snap.T or snap.E) * 1_000_000 or ts_recv
         st.depth.add_delta(
-            BookDelta(venue, st.sync.symbol, ts_event, ts_recv, snap.lastUpdateId, snap.lastUpdateId, -1,
-                      tuple(snap.bids), tuple(snap.asks)),
+            BookDelta(
+                venue,
+                st.sync.symbol,
+                ts_event,
+                ts_recv,
+                snap.lastUpdateId,
+                snap.lastUpdateId,
+                -1,
+                tuple(snap.bids),
+                tuple(snap.asks),
+            ),
             is_snapshot=True,
         )
-        handle_events(st, st.sync.on_snapshot(snap.lastUpdateId, snap.bids, snap.asks, ts_event, ts_recv), where)
+        handle_events(
+            st, st.sync.on_snapshot(snap.lastUpdateId, snap.bids, snap.asks, ts_event, ts_recv), where
+        )
 
     unit: str | None = None
     for path in paths:
@@ -147,10 +161,9 @@ def import_binance_raw(
                 st.trades.append(ev)
             elif isinstance(ev, Quote):
                 st.quotes.append(ev)
-            elif isinstance(ev, Bar):
-                if ev.closed:
-                    st.bars.append(ev)
-    for snap, _, where in pending_snapshot:
+            elif isinstance(ev, Bar) and ev.closed:
+                st.bars.append(ev)
+    for _snap, _, where in pending_snapshot:
         report.problem(f"{where}: depth snapshot with no stream messages to name its symbol; skipped")
 
     src = source or _source_tag(paths)
@@ -158,7 +171,9 @@ def import_binance_raw(
         if st.sync.state.value != "synced" and not len(st.book):
             report.notes.append(f"{sym}: the depth chain never synced (no snapshot bridged the diffs)")
         if st.pre_sync_diffs:
-            report.notes.append(f"{sym}: {st.pre_sync_diffs} diffs before the first snapshot were not applied")
+            report.notes.append(
+                f"{sym}: {st.pre_sync_diffs} diffs before the first snapshot were not applied"
+            )
         if st.sync.duplicates:
             report.notes.append(f"{sym}: {st.sync.duplicates} duplicate diffs skipped")
         for kind, frame in (

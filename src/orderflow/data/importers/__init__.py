@@ -1,0 +1,63 @@
+"""Importers of recorded market data into the :class:`~orderflow.data.store.Store`.
+
+``import_paths(store, paths, fmt)`` dispatches on the format name:
+
+- ``binance-raw``: ``<local_ts> <raw combined-stream JSON>`` lines (hftbacktest, ``orderflow data record``)
+- ``tardis``: tardis.dev CSVs (incremental_book_L2, book_snapshot_5/25, trades, quotes)
+- ``binance-vision``: Binance Vision kline CSV/zip files, ``SYMBOL-INTERVAL-DATE.csv``
+- ``ohlcv``: generic OHLCV CSV or feather files with a header row
+
+Venue, symbol and interval are taken from file names and contents where they can be (tardis rows name
+the exchange and symbol; Binance Vision and freqtrade names carry symbol and interval; a Binance Vision
+``spot``/``um``/``cm`` folder names the venue) and must otherwise be given; a missing one is an
+:class:`ImportError_` naming the option. Re-importing a file replaces its earlier rows (each file is
+written under its own ``source`` tag). A file that cannot be imported at all raises before anything is
+written; a bad line is recorded in :attr:`ImportReport.problems` as ``file:line`` and skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from orderflow.data.importers.base import ImportError_, ImportReport
+from orderflow.data.store import Store
+
+FORMATS = ("binance-raw", "tardis", "binance-vision", "ohlcv")
+
+__all__ = ["FORMATS", "ImportError_", "ImportReport", "import_paths"]
+
+
+def import_paths(
+    store: Store,
+    paths: Sequence[Path],
+    fmt: str,
+    venue: str | None = None,
+    symbol: str | None = None,
+    interval: str | None = None,
+) -> ImportReport:
+    """Import ``paths`` (in time order) of format ``fmt`` into ``store``; see the module docstring."""
+    if fmt not in FORMATS:
+        raise ImportError_(f"unknown import format {fmt!r}; known: {', '.join(FORMATS)}")
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ImportError_("no files to import")
+    for p in paths:
+        if not p.is_file():
+            raise ImportError_(f"{p}: no such file")
+    if fmt == "binance-raw":
+        from orderflow.data.importers.binance_raw import import_binance_raw
+
+        if symbol is not None or interval is not None:
+            raise ImportError_("binance-raw files name their symbols; --symbol/--interval do not apply")
+        return import_binance_raw(store, paths, venue=venue)
+    if fmt == "tardis":
+        from orderflow.data.importers.tardis import import_tardis
+
+        if interval is not None:
+            raise ImportError_("tardis files hold no bars; --interval does not apply")
+        return import_tardis(store, paths, venue=venue, symbol=symbol)
+    from orderflow.data.importers.klines import import_binance_vision, import_ohlcv
+
+    fn = import_binance_vision if fmt == "binance-vision" else import_ohlcv
+    return fn(store, paths, venue=venue, symbol=symbol, interval=interval)
