@@ -86,8 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbols", required=True, help="comma-separated, e.g. btcusdt,ethusdt")
     p.add_argument("--minutes", type=float, required=True)
     p.add_argument("--out", help="directory for raw gz recordings (default: data.raw_dir or <store>/../raw)")
+    p.add_argument("--testnet", action="store_true", help="use Binance's testnet endpoints")
     p.add_argument("--rest-url", help="REST base URL (default: binance.<market>.rest_base_url)")
     p.add_argument("--ws-url", help="WebSocket base URL (default: binance.<market>.ws_base_url)")
+    p.add_argument("--book-ticker", action="store_true", help="also record bookTicker")
+    p.add_argument("--partial-depth", type=int, choices=[0, 5, 10, 20], help="also record partial depth N")
+    p.add_argument("--klines", help="comma-separated kline intervals to record, e.g. 1m,5m")
+    p.add_argument("--flush-s", type=float, default=5.0, help="seconds between store flushes")
 
     p = data.add_parser(
         "replay-server", help="serve recorded Binance traffic on loopback in Binance's wire format"
@@ -97,18 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="+", help="raw Binance recordings (hftbacktest format) or cryptofeed .jsonl.gz"
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=9400)
+    p.add_argument("--port", type=int, default=9400, help="0 picks a free port")
     p.add_argument("--speed", type=float, default=1.0, help="1 = recorded pace, 0 = as fast as possible")
+    p.add_argument("--market", choices=["usdm", "spot", "coinm"], help="default: inferred from the files")
+    p.add_argument("--max-messages", type=int, help="serve only the first N recorded messages")
     p.add_argument(
-        "--drop-depth",
+        "--drop-diff",
         action="append",
         default=[],
         metavar="SYMBOL:K",
-        help="drop the K-th depth diff of SYMBOL (inject a gap)",
+        help="drop the K-th depth diff of SYMBOL",
     )
-    p.add_argument("--disconnect-after", type=int, help="close each WebSocket after N messages")
-    p.add_argument("--stale-after", type=int, help="go silent after N messages (socket kept open)")
-    p.add_argument("--throttle-depth", type=int, default=0, help="answer the first M depth requests with 429")
+    p.add_argument("--close-after", type=int, help="close the WebSocket once after N messages (a disconnect)")
+    p.add_argument("--silent-after", type=int, help="go silent after N messages, socket kept open (stale)")
+    p.add_argument("--silent-s", type=float, default=30.0, help="how long the silence lasts")
+    p.add_argument("--reject-depth", type=int, default=0, help="answer the first M depth requests with 429")
+    p.add_argument("--retry-after-s", type=int, default=1, help="Retry-After sent with those 429s")
+    p.add_argument("--kline-file", help="serve /klines from this kline CSV instead of recorded trades")
+    p.add_argument("--kline-symbol", help="symbol of --kline-file")
 
     p = data.add_parser("backfill-klines", help="backfill klines over REST into the store")
     _add_common(p)
@@ -117,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", default="1m")
     p.add_argument("--start", required=True, help="ISO date/time (UTC)")
     p.add_argument("--end", help="ISO date/time (UTC), default now")
+    p.add_argument("--testnet", action="store_true", help="use Binance's testnet endpoints")
     p.add_argument("--rest-url", help="REST base URL (default: binance.<market>.rest_base_url)")
     return parser
 

@@ -140,6 +140,10 @@ def _progress(done: float, total: float) -> None:
     log.info("simulated %.1f / %.1f h", done, total)
 
 
+def _sim_summary(res) -> str:
+    return f"{res.book_rows:,} book rows, {res.trade_rows:,} trades, {res.regime_rows:,} regime rows"
+
+
 def data_simulate(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.data.simulator import simulate
 
@@ -147,9 +151,8 @@ def data_simulate(cfg: Config, args: argparse.Namespace) -> int:
     sc = _sim_config(cfg, args)
     t0 = time.perf_counter()
     res = simulate(sc, store=store, progress=_progress)
-    print(
-        f"simulated {sc.hours:g} h of {sc.symbol} (seed {sc.seed}) in {time.perf_counter() - t0:.1f} s: {res}"
-    )
+    took = time.perf_counter() - t0
+    print(f"simulated {sc.hours:g} h of {sc.symbol} (seed {sc.seed}) in {took:.1f} s: {_sim_summary(res)}")
     print(f"stored in {store.root}")
     return 0
 
@@ -195,10 +198,36 @@ def data_facts(cfg: Config, args: argparse.Namespace) -> int:
 
 
 # -- data record / replay-server / backfill-klines ---------------------------------------------------------
-def _endpoints(cfg: Config, market: str, rest_url: str | None, ws_url: str | None = None):
-    ep = cfg.binance.endpoints(market)
-    over = {k: v for k, v in {"rest_base_url": rest_url, "ws_base_url": ws_url}.items() if v}
-    return ep.model_copy(update=over) if over else ep
+def _endpoints(cfg: Config, args: argparse.Namespace):
+    from orderflow.data.binance.endpoints import default_endpoints
+
+    market = args.market
+    ep = default_endpoints(market, testnet=True) if args.testnet else cfg.binance.endpoints(market)
+    over = {"rest_base_url": args.rest_url, "ws_base_url": getattr(args, "ws_url", None)}
+    over = {k: v for k, v in over.items() if v}
+    return ep.model_validate({**ep.model_dump(), **over}) if over else ep
+
+
+def _feed_config(cfg: Config, args: argparse.Namespace):
+    """The configured feed section for ``args.market``; market-dependent defaults are re-derived."""
+    from orderflow.data.binance.endpoints import FeedConfig
+
+    data = cfg.feed.model_dump(exclude_unset=True)
+    auto = FeedConfig(market=cfg.feed.market)
+    for key in ("depth_stream", "max_weight_per_minute"):  # derived from the market: derive them anew
+        if data.get(key) == getattr(auto, key):
+            data.pop(key)
+    data["market"] = args.market
+    if args.book_ticker:
+        data["book_ticker"] = True
+    if args.partial_depth is not None:
+        data["partial_depth_levels"] = args.partial_depth
+    if args.klines:
+        data["kline_intervals"] = [k.strip() for k in args.klines.split(",") if k.strip()]
+    try:
+        return FeedConfig.model_validate(data)
+    except ValueError as e:
+        raise UserError(f"bad feed settings: {e}") from None
 
 
 def data_record(cfg: Config, args: argparse.Namespace) -> int:
@@ -214,9 +243,10 @@ def data_record(cfg: Config, args: argparse.Namespace) -> int:
         args.market,
         symbols,
         args.minutes,
-        _endpoints(cfg, args.market, args.rest_url, args.ws_url),
-        cfg.feed,
+        _endpoints(cfg, args),
+        _feed_config(cfg, args),
         out,
+        args.flush_s,
     )
     _print_json(summary)
     return 0
@@ -225,12 +255,12 @@ def data_record(cfg: Config, args: argparse.Namespace) -> int:
 def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.data.binance.replay_server import serve
 
-    drops: dict[str, list[int]] = {}
-    for spec in args.drop_depth:
+    drops: dict[str, int] = {}
+    for spec in args.drop_diff:
         sym, _, k = spec.partition(":")
-        if not k.isdigit():
-            raise UserError(f"--drop-depth wants SYMBOL:K, got {spec!r}")
-        drops.setdefault(sym.upper(), []).append(int(k))
+        if not sym or not k.isdigit():
+            raise UserError(f"--drop-diff wants SYMBOL:K, got {spec!r}")
+        drops[sym.upper()] = int(k)
     paths = [Path(p) for p in args.paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -240,10 +270,16 @@ def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         speed=args.speed,
-        drop_depth=drops,
-        disconnect_after=args.disconnect_after,
-        stale_after=args.stale_after,
-        throttle_depth=args.throttle_depth,
+        market=args.market,
+        max_messages=args.max_messages,
+        drop_diff=drops,
+        close_after=args.close_after,
+        silent_after=args.silent_after,
+        silent_s=args.silent_s,
+        reject_depth=args.reject_depth,
+        retry_after_s=args.retry_after_s,
+        kline_file=args.kline_file,
+        kline_symbol=args.kline_symbol,
     )
     return 0
 
@@ -254,14 +290,10 @@ def data_backfill_klines(cfg: Config, args: argparse.Namespace) -> int:
     store = _store(cfg, args)
     start = _parse_time(args.start)
     end = _parse_time(args.end) if args.end else time.time_ns()
+    if end <= start:
+        raise UserError(f"--end {args.end} is not after --start {args.start}")
     n = backfill_klines(
-        store,
-        args.market,
-        args.symbol.upper(),
-        args.interval,
-        start,
-        end,
-        _endpoints(cfg, args.market, args.rest_url),
+        store, args.market, args.symbol.upper(), args.interval, start, end, _endpoints(cfg, args)
     )
     print(f"stored {n} {args.interval} bars of {args.symbol.upper()} in {store.root}")
     return 0
@@ -286,7 +318,7 @@ def run_main_job(cfg: Config, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(
             {
-                "simulation": str(res),
+                "simulation": _sim_summary(res),
                 "seconds": round(t_sim, 2),
                 "quality": report.to_dict(),
                 "quality_failures": failures,
@@ -294,7 +326,7 @@ def run_main_job(cfg: Config, args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(f"\nsimulated in {t_sim:.1f} s: {res}\n")
+        print(f"\nsimulated in {t_sim:.1f} s: {_sim_summary(res)}\n")
         print(render_ls(store))
         print("\ndata quality")
         print(render(report))

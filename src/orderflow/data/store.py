@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from orderflow.core.instruments import Instrument
 
-KINDS = ("book", "depth", "trade", "quote", "bar", "gap")
+KINDS = ("book", "depth", "trade", "quote", "bar", "gap", "regime")
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 NS_PER_DAY = 86_400 * 1_000_000_000
 

@@ -86,17 +86,27 @@ class DepthSync:
         return GapEvent(self.venue, self.symbol, ts_event or ts_recv, ts_recv, reason, expected, got)
 
     # -- inputs -----------------------------------------------------------------------------------
-    def on_snapshot(
-        self, last_update_id: int, bids: Iterable[Level], asks: Iterable[Level], ts_event: int, ts_recv: int
-    ) -> list:
-        """Load a REST snapshot and replay buffered diffs that follow it."""
+    def load_snapshot(
+        self, last_update_id: int, bids: Iterable[Level], asks: Iterable[Level]
+    ) -> list[BookDelta]:
+        """Load a REST snapshot and hand back the buffered diffs (oldest first), which the caller must
+        feed through :meth:`on_diff` in order. Feeding them one at a time lets a caller hand out each
+        applied diff while the book is in exactly that diff's state."""
         self.book.load(bids, asks, last_update_id)
         self.snapshot_id = last_update_id
         self.last_u = -1
         self.state = SyncState.WAITING_BRIDGE
-        out: list = []
         pending = list(self.buffer)
         self.buffer.clear()
+        return pending
+
+    def on_snapshot(
+        self, last_update_id: int, bids: Iterable[Level], asks: Iterable[Level], ts_event: int, ts_recv: int
+    ) -> list:
+        """Load a REST snapshot and replay the buffered diffs that follow it (all at once; use
+        :meth:`load_snapshot` or ``on_apply`` to see the book after each of them)."""
+        out: list = []
+        pending = self.load_snapshot(last_update_id, bids, asks)
         for i, d in enumerate(pending):
             out.extend(self.on_diff(d))
             if self.state is SyncState.WAITING_SNAPSHOT:

@@ -1,0 +1,131 @@
+"""Binance base URLs and the live feed's configuration.
+
+Base URLs are configuration, so the same feed and REST client run against Binance mainnet, the
+Binance testnets or the loopback :class:`~orderflow.data.binance.replay_server.ReplayServer`.
+
+Testnet URLs (Binance docs, "Testnet General Info" for spot; USD-M futures testnet):
+spot REST ``https://testnet.binance.vision``, streams ``wss://stream.testnet.binance.vision``;
+USD-M REST ``https://testnet.binancefuture.com``, streams ``wss://fstream.binancefuture.com``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Market = Literal["usdm", "spot"]
+
+_MAINNET = {
+    "usdm": ("https://fapi.binance.com", "wss://fstream.binance.com"),
+    "spot": ("https://api.binance.com", "wss://stream.binance.com:9443"),
+}
+_TESTNET = {
+    "usdm": ("https://testnet.binancefuture.com", "wss://fstream.binancefuture.com"),
+    "spot": ("https://testnet.binance.vision", "wss://stream.testnet.binance.vision"),
+}
+VENUE_OF_MARKET = {"usdm": "binance-usdm", "spot": "binance-spot"}
+
+
+class BinanceEndpoints(BaseModel):
+    """Where to reach one Binance market: REST base (no trailing slash) and WebSocket base."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    market: Market
+    rest_base_url: str
+    ws_base_url: str
+
+    @field_validator("rest_base_url", "ws_base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        v = v.strip()
+        if "://" not in v:
+            raise ValueError(f"not a URL: {v!r}")
+        return v.rstrip("/")
+
+    @property
+    def venue(self) -> str:
+        return VENUE_OF_MARKET[self.market]
+
+    @property
+    def futures(self) -> bool:
+        return self.market != "spot"
+
+
+def default_endpoints(market: Market, testnet: bool = False) -> BinanceEndpoints:
+    """Mainnet (or testnet) endpoints of ``market`` ("usdm" or "spot")."""
+    table = _TESTNET if testnet else _MAINNET
+    if market not in table:
+        raise ValueError(f"unknown Binance market {market!r}; expected 'usdm' or 'spot'")
+    rest, ws = table[market]
+    return BinanceEndpoints(market=market, rest_base_url=rest, ws_base_url=ws)
+
+
+def loopback_endpoints(market: Market, host: str, port: int) -> BinanceEndpoints:
+    """Endpoints of a replay server on ``host:port`` (plain HTTP and WS)."""
+    return BinanceEndpoints(
+        market=market, rest_base_url=f"http://{host}:{port}", ws_base_url=f"ws://{host}:{port}"
+    )
+
+
+class FeedConfig(BaseModel):
+    """What the live feed subscribes to and how it behaves on trouble.
+
+    ``depth_stream`` defaults to ``depth@0ms`` on USD-M and ``depth@100ms`` on spot (set from
+    ``market`` when left empty). ``max_weight_per_minute`` defaults to 2400 (USD-M) or 6000 (spot).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    market: Market = "usdm"
+    depth_stream: str = ""
+    partial_depth_levels: int = 0
+    trades: bool = True
+    book_ticker: bool = False
+    kline_intervals: list[str] = Field(default_factory=list)
+    snapshot_limit: int = 1000
+    reconnect_initial_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    watchdog_s: float = Field(10.0, gt=0)
+    max_weight_per_minute: int = 0
+    weight_safety: float = Field(0.8, gt=0, le=1)
+
+    @field_validator("partial_depth_levels")
+    @classmethod
+    def _levels(cls, v: int) -> int:
+        if v not in (0, 5, 10, 20):
+            raise ValueError(f"partial_depth_levels must be 0 (off), 5, 10 or 20, not {v}")
+        return v
+
+    @field_validator("depth_stream")
+    @classmethod
+    def _depth(cls, v: str) -> str:
+        if v and v not in ("depth", "depth@100ms", "depth@250ms", "depth@500ms", "depth@0ms"):
+            raise ValueError(f"unsupported depth stream {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _defaults(self) -> FeedConfig:
+        if not self.depth_stream:
+            object.__setattr__(self, "depth_stream", "depth@0ms" if self.market == "usdm" else "depth@100ms")
+        if self.max_weight_per_minute <= 0:
+            object.__setattr__(self, "max_weight_per_minute", 2400 if self.market == "usdm" else 6000)
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_initial_s")
+        return self
+
+    def streams(self, symbols: list[str]) -> list[str]:
+        """Stream names for ``symbols`` in subscription order (lowercase, as Binance wants)."""
+        out: list[str] = []
+        for s in symbols:
+            s = s.lower()
+            out.append(f"{s}@{self.depth_stream}")
+            if self.partial_depth_levels:
+                out.append(f"{s}@depth{self.partial_depth_levels}@100ms")
+            if self.trades:
+                out.append(f"{s}@trade")
+            if self.book_ticker:
+                out.append(f"{s}@bookTicker")
+            out.extend(f"{s}@kline_{iv}" for iv in self.kline_intervals)
+        return out

@@ -1,0 +1,419 @@
+"""A loopback Binance: serves recorded raw Binance traffic in Binance's own wire format.
+
+Sources (see :mod:`orderflow.data.binance.replay_source`):
+
+- hftbacktest raw files, ``<local_ts> <raw json>`` per line (combined-stream messages and one REST
+  depth snapshot body ``{"lastUpdateId",...}`` near the start); consecutive files continue one chain;
+- cryptofeed recordings (``BINANCE*.jsonl.gz``): ``{"t":"http"|"recv", "ts": <s>, "data": "<raw>"}``.
+
+Endpoints: WS ``/stream?streams=a/b/c`` (combined) and ``/ws/<stream>`` (raw); REST ``depth``, ``time``,
+``exchangeInfo`` and ``klines`` under both ``/api/v3`` and ``/fapi/v1``. An unknown symbol gets HTTP 400
+``{"code":-1121,"msg":"Invalid symbol."}``.
+
+One replay position per server: a pump walks the merged recording while at least one client is
+connected (it pauses with none) and sends each message to the clients subscribed to its stream, so a
+reconnecting client continues where the stream is. ``speed`` 1.0 follows the recorded local
+timestamps, 0 sends as fast as the clients read. The server keeps its own book per symbol
+(:class:`DepthSync` over every diff, including dropped ones) and answers a depth request with the
+recorded snapshot while the replay has not passed it, else with its current book
+(``lastUpdateId`` = ``u`` of the last diff sent), like a live exchange.
+
+Faults (deterministic for a given file set and options): ``drop_diff={"BTCUSDT": k}`` skips the k-th
+depth diff of that symbol (a gap); ``close_after=n`` closes every socket after n messages (once);
+``silent_after=n`` stops sending after n messages while keeping sockets open, for ``silent_s`` seconds
+or until the sockets open at that moment have all closed (once); ``reject_depth=m`` answers the
+first m depth requests with HTTP 429 and ``Retry-After: retry_after_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from orderflow.data.binance.messages import DecodeError, decode_snapshot
+from orderflow.data.binance.replay_source import Recording, load_recording
+from orderflow.data.binance.rest import depth_weight, klines_weight
+from orderflow.data.binance.sync import DepthSync
+
+log = logging.getLogger(__name__)
+NS_PER_MS = 1_000_000
+
+
+def _fmt(x: float) -> str:
+    return np.format_float_positional(x, trim="-")
+
+
+class _Client:
+    __slots__ = ("combined", "streams", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse, streams: set[str], combined: bool) -> None:
+        self.ws, self.streams, self.combined = ws, streams, combined
+
+
+class ReplayServer:
+    """Serve a recording on ``host:port`` (port 0 = ephemeral). Use ``async with`` in tests or
+    :func:`serve` from the command line. After start, :attr:`port` and :meth:`endpoints` are set."""
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        speed: float = 0.0,
+        market: str | None = None,
+        max_messages: int | None = None,
+        drop_diff: dict[str, int] | None = None,
+        close_after: int | None = None,
+        silent_after: int | None = None,
+        silent_s: float = 30.0,
+        reject_depth: int = 0,
+        retry_after_s: int = 1,
+        kline_file: str | Path | None = None,
+        kline_symbol: str | None = None,
+    ) -> None:
+        self.rec: Recording = load_recording(
+            paths, market=market, max_messages=max_messages, kline_file=kline_file, kline_symbol=kline_symbol
+        )
+        self.market = self.rec.market
+        self._wmarket = "spot" if self.market == "spot" else "usdm"
+        self.host, self.port, self.speed = host, port, speed
+        self.drop_diff = {k.upper(): v for k, v in (drop_diff or {}).items()}
+        self.close_after, self.silent_after, self.silent_s = close_after, silent_after, silent_s
+        self.reject_depth, self.retry_after_s = reject_depth, retry_after_s
+        self.pos = 0
+        self.sent = 0  # messages walked past (sent or dropped)
+        self.finished = asyncio.Event()
+        self.stats: dict[str, int] = {
+            "ws_connections": 0,
+            "depth_requests": 0,
+            "rejected_depth": 0,
+            "dropped_diffs": 0,
+            "closes": 0,
+            "silences": 0,
+            "built_snapshots": 0,
+            "recorded_snapshots": 0,
+        }
+        futures = self.market != "spot"
+        self.syncs = {s: DepthSync(self.rec.venue, s, futures) for s in self.rec.symbols}
+        self._diff_count = dict.fromkeys(self.rec.symbols, 0)
+        self._snap_passed = dict.fromkeys(self.rec.symbols, 0)
+        self._clients: set[_Client] = set()
+        self._wake = asyncio.Event()
+        self._pump: asyncio.Task | None = None
+        self._runner: web.AppRunner | None = None
+        self._closed_once = self._silenced_once = False
+        self._weight_minute, self._weight = -1, 0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> ReplayServer:
+        app = web.Application()
+        app.router.add_get("/stream", self._ws_combined)
+        app.router.add_get("/ws/{stream}", self._ws_raw)
+        for prefix in ("/api/v3", "/fapi/v1"):
+            app.router.add_get(f"{prefix}/depth", self._depth)
+            app.router.add_get(f"{prefix}/time", self._time)
+            app.router.add_get(f"{prefix}/exchangeInfo", self._exchange_info)
+            app.router.add_get(f"{prefix}/klines", self._klines)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        log.info(
+            "replay server on %s:%d: %s, %d messages, symbols %s",
+            self.host,
+            self.port,
+            self.rec.venue,
+            len(self.rec.msgs),
+            ",".join(self.rec.symbols),
+        )
+        return self
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump
+        for c in list(self._clients):
+            await c.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> ReplayServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def endpoints(self, market: str | None = None):
+        from orderflow.data.binance.endpoints import loopback_endpoints
+
+        mk = market or ("spot" if self.market == "spot" else "usdm")
+        return loopback_endpoints(mk, self.host, self.port)  # type: ignore[arg-type]
+
+    # -- websocket --------------------------------------------------------------------------------
+    async def _ws_combined(self, request: web.Request) -> web.WebSocketResponse:
+        streams = {s for s in request.query.get("streams", "").split("/") if s}
+        return await self._serve_ws(request, streams, combined=True)
+
+    async def _ws_raw(self, request: web.Request) -> web.WebSocketResponse:
+        return await self._serve_ws(request, {request.match_info["stream"]}, combined=False)
+
+    async def _serve_ws(
+        self, request: web.Request, streams: set[str], combined: bool
+    ) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        unknown = streams - self.rec.streams
+        if unknown:
+            log.warning(
+                "replay server: streams not in the recording (nothing will be sent): %s",
+                ",".join(sorted(unknown)),
+            )
+        client = _Client(ws, streams, combined)
+        self._clients.add(client)
+        self.stats["ws_connections"] += 1
+        self._wake.set()
+        if self._pump is None:
+            self._pump = asyncio.get_running_loop().create_task(self._run_pump())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._clients.discard(client)
+        return ws
+
+    async def _run_pump(self) -> None:
+        msgs = self.rec.msgs
+        n = len(msgs)
+        t0_rec = msgs[0][0] if msgs else 0
+        t0_wall = time.monotonic()
+        paused_at: float | None = None
+        while self.pos < n:
+            if not self._clients:
+                paused_at = time.monotonic()
+                self._wake.clear()
+                await self._wake.wait()
+            if paused_at is not None:
+                t0_wall += time.monotonic() - paused_at
+                paused_at = None
+            ts, symbol, stream, text = msgs[self.pos]
+            if self.speed > 0:
+                due = t0_wall + (ts - t0_rec) / 1e9 / self.speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            self.pos += 1
+            self.sent += 1
+            if stream is None:  # a recorded REST snapshot: the exchange state at that moment
+                self._snap_passed[symbol] += 1
+                snap = decode_snapshot(text)
+                ts_ev = (snap.T or snap.E) * NS_PER_MS or ts
+                self.syncs[symbol].on_snapshot(snap.lastUpdateId, snap.bids, snap.asks, ts_ev, ts)
+            else:
+                if self.rec.kinds[stream] != "depth" or self._on_diff(symbol, text, ts):
+                    await self._broadcast(stream, text)
+            await self._faults()
+            if self.speed <= 0 and self.sent % 16 == 0:
+                await asyncio.sleep(0)
+        self.finished.set()
+        log.info("replay server: end of recording after %d messages", self.sent)
+
+    def _on_diff(self, symbol: str, text: str, ts: int) -> bool:
+        """Apply a diff to the server's book; False when the drop fault swallows it."""
+        self._diff_count[symbol] += 1
+        try:
+            d = self.rec.decoder.decode(text, ts)
+        except DecodeError as e:  # pragma: no cover - recording damage
+            log.warning("replay server: undecodable diff for %s: %s", symbol, e)
+            return True
+        self.syncs[symbol].on_diff(d)
+        if self.drop_diff.get(symbol) == self._diff_count[symbol]:
+            self.stats["dropped_diffs"] += 1
+            log.info(
+                "replay server: dropped depth diff #%d of %s (u=%d)",
+                self._diff_count[symbol],
+                symbol,
+                d.last_update_id,
+            )
+            return False
+        return True
+
+    async def _broadcast(self, stream: str, text: str) -> None:
+        data: str | None = None
+        for c in list(self._clients):
+            if stream not in c.streams or c.ws.closed:
+                continue
+            try:
+                if c.combined:
+                    await c.ws.send_str(text)
+                else:
+                    if data is None:
+                        data = text[text.index('"data":') + 7 : text.rindex("}")]
+                    await c.ws.send_str(data)
+            except (ConnectionError, RuntimeError):
+                self._clients.discard(c)
+
+    async def _faults(self) -> None:
+        if self.close_after is not None and not self._closed_once and self.sent >= self.close_after:
+            self._closed_once = True
+            self.stats["closes"] += 1
+            log.info("replay server: closing %d sockets after %d messages", len(self._clients), self.sent)
+            for c in list(self._clients):
+                self._clients.discard(c)
+                await c.ws.close()
+        if self.silent_after is not None and not self._silenced_once and self.sent >= self.silent_after:
+            self._silenced_once = True
+            self.stats["silences"] += 1
+            held = set(self._clients)
+            log.info("replay server: silent after %d messages (up to %.1f s)", self.sent, self.silent_s)
+            end = time.monotonic() + self.silent_s
+            while time.monotonic() < end and any(not c.ws.closed and c in self._clients for c in held):
+                await asyncio.sleep(0.02)
+
+    # -- REST ---------------------------------------------------------------------------------------
+    def _json(
+        self, obj: Any, status: int = 200, weight: int = 1, headers: dict | None = None
+    ) -> web.Response:
+        minute = int(time.time() // 60)
+        if minute != self._weight_minute:
+            self._weight_minute, self._weight = minute, 0
+        self._weight += weight
+        h = {"X-MBX-USED-WEIGHT-1M": str(self._weight), **(headers or {})}
+        body = obj if isinstance(obj, str | bytes) else json.dumps(obj, separators=(",", ":"))
+        return web.Response(body=body, status=status, content_type="application/json", headers=h)
+
+    def _bad_symbol(self) -> web.Response:
+        return self._json({"code": -1121, "msg": "Invalid symbol."}, status=400)
+
+    def _now_ms(self) -> int:
+        msgs = self.rec.msgs
+        if not msgs:
+            return int(time.time() * 1000)
+        return msgs[min(max(self.pos - 1, 0), len(msgs) - 1)][0] // NS_PER_MS
+
+    async def _time(self, request: web.Request) -> web.Response:
+        return self._json({"serverTime": self._now_ms()})
+
+    async def _depth(self, request: web.Request) -> web.Response:
+        symbol = request.query.get("symbol", "").upper()
+        if symbol not in self.syncs:
+            return self._bad_symbol()
+        try:
+            limit = int(request.query.get("limit", "500" if self.market != "spot" else "100"))
+        except ValueError:
+            return self._json({"code": -1100, "msg": "Illegal characters found in parameter 'limit'."}, 400)
+        self.stats["depth_requests"] += 1
+        weight = depth_weight(self._wmarket, limit)
+        if self.stats["depth_requests"] <= self.reject_depth:
+            self.stats["rejected_depth"] += 1
+            return self._json(
+                {"code": -1003, "msg": "Too many requests; replay server fault injection."},
+                status=429,
+                weight=weight,
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
+        recorded = self.rec.snapshots.get(symbol, [])
+        passed = self._snap_passed[symbol]
+        if passed < len(recorded):
+            self.stats["recorded_snapshots"] += 1
+            body = recorded[passed]
+            return self._json(self._truncate(body, limit), weight=weight)
+        sync = self.syncs[symbol]
+        if sync.needs_snapshot:
+            return self._json(
+                {"code": -1000, "msg": f"replay server has no book for {symbol} yet"}, status=503
+            )
+        self.stats["built_snapshots"] += 1
+        bids, asks = sync.book.top(limit)
+        out: dict[str, Any] = {"lastUpdateId": sync.book.update_id}
+        if self.market != "spot":
+            out["E"] = out["T"] = self._now_ms()
+        out["bids"] = [[_fmt(p), _fmt(q)] for p, q in bids]
+        out["asks"] = [[_fmt(p), _fmt(q)] for p, q in asks]
+        return self._json(out, weight=weight)
+
+    @staticmethod
+    def _truncate(body: str, limit: int) -> str:
+        obj = json.loads(body)
+        if len(obj.get("bids", ())) <= limit and len(obj.get("asks", ())) <= limit:
+            return body
+        obj["bids"], obj["asks"] = obj["bids"][:limit], obj["asks"][:limit]
+        return json.dumps(obj, separators=(",", ":"))
+
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        wanted = None
+        if "symbols" in request.query:
+            try:
+                wanted = [s.upper() for s in json.loads(request.query["symbols"])]
+            except ValueError:
+                return self._json(
+                    {"code": -1100, "msg": "Illegal characters found in parameter 'symbols'."}, 400
+                )
+        elif "symbol" in request.query:
+            wanted = [request.query["symbol"].upper()]
+        if wanted and any(s not in self.syncs for s in wanted):
+            return self._bad_symbol()
+        info = self.rec.exchange_info()
+        if wanted:
+            info = {**info, "symbols": [s for s in info["symbols"] if s["symbol"] in wanted]}
+        return self._json(info, weight=20 if self.market == "spot" else 1)
+
+    async def _klines(self, request: web.Request) -> web.Response:
+        q = request.query
+        symbol = q.get("symbol", "").upper()
+        if symbol not in self.rec.symbols and symbol != self.rec.kline_symbol:
+            return self._bad_symbol()
+        interval = q.get("interval", "")
+        max_limit = 1000 if self.market == "spot" else 1500
+        try:
+            limit = int(q.get("limit", "500"))
+            start = int(q["startTime"]) if "startTime" in q else None
+            end = int(q["endTime"]) if "endTime" in q else None
+        except ValueError:
+            return self._json({"code": -1100, "msg": "Illegal characters found in a parameter."}, 400)
+        if not 1 <= limit <= max_limit:
+            return self._json(
+                {"code": -1130, "msg": f"Invalid data sent for a parameter: limit={limit}."}, 400
+            )
+        try:
+            rows = self.rec.klines(symbol, interval)
+        except ValueError:
+            return self._json({"code": -1120, "msg": "Invalid interval."}, 400)
+        opens = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        lo = int(np.searchsorted(opens, start, "left")) if start is not None else 0
+        hi = int(np.searchsorted(opens, end, "right")) if end is not None else len(rows)
+        # with a start, the first `limit` klines from it; without, the latest `limit` up to the end
+        sel = rows[lo:hi][:limit] if start is not None else rows[lo:hi][-limit:]
+        return self._json(sel, weight=klines_weight(self._wmarket, limit))
+
+
+async def serve_forever(server: ReplayServer) -> None:
+    async with server:
+        streams = ",".join(sorted(server.rec.streams))
+        log.warning(
+            "replay server listening on %s:%d (%s: %s; streams %s)",
+            server.host,
+            server.port,
+            server.rec.venue,
+            ",".join(server.rec.symbols),
+            streams,
+        )
+        await asyncio.Event().wait()
+
+
+def serve(paths: Sequence[str | Path], **kwargs: Any) -> None:
+    """Blocking entry point for ``orderflow data replay-server`` (Ctrl-C to stop)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(ReplayServer(paths, **kwargs)))

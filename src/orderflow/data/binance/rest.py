@@ -1,0 +1,292 @@
+"""Async Binance REST client for market data (depth snapshots, klines, server time, exchange info).
+
+Rate-limit aware: after each response the used weight is read from ``X-MBX-USED-WEIGHT-1M`` (any
+case); before a request the client waits for the next minute when ``used + weight`` would pass
+``max_weight_per_minute * weight_safety``. HTTP 429 is retried after ``Retry-After`` seconds (bounded),
+HTTP 418 raises :class:`IpBanned`, and a Binance error body ``{"code":-1121,"msg":"Invalid symbol."}``
+raises :class:`BinanceApiError` without retrying.
+
+Weights (Binance docs): depth on USD-M 2/5/10/20 for limit <=50/100/500/1000; on spot 5/25/50/250
+for limit <=100/500/1000/5000; klines on USD-M 1/2/5/10 for limit <100/<500/<=1000/>1000, on spot 2;
+exchangeInfo 1 (USD-M) / 20 (spot); time 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from orderflow.core.events import Bar
+from orderflow.core.instruments import Instrument
+from orderflow.data.binance.endpoints import BinanceEndpoints
+from orderflow.data.binance.messages import DecodeError, SnapshotMsg, decode_snapshot
+
+log = logging.getLogger(__name__)
+NS_PER_MS = 1_000_000
+
+
+class BinanceRestError(Exception):
+    """Base class of REST errors."""
+
+
+class BinanceApiError(BinanceRestError):
+    """Binance answered with an error body ``{"code": ..., "msg": ...}``."""
+
+    def __init__(self, code: int, msg: str, status: int, symbol: str = "", path: str = "") -> None:
+        self.code, self.msg, self.status, self.symbol, self.path = code, msg, status, symbol, path
+        where = f" for symbol {symbol!r}" if symbol else ""
+        super().__init__(f"Binance error {code} (HTTP {status}) on {path}{where}: {msg}")
+
+
+class IpBanned(BinanceRestError):
+    """HTTP 418: the IP is banned for a while (``retry_after_s``); stop sending requests."""
+
+    def __init__(self, retry_after_s: float, path: str) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"IP banned by Binance (HTTP 418) on {path}; retry after {retry_after_s:.0f} s")
+
+
+class RateLimited(BinanceRestError):
+    """HTTP 429 persisted after the allowed retries."""
+
+
+def depth_weight(market: str, limit: int) -> int:
+    if market == "spot":
+        return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+    return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+
+
+def klines_weight(market: str, limit: int) -> int:
+    if market == "spot":
+        return 2
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
+def _used_weight(headers: Any) -> int | None:
+    for k, v in headers.items():
+        if k.lower() in ("x-mbx-used-weight-1m", "x-mbx-used-weight"):
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+class BinanceRest:
+    """Market-data REST calls against ``endpoints`` (spot ``/api/v3/...``, USD-M ``/fapi/v1/...``).
+
+    Pass an ``aiohttp.ClientSession`` to share one; otherwise the client makes its own (close it with
+    :meth:`close` or use ``async with``).
+    """
+
+    def __init__(
+        self,
+        endpoints: BinanceEndpoints,
+        session: aiohttp.ClientSession | None = None,
+        max_weight_per_minute: int | None = None,
+        weight_safety: float = 0.8,
+        max_retries: int = 5,
+        timeout_s: float = 10.0,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.endpoints = endpoints
+        self.market = endpoints.market
+        self._session = session
+        self._own_session = session is None
+        self.max_weight = max_weight_per_minute or (2400 if self.market == "usdm" else 6000)
+        self.weight_safety = weight_safety
+        self.max_retries = max_retries
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.clock = clock
+        self._prefix = "/api/v3" if self.market == "spot" else "/fapi/v1"
+        self._used = 0
+        self._used_minute = -1
+        self._lock = asyncio.Lock()
+        self.stats = {"requests": 0, "retries_429": 0, "weight_waits": 0}
+
+    async def __aenter__(self) -> BinanceRest:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def used_weight(self) -> int:
+        return self._used if self._used_minute == self._minute() else 0
+
+    def _minute(self) -> int:
+        return self.clock() // (60 * 1_000_000_000)
+
+    async def _reserve(self, weight: int) -> None:
+        async with self._lock:
+            budget = self.max_weight * self.weight_safety
+            minute = self._minute()
+            if minute != self._used_minute:
+                self._used, self._used_minute = 0, minute
+            if self._used + weight > budget:
+                wait_s = ((minute + 1) * 60 * 1_000_000_000 - self.clock()) / 1e9 + 0.05
+                self.stats["weight_waits"] += 1
+                log.warning(
+                    "REST weight %d + %d would pass %.0f/min: waiting %.1f s for the next minute",
+                    self._used,
+                    weight,
+                    budget,
+                    wait_s,
+                )
+                await asyncio.sleep(max(0.0, wait_s))
+                self._used, self._used_minute = 0, self._minute()
+            self._used += weight
+
+    async def request(self, path: str, params: dict[str, Any], weight: int, symbol: str = "") -> bytes:
+        """GET ``path`` and return the raw body; handles weight, 429, 418 and error bodies."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        url = self.endpoints.rest_base_url + path
+        for attempt in range(self.max_retries + 1):
+            await self._reserve(weight)
+            self.stats["requests"] += 1
+            async with self._session.get(url, params=params, timeout=self.timeout) as resp:
+                body = await resp.read()
+                used = _used_weight(resp.headers)
+                if used is not None:
+                    self._used, self._used_minute = used, self._minute()
+                if resp.status == 200:
+                    return body
+                retry_after = float(resp.headers.get("Retry-After", "0") or 0)
+                if resp.status == 418:
+                    raise IpBanned(retry_after, path)
+                if resp.status == 429:
+                    if attempt == self.max_retries:
+                        break
+                    self.stats["retries_429"] += 1
+                    wait_s = retry_after if retry_after > 0 else min(60.0, 2.0**attempt)
+                    log.warning(
+                        "HTTP 429 on %s %s: retrying in %.1f s (attempt %d/%d)",
+                        path,
+                        symbol,
+                        wait_s,
+                        attempt + 1,
+                        self.max_retries,
+                    )
+                    await asyncio.sleep(wait_s)
+                    continue
+                code, msg = -1, body[:200].decode("utf-8", "replace")
+                try:
+                    err = json.loads(body)
+                    code, msg = int(err.get("code", -1)), str(err.get("msg", msg))
+                except (ValueError, AttributeError):
+                    pass
+                raise BinanceApiError(code, msg, resp.status, symbol, path)
+        raise RateLimited(f"HTTP 429 on {path} {symbol} after {self.max_retries} retries")
+
+    # -- endpoints ------------------------------------------------------------------------------------
+    async def depth_raw(self, symbol: str, limit: int = 1000) -> bytes:
+        """The raw body of ``GET depth`` (for recording), e.g. ``{"lastUpdateId":...,"bids":[...]}``."""
+        sym = symbol.upper()
+        return await self.request(
+            f"{self._prefix}/depth", {"symbol": sym, "limit": limit}, depth_weight(self.market, limit), sym
+        )
+
+    async def depth(self, symbol: str, limit: int = 1000) -> SnapshotMsg:
+        raw = await self.depth_raw(symbol, limit)
+        try:
+            return decode_snapshot(raw)
+        except DecodeError as e:
+            raise BinanceRestError(f"depth snapshot for {symbol}: {e}") from None
+
+    async def server_time(self) -> int:
+        """Server time in milliseconds."""
+        raw = await self.request(f"{self._prefix}/time", {}, 1)
+        return int(json.loads(raw)["serverTime"])
+
+    async def klines(
+        self,
+        symbol: str,
+        interval: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 500,
+    ) -> list[Bar]:
+        """Closed klines as domain :class:`Bar` (``ts_event`` = close time + 1 ms, in ns).
+
+        A row is ``[open_time, o, h, l, c, volume, close_time, quote_volume, trades, taker_buy_base,
+        taker_buy_quote, "0"]``. The kline still open (close time >= now) is dropped."""
+        sym = symbol.upper()
+        params: dict[str, Any] = {"symbol": sym, "interval": interval, "limit": limit}
+        if start_ms is not None:
+            params["startTime"] = int(start_ms)
+        if end_ms is not None:
+            params["endTime"] = int(end_ms)
+        raw = await self.request(f"{self._prefix}/klines", params, klines_weight(self.market, limit), sym)
+        rows = msgspec.json.decode(raw)
+        now_ms = self.clock() // NS_PER_MS
+        ts_recv = self.clock()
+        out: list[Bar] = []
+        for r in rows:
+            close_ms = int(r[6])
+            if close_ms >= now_ms:
+                continue
+            out.append(
+                Bar(
+                    self.endpoints.venue,
+                    sym,
+                    interval,
+                    int(r[0]) * NS_PER_MS,
+                    (close_ms + 1) * NS_PER_MS,
+                    ts_recv,
+                    float(r[1]),
+                    float(r[2]),
+                    float(r[3]),
+                    float(r[4]),
+                    float(r[5]),
+                    float(r[7]),
+                    int(r[8]),
+                    float(r[9]),
+                    True,
+                )
+            )
+        return out
+
+    async def exchange_info(self, symbols: list[str] | None = None) -> dict[str, Instrument]:
+        """Instruments (tick from PRICE_FILTER.tickSize, lot from LOT_SIZE.stepSize) by symbol."""
+        params: dict[str, Any] = {}
+        wanted = [s.upper() for s in symbols] if symbols else None
+        if wanted and self.market == "spot":
+            params["symbols"] = json.dumps(wanted, separators=(",", ":"))
+        raw = await self.request(
+            f"{self._prefix}/exchangeInfo", params, 20 if self.market == "spot" else 1, ",".join(wanted or [])
+        )
+        info = json.loads(raw)
+        out: dict[str, Instrument] = {}
+        for s in info.get("symbols", []):
+            sym = s.get("symbol", "")
+            if wanted and sym not in wanted:
+                continue
+            filters = {f.get("filterType"): f for f in s.get("filters", [])}
+            try:
+                tick = float(filters["PRICE_FILTER"]["tickSize"])
+                lot = float(filters["LOT_SIZE"]["stepSize"])
+            except KeyError:
+                log.warning("exchangeInfo: %s has no PRICE_FILTER/LOT_SIZE; skipped", sym)
+                continue
+            mn = filters.get("MIN_NOTIONAL") or filters.get("NOTIONAL") or {}
+            min_notional = float(mn.get("notional", mn.get("minNotional", 0.0)) or 0.0)
+            out[sym] = Instrument(self.endpoints.venue, sym, tick, lot, min_notional)
+        missing = [s for s in wanted or [] if s not in out]
+        if missing:
+            raise BinanceApiError(
+                -1121, "Invalid symbol.", 400, ",".join(missing), f"{self._prefix}/exchangeInfo"
+            )
+        return out

@@ -1,0 +1,354 @@
+"""Order-flow market simulator: a limit order book on an integer tick grid driven by order arrivals.
+
+Model (all rates per second; sizes in base currency, rounded to the lot grid):
+
+- **Noise market orders** arrive at ``market_order_rate`` × regime activity plus a Hawkes-like
+  self-excitation (each market order adds ``hawkes_alpha`` to the intensity, which decays at
+  ``hawkes_beta``), buy or sell with equal odds, log-normal sizes; they walk the book and print one
+  trade per maker order filled (several prints per level).
+- **Liquidity**: orders joining the best queue, partial cancels at the best in proportion to its size
+  (so the top queue hovers near ``queue_ref``), thin orders behind the best up to ``deep_max`` ticks
+  that are cancelled as whole levels, and, whenever the spread is wider than one tick, fast new quotes
+  next to the other side (``inside_rate``) whose side follows the last move (``follow``) and leans
+  toward fair value (``fair_pull``).
+- **Informed flow**: a latent fair value (random walk with regime volatility, a drift in the trending
+  regime and rare Student-t jumps) that informed traders know: they send market orders toward it at a
+  rate growing with the distance |fair − mid|, and market makers pull their stale best quote once the
+  distance exceeds ``pull_threshold`` ticks.
+- **Regimes**: a Markov chain calm (0) / trending (1) / volatile (2) with mean durations
+  ``regime_durations_s`` scaling activity and fair-value volatility.
+
+The mid is never set: it moves only when a best queue empties (market orders, cancels, pulled quotes)
+or a quote arrives inside the spread, so price *emerges* from the book, one tick grid, never crossed.
+Output: a ``book`` row (top ``levels``) every ``snapshot_interval_ms`` (10/s by default; real Binance
+USD-M depth arrives at about 19/s), every trade with aggressor side and consecutive trade ids, and a
+``regime`` row per second (regime, fair_price). ``ts_recv`` = ``ts_event`` + simulated latency.
+Simulation and writing go in chunks of ``chunk_hours`` so memory stays bounded. Same seed, same
+output.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from orderflow.core.instruments import Instrument
+from orderflow.data import simulator_kernel as k
+from orderflow.data.schema import book_columns
+from orderflow.data.store import Store
+
+log = logging.getLogger(__name__)
+NS = 1_000_000_000
+
+
+class SimulatorConfig(BaseModel):
+    """Simulator settings. Sizes are in base currency (BTC), prices in quote currency, times in s."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str = Field("BTCUSDT", description="symbol written to the store")
+    venue: str = Field("sim", description="venue written to the store")
+    start: str = Field("2024-01-01", description="ISO date or datetime (UTC) of the first event")
+    hours: float = Field(1.0, gt=0, le=24 * 31, description="simulated hours")
+    seed: int = Field(1, ge=0, description="random seed: same seed, same output")
+    levels: int = Field(20, ge=1, le=100, description="book levels per stored row")
+    snapshot_interval_ms: int = Field(100, ge=1, description="book row interval")
+    tick_size: float = Field(0.1, gt=0, description="price grid (Binance USD-M BTCUSDT)")
+    lot_size: float = Field(0.001, gt=0, description="size grid (Binance USD-M BTCUSDT)")
+    initial_price: float = Field(60000.0, gt=0, description="starting mid")
+    latency_ms: float = Field(5.0, ge=0, description="mean ts_recv - ts_event (exponential around it)")
+    chunk_hours: float = Field(1.0, gt=0, description="simulate and write in chunks of this length")
+    # noise market orders
+    market_order_rate: float = Field(8.0, gt=0, description="noise market orders/s (both sides, calm)")
+    market_order_size: float = Field(0.06, gt=0, description="median market order size")
+    market_order_sigma: float = Field(1.45, ge=0, description="log-normal sigma of market order sizes")
+    hawkes_alpha: float = Field(0.5, ge=0, description="intensity added per market order (1/s)")
+    hawkes_beta: float = Field(1.0, gt=0, description="decay rate of the excitation (1/s)")
+    prints_per_lot: float = Field(0.007, ge=0, description="extra trade prints per lot filled at a level")
+    # liquidity
+    join_rate: float = Field(8.0, ge=0, description="orders/s joining each best queue")
+    join_size: float = Field(0.2, gt=0, description="median size joining or cancelled at the best")
+    join_sigma: float = Field(1.0, ge=0, description="log-normal sigma of best-queue order sizes")
+    cancel_rate: float = Field(8.0, ge=0, description="cancels/s at each best when it holds queue_ref")
+    queue_ref: float = Field(3.0, gt=0, description="reference best-queue size for cancel rates")
+    deep_rate: float = Field(6.0, ge=0, description="orders/s per side behind the best")
+    deep_size: float = Field(0.13, gt=0, description="median size of orders behind the best")
+    deep_sigma: float = Field(1.2, ge=0, description="log-normal sigma of orders behind the best")
+    deep_max: int = Field(150, ge=2, le=2000, description="ticks behind the best where orders land")
+    deep_cancel: float = Field(0.05, ge=0, description="cancel rate of each level behind the best")
+    inside_rate: float = Field(200.0, gt=0, description="quotes/s arriving inside a spread > 1 tick")
+    inside_size: float = Field(1.5, gt=0, description="median size of a quote inside the spread")
+    follow: float = Field(1.0, description="log-odds that a quote inside the spread follows the last move")
+    fair_pull: float = Field(0.05, ge=0, description="log-odds per tick of fair-mid toward fair value")
+    # informed flow
+    informed_rate: float = Field(
+        6.0, ge=0, description="informed market orders/s at |fair-mid| = informed_scale"
+    )
+    informed_scale: float = Field(
+        10.0, gt=0, description="ticks of |fair-mid| for informed_rate (capped at 3x)"
+    )
+    pull_rate: float = Field(
+        0.05, ge=0, description="stale-quote pulls/s per tick of |fair-mid| over threshold"
+    )
+    pull_threshold: float = Field(10.0, ge=0, description="ticks of |fair-mid| before quotes are pulled")
+    # regimes: calm, trending, volatile
+    regime_activity: tuple[float, float, float] = Field((1.0, 1.3, 2.5), description="rate multipliers")
+    fair_vol: tuple[float, float, float] = Field(
+        (7.0, 8.0, 20.0), description="fair-value vol, ticks/sqrt(s)"
+    )
+    trend_drift: float = Field(1.0, description="fair-value drift in the trending regime, ticks/s")
+    jump_rate: float = Field(0.002, ge=0, description="fair-value jumps/s (times activity)")
+    jump_scale: float = Field(30.0, ge=0, description="scale of Student-t(3) jumps, ticks")
+    regime_durations_s: tuple[float, float, float] = Field(
+        (2400.0, 900.0, 600.0), description="mean durations"
+    )
+    regime_transitions: tuple[tuple[float, float, float], ...] = Field(
+        ((0.0, 0.6, 0.4), (0.6, 0.0, 0.4), (0.7, 0.3, 0.0)), description="row-stochastic jump matrix"
+    )
+
+    def start_ns(self) -> int:
+        ts = pd.Timestamp(self.start)
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return int(ts.value)
+
+    def instrument(self) -> Instrument:
+        return Instrument(self.venue, self.symbol, self.tick_size, self.lot_size)
+
+    def kernel_params(self) -> np.ndarray:
+        lots = 1.0 / self.lot_size
+        v = {
+            "mo_rate": self.market_order_rate,
+            "mo_size_med": self.market_order_size * lots,
+            "mo_size_sigma": self.market_order_sigma,
+            "hawkes_alpha": self.hawkes_alpha,
+            "hawkes_beta": self.hawkes_beta,
+            "join_rate": self.join_rate,
+            "join_size_med": self.join_size * lots,
+            "join_size_sigma": self.join_sigma,
+            "cancel_rate": self.cancel_rate,
+            "queue_ref": self.queue_ref * lots,
+            "deep_rate": self.deep_rate,
+            "deep_size_med": self.deep_size * lots,
+            "deep_size_sigma": self.deep_sigma,
+            "deep_max": float(self.deep_max),
+            "deep_cancel": self.deep_cancel,
+            "inside_rate": self.inside_rate,
+            "inside_size_med": self.inside_size * lots,
+            "follow": self.follow,
+            "fair_pull": self.fair_pull,
+            "informed_rate": self.informed_rate,
+            "informed_scale": self.informed_scale,
+            "pull_rate": self.pull_rate,
+            "pull_threshold": self.pull_threshold,
+            "prints_per_lot": self.prints_per_lot,
+            "latency_ms": self.latency_ms,
+            "snap_s": self.snapshot_interval_ms / 1000.0,
+            "drift_1": self.trend_drift,
+            "jump_rate": self.jump_rate,
+            "jump_scale": self.jump_scale,
+        }
+        for i in range(3):
+            v[f"act_{i}"] = self.regime_activity[i]
+            v[f"fv_vol_{i}"] = self.fair_vol[i]
+            v[f"dur_{i}"] = self.regime_durations_s[i]
+        return np.array([float(v[n]) for n in k.P_NAMES])
+
+    def transition_matrix(self) -> np.ndarray:
+        m = np.array(self.regime_transitions, dtype=np.float64)
+        if m.shape != (3, 3) or np.any(m < 0) or not np.allclose(m.sum(axis=1), 1.0):
+            raise ValueError(f"regime_transitions must be a 3x3 row-stochastic matrix, got {m.tolist()}")
+        return m
+
+
+@dataclass
+class SimResult:
+    """Counts and timings of a run; with no store, the generated tables themselves."""
+
+    config: SimulatorConfig
+    start_ns: int
+    end_ns: int
+    book_rows: int = 0
+    trade_rows: int = 0
+    regime_rows: int = 0
+    sim_seconds: float = 0.0  # wall time in the simulation kernel and table building
+    write_seconds: float = 0.0  # wall time writing the store
+    source: str = ""
+    book: pd.DataFrame | None = None
+    trades: pd.DataFrame | None = None
+    regimes: pd.DataFrame | None = None
+    parts: list = field(default_factory=list)
+
+    @property
+    def hours(self) -> float:
+        return (self.end_ns - self.start_ns) / NS / 3600.0
+
+
+class _Tables:
+    """Turns kernel buffers into the stored layouts (prices and sizes back on their grids)."""
+
+    def __init__(self, cfg: SimulatorConfig, start_ns: int, rng: np.random.Generator) -> None:
+        self.cfg = cfg
+        self.start_ns = start_ns
+        self.rng = rng
+        inst = cfg.instrument()
+        self.pdec, self.sdec = inst.price_decimals, inst.size_decimals
+        self.cols = book_columns(cfg.levels)
+
+    def _latency(self, n: int) -> np.ndarray:
+        return np.round(self.rng.exponential(self.cfg.latency_ms * 1e6, n)).astype(np.int64)
+
+    def book(self, t: np.ndarray, rows: np.ndarray, uid: np.ndarray) -> pd.DataFrame:
+        lv = self.cfg.levels
+        vals = rows.copy()
+        vals[:, :lv] = np.round(vals[:, :lv] * self.cfg.tick_size, self.pdec)
+        vals[:, 2 * lv : 3 * lv] = np.round(vals[:, 2 * lv : 3 * lv] * self.cfg.tick_size, self.pdec)
+        vals[:, lv : 2 * lv] = np.round(vals[:, lv : 2 * lv] * self.cfg.lot_size, self.sdec)
+        vals[:, 3 * lv :] = np.round(vals[:, 3 * lv :] * self.cfg.lot_size, self.sdec)
+        ts = self.start_ns + np.round(t * 1e9).astype(np.int64)
+        df = pd.DataFrame(vals, columns=self.cols)
+        df.insert(0, "update_id", uid.astype(np.int64))
+        df.insert(0, "ts_recv", ts + self._latency(len(ts)))
+        df.insert(0, "ts_event", ts)
+        return df
+
+    def trades(self, t, px, sz, side, first_id: int) -> pd.DataFrame:
+        ts = self.start_ns + np.round(t * 1e9).astype(np.int64)
+        return pd.DataFrame(
+            {
+                "ts_event": ts,
+                "ts_recv": ts + self._latency(len(ts)),
+                "trade_id": np.arange(first_id, first_id + len(ts), dtype=np.int64),
+                "price": np.round(px * self.cfg.tick_size, self.pdec),
+                "size": np.round(sz * self.cfg.lot_size, self.sdec),
+                "side": side.astype(np.int8),
+            }
+        )
+
+    def regimes(self, t: np.ndarray, reg: np.ndarray, fair: np.ndarray) -> pd.DataFrame:
+        """One row per whole second of simulated time."""
+        keep = np.flatnonzero(np.abs(t - np.round(t)) < 1e-6)
+        ts = self.start_ns + np.round(t[keep]).astype(np.int64) * NS
+        return pd.DataFrame(
+            {
+                "ts_event": ts,
+                "ts_recv": ts,
+                "regime": reg[keep].astype(np.int8),
+                "fair_price": np.round(fair[keep] * self.cfg.tick_size, self.pdec + 2),
+            }
+        )
+
+
+def _clear_source(store: Store, cfg: SimulatorConfig, prefix: str) -> None:
+    """Remove parts an earlier run with the same seed wrote (chunks are written as separate sources)."""
+    for kind in ("book", "trade", "regime"):
+        for f in store.files(cfg.venue, cfg.symbol, kind):
+            if f.name.startswith(f"part-{prefix}-"):
+                f.unlink(missing_ok=True)
+
+
+def simulate(
+    config: SimulatorConfig,
+    store: Store | None = None,
+    progress: Callable[[float, float], None] | None = None,
+) -> SimResult:
+    """Run the simulator. With ``store``, write kinds ``book``, ``trade`` and ``regime`` chunk by chunk
+    (source ``sim-seed<seed>-c<chunk>``, replacing an earlier run of the same seed) and the instrument;
+    without, return the tables in the result. ``progress(done_hours, total_hours)`` is called per chunk."""
+    cfg = config
+    start_ns = cfg.start_ns()
+    total_s = cfg.hours * 3600.0
+    p = cfg.kernel_params()
+    trans = cfg.transition_matrix()
+    prefix = f"sim-seed{cfg.seed}"
+    res = SimResult(cfg, start_ns, start_ns + round(total_s * NS), source=prefix)
+    if store is not None:
+        store.put_instrument(cfg.instrument())
+        _clear_source(store, cfg, prefix)
+    tables = _Tables(cfg, start_ns, np.random.default_rng(cfg.seed + 7_919))
+    k.seed_rng(cfg.seed)
+    bq = np.zeros(k.W, dtype=np.int64)
+    aq = np.zeros(k.W, dtype=np.int64)
+    sf = np.zeros(8)
+    si = np.zeros(8, dtype=np.int64)
+    k.init_book(bq, aq, sf, si, p, round(cfg.initial_price / cfg.tick_size))
+    chunk_s = cfg.chunk_hours * 3600.0
+    snap_cap = int(chunk_s / p[k.PI["snap_s"]]) + 2
+    tr_cap = 400_000
+    snap_t = np.empty(snap_cap)
+    snap_rows = np.empty((snap_cap, 4 * cfg.levels))
+    snap_uid = np.empty(snap_cap, dtype=np.int64)
+    snap_reg = np.empty(snap_cap, dtype=np.int64)
+    snap_fair = np.empty(snap_cap)
+    tr_t = np.empty(tr_cap)
+    tr_px = np.empty(tr_cap, dtype=np.int64)
+    tr_sz = np.empty(tr_cap, dtype=np.int64)
+    tr_side = np.empty(tr_cap, dtype=np.int64)
+    keep: dict[str, list[pd.DataFrame]] = {"book": [], "trade": [], "regime": []}
+    chunk = 0
+    next_trade_id = 1
+    while sf[k.SF_T] < total_s:
+        t_end = min(total_s, (chunk + 1) * chunk_s)
+        books, trades, regs = [], [], []
+        while sf[k.SF_T] < t_end:
+            t0 = time.perf_counter()
+            ns, nt = k.run_chunk(
+                bq,
+                aq,
+                sf,
+                si,
+                p,
+                trans,
+                t_end,
+                cfg.levels,
+                snap_t,
+                snap_rows,
+                snap_uid,
+                snap_reg,
+                snap_fair,
+                tr_t,
+                tr_px,
+                tr_sz,
+                tr_side,
+            )
+            books.append(tables.book(snap_t[:ns], snap_rows[:ns], snap_uid[:ns]))
+            regs.append(tables.regimes(snap_t[:ns], snap_reg[:ns], snap_fair[:ns]))
+            trades.append(tables.trades(tr_t[:nt], tr_px[:nt], tr_sz[:nt], tr_side[:nt], next_trade_id))
+            next_trade_id += nt
+            res.sim_seconds += time.perf_counter() - t0
+        frames = {
+            "book": pd.concat(books, ignore_index=True),
+            "trade": pd.concat(trades, ignore_index=True),
+            "regime": pd.concat(regs, ignore_index=True),
+        }
+        res.book_rows += len(frames["book"])
+        res.trade_rows += len(frames["trade"])
+        res.regime_rows += len(frames["regime"])
+        if store is not None:
+            t0 = time.perf_counter()
+            for kind, df in frames.items():
+                res.parts += store.write(cfg.venue, cfg.symbol, kind, df, source=f"{prefix}-c{chunk:05d}")
+            res.write_seconds += time.perf_counter() - t0
+        else:
+            for kind, df in frames.items():
+                keep[kind].append(df)
+        chunk += 1
+        log.info(
+            "simulated %.2f of %.2f h (%d book rows, %d trades)",
+            t_end / 3600,
+            cfg.hours,
+            res.book_rows,
+            res.trade_rows,
+        )
+        if progress is not None:
+            progress(t_end / 3600.0, cfg.hours)
+    if store is None:
+        res.book = pd.concat(keep["book"], ignore_index=True)
+        res.trades = pd.concat(keep["trade"], ignore_index=True)
+        res.regimes = pd.concat(keep["regime"], ignore_index=True)
+    return res
