@@ -28,7 +28,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orderflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="orderflow",
+        description="orderflow: order-flow + machine-learning trading for Binance (market data, features, "
+        "models, backtests, live trading). Run `orderflow run` for the main job on embedded defaults.",
+    )
     parser.add_argument("--version", action="version", version=f"orderflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -309,7 +309,8 @@ def run_main_job(cfg: Config, args: argparse.Namespace) -> int:
     store = _store(cfg, args)
     sc = _sim_config(cfg, args)
     t0 = time.perf_counter()
-    print(f"orderflow {sc.hours:g} h market simulation of {sc.symbol} (seed {sc.seed}) into {store.root}")
+    if not args.json:
+        print(f"orderflow {sc.hours:g} h market simulation of {sc.symbol} (seed {sc.seed}) into {store.root}")
     res = simulate(sc, store=store, progress=_progress)
     t_sim = time.perf_counter() - t0
     report = check(store, venue=sc.venue, symbol=sc.symbol, thresholds=cfg.quality)

@@ -161,3 +161,69 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
         == 2
     )
     assert "not an ISO date/time" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_replay_server_command_serves_a_feed(shared_data):
+    """`orderflow data replay-server` as its own process; the production feed syncs against it."""
+    import subprocess
+    import sys
+
+    from orderflow.core.events import BookSynced, GapEvent
+    from orderflow.data.binance.endpoints import FeedConfig, loopback_endpoints
+    from orderflow.data.binance.feed import BinanceFeed
+
+    f = shared_data / "hftbacktest_binance_raw" / "usdm" / "ethusdt_20240808.gz"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orderflow.cli",
+            "data",
+            "replay-server",
+            str(f),
+            "--port",
+            str(port),
+            "--speed",
+            "0",
+            "--drop-diff",
+            "ETHUSDT:3000",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):  # wait for the listening socket
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+                w.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        feed = BinanceFeed(
+            "usdm", ["ETHUSDT"], loopback_endpoints("usdm", "127.0.0.1", port), FeedConfig(watchdog_s=1.0)
+        )
+        seen = []
+
+        async def consume():
+            async for ev in feed.events():
+                if isinstance(ev, BookSynced | GapEvent):
+                    seen.append(ev)
+                if isinstance(ev, BookSynced) and ev.resync:
+                    await feed.stop()
+
+        await asyncio.wait_for(consume(), 60)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    kinds = [(type(e).__name__, getattr(e, "reason", "")) for e in seen]
+    assert kinds[0] == ("BookSynced", "")
+    assert ("GapEvent", "update-id gap") in kinds  # the dropped diff was detected
+    assert isinstance(seen[-1], BookSynced) and seen[-1].resync

@@ -310,7 +310,7 @@ class OrderBook:
                     idx = (i + idx)[:n]
                     break
                 span *= 8
-        px = np.round((self._base + idx) * self.tick_size, self._dec)
+        px = np.round((self._base + idx) * (self.tick_size or 0.0), self._dec)
         return px, v[idx]
 
     def _side(self, is_bid: bool, n: int) -> tuple[np.ndarray, np.ndarray]:

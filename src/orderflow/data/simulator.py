@@ -1,30 +1,46 @@
 """Order-flow market simulator: a limit order book on an integer tick grid driven by order arrivals.
 
-Model (all rates per second; sizes in base currency, rounded to the lot grid):
+Model (all rates per second; sizes in base currency, rounded to the lot grid; prices in ticks):
 
-- **Noise market orders** arrive at ``market_order_rate`` × regime activity plus a Hawkes-like
-  self-excitation (each market order adds ``hawkes_alpha`` to the intensity, which decays at
-  ``hawkes_beta``), buy or sell with equal odds, log-normal sizes; they walk the book and print one
-  trade per maker order filled (several prints per level).
+- **Two latent prices.** The *value* ``V`` (what informed traders know) and the *public fair value*
+  ``F`` (what market makers quote around). Public **news** (``news_rate`` × regime activity,
+  Student-t(``news_df``) moves of ``news_scale[regime]`` ticks) moves both and makes a share
+  ``news_reveal`` of the private part ``V - F`` public; a small public diffusion (``fair_vol``), a
+  drift in the trending regime and rare large jumps move both; private information
+  (``private_vol``) moves ``V`` only. Market makers also read the flow: every market order moves
+  ``F`` by ``kyle_lambda`` ticks per unit (plus ``impact_follow`` × the order's own mid move).
+- **Re-quotes**: once |F − mid| > ``requote_threshold``, market makers move their quotes toward
+  ``F`` at ``requote_rate`` (their reaction time), at most ``requote_step`` ticks at a time: the
+  stale side's levels in between are cancelled and a fresh 1-tick market is quoted. The price thus
+  moves in discrete jumps of several ticks with quiet seconds in between (as on Binance BTCUSDT,
+  where a 0.1 tick is tiny), and the side left behind keeps a gap below/above its new best.
+- **Noise market orders** arrive at ``market_order_rate`` × activity plus a short-lived Hawkes
+  excitation (``hawkes_alpha`` per order, decaying at ``hawkes_beta``), log-normal sizes; they walk
+  the book and print one trade per maker order filled (several prints per level).
+- **Informed market orders** go toward ``V`` at ``informed_rate`` × min(|V − mid| /
+  ``informed_scale``, ``informed_cap``) × activity: signed volume predicts later returns a little.
 - **Liquidity**: orders joining the best queue, partial cancels at the best in proportion to its size
   (so the top queue hovers near ``queue_ref``), thin orders behind the best up to ``deep_max`` ticks
   that are cancelled as whole levels, and, whenever the spread is wider than one tick, fast new quotes
   next to the other side (``inside_rate``) whose side follows the last move (``follow``) and leans
-  toward fair value (``fair_pull``).
-- **Informed flow**: a latent fair value (random walk with regime volatility, a drift in the trending
-  regime and rare Student-t jumps) that informed traders know: they send market orders toward it at a
-  rate growing with the distance |fair − mid|, and market makers pull their stale best quote once the
-  distance exceeds ``pull_threshold`` ticks.
+  toward ``F`` (``fair_pull``).
 - **Regimes**: a Markov chain calm (0) / trending (1) / volatile (2) with mean durations
-  ``regime_durations_s`` scaling activity and fair-value volatility.
+  ``regime_durations_s``; activity, news size and diffusion grow from calm to volatile, which keeps
+  volatility clustered at the minute scale while 1 s returns are nearly uncorrelated in size.
 
-The mid is never set: it moves only when a best queue empties (market orders, cancels, pulled quotes)
-or a quote arrives inside the spread, so price *emerges* from the book, one tick grid, never crossed.
-Output: a ``book`` row (top ``levels``) every ``snapshot_interval_ms`` (10/s by default; real Binance
-USD-M depth arrives at about 19/s), every trade with aggressor side and consecutive trade ids, and a
-``regime`` row per second (regime, fair_price). ``ts_recv`` = ``ts_event`` + simulated latency.
-Simulation and writing go in chunks of ``chunk_hours`` so memory stays bounded. Same seed, same
-output.
+The mid is never set: it moves only when a best queue empties (market orders, cancels), a quote
+arrives inside the spread or market makers re-quote, so price *emerges* from the book, on one tick
+grid, never crossed. Output: a ``book`` row (top ``levels``) at the grid times k ×
+``snapshot_interval_ms`` **only when the top ``levels`` changed** since the previous row (unchanged
+snapshots are skipped), its ``update_id`` being the count of simulated events so far, so ids are
+strictly increasing and never repeat; every trade with aggressor side and consecutive trade ids; a
+``regime`` row per second (regime, ``fair_price`` = the value ``V``). ``ts_recv`` = ``ts_event`` +
+simulated latency. Simulation and writing go in chunks of ``chunk_hours`` so memory stays bounded.
+Same seed, same output.
+
+Calibrated (defaults) against Binance USD-M BTCUSDT recordings: about 35 trades/s, 1 s return std
+~5e-5 (calm) to ~1.4e-4 (volatile), about half of the seconds without a mid change, 1 s OFI R^2 ~0.4
+at the best level (see ``benchmarks/bench_simulator.py`` and ``orderflow data facts``).
 """
 
 from __future__ import annotations
@@ -65,12 +81,12 @@ class SimulatorConfig(BaseModel):
     latency_ms: float = Field(5.0, ge=0, description="mean ts_recv - ts_event (exponential around it)")
     chunk_hours: float = Field(1.0, gt=0, description="simulate and write in chunks of this length")
     # noise market orders
-    market_order_rate: float = Field(8.0, gt=0, description="noise market orders/s (both sides, calm)")
-    market_order_size: float = Field(0.06, gt=0, description="median market order size")
-    market_order_sigma: float = Field(1.45, ge=0, description="log-normal sigma of market order sizes")
-    hawkes_alpha: float = Field(0.5, ge=0, description="intensity added per market order (1/s)")
-    hawkes_beta: float = Field(1.0, gt=0, description="decay rate of the excitation (1/s)")
-    prints_per_lot: float = Field(0.007, ge=0, description="extra trade prints per lot filled at a level")
+    market_order_rate: float = Field(7.0, gt=0, description="noise market orders/s (both sides, calm)")
+    market_order_size: float = Field(0.03, gt=0, description="median market order size")
+    market_order_sigma: float = Field(1.8, ge=0, description="log-normal sigma of market order sizes")
+    hawkes_alpha: float = Field(1.0, ge=0, description="intensity added per market order (1/s)")
+    hawkes_beta: float = Field(8.0, gt=0, description="decay rate of the excitation (1/s)")
+    prints_per_lot: float = Field(0.01, ge=0, description="extra trade prints per lot filled at a level")
     # liquidity
     join_rate: float = Field(8.0, ge=0, description="orders/s joining each best queue")
     join_size: float = Field(0.2, gt=0, description="median size joining or cancelled at the best")
@@ -83,28 +99,42 @@ class SimulatorConfig(BaseModel):
     deep_max: int = Field(150, ge=2, le=2000, description="ticks behind the best where orders land")
     deep_cancel: float = Field(0.05, ge=0, description="cancel rate of each level behind the best")
     inside_rate: float = Field(200.0, gt=0, description="quotes/s arriving inside a spread > 1 tick")
-    inside_size: float = Field(1.5, gt=0, description="median size of a quote inside the spread")
+    inside_size: float = Field(1.5, gt=0, description="median size of a new quote (inside or re-quote)")
     follow: float = Field(1.0, description="log-odds that a quote inside the spread follows the last move")
-    fair_pull: float = Field(0.05, ge=0, description="log-odds per tick of fair-mid toward fair value")
+    fair_pull: float = Field(0.05, ge=0, description="log-odds per tick of F-mid toward fair value")
+    requote_rate: float = Field(
+        20.0, gt=0, description="re-quotes/s once |F-mid| > requote_threshold (1/reaction time)"
+    )
+    requote_threshold: float = Field(8.0, ge=0.5, description="ticks of |F-mid| before market makers move")
+    requote_step: float = Field(40.0, ge=1, description="most ticks one re-quote moves the quotes")
+    kyle_lambda: float = Field(1.0, ge=0, description="ticks F moves per unit (BTC) of market order flow")
+    impact_follow: float = Field(
+        0.0, ge=0, le=1, description="share of a market order's own mid move that F adopts"
+    )
+    # news and private information
+    news_rate: float = Field(0.35, ge=0, description="public news events/s (times activity)")
+    news_scale: tuple[float, float, float] = Field(
+        (32.0, 45.0, 65.0), description="scale of Student-t news moves of V and F per regime, ticks"
+    )
+    news_df: float = Field(3.0, gt=2, description="degrees of freedom of the news moves")
+    news_alpha: float = Field(0.0, ge=0, description="news intensity added per news event (1/s)")
+    news_beta: float = Field(2.0, gt=0, description="decay rate of the news excitation (1/s)")
+    news_reveal: float = Field(0.03, ge=0, le=1, description="share of V-F made public by a news event")
+    private_vol: float = Field(13.0, ge=0, description="vol of private information (V only), ticks/sqrt(s)")
     # informed flow
     informed_rate: float = Field(
-        6.0, ge=0, description="informed market orders/s at |fair-mid| = informed_scale"
+        4.0, ge=0, description="informed market orders/s at |V-mid| = informed_scale"
     )
-    informed_scale: float = Field(
-        10.0, gt=0, description="ticks of |fair-mid| for informed_rate (capped at 3x)"
-    )
-    pull_rate: float = Field(
-        0.05, ge=0, description="stale-quote pulls/s per tick of |fair-mid| over threshold"
-    )
-    pull_threshold: float = Field(10.0, ge=0, description="ticks of |fair-mid| before quotes are pulled")
+    informed_scale: float = Field(50.0, gt=0, description="ticks of |V-mid| for informed_rate")
+    informed_cap: float = Field(3.0, gt=0, description="cap on |V-mid| / informed_scale")
     # regimes: calm, trending, volatile
-    regime_activity: tuple[float, float, float] = Field((1.0, 1.3, 2.5), description="rate multipliers")
+    regime_activity: tuple[float, float, float] = Field((1.0, 1.3, 2.0), description="rate multipliers")
     fair_vol: tuple[float, float, float] = Field(
-        (7.0, 8.0, 20.0), description="fair-value vol, ticks/sqrt(s)"
+        (1.0, 1.5, 2.5), description="public diffusion of V and F, ticks/sqrt(s)"
     )
-    trend_drift: float = Field(1.0, description="fair-value drift in the trending regime, ticks/s")
-    jump_rate: float = Field(0.002, ge=0, description="fair-value jumps/s (times activity)")
-    jump_scale: float = Field(30.0, ge=0, description="scale of Student-t(3) jumps, ticks")
+    trend_drift: float = Field(1.0, description="drift of V and F in the trending regime, ticks/s")
+    jump_rate: float = Field(0.0005, ge=0, description="rare large public jumps/s (times activity)")
+    jump_scale: float = Field(150.0, ge=0, description="scale of Student-t(3) rare jumps, ticks")
     regime_durations_s: tuple[float, float, float] = Field(
         (2400.0, 900.0, 600.0), description="mean durations"
     )
@@ -144,10 +174,19 @@ class SimulatorConfig(BaseModel):
             "fair_pull": self.fair_pull,
             "informed_rate": self.informed_rate,
             "informed_scale": self.informed_scale,
-            "pull_rate": self.pull_rate,
-            "pull_threshold": self.pull_threshold,
+            "informed_cap": self.informed_cap,
+            "kyle": self.kyle_lambda * self.lot_size,
+            "impact_follow": self.impact_follow,
+            "requote_rate": self.requote_rate,
+            "requote_thr": self.requote_threshold,
+            "requote_step": self.requote_step,
+            "news_rate": self.news_rate,
+            "news_df": self.news_df,
+            "news_reveal": self.news_reveal,
+            "news_alpha": self.news_alpha,
+            "news_beta": self.news_beta,
+            "private_vol": self.private_vol,
             "prints_per_lot": self.prints_per_lot,
-            "latency_ms": self.latency_ms,
             "snap_s": self.snapshot_interval_ms / 1000.0,
             "drift_1": self.trend_drift,
             "jump_rate": self.jump_rate,
@@ -156,6 +195,7 @@ class SimulatorConfig(BaseModel):
         for i in range(3):
             v[f"act_{i}"] = self.regime_activity[i]
             v[f"fv_vol_{i}"] = self.fair_vol[i]
+            v[f"news_{i}"] = self.news_scale[i]
             v[f"dur_{i}"] = self.regime_durations_s[i]
         return np.array([float(v[n]) for n in k.P_NAMES])
 
@@ -230,16 +270,15 @@ class _Tables:
             }
         )
 
-    def regimes(self, t: np.ndarray, reg: np.ndarray, fair: np.ndarray) -> pd.DataFrame:
-        """One row per whole second of simulated time."""
-        keep = np.flatnonzero(np.abs(t - np.round(t)) < 1e-6)
-        ts = self.start_ns + np.round(t[keep]).astype(np.int64) * NS
+    def regimes(self, t: np.ndarray, reg: np.ndarray, value: np.ndarray) -> pd.DataFrame:
+        """One row per whole second of simulated time: regime and the latent value ``V``."""
+        ts = self.start_ns + np.round(t).astype(np.int64) * NS
         return pd.DataFrame(
             {
                 "ts_event": ts,
                 "ts_recv": ts,
-                "regime": reg[keep].astype(np.int8),
-                "fair_price": np.round(fair[keep] * self.cfg.tick_size, self.pdec + 2),
+                "regime": reg.astype(np.int8),
+                "fair_price": np.round(value * self.cfg.tick_size, self.pdec + 2),
             }
         )
 
@@ -279,12 +318,15 @@ def simulate(
     k.init_book(bq, aq, sf, si, p, round(cfg.initial_price / cfg.tick_size))
     chunk_s = cfg.chunk_hours * 3600.0
     snap_cap = int(chunk_s / p[k.PI["snap_s"]]) + 2
+    reg_cap = int(chunk_s) + 2
     tr_cap = 400_000
+    last_row = np.full(4 * cfg.levels, np.nan)
     snap_t = np.empty(snap_cap)
     snap_rows = np.empty((snap_cap, 4 * cfg.levels))
     snap_uid = np.empty(snap_cap, dtype=np.int64)
-    snap_reg = np.empty(snap_cap, dtype=np.int64)
-    snap_fair = np.empty(snap_cap)
+    reg_t = np.empty(reg_cap)
+    reg_reg = np.empty(reg_cap, dtype=np.int64)
+    reg_val = np.empty(reg_cap)
     tr_t = np.empty(tr_cap)
     tr_px = np.empty(tr_cap, dtype=np.int64)
     tr_sz = np.empty(tr_cap, dtype=np.int64)
@@ -297,7 +339,7 @@ def simulate(
         books, trades, regs = [], [], []
         while sf[k.SF_T] < t_end:
             t0 = time.perf_counter()
-            ns, nt = k.run_chunk(
+            ns, nr, nt = k.run_chunk(
                 bq,
                 aq,
                 sf,
@@ -306,18 +348,20 @@ def simulate(
                 trans,
                 t_end,
                 cfg.levels,
+                last_row,
                 snap_t,
                 snap_rows,
                 snap_uid,
-                snap_reg,
-                snap_fair,
+                reg_t,
+                reg_reg,
+                reg_val,
                 tr_t,
                 tr_px,
                 tr_sz,
                 tr_side,
             )
             books.append(tables.book(snap_t[:ns], snap_rows[:ns], snap_uid[:ns]))
-            regs.append(tables.regimes(snap_t[:ns], snap_reg[:ns], snap_fair[:ns]))
+            regs.append(tables.regimes(reg_t[:nr], reg_reg[:nr], reg_val[:nr]))
             trades.append(tables.trades(tr_t[:nt], tr_px[:nt], tr_sz[:nt], tr_side[:nt], next_trade_id))
             next_trade_id += nt
             res.sim_seconds += time.perf_counter() - t0
