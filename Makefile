@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# benchmarks run pinned to one core where taskset exists
+PIN := $(shell command -v taskset >/dev/null 2>&1 && echo "taskset -c 0")
 
 .PHONY: setup run test lint format bench clean-venv
 
@@ -35,8 +37,8 @@ format: setup
 
 ## benchmarks print figures; they are not part of the test run
 bench: setup
-	$(BIN)/python benchmarks/bench_decode.py
-	$(BIN)/python benchmarks/bench_simulator.py
+	$(PIN) $(BIN)/python benchmarks/bench_decode.py
+	$(PIN) $(BIN)/python benchmarks/bench_simulator.py
 
 clean-venv:
 	rm -rf $(VENV)
