@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 
 import pytest
@@ -21,16 +22,28 @@ async def test_record_then_reimport(shared_data, store, tmp_path) -> None:
     async with ReplayServer(
         [d / "btcusdt_20240808.gz", d / "ethusdt_20240808.gz"], max_messages=30_000
     ) as srv:
+        # record until the server has sent the whole excerpt (not for a fixed wall time, which a
+        # slow machine might not fill), bounded by the 2-minute recording time
+        stop = asyncio.Event()
+
+        async def stop_when_replayed() -> None:
+            await srv.finished.wait()
+            await asyncio.sleep(0.5)  # let the last messages reach the recorder
+            stop.set()
+
+        watcher = asyncio.create_task(stop_when_replayed())
         summary = await record_async(
             store,
             "usdm",
             ["BTCUSDT", "ETHUSDT"],
-            minutes=2.5 / 60,
+            minutes=2.0,
             endpoints=srv.endpoints(),
             feed_config=FeedConfig(book_ticker=True, watchdog_s=5.0),
             out_dir=out,
             flush_s=0.5,
+            stop_event=stop,
         )
+        watcher.cancel()
         assert srv.finished.is_set()
     assert summary["batches"] >= 2 and summary["raw_lines"] >= 30_000 - 2
     venue = "binance-usdm"

@@ -102,9 +102,8 @@ async def test_waits_for_next_minute_when_weight_would_pass_budget() -> None:
         async with BinanceRest(loopback_endpoints("usdm", "127.0.0.1", port), clock=lambda: fake_now) as rest:
             await rest.depth("BTCUSDT", 50)
             assert rest.used_weight == 1915
-            t0 = time.monotonic()
             await rest.depth("BTCUSDT", 5)  # weight 2: 1917 <= 1920, no wait
-            assert rest.stats["weight_waits"] == 0 and time.monotonic() - t0 < 0.25
+            assert rest.stats["weight_waits"] == 0
             t0 = time.monotonic()
             snap = await rest.depth("BTCUSDT", 1000)  # weight 20 would pass the budget: wait
             assert rest.stats["weight_waits"] == 1 and time.monotonic() - t0 >= 0.3
