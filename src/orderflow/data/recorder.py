@@ -22,7 +22,7 @@ from typing import IO, Any
 from orderflow.core.events import Bar, BookDelta, BookSynced, GapEvent, Quote, Trade
 from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.data.binance.feed import BinanceFeed
-from orderflow.data.binance.messages import DecodeError, decode_snapshot
+from orderflow.data.binance.messages import DecodeError, decode_snapshot, snapshot_delta
 from orderflow.data.schema import BookTable, DepthTable, bars_frame, gaps_frame, quotes_frame, trades_frame
 from orderflow.data.store import Store
 
@@ -108,21 +108,8 @@ async def record_async(
                 snap = decode_snapshot(body)
             except DecodeError:
                 return
-            ts_event = (snap.T or snap.E) * 1_000_000 or ts_recv
-            batch.depth.setdefault(symbol, DepthTable()).add_delta(
-                BookDelta(
-                    venue,
-                    symbol,
-                    ts_event,
-                    ts_recv,
-                    snap.lastUpdateId,
-                    snap.lastUpdateId,
-                    -1,
-                    tuple(snap.bids),
-                    tuple(snap.asks),
-                ),
-                is_snapshot=True,
-            )
+            delta = snapshot_delta(venue, symbol, snap, ts_recv)
+            batch.depth.setdefault(symbol, DepthTable()).add_delta(delta, is_snapshot=True)
 
     def flush() -> None:
         nonlocal batch, n_batches

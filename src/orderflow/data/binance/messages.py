@@ -192,6 +192,13 @@ def decode_snapshot(raw: bytes | str) -> SnapshotMsg:
         raise DecodeError(f"bad depth snapshot: {e}") from None
 
 
+def snapshot_delta(venue: str, symbol: str, snap: SnapshotMsg, ts_recv: int) -> BookDelta:
+    """A REST snapshot as a :class:`BookDelta` covering one update id (for lossless ``depth`` rows)."""
+    ts_event = (snap.T or snap.E) * NS_PER_MS or ts_recv
+    lid = snap.lastUpdateId
+    return BookDelta(venue, symbol, ts_event, ts_recv, lid, lid, -1, tuple(snap.bids), tuple(snap.asks))
+
+
 def is_snapshot(raw: bytes) -> bool:
     return raw[:40].find(b'"lastUpdateId"') >= 0
 

@@ -21,7 +21,7 @@ import msgspec
 from orderflow.core.events import Bar, BookDelta, GapEvent, Quote, Trade
 from orderflow.core.instruments import Instrument, infer_tick, lookup
 from orderflow.core.timeutil import guess_epoch_unit, to_ns
-from orderflow.data.binance.messages import DecodeError, Decoder, decode_snapshot, is_snapshot
+from orderflow.data.binance.messages import DecodeError, Decoder, decode_snapshot, is_snapshot, snapshot_delta
 from orderflow.data.binance.sync import DepthSync
 from orderflow.data.importers.base import ImportReport, iter_lines
 from orderflow.data.schema import BookTable, DepthTable, bars_frame, gaps_frame, quotes_frame, trades_frame
@@ -94,24 +94,10 @@ def import_binance_raw(
                 )
 
     def apply_snapshot(st: _SymbolState, snap, ts_recv: int, where: str) -> None:
-        ts_event = (snap.T or snap.E) * 1_000_000 or ts_recv
-        st.depth.add_delta(
-            BookDelta(
-                venue,
-                st.sync.symbol,
-                ts_event,
-                ts_recv,
-                snap.lastUpdateId,
-                snap.lastUpdateId,
-                -1,
-                tuple(snap.bids),
-                tuple(snap.asks),
-            ),
-            is_snapshot=True,
-        )
-        handle_events(
-            st, st.sync.on_snapshot(snap.lastUpdateId, snap.bids, snap.asks, ts_event, ts_recv), where
-        )
+        delta = snapshot_delta(venue, st.sync.symbol, snap, ts_recv)
+        st.depth.add_delta(delta, is_snapshot=True)
+        events = st.sync.on_snapshot(snap.lastUpdateId, snap.bids, snap.asks, delta.ts_event, ts_recv)
+        handle_events(st, events, where)
 
     unit: str | None = None
     for path in paths:
