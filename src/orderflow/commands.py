@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from orderflow.config import Config
@@ -158,14 +160,16 @@ def data_simulate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 # -- data facts ------------------------------------------------------------------------------------
-def _facts_for_source(store: Store, source: list[str]) -> tuple[str, dict]:
-    from orderflow.data.facts import compute_facts
-
+@contextlib.contextmanager
+def resolve_source(store: Store, source: list[str]) -> Iterator[tuple[Store, str, str, str]]:
+    """A SOURCE argument: a stored ``VENUE/SYMBOL`` or raw Binance recording file(s), imported on the fly
+    into a temporary store. Yields (store, venue, symbol, display name)."""
     if len(source) == 1 and "/" in source[0] and not Path(source[0]).exists():
         venue, symbol = source[0].split("/", 1)
         if not store.files(venue, symbol, "book"):
             raise UserError(f"no book data for {venue}/{symbol} in {store.root} (see `orderflow data ls`)")
-        return source[0], compute_facts(store, venue, symbol)
+        yield store, venue, symbol, source[0]
+        return
     paths = [Path(p) for p in source]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -182,14 +186,14 @@ def _facts_for_source(store: Store, source: list[str]) -> tuple[str, dict]:
                 + (f"; problems: {rep.problems[:3]}" if rep.problems else "")
             )
         venue, symbol = ds.pop()
-        return " + ".join(p.name for p in paths), compute_facts(tmp_store, venue, symbol)
+        yield tmp_store, venue, symbol, " + ".join(p.name for p in paths)
 
 
 def data_facts(cfg: Config, args: argparse.Namespace) -> int:
-    from orderflow.data.facts import render_facts
+    from orderflow.data.facts import compute_facts, render_facts
 
-    store = _store(cfg, args)
-    name, facts = _facts_for_source(store, args.source)
+    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+        facts = compute_facts(store, venue, symbol)
     if args.json:
         _print_json({"source": name, **facts})
     else:
