@@ -134,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", help="ISO date/time (UTC), default now")
     p.add_argument("--testnet", action="store_true", help="use Binance's testnet endpoints")
     p.add_argument("--rest-url", help="REST base URL (default: binance.<market>.rest_base_url)")
+    research = sub.add_parser("research", help="research studies over stored or raw data").add_subparsers(
+        dest="research_command", required=True
+    )
+    p = research.add_parser("impact", help="price impact of OFI: R^2 of mid change on OFI per interval")
+    _add_common(p)
+    p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    p.add_argument("--intervals", default="1,10,60", help="bucket lengths in seconds, comma-separated")
+    p.add_argument("--levels", type=int, default=10, help="book levels for the multi-level regressions")
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -158,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(dump_yaml(cfg), end="")
             return 0
+        if args.command == "research":
+            return int(commands.research_impact(cfg, args) or 0)
         handler = getattr(commands, "data_" + args.data_command.replace("-", "_"))
         return int(handler(cfg, args) or 0)
     except commands.UserError as e:

@@ -201,6 +201,32 @@ def data_facts(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- research -------------------------------------------------------------------------------------
+def _float_list(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{what} wants comma-separated numbers, got {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise UserError(f"{what} wants positive numbers, got {text!r}")
+    return vals
+
+
+def research_impact(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.research.impact import impact_from_store, render_impact
+
+    intervals = _float_list(args.intervals, "--intervals")
+    if not 1 <= args.levels <= 20:
+        raise UserError(f"--levels must be within 1..20 (the stored book depth), got {args.levels}")
+    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+        result = impact_from_store(store, venue, symbol, intervals_s=tuple(intervals), levels=args.levels)
+    if args.json:
+        _print_json({"source": name, **result})
+    else:
+        print(render_impact(result))
+    return 0
+
+
 # -- data record / replay-server / backfill-klines ---------------------------------------------------------
 def _endpoints(cfg: Config, args: argparse.Namespace):
     from orderflow.data.binance.endpoints import default_endpoints

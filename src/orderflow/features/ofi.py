@@ -190,3 +190,81 @@ def ofi_price_impact(
     r2_best = _r2(y, x[:, :1])
     beta = float(np.polyfit(x[:, 0], y, 1)[0]) if y.size > 2 and np.ptp(x[:, 0]) > 0 else float("nan")
     return OFIImpact(bucket_ns / 1e9, int(y.size), r2_best, _r2(y, x), beta)
+
+
+# -- multi-level price-impact helpers: weighted and integrated OFI, joint OLS -----------------------
+
+
+def impact_design(
+    ts_ns: np.ndarray,
+    bid_px: np.ndarray,
+    bid_sz: np.ndarray,
+    ask_px: np.ndarray,
+    ask_sz: np.ndarray,
+    bucket_ns: int,
+    tick: float,
+    levels: int = 10,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of the price-impact regression, the same rows as :func:`ofi_price_impact`: ``x`` (n,
+    levels) is bucket OFI normalised by each level's average depth, ``y`` the mid change in ticks."""
+    bp, bs, ap, as_ = (np.asarray(a, dtype=np.float64)[:, :levels] for a in (bid_px, bid_sz, ask_px, ask_sz))
+    b = bucket_ofi(ts_ns, ofi_per_event(bp, bs, ap, as_), mid_price(bid_px, ask_px), bucket_ns, tick=tick)
+    x = b.normalised(average_depth(bs, as_))[1:]
+    y = b.dmid[1:]
+    ok = np.isfinite(y) & np.all(np.isfinite(x), axis=1)
+    return x[ok], y[ok]
+
+
+def ols_fit(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float]:
+    """OLS of y on x (n, k) with an intercept: (coefficients [intercept, slopes...], in-sample R^2).
+    R^2 is NaN with fewer than k + 2 rows or a constant y."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(y), -1)
+    a = np.column_stack([np.ones(len(y)), x])
+    if len(y) < x.shape[1] + 2:
+        return np.full(x.shape[1] + 1, np.nan), float("nan")
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    return coef, _r2(y, x)
+
+
+def r2_out_of_sample(y: np.ndarray, x: np.ndarray, coef: np.ndarray) -> float:
+    """1 − SSE/SST of a fitted ``coef`` (intercept first) on new data, SST around the new data's mean."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(y), -1)
+    if len(y) < 2 or not np.all(np.isfinite(coef)):
+        return float("nan")
+    res = y - (coef[0] + x @ coef[1:])
+    tss = float(np.sum((y - y.mean()) ** 2))
+    return float("nan") if tss == 0 else 1.0 - float(res @ res) / tss
+
+
+def level_weights(levels: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Weights of weighted multi-level OFI: ``weights`` (checked to have ``levels`` entries) or 1/m."""
+    if weights is None:
+        return 1.0 / np.arange(1, levels + 1)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (levels,):
+        raise ValueError(f"level_weights: {w.shape[0] if w.ndim else 0} weights given for {levels} levels")
+    return w
+
+
+def weighted_ofi(x_norm: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Weighted multi-level OFI: Σ_m w_m · x_m over normalised levels (default w_m = 1/m)."""
+    x = np.asarray(x_norm, dtype=np.float64)
+    return x @ level_weights(x.shape[1], weights)
+
+
+def pca_weights(x_norm: np.ndarray) -> np.ndarray:
+    """Integrated-OFI weights (Cont, Cucuringu & Zhang): the first principal component of the covariance
+    of the normalised levels ``x_norm`` (rows = the fitting window), scaled to unit L1 norm and signed so
+    that the weights sum to a positive number."""
+    x = np.asarray(x_norm, dtype=np.float64)
+    if x.shape[0] < 2:
+        raise ValueError(f"pca_weights: need at least 2 rows to fit, got {x.shape[0]}")
+    _, vecs = np.linalg.eigh(np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1]))
+    w = vecs[:, -1]
+    w = w / np.abs(w).sum()
+    return -w if w.sum() < 0 else w
+
+
+def integrated_ofi(x_norm: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Integrated OFI: the projection of the normalised levels on fitted :func:`pca_weights`."""
+    return np.asarray(x_norm, dtype=np.float64) @ np.asarray(weights, dtype=np.float64)
