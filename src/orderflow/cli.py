@@ -134,6 +134,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", help="ISO date/time (UTC), default now")
     p.add_argument("--testnet", action="store_true", help="use Binance's testnet endpoints")
     p.add_argument("--rest-url", help="REST base URL (default: binance.<market>.rest_base_url)")
+    feats = sub.add_parser("features", help="feature engine: list, build, select").add_subparsers(
+        dest="features_command", required=True
+    )
+    p = feats.add_parser("list", help="the default feature set: name, group, definition, window, unit")
+    _add_common(p)
+    p.add_argument("--json", action="store_true")
+
+    p = feats.add_parser("build", help="write the feature matrix (ts_event, features, valid) to Parquet")
+    _add_common(p)
+    p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    p.add_argument("--out", required=True, help="output .parquet file")
+    p.add_argument("--start", help="ISO date/time (UTC): first event read")
+    p.add_argument("--end", help="ISO date/time (UTC): events before this are read")
+    p.add_argument(
+        "--fit-integrated-until",
+        metavar="TIME",
+        help="fit the integrated-OFI loadings on [start, TIME) (an explicit training window) and use them",
+    )
+
+    p = feats.add_parser(
+        "select", help="rank features by out-of-sample importance across purged walk-forward folds"
+    )
+    _add_common(p)
+    p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    p.add_argument("--out", help="where to record the chosen set (JSON); default <store>/selections/...")
+    p.add_argument("--n-keep", type=int, help="features to keep (default: selection.n_keep)")
+    p.add_argument("--folds", type=int, help="walk-forward test folds (default: selection.n_folds)")
+    p.add_argument("--start", help="ISO date/time (UTC)")
+    p.add_argument("--end", help="ISO date/time (UTC)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
     research = sub.add_parser("research", help="research studies over stored or raw data").add_subparsers(
         dest="research_command", required=True
     )
@@ -167,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(dump_yaml(cfg), end="")
             return 0
+        if args.command == "features":
+            return int(getattr(commands, "features_" + args.features_command)(cfg, args) or 0)
         if args.command == "research":
             return int(commands.research_impact(cfg, args) or 0)
         handler = getattr(commands, "data_" + args.data_command.replace("-", "_"))

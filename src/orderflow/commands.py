@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -198,6 +199,122 @@ def data_facts(cfg: Config, args: argparse.Namespace) -> int:
         _print_json({"source": name, **facts})
     else:
         print(render_facts({name: facts}))
+    return 0
+
+
+# -- features -------------------------------------------------------------------------------------
+def features_list(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.features.registry import default_specs, group_counts
+
+    specs = default_specs(cfg.features)
+    if args.json:
+        _print_json([s.__dict__ for s in specs])
+        return 0
+    for s in specs:
+        print(f"{s.name:<34} {s.group:<9} {s.unit:<12} {s.window:<22} {s.definition}")
+    counts = ", ".join(f"{g} {n}" for g, n in group_counts(specs).items())
+    print(f"{len(specs)} features ({counts})")
+    return 0
+
+
+def _time_range(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    start = _parse_time(args.start) if getattr(args, "start", None) else None
+    end = _parse_time(args.end) if getattr(args, "end", None) else None
+    if start is not None and end is not None and end <= start:
+        raise UserError(f"--end {args.end} is not after --start {args.start}")
+    return start, end
+
+
+def _feature_matrix(cfg: Config, store: Store, venue: str, symbol: str, args: argparse.Namespace):
+    from orderflow.features.batch import build_features, fit_integrated_weights
+
+    start, end = _time_range(args)
+    fcfg = cfg.features
+    if fcfg.tick_size is None:
+        inst = store.instrument(venue, symbol)
+        if inst is None:
+            raise UserError(f"tick size of {venue}/{symbol} unknown: set features.tick_size in the config")
+        fcfg = fcfg.model_copy(update={"tick_size": inst.tick_size})
+    if venue == "binance-spot" and fcfg.futures:  # no funding on spot
+        fcfg = fcfg.model_copy(update={"futures": False})
+    fit_until = getattr(args, "fit_integrated_until", None)
+    if fit_until:
+        t_fit = _parse_time(fit_until)
+        book = store.read(venue, symbol, "book", start, t_fit)
+        try:
+            w = fit_integrated_weights(book, fcfg, start or 0, t_fit)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        log.info("integrated-OFI loadings fitted on [%s, %s): %s", args.start or "start", fit_until, w)
+        fcfg = fcfg.model_copy(update={"integrated_weights": w})
+    t0 = time.perf_counter()
+    try:
+        x = build_features(store, venue, symbol, fcfg, start, end)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    log.info("built %d x %d features in %.1f s", len(x), x.shape[1] - 3, time.perf_counter() - t0)
+    return x
+
+
+def features_build(cfg: Config, args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix != ".parquet":
+        raise UserError(f"--out must name a .parquet file, got {out}")
+    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+        x = _feature_matrix(cfg, store, venue, symbol, args)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    x.to_parquet(tmp, index=False)
+    tmp.replace(out)  # never a half-written matrix under the final name
+    valid = int(x["valid"].sum())
+    reasons = x.loc[~x["valid"], "invalid_reason"].value_counts().to_dict()
+    print(f"{name}: {len(x):,} rows x {x.shape[1] - 3} features -> {out}; valid {valid:,}; invalid {reasons}")
+    return 0
+
+
+def features_select(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.features.labels import triple_barrier
+    from orderflow.features.ofi import mid_price
+    from orderflow.features.selection import select_features
+
+    scfg = cfg.selection
+    over = {k: v for k, v in {"n_keep": args.n_keep, "n_folds": args.folds}.items() if v is not None}
+    if over:
+        scfg = scfg.model_validate({**scfg.model_dump(), **over})
+    root = _store(cfg, args)
+    with resolve_source(root, args.source) as (store, venue, symbol, name):
+        x = _feature_matrix(cfg, store, venue, symbol, args)
+        start, end = _time_range(args)
+        book = store.read(venue, symbol, "book", start, end, columns=["ts_event", "bid_px_1", "ask_px_1"])
+    ts = book["ts_event"].to_numpy()
+    mid = mid_price(book["bid_px_1"].to_numpy(), book["ask_px_1"].to_numpy())
+    labels = triple_barrier(ts, mid, x["ts_event"].to_numpy(), cfg.labels, by="ts")
+    n_keep = min(scfg.n_keep, x.shape[1] - 3)
+    if n_keep != scfg.n_keep:
+        scfg = scfg.model_copy(update={"n_keep": n_keep})
+    try:
+        res = select_features(x, labels, scfg)
+    except ValueError as e:
+        raise UserError(f"{name}: {e}") from None
+    out = Path(args.out) if args.out else root.root.parent / "selections" / f"{venue}_{symbol}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = json.loads(res.to_json())
+    doc.update({"source": name, "venue": venue, "symbol": symbol, "labels": cfg.labels.model_dump()})
+    out.write_text(json.dumps(doc, indent=2))
+    if args.json:
+        _print_json(doc)
+    else:
+        print(res.ranking.head(scfg.n_keep).to_string(index=False))
+        print(res.folds.to_string(index=False))
+        print(f"kept {len(res.selected)} of {x.shape[1] - 3} features; recorded in {out}")
+    scored = res.folds[~res.folds["skipped"].astype(bool)]
+    beat = int((scored["log_loss"] < scored["log_loss_prior"]).sum())
+    if beat * 2 <= len(scored):
+        print(
+            f"warning: the model beat the class prior out of sample on only {beat} of {len(scored)} folds; "
+            "importance rankings from a model without out-of-sample skill are weak evidence",
+            file=sys.stderr,
+        )
     return 0
 
 

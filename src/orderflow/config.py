@@ -25,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.data.quality import QualityThresholds
 from orderflow.data.simulator import SimulatorConfig
+from orderflow.features.engine import FeatureConfig
+from orderflow.features.labels import LabelConfig
+from orderflow.features.selection import SelectionConfig
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 ENV_PREFIX = "ORDERFLOW__"
@@ -70,6 +73,9 @@ class Config(_Frozen):
     feed: FeedConfig = FeedConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     quality: QualityThresholds = QualityThresholds()
+    features: FeatureConfig = FeatureConfig()
+    labels: LabelConfig = LabelConfig()
+    selection: SelectionConfig = SelectionConfig()
 
     def store_dir(self, override: str | None = None) -> Path:
         chosen = override or os.environ.get("ORDERFLOW_STORE") or self.data.store

@@ -54,6 +54,15 @@ class SelectionConfig(BaseModel):
     n_estimators: int = Field(100, ge=1)
     n_repeats: int = Field(3, ge=1, description="permutation-importance shuffles per feature")
     min_train_samples: int = Field(200, ge=2, description="skip folds with fewer training samples")
+    sample_every_s: float = Field(
+        1.0,
+        ge=0,
+        description="keep at most one sample per this many seconds (0 = all): book events "
+        "arrive many times a second and their labels overlap almost entirely",
+    )
+    max_importance_rows: int = Field(
+        5000, ge=100, description="permutation importance on at most this many evenly spaced test rows"
+    )
     seed: int = 0
 
 
@@ -218,6 +227,10 @@ def select_features(
         df = df[df["valid"].astype(bool)]
     df = df[np.isfinite(df["label"].to_numpy(np.float64))]
     df = df.sort_values("ts_event", kind="stable").reset_index(drop=True)
+    if cfg.sample_every_s > 0 and len(df):
+        step = np.int64(round(cfg.sample_every_s * 1e9))
+        bucket = df["ts_event"].to_numpy(np.int64) // step
+        df = df[np.r_[True, bucket[1:] != bucket[:-1]]].reset_index(drop=True)  # first sample per step
     if len(df) < cfg.min_train_samples + cfg.n_folds:
         raise ValueError(
             f"select_features: {len(df)} valid labelled samples, need at least "
@@ -258,8 +271,15 @@ def select_features(
         prior = np.array([np.mean(ytr == c) for c in model.classes_])
         score = _neg_log_loss(model, xte, yte)
         base = -float(log_loss(yte, np.tile(prior, (yte.size, 1)), labels=model.classes_))
+        sub = np.unique(np.linspace(0, test.size - 1, min(test.size, cfg.max_importance_rows)).astype(int))
         pi = permutation_importance(
-            model, xte, yte, scoring=_neg_log_loss, n_repeats=cfg.n_repeats, random_state=cfg.seed, n_jobs=1
+            model,
+            xte.iloc[sub],
+            yte[sub],
+            scoring=_neg_log_loss,
+            n_repeats=cfg.n_repeats,
+            random_state=cfg.seed,
+            n_jobs=1,
         )
         imps[fold.k] = pi.importances_mean
         rows.append(
