@@ -39,6 +39,7 @@ format: setup
 bench: setup
 	$(PIN) $(BIN)/python benchmarks/bench_decode.py
 	$(PIN) $(BIN)/python benchmarks/bench_simulator.py
+	$(PIN) $(BIN)/python benchmarks/bench_features.py
 
 clean-venv:
 	rm -rf $(VENV)
