@@ -1,0 +1,222 @@
+"""State layout of the feature kernels (indices into the I/F/P/Q arrays, ring columns, reasons)
+and the ring-window and rolling z-score helpers every kernel uses. See :mod:`kernels`."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+LN2 = math.log(2.0)
+
+# status codes returned by step_book (reasons)
+OK, WARMUP, GAP, BAD_BOOK = 0, 1, 2, 3
+REASONS = ("", "warmup", "gap", "bad_book")
+
+# int state
+(
+    I_HEAD_B,  # next book-ring sequence number
+    I_HEAD_T,  # next trade-ring sequence number
+    I_T0,  # ts of the first event after the last reset (-1: none yet)
+    I_NSAMP,  # book samples since the last reset
+    I_REASON,  # why the engine was last reset (WARMUP at start, GAP, BAD_BOOK)
+    I_HAS_PREV,  # a previous good book exists (OFI defined)
+    I_LAST_TB,  # ts of the previous good book (EWMA time steps)
+    I_BUCKET,  # current 1 s bucket id (-1: none)
+    I_ZTOT,  # samples pushed into the z ring
+    I_KTOT,  # buckets pushed into the Kyle ring
+    I_VTOT,  # volume buckets pushed into the VPIN ring
+    I_PTOT,  # values pushed into the vol-percentile ring
+    I_DQ_HEAD,  # max-size deque (absolute positions)
+    I_DQ_TAIL,
+    I_LAST_SIGN,  # tick-rule sign of the last trade
+    I_OVERFLOW,  # events dropped because a ring was full
+    I_BAD_TRADES,  # trades ignored (NaN/negative size, non-positive price)
+    I_NOUT,  # features written by the last step_book
+) = range(18)
+N_I = 18
+
+# float state
+(
+    F_CVD,
+    F_LAST_TPX,  # last trade price (tick rule)
+    F_LOGMID,  # log mid of the last good book
+    F_BK_X,  # current 1 s bucket: signed volume
+    F_BK_NOT,  # current 1 s bucket: traded notional
+    F_BK_PREV,  # log mid at the close of the previous bucket
+    F_EMA_F,  # fast / slow EWMA of log mid (trend)
+    F_EMA_S,
+    F_VP_BUY,  # current VPIN bucket: buy / sell notional
+    F_VP_SELL,
+    F_RV_SHORT,  # last regime short-window realized vol (vol percentile ring input)
+) = range(11)
+N_F = 11
+
+# book ring columns (L = levels): raw level-1 OFI, normalised levels, weighted, integrated, r^2, log mid
+CB_E1 = 0
+CB_N = 1
+
+
+def book_cols(levels: int) -> int:
+    return levels + 5
+
+
+# trade ring columns
+CT_SIGNED, CT_BUY, CT_SELL, CT_NBUY, CT_NSELL, CT_SIZE, CT_NOTIONAL = range(7)
+N_CT = 7
+
+# float params
+(
+    P_TICK,
+    P_DEPTH_HL_NS,
+    P_EMA_F_HL_NS,
+    P_EMA_S_HL_NS,
+    P_VPIN_V,
+    P_VS_LO,
+    P_VS_HI,
+    P_TREND_THR,
+    P_WARMUP_NS,
+) = range(9)
+N_P = 9
+
+# int params
+(
+    Q_L,
+    Q_ZN,  # zscore window (samples)
+    Q_KN,  # Kyle/Amihud buckets
+    Q_VK,  # VPIN buckets
+    Q_PM,  # vol percentile buckets
+    Q_LVL_B,  # index (book windows) of the level-sum window
+    Q_DIV_B,  # index (book windows) of the divergence window
+    Q_W0_B,  # index (book windows) of the first momentum window (z-scores)
+    Q_C0_T,  # index (trade windows) of the first CVD window (z-score)
+    Q_DIV_T,  # index (trade windows) of the divergence window
+    Q_RVS_B,  # indices (book windows) of the regime short / long realized vol
+    Q_RVL_B,
+    Q_TMAX_T,  # index (trade windows) of the max-size window
+    Q_FUTURES,
+) = range(14)
+N_Q = 14
+
+# z ring columns
+Z_OFI1, Z_OFIW, Z_OFII, Z_OFIW_DIV, Z_RET_DIV, Z_CVD0, Z_CVD_DIV = range(7)
+N_Z = 7
+
+
+# ------------------------------------------------------------------------------------------ helpers
+@njit(cache=True)
+def _decay(dt_ns: float, hl_ns: float) -> float:
+    """EWMA weight of a new observation after dt: 1 - 2^(-dt/half-life)."""
+    return -math.expm1(-LN2 * dt_ns / hl_ns)
+
+
+@njit(cache=True)
+def _evict_one(v, slot, acc, j, ncol):
+    for c in range(ncol):
+        x = v[slot, c]
+        acc[j, 0, c] -= x
+        acc[j, 1, c] -= x * x
+
+
+@njit(cache=True)
+def _win_evict(ts, v, wns, ptr, acc, ref, head, t, ref_col):
+    """Drop events with ts <= t - w from every window; ``ref[j]`` keeps the last dropped ref_col value."""
+    cap = ts.shape[0]
+    ncol = v.shape[1]
+    for j in range(wns.shape[0]):
+        lim = t - wns[j]
+        p = ptr[j]
+        while p < head and ts[p % cap] <= lim:
+            slot = p % cap
+            _evict_one(v, slot, acc, j, ncol)
+            if ref_col >= 0:
+                ref[j] = v[slot, ref_col]
+            p += 1
+        ptr[j] = p
+        if p == head:
+            for c in range(ncol):
+                acc[j, 0, c] = 0.0
+                acc[j, 1, c] = 0.0
+
+
+@njit(cache=True)
+def _win_push(ts, v, wns, ptr, acc, ref, head, t, row, ref_col, I):
+    """Append one event (values ``row``) to the ring and every window; returns the new head."""
+    cap = ts.shape[0]
+    ncol = v.shape[1]
+    for j in range(wns.shape[0]):
+        if head - ptr[j] >= cap:  # ring full: the oldest event leaves this window early
+            slot = ptr[j] % cap
+            _evict_one(v, slot, acc, j, ncol)
+            if ref_col >= 0:
+                ref[j] = v[slot, ref_col]
+            ptr[j] += 1
+            I[I_OVERFLOW] += 1
+    slot = head % cap
+    ts[slot] = t
+    for c in range(ncol):
+        x = row[c]
+        v[slot, c] = x
+        for j in range(wns.shape[0]):
+            acc[j, 0, c] += x
+            acc[j, 1, c] += x * x
+    return head + 1
+
+
+@njit(cache=True)
+def _std(acc, j, c, n):
+    if n < 2:
+        return np.nan
+    m = acc[j, 0, c] / n
+    var = acc[j, 1, c] / n - m * m
+    return math.sqrt(var) if var > 0.0 else 0.0
+
+
+@njit(cache=True)
+def _z_push(zv, zs, I, row):
+    """Push one sample into the z ring (sliding Welford per column; NaN values are skipped)."""
+    zn = zv.shape[0]
+    tot = I[I_ZTOT]
+    slot = tot % zn
+    for c in range(zv.shape[1]):
+        if tot >= zn:
+            y = zv[slot, c]
+            if not math.isnan(y):
+                n = zs[0, c] - 1.0
+                zs[0, c] = n
+                if n <= 0.0:
+                    zs[1, c] = 0.0
+                    zs[2, c] = 0.0
+                else:
+                    d = y - zs[1, c]
+                    zs[1, c] -= d / n
+                    zs[2, c] -= d * (y - zs[1, c])
+        x = row[c]
+        zv[slot, c] = x
+        if not math.isnan(x):
+            n = zs[0, c] + 1.0
+            zs[0, c] = n
+            d = x - zs[1, c]
+            zs[1, c] += d / n
+            zs[2, c] += d * (x - zs[1, c])
+    I[I_ZTOT] = tot + 1
+
+
+@njit(cache=True)
+def _z(zs, c, x, zn):
+    """z-score of x against the ring column c; NaN until the column holds zn values or if std is 0."""
+    n = zs[0, c]
+    if n < zn or math.isnan(x):
+        return np.nan
+    m2 = zs[2, c]
+    if m2 <= 0.0:
+        return np.nan
+    return (x - zs[1, c]) / math.sqrt(m2 / n)
+
+
+@njit(cache=True)
+def _sign(x):
+    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
