@@ -180,13 +180,7 @@ def ofi_price_impact(
 ) -> OFIImpact:
     """R^2 of bucket mid change in ticks on normalised OFI: level 1 alone and levels 1..``levels``
     jointly (OLS with intercept), buckets aligned to the first book event, the first bucket dropped."""
-    bp, bs, ap, as_ = (np.asarray(a, dtype=np.float64)[:, :levels] for a in (bid_px, bid_sz, ask_px, ask_sz))
-    e = ofi_per_event(bp, bs, ap, as_)
-    b = bucket_ofi(ts_ns, e, mid_price(bid_px, ask_px), bucket_ns, tick=tick)
-    x = b.normalised(average_depth(bs, as_))[1:]
-    y = b.dmid[1:]
-    ok = np.isfinite(y) & np.all(np.isfinite(x), axis=1)
-    x, y = x[ok], y[ok]
+    x, y = impact_design(ts_ns, bid_px, bid_sz, ask_px, ask_sz, bucket_ns, tick, levels)
     r2_best = _r2(y, x[:, :1])
     beta = float(np.polyfit(x[:, 0], y, 1)[0]) if y.size > 2 and np.ptp(x[:, 0]) > 0 else float("nan")
     return OFIImpact(bucket_ns / 1e9, int(y.size), r2_best, _r2(y, x), beta)
