@@ -165,6 +165,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", help="ISO date/time (UTC)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    models = sub.add_parser("models", help="train, evaluate, version and promote models").add_subparsers(
+        dest="models_command", required=True
+    )
+
+    def _add_registry(p: argparse.ArgumentParser) -> None:
+        _add_common(p)
+        p.add_argument("--registry", help="registry directory or tracking URL (default: $ORDERFLOW_REGISTRY)")
+
+    p = models.add_parser("train", help="train every member and the ensemble; register a version")
+    _add_registry(p)
+    p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    p.add_argument("--quick", action="store_true", help="small configurations: a smoke run in under a minute")
+    p.add_argument("--report", help="directory for the evaluation report (HTML + JSON)")
+    p.add_argument("--members", help="comma-separated subset of members to train")
+    p.add_argument("--start", help="ISO date/time (UTC)")
+    p.add_argument("--end", help="ISO date/time (UTC)")
+    p = models.add_parser("ls", help="registered versions with members, metrics and aliases")
+    _add_registry(p)
+    p.add_argument("--json", action="store_true")
+    p = models.add_parser("evaluate", help="stored out-of-sample metrics and the golden-rule verdict")
+    _add_registry(p)
+    p.add_argument("version", help="version number or alias (champion, previous)")
+    p.add_argument("--json", action="store_true")
+    p = models.add_parser("promote", help="make a version the champion if it passes the golden rule")
+    _add_registry(p)
+    p.add_argument("version")
+    p.add_argument("--force", action="store_true", help="bypass the golden rule (logged)")
+    p = models.add_parser("rollback", help="move the champion alias back to the previous champion")
+    _add_registry(p)
+
     research = sub.add_parser("research", help="research studies over stored or raw data").add_subparsers(
         dest="research_command", required=True
     )
@@ -200,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "features":
             return int(getattr(commands, "features_" + args.features_command)(cfg, args) or 0)
+        if args.command == "models":
+            from orderflow.models import cli_commands
+
+            return int(getattr(cli_commands, "models_" + args.models_command)(cfg, args) or 0)
         if args.command == "research":
             return int(commands.research_impact(cfg, args) or 0)
         handler = getattr(commands, "data_" + args.data_command.replace("-", "_"))

@@ -76,6 +76,9 @@ class Config(_Frozen):
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
     selection: SelectionConfig = SelectionConfig()
+    # validated as orderflow.models.train.ModelsConfig by the `orderflow models` commands (which load
+    # torch and friends; other commands stay light): unknown keys are errors there
+    models: dict[str, Any] = {}
 
     def store_dir(self, override: str | None = None) -> Path:
         chosen = override or os.environ.get("ORDERFLOW_STORE") or self.data.store

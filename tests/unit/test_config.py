@@ -9,7 +9,8 @@ from orderflow.config import REPO_CONFIG_DIR, Config, ConfigError, load_config
 
 def test_repo_config_files_equal_embedded_defaults():
     assert REPO_CONFIG_DIR.is_dir()
-    assert load_config(REPO_CONFIG_DIR, environ={}) == Config()
+    # the models section is validated by the models commands (test below)
+    assert load_config(REPO_CONFIG_DIR, environ={}).model_copy(update={"models": {}}) == Config()
 
 
 def test_defaults_without_any_file(tmp_path):
@@ -60,3 +61,14 @@ def test_store_dir_precedence(monkeypatch, tmp_path):
 def test_missing_config_dir_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope", environ={})
+
+
+def test_models_section_validates_as_models_config(tmp_path):
+    from orderflow.commands import UserError
+    from orderflow.models.cli_commands import models_config
+    from orderflow.models.train import ModelsConfig
+
+    assert models_config(load_config(REPO_CONFIG_DIR, environ={})) == ModelsConfig()
+    (tmp_path / "m.yaml").write_text("models:\n  n_fold: 3\n")
+    with pytest.raises(UserError, match=r"models\.n_fold: unknown key"):
+        models_config(load_config(tmp_path, environ={}))

@@ -32,8 +32,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.inspection import permutation_importance
-from sklearn.metrics import balanced_accuracy_score, log_loss
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +176,16 @@ def _model(cfg: SelectionConfig):
 
 def _neg_log_loss(estimator, x, y) -> float:
     """Minus the multi-class log loss over the estimator's classes (the permutation-importance scorer)."""
+    from sklearn.metrics import log_loss
+
     return -float(log_loss(y, estimator.predict_proba(x), labels=estimator.classes_))
 
 
 def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     with warnings.catch_warnings():  # a predicted class absent from the fold is not an error here
         warnings.simplefilter("ignore", UserWarning)
+        from sklearn.metrics import balanced_accuracy_score
+
         return float(balanced_accuracy_score(y, pred))
 
 
@@ -270,6 +272,9 @@ def select_features(
         xte, yte = xf.iloc[test], y[test]
         prior = np.array([np.mean(ytr == c) for c in model.classes_])
         score = _neg_log_loss(model, xte, yte)
+        from sklearn.inspection import permutation_importance
+        from sklearn.metrics import log_loss
+
         base = -float(log_loss(yte, np.tile(prior, (yte.size, 1)), labels=model.classes_))
         sub = np.unique(np.linspace(0, test.size - 1, min(test.size, cfg.max_importance_rows)).astype(int))
         pi = permutation_importance(

@@ -1,0 +1,363 @@
+"""ONNX Runtime serving of an ensemble bundle, and hot reload of the registry's champion.
+
+:class:`EnsembleModel` loads every member graph of a bundle (format in :mod:`orderflow.models.registry`)
+into its own ``onnxruntime.InferenceSession`` (one intra-op thread: the engine owns the cores),
+applies the member's calibration (vector scaling, ``orderflow.models.calibration``) and averages the
+calibrated probabilities with the bundle's ensemble weights. It refuses a bundle whose feature schema
+hash differs from the one the running feature engine produces (:class:`SchemaMismatch`).
+
+:class:`HotReloader` uses a **background thread** (not an asyncio task): ONNX session creation and the
+MLflow client are blocking, CPU/IO-bound calls that must stay off both the event loop and the hot
+path, and a thread serves sync and async engines alike. The thread polls the registry alias every
+``poll_s`` seconds; on a new version it downloads and loads it completely, then swaps one reference
+``(version, model)``. ``predict`` reads that reference once per call, so a call never mixes two
+versions and never waits for a load. A refused bundle (schema mismatch, broken file) is logged as an
+error, recorded as a failed :class:`ReloadEvent`, and the current model keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from orderflow.models.registry import CHAMPION, DEFAULT_MODEL_NAME, BundleManifest, read_manifest
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+    from orderflow.models.registry import Registry
+
+log = logging.getLogger(__name__)
+
+PROBS_OUTPUT = "probs"
+
+
+class SchemaMismatch(ValueError):
+    """The bundle was trained on a different feature schema than the running engine produces."""
+
+
+class ModelNotReady(RuntimeError):
+    """No model has been loaded yet (no champion, or every candidate was refused)."""
+
+
+def _calibrator(d: Mapping[str, Any] | None) -> Callable[[np.ndarray], np.ndarray]:
+    """A function raw (n, 3) probs -> calibrated probs, from a calibration dict (None: identity)."""
+    if not d:
+        return lambda p: np.asarray(p, dtype=np.float64)
+    try:
+        from orderflow.models.calibration import VectorScaling
+    except ImportError:  # calibration module absent: the same maths, locally
+        a = np.asarray(d["a"], dtype=np.float64)
+        b = np.asarray(d["b"], dtype=np.float64)
+        eps = float(d.get("eps", 1e-7))
+
+        def apply(p: np.ndarray) -> np.ndarray:
+            z = np.log(np.clip(np.asarray(p, dtype=np.float64), eps, 1.0)) * a + b
+            z -= z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            return e / e.sum(axis=1, keepdims=True)
+
+        return apply
+    return VectorScaling.from_dict(dict(d)).apply
+
+
+def _first_differences(expected: Sequence[str], got: Sequence[str], limit: int = 3) -> str:
+    diffs = [
+        f"#{i}: expected {e!r}, bundle has {g!r}"
+        for i, (e, g) in enumerate(zip(expected, got, strict=False))
+        if e != g
+    ][:limit]
+    if len(expected) != len(got):
+        diffs.append(f"expected {len(expected)} features, bundle has {len(got)}")
+    return "; ".join(diffs) or "same names (different dtype or hash method)"
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str
+    input_kind: str
+    seq_len: int
+    columns: np.ndarray  # indices into the bundle's feature_names
+    session: ort.InferenceSession
+    input_name: str
+    calibrate: Callable[[np.ndarray], np.ndarray]
+
+
+class EnsembleModel:
+    """An immutable, loaded ensemble: per-member ONNX sessions, calibrations and weights."""
+
+    def __init__(self, manifest: BundleManifest, members: list[_Member], source: Path) -> None:
+        self.manifest = manifest
+        self.source = source
+        self._members = members
+        w = np.array([max(manifest.ensemble.weights.get(m.name, 0.0), 0.0) for m in members])
+        if not np.isfinite(w).all() or w.sum() <= 0:
+            raise ValueError(f"{source}: ensemble weights {manifest.ensemble.weights} do not sum to > 0")
+        self._weights = w / w.sum()
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle_dir: str | Path,
+        expected_schema_hash: str | None,
+        expected_feature_names: Sequence[str] | None = None,
+    ) -> EnsembleModel:
+        """Load a bundle directory. ``expected_schema_hash`` None skips the schema check (offline use).
+
+        Raises SchemaMismatch naming both hashes (and the first differing feature names when
+        ``expected_feature_names`` is given).
+        """
+        import onnxruntime as ort
+
+        bundle_dir = Path(bundle_dir)
+        m = read_manifest(bundle_dir)
+        if expected_schema_hash is not None and m.schema_hash != expected_schema_hash:
+            detail = (
+                _first_differences(expected_feature_names, m.feature_names)
+                if expected_feature_names is not None
+                else f"bundle's first features {m.feature_names[:3]}"
+            )
+            raise SchemaMismatch(
+                f"{bundle_dir}: feature schema hash {m.schema_hash[:16]} != expected "
+                f"{expected_schema_hash[:16]} ({detail})"
+            )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        pos = {f: i for i, f in enumerate(m.feature_names)}
+        members = []
+        for e in m.members:
+            path = bundle_dir / e.onnx
+            try:
+                sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ValueError(f"{path}: member {e.name!r} cannot be loaded: {exc}") from exc
+            if PROBS_OUTPUT not in [o.name for o in sess.get_outputs()]:
+                raise ValueError(f"{path}: member {e.name!r} has no output {PROBS_OUTPUT!r}")
+            members.append(
+                _Member(
+                    name=e.name,
+                    input_kind=e.input_kind,
+                    seq_len=e.seq_len,
+                    columns=np.array([pos[f] for f in e.feature_names], dtype=np.intp),
+                    session=sess,
+                    input_name=sess.get_inputs()[0].name,
+                    calibrate=_calibrator(e.calibration),
+                )
+            )
+        return cls(m, members, bundle_dir)
+
+    @property
+    def schema_hash(self) -> str:
+        return self.manifest.schema_hash
+
+    @property
+    def member_names(self) -> list[str]:
+        return [m.name for m in self._members]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {m.name: float(w) for m, w in zip(self._members, self._weights, strict=True)}
+
+    @property
+    def max_seq_len(self) -> int:
+        return max(m.seq_len for m in self._members)
+
+    def inputs_from_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-member inputs from feature rows over the bundle's ``feature_names``.
+
+        ``window``: (n, T, F) or (T, F) (one sample), the last T rows ending at the prediction time;
+        tabular members read the last row, sequence members the last ``seq_len`` rows (zero-padded
+        in front when T is shorter).
+        """
+        w = np.asarray(window, dtype=np.float32)
+        if w.ndim == 2:
+            w = w[None]
+        if w.ndim != 3 or w.shape[2] != len(self.manifest.feature_names):
+            raise ValueError(
+                f"window shape {np.shape(window)}: expected (n, T, {len(self.manifest.feature_names)})"
+            )
+        out: dict[str, np.ndarray] = {}
+        for m in self._members:
+            if m.input_kind == "tabular":
+                out[m.name] = np.ascontiguousarray(w[:, -1, m.columns])
+            else:
+                seq = w[:, -m.seq_len :, :][:, :, m.columns]
+                if seq.shape[1] < m.seq_len:
+                    pad = np.zeros((seq.shape[0], m.seq_len - seq.shape[1], seq.shape[2]), np.float32)
+                    seq = np.concatenate([pad, seq], axis=1)
+                out[m.name] = np.ascontiguousarray(seq)
+        return out
+
+    def predict_members(self, x_by_member: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Calibrated (n, 3) probabilities per member; columns are classes (-1, 0, +1)."""
+        out = {}
+        for m in self._members:
+            if m.name not in x_by_member:
+                raise KeyError(f"no input for member {m.name!r} (have {sorted(x_by_member)})")
+            x = np.asarray(x_by_member[m.name], dtype=np.float32)
+            raw = m.session.run([PROBS_OUTPUT], {m.input_name: x})[0]
+            out[m.name] = m.calibrate(raw)
+        return out
+
+    def predict(self, x_by_member: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Weighted average of the calibrated member probabilities, (n, 3) float64."""
+        per = self.predict_members(x_by_member)
+        acc = None
+        for m, w in zip(self._members, self._weights, strict=True):
+            acc = per[m.name] * w if acc is None else acc + per[m.name] * w
+        assert acc is not None
+        return acc
+
+
+@dataclass(frozen=True)
+class ReloadEvent:
+    """One reload attempt: ``ok`` False means the candidate was refused and ``from_version`` kept."""
+
+    ts_ns: int
+    from_version: str | None
+    to_version: str
+    ok: bool
+    load_ms: float
+    error: str = ""
+
+
+class HotReloader:
+    """Serves the registry's ``alias`` version and swaps to a newly promoted one without a restart.
+
+    Use ``start()``/``stop()`` or ``with HotReloader(...) as r:``. ``check_now()`` runs one poll in
+    the caller's thread (tests, or engines that prefer to drive polling themselves). A refused
+    version is not retried; promote a fixed bundle as a new version.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        alias: str = CHAMPION,
+        expected_schema_hash: str | None = None,
+        poll_s: float = 1.0,
+        *,
+        name: str = DEFAULT_MODEL_NAME,
+        expected_feature_names: Sequence[str] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.registry = registry
+        self.alias = alias
+        self.expected_schema_hash = expected_schema_hash
+        self.expected_feature_names = list(expected_feature_names) if expected_feature_names else None
+        self.poll_s = poll_s
+        self.name = name
+        self._clock = clock
+        self._live: tuple[str, EnsembleModel] | None = None
+        self._refused: set[str] = set()
+        self._events: list[ReloadEvent] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._poll_lock = threading.Lock()
+
+    # -- serving (hot path)
+    @property
+    def current_version(self) -> str | None:
+        live = self._live
+        return live[0] if live else None
+
+    @property
+    def model(self) -> EnsembleModel:
+        live = self._live
+        if live is None:
+            raise ModelNotReady(f"{self.name}@{self.alias}: no model loaded")
+        return live[1]
+
+    def predict_versioned(self, x_by_member: Mapping[str, np.ndarray]) -> tuple[str, np.ndarray]:
+        """(version, probabilities) from one consistent model."""
+        live = self._live
+        if live is None:
+            raise ModelNotReady(f"{self.name}@{self.alias}: no model loaded")
+        return live[0], live[1].predict(x_by_member)
+
+    def predict(self, x_by_member: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self.predict_versioned(x_by_member)[1]
+
+    @property
+    def events(self) -> list[ReloadEvent]:
+        return list(self._events)
+
+    # -- reloading (background)
+    def check_now(self) -> bool:
+        """Poll once; load and swap if the alias points to a new, acceptable version. True if swapped."""
+        with self._poll_lock:
+            try:
+                target = self.registry.resolve(self.alias, self.name)
+            except Exception:
+                log.exception("%s@%s: registry poll failed", self.name, self.alias)
+                return False
+            current = self.current_version
+            if target is None or target == current or target in self._refused:
+                return False
+            t0 = time.perf_counter()
+            try:
+                path = self.registry.load_bundle(target, self.name)
+                model = EnsembleModel.from_bundle(
+                    path, self.expected_schema_hash, self.expected_feature_names
+                )
+            except Exception as exc:
+                ms = (time.perf_counter() - t0) * 1e3
+                self._refused.add(target)
+                self._events.append(ReloadEvent(self._clock(), current, target, False, ms, str(exc)))
+                log.error(
+                    "%s@%s: refused version %s, still serving %s: %s",
+                    self.name,
+                    self.alias,
+                    target,
+                    current,
+                    exc,
+                )
+                return False
+            ms = (time.perf_counter() - t0) * 1e3
+            self._live = (target, model)  # the atomic swap
+            self._events.append(ReloadEvent(self._clock(), current, target, True, ms))
+            log.info(
+                "%s@%s: now serving version %s (was %s, loaded in %.0f ms)",
+                self.name,
+                self.alias,
+                target,
+                current,
+                ms,
+            )
+            return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self.check_now()
+
+    def start(self) -> HotReloader:
+        """Load the current alias target synchronously, then poll in a daemon thread."""
+        if self._thread is not None:
+            return self
+        self.check_now()
+        if self._live is None:
+            log.warning("%s@%s: nothing to serve yet; waiting for a promotion", self.name, self.alias)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"hot-reload-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> HotReloader:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

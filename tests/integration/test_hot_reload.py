@@ -1,0 +1,135 @@
+"""Hot reload: a streaming loop keeps predicting while the registry's champion changes; a bundle with
+another feature schema is refused and the running model stays."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orderflow.models.registry import BundleManifest, EnsembleEntry, MemberEntry, Registry, write_manifest
+from orderflow.models.serving import EnsembleModel, HotReloader, ModelNotReady
+
+FEATURES = ["ofi_l1", "cvd_1s", "spread_bps"]
+METRICS = {
+    "ensemble": {"log_loss": [0.95, 0.96, 0.94], "ece": [0.02, 0.02, 0.02]},
+    "baselines": {"majority": {"log_loss": [1.09, 1.09, 1.09]}},
+}
+
+
+def lr_bundle(d: Path, sign: float, features: list[str] = FEATURES, schema: str = "schema-A") -> Path:
+    """A bundle holding one sklearn LogisticRegression exported to ONNX (output "probs")."""
+    import onnx
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, len(features))).astype(np.float32)
+    clf = LogisticRegression(max_iter=500).fit(x, np.digitize(sign * x[:, 0], [-0.4, 0.4]))
+    model = to_onnx(
+        clf,
+        initial_types=[("x", FloatTensorType([None, len(features)]))],
+        options={id(clf): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    for node in model.graph.node:
+        node.output[:] = ["probs" if o == "probabilities" else o for o in node.output]
+    for out in model.graph.output:
+        out.name = "probs" if out.name == "probabilities" else out.name
+    model.ir_version = min(model.ir_version, 9)
+    onnx.save(model, str(d / "lr.onnx"))
+    member = MemberEntry(name="lr", input_kind="tabular", feature_names=features, onnx="lr.onnx")
+    manifest = BundleManifest(
+        feature_names=features,
+        schema_hash=schema,
+        members=[member],
+        ensemble=EnsembleEntry(weights={"lr": 1.0}),
+        metrics=METRICS,
+    )
+    write_manifest(d, manifest)
+    return d
+
+
+X = {"lr": np.array([[1.5, 0.0, 0.2], [-1.5, 0.3, 0.1]], dtype=np.float32)}
+
+
+def test_streaming_engine_switches_version_and_refuses_schema_mismatch(tmp_path, caplog):
+    reg_dir = tmp_path / "registry"
+    admin = Registry(reg_dir)  # the operator's CLI
+    v1 = admin.register(lr_bundle(tmp_path / "b1", +1.0))
+    v2 = admin.register(lr_bundle(tmp_path / "b2", -1.0))
+    other = ["ofi_l1", "cvd_5s", "spread_bps"]
+    v3 = admin.register(lr_bundle(tmp_path / "b3", +1.0, features=other, schema="schema-B"))
+    want = {v: EnsembleModel.from_bundle(admin.load_bundle(v), None).predict(X) for v in (v1, v2)}
+    assert np.argmax(want[v1], axis=1).tolist() == [2, 0] and np.argmax(want[v2], axis=1).tolist() == [0, 2]
+
+    engine_registry = Registry(reg_dir)  # the running engine has its own connection
+    reloader = HotReloader(
+        engine_registry, "champion", "schema-A", poll_s=0.05, expected_feature_names=FEATURES
+    )
+    reloader.start()
+    assert reloader.current_version is None
+    with pytest.raises(ModelNotReady):
+        reloader.predict(X)
+    admin.promote(v1)
+    _wait(lambda: reloader.current_version == v1)
+
+    seen: list[tuple[str, np.ndarray]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def stream() -> None:  # the engine's hot loop: predicts on every "event", never restarts
+        while not stop.is_set():
+            try:
+                seen.append(reloader.predict_versioned(X))
+            except BaseException as e:
+                errors.append(e)
+            time.sleep(0.002)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    try:
+        _wait(lambda: len(seen) > 20)
+        admin.promote(v2)
+        _wait(lambda: seen[-1][0] == v2)
+        n_switch = len(seen)
+        caplog.set_level(logging.ERROR, logger="orderflow.models.serving")
+        admin.promote(v3, force=True)  # forced past the rule, but its feature schema differs
+        _wait(lambda: any(not e.ok for e in reloader.events))
+        _wait(lambda: len(seen) > n_switch + 20)
+    finally:
+        stop.set()
+        t.join(5)
+        reloader.stop()
+
+    assert not errors
+    versions = [v for v, _ in seen]
+    first_v2 = versions.index(v2)
+    assert set(versions[:first_v2]) == {v1} and set(versions[first_v2:]) == {v2}  # one clean switch
+    for v, p in seen:
+        np.testing.assert_allclose(p, want[v], atol=1e-6)
+    assert reloader.current_version == v2
+
+    ev = reloader.events
+    assert [(e.from_version, e.to_version, e.ok) for e in ev] == [
+        (None, v1, True),
+        (v1, v2, True),
+        (v2, v3, False),
+    ]
+    assert "schema-B" in ev[-1].error and "schema-A" in ev[-1].error
+    assert "#1: expected 'cvd_1s', bundle has 'cvd_5s'" in ev[-1].error
+    assert any(f"refused version {v3}, still serving {v2}" in r.getMessage() for r in caplog.records)
+
+
+def _wait(cond, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"condition not reached within {timeout:.0f} s")
+        time.sleep(0.01)
