@@ -1,0 +1,80 @@
+"""Whole-ensemble inference in ONNX Runtime (one intra-op thread per member). Prints figures; not a test.
+
+Builds a bundle with every default member at its DEFAULT size (RF 200 trees, LightGBM up to 300 rounds,
+LSTM 3x128, Transformer 3x8 heads d_model 128, CNN 64/128/256; seq_len 64) trained briefly on
+synthetic rows named like the default feature set (latency does not depend on what the weights
+learnt), loads it with the serving code (`EnsembleModel.from_bundle`) and measures:
+
+- single-sample latency p50/p99 of `predict(inputs_from_window(window))` (the live path);
+- batch throughput in samples/s at batch 256 (the backtest path).
+
+Run: .venv/bin/python benchmarks/bench_ensemble.py [--runs 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from orderflow.features.engine import FeatureConfig
+from orderflow.features.registry import default_specs
+from orderflow.models.dataset import Dataset, schema_hash
+from orderflow.models.expert import ExpertConfig
+from orderflow.models.nets import NetConfig
+from orderflow.models.serving import EnsembleModel
+from orderflow.models.train import ModelsConfig, train_models
+
+
+def synthetic_dataset(n_rows: int = 6000, seed: int = 0) -> Dataset:
+    names = [s.name for s in default_specs(FeatureConfig(tick_size=0.1))]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_rows, len(names))).astype(np.float32)
+    ts = (np.arange(n_rows, dtype=np.int64) + 1) * 1_000_000_000
+    idx = np.arange(64, n_rows, dtype=np.int64)
+    y = (x[idx, 0] > 0).astype(np.int64) + (x[idx, 1] > 1).astype(np.int64)
+    return Dataset(x, names, ts, idx, y, ts[idx] + 10**9, schema_hash(names))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=1000)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    ds = synthetic_dataset()
+    nets = {k: NetConfig(kind=k, epochs=1, max_train_samples=1000) for k in ("lstm", "transformer", "cnn")}
+    cfg = ModelsConfig(n_folds=1, expert=ExpertConfig(early_stopping_rounds=0), **nets)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        res = train_models(ds, cfg, Path(tmp) / "bundle", "synthetic", progress=lambda s: None)
+        print(f"built the default-size bundle in {time.perf_counter() - t0:.0f} s ({', '.join(cfg.members)})")
+        model = EnsembleModel.from_bundle(res.bundle_dir, ds.schema_hash)
+        window = ds.X[-64:][None]
+        for _ in range(20):
+            model.predict(model.inputs_from_window(window))
+        lat = np.empty(args.runs)
+        for i in range(args.runs):
+            t = time.perf_counter()
+            model.predict(model.inputs_from_window(window))
+            lat[i] = time.perf_counter() - t
+        p50, p99 = np.percentile(lat, [50, 99]) * 1e6
+        print(f"ensemble single sample: p50 {p50:.0f} us, p99 {p99:.0f} us over {args.runs} runs")
+        print("  (target: p99 <= 2000 us)")
+        ends = np.arange(64, 64 + 256)
+        batch = np.stack([ds.X[e - 63 : e + 1] for e in ends])
+        inputs = model.inputs_from_window(batch)
+        model.predict(inputs)
+        t = time.perf_counter()
+        reps = 5
+        for _ in range(reps):
+            model.predict(inputs)
+        rate = reps * len(ends) / (time.perf_counter() - t)
+        print(f"ensemble batch 256: {rate:,.0f} samples/s (target >= 20,000)")
+
+
+if __name__ == "__main__":
+    main()
