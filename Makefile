@@ -40,6 +40,8 @@ bench: setup
 	$(PIN) $(BIN)/python benchmarks/bench_decode.py
 	$(PIN) $(BIN)/python benchmarks/bench_simulator.py
 	$(PIN) $(BIN)/python benchmarks/bench_features.py
+	$(PIN) $(BIN)/python benchmarks/bench_models.py
+	$(PIN) $(BIN)/python benchmarks/bench_ensemble.py
 
 clean-venv:
 	rm -rf $(VENV)
