@@ -72,3 +72,13 @@ def test_models_section_validates_as_models_config(tmp_path):
     (tmp_path / "m.yaml").write_text("models:\n  n_fold: 3\n")
     with pytest.raises(UserError, match=r"models\.n_fold: unknown key"):
         models_config(load_config(tmp_path, environ={}))
+
+
+def test_example_config_dirs_are_valid():
+    from orderflow.models.cli_commands import models_config
+
+    for d in sorted((REPO_CONFIG_DIR / "examples").iterdir()):
+        cfg = load_config(d, environ={})
+        models_config(cfg)  # the models section validates too
+    short = load_config(REPO_CONFIG_DIR / "examples" / "short-recording", environ={})
+    assert short.features.warmup_s == 60.0 and short.labels.horizon_s == 10.0
