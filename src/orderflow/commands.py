@@ -28,6 +28,15 @@ def _store(cfg: Config, args: argparse.Namespace) -> Store:
     return Store(cfg.store_dir(getattr(args, "store", None)))
 
 
+def _existing_files(names: list[str], problem: str = "no such file") -> list[Path]:
+    """The paths, or a UserError naming every one that is not an existing file."""
+    paths = [Path(p) for p in names]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"{problem}: {', '.join(missing)}")
+    return paths
+
+
 def _parse_time(text: str) -> int:
     try:
         t = dt.datetime.fromisoformat(text)
@@ -78,10 +87,7 @@ def data_import(cfg: Config, args: argparse.Namespace) -> int:
 
     if args.format not in FORMATS:
         raise UserError(f"unknown format {args.format!r}; known: {', '.join(FORMATS)}")
-    paths = [Path(p) for p in args.paths]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UserError(f"no such file: {', '.join(missing)}")
+    paths = _existing_files(args.paths)
     store = _store(cfg, args)
     t0 = time.perf_counter()
     try:
@@ -171,10 +177,7 @@ def resolve_source(store: Store, source: list[str]) -> Iterator[tuple[Store, str
             raise UserError(f"no book data for {venue}/{symbol} in {store.root} (see `orderflow data ls`)")
         yield store, venue, symbol, source[0]
         return
-    paths = [Path(p) for p in source]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UserError(f"{', '.join(missing)}: neither a stored VENUE/SYMBOL nor an existing file")
+    paths = _existing_files(source, "neither a stored VENUE/SYMBOL nor an existing file")
     from orderflow.data.importers.binance_raw import import_binance_raw
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -408,10 +411,7 @@ def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
         if not sym or not k.isdigit():
             raise UserError(f"--drop-diff wants SYMBOL:K, got {spec!r}")
         drops[sym.upper()] = int(k)
-    paths = [Path(p) for p in args.paths]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UserError(f"no such file: {', '.join(missing)}")
+    paths = _existing_files(args.paths)
     serve(
         paths,
         host=args.host,
