@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +254,64 @@ def _check_paths(paths: Sequence[Path]) -> None:
             raise ImportError_(f"{p}: no such file")
 
 
+def _vision_file(path: Path, report: ImportReport) -> tuple[np.ndarray, dict[str, np.ndarray], str | None]:
+    """One Binance Vision kline file (no header, or a header row) -> (open times ns, columns, None)."""
+    first, rows, lines = read_csv_rows(path, report)
+    if first and not _is_number(first[0]):
+        rows, lines = rows[1:], lines[1:]  # header row
+    good = [i for i, r in enumerate(rows) if len(r) >= 11]
+    for i in (i for i, r in enumerate(rows) if len(r) < 11):
+        report.problem(f"{path}:{lines[i]}: expected 12 fields, got {len(rows[i])} (truncated line?)")
+    rows = [rows[i] for i in good]
+    lines = [lines[i] for i in good]
+    if not rows:
+        raise ImportError_(f"{path}: no kline rows")
+    colv = list(zip(*(r[:11] for r in rows), strict=True))
+    names = [
+        "ts_open",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "close_time",
+        "quote_volume",
+        "trades",
+        "taker_buy_volume",
+        "taker_buy_quote",
+    ]
+    bad = np.zeros(len(rows), dtype=bool)
+    vals: dict[str, np.ndarray] = {}
+    for j, name in enumerate(names):
+        if name in ("close_time", "taker_buy_quote"):
+            continue
+        vals[name], b = to_float(colv[j], path, lines, name, report)  # type: ignore[arg-type]
+        bad |= b
+    ts_open = epoch_to_ns(vals.pop("ts_open")[~bad])
+    return ts_open, {k: v[~bad] for k, v in vals.items()}, None
+
+
+def _import_bar_files(
+    fmt: str,
+    read: Callable[[Path, ImportReport], tuple[np.ndarray, dict[str, np.ndarray], str | None]],
+    store: Store,
+    paths: Sequence[Path],
+    venue: str | None,
+    symbol: str | None,
+    interval: str | None,
+    source: str | None,
+) -> ImportReport:
+    """The file loop shared by the bar importers: read, finish bars, write; names from the path."""
+    report = ImportReport(fmt, [str(p) for p in paths])
+    _check_paths(paths)
+    for path in map(Path, paths):
+        f_venue, f_symbol, f_iv = names_from_path(path)
+        ts_open, vals, found = read(path, report)
+        df, iv = _finish_bars(path, ts_open, vals, interval or f_iv, report)
+        _write(store, path, venue or f_venue, symbol or found or f_symbol, iv, df, report, source)
+    return report
+
+
 def import_binance_vision(
     store: Store,
     paths: Sequence[Path],
@@ -263,46 +321,7 @@ def import_binance_vision(
     source: str | None = None,
 ) -> ImportReport:
     """Import Binance Vision kline files (CSV or the downloaded single-member .zip)."""
-    report = ImportReport("binance-vision", [str(p) for p in paths])
-    _check_paths(paths)
-    for path in map(Path, paths):
-        f_venue, f_symbol, f_iv = names_from_path(path)
-        first, rows, lines = read_csv_rows(path, report)
-        if first and not _is_number(first[0]):
-            rows, lines = rows[1:], lines[1:]  # header row
-        good = [i for i, r in enumerate(rows) if len(r) >= 11]
-        for i in (i for i, r in enumerate(rows) if len(r) < 11):
-            report.problem(f"{path}:{lines[i]}: expected 12 fields, got {len(rows[i])} (truncated line?)")
-        rows = [rows[i] for i in good]
-        lines = [lines[i] for i in good]
-        if not rows:
-            raise ImportError_(f"{path}: no kline rows")
-        colv = list(zip(*(r[:11] for r in rows), strict=True))
-        names = [
-            "ts_open",
-            "open",
-            "high",
-            "low",
-            "close",
-            "volume",
-            "close_time",
-            "quote_volume",
-            "trades",
-            "taker_buy_volume",
-            "taker_buy_quote",
-        ]
-        bad = np.zeros(len(rows), dtype=bool)
-        vals: dict[str, np.ndarray] = {}
-        for j, name in enumerate(names):
-            if name in ("close_time", "taker_buy_quote"):
-                continue
-            vals[name], b = to_float(colv[j], path, lines, name, report)  # type: ignore[arg-type]
-            bad |= b
-        ts_open = epoch_to_ns(vals.pop("ts_open")[~bad])
-        vals = {k: v[~bad] for k, v in vals.items()}
-        df, iv = _finish_bars(path, ts_open, vals, interval or f_iv, report)
-        _write(store, path, venue or f_venue, symbol or f_symbol, iv, df, report, source)
-    return report
+    return _import_bar_files("binance-vision", _vision_file, store, paths, venue, symbol, interval, source)
 
 
 def _is_number(text: str) -> bool:
@@ -406,14 +425,7 @@ def import_ohlcv(
     source: str | None = None,
 ) -> ImportReport:
     """Import generic OHLCV CSV (optionally compressed) or feather files with a header row."""
-    report = ImportReport("ohlcv", [str(p) for p in paths])
-    _check_paths(paths)
-    for path in map(Path, paths):
-        f_venue, f_symbol, f_iv = names_from_path(path)
-        ts_open, vals, found = _ohlcv_file(path, report)
-        df, iv = _finish_bars(path, ts_open, vals, interval or f_iv, report)
-        _write(store, path, venue or f_venue, symbol or found or f_symbol, iv, df, report, source)
-    return report
+    return _import_bar_files("ohlcv", _ohlcv_file, store, paths, venue, symbol, interval, source)
 
 
 def _parse_times(
