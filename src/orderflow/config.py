@@ -28,6 +28,7 @@ from orderflow.data.simulator import SimulatorConfig
 from orderflow.features.engine import FeatureConfig
 from orderflow.features.labels import LabelConfig
 from orderflow.features.selection import SelectionConfig
+from orderflow.risk.config import RiskConfig
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 ENV_PREFIX = "ORDERFLOW__"
@@ -79,6 +80,7 @@ class Config(_Frozen):
     # validated as orderflow.models.train.ModelsConfig by the `orderflow models` commands (which load
     # torch and friends; other commands stay light): unknown keys are errors there
     models: dict[str, Any] = {}
+    risk: RiskConfig = RiskConfig()
 
     def store_dir(self, override: str | None = None) -> Path:
         chosen = override or os.environ.get("ORDERFLOW_STORE") or self.data.store

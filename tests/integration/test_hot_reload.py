@@ -56,7 +56,7 @@ def lr_bundle(d: Path, sign: float, features: list[str] = FEATURES, schema: str 
     return d
 
 
-X = {"lr": np.array([[1.5, 0.0, 0.2], [-1.5, 0.3, 0.1]], dtype=np.float32)}
+X = np.array([[1.5, 0.0, 0.2], [-1.5, 0.3, 0.1]], dtype=np.float32)  # two feature rows
 
 
 def test_streaming_engine_switches_version_and_refuses_schema_mismatch(tmp_path, caplog):

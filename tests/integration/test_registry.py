@@ -174,10 +174,12 @@ def test_load_bundle_serves_the_registered_model(reg, tmp_path):
     expected1 = lr_onnx(tmp_path / "ref.onnx", +1.0)
     m1 = EnsembleModel.from_bundle(p1, "schema-A")
     m2 = EnsembleModel.from_bundle(p2, "schema-A")
-    got1 = m1.predict({"lr": probe()})
+    got1 = m1.predict(probe())
     np.testing.assert_allclose(got1, expected1, atol=1e-5)  # identity calibration
-    assert np.abs(got1 - m2.predict({"lr": probe()})).max() > 0.3
-    np.testing.assert_allclose(m1.predict(m1.inputs_from_window(probe()[:, None, :])), got1, atol=1e-12)
+    assert np.abs(got1 - m2.predict(probe())).max() > 0.3
+    np.testing.assert_allclose(m1.predict(probe()[0]), got1[:1], atol=1e-12)  # one row
+    with pytest.raises(ValueError, match="expected"):
+        m1.predict(probe()[:, :2])
     with pytest.raises(RegistryError, match="no version 9"):
         reg.load_bundle("9")
 
@@ -194,11 +196,11 @@ def test_schema_mismatch_names_hashes_and_features(tmp_path):
 
 def test_calibration_is_applied(tmp_path):
     b = make_bundle(tmp_path / "b", 1.0)
-    raw = EnsembleModel.from_bundle(b, "schema-A").predict({"lr": probe()})
+    raw = EnsembleModel.from_bundle(b, "schema-A").predict(probe())
     man = json.loads((b / "bundle.json").read_text())
     man["members"][0]["calibration"]["b"] = [0.0, 0.0, 2.0]
     (b / "bundle.json").write_text(json.dumps(man))
-    cal = EnsembleModel.from_bundle(b, "schema-A").predict({"lr": probe()})
+    cal = EnsembleModel.from_bundle(b, "schema-A").predict(probe())
     z = np.log(np.clip(raw, 1e-7, 1)) + np.array([0.0, 0.0, 2.0])
     want = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(cal, want, atol=1e-6)

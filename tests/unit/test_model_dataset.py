@@ -111,16 +111,21 @@ def test_split_train_val_purges_fit_labels_reaching_into_validation():
     assert fit.size == 80 - 8  # 2 s of 0.25 s samples purged
 
 
-class _Seq:
-    name, input_kind, seq_len, feature_names = "s", "sequence", 3, ["f_b", "f_a"]
+class _Stream:
+    name, input_kind, seq_len, context_rows, feature_names = "s", "stream", 4, 3, ["f_b", "f_a"]
 
 
 def test_member_inputs_select_and_order_columns():
     f = frame(40)
     ds = make_dataset(f, labels_for(f), sample_every_s=0)
-    x = member_inputs(_Seq(), ds, np.array([2]))
-    assert x.shape == (1, 3, 2) and x[0, :, 1].tolist() == [4, 5, 6] and x[0, 0, 0] == 1
-    bad = _Seq()
+    x = member_inputs(_Stream(), ds, np.array([2, 5]))  # samples at rows 6 and 9
+    assert x.rows.shape == (7, 2) and x.at.tolist() == [3, 6]  # rows 3..9: 3 rows of context first
+    np.testing.assert_array_equal(x.rows, ds.X[3:10][:, ds.columns(["f_b", "f_a"])])
+    first = member_inputs(_Stream(), ds, np.array([0]))  # sample at row 4: context clipped at row 1
+    assert first.rows.shape == (4, 2) and first.at.tolist() == [3]
+    with pytest.raises(ValueError, match="time order"):
+        member_inputs(_Stream(), ds, np.array([5, 2]))
+    bad = _Stream()
     bad.feature_names = ["nope"]
     with pytest.raises(ValueError, match="nope"):
         member_inputs(bad, ds, np.array([0]))

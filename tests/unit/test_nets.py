@@ -1,6 +1,7 @@
-"""Sequence networks (LSTM, Transformer, CNN): each learns a synthetic sequence signal well above chance
-on held-out samples, matches its ONNX export within 1e-5 (NaN inputs included), trains
-deterministically, and fits its standardisation on training rows only."""
+"""Streaming sequence networks (LSTM, Transformer, CNN): each learns a synthetic sequence signal well above
+chance on held-out samples, gives the same outputs whatever the block size (row by row or in blocks),
+is causal, matches its ONNX export within 1e-5 (NaN inputs included, state carried across calls),
+trains deterministically, and fits its standardisation on training rows only."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from pydantic import ValidationError
 
 from orderflow.features.engine import FeatureConfig
 from orderflow.features.registry import default_specs
-from orderflow.models.base import Member, member_inputs, onnx_session, run_onnx
+from orderflow.models.base import Member, StreamInput, member_inputs, onnx_session
 from orderflow.models.dataset import Dataset, schema_hash
 from orderflow.models.nets import NetConfig, build_net, feature_groups, select_features
-from orderflow.models.nets_train import NetMember, gather_windows
+from orderflow.models.nets_train import NetMember, training_pieces
 
 KINDS = ["lstm", "transformer", "cnn"]
 NS = 1_000_000_000
@@ -68,7 +69,8 @@ def fitted(ds):
 @pytest.mark.parametrize("kind", KINDS)
 def test_learns_signal_out_of_sample(fitted, ds, kind):
     m = fitted[kind]
-    assert isinstance(m, Member) and m.input_kind == "sequence" and m.seq_len == 16
+    assert isinstance(m, Member) and m.input_kind == "stream"
+    assert m.seq_len == {"lstm": 129, "transformer": 16, "cnn": 16}[kind]  # receptive field
     assert m.feature_names == CORE  # default groups: everything but technical
     _, _, te = split(ds)
     p = m.predict_proba_raw(member_inputs(m, ds, te))
@@ -83,6 +85,22 @@ def test_learns_signal_out_of_sample(fitted, ds, kind):
     assert m.history and 0 <= m.best_epoch < len(m.history)
 
 
+def run_onnx_stream(sess, rows: np.ndarray, blocks: list[int]) -> np.ndarray:
+    """Probabilities at every row from an exported stream graph, fed in blocks of the given sizes
+    (cycled), carrying the state between calls."""
+    names = [i.name for i in sess.get_inputs()][1:]
+    state = [np.zeros([1 if isinstance(d, str) else d for d in i.shape], np.float32)
+             for i in sess.get_inputs()[1:]]  # fmt: skip
+    out, s, k = [], 0, 0
+    while s < len(rows):
+        b = blocks[k % len(blocks)]
+        res = sess.run(None, {"x": rows[None, s : s + b], **dict(zip(names, state, strict=True))})
+        out.append(res[0][0])
+        state = res[1:]
+        s, k = s + b, k + 1
+    return np.concatenate(out)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_onnx_matches_native(fitted, ds, kind, tmp_path):
     m = fitted[kind]
@@ -91,17 +109,60 @@ def test_onnx_matches_native(fitted, ds, kind, tmp_path):
     proto = onnx.load(str(path))
     assert proto.ir_version <= 10
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) <= 20
-    assert [i.name for i in proto.graph.input] == ["x"] and [o.name for o in proto.graph.output] == ["probs"]
+    states = list(m.net.state_names)
+    assert [i.name for i in proto.graph.input] == ["x", *states]
+    assert [o.name for o in proto.graph.output] == ["probs", *[f"{n}_out" for n in states]]
     sess = onnx_session(path)
-    x = member_inputs(m, ds, np.arange(0, ds.n_samples, 7))  # includes zero-padded early windows
-    x[::5, -1, 1] = np.nan  # NaN in the newest row
-    x[1::3, :4, :] = np.nan  # whole NaN rows
-    x[2, 3, 0] = 1e6  # far outside the training range (clipped)
-    for batch in (x, x[:1], x[:257]):  # dynamic batch axis
-        native, ort_out = m.predict_proba_raw(batch), run_onnx(sess, batch)
+    rows = ds.X[:700][:, ds.columns(m.feature_names)].copy()
+    rows[::5, 1] = np.nan  # NaN cells
+    rows[100:104, :] = np.nan  # whole NaN rows
+    rows[50, 0] = 1e6  # far outside the training range (clipped)
+    native = m.predict_proba_raw(StreamInput(rows, np.arange(len(rows))))
+    for blocks in ([1], [64], [7, 1, 200, 33]):  # row by row, fixed blocks, ragged blocks
+        ort_out = run_onnx_stream(sess, rows, blocks)
         assert ort_out.shape == native.shape
         np.testing.assert_allclose(ort_out, native, atol=1e-5, rtol=0)
     assert np.isfinite(native).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_stream_blocks_causality_and_receptive_field(fitted, ds, kind):
+    m = fitted[kind]
+    net = m.net
+    x = torch.from_numpy(ds.X[:300][:, ds.columns(m.feature_names)])[None]
+    with torch.no_grad():
+        full = net(x, *net.init_state(1))[0]
+        state, parts, s = net.init_state(1), [], 0
+        for b in (1, 5, 64, 1, 100, 129):
+            out, *state = net(x[:, s : s + b], *state)
+            parts.append(out)
+            s += b
+        np.testing.assert_allclose(torch.cat(parts, 1).numpy(), full.numpy(), atol=2e-5)
+        x2 = x.clone()
+        x2[:, 200:] = torch.randn_like(x2[:, 200:]) * 100  # the future changes
+        np.testing.assert_array_equal(net(x2, *net.init_state(1))[0][:, :200].numpy(), full[:, :200].numpy())
+        if kind != "lstm":  # exact receptive field: rows older than it do not matter
+            rf = m.cfg.receptive_field
+            x3 = x.clone()
+            x3[:, : 299 - rf + 1] = torch.randn_like(x3[:, : 299 - rf + 1]) * 100
+            np.testing.assert_allclose(net(x3, *net.init_state(1))[0][:, 299].numpy(),
+                                       full[:, 299].numpy(), atol=2e-5)  # fmt: skip
+            x3[:, 299 - rf + 1] += 1.0  # ... but the oldest row inside it does
+            assert not np.allclose(net(x3, *net.init_state(1))[0][:, 299].numpy(), full[:, 299].numpy())
+
+
+def test_training_pieces():
+    rows = np.r_[np.arange(100, 200, 2), np.arange(1000, 1100, 2)]  # a gap (a test fold) in the middle
+    pieces = training_pieces(rows, warmup=10, piece_len=40)
+    assert pieces[0] == (90, 130) and pieces[-1][1] == 1099
+    assert all(e - s <= 40 + 10 for s, e in pieces)  # a short tail merges into the previous piece
+    assert not any(s < 1000 - 10 < e or (s < 199 < e - 1 and e > 199) for s, e in pieces[:-3])
+    covered = np.zeros(1200, bool)
+    for s, e in pieces:
+        covered[s:e] = True
+    assert covered[rows].all() and not covered[200:990].any()  # the gap is never read
+    with pytest.raises(ValueError, match="piece_len"):
+        training_pieces(rows, warmup=40, piece_len=40)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -126,25 +187,20 @@ def test_standardisation_uses_training_rows_only(ds):
     a = NetMember(cfg)
     a.fit(ds, tr, va)
     X2 = ds.X.copy()
-    val_rows = ds.sample_idx[va]
-    X2[val_rows] = X2[val_rows] * 3.0 + 1000.0  # validation rows changed beyond recognition
+    first_val = ds.sample_idx[va[0]]
+    X2[first_val:] = X2[first_val:] * 3.0 + 1000.0  # validation (and later) rows changed beyond recognition
     ds2 = Dataset(X2, ds.feature_names, ds.ts, ds.sample_idx, ds.y, ds.t_touch, ds.schema_hash)
     b = NetMember(cfg)
     b.fit(ds2, tr, va)
     for buf in ("mean", "std"):
         assert torch.equal(getattr(a.net.norm, buf), getattr(b.net.norm, buf))
     cols = ds.columns(a.feature_names)
-    rows = ds.X[ds.sample_idx[tr]][:, cols].astype(np.float64)
+    pieces = training_pieces(ds.sample_idx[tr], cfg.warmup_rows, cfg.piece_len)
+    rows = np.concatenate([ds.X[s:e] for s, e in pieces])[:, cols].astype(np.float64)
+    assert max(e for _, e in pieces) <= first_val
     np.testing.assert_allclose(a.net.norm.mean.numpy(), np.nanmean(rows, 0), rtol=1e-5)
     np.testing.assert_allclose(a.net.norm.std.numpy(), np.nanstd(rows, 0), rtol=1e-4)
     assert a.history[0]["val_loss"] != b.history[0]["val_loss"]  # validation did see the change
-
-
-def test_windows_match_dataset_sequences(ds):
-    cols = ds.columns(CORE[:3])
-    idx = np.array([0, 1, 5, 100, ds.n_samples - 1])
-    got = gather_windows(ds.X, cols, ds.sample_idx[idx], 16)
-    np.testing.assert_array_equal(got, ds.sequences(idx, 16)[:, :, cols])
 
 
 def test_state_roundtrip_and_errors(fitted, ds):
@@ -153,7 +209,11 @@ def test_state_roundtrip_and_errors(fitted, ds):
     x = member_inputs(m, ds, np.arange(20))
     np.testing.assert_array_equal(m2.predict_proba_raw(x), m.predict_proba_raw(x))
     with pytest.raises(ValueError, match="want"):
-        m.predict_proba_raw(x[:, :, :3])
+        m.predict_proba_raw(StreamInput(x.rows[:, :3], x.at))
+    with pytest.raises(ValueError, match="ascending"):
+        m.predict_proba_raw(StreamInput(x.rows, x.at[::-1].copy()))
+    with pytest.raises(TypeError, match="StreamInput"):
+        m.predict_proba_raw(x.rows)
     with pytest.raises(RuntimeError, match="not fitted"):
         NetMember(NetConfig.quick("cnn")).predict_proba_raw(x)
 
@@ -163,6 +223,8 @@ def test_config_validation_and_feature_selection():
         NetConfig(kind="lstm", hiden=3)  # unknown key
     with pytest.raises(ValidationError, match="divisible"):
         NetConfig(kind="transformer", hidden=100, heads=8)
+    assert NetConfig(kind="cnn").receptive_field == 64  # 1 + 3*1 + 3*4 + 3*16
+    assert NetConfig(kind="transformer").receptive_field == 3 * 63 + 1
     with pytest.raises(ValidationError, match="same non-zero length"):
         NetConfig(kind="cnn", channels=(8, 8), kernel_sizes=(3,), dilations=(1,))
     assert select_features(NetConfig(kind="cnn", groups=("technical",)), NAMES) == TECH
@@ -178,19 +240,19 @@ def test_default_sizes(kind):
     cfg = NetConfig(kind=kind)
     net = build_net(cfg, 108).eval()
     with torch.no_grad():
-        out = net(torch.randn(2, cfg.seq_len, 108))
-    assert out.shape == (2, 3)
+        out, *state = net(torch.randn(2, cfg.seq_len, 108), *net.init_state(2))
+    assert out.shape == (2, cfg.seq_len, 3) and len(state) == len(net.state_names)
     if kind == "lstm":
         assert (net.rnn.num_layers, net.rnn.hidden_size) == (3, 128)
     elif kind == "transformer":
-        assert len(net.encoder.layers) == 3 and net.encoder.layers[0].self_attn.num_heads == 8
+        assert len(net.blocks) == 3 and net.blocks[0].heads == 8 and net.proj.out_features == 128
     else:
         assert [c.out_channels for c in net.convs if isinstance(c, torch.nn.Conv1d)] == [64, 128, 256]
 
 
 def test_class_weighted_and_no_validation(ds):
     tr, _, te = split(ds)
-    keep = np.concatenate([tr[ds.y[tr] != 2], tr[ds.y[tr] == 2][:60]])  # class +1 rare
+    keep = np.concatenate([tr[ds.y[tr] != 2], tr[ds.y[tr] == 2][::12]])  # class +1 rare (~60 samples)
     m = NetMember(NetConfig.quick("cnn", epochs=3, class_weighted=True))
     m.fit(ds, keep, np.array([], dtype=np.int64))  # no validation: all epochs, last kept
     assert len(m.history) == 3 and m.best_epoch == 2 and "val_loss" not in m.history[0]

@@ -1,16 +1,23 @@
 """The ensemble member protocol and small helpers shared by every model.
 
-A member reads its own columns (``feature_names``, a subset of the dataset's) either as one row per
-sample (``input_kind == "tabular"``, ``x`` of shape (n, f)) or as the last ``seq_len`` rows up to the
-sample (``"sequence"``, (n, seq_len, f)). ``predict_proba_raw`` returns uncalibrated (n, 3)
-probabilities of the classes (-1, 0, +1); its ONNX export has input ``x`` (float32) and output
-``probs`` (float32, (n, 3)) equal to it. Calibration is applied afterwards, in numpy, on both paths.
+A member reads its own columns (``feature_names``, a subset of the dataset's) in one of two ways:
+
+- ``input_kind == "tabular"``: one row per sample, ``x`` of shape (n, f);
+- ``input_kind == "stream"``: a causal, stateful network fed consecutive feature rows; its input is a
+  :class:`StreamInput` (the rows from a start row up to the last sample, and the positions of the
+  samples among them), and it scores every row while carrying its state (see
+  :mod:`orderflow.models.nets`). ``context_rows`` rows are streamed before the first sample.
+
+``predict_proba_raw`` returns uncalibrated (n, 3) probabilities of the classes (-1, 0, +1); its ONNX
+export has input ``x`` (float32) and output ``probs`` (float32) equal to it (stream members also take
+and return their state tensors). Calibration is applied afterwards, in numpy, on both paths.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,29 +35,49 @@ class Member(Protocol):
     """An ensemble member (module docstring)."""
 
     name: str  # "expert_rf", "expert_lgbm", "lstm", "transformer", "cnn", "ppo", ...
-    input_kind: str  # "tabular" or "sequence"
-    seq_len: int  # 1 for tabular
+    input_kind: str  # "tabular" or "stream"
+    seq_len: int  # rows of history one prediction reads: 1 for tabular
     feature_names: list[str]
 
     def fit(self, ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray) -> None: ...
 
-    def predict_proba_raw(self, x: np.ndarray) -> np.ndarray: ...
+    def predict_proba_raw(self, x: Any) -> np.ndarray: ...  # ndarray (tabular) or StreamInput
 
     def export_onnx(self, path: Path) -> None: ...
 
 
-def member_inputs(member: Member, ds: Dataset, idx: np.ndarray) -> np.ndarray:
-    """The inputs of ``member`` for samples ``idx`` of ``ds``: (n, f) rows for tabular members,
-    (n, seq_len, f) windows for sequence members, restricted to ``member.feature_names`` in order."""
+@dataclass(frozen=True)
+class StreamInput:
+    """Input of a stream member: consecutive feature rows (m, f) float32 and the positions ``at`` (k,)
+    of the rows to score among them (ascending); the state starts at zero at row 0."""
+
+    rows: np.ndarray
+    at: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.at.size)
+
+
+def member_inputs(member: Member, ds: Dataset, idx: np.ndarray) -> np.ndarray | StreamInput:
+    """The inputs of ``member`` for samples ``idx`` of ``ds``, restricted to ``member.feature_names`` in
+    order: (n, f) rows for tabular members; for stream members a :class:`StreamInput` over the rows from
+    ``context_rows`` before the first sample to the last one."""
     cols = ds.columns(list(member.feature_names))
     if member.input_kind == "tabular":
         return np.ascontiguousarray(ds.tabular(idx)[:, cols])
-    if member.input_kind == "sequence":
-        return np.ascontiguousarray(ds.sequences(idx, int(member.seq_len))[:, :, cols])
+    if member.input_kind == "stream":
+        rows = ds.sample_idx[np.asarray(idx, dtype=np.int64)]
+        if rows.size and np.any(np.diff(rows) < 0):
+            raise ValueError(f"member {member.name!r}: stream samples must be in time order")
+        if rows.size == 0:
+            return StreamInput(np.zeros((0, cols.size), np.float32), np.zeros(0, np.int64))
+        start = max(0, int(rows[0]) - int(getattr(member, "context_rows", 0)))
+        x = np.ascontiguousarray(ds.X[start : int(rows[-1]) + 1][:, cols], dtype=np.float32)
+        return StreamInput(x, rows - start)
     raise ValueError(f"member {member.name!r}: unknown input_kind {member.input_kind!r}")
 
 
-def predict_proba(member: Member, calib: VectorScaling | None, x: np.ndarray) -> np.ndarray:
+def predict_proba(member: Member, calib: VectorScaling | None, x: np.ndarray | StreamInput) -> np.ndarray:
     """Calibrated probabilities: ``calib.apply(member.predict_proba_raw(x))`` (raw when no calib)."""
     raw = member.predict_proba_raw(x)
     return raw if calib is None else calib.apply(raw)

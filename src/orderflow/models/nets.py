@@ -1,26 +1,41 @@
-"""PyTorch sequence networks (LSTM, Transformer encoder, CNN) and their configuration.
+"""PyTorch **streaming** sequence networks (LSTM, Transformer, CNN) and their configuration.
 
-Every network reads a window ``x`` of shape ``(n, seq_len, n_features)`` (raw float32 feature rows,
-oldest first, the newest row last) and returns class logits ``(n, 3)`` for the classes (-1, 0, +1).
+Every network is causal and stateful: ``forward(x, *state)`` reads a block ``x`` of shape
+``(n, b, f)`` (n independent streams, b consecutive raw float32 feature rows each, oldest first) and the
+state carried from the previous block, and returns class logits ``(n, b, 3)`` for the classes
+(-1, 0, +1) at **every** row plus the new state. Feeding a stream in blocks of any size gives the same
+outputs (up to float rounding) as feeding it row by row, so one graph serves both the live path (b = 1,
+one new row per book event) and the backtest path (b in the hundreds), and each new row costs O(1)
+work instead of a whole 64-row window. ``init_state(n)`` is the state at the start of a stream (zeros).
+
 The first layer of each network is :class:`Standardise`: ``(x - mean) / std`` with ``mean``/``std``
-buffers fitted on the training rows only, then NaN -> 0 and a clip to ``±cfg.clip``; because it is part
+buffers fitted on training rows only, then NaN -> 0 and a clip to ``±cfg.clip``; because it is part
 of the module, the exported ONNX graph does exactly the same.
 
-- ``lstm``: ``layers`` stacked LSTM layers of ``hidden`` units; the last step's output -> linear head.
-- ``transformer``: linear projection to ``d_model = hidden`` plus a learned position embedding, then
-  ``layers`` pre-norm encoder layers (``heads`` heads, feed-forward ``ff_mult * hidden``, GELU),
-  a final LayerNorm; the last position's vector -> linear head (the last row is the decision time).
-- ``cnn``: 1-D temporal convolutions in the DeepLOB spirit, with the features as input channels (the
-  feature vector is heterogeneous, not a spatial price-level grid, so convolving across it would be
-  meaningless): ``channels`` = (64, 128, 256) with ``kernel_sizes`` (5, 5, 3) and ``dilations``
-  (1, 2, 4) (receptive field 21 rows), "same" padding, LeakyReLU, then global average and max pooling
-  over time concatenated with the last step's activations -> linear head.
+- ``lstm``: ``layers`` stacked LSTM layers of ``hidden`` units, state ``(h, c)``; the output at each
+  row -> linear head. ``seq_len`` is the truncated-backpropagation length in training. Its memory is
+  unbounded: research predictions warm it up over ``context_rows`` rows before the first scored row;
+  the backtest and the live engine run it from the start of the replay or session.
+- ``transformer``: linear projection to ``d_model = hidden``, then ``layers`` pre-norm layers whose
+  causal attention sees the last ``seq_len`` rows (the row itself included) with a learned relative
+  position bias per head (sliding-window attention, as in Longformer/Mistral), feed-forward
+  ``ff_mult * hidden`` with GELU, a final LayerNorm and a linear head at each row. The state is the
+  key/value cache of the last ``seq_len - 1`` rows per layer plus a validity mask (rows before the
+  start of the stream are masked out). The output at a row depends exactly on the last
+  ``layers * (seq_len - 1) + 1`` rows.
+- ``cnn``: causal dilated 1-D convolutions over time in the DeepLOB/WaveNet spirit, with the features
+  as input channels (the feature vector is heterogeneous, not a price-level grid, so convolving across
+  it would be meaningless): ``channels`` (64, 128, 256), ``kernel_sizes`` (4, 4, 4), ``dilations``
+  (1, 4, 16): receptive field ``1 + sum((k - 1) * d)`` = 64 rows = ``seq_len``; LeakyReLU; a linear
+  head on the last layer's channels at each row. The state is the last ``receptive field - 1``
+  standardised rows.
 
 :class:`~orderflow.models.nets_train.NetMember` trains these and exports them.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Literal
 
@@ -40,18 +55,21 @@ class NetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Kind
-    seq_len: int = Field(64, ge=1, description="rows per input window (the newest row last)")
+    seq_len: int = Field(
+        64, ge=2, description="rows: attention window (transformer), truncated-BPTT length (all kinds)"
+    )
     hidden: int = Field(128, ge=1, description="LSTM hidden units / Transformer d_model")
-    layers: int = Field(3, ge=1, description="LSTM or Transformer encoder layers")
+    layers: int = Field(3, ge=1, description="LSTM or Transformer layers")
     heads: int = Field(8, ge=1, description="Transformer attention heads (must divide hidden)")
     ff_mult: int = Field(2, ge=1, description="Transformer feed-forward width = ff_mult * hidden")
     channels: tuple[int, ...] = Field((64, 128, 256), description="CNN conv channels, one per layer")
-    kernel_sizes: tuple[int, ...] = Field((5, 5, 3), description="CNN kernel sizes (odd), per layer")
-    dilations: tuple[int, ...] = Field((1, 2, 4), description="CNN dilations, per layer")
+    kernel_sizes: tuple[int, ...] = Field((4, 4, 4), description="CNN kernel sizes, per layer")
+    dilations: tuple[int, ...] = Field((1, 4, 16), description="CNN dilations, per layer")
     dropout: float = Field(0.1, ge=0, lt=1)
     clip: float = Field(10.0, gt=0, description="standardised inputs are clipped to +-clip")
     epochs: int = Field(8, ge=1, description="maximum training epochs")
-    batch_size: int = Field(256, ge=1)
+    streams: int = Field(32, ge=1, description="stream pieces trained in parallel (the batch)")
+    piece_len: int = Field(1024, ge=2, description="rows per training piece (state starts at zero)")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
@@ -62,6 +80,12 @@ class NetConfig(BaseModel):
     seed: int = 0
     max_train_samples: int | None = Field(
         10_000, ge=1, description="train on at most this many of the most recent training samples"
+    )
+    context_rows: int = Field(
+        1024, ge=0, description="LSTM only: rows streamed before the first scored row (warm-up)"
+    )
+    infer_block: int | None = Field(
+        None, ge=1, description="rows per ONNX call in batch inference (None: 32 transformer, else 256)"
     )
     threads: int = Field(1, ge=1, description="torch intra-op threads while fitting/predicting")
     groups: tuple[str, ...] = Field(NON_TECHNICAL, description="feature groups read (registry)")
@@ -77,9 +101,33 @@ class NetConfig(BaseModel):
                 raise ValueError(
                     "NetConfig: channels, kernel_sizes and dilations need the same non-zero length"
                 )
-            if any(k % 2 == 0 for k in self.kernel_sizes):
-                raise ValueError(f"NetConfig: CNN kernel_sizes must be odd, got {self.kernel_sizes}")
+            if min(self.kernel_sizes) < 1 or min(self.dilations) < 1:
+                raise ValueError("NetConfig: CNN kernel_sizes and dilations must be >= 1")
         return self
+
+    @property
+    def receptive_field(self) -> int:
+        """Rows the output at one row depends on (LSTM: unbounded, reported as ``context_rows + 1``)."""
+        if self.kind == "cnn":
+            return 1 + sum((k - 1) * d for k, d in zip(self.kernel_sizes, self.dilations, strict=True))
+        if self.kind == "transformer":
+            return self.layers * (self.seq_len - 1) + 1
+        return self.context_rows + 1
+
+    @property
+    def block(self) -> int:
+        """Rows per ONNX call in batch inference (measured best on this CPU: attention cost grows with
+        the block, recurrent and convolution cost falls)."""
+        if self.infer_block is not None:
+            return self.infer_block
+        return 32 if self.kind == "transformer" else 256
+
+    @property
+    def warmup_rows(self) -> int:
+        """Rows at the start of a training piece that carry no loss (the state is still filling)."""
+        if self.kind == "lstm":
+            return self.seq_len
+        return self.receptive_field - 1
 
     @classmethod
     def quick(cls, kind: Kind, **overrides: object) -> NetConfig:
@@ -91,14 +139,16 @@ class NetConfig(BaseModel):
             layers=1,
             heads=2,
             channels=(8, 16),
-            kernel_sizes=(3, 3),
-            dilations=(1, 2),
+            kernel_sizes=(4, 4),
+            dilations=(1, 4),
             dropout=0.0,
             epochs=8,
-            batch_size=64,
+            streams=8,
+            piece_len=256,
             lr=3e-3,
             patience=3,
             max_train_samples=4000,
+            context_rows=128,
         )
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
@@ -138,79 +188,143 @@ class Standardise(nn.Module):
 
 
 class LSTMNet(nn.Module):
-    """Stacked LSTM over the window; the last step's output feeds the head."""
+    """Stacked LSTM; state ``(h, c)`` each ``(layers, n, hidden)``; a head at every row."""
+
+    state_names = ("h", "c")
+    state_batch_axes = (1, 1)  # the stream axis of each state tensor
 
     def __init__(self, n_features: int, cfg: NetConfig) -> None:
         super().__init__()
+        self.cfg = cfg
         self.norm = Standardise(n_features, cfg.clip)
         drop = cfg.dropout if cfg.layers > 1 else 0.0
         self.rnn = nn.LSTM(n_features, cfg.hidden, cfg.layers, batch_first=True, dropout=drop)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, N_CLASSES)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(self.norm(x))
-        return self.head(self.drop(out[:, -1, :]))
+    def init_state(self, n: int) -> tuple[torch.Tensor, ...]:
+        z = torch.zeros((self.cfg.layers, n, self.cfg.hidden))
+        return z, z.clone()
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out, (h1, c1) = self.rnn(self.norm(x), (h, c))
+        return self.head(self.drop(out)), h1, c1
+
+
+class _CausalLayer(nn.Module):
+    """Pre-norm layer with sliding-window attention over a key/value cache, then a feed-forward."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        d = cfg.hidden
+        self.heads, self.dh = cfg.heads, d // cfg.heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.ff1 = nn.Linear(d, cfg.ff_mult * d)
+        self.ff2 = nn.Linear(cfg.ff_mult * d, d)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self, h: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, bias: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n, b, d = h.shape
+        qkv = self.qkv(self.ln1(h)).reshape(n, b, 3, self.heads, self.dh).permute(2, 0, 3, 1, 4)
+        keys = torch.cat([kc, qkv[1]], dim=2)  # (n, heads, C + b, dh)
+        vals = torch.cat([vc, qkv[2]], dim=2)
+        att = torch.softmax(qkv[0] @ keys.transpose(-1, -2) * (1.0 / math.sqrt(self.dh)) + bias, dim=-1)
+        o = (att @ vals).transpose(1, 2).reshape(n, b, d)
+        h = h + self.drop(self.out(o))
+        h = h + self.drop(self.ff2(nn.functional.gelu(self.ff1(self.ln2(h)))))
+        c = kc.shape[2]
+        return h, keys[:, :, keys.shape[2] - c :], vals[:, :, vals.shape[2] - c :]
 
 
 class TransformerNet(nn.Module):
-    """Pre-norm Transformer encoder; the last position (decision time) feeds the head."""
+    """Causal sliding-window Transformer with a key/value cache (module docstring).
+
+    State: ``k`` and ``v`` ``(layers, n, heads, seq_len - 1, d_model / heads)`` and ``valid``
+    ``(n, seq_len - 1)`` (1.0 where the cached row exists)."""
+
+    state_names = ("k", "v", "valid")
+    state_batch_axes = (1, 1, 0)
 
     def __init__(self, n_features: int, cfg: NetConfig) -> None:
         super().__init__()
+        self.cfg = cfg
         self.norm = Standardise(n_features, cfg.clip)
         self.proj = nn.Linear(n_features, cfg.hidden)
-        self.pos = nn.Parameter(torch.zeros(1, cfg.seq_len, cfg.hidden))
-        nn.init.normal_(self.pos, std=0.02)
-        layer = nn.TransformerEncoderLayer(
-            cfg.hidden,
-            cfg.heads,
-            dim_feedforward=cfg.ff_mult * cfg.hidden,
-            dropout=cfg.dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(
-            layer, cfg.layers, enable_nested_tensor=False, norm=nn.LayerNorm(cfg.hidden)
-        )
+        self.rel_bias = nn.Parameter(torch.zeros(cfg.heads, cfg.seq_len))  # by distance 0..seq_len-1
+        self.blocks = nn.ModuleList([_CausalLayer(cfg) for _ in range(cfg.layers)])
+        self.lnf = nn.LayerNorm(cfg.hidden)
         self.head = nn.Linear(cfg.hidden, N_CLASSES)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.proj(self.norm(x)) + self.pos[:, -x.shape[1] :, :]
-        return self.head(self.encoder(h)[:, -1, :])
+    def init_state(self, n: int) -> tuple[torch.Tensor, ...]:
+        cfg = self.cfg
+        k = torch.zeros((cfg.layers, n, cfg.heads, cfg.seq_len - 1, cfg.hidden // cfg.heads))
+        return k, k.clone(), torch.zeros((n, cfg.seq_len - 1))
+
+    def forward(
+        self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        n, b = x.shape[0], x.shape[1]
+        c = self.cfg.seq_len - 1
+        # query i (block row) may see key j (cache rows, then block rows) when 0 <= i + c - j <= c
+        dist = torch.arange(b).unsqueeze(1) + c - torch.arange(c + b).unsqueeze(0)  # (b, c + b)
+        allowed = (dist >= 0) & (dist <= c)
+        keyvalid = torch.cat([valid, torch.ones((n, b), dtype=valid.dtype)], dim=1) > 0.5  # (n, c + b)
+        ok = allowed.unsqueeze(0) & keyvalid.unsqueeze(1)  # (n, b, c + b)
+        mask = torch.where(ok, torch.zeros((), dtype=x.dtype), torch.full((), -1e9, dtype=x.dtype))
+        bias = self.rel_bias[:, dist.clamp(0, c)].unsqueeze(0) + mask.unsqueeze(1)  # (n, heads, b, c+b)
+        h = self.proj(self.norm(x))
+        ks, vs = [], []
+        for i, blk in enumerate(self.blocks):
+            h, k1, v1 = blk(h, k[i], v[i], bias)
+            ks.append(k1)
+            vs.append(v1)
+        valid1 = torch.cat([valid, torch.ones((n, b), dtype=valid.dtype)], dim=1)[:, b:]
+        return self.head(self.lnf(h)), torch.stack(ks), torch.stack(vs), valid1
 
 
 class CNNNet(nn.Module):
-    """Dilated 1-D temporal convolutions with features as channels, pooled over time."""
+    """Causal dilated convolutions; state ``buf`` ``(n, receptive_field - 1, f)`` (standardised rows)."""
+
+    state_names = ("buf",)
+    state_batch_axes = (0,)
 
     def __init__(self, n_features: int, cfg: NetConfig) -> None:
         super().__init__()
+        self.cfg = cfg
+        self.n_features = n_features
         self.norm = Standardise(n_features, cfg.clip)
         convs: list[nn.Module] = []
         c_in = n_features
         for c, k, d in zip(cfg.channels, cfg.kernel_sizes, cfg.dilations, strict=True):
-            convs += [nn.Conv1d(c_in, c, k, padding=d * (k - 1) // 2, dilation=d), nn.LeakyReLU(0.01)]
+            convs += [nn.Conv1d(c_in, c, k, dilation=d), nn.LeakyReLU(0.01)]
             c_in = c
         self.convs = nn.Sequential(*convs)
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(3 * c_in, N_CLASSES)
+        self.head = nn.Linear(c_in, N_CLASSES)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.convs(self.norm(x).transpose(1, 2))  # (n, c, t)
-        pooled = torch.cat([h.mean(dim=2), h.amax(dim=2), h[:, :, -1]], dim=1)
-        return self.head(self.drop(pooled))
+    def init_state(self, n: int) -> tuple[torch.Tensor, ...]:
+        return (torch.zeros((n, self.cfg.receptive_field - 1, self.n_features)),)
+
+    def forward(self, x: torch.Tensor, buf: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        seq = torch.cat([buf, self.norm(x)], dim=1)  # (n, rf - 1 + b, f)
+        h = self.convs(seq.transpose(1, 2)).transpose(1, 2)  # valid convolutions: (n, b, c)
+        return self.head(self.drop(h)), seq[:, x.shape[1] :, :]
 
 
 class WithSoftmax(nn.Module):
-    """Wraps a logits network so its output is class probabilities (what ONNX exports)."""
+    """Wraps a logits network so its first output is class probabilities (what ONNX exports)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(x), dim=-1)
+    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits, *new_state = self.net(x, *state)
+        return (torch.softmax(logits, dim=-1), *new_state)
 
 
 def build_net(cfg: NetConfig, n_features: int) -> nn.Module:

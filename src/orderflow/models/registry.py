@@ -1,20 +1,22 @@
 """Versioned model registry on MLflow (tracking + model registry), SQLite by default.
 
-Bundle format (``format_version`` 1)
+Bundle format (``format_version`` 2)
 -----------------------------------
 A *bundle* is a directory that the registry stores and hands back unchanged::
 
     bundle.json          the manifest below
-    <member>.onnx        one ONNX graph per member: input float32 (n, f) or (n, seq_len, f),
-                         output "probs" float32 (n, 3), classes ordered (-1, 0, +1)
+    <member>.onnx        one ONNX graph per member, classes ordered (-1, 0, +1): tabular members
+                         take "x" float32 (n, f) and give "probs" (n, 3); stream members take
+                         "x" (n, b, f) plus their state tensors and give "probs" (n, b, 3) plus
+                         "<state>_out" (see orderflow.models.nets_train)
 
 ``bundle.json``::
 
     {
-      "format_version": 1,
+      "format_version": 2,
       "feature_names": ["ofi_l1_1s", ...],          # the full ordered feature schema
       "schema_hash": "<sha256 of the feature schema>",
-      "members": [{"name": "expert_lgbm", "input_kind": "tabular", "seq_len": 1,
+      "members": [{"name": "expert_lgbm", "input_kind": "tabular", "seq_len": 1,  # stream: receptive field
                    "feature_names": [...], "onnx": "expert_lgbm.onnx",
                    "calibration": {... VectorScaling.to_dict() ...} or null}],
       "ensemble": {"weights": {"expert_lgbm": 0.5, ...}, "floor": 0.05, "cap": 0.6},
@@ -64,7 +66,7 @@ EXPERIMENT_NAME = "orderflow-models"
 CHAMPION = "champion"
 PREVIOUS = "previous"
 MANIFEST = "bundle.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: stream members (stateful ONNX graphs) replace window members
 ENV_VAR = "ORDERFLOW_REGISTRY"
 
 # A trading box does not phone home and does not draw progress bars in logs; users may override.
@@ -98,7 +100,7 @@ class _Frozen(BaseModel):
 
 class MemberEntry(_Frozen):
     name: str
-    input_kind: str = Field(pattern="^(tabular|sequence)$")
+    input_kind: str = Field(pattern="^(tabular|stream)$")
     seq_len: int = Field(default=1, ge=1)
     feature_names: list[str]
     onnx: str

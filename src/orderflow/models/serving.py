@@ -17,10 +17,13 @@ error, recorded as a failed :class:`ReloadEvent`, and the current model keeps se
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,21 +82,51 @@ def _first_differences(expected: Sequence[str], got: Sequence[str], limit: int =
     return "; ".join(diffs) or "same names (different dtype or hash method)"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Member:
     name: str
-    input_kind: str
-    seq_len: int
+    input_kind: str  # "tabular" or "stream"
+    seq_len: int  # rows of history one prediction depends on (1 for tabular)
     columns: np.ndarray  # indices into the bundle's feature_names
     session: ort.InferenceSession
-    input_name: str
     calibrate: Callable[[np.ndarray], np.ndarray]
+    state_names: tuple[str, ...] = ()
+    state_init: tuple[np.ndarray, ...] = ()  # zero state of one stream
+    block: int = 1  # rows per ONNX call in batch mode (stream members)
+
+
+State = dict[str, list[np.ndarray]]  # member name -> its state tensors (stream members only)
+
+
+def _stream_spec(sess: ort.InferenceSession, path: Path, name: str) -> tuple[tuple, tuple, int]:
+    """State names, zero state of one stream and the batch block, from a stream graph's metadata."""
+    meta = sess.get_modelmeta().custom_metadata_map
+    if "state" not in meta:
+        raise ValueError(f"{path}: stream member {name!r} has no state metadata")
+    spec = json.loads(meta["state"])
+    names = tuple(str(d["name"]) for d in spec)
+    have = [i.name for i in sess.get_inputs()]
+    if have != ["x", *names]:
+        raise ValueError(f"{path}: member {name!r} inputs {have}, expected {['x', *names]}")
+    init = tuple(np.zeros(d["shape"], dtype=np.float32) for d in spec)
+    return names, init, max(1, int(meta.get("infer_block", "64")))
 
 
 class EnsembleModel:
-    """An immutable, loaded ensemble: per-member ONNX sessions, calibrations and weights."""
+    """An immutable, loaded ensemble: per-member ONNX sessions, calibrations and weights.
 
-    def __init__(self, manifest: BundleManifest, members: list[_Member], source: Path) -> None:
+    ``predict(rows, state)`` scores consecutive feature rows (n, F) over the bundle's
+    ``feature_names``; stream members carry their state in ``state`` (from :meth:`new_state`, updated
+    in place), so calling it with one row per book event (live) or with a whole replay (backtest)
+    gives the same probabilities. Members run in parallel threads when ``rows`` is large (ONNX
+    Runtime releases the GIL); each session uses one intra-op thread.
+    """
+
+    PARALLEL_MIN_ROWS = 256
+
+    def __init__(
+        self, manifest: BundleManifest, members: list[_Member], source: Path, workers: int = 1
+    ) -> None:
         self.manifest = manifest
         self.source = source
         self._members = members
@@ -101,6 +134,7 @@ class EnsembleModel:
         if not np.isfinite(w).all() or w.sum() <= 0:
             raise ValueError(f"{source}: ensemble weights {manifest.ensemble.weights} do not sum to > 0")
         self._weights = w / w.sum()
+        self._pool = ThreadPoolExecutor(workers, "ensemble") if workers > 1 and len(members) > 1 else None
 
     @classmethod
     def from_bundle(
@@ -108,8 +142,11 @@ class EnsembleModel:
         bundle_dir: str | Path,
         expected_schema_hash: str | None,
         expected_feature_names: Sequence[str] | None = None,
+        workers: int | None = None,
     ) -> EnsembleModel:
         """Load a bundle directory. ``expected_schema_hash`` None skips the schema check (offline use).
+        ``workers``: threads that run members in parallel on large batches (default: the CPU count,
+        at most 2).
 
         Raises SchemaMismatch naming both hashes (and the first differing feature names when
         ``expected_feature_names`` is given).
@@ -142,18 +179,19 @@ class EnsembleModel:
                 raise ValueError(f"{path}: member {e.name!r} cannot be loaded: {exc}") from exc
             if PROBS_OUTPUT not in [o.name for o in sess.get_outputs()]:
                 raise ValueError(f"{path}: member {e.name!r} has no output {PROBS_OUTPUT!r}")
-            members.append(
-                _Member(
-                    name=e.name,
-                    input_kind=e.input_kind,
-                    seq_len=e.seq_len,
-                    columns=np.array([pos[f] for f in e.feature_names], dtype=np.intp),
-                    session=sess,
-                    input_name=sess.get_inputs()[0].name,
-                    calibrate=_calibrator(e.calibration),
-                )
+            member = _Member(
+                name=e.name,
+                input_kind=e.input_kind,
+                seq_len=e.seq_len,
+                columns=np.array([pos[f] for f in e.feature_names], dtype=np.intp),
+                session=sess,
+                calibrate=_calibrator(e.calibration),
             )
-        return cls(m, members, bundle_dir)
+            if e.input_kind == "stream":
+                member.state_names, member.state_init, member.block = _stream_spec(sess, path, e.name)
+            members.append(member)
+        workers = min(2, os.cpu_count() or 1) if workers is None else workers
+        return cls(m, members, bundle_dir, workers)
 
     @property
     def schema_hash(self) -> str:
@@ -168,49 +206,54 @@ class EnsembleModel:
         return {m.name: float(w) for m, w in zip(self._members, self._weights, strict=True)}
 
     @property
-    def max_seq_len(self) -> int:
-        return max(m.seq_len for m in self._members)
+    def context_rows(self) -> int:
+        """Rows to replay into a fresh state so every member is warm (the longest receptive field)."""
+        return max(m.seq_len for m in self._members) - 1
 
-    def inputs_from_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-member inputs from feature rows over the bundle's ``feature_names``.
+    def new_state(self) -> State:
+        """The state at the start of a stream (zeros) for every stream member."""
+        return {m.name: [a.copy() for a in m.state_init] for m in self._members if m.input_kind == "stream"}
 
-        ``window``: (n, T, F) or (T, F) (one sample), the last T rows ending at the prediction time;
-        tabular members read the last row, sequence members the last ``seq_len`` rows (zero-padded
-        in front when T is shorter).
-        """
-        w = np.asarray(window, dtype=np.float32)
-        if w.ndim == 2:
-            w = w[None]
-        if w.ndim != 3 or w.shape[2] != len(self.manifest.feature_names):
+    def _member_probs(self, m: _Member, rows: np.ndarray, state: State) -> np.ndarray:
+        x = np.ascontiguousarray(rows[:, m.columns])
+        if m.input_kind == "tabular":
+            raw = m.session.run([PROBS_OUTPUT], {"x": x})[0]
+            return m.calibrate(raw)
+        st = state[m.name]
+        out = np.empty((len(x), 3), dtype=np.float32)
+        outputs = [PROBS_OUTPUT, *[f"{n}_out" for n in m.state_names]]
+        for s in range(0, len(x), m.block):
+            feeds = {"x": x[None, s : s + m.block], **dict(zip(m.state_names, st, strict=True))}
+            res = m.session.run(outputs, feeds)
+            out[s : s + m.block] = res[0][0]
+            st[:] = res[1:]
+        return m.calibrate(out)
+
+    def predict_members(self, rows: np.ndarray, state: State | None = None) -> dict[str, np.ndarray]:
+        """Calibrated (n, 3) probabilities per member for consecutive rows (n, F); columns are the
+        classes (-1, 0, +1). ``state`` None: stream members start from a zero state (the output then
+        depends on these rows only); otherwise it is advanced in place."""
+        x = np.asarray(rows, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != len(self.manifest.feature_names):
             raise ValueError(
-                f"window shape {np.shape(window)}: expected (n, T, {len(self.manifest.feature_names)})"
+                f"rows of shape {np.shape(rows)}: expected (n, {len(self.manifest.feature_names)})"
             )
-        out: dict[str, np.ndarray] = {}
-        for m in self._members:
-            if m.input_kind == "tabular":
-                out[m.name] = np.ascontiguousarray(w[:, -1, m.columns])
-            else:
-                seq = w[:, -m.seq_len :, :][:, :, m.columns]
-                if seq.shape[1] < m.seq_len:
-                    pad = np.zeros((seq.shape[0], m.seq_len - seq.shape[1], seq.shape[2]), np.float32)
-                    seq = np.concatenate([pad, seq], axis=1)
-                out[m.name] = np.ascontiguousarray(seq)
-        return out
+        st = self.new_state() if state is None else state
+        missing = [m.name for m in self._members if m.input_kind == "stream" and m.name not in st]
+        if missing:
+            raise KeyError(f"state lacks stream member(s) {missing}: use EnsembleModel.new_state()")
+        if self._pool is not None and len(x) >= self.PARALLEL_MIN_ROWS:
+            # longest first (stream members dominate), so the two workers finish close together
+            order = sorted(self._members, key=lambda m: m.input_kind != "stream")
+            futures = {m.name: self._pool.submit(self._member_probs, m, x, st) for m in order}
+            return {m.name: futures[m.name].result() for m in self._members}
+        return {m.name: self._member_probs(m, x, st) for m in self._members}
 
-    def predict_members(self, x_by_member: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Calibrated (n, 3) probabilities per member; columns are classes (-1, 0, +1)."""
-        out = {}
-        for m in self._members:
-            if m.name not in x_by_member:
-                raise KeyError(f"no input for member {m.name!r} (have {sorted(x_by_member)})")
-            x = np.asarray(x_by_member[m.name], dtype=np.float32)
-            raw = m.session.run([PROBS_OUTPUT], {m.input_name: x})[0]
-            out[m.name] = m.calibrate(raw)
-        return out
-
-    def predict(self, x_by_member: Mapping[str, np.ndarray]) -> np.ndarray:
+    def predict(self, rows: np.ndarray, state: State | None = None) -> np.ndarray:
         """Weighted average of the calibrated member probabilities, (n, 3) float64."""
-        per = self.predict_members(x_by_member)
+        per = self.predict_members(rows, state)
         acc = None
         for m, w in zip(self._members, self._weights, strict=True):
             acc = per[m.name] * w if acc is None else acc + per[m.name] * w
@@ -276,15 +319,20 @@ class HotReloader:
             raise ModelNotReady(f"{self.name}@{self.alias}: no model loaded")
         return live[1]
 
-    def predict_versioned(self, x_by_member: Mapping[str, np.ndarray]) -> tuple[str, np.ndarray]:
-        """(version, probabilities) from one consistent model."""
+    def predict_versioned(self, rows: np.ndarray) -> tuple[str, np.ndarray]:
+        """(version, probabilities) from one consistent model; stream members start from a zero state
+        (use :meth:`stream` to keep state across calls)."""
         live = self._live
         if live is None:
             raise ModelNotReady(f"{self.name}@{self.alias}: no model loaded")
-        return live[0], live[1].predict(x_by_member)
+        return live[0], live[1].predict(rows)
 
-    def predict(self, x_by_member: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self.predict_versioned(x_by_member)[1]
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self.predict_versioned(rows)[1]
+
+    def stream(self, warm_rows: int | None = None) -> HotStream:
+        """A stateful scorer that follows this reloader's swaps (see :class:`HotStream`)."""
+        return HotStream(self, warm_rows)
 
     @property
     def events(self) -> list[ReloadEvent]:
@@ -361,3 +409,37 @@ class HotReloader:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class HotStream:
+    """Scores a live stream of feature rows with the reloader's current model, keeping each stream
+    member's state; when the served version changes, a fresh state is warmed on the last
+    ``warm_rows`` rows (default: the new model's ``context_rows``) before the next rows are scored, so
+    a swap never feeds one version's state to another."""
+
+    def __init__(self, reloader: HotReloader, warm_rows: int | None = None) -> None:
+        self.reloader = reloader
+        self.warm_rows = warm_rows
+        self.version: str | None = None
+        self._model: EnsembleModel | None = None
+        self._state: State = {}
+        self._recent: np.ndarray | None = None  # the last rows seen, for warming a new version
+
+    def update(self, rows: np.ndarray) -> tuple[str, np.ndarray]:
+        """(version, probabilities (n, 3)) for the next consecutive rows (n, F) or one row (F,)."""
+        x = np.asarray(rows, dtype=np.float32)
+        x = x[None] if x.ndim == 1 else x
+        live = self.reloader._live
+        if live is None:
+            raise ModelNotReady(f"{self.reloader.name}@{self.reloader.alias}: no model loaded")
+        version, model = live
+        if version != self.version:
+            self._state = model.new_state()
+            if self._recent is not None and len(self._recent):
+                model.predict(self._recent, self._state)  # warm the new version's state
+            self.version, self._model = version, model
+        probs = model.predict(x, self._state)
+        keep = self.warm_rows if self.warm_rows is not None else model.context_rows
+        if keep > 0:
+            self._recent = x[-keep:] if self._recent is None else np.concatenate([self._recent, x])[-keep:]
+        return version, probs
