@@ -1,0 +1,172 @@
+"""Risk limits (``risk:`` section; defaults in ``config/risk.yaml``).
+
+Fractions are of account equity (quote currency) unless stated; durations in seconds here, packed as
+int-valued ns into the kernel array by :meth:`RiskConfig.to_array`. Per-instrument figures (lot size,
+minimum notional) are passed at call time, and the kill switch is runtime state, not configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orderflow.risk import layout as L
+
+
+class RiskConfigError(ValueError):
+    """A risk config file that cannot be used; the message names the file and the key."""
+
+
+class RiskConfig(BaseModel):
+    """Limits, sizing and pacing of entries. See the module docstring for units."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_loss_per_trade: float = Field(
+        default=0.02,
+        ge=0.01,
+        le=0.03,
+        description="loss at the stop of one entry / equity (sizing target)",
+    )
+    daily_drawdown: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="drop below the UTC day's first equity that halts entries until 00:00 UTC",
+    )
+    max_capital_in_use: float = Field(
+        default=0.50,
+        gt=0,
+        le=100,
+        description="gross notional of all positions / equity after the entry",
+    )
+    max_position: float = Field(
+        default=0.05,
+        gt=0,
+        le=100,
+        description="notional of this symbol's position / equity after the entry",
+    )
+    var95_limit: float = Field(
+        default=0.02,
+        gt=0,
+        le=1,
+        description="1.645 * vol_horizon * position notional / equity after the entry",
+    )
+    confidence_floor: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="entries refused below this confidence",
+    )
+    confidence_full: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="confidence at which the size scale reaches 1",
+    )
+    min_confidence_scale: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="size scale at confidence_floor (linear up to 1 at confidence_full)",
+    )
+    max_adds: int = Field(
+        default=2,
+        ge=0,
+        le=100,
+        description="same-direction entries added to an open position",
+    )
+    add_size_factor: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="size multiplier of every add",
+    )
+    max_holding_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="a position older than this (s) must be closed",
+    )
+    min_trade_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="least time between two entries (s)",
+    )
+    max_trades_24h: int = Field(
+        default=500,
+        ge=1,
+        le=1_000_000,
+        description="entries allowed in any rolling 24 h window",
+    )
+    high_vol_percentile: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description="volatility percentile at or above which size is scaled",
+    )
+    high_vol_size_factor: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="size multiplier in high volatility (0 = no entries)",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RiskConfig:
+        if self.confidence_full <= self.confidence_floor:
+            raise ValueError(
+                f"confidence_full ({self.confidence_full}) must be above confidence_floor "
+                f"({self.confidence_floor})"
+            )
+        return self
+
+    def to_array(self) -> np.ndarray:
+        """The config as the float64 array ``C`` the kernels read (indices ``layout.C_*``)."""
+        C = np.zeros(L.N_C, dtype=np.float64)
+        C[L.C_MAX_LOSS] = self.max_loss_per_trade
+        C[L.C_DAILY_DD] = self.daily_drawdown
+        C[L.C_MAX_CAPITAL] = self.max_capital_in_use
+        C[L.C_MAX_POSITION] = self.max_position
+        C[L.C_VAR95] = self.var95_limit
+        C[L.C_CONF_FLOOR] = self.confidence_floor
+        C[L.C_CONF_FULL] = self.confidence_full
+        C[L.C_MIN_CONF_SCALE] = self.min_confidence_scale
+        C[L.C_MAX_ADDS] = self.max_adds
+        C[L.C_ADD_FACTOR] = self.add_size_factor
+        C[L.C_MAX_HOLD_NS] = round(self.max_holding_s * L.NS)
+        C[L.C_MIN_INTERVAL_NS] = round(self.min_trade_interval_s * L.NS)
+        C[L.C_MAX_TRADES] = self.max_trades_24h
+        C[L.C_HV_PCT] = self.high_vol_percentile
+        C[L.C_HV_FACTOR] = self.high_vol_size_factor
+        return C
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> RiskConfig:
+        """Read the ``risk:`` section of a YAML file. Unknown keys, at the top level or inside ``risk:``,
+        and out-of-range values raise :class:`RiskConfigError` naming the key and the file."""
+        p = Path(path)
+        try:
+            content = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise RiskConfigError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(content, dict):
+            raise RiskConfigError(f"{p}: top level must be a mapping with a 'risk' key")
+        extra = sorted(str(k) for k in content if k != "risk")
+        if extra:
+            raise RiskConfigError(f"{p}: {', '.join(extra)}: unknown key (only 'risk' is read)")
+        section = content.get("risk") or {}
+        if not isinstance(section, dict):
+            raise RiskConfigError(f"{p}: 'risk' must be a mapping of settings")
+        try:
+            return cls.model_validate(section)
+        except ValidationError as e:
+            lines = []
+            for err in e.errors():
+                loc = ".".join(["risk", *(str(x) for x in err["loc"])])
+                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                lines.append(f"  {loc}: {msg}")
+            raise RiskConfigError(f"invalid risk configuration in {p}:\n" + "\n".join(lines)) from None

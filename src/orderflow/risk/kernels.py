@@ -1,0 +1,278 @@
+"""Numba risk kernels: the one definition of the entry gate, sizing, caps and breakers.
+
+The backtester calls these from its own ``@njit`` event loop (arguments are arrays and scalars
+only); paper/live trading and tests call them one at a time through
+:class:`orderflow.risk.engine.RiskEngine`. State layout, config indices and reason codes are in
+:mod:`orderflow.risk.layout`.
+
+Units: prices and notionals in quote currency, quantities in base units, times int ns since the
+epoch, fractions of equity (0.02 = 2 %). ``side`` is +1 (buy) or -1 (sell).
+
+Entry checks, in order (the first that fails is the refusal): kill switch, input sanity
+(``bad_input``), daily drawdown breaker, min interval, max trades in 24 h, opposite position, max adds,
+confidence, high volatility; then sizing and the caps (position, capital in use, VaR) and the lot /
+minimum-notional floor. Sizing: ``qty = max_loss_per_trade * equity * scale / stop_dist`` where
+``scale`` grows linearly from ``min_confidence_scale`` at ``confidence_floor`` to 1 at
+``confidence_full``; an add is multiplied by ``add_size_factor``, and by ``high_vol_size_factor`` when
+``vol_pct >= high_vol_percentile``. Each cap bounds the position after the entry, the existing
+position being marked at ``price``. The approved quantity is rounded down to ``lot_size``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from orderflow.risk import layout as L
+
+
+# ------------------------------------------------------------------------------------------ helpers
+@njit(cache=True)
+def _refuse(S, code, value, limit):
+    """Count a refusal and build the refused result tuple of check_entry."""
+    S[L.S_REFUSED0 + code] += 1
+    return 0.0, code, value, limit, L.OK
+
+
+@njit(cache=True)
+def first_bad_input(side, price, stop_dist, equity, lot_size, vol_horizon, min_notional,
+                    other_gross_notional, pos_qty, vol_pct):  # fmt: skip
+    """(index in ``layout.BAD_INPUT_NAMES``, value) of the first invalid entry input, or (-1, 0.0).
+    side must be +1 or -1; price, stop_dist, equity and lot_size finite and > 0; vol_horizon,
+    min_notional and other_gross_notional finite and >= 0; pos_qty and vol_pct finite."""
+    if side != 1 and side != -1:
+        return 0, float(side)
+    if not (math.isfinite(price) and price > 0.0):
+        return 1, price
+    if not (math.isfinite(stop_dist) and stop_dist > 0.0):
+        return 2, stop_dist
+    if not (math.isfinite(equity) and equity > 0.0):
+        return 3, equity
+    if not (math.isfinite(lot_size) and lot_size > 0.0):
+        return 4, lot_size
+    if not (math.isfinite(vol_horizon) and vol_horizon >= 0.0):
+        return 5, vol_horizon
+    if not (math.isfinite(min_notional) and min_notional >= 0.0):
+        return 6, min_notional
+    if not (math.isfinite(other_gross_notional) and other_gross_notional >= 0.0):
+        return 7, other_gross_notional
+    if not math.isfinite(pos_qty):
+        return 8, pos_qty
+    if not math.isfinite(vol_pct):
+        return 9, vol_pct
+    return -1, 0.0
+
+
+@njit(cache=True)
+def _cap_ratio(code, C, price, equity, vol_horizon, other_gross_notional, abs_qty):
+    """(measure, limit) of cap ``code`` for a position of ``abs_qty`` after the entry."""
+    notional = abs_qty * price
+    if code == L.MAX_POSITION:
+        return notional / equity, C[L.C_MAX_POSITION]
+    if code == L.MAX_CAPITAL:
+        return (other_gross_notional + notional) / equity, C[L.C_MAX_CAPITAL]
+    return L.Z95 * vol_horizon * notional / equity, C[L.C_VAR95]
+
+
+@njit(cache=True)
+def confidence_scale(C, confidence):
+    """Size scale for a confidence: 0 below the floor, min_confidence_scale at it, 1 from full up."""
+    floor = C[L.C_CONF_FLOOR]
+    if not confidence >= floor:  # NaN too
+        return 0.0
+    full = C[L.C_CONF_FULL]
+    if confidence >= full:
+        return 1.0
+    lo = C[L.C_MIN_CONF_SCALE]
+    return lo + (1.0 - lo) * (confidence - floor) / (full - floor)
+
+
+# ------------------------------------------------------------------------------------------ equity
+@njit(cache=True)
+def on_equity(S, F, C, ts, equity):
+    """Observe account equity (quote) at ``ts``: start a new UTC day at the first observation after
+    00:00 UTC (its equity becomes the day's start equity and the breaker resets), and trip the daily
+    breaker when ``(start - equity) / start >= daily_drawdown``. Returns DAILY_DRAWDOWN once, at the
+    observation that trips it, else OK. A non-finite equity is ignored; a timestamp from an earlier
+    day than the current one counts in the current day (no roll backwards)."""
+    if not math.isfinite(equity):
+        return L.OK
+    day = ts // L.DAY_NS
+    if S[L.S_DAY_SET] == 0 or day > S[L.S_DAY]:
+        S[L.S_DAY_SET] = 1
+        S[L.S_DAY] = day
+        S[L.S_HALTED] = 0
+        F[L.F_DAY_START_EQ] = equity
+        F[L.F_TRIP_DD] = 0.0
+    F[L.F_LAST_EQ] = equity
+    if S[L.S_HALTED] != 0:
+        return L.OK
+    start = F[L.F_DAY_START_EQ]
+    dd = (start - equity) / start if start > 0.0 else 1.0
+    if dd >= C[L.C_DAILY_DD]:
+        S[L.S_HALTED] = 1
+        S[L.S_TRIPS] += 1
+        F[L.F_TRIP_DD] = dd
+        return L.DAILY_DRAWDOWN
+    return L.OK
+
+
+# ------------------------------------------------------------------------------------------ entries
+@njit(cache=True)
+def check_entry(
+    S, F, ring, C, ts, side, price, stop_dist, confidence, vol_horizon, vol_pct, equity, pos_qty,
+    other_gross_notional, lot_size, min_notional,
+):  # fmt: skip
+    """Gate and size one entry.
+
+    Arguments: ``ts`` (ns), ``side`` (+1/-1), ``price`` (expected fill, quote), ``stop_dist`` (distance
+    to the stop, quote per base unit), ``confidence`` (0..1), ``vol_horizon`` (return std over the
+    expected holding time, fraction), ``vol_pct`` (volatility percentile, 0..1), ``equity`` (quote),
+    ``pos_qty`` (this symbol's signed position, base), ``other_gross_notional`` (gross notional of the
+    other symbols' positions, quote), ``lot_size`` (base), ``min_notional`` (quote).
+
+    Returns ``(qty, code, value, limit, resized_code)``: the approved quantity (base units, a multiple
+    of lot_size; 0 when refused), the reason code (OK = approved), the offending value and the limit
+    it broke (refusals), or for an approval the binding cap's measure after the entry and its limit
+    (else the loss at the stop / equity and max_loss_per_trade), and the code of the rule that cut the
+    size without refusing (a cap, else HIGH_VOL when the high-volatility factor applied, else OK).
+
+    Refusal values: kill_switch mode vs 0; bad_input the first invalid input's value vs 0 (which one:
+    :func:`first_bad_input`); daily_drawdown the drawdown at the trip vs the limit; min_interval
+    seconds since the last entry vs the interval (s); max_trades_24h entries in the window vs the
+    limit; opposite_position pos_qty vs 0; max_adds adds vs the limit; confidence vs the floor;
+    high_vol vol_pct vs the percentile; a cap: its measure after the smallest tradeable entry vs the
+    cap; min_size the sized notional vs the smallest tradeable notional (quote).
+
+    Observes ``equity`` like :func:`on_equity` first (a caller that forgot on_equity is still
+    protected); a refusal increments ``S[S_REFUSED0 + code]``. Nothing else is written: the caller
+    records a sent entry with :func:`record_entry`.
+    """
+    if math.isfinite(equity) and equity > 0.0:
+        on_equity(S, F, C, ts, equity)
+    if S[L.S_KILL] != L.KILL_OFF:
+        return _refuse(S, L.KILL_SWITCH, float(S[L.S_KILL]), 0.0)
+    bad, bad_value = first_bad_input(side, price, stop_dist, equity, lot_size, vol_horizon, min_notional,
+                                     other_gross_notional, pos_qty, vol_pct)  # fmt: skip
+    if bad >= 0:
+        return _refuse(S, L.BAD_INPUT, bad_value, 0.0)
+    # breakers and pacing
+    if S[L.S_HALTED] != 0:
+        return _refuse(S, L.DAILY_DRAWDOWN, F[L.F_TRIP_DD], C[L.C_DAILY_DD])
+    if S[L.S_HAS_ENTRY] != 0:
+        since = ts - S[L.S_LAST_ENTRY_TS]
+        if since < C[L.C_MIN_INTERVAL_NS]:
+            return _refuse(S, L.MIN_INTERVAL, since / L.NS, C[L.C_MIN_INTERVAL_NS] / L.NS)
+    n = ring.shape[0]
+    head = S[L.S_HEAD]
+    if head >= n and ts - ring[head % n] <= L.DAY_NS:  # the n-th last entry is inside [ts - 24 h, ts]
+        return _refuse(S, L.MAX_TRADES_24H, float(n), C[L.C_MAX_TRADES])
+    # position
+    if pos_qty * side < 0.0:
+        return _refuse(S, L.OPPOSITE_POSITION, pos_qty, 0.0)
+    is_add = pos_qty * side > 0.0
+    if is_add and S[L.S_ADDS] >= C[L.C_MAX_ADDS]:
+        return _refuse(S, L.MAX_ADDS, float(S[L.S_ADDS]), C[L.C_MAX_ADDS])
+    scale = confidence_scale(C, confidence)
+    if scale <= 0.0:
+        return _refuse(S, L.CONFIDENCE, confidence, C[L.C_CONF_FLOOR])
+    high_vol = vol_pct >= C[L.C_HV_PCT]
+    if high_vol and C[L.C_HV_FACTOR] <= 0.0:
+        return _refuse(S, L.HIGH_VOL, vol_pct, C[L.C_HV_PCT])
+    # sizing: loss at the stop = max_loss_per_trade * equity * scale (times the add / high-vol factors)
+    q = C[L.C_MAX_LOSS] * equity * scale / stop_dist
+    if is_add:
+        q *= C[L.C_ADD_FACTOR]
+    if high_vol:
+        q *= C[L.C_HV_FACTOR]
+    # caps on the position after the entry (first binding cap wins ties)
+    apos = abs(pos_qty)
+    binding = L.OK
+    qc = q
+    cap = C[L.C_MAX_POSITION] * equity / price - apos
+    if cap < qc:
+        qc, binding = cap, L.MAX_POSITION
+    cap = (C[L.C_MAX_CAPITAL] * equity - other_gross_notional) / price - apos
+    if cap < qc:
+        qc, binding = cap, L.MAX_CAPITAL
+    if vol_horizon > 0.0:
+        cap = C[L.C_VAR95] * equity / (L.Z95 * vol_horizon * price) - apos
+        if cap < qc:
+            qc, binding = cap, L.VAR95
+    # lot grid and minimum notional
+    lots = math.floor(max(qc, 0.0) / lot_size + L.LOT_EPS)
+    min_lots = max(1.0, math.ceil(min_notional / (price * lot_size) - L.LOT_EPS))
+    if lots < min_lots:
+        if binding != L.OK:
+            value, limit = _cap_ratio(
+                binding, C, price, equity, vol_horizon, other_gross_notional, apos + min_lots * lot_size
+            )
+            return _refuse(S, binding, value, limit)
+        return _refuse(S, L.MIN_SIZE, q * price, min_lots * lot_size * price)
+    qty = lots * lot_size
+    if binding != L.OK:
+        value, limit = _cap_ratio(binding, C, price, equity, vol_horizon, other_gross_notional, apos + qty)
+        return qty, L.OK, value, limit, binding
+    resized = L.HIGH_VOL if high_vol else L.OK
+    return qty, L.OK, qty * stop_dist / equity, C[L.C_MAX_LOSS], resized
+
+
+@njit(cache=True)
+def record_entry(S, ring, ts, side, is_add):
+    """Record an entry sent at ``ts`` (ns): pacing, the 24 h ring, and the open position (a first
+    entry starts the holding clock and resets the add count; an add increments it)."""
+    n = ring.shape[0]
+    ring[S[L.S_HEAD] % n] = ts
+    S[L.S_HEAD] += 1
+    S[L.S_HAS_ENTRY] = 1
+    S[L.S_LAST_ENTRY_TS] = ts
+    if not is_add or S[L.S_OPEN] == 0:
+        S[L.S_OPEN] = 1
+        S[L.S_OPEN_TS] = ts
+        S[L.S_ADDS] = 0
+        S[L.S_SIDE] = side
+    if is_add:
+        S[L.S_ADDS] += 1
+
+
+@njit(cache=True)
+def record_flat(S):
+    """The position is back to 0: stop the holding clock and forget the adds."""
+    S[L.S_OPEN] = 0
+    S[L.S_OPEN_TS] = 0
+    S[L.S_ADDS] = 0
+    S[L.S_SIDE] = 0
+
+
+# ------------------------------------------------------------------------------------------ exits
+@njit(cache=True)
+def exit_due(S, C, ts, pos_qty):
+    """MAX_HOLDING when the open position is older than max_holding_s at ``ts``, else OK. A position
+    (``pos_qty != 0``) with no recorded entry (e.g. found at start-up) starts its clock at this call."""
+    if pos_qty == 0.0 or not math.isfinite(pos_qty):
+        return L.OK
+    if S[L.S_OPEN] == 0:
+        S[L.S_OPEN] = 1
+        S[L.S_OPEN_TS] = ts
+        S[L.S_ADDS] = 0
+        S[L.S_SIDE] = 1 if pos_qty > 0.0 else -1
+        return L.OK
+    if ts - S[L.S_OPEN_TS] > C[L.C_MAX_HOLD_NS]:
+        return L.MAX_HOLDING
+    return L.OK
+
+
+@njit(cache=True)
+def check_exit(S):
+    """Exits (orders that reduce the position) are allowed except in kill mode 'halt' (KILL_SWITCH)."""
+    if S[L.S_KILL] == L.KILL_HALT:
+        S[L.S_REFUSED0 + L.KILL_SWITCH] += 1
+        return L.KILL_SWITCH
+    return L.OK
+
+
+@njit(cache=True)
+def set_kill(S, mode):
+    """Set the kill-switch mode (KILL_OFF, KILL_REDUCE_ONLY, KILL_HALT)."""
+    S[L.S_KILL] = mode
