@@ -1,0 +1,1 @@
+"""Backtest: replay driver, fill and latency models, metrics, walk-forward and reports."""
