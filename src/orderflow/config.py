@@ -29,6 +29,7 @@ from orderflow.features.engine import FeatureConfig
 from orderflow.features.labels import LabelConfig
 from orderflow.features.selection import SelectionConfig
 from orderflow.risk.config import RiskConfig
+from orderflow.strategy.config import StrategyConfig
 
 REPO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 ENV_PREFIX = "ORDERFLOW__"
@@ -81,6 +82,7 @@ class Config(_Frozen):
     # torch and friends; other commands stay light): unknown keys are errors there
     models: dict[str, Any] = {}
     risk: RiskConfig = RiskConfig()
+    strategy: StrategyConfig = StrategyConfig()
 
     def store_dir(self, override: str | None = None) -> Path:
         chosen = override or os.environ.get("ORDERFLOW_STORE") or self.data.store
