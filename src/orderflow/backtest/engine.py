@@ -1,0 +1,305 @@
+"""Backtests: market events + per-row signals -> the compiled event loop -> equity, trades, fills,
+rejections and metrics.
+
+``Market`` holds the replayed events (top-L book after every book event, trades with aggressor side,
+both with exchange and receive times). ``Signals`` holds, per book event, what the strategy reads: the
+feature vector's validity and the features it uses (OFI z-score, realised volatility, regime states,
+volatility percentile) and the ensemble's calibrated probabilities. :func:`run_backtest` runs
+:func:`orderflow.backtest.loop.run_loop` over them with the same strategy, risk, matching and portfolio
+kernels paper and live trading use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from orderflow.backtest import loop as LP
+from orderflow.core.instruments import Instrument
+from orderflow.data.schema import book_arrays
+from orderflow.execution import portfolio as PF
+from orderflow.execution.sim_config import SimConfig
+from orderflow.execution.sim_layout import make_state
+from orderflow.risk import layout as RL
+from orderflow.risk.config import RiskConfig
+from orderflow.strategy import kernels as SKN
+from orderflow.strategy import layout as STL
+from orderflow.strategy.config import StrategyConfig
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+
+
+class BacktestConfig(BaseModel):
+    """How a backtest replays (``backtest:`` section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial_equity: float = Field(100_000.0, gt=0, description="starting equity, quote currency")
+    decision_latency_us: float = Field(50.0, ge=0, description="from a book event's receipt to the order")
+    equity_every_s: float = Field(1.0, gt=0, description="equity sampling interval (strategy time)")
+    close_at_end: bool = Field(True, description="close a position still open after the last event")
+    exchange: SimConfig = Field(default_factory=SimConfig, description="the simulated exchange")
+
+
+@dataclass
+class Market:
+    """Events of one symbol, time-ordered. Book arrays are (n, L) best first, NaN for missing levels."""
+
+    venue: str
+    symbol: str
+    b_ts: np.ndarray
+    b_recv: np.ndarray
+    bid_px: np.ndarray
+    bid_sz: np.ndarray
+    ask_px: np.ndarray
+    ask_sz: np.ndarray
+    t_ts: np.ndarray
+    t_recv: np.ndarray
+    t_px: np.ndarray
+    t_sz: np.ndarray
+    t_side: np.ndarray
+
+    @property
+    def n_book(self) -> int:
+        return int(self.b_ts.size)
+
+    @classmethod
+    def from_frames(cls, venue: str, symbol: str, book: pd.DataFrame, trades: pd.DataFrame) -> Market:
+        """From stored ``book`` and ``trade`` frames (sorted stably by ``ts_event``)."""
+        if book.empty:
+            raise ValueError(f"{venue}/{symbol}: no book events to replay")
+        book = book.sort_values("ts_event", kind="stable")
+        trades = trades.sort_values("ts_event", kind="stable") if len(trades) else trades
+        bp, bs, ap, asz = book_arrays(book)
+        b_ts = book["ts_event"].to_numpy(np.int64)
+        b_recv = book["ts_recv"].to_numpy(np.int64) if "ts_recv" in book else b_ts.copy()
+        t_ts = trades["ts_event"].to_numpy(np.int64) if len(trades) else np.zeros(0, np.int64)
+        t_recv = trades["ts_recv"].to_numpy(np.int64) if "ts_recv" in trades and len(trades) else t_ts.copy()
+        levels = (np.ascontiguousarray(a) for a in (bp, bs, ap, asz))
+        return cls(
+            venue, symbol, b_ts, np.maximum(b_recv, b_ts), *levels,
+            t_ts, np.maximum(t_recv, t_ts),
+            trades["price"].to_numpy(np.float64) if len(trades) else np.zeros(0),
+            trades["size"].to_numpy(np.float64) if len(trades) else np.zeros(0),
+            trades["side"].to_numpy(np.int64) if len(trades) else np.zeros(0, np.int64),
+        )  # fmt: skip
+
+    def window(self, start_ns: int | None, end_ns: int | None) -> Market:
+        """The events with ``start_ns <= ts_event < end_ns``."""
+        lo = -(2**62) if start_ns is None else start_ns
+        hi = 2**62 if end_ns is None else end_ns
+        b = (self.b_ts >= lo) & (self.b_ts < hi)
+        t = (self.t_ts >= lo) & (self.t_ts < hi)
+        return Market(
+            self.venue, self.symbol, self.b_ts[b], self.b_recv[b], self.bid_px[b], self.bid_sz[b],
+            self.ask_px[b], self.ask_sz[b], self.t_ts[t], self.t_recv[t], self.t_px[t], self.t_sz[t],
+            self.t_side[t],
+        )  # fmt: skip
+
+
+@dataclass
+class Signals:
+    """What the strategy reads at every book event (arrays of the book's length)."""
+
+    valid: np.ndarray  # bool
+    ofi_z: np.ndarray
+    p_dn: np.ndarray
+    p_up: np.ndarray
+    rv_bps: np.ndarray
+    vol_state: np.ndarray
+    trend_state: np.ndarray
+    vol_pct: np.ndarray
+
+    def window(self, mask: np.ndarray) -> Signals:
+        return Signals(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+
+def make_signals(features: pd.DataFrame, probs: np.ndarray | None, cfg: StrategyConfig) -> Signals:
+    """Signals from a feature matrix (one row per book event, as ``build_features`` writes it) and the
+    ensemble's calibrated probabilities at every row ((n, 3), classes -1, 0, +1; None = no model: the AI
+    score is 0 and no signal passes the confidence gate)."""
+    need = [cfg.ofi_feature, cfg.rv_feature, "vol_state", "trend_state", "vol_pct"]
+    missing = [c for c in need if c not in features.columns]
+    if missing:
+        raise ValueError(f"make_signals: the feature matrix lacks {missing} (strategy config needs them)")
+    n = len(features)
+    if probs is None:
+        probs = np.zeros((n, 3))
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (n, 3):
+        raise ValueError(f"make_signals: probabilities of shape {probs.shape}, want ({n}, 3)")
+    col = lambda c: np.ascontiguousarray(features[c].to_numpy(np.float64))  # noqa: E731
+    valid = features["valid"].to_numpy(bool) if "valid" in features else np.ones(n, bool)
+    return Signals(
+        valid=np.ascontiguousarray(valid), ofi_z=col(cfg.ofi_feature),
+        p_dn=np.ascontiguousarray(probs[:, 0]), p_up=np.ascontiguousarray(probs[:, 2]),
+        rv_bps=col(cfg.rv_feature), vol_state=col("vol_state"), trend_state=col("trend_state"),
+        vol_pct=col("vol_pct"),
+    )  # fmt: skip
+
+
+@dataclass
+class BacktestResult:
+    equity: pd.DataFrame  # ts, equity, position, price, regime
+    trades: pd.DataFrame  # the round trips (metrics.TRADE_COLUMNS)
+    fills: pd.DataFrame  # ts, side, qty, price, fee, maker, action
+    rejections: dict[str, int]
+    orders: int
+    seconds: float
+    events: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+REGIMES = ("calm", "normal", "high_vol")
+
+
+def run_backtest(
+    market: Market,
+    signals: Signals,
+    instrument: Instrument,
+    cfg: BacktestConfig | None = None,
+    strategy: StrategyConfig | None = None,
+    risk: RiskConfig | None = None,
+) -> BacktestResult:
+    """Replay ``market`` through the strategy (module docstring)."""
+    cfg = cfg or BacktestConfig()
+    strategy = strategy or StrategyConfig()
+    risk = risk or RiskConfig()
+    n = market.n_book
+    if signals.valid.shape[0] != n:
+        raise ValueError(f"run_backtest: {signals.valid.shape[0]} signal rows for {n} book events")
+    venue = market.venue if market.venue in ("binance-usdm", "binance-spot") else "sim"
+    xcfg = cfg.exchange if cfg.exchange.venue == venue else cfg.exchange.model_copy(update={"venue": venue})
+    levels = market.bid_px.shape[1]
+    X = make_state(xcfg, levels=levels)
+    P = np.zeros(PF.N_P)
+    PF.reset(P, cfg.initial_equity)
+    G = np.zeros(STL.N_G, dtype=np.int64)
+    H = np.zeros(STL.N_H)
+    SKN.init_state(G, H)
+    SC = strategy.to_array(xcfg.taker_rate, venue)
+    RC = risk.to_array()
+    RS = np.zeros(RL.N_S, dtype=np.int64)
+    RFl = np.zeros(RL.N_F)
+    ring = np.zeros(risk.max_trades_24h, dtype=np.int64)
+    span_s = max((market.b_ts[-1] - market.b_ts[0]) / NS, 1.0) if n else 1.0
+    cap_trades = int(min(max(1000, risk.max_trades_24h * (span_s / 86_400 + 1) * 2), 10_000_000))
+    cap_fills = cap_trades * 4 * (levels + 2)
+    cap_eq = int(span_s / cfg.equity_every_s) + 16
+    t0 = time.perf_counter()
+    fo_i = np.zeros((cap_fills, 4), np.int64)
+    fo_f = np.zeros((cap_fills, 4))
+    eq_ts = np.zeros(cap_eq, np.int64)
+    eq_f = np.zeros((cap_eq, 4))
+    tr_i = np.zeros((cap_trades, 5), np.int64)
+    tr_f = np.zeros((cap_trades, 8))
+    nfo, neq, ntr, overflow, orders = LP.run_loop(
+        market.b_ts, market.b_recv, market.bid_px, market.bid_sz, market.ask_px, market.ask_sz,
+        market.t_ts, market.t_recv, market.t_px, market.t_sz, market.t_side,
+        signals.valid, signals.ofi_z, signals.p_dn, signals.p_up, signals.rv_bps, signals.vol_state,
+        signals.trend_state, signals.vol_pct,
+        *X.args, P, G, H, SC, RS, RFl, ring, RC,
+        float(instrument.lot_size), float(instrument.min_notional), int(cfg.decision_latency_us * 1000),
+        int(cfg.equity_every_s * NS), float(risk.max_position), cfg.close_at_end,
+        fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    if overflow:
+        raise RuntimeError(
+            f"backtest buffers overflowed (fills {cap_fills}, trades {cap_trades}, equity {cap_eq}): "
+            "this is a bug in the capacity estimate; please report it"
+        )
+    return BacktestResult(
+        equity=_equity_frame(eq_ts[:neq], eq_f[:neq]),
+        trades=_trade_frame(tr_i[:ntr], tr_f[:ntr]),
+        fills=_fill_frame(fo_i[:nfo], fo_f[:nfo]),
+        rejections=_rejections(G, RS),
+        orders=int(orders),
+        seconds=seconds,
+        events=int(market.n_book + market.t_ts.size),
+        info={
+            "portfolio": {k: float(P[i]) for i, k in enumerate(
+                ("position", "avg_price", "realized", "fees", "funding", "initial", "volume", "fills"))},
+            "signals": int(G[STL.G_SIGNALS]),
+            "entries_sent": int(G[STL.G_ENTRIES]),
+            "exits_sent": int(G[STL.G_EXITS]),
+            "threshold_mult": float(H[STL.H_THR_MULT]),
+            "venue": venue,
+            "maker_fee": xcfg.maker_rate,
+            "taker_fee": xcfg.taker_rate,
+        },
+    )  # fmt: skip
+
+
+def _rejections(G: np.ndarray, RS: np.ndarray) -> dict[str, int]:
+    out = {f"gate:{g}": int(G[STL.G_REJ0 + i]) for i, g in enumerate(STL.GATES) if i and G[STL.G_REJ0 + i]}
+    out.pop("gate:risk", None)  # counted per rule below
+    for code, rule in enumerate(RL.RULES):
+        c = int(RS[RL.S_REFUSED0 + code]) if code else 0
+        if c:
+            out[f"risk:{rule}"] = c
+    return out
+
+
+def _equity_frame(ts: np.ndarray, f: np.ndarray) -> pd.DataFrame:
+    vs = f[:, LP.EO_VOLSTATE]
+    regime = np.where(np.isfinite(vs), vs, -1).astype(int)
+    return pd.DataFrame(
+        {
+            "ts": ts,
+            "equity": f[:, LP.EO_EQUITY],
+            "position": f[:, LP.EO_POS],
+            "price": f[:, LP.EO_MID],
+            "regime": [REGIMES[r] if 0 <= r < 3 else "unknown" for r in regime],
+        }
+    )
+
+
+def _trade_frame(ti: np.ndarray, tf: np.ndarray) -> pd.DataFrame:
+    qty = tf[:, LP.TF_QTY]
+    xq = tf[:, LP.TF_EXIT_QTY]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        entry_px = tf[:, LP.TF_ENTRY_NOT] / qty
+        exit_px = tf[:, LP.TF_EXIT_NOT] / xq
+    gross, fees, fund = tf[:, LP.TF_GROSS], tf[:, LP.TF_FEES], tf[:, LP.TF_FUND]
+    vs = ti[:, LP.TI_VOLSTATE]
+    return pd.DataFrame(
+        {
+            "entry_ts": ti[:, LP.TI_ENTRY_TS],
+            "exit_ts": ti[:, LP.TI_EXIT_TS],
+            "side": ti[:, LP.TI_SIDE],
+            "qty": qty,
+            "entry_px": entry_px,
+            "exit_px": exit_px,
+            "gross_pnl": gross,
+            "fees": fees,
+            "slippage": tf[:, LP.TF_SLIP],
+            "funding": fund,
+            "net_pnl": gross - fees - fund,
+            "exit_reason": [STL.EXIT_REASONS[r] or "signal" for r in ti[:, LP.TI_REASON]],
+            "regime": [REGIMES[r] if 0 <= r < 3 else "unknown" for r in vs],
+        }
+    )
+
+
+def _fill_frame(fi: np.ndarray, ff: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "ts": fi[:, LP.FO_TS],
+            "side": fi[:, LP.FO_SIDE],
+            "qty": ff[:, LP.FO_QTY],
+            "price": ff[:, LP.FO_PX],
+            "fee": ff[:, LP.FO_FEE],
+            "maker": fi[:, LP.FO_MAKER].astype(bool),
+            "action": [STL.ACTIONS[a] for a in fi[:, LP.FO_ACTION]],
+            "mid_at_decision": ff[:, LP.FO_MID],
+        }
+    )
