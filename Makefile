@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## the main job on embedded defaults: simulate a market, store it, check it, print its stylized facts
+## the main job on embedded defaults: simulate 24 h, features, walk-forward training and backtest, report
 run: setup
-	$(BIN)/orderflow run
+	$(BIN)/orderflow demo
 
 ## the whole test suite (exit status 5 = no tests collected is reported, not hidden)
 test: setup
@@ -42,6 +42,7 @@ bench: setup
 	$(PIN) $(BIN)/python benchmarks/bench_features.py
 	$(PIN) $(BIN)/python benchmarks/bench_models.py
 	$(PIN) $(BIN)/python benchmarks/bench_ensemble.py
+	$(PIN) $(BIN)/python benchmarks/bench_backtest.py
 
 clean-venv:
 	rm -rf $(VENV)

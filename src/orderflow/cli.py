@@ -31,13 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orderflow",
         description="orderflow: order-flow + machine-learning trading for Binance (market data, features, "
-        "models, backtests, live trading). Run `orderflow run` for the main job on embedded defaults.",
+        "models, backtests, live trading). Run `orderflow demo` for the main job on embedded defaults.",
     )
     parser.add_argument("--version", action="version", version=f"orderflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
-        "run", help="the main job on embedded defaults: simulate a market, store it, check and summarise it"
+        "run", help="market data only: simulate a market, store it, check it and print its stylized facts"
     )
     _add_common(p)
     p.add_argument("--hours", type=float, help="simulated hours (default: simulator.hours from config)")
@@ -195,6 +195,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = models.add_parser("rollback", help="move the champion alias back to the previous champion")
     _add_registry(p)
 
+    p = sub.add_parser(
+        "backtest",
+        help="replay stored or recorded events through the strategy (a model, or walk-forward training)",
+    )
+    _add_registry(p)
+    p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    p.add_argument("--model", default="production",
+                   help="production/champion, a registry version, a bundle directory, or none")  # fmt: skip
+    p.add_argument("--walk-forward", action="store_true",
+                   help="train on each window, trade the next (config walkforward); no --model")  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="walk-forward with the small member configurations")
+    p.add_argument("--report", help="directory for the report (report.html, metrics.json, plots)")
+    p.add_argument("--start", help="ISO date/time (UTC)")
+    p.add_argument("--end", help="ISO date/time (UTC)")
+
+    p = sub.add_parser(
+        "demo",
+        help="the whole pipeline on embedded defaults: simulate 24 h, features, walk-forward "
+        "training and backtest, report",
+    )
+    _add_registry(p)
+    p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    p.add_argument("--seed", type=int, help="simulator seed (default: simulator.seed)")
+    p.add_argument("--full-models", dest="quick", action="store_false",
+                   help="train members at their configured sizes (slower), not the quick ones")  # fmt: skip
+    p.add_argument("--fresh", action="store_true", help="simulate again even if the store has the data")
+    p.add_argument("--report", help="report directory (default: demo-report next to the store)")
+
     research = sub.add_parser("research", help="research studies over stored or raw data").add_subparsers(
         dest="research_command", required=True
     )
@@ -234,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             from orderflow.models import cli_commands
 
             return int(getattr(cli_commands, "models_" + args.models_command)(cfg, args) or 0)
+        if args.command in ("backtest", "demo"):
+            from orderflow.backtest import cli_commands as bt
+
+            return int(getattr(bt, args.command + "_cmd")(cfg, args) or 0)
         if args.command == "research":
             return int(commands.research_impact(cfg, args) or 0)
         handler = getattr(commands, "data_" + args.data_command.replace("-", "_"))

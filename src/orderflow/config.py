@@ -22,6 +22,7 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orderflow.backtest.config import BacktestConfig, WalkForwardConfig
 from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.data.quality import QualityThresholds
 from orderflow.data.simulator import SimulatorConfig
@@ -83,6 +84,8 @@ class Config(_Frozen):
     models: dict[str, Any] = {}
     risk: RiskConfig = RiskConfig()
     strategy: StrategyConfig = StrategyConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    walkforward: WalkForwardConfig = WalkForwardConfig()
 
     def store_dir(self, override: str | None = None) -> Path:
         chosen = override or os.environ.get("ORDERFLOW_STORE") or self.data.store

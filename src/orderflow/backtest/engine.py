@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow.backtest import loop as LP
+from orderflow.backtest.config import BacktestConfig
 from orderflow.core.instruments import Instrument
 from orderflow.data.schema import book_arrays
 from orderflow.execution import portfolio as PF
-from orderflow.execution.sim_config import SimConfig
 from orderflow.execution.sim_layout import make_state
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
@@ -35,18 +34,6 @@ from orderflow.strategy.config import StrategyConfig
 log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
-
-
-class BacktestConfig(BaseModel):
-    """How a backtest replays (``backtest:`` section)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    initial_equity: float = Field(100_000.0, gt=0, description="starting equity, quote currency")
-    decision_latency_us: float = Field(50.0, ge=0, description="from a book event's receipt to the order")
-    equity_every_s: float = Field(1.0, gt=0, description="equity sampling interval (strategy time)")
-    close_at_end: bool = Field(True, description="close a position still open after the last event")
-    exchange: SimConfig = Field(default_factory=SimConfig, description="the simulated exchange")
 
 
 @dataclass

@@ -196,6 +196,29 @@ def train_models(
 
     # final members on every sample; the newest val_frac for early stopping and calibration
     say("final fit on every sample")
+    weights = ens.weight_of()
+    fit_bundle(ds, cfg, bundle_dir, data_source, weights, metrics, mid)
+    info = {
+        "samples": ds.n_samples,
+        "rows": int(ds.X.shape[0]),
+        "features": len(ds.feature_names),
+        "class_counts": np.bincount(ds.y, minlength=3).tolist(),
+        "folds": len(fold_list),
+    }
+    return TrainResult(bundle_dir, metrics, table, weights, info, time.perf_counter() - t_start)
+
+
+def fit_bundle(
+    ds: Dataset,
+    cfg: ModelsConfig,
+    bundle_dir: Path,
+    data_source: str,
+    weights: dict[str, float],
+    metrics: dict[str, Any] | None = None,
+    mid: np.ndarray | None = None,
+) -> BundleManifest:
+    """Fit every member on all samples of ``ds`` (the newest ``val_frac`` held out for early stopping and
+    calibration), export each to ONNX in ``bundle_dir`` and write the manifest with ``weights``."""
     all_idx = np.arange(ds.n_samples)
     fit_idx, val_idx = split_train_val(ds, all_idx, cfg.val_frac)
     bundle_dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +238,6 @@ def train_models(
                 calibration=calib.to_dict(),
             )
         )
-    weights = ens.weight_of()
     manifest = BundleManifest(
         feature_names=list(ds.feature_names),
         schema_hash=ds.schema_hash,
@@ -224,19 +246,12 @@ def train_models(
         training_window=TrainingWindow(start_ns=int(ds.sample_ts[0]), end_ns=int(ds.t_touch.max())),
         data_source=data_source,
         hyperparameters=json.loads(cfg.model_dump_json()),
-        metrics=metrics,
+        metrics=metrics or {},
         code_version=code_version(),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     write_manifest(bundle_dir, manifest)
-    info = {
-        "samples": ds.n_samples,
-        "rows": int(ds.X.shape[0]),
-        "features": len(ds.feature_names),
-        "class_counts": np.bincount(ds.y, minlength=3).tolist(),
-        "folds": len(fold_list),
-    }
-    return TrainResult(bundle_dir, metrics, table, weights, info, time.perf_counter() - t_start)
+    return manifest
 
 
 def _metrics_dict(table: pd.DataFrame) -> dict[str, Any]:

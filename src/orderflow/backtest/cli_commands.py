@@ -1,0 +1,182 @@
+"""Handlers behind ``orderflow backtest`` and ``orderflow demo``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orderflow.commands import UserError, _feature_matrix, _store, _time_range, resolve_source
+from orderflow.config import Config
+
+log = logging.getLogger("orderflow.backtest")
+
+OOS_NOTE = (
+    "Every figure is out of sample and after fees, spread and slippage: {what}. Fills come from the "
+    "simulated exchange (market orders walk the recorded book; latency {lat}); fees {fees}."
+)
+
+
+def _instrument(store, venue: str, symbol: str):
+    from orderflow.core.instruments import Instrument
+
+    inst = store.instrument(venue, symbol)
+    if inst is None:
+        raise UserError(f"{venue}/{symbol}: instrument (tick, lot) unknown in {store.root}")
+    return inst if isinstance(inst, Instrument) else Instrument(**inst)
+
+
+def _market(store, venue: str, symbol: str, start: int | None, end: int | None):
+    from orderflow.backtest.engine import Market
+
+    book = store.read(venue, symbol, "book", start, end)
+    trades = store.read(venue, symbol, "trade", start, end)
+    return Market.from_frames(venue, symbol, book, trades)
+
+
+def _model_bundle(args: argparse.Namespace) -> Path:
+    """``--model``: a bundle directory, a registry version number, or an alias (production = champion)."""
+    from orderflow.models.registry import Registry, RegistryError
+
+    spec = args.model
+    if Path(spec).is_dir():
+        return Path(spec)
+    reg = Registry(getattr(args, "registry", None))
+    alias = "champion" if spec in ("production", "champion") else spec
+    try:
+        version = alias if alias.isdigit() else reg.resolve(alias)
+        if version is None:
+            raise UserError(
+                f"--model {spec}: no version has the alias {alias!r} in {reg}; train and promote one "
+                "(`orderflow models train ...`, `orderflow models promote N`) or pass a bundle directory"
+            )
+        return reg.load_bundle(version)
+    except RegistryError as e:
+        raise UserError(f"--model {spec}: {e}") from None
+
+
+def _print_summary(metrics: dict[str, Any], report: Path | None, seconds: float) -> None:
+    from orderflow.backtest.metrics import metrics_table
+
+    keys = ["trades", "trades_per_day", "win_rate", "gross_pnl", "fees", "slippage", "net_pnl",
+            "avg_pnl_per_trade", "profit_factor", "sharpe", "sortino", "max_drawdown", "var95",
+            "exposure", "cost_share"]  # fmt: skip
+    table = metrics_table({k: metrics.get(k) for k in keys})
+    print(table.to_string(index=False))
+    rej = metrics.get("rejections") or {}
+    if rej:
+        top = sorted(rej.items(), key=lambda kv: -kv[1])[:6]
+        print("rejections: " + ", ".join(f"{k} {v:,}" for k, v in top))
+    if report is not None:
+        print(f"\nreport: {report}")
+    print(f"done in {seconds:.0f} s")
+
+
+def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
+    """``orderflow backtest SOURCE --model production --report DIR`` (or ``--walk-forward``)."""
+    from orderflow.backtest.engine import make_signals, run_backtest
+    from orderflow.backtest.metrics import compute_metrics
+    from orderflow.backtest.report import write_report
+
+    t0 = time.perf_counter()
+    start, end = _time_range(args)
+    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+        features = _feature_matrix(cfg, store, venue, symbol, args)
+        market = _market(store, venue, symbol, start, end)
+        inst = _instrument(store, venue, symbol)
+        book_mid = store.read(venue, symbol, "book", start, end, columns=["ts_event", "bid_px_1", "ask_px_1"])
+    if args.walk_forward:
+        return _walk_forward(cfg, args, market, features, book_mid, inst, name, t0)
+    if args.model == "none":
+        probs, what = None, "no model (the AI score is 0, so the confidence gate passes nothing)"
+    else:
+        from orderflow.features.selection import feature_columns
+        from orderflow.models.dataset import schema_hash
+        from orderflow.models.serving import EnsembleModel
+
+        bundle = _model_bundle(args)
+        names = feature_columns(features)
+        model = EnsembleModel.from_bundle(bundle, schema_hash(names), names)
+        tr = model.manifest.training_window
+        if tr is not None and int(market.b_ts[0]) < tr.end_ns:
+            print(f"WARNING: the data starts before the end of the model's training window "
+                  f"({pd.Timestamp(tr.end_ns, tz='UTC')}): those results are NOT out of sample")  # fmt: skip
+        X = features[names].to_numpy(np.float32)
+        print(f"scoring {len(X):,} rows with {bundle.name} ({', '.join(model.member_names)})")
+        probs = model.predict(X, model.new_state())
+        what = f"model {bundle} applied after its training window"
+    signals = make_signals(features, probs, cfg.strategy)
+    res = run_backtest(market, signals, inst, cfg.backtest, cfg.strategy, cfg.risk)
+    metrics = compute_metrics(res.equity, res.trades, res.fills, res.rejections, cfg.backtest.initial_equity)
+    print(f"{name}: {res.events:,} events replayed in {res.seconds:.2f} s")
+    report = None
+    if args.report:
+        x = cfg.backtest.exchange
+        fees = f"maker {res.info['maker_fee']}, taker {res.info['taker_fee']}"
+        note = OOS_NOTE.format(what=what, lat=f"{x.latency.kind} {x.latency.entry_ms} ms", fees=fees)
+        report = write_report(Path(args.report), metrics, res.equity, res.trades, res.fills, res.rejections,
+                              f"orderflow backtest: {name}", note)  # fmt: skip
+    _print_summary(metrics, report, time.perf_counter() - t0)
+    return 0
+
+
+def _walk_forward(cfg, args, market, features, book_mid, inst, name, t0) -> int:
+    from orderflow.backtest.report import write_report
+    from orderflow.backtest.walkforward import walk_forward
+    from orderflow.models.cli_commands import models_config
+    from orderflow.models.train import labelled_dataset
+
+    mcfg = models_config(cfg)
+    mcfg = mcfg.quick() if args.quick else mcfg
+    ds, mid = labelled_dataset(features, book_mid, cfg.labels, mcfg.sample_every_s)
+    wfc = cfg.walkforward
+    print(f"{name}: {ds.n_samples:,} labelled samples; walk-forward {wfc.train_hours:g} h train / "
+          f"{wfc.test_hours:g} h test; members {', '.join(mcfg.members)}"
+          f"{' (quick sizes)' if args.quick else ''}")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        wf = walk_forward(market, features, ds, inst, mcfg, Path(tmp), cfg.walkforward, cfg.backtest,
+                          cfg.strategy, cfg.risk, mid, progress=print)  # fmt: skip
+    report = None
+    if args.report:
+        x = cfg.backtest.exchange
+        note = OOS_NOTE.format(
+            what=f"{len(wf.windows)} walk-forward test windows, each traded by models fitted only on "
+            "samples whose labels ended before the window",
+            lat=f"{x.latency.kind} {x.latency.entry_ms} ms",
+            fees="the venue's defaults",
+        )
+        report = write_report(Path(args.report), wf.metrics, wf.equity, wf.trades, wf.fills, wf.rejections,
+                              f"orderflow walk-forward backtest: {name}", note)  # fmt: skip
+        wf.model_table.to_csv(Path(args.report) / "models_by_window.csv", index=False)
+    print(wf.model_table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    _print_summary(wf.metrics, report, time.perf_counter() - t0)
+    return 0
+
+
+def demo_cmd(cfg: Config, args: argparse.Namespace) -> int:
+    """simulate -> features -> walk-forward (train, score, backtest per window) -> report."""
+    from orderflow.commands import _progress, _sim_config
+    from orderflow.data.simulator import simulate
+
+    t0 = time.perf_counter()
+    store = _store(cfg, args)
+    sc = _sim_config(cfg, args)
+    if store.files(sc.venue, sc.symbol, "book") and not args.fresh:
+        print(f"using the {sc.venue}/{sc.symbol} data already in {store.root} (--fresh to resimulate)")
+    else:
+        print(f"[1/4] simulating {sc.hours:g} h of {sc.symbol} (seed {sc.seed}) into {store.root}")
+        simulate(sc, store=store, progress=_progress)
+    report = Path(args.report) if args.report else store.root.parent / "demo-report"
+    ns = argparse.Namespace(**{**vars(args), "source": [f"{sc.venue}/{sc.symbol}"], "walk_forward": True,
+                               "report": str(report), "start": None, "end": None,
+                               "fit_integrated_until": None})  # fmt: skip
+    print("[2/4] building features; [3/4] walk-forward: train, score and backtest each window; [4/4] report")
+    rc = backtest_cmd(cfg, ns)
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s")
+    return rc

@@ -1,0 +1,162 @@
+"""Walk-forward evaluation: train on one window, backtest the next, roll; one out-of-sample record.
+
+For test window k = ``[t_k, t_k + test)``:
+
+1. the members are fitted on the samples whose label *ends* before ``t_k`` (label spans never reach
+   into the test window) and which start at or after ``t_k - train`` (``expanding`` keeps every earlier
+   sample), then calibrated and exported as an ONNX bundle (``fit_bundle``);
+2. the bundle scores every feature row of the window as a stream (state warmed on the
+   ``context_rows`` rows before ``t_k``, features only) through ONNX Runtime, the same path as live;
+3. the ensemble weights are the Hedge weights learnt on the test windows before k, updated after
+   window k with the samples whose labels ended inside it (no label from the future);
+4. the backtester replays the window's events with those probabilities; windows are chained into one
+   equity curve (``combine_windows``).
+
+Nothing in window k's trading depends on a label or a price after the moment it is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orderflow.backtest.config import BacktestConfig, WalkForwardConfig
+from orderflow.backtest.engine import BacktestResult, Market, make_signals, run_backtest
+from orderflow.backtest.metrics import combine_windows, compute_metrics
+from orderflow.core.instruments import Instrument
+from orderflow.models.dataset import Dataset
+from orderflow.models.ensemble import HedgeEnsemble
+from orderflow.models.metrics import classification_metrics
+from orderflow.models.train import ModelsConfig, fit_bundle
+from orderflow.risk.config import RiskConfig
+from orderflow.strategy.config import StrategyConfig
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+H_NS = 3600 * NS
+
+
+@dataclass
+class WalkForwardResult:
+    windows: list[dict[str, Any]]
+    equity: pd.DataFrame
+    trades: pd.DataFrame
+    fills: pd.DataFrame
+    rejections: dict[str, int]
+    metrics: dict[str, Any]
+    model_table: pd.DataFrame  # per window: out-of-sample log loss of each member and the ensemble
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def subset(ds: Dataset, keep: np.ndarray) -> Dataset:
+    """The same rows with only the samples ``keep`` (positions into ``ds.sample_idx``)."""
+    return Dataset(ds.X, ds.feature_names, ds.ts, ds.sample_idx[keep], ds.y[keep], ds.t_touch[keep],
+                   ds.schema_hash)  # fmt: skip
+
+
+def window_spans(t_start: int, t_end: int, wf: WalkForwardConfig) -> list[tuple[int, int]]:
+    """``(start, end)`` of every test window after the first training window."""
+    out = []
+    t = t_start + int(wf.train_hours * H_NS)
+    step = int(wf.test_hours * H_NS)
+    while t + step // 2 <= t_end:  # a last window of at least half the length
+        out.append((t, min(t + step, t_end)))
+        t += step
+    return out
+
+
+def walk_forward(
+    market: Market,
+    features: pd.DataFrame,
+    ds: Dataset,
+    instrument: Instrument,
+    models: ModelsConfig,
+    work_dir: Path,
+    wf: WalkForwardConfig | None = None,
+    backtest: BacktestConfig | None = None,
+    strategy: StrategyConfig | None = None,
+    risk: RiskConfig | None = None,
+    mid: np.ndarray | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> WalkForwardResult:
+    """Run the walk-forward backtest (module docstring). ``features`` has one row per book event of
+    ``market`` (as ``build_features`` writes it) and ``ds`` is built from those rows."""
+    from orderflow.models.serving import EnsembleModel
+
+    wf = wf or WalkForwardConfig()
+    strategy = strategy or StrategyConfig()
+    say = progress or (lambda s: log.info("%s", s))
+    t0 = time.perf_counter()
+    fts = features["ts_event"].to_numpy(np.int64)
+    if len(fts) != market.n_book or not np.array_equal(fts, market.b_ts):
+        raise ValueError("walk_forward: the feature rows must be the market's book events, in order")
+    windows = window_spans(int(market.b_ts[0]), int(market.b_ts[-1]), wf)
+    if not windows:
+        raise ValueError(
+            f"walk_forward: {(market.b_ts[-1] - market.b_ts[0]) / H_NS:.2f} h of data is too short for "
+            f"{wf.train_hours} h of training plus half a {wf.test_hours} h test window"
+        )
+    ens = HedgeEnsemble(list(models.members), models.ensemble)
+    sample_ts = ds.sample_ts
+    results: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]] = []
+    info: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for k, (ts0, ts1) in enumerate(windows):
+        lo = 0 if wf.expanding else ts0 - int(wf.train_hours * H_NS)
+        train = np.flatnonzero((sample_ts >= lo) & (ds.t_touch < ts0))
+        if train.size < wf.min_train_samples or np.unique(ds.y[train]).size < 2:
+            notes.append(f"window {k}: skipped, {train.size} training samples")
+            say(notes[-1])
+            continue
+        tw = time.perf_counter()
+        say(f"window {k + 1}/{len(windows)}: training on {train.size:,} samples")
+        bundle = work_dir / f"window{k}"
+        fit_bundle(subset(ds, train), models, bundle, f"walk-forward window {k}", ens.weight_of(), None, mid)
+        model = EnsembleModel.from_bundle(bundle, ds.schema_hash)
+        r0, r1 = np.searchsorted(fts, [ts0, ts1])
+        c0 = max(0, int(r0) - model.context_rows)
+        state = model.new_state()
+        per = model.predict_members(ds.X[c0:r1], state)
+        per = {n: p[r0 - c0 :] for n, p in per.items()}
+        w = model.weights
+        probs = sum(w[n] * per[n] for n in per)
+        # out-of-sample classification metrics of the window's samples, then the Hedge update
+        in_win = np.flatnonzero((sample_ts >= ts0) & (sample_ts < ts1))
+        rows = ds.sample_idx[in_win] - r0
+        row = {"window": k, "n_test": int(in_win.size)}
+        if in_win.size:
+            for n, p in per.items():
+                row[n] = classification_metrics(p[rows], ds.y[in_win])["log_loss"]
+            row["ensemble"] = classification_metrics(probs[rows], ds.y[in_win])["log_loss"]
+            done = ds.t_touch[in_win] < ts1  # labels known by the end of the window
+            if done.any():
+                ens.update({n: p[rows[done]] for n, p in per.items()}, ds.y[in_win[done]])
+        table.append(row)
+        mask = (market.b_ts >= ts0) & (market.b_ts < ts1)
+        sig = make_signals(features.iloc[int(r0) : int(r1)], probs, strategy)
+        res: BacktestResult = run_backtest(market.window(ts0, ts1), sig, instrument, backtest, strategy, risk)
+        assert int(mask.sum()) == len(probs)
+        results.append((res.equity, res.trades, res.fills, res.rejections))
+        net = float(res.trades["net_pnl"].sum()) if len(res.trades) else 0.0
+        info.append({"window": k, "start_ns": ts0, "end_ns": ts1, "train_samples": int(train.size),
+                     "trades": len(res.trades), "net_pnl": net, "seconds": time.perf_counter() - tw,
+                     "weights": w})  # fmt: skip
+        say(f"window {k + 1}/{len(windows)}: {len(res.trades)} trades, net PnL {net:,.2f} "
+            f"({time.perf_counter() - tw:.0f} s)")  # fmt: skip
+    if not results:
+        raise ValueError("walk_forward: every window was skipped: " + "; ".join(notes))
+    equity, trades, fills, rejections = combine_windows(results)
+    initial = (backtest or BacktestConfig()).initial_equity
+    metrics = compute_metrics(equity, trades, fills, rejections, initial)
+    return WalkForwardResult(info, equity, trades, fills, rejections, metrics, pd.DataFrame(table),
+                             time.perf_counter() - t0, notes)  # fmt: skip
