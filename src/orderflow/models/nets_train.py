@@ -188,7 +188,7 @@ class NetMember:
                         rec["val_acc"] = float((logits.argmax(1) == y_va).float().mean())
                     self.history.append(rec)
                     bar.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
-                    log.info("%s epoch %d: %s", self.name, epoch, rec)
+                    log.debug("%s epoch %d: %s", self.name, epoch, rec)
                     if va_input is None:
                         best_state, self.best_epoch = copy.deepcopy(net.state_dict()), epoch
                         continue
