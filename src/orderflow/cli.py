@@ -223,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="simulate again even if the store has the data")
     p.add_argument("--report", help="report directory (default: demo-report next to the store)")
 
+    from orderflow.execution.local.cli import add_exchange_parser
+
+    add_exchange_parser(sub).set_defaults(config=None, log_level=None)  # `exchange serve` has its own --store
+
     research = sub.add_parser("research", help="research studies over stored or raw data").add_subparsers(
         dest="research_command", required=True
     )
@@ -262,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
             from orderflow.models import cli_commands
 
             return int(getattr(cli_commands, "models_" + args.models_command)(cfg, args) or 0)
+        if args.command == "exchange":
+            from orderflow.execution.local.cli import exchange_cmd
+
+            return exchange_cmd(args)
         if args.command in ("backtest", "demo"):
             from orderflow.backtest import cli_commands as bt
 

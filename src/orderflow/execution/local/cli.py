@@ -1,0 +1,89 @@
+"""``orderflow exchange serve``: run the local Binance-compatible exchange.
+
+Wiring (in ``orderflow.cli``): call ``add_exchange_parser(sub)`` next to the other sub-commands, and
+dispatch ``args.command == "exchange"`` to ``exchange_cmd(args)`` (returns the exit code).
+The API secret may also come from the environment variable ``ORDERFLOW_LOCAL_API_SECRET`` so that it
+does not appear in the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from typing import Any
+
+ENV_SECRET = "ORDERFLOW_LOCAL_API_SECRET"
+
+
+def add_exchange_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``exchange serve`` to an argparse sub-parsers object; returns the ``exchange`` parser."""
+    ex = subparsers.add_parser("exchange", help="local Binance-compatible exchange")
+    sub = ex.add_subparsers(dest="exchange_command", required=True)
+    p = sub.add_parser("serve", help="serve Binance's REST and WebSocket protocol over a market source")
+    p.add_argument(
+        "--source", default="sim", help="'sim', a stored VENUE/SYMBOL (with --store) or a raw recording"
+    )
+    p.add_argument("--port", type=int, default=8765, help="port (0 = ephemeral)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--api-key", default="localkey", help="API key of the account")
+    p.add_argument(
+        "--api-secret", default=None, help=f"HMAC secret (or env {ENV_SECRET}); default 'localsecret'"
+    )
+    p.add_argument(
+        "--ed25519-public-key", default=None, help="PEM file of an Ed25519 public key (Ed25519 signing)"
+    )
+    p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
+    p.add_argument("--clock", choices=("realtime", "manual"), default="realtime")
+    p.add_argument("--speed", type=float, default=1.0, help="realtime pace (replay seconds per second)")
+    p.add_argument("--seed", type=int, default=0, help="simulator seed")
+    p.add_argument("--store", default=None, help="Store directory for a VENUE/SYMBOL source")
+    p.add_argument("--symbol", default="BTCUSDT", help="symbol of the simulator source")
+    p.add_argument("--sim-hours", type=float, default=1.0, help="hours of simulated market")
+    return ex
+
+
+def exchange_cmd(args: argparse.Namespace) -> int:
+    """Handler of ``orderflow exchange serve`` (blocks until Ctrl-C); returns the exit code."""
+    from pydantic import ValidationError
+
+    from orderflow.execution.local.config import LocalExchangeConfig
+    from orderflow.execution.local.market import SourceError
+    from orderflow.execution.local.server import serve_forever
+
+    pem = None
+    if args.ed25519_public_key:
+        with open(args.ed25519_public_key, encoding="utf-8") as f:
+            pem = f.read()
+    secret = args.api_secret or os.environ.get(ENV_SECRET) or (None if pem else "localsecret")
+    try:
+        cfg = LocalExchangeConfig(
+            market=args.market,
+            source=args.source,
+            store=args.store,
+            symbol=args.symbol,
+            seed=args.seed,
+            sim_hours=args.sim_hours,
+            clock=args.clock,
+            speed=args.speed,
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key,
+            api_secret=secret,
+            ed25519_public_key=pem,
+        )
+    except ValidationError as e:
+        print(
+            f"orderflow exchange serve: invalid option: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_forever(cfg))
+    except SourceError as e:
+        print(f"orderflow exchange serve: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,271 @@
+"""The core of the local exchange (no networking): the replayed market, one simulated exchange per
+symbol, the account, and the order book-keeping that turns the simulated exchange's fills and reports
+into Binance orders, execution reports and account updates.
+
+Matching: every order goes through :class:`SimulatedExchange` (the backtester's fill rules: book walk,
+queue model, stop-limit trigger on trades) with zero latency, fed with the same book and trade events
+the market streams publish. An order sent over REST is matched at once against the current book at the
+exchange time of the last applied event (:meth:`LocalVenue.now_ns`), so the answer already shows its
+taker fills; resting orders fill on later book and trade events.
+
+Output queues, emptied by the server after each call: ``market_out`` (stream name, payload) and
+``user_out`` (user data stream payloads). Units: prices in quote currency, sizes in base units,
+internal times in int ns, Binance times in ms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from orderflow.execution.local.accounts import FuturesAccount, SpotAccount, split_symbol
+from orderflow.execution.local.config import LocalExchangeConfig
+from orderflow.execution.local.market import BOOK, SymbolData, Timeline
+from orderflow.execution.local.orders import LocalOrder
+from orderflow.execution.local.streams import NS_PER_MS, SymbolMarket
+from orderflow.execution.sim_config import LatencyConfig, SimConfig
+from orderflow.execution.sim_exchange import Fill, OrderReport, SimulatedExchange
+from orderflow.execution.sim_requests import process_arrivals
+
+EPS = 1e-9
+
+
+class _Matcher(SimulatedExchange):
+    """The simulated exchange with one addition: process requests that have arrived by ``ts`` now
+    (a REST order is answered with its state after matching, not at the next market event)."""
+
+    def flush(self, ts: int) -> None:
+        process_arrivals(*self._args, int(ts))
+        self._collect()
+
+
+def _on_grid(x: float, step: float) -> bool:
+    n = x / step
+    return abs(n - round(n)) <= 1e-9 * max(1.0, abs(n))
+
+
+class LocalVenue:
+    """Market, matching and account of one local exchange (see the module docstring)."""
+
+    def __init__(self, cfg: LocalExchangeConfig, data: list[SymbolData], start_ns: int) -> None:
+        self.cfg = cfg
+        self.futures = cfg.market == "usdm"
+        self.timeline = Timeline(data, start_ns)
+        self.start_ns = start_ns
+        self.pos = 0
+        self.data = {d.symbol: d for d in data}
+        self.markets = {d.symbol: SymbolMarket(d.instrument, cfg.levels, self.futures) for d in data}
+        sim_cfg = SimConfig(
+            venue=cfg.venue,
+            maker_fee=cfg.maker_fee,
+            taker_fee=cfg.taker_fee,
+            latency=LatencyConfig(entry_ms=0.0, response_ms=0.0),
+            max_orders=cfg.max_open_orders + 8,
+        )
+        self.sim_cfg = sim_cfg
+        self.matchers = {d.symbol: _Matcher(sim_cfg, levels=cfg.levels) for d in data}
+        self.orders: dict[int, LocalOrder] = {}
+        self.live_client_ids: dict[tuple[str, str], int] = {}
+        self.next_order_id = 1
+        self.spot = SpotAccount(cfg.spot_balances)
+        for s in self.markets:
+            for a in split_symbol(s):
+                self.spot.ensure(a)
+        self.fut = FuturesAccount(cfg.futures_wallet, leverage=cfg.leverage)
+        self.market_out: list[tuple[str, dict[str, Any]]] = []
+        self.user_out: list[dict[str, Any]] = []
+        self._last_ts = start_ns
+        self.last_trade_px: dict[str, float] = {}
+
+    # ---------------------------------------------------------------------------------- clock
+    @property
+    def now_ns(self) -> int:
+        """Exchange time: the (shifted) time of the last applied event."""
+        return self._last_ts
+
+    @property
+    def now_ms(self) -> int:
+        return self._last_ts // NS_PER_MS
+
+    @property
+    def remaining_events(self) -> int:
+        return len(self.timeline) - self.pos
+
+    def next_event_ns(self) -> int | None:
+        return int(self.timeline.ts[self.pos]) if self.pos < len(self.timeline) else None
+
+    def step(self) -> bool:
+        """Apply the next market event (book or trade); False at the end of the source."""
+        tl = self.timeline
+        if self.pos >= len(tl):
+            return False
+        i = self.pos
+        self.pos += 1
+        ts, d = int(tl.ts[i]), self.timeline.symbols[int(tl.sym[i])]
+        r = int(tl.row[i])
+        self._last_ts = max(self._last_ts, ts)
+        sym, mkt, m = d.symbol, self.markets[d.symbol], self.matchers[d.symbol]
+        low = sym.lower()
+        if tl.kind[i] == BOOK:
+            m.on_book(ts, d.bid_px[r], d.bid_sz[r], d.ask_px[r], d.ask_sz[r])
+            for suffix, payload in mkt.apply_book(
+                ts, d.bid_px[r], d.bid_sz[r], d.ask_px[r], d.ask_sz[r]
+            ).items():
+                self.market_out.append((f"{low}@{suffix}", payload))
+        else:
+            px, sz, side = float(d.trade_px[r]), float(d.trade_sz[r]), int(d.trade_side[r])
+            m.on_trade(ts, px, sz, side)
+            self.last_trade_px[sym] = px
+            for suffix, payload in mkt.apply_trade(ts, px, sz, side).items():
+                self.market_out.append((f"{low}@{suffix}", payload))
+        self._drain(sym)
+        return True
+
+    def advance(self, events: int | None = None, until_ns: int | None = None) -> int:
+        """Apply ``events`` events, or every event with time <= ``until_ns``; returns how many."""
+        n = 0
+        while self.pos < len(self.timeline):
+            if events is not None and n >= events:
+                break
+            if until_ns is not None and int(self.timeline.ts[self.pos]) > until_ns:
+                break
+            self.step()
+            n += 1
+        if until_ns is not None and until_ns > self._last_ts:
+            self._last_ts = until_ns
+        return n
+
+    def marks(self) -> dict[str, float]:
+        out = {}
+        for s, m in self.markets.items():
+            mid = 0.5 * (m.bid_px[0] + m.ask_px[0])
+            if not math.isnan(mid):
+                out[s] = mid
+        return out
+
+    # --------------------------------------------------------------------------- matcher output
+    def _drain(self, symbol: str) -> None:
+        m = self.matchers[symbol]
+        reports, fills = m.drain_reports(), m.drain_fills()
+        if not reports and not fills:
+            return
+        first: list[int] = []
+        acc: dict[int, list[OrderReport]] = defaultdict(list)
+        rest: dict[int, list[OrderReport]] = defaultdict(list)
+        fl: dict[int, list[Fill]] = defaultdict(list)
+        for r in reports:
+            if r.order_id not in first:
+                first.append(r.order_id)
+            (acc if r.reason in ("accepted", "triggered", "reduce_only_trimmed") else rest)[
+                r.order_id
+            ].append(r)
+        for f in fills:
+            if f.order_id not in first:
+                first.append(f.order_id)
+            fl[f.order_id].append(f)
+        for oid in first:
+            o = self.orders.get(oid)
+            if o is None:
+                continue
+            for r in acc[oid]:
+                self._on_report(o, r)
+            for f in fl[oid]:
+                self._on_fill(o, f)
+            for r in rest[oid]:
+                self._on_report(o, r)
+
+    def _emit_order(self, o: LocalOrder, exec_type: str, ms: int) -> None:
+        if self.futures:
+            self.user_out.append(o.order_trade_update(ms, exec_type))
+        else:
+            self.user_out.append(o.execution_report(ms, exec_type))
+
+    def _on_report(self, o: LocalOrder, r: OrderReport) -> None:
+        ms = r.ts_exchange // NS_PER_MS
+        if r.reason == "accepted":
+            o.update_ms = ms
+            self._emit_order(o, "NEW", ms)
+            if not self.futures and o.locked > 0:
+                self.user_out.append(self.spot.position_event(ms, list(split_symbol(o.symbol))))
+        elif r.reason == "triggered":
+            o.working = True
+            o.update_ms = ms
+        elif r.reason == "reduce_only_trimmed":
+            o.qty = r.limit
+        elif r.status in ("CANCELED", "EXPIRED", "REJECTED") and r.reason not in (
+            "cancel_not_open",
+            "cancel_pending",
+        ):
+            o.status = "EXPIRED" if r.status == "REJECTED" else r.status
+            o.update_ms = ms
+            released = self._finish(o)
+            self._emit_order(o, "CANCELED" if o.status == "CANCELED" else "EXPIRED", ms)
+            if released:
+                self.user_out.append(self.spot.position_event(ms, list(split_symbol(o.symbol))))
+
+    def _on_fill(self, o: LocalOrder, f: Fill) -> None:
+        ms = f.ts_exchange // NS_PER_MS
+        q, px = f.qty, f.price
+        o.executed += q
+        o.cum_quote += q * px
+        o.status = "FILLED" if f.remaining <= EPS * o.qty else "PARTIALLY_FILLED"
+        if o.status == "FILLED":
+            o.executed = o.qty
+        o.last_qty, o.last_px, o.last_maker = q, px, f.maker
+        o.last_trade_id = self.markets[o.symbol].next_trade_id()
+        o.update_ms = ms
+        base, quote = split_symbol(o.symbol)
+        if self.futures:
+            o.last_fee, o.last_fee_asset = f.fee, self.fut.asset
+            o.last_realized = self.fut.fill(o.symbol, o.sign, q, px, f.fee, ms)
+            if o.is_open and not o.reduce_only:
+                self.fut.open_order_margin[o.order_id] = (
+                    o.price * o.remaining / self.fut.position(o.symbol).leverage
+                )
+        else:
+            acct = self.spot
+            if o.side == "BUY":
+                fee = f.fee / px  # the buyer pays the commission in the base asset
+                rel = min(o.locked, o.price * q) if o.locked > 0 else 0.0
+                o.locked -= rel
+                acct.locked[quote] = max(0.0, acct.locked[quote] - rel)
+                acct.free[quote] += rel - px * q
+                acct.free[base] += q - fee
+                o.last_fee, o.last_fee_asset = fee, base
+            else:
+                rel = min(o.locked, q)
+                o.locked -= rel
+                acct.locked[base] = max(0.0, acct.locked[base] - rel)
+                acct.free[base] += rel - q
+                acct.free[quote] += px * q - f.fee
+                o.last_fee, o.last_fee_asset = f.fee, quote
+            acct.update_ms = ms
+        o.fills.append(
+            {
+                "price": o.p(px),
+                "qty": o.q(q),
+                "commission": f"{o.last_fee:.8f}",
+                "commissionAsset": o.last_fee_asset,
+                "tradeId": o.last_trade_id,
+            }
+        )
+        if not o.is_open:
+            self._finish(o)
+        self._emit_order(o, "TRADE", ms)
+        if self.futures:
+            self.user_out.append(self.fut.account_update(ms, o.symbol, self.marks()))
+        else:
+            self.user_out.append(self.spot.position_event(ms, [base, quote]))
+
+    def _finish(self, o: LocalOrder) -> bool:
+        """A terminal order gives back what it held (spot locked balance, futures order margin);
+        True if a spot balance changed."""
+        self.live_client_ids.pop((o.symbol, o.client_id), None)
+        self.fut.open_order_margin.pop(o.order_id, None)
+        if not self.futures and o.locked > 0:
+            base, quote = split_symbol(o.symbol)
+            self.spot.unlock(quote if o.side == "BUY" else base, o.locked)
+            o.locked = 0.0
+            return True
+        return False
