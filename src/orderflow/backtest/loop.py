@@ -201,13 +201,15 @@ def run_loop(
     while i < nt or j < nb:
         if i < nt and (j >= nb or t_ts[i] <= b_ts[j]):
             SK.on_trade(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, t_ts[i], t_px[i], t_sz[i], t_side[i])
-            _to_inbox(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)
+            if XI[SL.I_NFILL] or XI[SL.I_NREP]:
+                _to_inbox(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)
             last_trade_recv = t_recv[i]
             i += 1
             continue
         SK.on_book(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, b_ts[j], bid_px[j], bid_sz[j], ask_px[j],
                    ask_sz[j])  # fmt: skip
-        _to_inbox(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)
+        if XI[SL.I_NFILL] or XI[SL.I_NREP]:
+            _to_inbox(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)
         jl = j
         j += 1
         # ---- the strategy's turn: book event jl, seen at its receive time
@@ -216,11 +218,13 @@ def run_loop(
         ba = ask_px[jl, 0]
         if math.isfinite(bb) and math.isfinite(ba) and ba > bb:
             mid = 0.5 * (bb + ba)
-        if last_fund_ts >= 0 and funding_rate != 0.0 and math.isfinite(mid):
+        if (last_fund_ts >= 0 and funding_rate != 0.0 and P[PF.P_POS] != 0.0
+                and t // funding_ns != last_fund_ts // funding_ns and math.isfinite(mid)):  # fmt: skip
             PF.funding(P, last_fund_ts, t, mid, funding_rate, funding_ns)
         last_fund_ts = t
-        vs = np.int64(vol_state[jl]) if math.isfinite(vol_state[jl]) else np.int64(-1)
-        _deliver(t, D, Df, ib_fi, ib_ff, ib_ri, ib_rf, P, G, H, SC, RS, vs, fo_i, fo_f, tr_i, tr_f)
+        if D[D_F_HEAD] < D[D_F_TAIL] or D[D_R_HEAD] < D[D_R_TAIL]:
+            vs = np.int64(vol_state[jl]) if math.isfinite(vol_state[jl]) else np.int64(-1)
+            _deliver(t, D, Df, ib_fi, ib_ff, ib_ri, ib_rf, P, G, H, SC, RS, vs, fo_i, fo_f, tr_i, tr_f)
         if not math.isfinite(mid):
             continue
         if t - last_eq_ts >= equity_every_ns:
