@@ -1,0 +1,71 @@
+"""Binance trading connectivity: signed REST client, filters, rate limiter, user data stream."""
+
+from orderflow.execution.binance.client import BinanceTradingClient, sequential_ids
+from orderflow.execution.binance.config import TradingClientConfig, credentials_from_env
+from orderflow.execution.binance.errors import (
+    AuthError,
+    BadRequest,
+    BinanceTradingError,
+    DuplicateOrder,
+    ExchangeUnavailable,
+    FilterError,
+    InsufficientBalance,
+    IpBanned,
+    OrderRejected,
+    PostOnlyRejected,
+    RateLimited,
+    SignatureError,
+    TimestampError,
+    UnknownOrder,
+    UnknownSymbol,
+)
+from orderflow.execution.binance.events import (
+    AccountUpdate,
+    Balance,
+    ExecType,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    StreamStatus,
+    TimeInForce,
+)
+from orderflow.execution.binance.signing import Credentials, Ed25519Signer, HmacSigner
+from orderflow.execution.binance.userstream import UserDataStream
+
+__all__ = [
+    "AccountUpdate",
+    "AuthError",
+    "BadRequest",
+    "Balance",
+    "BinanceTradingClient",
+    "BinanceTradingError",
+    "Credentials",
+    "DuplicateOrder",
+    "Ed25519Signer",
+    "ExchangeUnavailable",
+    "ExecType",
+    "FilterError",
+    "HmacSigner",
+    "InsufficientBalance",
+    "IpBanned",
+    "Order",
+    "OrderRejected",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "Position",
+    "PostOnlyRejected",
+    "RateLimited",
+    "SignatureError",
+    "StreamStatus",
+    "TimeInForce",
+    "TimestampError",
+    "TradingClientConfig",
+    "UnknownOrder",
+    "UnknownSymbol",
+    "UserDataStream",
+    "credentials_from_env",
+    "sequential_ids",
+]

@@ -1,0 +1,190 @@
+"""Signed REST transport: signing, server-clock timestamps, rate limiting, error mapping, retries.
+
+Parameters go in the query string for GET/DELETE and in an ``application/x-www-form-urlencoded``
+body for POST/PUT (Binance accepts either); ``timestamp`` and ``recvWindow`` are appended, then
+``signature`` over exactly the string sent. The API key goes in ``X-MBX-APIKEY``.
+
+Retries: HTTP 429 waits ``Retry-After`` and retries (the request was refused, so resending is
+safe) up to ``max_retries``; HTTP 418 raises :class:`IpBanned` at once; -1021 resyncs the clock and
+retries once; an unknown outcome (5xx, timeout, dropped connection) is retried here only for GET,
+and raised as :class:`ExchangeUnavailable` (with the request's ``timestamp``) for the rest, which the
+client reconciles by client order id. Errors that cannot succeed on retry are raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from orderflow.execution.binance.clock import ServerClock
+from orderflow.execution.binance.config import TradingClientConfig
+from orderflow.execution.binance.errors import (
+    BinanceTradingError,
+    ExchangeUnavailable,
+    RateLimited,
+    TimestampError,
+    error_from_response,
+)
+from orderflow.execution.binance.ratelimit import RateLimiter, parse_retry_after
+from orderflow.execution.binance.signing import Credentials, encode_params
+
+log = logging.getLogger(__name__)
+
+
+class RestTransport:
+    """One market's REST calls. ``session`` may be shared; ``close`` closes only an owned session."""
+
+    def __init__(
+        self,
+        config: TradingClientConfig,
+        credentials: Credentials,
+        limiter: RateLimiter,
+        clock: ServerClock,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Any = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.credentials = credentials
+        self.limiter = limiter
+        self.clock = clock
+        self.base_url = config.endpoints().rest_base_url
+        self.time_path = "/api/v3/time" if config.market == "spot" else "/fapi/v1/time"
+        self.sleep = sleep
+        self._session = session
+        self._own_session = session is None
+        self.timeout = aiohttp.ClientTimeout(total=config.request_timeout_s)
+        self.stats = {"requests": 0, "retries_429": 0, "timestamp_resyncs": 0, "unknown_outcomes": 0}
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def server_time_ms(self) -> int:
+        body = await self.request("GET", self.time_path, {}, weight=1, sync_on_timestamp=False)
+        return int(body["serverTime"])
+
+    async def sync_clock(self, samples: int = 3) -> float:
+        """Measure the server-clock offset (ms) with ``samples`` ``GET /time`` round trips."""
+        off = await self.clock.sync(self.server_time_ms, samples)
+        log.info("server clock offset %.1f ms (rtt %.1f ms)", off, self.clock.rtt_ms)
+        return off
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        *,
+        weight: int = 1,
+        orders: int = 0,
+        signed: bool = False,
+        api_key: bool = False,
+        symbol: str = "",
+        sync_on_timestamp: bool = True,
+    ) -> Any:
+        """Send one request and return the decoded JSON body (typed errors otherwise)."""
+        resynced = False
+        attempt = 0
+        while True:
+            await self.limiter.acquire(weight, orders)
+            p = dict(params)
+            ts_ms = 0
+            if signed:
+                ts_ms = self.clock.now_ms()
+                p["recvWindow"] = self.config.recv_window_ms
+                p["timestamp"] = ts_ms
+                payload = self.credentials.signed_payload(p)
+            else:
+                payload = encode_params(p)
+            headers = {"X-MBX-APIKEY": self.credentials.api_key} if (signed or api_key) else {}
+            url = self.base_url + path
+            body_data: str | None = None
+            if method in ("GET", "DELETE"):
+                if payload:
+                    url = f"{url}?{payload}"
+            else:
+                body_data = payload
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            self.stats["requests"] += 1
+            try:
+                async with self.session.request(
+                    method, url, data=body_data, headers=headers, timeout=self.timeout
+                ) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+                    self.limiter.update_from_headers(resp.headers)
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            except (TimeoutError, aiohttp.ClientError) as e:
+                self.stats["unknown_outcomes"] += 1
+                err = ExchangeUnavailable(
+                    f"{type(e).__name__} on {method} {path}: outcome unknown", path=path, symbol=symbol
+                )
+                err.sent_timestamp_ms = ts_ms or self.clock.now_ms()  # type: ignore[attr-defined]
+                if method == "GET" and attempt < self.config.max_retries:
+                    attempt += 1
+                    await self.sleep(min(2.0, 0.1 * 2**attempt))
+                    continue
+                raise err from None
+            if status == 200:
+                self.limiter.on_success()
+                try:
+                    return msgspec.json.decode(raw) if raw else {}
+                except msgspec.DecodeError:
+                    raise BinanceTradingError(
+                        f"response to {method} {path} is not JSON", status=200, path=path
+                    ) from None
+            if status == 418:
+                raise self.limiter.on_418(retry_after)
+            if status == 429:
+                if attempt >= self.config.max_retries:
+                    raise RateLimited(
+                        f"HTTP 429 on {method} {path} after {attempt} retries",
+                        retry_after_s=retry_after or 0.0,
+                        status=429,
+                        path=path,
+                        symbol=symbol,
+                    )
+                attempt += 1
+                self.stats["retries_429"] += 1
+                self.limiter.on_429(retry_after)
+                continue
+            code, msg = self._error_body(raw)
+            err = error_from_response(status, code, msg, path, symbol)
+            if isinstance(err, TimestampError) and sync_on_timestamp and not resynced:
+                resynced = True
+                self.stats["timestamp_resyncs"] += 1
+                log.warning("-1021 on %s %s: resyncing the server clock and retrying once", method, path)
+                await self.sync_clock()
+                continue
+            if isinstance(err, ExchangeUnavailable):
+                self.stats["unknown_outcomes"] += 1
+                err.sent_timestamp_ms = ts_ms or self.clock.now_ms()  # type: ignore[attr-defined]
+                if method == "GET" and attempt < self.config.max_retries:
+                    attempt += 1
+                    await self.sleep(min(2.0, 0.1 * 2**attempt))
+                    continue
+            raise err
+
+    def _error_body(self, raw: bytes) -> tuple[int, str]:
+        text = raw[:500].decode("utf-8", "replace")
+        try:
+            d = msgspec.json.decode(raw)
+            if isinstance(d, dict):
+                return int(d.get("code", 0) or 0), self.credentials.redact(str(d.get("msg", "")))
+        except (msgspec.DecodeError, ValueError, TypeError):
+            pass
+        return 0, self.credentials.redact(text)
+
+    def __repr__(self) -> str:
+        return f"RestTransport({self.base_url}, {self.credentials!r})"

@@ -1,0 +1,248 @@
+"""The user data stream: listen key, keep-alive, watchdog, reconnect, REST recovery and polling.
+
+Flow: ``POST`` a listen key (spot ``/api/v3/userDataStream``, USD-M ``/fapi/v1/listenKey``),
+connect ``{ws_base}/ws/{listenKey}``, ``PUT`` the key every ``listen_key_keepalive_s`` (Binance: the
+key expires after 60 min without one; every 30 min is advised). Messages are decoded into
+:class:`OrderUpdate` / :class:`AccountUpdate` and put on a queue (:meth:`get`, ``async for``).
+
+Failure handling: a socket that closes or errors, misses a pong (``ws_heartbeat_s``) or is silent for
+``ws_idle_timeout_s`` is dropped and reconnected with exponential back-off; while it is down, the
+tracked open orders are polled by REST every ``poll_interval_s``; after every (re)connect they are
+reconciled by REST (open orders, then each tracked order no longer open by client id), so a fill made
+while the stream was down arrives as an update with ``execution=RECOVERED``. The tracker drops the
+stream's copies of states already recovered, so no fill is counted twice. ``listenKeyExpired`` or a
+-1125 on keep-alive makes a new key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+
+from orderflow.execution.binance.client import BinanceTradingClient
+from orderflow.execution.binance.errors import BinanceTradingError, ListenKeyError, UnknownOrder
+from orderflow.execution.binance.events import AccountUpdate, OrderUpdate, StreamStatus
+from orderflow.execution.binance.messages import DecodeError, decode_user_event
+from orderflow.execution.binance.signing import redact
+
+log = logging.getLogger(__name__)
+Event = OrderUpdate | AccountUpdate | StreamStatus
+
+
+class UserDataStream:
+    """Order and account events of ``client``'s account. ``start()`` then ``get()`` / ``async for``."""
+
+    def __init__(self, client: BinanceTradingClient) -> None:
+        self.client = client
+        self.config = client.config
+        self.ws_base = client.config.endpoints().ws_base_url
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.listen_key = ""
+        self.connected = asyncio.Event()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+        self.stats = {
+            "connects": 0,
+            "drops": 0,
+            "idle_timeouts": 0,
+            "recovered": 0,
+            "polls": 0,
+            "decode_errors": 0,
+        }
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        self.listen_key = await self.client.create_listen_key()
+        self._tasks = [
+            asyncio.create_task(self._run(), name="user-stream"),
+            asyncio.create_task(self._keepalive(), name="user-stream-keepalive"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop reading: close the socket first (the reader sees CLOSED), then cancel the tasks and wait
+        for them with a bound. Python 3.11's ``asyncio.wait_for`` can swallow a cancellation that races
+        a completed receive, so the reader also checks ``_stopping`` and is never awaited unbounded."""
+        self._stopping = True
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 5)
+        for t in self._tasks:
+            t.cancel()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=5)
+            for t in pending:
+                log.warning("user stream: task %s did not stop in 5 s", t.get_name())
+                t.cancel()
+        self._tasks = []
+        self._ws = None
+        if self.listen_key:
+            with contextlib.suppress(BinanceTradingError, aiohttp.ClientError, TimeoutError):
+                await self.client.close_listen_key(self.listen_key)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> UserDataStream:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def get(self, timeout: float | None = None) -> Event:
+        """The next event (``TimeoutError`` after ``timeout`` seconds)."""
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    def __aiter__(self) -> UserDataStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.queue.get()
+
+    async def drop_connection(self) -> None:
+        """Close the socket as a network failure would (tests, operators)."""
+        if self._ws is not None:
+            await self._ws.close()
+
+    # -- internals ---------------------------------------------------------------------------------------
+    def _status(self, state: str, detail: str) -> None:
+        self.queue.put_nowait(
+            StreamStatus(self.client.venue, self.client.server_clock.local_ns(), state, detail)
+        )
+
+    async def _run(self) -> None:
+        delay = self.config.reconnect_initial_s
+        poller: asyncio.Task | None = None
+        while not self._stopping:
+            reason = "closed"
+            try:
+                assert self._session is not None
+                url = f"{self.ws_base}/ws/{self.listen_key}"
+                async with self._session.ws_connect(url, heartbeat=self.config.ws_heartbeat_s) as ws:
+                    self._ws = ws
+                    self.stats["connects"] += 1
+                    if poller is not None:
+                        poller.cancel()
+                        poller = None
+                    self.connected.set()
+                    self._status("connected", "user data stream connected")
+                    await self.recover()
+                    delay = self.config.reconnect_initial_s
+                    reason = await self._read(ws)
+            except asyncio.CancelledError:
+                if poller is not None:
+                    poller.cancel()
+                raise
+            except (aiohttp.ClientError, TimeoutError, OSError) as e:
+                reason = redact(f"{type(e).__name__}: {e}", self.listen_key)
+            except BinanceTradingError as e:
+                reason = f"recovery failed: {e}"
+            self._ws = None
+            self.connected.clear()
+            if self._stopping:
+                return
+            self.stats["drops"] += 1
+            log.warning(
+                "user data stream down (%s); reconnecting in %.1f s, polling REST meanwhile", reason, delay
+            )
+            self._status("disconnected", reason)
+            if poller is None:
+                poller = asyncio.create_task(self._poll(), name="user-stream-poll")
+            await asyncio.sleep(delay)
+            delay = min(self.config.reconnect_max_s, delay * 2)
+            if reason == "listenKeyExpired":
+                with contextlib.suppress(BinanceTradingError):
+                    self.listen_key = await self.client.create_listen_key()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        while not self._stopping:
+            try:
+                msg = await asyncio.wait_for(ws.receive(), self.config.ws_idle_timeout_s)
+            except TimeoutError:
+                self.stats["idle_timeouts"] += 1
+                return f"no message for {self.config.ws_idle_timeout_s:.1f} s (watchdog)"
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSE):
+                return "closed by peer"
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                return f"socket error: {ws.exception()!r}"
+            if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                continue
+            if self._handle(msg.data) == "listenKeyExpired":
+                return "listenKeyExpired"
+        return "stopping"
+
+    def _handle(self, data: Any) -> str | None:
+        ts_recv = self.client.server_clock.local_ns()
+        try:
+            ev = decode_user_event(data, self.client.venue, ts_recv, self.client.futures)
+        except DecodeError as e:
+            self.stats["decode_errors"] += 1
+            log.warning("user stream: undecodable message skipped: %s", e)
+            return None
+        if isinstance(ev, OrderUpdate):
+            if self.client.tracker.on_stream(ev):
+                self.queue.put_nowait(ev)
+        elif isinstance(ev, AccountUpdate):
+            self.queue.put_nowait(ev)
+        elif ev == "listenKeyExpired":
+            return "listenKeyExpired"
+        return None
+
+    async def recover(self) -> int:
+        """Reconcile tracked orders by REST; emit what changed; return the number of updates."""
+        tracker = self.client.tracker
+        live = tracker.live()
+        n = 0
+        now = self.client.server_clock.local_ns
+        for sym in sorted({o.symbol for o in live}):
+            open_now = {o.client_order_id: o for o in await self.client.open_orders(sym)}
+            for o in open_now.values():
+                u = tracker.on_recovered(o, now())
+                if u is not None:
+                    self.queue.put_nowait(u)
+                    n += 1
+            for o in [x for x in live if x.symbol == sym and x.client_order_id not in open_now]:
+                try:
+                    q = await self.client.get_order(sym, client_order_id=o.client_order_id)
+                except UnknownOrder:
+                    continue
+                u = tracker.on_recovered(q, now())
+                if u is not None:
+                    self.queue.put_nowait(u)
+                    n += 1
+        if n:
+            self.stats["recovered"] += n
+            log.info("user stream: %d order updates recovered by REST", n)
+            self._status("recovered", f"{n} order updates recovered by REST")
+        return n
+
+    async def _poll(self) -> None:
+        self._status("polling", f"REST polling every {self.config.poll_interval_s:.1f} s")
+        while True:
+            await asyncio.sleep(self.config.poll_interval_s)
+            self.stats["polls"] += 1
+            try:
+                await self.recover()
+            except BinanceTradingError as e:
+                log.warning("user stream polling failed: %s", e)
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.listen_key_keepalive_s)
+            try:
+                await self.client.keepalive_listen_key(self.listen_key)
+            except ListenKeyError:
+                log.warning("listen key expired; creating a new one and reconnecting")
+                self.listen_key = await self.client.create_listen_key()
+                await self.drop_connection()
+            except BinanceTradingError as e:
+                log.warning("listen key keep-alive failed: %s", e)
+
+    def __repr__(self) -> str:
+        return f"UserDataStream({self.client.venue}, connected={self.connected.is_set()})"
