@@ -133,3 +133,55 @@ def _wait(cond, timeout: float = 10.0) -> None:
         if time.monotonic() > end:
             raise AssertionError(f"condition not reached within {timeout:.0f} s")
         time.sleep(0.01)
+
+
+def cnn_bundle(d: Path, seed: int, features: list[str] = FEATURES) -> Path:
+    """A bundle holding one streaming CNN member with random weights (seeded), exported to ONNX."""
+    import torch
+
+    from orderflow.models.nets import NetConfig, build_net
+    from orderflow.models.nets_train import NetMember, torch_env
+
+    cfg = NetConfig.quick("cnn")
+    m = NetMember(cfg)
+    with torch_env(1, seed):
+        m.net = build_net(cfg, len(features)).eval()
+        with torch.no_grad():
+            m.net.head.bias += torch.tensor([seed * 0.3, 0.0, -seed * 0.3])
+    m.feature_names = list(features)
+    d.mkdir(parents=True)
+    m.export_onnx(d / "cnn.onnx")
+    member = MemberEntry(name="cnn", input_kind="stream", seq_len=m.seq_len, feature_names=features,
+                         onnx="cnn.onnx")  # fmt: skip
+    manifest = BundleManifest(feature_names=features, schema_hash="schema-A", members=[member],
+                              ensemble=EnsembleEntry(weights={"cnn": 1.0}), metrics=METRICS)  # fmt: skip
+    write_manifest(d, manifest)
+    return d
+
+
+def test_hot_stream_keeps_state_and_rewarms_a_new_version(tmp_path):
+    admin = Registry(tmp_path / "registry")
+    v1 = admin.register(cnn_bundle(tmp_path / "b1", 1))
+    v2 = admin.register(cnn_bundle(tmp_path / "b2", 2))
+    rows = np.random.default_rng(5).normal(size=(300, len(FEATURES))).astype(np.float32)
+    m1 = EnsembleModel.from_bundle(admin.load_bundle(v1), "schema-A")
+    m2 = EnsembleModel.from_bundle(admin.load_bundle(v2), "schema-A")
+    full1, full2 = m1.predict(rows), m2.predict(rows)  # each version over the whole stream from row 0
+    assert m1.context_rows == 15  # quick CNN: receptive field 16
+
+    reloader = HotReloader(Registry(tmp_path / "registry"), "champion", "schema-A", poll_s=60)
+    admin.promote(v1, force=True)
+    assert reloader.check_now()
+    stream = reloader.stream()
+    got = [stream.update(rows[i]) for i in range(200)]  # one row per event, state carried
+    assert {v for v, _ in got} == {v1}
+    np.testing.assert_allclose(np.concatenate([p for _, p in got]), full1[:200], atol=1e-5)
+
+    admin.promote(v2, force=True)
+    assert reloader.check_now()
+    v, p = stream.update(rows[200:300])  # the new version, its state warmed on the last rows first
+    assert v == v2
+    np.testing.assert_allclose(p, full2[200:300], atol=1e-5)  # as if it had run from the start
+    assert np.abs(p - full1[200:300]).max() > 1e-3  # and not the old version's output
+    with pytest.raises(ValueError, match="expected"):
+        stream.update(rows[:2, :2])

@@ -165,6 +165,8 @@ def demo_cmd(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.data.simulator import simulate
 
     t0 = time.perf_counter()
+    if not getattr(args, "log_level", None):  # the demo prints its own progress; library logs only warn
+        logging.getLogger("orderflow").setLevel(logging.WARNING)
     store = _store(cfg, args)
     sc = _sim_config(cfg, args)
     if store.files(sc.venue, sc.symbol, "book") and not args.fresh:
