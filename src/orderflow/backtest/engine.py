@@ -23,6 +23,7 @@ from orderflow.backtest import loop as LP
 from orderflow.backtest.config import BacktestConfig
 from orderflow.core.instruments import Instrument
 from orderflow.data.schema import book_arrays
+from orderflow.engine.core import new_core_state
 from orderflow.execution import portfolio as PF
 from orderflow.execution.sim_layout import make_state
 from orderflow.risk import layout as RL
@@ -193,7 +194,7 @@ def run_backtest(
         market.t_ts, market.t_recv, market.t_px, market.t_sz, market.t_side,
         signals.valid, signals.ofi_z, signals.p_dn, signals.p_up, signals.rv_bps, signals.vol_state,
         signals.trend_state, signals.vol_pct,
-        *X.args, P, G, H, SC, RS, RFl, ring, RC,
+        *X.args, P, G, H, SC, RS, RFl, ring, RC, *new_core_state(),
         float(instrument.lot_size), float(instrument.min_notional), int(cfg.decision_latency_us * 1000),
         int(cfg.equity_every_s * NS), float(risk.max_position), cfg.close_at_end,
         fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f,

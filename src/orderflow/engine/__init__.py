@@ -1,0 +1,1 @@
+"""The trading engine: the shared per-event core (``core``) and the drivers that feed it."""
