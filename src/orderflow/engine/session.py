@@ -1,0 +1,224 @@
+"""``TradingSession``: one symbol's trading core (:mod:`orderflow.engine.core`) driven one event at a time
+from Python, the way the paper and live engines drive it; and :func:`replay_paper`, a Python driver that
+replays stored events through a session and the simulated exchange's Python wrapper. The backtester
+runs the same core functions in its compiled loop; a test checks both drivers give the same fills.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from orderflow.backtest.config import BacktestConfig
+from orderflow.backtest.engine import (
+    BacktestResult,
+    Market,
+    Signals,
+    _equity_frame,
+    _fill_frame,
+    _rejections,
+    _trade_frame,
+)
+from orderflow.core.instruments import Instrument
+from orderflow.engine import core as CO
+from orderflow.execution import portfolio as PF
+from orderflow.execution import sim_layout as SL
+from orderflow.execution.sim_exchange import SimulatedExchange
+from orderflow.risk import layout as RL
+from orderflow.risk.config import RiskConfig
+from orderflow.strategy import kernels as SK
+from orderflow.strategy import layout as STL
+from orderflow.strategy.config import StrategyConfig
+
+NS = 1_000_000_000
+TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A market order the core wants sent: ``order_id`` is the core's client order id (``D[D_OID]``)."""
+
+    order_id: int
+    side: int
+    qty: float
+    reduce_only: bool
+
+
+class TradingSession:
+    """The core's state arrays for one symbol and the per-event calls into ``engine.core``."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        venue: str,
+        taker_fee: float,
+        funding_rate: float = 0.0,
+        funding_interval_ns: int = 8 * 3600 * NS,
+        strategy: StrategyConfig | None = None,
+        risk: RiskConfig | None = None,
+        backtest: BacktestConfig | None = None,
+        capacity: int = 200_000,
+    ) -> None:
+        self.strategy = strategy or StrategyConfig()
+        self.risk = risk or RiskConfig()
+        self.cfg = backtest or BacktestConfig()
+        self.instrument = instrument
+        self.P = np.zeros(PF.N_P)
+        PF.reset(self.P, self.cfg.initial_equity)
+        self.G = np.zeros(STL.N_G, dtype=np.int64)
+        self.H = np.zeros(STL.N_H)
+        SK.init_state(self.G, self.H)
+        self.SC = self.strategy.to_array(taker_fee, venue)
+        self.RC = self.risk.to_array()
+        self.RS = np.zeros(RL.N_S, dtype=np.int64)
+        self.RF = np.zeros(RL.N_F)
+        self.ring = np.zeros(self.risk.max_trades_24h, dtype=np.int64)
+        self.D, self.Df = CO.new_core_state()
+        self.fo_i = np.zeros((capacity, 4), np.int64)
+        self.fo_f = np.zeros((capacity, 4))
+        self.tr_i = np.zeros((capacity, 5), np.int64)
+        self.tr_f = np.zeros((capacity, 8))
+        self.eq_ts = np.zeros(capacity * 4, np.int64)
+        self.eq_f = np.zeros((capacity * 4, 4))
+        self.funding_rate = float(funding_rate)
+        self.funding_ns = int(funding_interval_ns)
+        self._vstate = -1
+
+    # -- events
+    def on_trade(self, ts_recv: int) -> None:
+        CO.core_trade(self.D, np.int64(ts_recv))
+
+    def on_book(
+        self, t: int, ts_event: int, valid: bool, ofi_z: float, p_dn: float, p_up: float, rv_bps: float,
+        vol_state: float, trend_state: float, vol_pct: float, bid_px: np.ndarray, bid_sz: np.ndarray,
+        ask_px: np.ndarray, ask_sz: np.ndarray,
+    ) -> OrderRequest | None:  # fmt: skip
+        """The strategy's turn at a book event received at ``t``; the order to send, if any."""
+        self._vstate = int(vol_state) if np.isfinite(vol_state) else -1
+        send, side, qty, reduce_only = CO.core_book(
+            self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RF, self.ring, self.RC,
+            self.eq_ts, self.eq_f, np.int64(t), np.int64(ts_event), bool(valid), float(ofi_z),
+            float(p_dn), float(p_up), float(rv_bps), float(vol_state), float(trend_state), float(vol_pct),
+            bid_px, bid_sz, ask_px, ask_sz, float(self.instrument.lot_size),
+            float(self.instrument.min_notional), np.int64(self.cfg.equity_every_s * NS),
+            float(self.risk.max_position), self.funding_rate, np.int64(self.funding_ns),
+        )  # fmt: skip
+        if not send:
+            return None
+        return OrderRequest(int(self.D[CO.D_OID]), int(side), float(qty), bool(reduce_only))
+
+    def on_fill(self, ts: int, side: int, qty: float, price: float, fee: float, maker: bool) -> None:
+        CO.core_fill(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.fo_i, self.fo_f,
+                     self.tr_i, self.tr_f, np.int64(ts), np.int64(side), float(qty), float(price), float(fee),
+                     np.int64(maker), np.int64(self._vstate))  # fmt: skip
+
+    def on_report(self, order_id: int, terminal: bool) -> None:
+        CO.core_report(self.D, self.G, np.int64(order_id), bool(terminal))
+
+    def close_position(self) -> OrderRequest | None:
+        send, side, qty = CO.core_close(self.D, self.Df, self.G, self.P)
+        return OrderRequest(int(self.D[CO.D_OID]), int(side), float(qty), True) if send else None
+
+    def final_equity(self, t: int, vol_state: float) -> None:
+        CO.core_final_equity(self.D, self.Df, self.P, self.eq_ts, self.eq_f, np.int64(t), float(vol_state))
+
+    # -- results
+    @property
+    def order_in_flight(self) -> int:
+        return int(self.D[CO.D_CUR_OID])
+
+    def result(self, seconds: float = 0.0, events: int = 0) -> BacktestResult:
+        D = self.D
+        if D[CO.D_OVERFLOW]:
+            raise RuntimeError("trading session buffers overflowed; raise the capacity")
+        return BacktestResult(
+            equity=_equity_frame(self.eq_ts[: D[CO.D_NEQ]], self.eq_f[: D[CO.D_NEQ]]),
+            trades=_trade_frame(self.tr_i[: D[CO.D_NTR]], self.tr_f[: D[CO.D_NTR]]),
+            fills=_fill_frame(self.fo_i[: D[CO.D_NFO]], self.fo_f[: D[CO.D_NFO]]),
+            rejections=_rejections(self.G, self.RS),
+            orders=int(D[CO.D_OID]),
+            seconds=seconds,
+            events=events,
+        )
+
+
+def replay_paper(
+    market: Market,
+    signals: Signals,
+    instrument: Instrument,
+    cfg: BacktestConfig | None = None,
+    strategy: StrategyConfig | None = None,
+    risk: RiskConfig | None = None,
+) -> BacktestResult:
+    """Replay stored events through a :class:`TradingSession` and the simulated exchange's Python
+    wrapper, one event at a time (the paper driver's path, without the network)."""
+    import time
+
+    cfg = cfg or BacktestConfig()
+    venue = market.venue if market.venue in ("binance-usdm", "binance-spot") else "sim"
+    xcfg = cfg.exchange if cfg.exchange.venue == venue else cfg.exchange.model_copy(update={"venue": venue})
+    ex = SimulatedExchange(xcfg, levels=market.bid_px.shape[1])
+    s = TradingSession(instrument, venue, xcfg.taker_rate, xcfg.to_array()[SL.C_FUNDING_RATE],
+                       xcfg.funding_interval_ns, strategy, risk, cfg)  # fmt: skip
+    decision_ns = int(cfg.decision_latency_us * 1000)
+    t0 = time.perf_counter()
+    fills: list = []
+    reports: list = []
+
+    def deliver(upto: int | None) -> None:
+        fills.extend(ex.drain_fills(None))
+        reports.extend(ex.drain_reports(None))
+        while fills and (upto is None or fills[0].ts_strategy <= upto):
+            f = fills.pop(0)
+            s.on_fill(f.ts_strategy, f.side, f.qty, f.price, f.fee, f.maker)
+        while reports and (upto is None or reports[0].ts_strategy <= upto):
+            r = reports.pop(0)
+            s.on_report(r.order_id, r.status in TERMINAL)
+
+    i = j = 0
+    jl = -1
+    nb, nt = market.n_book, market.t_ts.size
+    t = 0
+    while i < nt or j < nb:
+        if i < nt and (j >= nb or market.t_ts[i] <= market.b_ts[j]):
+            ex.on_trade(
+                int(market.t_ts[i]), float(market.t_px[i]), float(market.t_sz[i]), int(market.t_side[i])
+            )
+            s.on_trade(int(market.t_recv[i]))
+            i += 1
+            continue
+        ex.on_book(
+            int(market.b_ts[j]), market.bid_px[j], market.bid_sz[j], market.ask_px[j], market.ask_sz[j]
+        )
+        jl, j = j, j + 1
+        t = int(market.b_recv[jl])
+        s._vstate = int(signals.vol_state[jl]) if np.isfinite(signals.vol_state[jl]) else -1
+        deliver(t)
+        req = s.on_book(t, int(market.b_ts[jl]), bool(signals.valid[jl]), signals.ofi_z[jl], signals.p_dn[jl],
+                        signals.p_up[jl], signals.rv_bps[jl], signals.vol_state[jl], signals.trend_state[jl],
+                        signals.vol_pct[jl], market.bid_px[jl], market.bid_sz[jl], market.ask_px[jl],
+                        market.ask_sz[jl])  # fmt: skip
+        if req is not None:
+            ex.submit_market(req.order_id, req.side, req.qty, t + decision_ns, reduce_only=req.reduce_only)
+    big = 2**62
+    nxt = lambda: int(ex.state.I[SL.I_NEXT_ARR])  # noqa: E731  (the next pending arrival, as the loop reads it)
+    if jl >= 0:
+        ts_end = max(nxt(), int(market.b_ts[jl])) if nxt() < big else int(market.b_ts[jl])
+        ex.on_book(ts_end, market.bid_px[jl], market.bid_sz[jl], market.ask_px[jl], market.ask_sz[jl])
+    deliver(None)
+    if cfg.close_at_end and jl >= 0:
+        req = s.close_position()
+        if req is not None:
+            t_end = t + decision_ns
+            ex.submit_market(req.order_id, req.side, req.qty, t_end, reduce_only=True)
+            ta = nxt() if nxt() < big else t_end
+            ex.on_book(max(ta, int(market.b_ts[jl])), market.bid_px[jl], market.bid_sz[jl], market.ask_px[jl],
+                       market.ask_sz[jl])  # fmt: skip
+            deliver(None)
+    if jl >= 0:
+        t_last = t
+        if s.D[CO.D_NFO] > 0:
+            t_last = max(t_last, int(s.fo_i[s.D[CO.D_NFO] - 1, CO.FO_TS]))
+        s.final_equity(t_last, float(signals.vol_state[jl]))
+    return s.result(time.perf_counter() - t0, int(nb + nt))
