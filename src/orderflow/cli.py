@@ -223,6 +223,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="simulate again even if the store has the data")
     p.add_argument("--report", help="report directory (default: demo-report next to the store)")
 
+    p = sub.add_parser(
+        "paper",
+        help="paper trading: the live engine on live data or the local exchange, simulated fills "
+        "(no arguments: an in-process local exchange on the simulator)",
+    )
+    _add_registry(p)
+    p.add_argument("--minutes", type=float, default=2.0, help="how long to run (wall minutes)")
+    p.add_argument("--symbol", default="BTCUSDT")
+    p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
+    p.add_argument("--model", default="auto",
+                   help="auto (the registry champion if any), none, production, VERSION, DIR")  # fmt: skip
+    p.add_argument("--rest-url", help="a Binance-protocol venue's REST base (keys from the environment)")
+    p.add_argument("--ws-url", help="its WebSocket base")
+    p.add_argument("--keys-prefix", default="ORDERFLOW_PAPER",
+                   help="environment prefix of the API key/secret for --rest-url")  # fmt: skip
+    p.add_argument("--speed", type=float, default=10.0,
+                   help="built-in simulator pace (x real time); 10 covers the feature warm-up")  # fmt: skip
+    p.add_argument("--seed", type=int, default=1, help="built-in simulator seed")
+
     from orderflow.execution.local.cli import add_exchange_parser
 
     add_exchange_parser(sub).set_defaults(config=None, log_level=None)  # `exchange serve` has its own --store
@@ -270,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             from orderflow.execution.local.cli import exchange_cmd
 
             return exchange_cmd(args)
+        if args.command == "paper":
+            from orderflow.engine.cli_commands import paper_cmd
+
+            return paper_cmd(cfg, args)
         if args.command in ("backtest", "demo"):
             from orderflow.backtest import cli_commands as bt
 

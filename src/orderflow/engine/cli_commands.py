@@ -1,0 +1,87 @@
+"""Handler behind ``orderflow paper`` (and the paper half of ``orderflow live``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from orderflow.commands import UserError
+from orderflow.config import Config
+
+
+def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str]:
+    """``--model``: auto (the registry champion if there is one, else none), none, production/champion,
+    a version number or a bundle directory."""
+    from orderflow.models.serving import EnsembleModel
+
+    spec = args.model
+    if spec == "none":
+        return None, "none (the AI score is 0)"
+    if Path(spec).is_dir():
+        return EnsembleModel.from_bundle(spec, None), f"bundle {spec}"
+    from orderflow.models.registry import Registry, RegistryError
+
+    reg = Registry(getattr(args, "registry", None))
+    alias = "champion" if spec in ("auto", "production", "champion") else spec
+    try:
+        version = alias if alias.isdigit() else reg.resolve(alias)
+    except RegistryError as e:
+        raise UserError(f"--model {spec}: {e}") from None
+    if version is None:
+        if spec == "auto":
+            return (
+                None,
+                "none (no champion in the registry; `orderflow models promote` one): no signal passes",
+            )
+        raise UserError(f"--model {spec}: no version has the alias {alias!r}")
+    return EnsembleModel.from_bundle(reg.load_bundle(version), None), f"registry version {version}"
+
+
+@contextlib.contextmanager
+def _venue(args: argparse.Namespace) -> Iterator[tuple[str, str, Any, str]]:
+    """(rest_url, ws_url, credentials, description): given URLs and keys from the environment, or an
+    in-process local exchange on the simulator."""
+    from orderflow.execution.binance import Credentials, credentials_from_env
+
+    if args.rest_url:
+        if not args.ws_url:
+            raise UserError("--rest-url needs --ws-url too")
+        try:
+            creds = credentials_from_env(args.keys_prefix)
+        except KeyError as e:
+            raise UserError(str(e)) from None
+        yield args.rest_url, args.ws_url, creds, f"venue {args.rest_url}"
+        return
+    from orderflow.execution.local.testing import running_local_exchange
+
+    hours = min(24.0, args.minutes * args.speed / 60.0 + 0.05)
+    with running_local_exchange(source="sim", seed=args.seed, clock="realtime", speed=args.speed,
+                                market=args.market, sim_hours=hours, symbol=args.symbol) as ex:  # fmt: skip
+        yield (
+            ex.rest_url,
+            ex.ws_url,
+            Credentials.hmac(ex.api_key, ex.api_secret),
+            (f"an in-process local exchange on the simulator (seed {args.seed}, {args.speed:g}x real time)"),
+        )
+
+
+def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.core.instruments import KNOWN, Instrument
+    from orderflow.engine.paper import PaperEngine, render_paper
+
+    venue = "binance-spot" if args.market == "spot" else "binance-usdm"
+    inst = KNOWN.get((venue, args.symbol.upper())) or Instrument(venue, args.symbol.upper(), 0.1, 0.001, 5.0)
+    model, what = _model(cfg, args)
+    with _venue(args) as (rest, ws, creds, where):
+        print(f"paper trading {args.symbol.upper()} ({args.market}) for {args.minutes:g} min on {where}; "
+              f"model: {what}")  # fmt: skip
+        engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model)
+        t0 = time.perf_counter()
+        stats = asyncio.run(engine.run(args.minutes))
+        print(render_paper(stats, engine.session, time.perf_counter() - t0))
+    return 0

@@ -1,0 +1,224 @@
+"""The paper/live driver: Binance-protocol market data -> book -> streaming features -> ensemble (ONNX,
+stream state) -> the trading core (``TradingSession``: strategy, risk, portfolio) -> orders through the
+Binance trading client -> fills from the user data stream back into the core.
+
+Against the local exchange (``orderflow paper`` with no URLs starts one in-process on the simulator)
+fills are simulated by the backtester's matching rules; against Binance (``orderflow live``) they are
+real. Only the clock (wall time), the data source (the WebSocket feed) and the exchange client differ
+from the backtester: the per-event logic is ``engine.core``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, Trade
+from orderflow.core.instruments import Instrument
+from orderflow.engine.session import TradingSession
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
+_CID = re.compile(r"-(\d+)$")
+
+
+@dataclass
+class PaperStats:
+    book_events: int = 0
+    trades: int = 0
+    valid_rows: int = 0
+    gaps: int = 0
+    orders_sent: int = 0
+    order_errors: list[str] = field(default_factory=list)
+    fills: int = 0
+    tick_to_order_us: list[float] = field(default_factory=list)
+    model_version: str | None = None
+
+
+class PaperEngine:
+    """One symbol's engine over a Binance-protocol venue (``rest_url``/``ws_url``)."""
+
+    def __init__(
+        self,
+        cfg: Any,  # orderflow.config.Config
+        market: str,
+        symbol: str,
+        rest_url: str,
+        ws_url: str,
+        credentials: Any,
+        instrument: Instrument,
+        model: Any | None = None,  # EnsembleModel or None (AI score 0)
+        client_prefix: str = "of",
+    ) -> None:
+        from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
+
+        self.cfg = cfg
+        self.market = market
+        self.symbol = symbol.upper()
+        self.rest_url, self.ws_url = rest_url, ws_url
+        self.credentials = credentials
+        self.instrument = instrument
+        fcfg: FeatureConfig = cfg.features.model_copy(update={"tick_size": instrument.tick_size})
+        if market == "spot" and fcfg.futures:
+            fcfg = fcfg.model_copy(update={"futures": False})
+        self.features = StreamingFeatureEngine(fcfg)
+        self.names = list(self.features.names())
+        self.levels = fcfg.levels
+        self.model = model
+        self.state = model.new_state() if model is not None else None
+        if model is not None:
+            missing = [n for n in model.manifest.feature_names if n not in self.names]
+            if missing:
+                raise ValueError(
+                    f"model {model.source} needs features the engine does not make: {missing[:5]}"
+                )
+            self.model_cols = np.array([self.names.index(n) for n in model.manifest.feature_names])
+        s = cfg.strategy
+        self.col = {k: self.names.index(v) for k, v in (("ofi", s.ofi_feature), ("rv", s.rv_feature),
+                                                       ("vs", "vol_state"), ("ts", "trend_state"),
+                                                       ("vp", "vol_pct"))}  # fmt: skip
+        venue = "binance-spot" if market == "spot" else "binance-usdm"
+        xcfg = cfg.backtest.exchange.model_copy(update={"venue": venue})
+        self.session = TradingSession(instrument, venue, xcfg.taker_rate, 0.0, xcfg.funding_interval_ns,
+                                      cfg.strategy, cfg.risk, cfg.backtest)  # fmt: skip
+        self.taker_fee = xcfg.taker_rate
+        self.prefix = client_prefix
+        self.stats = PaperStats()
+        self._row = np.empty(4 * self.levels)
+        self._sides: dict[int, int] = {}
+        self._stop = asyncio.Event()
+
+    def _oid(self, client_id: str) -> int | None:
+        m = _CID.search(client_id)
+        return int(m.group(1)) if m and client_id.startswith(self.prefix + "-") else None
+
+    async def run(self, minutes: float) -> PaperStats:
+        from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig
+        from orderflow.data.binance.feed import BinanceFeed
+        from orderflow.execution.binance import BinanceTradingClient, TradingClientConfig, UserDataStream
+
+        ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url)
+        fc = FeedConfig(market=self.market, depth_stream="depth@100ms")
+        feed = BinanceFeed(self.market, [self.symbol], ep, fc)
+        tcfg = TradingClientConfig(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
+                                   client_id_prefix=self.prefix)  # fmt: skip
+        async with BinanceTradingClient(tcfg, self.credentials) as client:
+            self.client = client
+            async with UserDataStream(client) as stream:
+                fills = asyncio.create_task(self._user_events(stream))
+                try:
+                    await asyncio.wait_for(self._market(feed), timeout=minutes * 60.0)
+                except TimeoutError:
+                    pass
+                finally:
+                    await feed.stop()
+                req = self.session.close_position()
+                if req is not None:
+                    await self._send(req, time.time_ns())
+                    await asyncio.sleep(1.0)  # let the closing fill arrive on the user stream
+                fills.cancel()
+        return self.stats
+
+    async def _market(self, feed: Any) -> None:
+        async for ev in feed.events():
+            if isinstance(ev, Trade) and ev.symbol == self.symbol:
+                self.features.on_trade(ev.ts_event, ev.price, ev.size, int(ev.aggressor))
+                self.session.on_trade(ev.ts_recv)
+                self.stats.trades += 1
+            elif isinstance(ev, (BookDelta, BookSnapshot)) and ev.symbol == self.symbol:
+                await self._on_book(feed, ev)
+            elif isinstance(ev, GapEvent):
+                self.features.on_gap(ev.ts_event, ev.reason)
+                self.stats.gaps += 1
+
+    async def _on_book(self, feed: Any, ev: Any) -> None:
+        t0 = time.perf_counter_ns()
+        feed.book(self.symbol).top_into(self.levels, self._row)
+        L = self.levels
+        bp, bs, ap, asz = self._row[:L], self._row[L : 2 * L], self._row[2 * L : 3 * L], self._row[3 * L :]
+        x = self.features.on_book(ev.ts_event, bp, bs, ap, asz)
+        valid = bool(self.features.valid)
+        self.stats.book_events += 1
+        self.stats.valid_rows += valid
+        p_dn = p_up = 0.0
+        if self.model is not None:
+            probs = self.model.predict(x[self.model_cols].astype(np.float32), self.state)
+            p_dn, p_up = float(probs[0, 0]), float(probs[0, 2])
+        c = self.col
+        req = self.session.on_book(ev.ts_recv, ev.ts_event, valid, x[c["ofi"]], p_dn, p_up, x[c["rv"]],
+                                   x[c["vs"]], x[c["ts"]], x[c["vp"]], bp.copy(), bs.copy(), ap.copy(),
+                                   asz.copy())  # fmt: skip
+        if req is not None:
+            self.stats.tick_to_order_us.append((time.perf_counter_ns() - t0) / 1e3)
+            await self._send(req, ev.ts_recv)
+
+    async def _send(self, req: Any, t: int) -> None:
+        from orderflow.execution.binance import BinanceTradingError
+
+        cid = f"{self.prefix}-{req.order_id}"
+        self._sides[req.order_id] = req.side
+        self.stats.orders_sent += 1
+        try:
+            await self.client.place_order(self.symbol, "BUY" if req.side > 0 else "SELL", "MARKET",
+                                          round(req.qty, 9), reduce_only=req.reduce_only and
+                                          self.market != "spot", client_order_id=cid,
+                                          ref_price=None)  # fmt: skip
+        except BinanceTradingError as e:
+            self.stats.order_errors.append(f"{cid}: {type(e).__name__}: {e}")
+            log.warning("order %s failed: %s", cid, e)
+            self.session.on_report(req.order_id, True)
+
+    async def _user_events(self, stream: Any) -> None:
+        from orderflow.execution.binance import OrderUpdate
+
+        while True:
+            ev = await stream.get()
+            if not isinstance(ev, OrderUpdate) or ev.symbol != self.symbol:
+                continue
+            oid = self._oid(ev.client_order_id)
+            if oid is None:
+                continue
+            if ev.last_fill_qty > 0:
+                fee = (
+                    ev.fee
+                    if math.isfinite(ev.fee)
+                    else self.taker_fee * ev.last_fill_qty * ev.last_fill_price
+                )
+                side = int(ev.side)  # core.events.Side: +1 buy, -1 sell
+                self.session.on_fill(ev.ts_recv, side, ev.last_fill_qty, ev.last_fill_price, fee, ev.is_maker)
+                self.stats.fills += 1
+            if str(ev.status.value if hasattr(ev.status, "value") else ev.status) in TERMINAL:
+                self.session.on_report(oid, True)
+
+
+def render_paper(stats: PaperStats, session: TradingSession, seconds: float) -> str:
+    """A readable account of what the engine did."""
+    res = session.result()
+    rej = sorted(res.rejections.items(), key=lambda kv: -kv[1])
+    lat = np.array(stats.tick_to_order_us)
+    lines = [
+        f"ran {seconds:.0f} s: {stats.book_events:,} book events ({stats.valid_rows:,} with valid features), "
+        f"{stats.trades:,} trades, {stats.gaps} gaps",
+        f"orders sent {stats.orders_sent}, fills {stats.fills}, round trips {len(res.trades)}, "
+        f"position {session.P[0]:g}",
+        f"net PnL {res.trades['net_pnl'].sum() if len(res.trades) else 0.0:,.2f} (fees "
+        f"{res.trades['fees'].sum() if len(res.trades) else 0.0:,.2f})",
+        "rejections: " + (", ".join(f"{k} {v:,}" for k, v in rej) or "none"),
+    ]
+    if lat.size:
+        p50, p99 = np.percentile(lat, [50, 99])
+        lines.append(f"tick-to-order: p50 {p50:.0f} us, p99 {p99:.0f} us over {lat.size} orders")
+    if stats.model_version:
+        lines.append(f"model: {stats.model_version}")
+    for e in stats.order_errors[:5]:
+        lines.append(f"order error: {e}")
+    return "\n".join(lines)
