@@ -160,7 +160,7 @@ def _check_exit(G, H, C, ts, bid, ask, fused, thr, risk_exit):
     return L.X_NONE
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def decide(
     G, H, C, ts, valid, book_age_ns, trade_age_ns, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state,
     bid_px, bid_sz, ask_px, ask_sz, nominal_qty, risk_exit,
