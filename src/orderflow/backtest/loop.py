@@ -143,16 +143,19 @@ def run_loop(
     t = np.int64(0)
     while i < nt or j < nb:
         if i < nt and (j >= nb or t_ts[i] <= b_ts[j]):
-            SK.on_trade(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, t_ts[i], t_px[i], t_sz[i], t_side[i])
-            if XI[SL.I_NFILL] or XI[SL.I_NREP]:
-                _to_inbox(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)
+            if XI[SL.I_NLIVE] > 0:  # with no order at the exchange a trade changes nothing there
+                SK.on_trade(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, t_ts[i], t_px[i], t_sz[i], t_side[i])
+                if XI[SL.I_NFILL] or XI[SL.I_NREP]:
+                    _to_inbox(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)
             D[CO.D_LAST_TRADE] = t_recv[i]  # core_trade, inlined: the hot path
             i += 1
             continue
-        SK.on_book(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, b_ts[j], bid_px[j], bid_sz[j], ask_px[j],
-                   ask_sz[j])  # fmt: skip
-        if XI[SL.I_NFILL] or XI[SL.I_NREP]:
-            _to_inbox(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)
+        synced = XI[SL.I_NLIVE] > 0  # idle exchange: the book is applied lazily, just before an order
+        if synced:
+            SK.on_book(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, b_ts[j], bid_px[j], bid_sz[j], ask_px[j],
+                       ask_sz[j])  # fmt: skip
+            if XI[SL.I_NFILL] or XI[SL.I_NREP]:
+                _to_inbox(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)
         jl = j
         j += 1
         t = b_recv[jl]
@@ -166,11 +169,15 @@ def run_loop(
             lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns,
         )  # fmt: skip
         if send:
+            if not synced:
+                SK.on_book(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, b_ts[jl], bid_px[jl], bid_sz[jl],
+                           ask_px[jl], ask_sz[jl])  # fmt: skip
             SK.submit_order(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, t + decision_ns, D[D_OID], SL.MARKET,
                             side, np.nan, np.nan, qty, SL.IOC, False, reduce_only)  # fmt: skip
             _pump(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)  # an immediate rejection
 
     # ---- the end: deliver everything in flight, then close what is still open against the last book
+    # (an idle exchange may not have seen the last book: on_book below applies it)
     big = np.int64(2**62)
     vs = np.int64(vol_state[jl]) if jl >= 0 and math.isfinite(vol_state[jl]) else np.int64(-1)
     if jl >= 0:
