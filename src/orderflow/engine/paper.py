@@ -40,7 +40,8 @@ class PaperStats:
     orders_sent: int = 0
     order_errors: list[str] = field(default_factory=list)
     fills: int = 0
-    tick_to_order_us: list[float] = field(default_factory=list)
+    tick_to_order_us: list[float] = field(default_factory=list)  # book event received -> order handed on
+    event_us: list[float] = field(default_factory=list)  # per book event: book, features, model, core
     model_version: str | None = None
 
 
@@ -157,8 +158,10 @@ class PaperEngine:
         req = self.session.on_book(ev.ts_recv, ev.ts_event, valid, x[c["ofi"]], p_dn, p_up, x[c["rv"]],
                                    x[c["vs"]], x[c["ts"]], x[c["vp"]], bp.copy(), bs.copy(), ap.copy(),
                                    asz.copy())  # fmt: skip
+        dt = (time.perf_counter_ns() - t0) / 1e3
+        self.stats.event_us.append(dt)
         if req is not None:
-            self.stats.tick_to_order_us.append((time.perf_counter_ns() - t0) / 1e3)
+            self.stats.tick_to_order_us.append(dt)
             await self._send(req, ev.ts_recv)
 
     async def _send(self, req: Any, t: int) -> None:

@@ -1,0 +1,802 @@
+"""Order intents, the order state machine and the per-order record the :class:`OrderManager` keeps.
+
+States (:class:`OrderState`)::
+
+    pending_new ──► new ──► partially_filled ──► filled
+        │            │  └──────────┬─────────────► canceled / expired / rejected
+        │            └─────────────┴──► unknown ──► any state but pending_new (resolved by a query)
+        └──► any of the above (the exchange's first answer may already be a fill or a rejection)
+
+``unknown`` is entered when a request times out or the exchange answers 5xx (the outcome is unknown);
+it is resolved by querying the order by client order id, never by sending it again: if the exchange
+does not know the id once the request's ``recvWindow`` has passed, the order is ``rejected`` with
+reason ``not_received``. Terminal states (filled, canceled, rejected, expired) have no way out. An
+illegal transition raises :class:`IllegalTransition` naming both states.
+
+The same table is ``TRANSITIONS`` (a bool matrix over ``OrderState.code``) for numba kernels.
+
+:class:`OrderManager` (asyncio) journals every intent before sending it, sends through a
+:class:`~orderflow.execution.binance.client.BinanceTradingClient`, applies the exchange's answers and
+the user stream's :class:`OrderUpdate` s, resolves ``unknown`` orders by query, reconciles with the
+exchange on start and applies cost control to resting orders on book updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+import msgspec
+import numpy as np
+
+from orderflow.core.events import Side
+from orderflow.execution.binance.errors import (
+    BinanceTradingError,
+    DuplicateOrder,
+    ExchangeUnavailable,
+    RateLimited,
+    UnknownOrder,
+)
+from orderflow.execution.binance.events import Order, OrderStatus, OrderType, OrderUpdate, TimeInForce
+from orderflow.execution.binance.messages import order_from_rest
+from orderflow.execution.costs import CostDecision, decide
+from orderflow.execution.exec_config import ExecutionConfig
+
+CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+NAN = float("nan")
+
+
+class OrderState(StrEnum):
+    """Where an order is in its life (values are the journal's state names)."""
+
+    PENDING_NEW = "pending_new"
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+    @property
+    def code(self) -> int:
+        """Small int for kernels (index into ``TRANSITIONS``)."""
+        return _CODES[self]
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+    @property
+    def open(self) -> bool:
+        """Possibly resting on the exchange (not terminal)."""
+        return self not in TERMINAL
+
+
+_CODES = {s: i for i, s in enumerate(OrderState)}
+N_STATES = len(_CODES)
+TERMINAL = frozenset({OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED})
+_S = OrderState
+LEGAL: dict[OrderState, frozenset[OrderState]] = {
+    _S.PENDING_NEW: frozenset(
+        {_S.NEW, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.REJECTED, _S.EXPIRED, _S.UNKNOWN}
+    ),
+    _S.NEW: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.REJECTED, _S.EXPIRED, _S.UNKNOWN}),
+    _S.PARTIALLY_FILLED: frozenset(
+        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.REJECTED, _S.EXPIRED, _S.UNKNOWN}
+    ),
+    _S.UNKNOWN: frozenset({_S.NEW, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.REJECTED, _S.EXPIRED}),
+    _S.FILLED: frozenset(),
+    _S.CANCELED: frozenset(),
+    _S.REJECTED: frozenset(),
+    _S.EXPIRED: frozenset(),
+}
+TRANSITIONS = np.zeros((N_STATES, N_STATES), dtype=np.bool_)
+for _a, _bs in LEGAL.items():
+    for _b in _bs:
+        TRANSITIONS[_a.code, _b.code] = True
+
+# progress rank: a report is applied only when it moves an order forward (fill or rank)
+RANK = {
+    _S.PENDING_NEW: 0,
+    _S.UNKNOWN: 0,
+    _S.NEW: 1,
+    _S.PARTIALLY_FILLED: 2,
+    _S.FILLED: 3,
+    _S.CANCELED: 3,
+    _S.REJECTED: 3,
+    _S.EXPIRED: 3,
+}
+FROM_EXCHANGE: dict[OrderStatus, OrderState | None] = {
+    OrderStatus.NEW: _S.NEW,
+    OrderStatus.PARTIALLY_FILLED: _S.PARTIALLY_FILLED,
+    OrderStatus.FILLED: _S.FILLED,
+    OrderStatus.CANCELED: _S.CANCELED,
+    OrderStatus.PENDING_CANCEL: None,  # not a state of ours: only its fill progress is applied
+    OrderStatus.REJECTED: _S.REJECTED,
+    OrderStatus.EXPIRED: _S.EXPIRED,
+}
+
+
+class IllegalTransition(ValueError):
+    """An order was asked to move between two states the table does not connect."""
+
+    def __init__(self, client_order_id: str, old: OrderState, new: OrderState) -> None:
+        self.client_order_id, self.old, self.new = client_order_id, old, new
+        super().__init__(f"order {client_order_id}: illegal transition {old.value} -> {new.value}")
+
+
+class DuplicateIntent(ValueError):
+    """An intent reuses a client order id the manager already holds (one id, one order)."""
+
+
+def check_transition(client_order_id: str, old: OrderState, new: OrderState) -> None:
+    """Raise :class:`IllegalTransition` unless ``old -> new`` is in the table."""
+    if not TRANSITIONS[old.code, new.code]:
+        raise IllegalTransition(client_order_id, old, new)
+
+
+def check_client_id(cid: str) -> str:
+    """``cid`` if Binance accepts it as a client order id (1-36 of ``[.A-Za-z:/0-9_-]``), else ValueError."""
+    if not CLIENT_ID_RE.match(cid):
+        raise ValueError(f"client order id {cid!r} does not match {CLIENT_ID_RE.pattern}")
+    return cid
+
+
+class OrderIntent(msgspec.Struct, frozen=True):
+    """An order the engine wants: what the journal records before anything is sent.
+
+    ``quantity`` in base units; ``price``/``stop_price`` in quote currency (NaN: none, e.g. MARKET);
+    ``parent_id`` is the sliced parent's client id ("" for none); ``purpose`` entry/add/exit/...;
+    ``ev`` is the signal's expected value in quote currency for the whole quantity and ``ref_price`` the
+    mid when it was decided (NaN: no cost control); ``ts_created`` int ns since the epoch."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType = OrderType.LIMIT
+    price: float = NAN
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    reduce_only: bool = False
+    stop_price: float = NAN
+    parent_id: str = ""
+    purpose: str = "entry"
+    ev: float = NAN
+    ref_price: float = NAN
+    ts_created: int = 0
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One fill of a managed order (``qty`` base units at ``price`` quote; ``fee`` NaN when unknown,
+    e.g. a fill found by a REST query, whose price is then the average of the recovered quantity).
+    ``trade_id`` is the exchange's, or for recovered fills ``-round(cumulative filled * 1e8)``, which
+    is the same for the same recovered state (the journal stores a fill once per (client id, trade id))."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    price: float
+    fee: float
+    fee_asset: str
+    trade_id: int
+    is_maker: bool
+    ts: int
+    source: str
+
+
+@dataclass
+class ManagedOrder:
+    """What the manager knows of one order: state, cumulative fill, exchange id and history
+    (``(ts ns, old, new, reason)`` per transition)."""
+
+    intent: OrderIntent
+    state: OrderState = OrderState.PENDING_NEW
+    filled_qty: float = 0.0
+    filled_quote: float = 0.0
+    exchange_id: int = -1
+    reason: str = ""
+    sent_ns: int = 0
+    sent_ms: int = 0
+    ts_update: int = 0
+    history: list[tuple[int, OrderState, OrderState, str]] = field(default_factory=list)
+
+    @property
+    def client_order_id(self) -> str:
+        return self.intent.client_order_id
+
+    @property
+    def symbol(self) -> str:
+        return self.intent.symbol
+
+    @property
+    def avg_price(self) -> float:
+        return self.filled_quote / self.filled_qty if self.filled_qty > 0 else math.nan
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.intent.quantity - self.filled_qty)
+
+    def move(self, new: OrderState, ts: int, reason: str = "") -> bool:
+        """Apply ``new`` (validated); return whether the state changed. A same-state move is allowed
+        only where the table allows it (partially_filled -> partially_filled on a fill)."""
+        check_transition(self.client_order_id, self.state, new)
+        old = self.state
+        self.state = new
+        self.ts_update = ts
+        if reason:
+            self.reason = reason
+        self.history.append((ts, old, new, reason))
+        return old is not new
+
+
+class Journal(Protocol):
+    """What the manager needs of the journal (:mod:`orderflow.journal`); states are
+    :class:`OrderState` values (``str``)."""
+
+    def record_intent(self, order: OrderIntent) -> None: ...
+
+    def mark_sent(self, client_order_id: str, ts: int) -> None: ...
+
+    def apply_report(
+        self,
+        client_order_id: str,
+        state: str,
+        filled: float,
+        avg: float,
+        exchange_id: int,
+        ts: int,
+        reason: str,
+    ) -> None: ...
+
+    def record_fill(self, fill: Fill) -> None: ...
+
+    def open_orders(self) -> list[Any]: ...
+
+    def unresolved_intents(self) -> list[Any]: ...
+
+
+def field_of(rec: Any, *names: str, default: Any = None) -> Any:
+    """The first of ``names`` present on a journal record (attribute or mapping key)."""
+    for n in names:
+        if isinstance(rec, dict):
+            if rec.get(n) is not None:
+                return rec[n]
+        elif getattr(rec, n, None) is not None:
+            return getattr(rec, n)
+    return default
+
+
+# ------------------------------------------------------------------------------------------ manager
+log = logging.getLogger(__name__)
+_EPS = 1e-12
+_REPRICE_RE = re.compile(r"-r\d+$")
+
+
+@dataclass(frozen=True)
+class ReconcileChange:
+    """What :meth:`OrderManager.reconcile` found for one journaled order. ``action``: adopted_open,
+    adopted_done, not_received or unresolved."""
+
+    client_order_id: str
+    symbol: str
+    action: str
+    old_state: OrderState
+    new_state: OrderState
+    old_filled: float
+    new_filled: float
+    detail: str = ""
+
+
+@dataclass
+class ReconcileReport:
+    """The orders checked, what changed, ids still unresolved and ``foreign`` ids (open on the exchange,
+    absent from the journal: reported, left untouched)."""
+
+    checked: list[ReconcileChange] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> list[ReconcileChange]:
+        return [
+            c
+            for c in self.checked
+            if c.old_state is not c.new_state or abs(c.new_filled - c.old_filled) > _EPS
+        ]
+
+
+def _num(x: float) -> Decimal:
+    """A float as the Decimal the client formats (float noise of ``k * step`` removed)."""
+    return Decimal(repr(round(float(x), 12)))
+
+
+def _side(x: Any) -> Side:
+    if isinstance(x, Side):
+        return x
+    if isinstance(x, str):
+        return Side.BUY if x.strip().lower() in ("buy", "1", "+1") else Side.SELL
+    return Side.BUY if float(x) > 0 else Side.SELL
+
+
+class OrderManager:
+    """Orders of one account through ``client`` (a ``BinanceTradingClient``), journaled in ``journal``.
+
+    ``on_fill(order, fill)`` and ``on_done(order)`` are the engine's callbacks; ``clock`` gives int ns
+    (default: the client's local clock); ``id_gen`` makes client order ids (default: the client's).
+    Requests are sent once: the manager calls the REST transport itself (not ``place_order``, whose
+    own recovery re-sends an order it cannot find) so an unknown outcome is visible as ``unknown``."""
+
+    def __init__(
+        self,
+        client: Any,
+        journal: Journal,
+        config: ExecutionConfig | None = None,
+        *,
+        clock: Callable[[], int] | None = None,
+        id_gen: Callable[[], str] | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        on_fill: Callable[[ManagedOrder, Fill], Any] | None = None,
+        on_done: Callable[[ManagedOrder], Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.config = config or ExecutionConfig()
+        self.X = self.config.to_array()
+        self.clock = clock or client.server_clock.local_ns
+        self.next_id = id_gen or client.next_client_id
+        self._sleep = sleep
+        self.on_fill = on_fill
+        self.on_done = on_done
+        self.orders: dict[str, ManagedOrder] = {}
+        self.fills: list[Fill] = []
+        self.position: dict[str, float] = {}
+        self.cost_decisions: list[CostDecision] = []
+        self._reprices: dict[str, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.stats = {"sent": 0, "unknown": 0, "resolved": 0, "not_received": 0, "unmanaged_updates": 0}
+
+    # -- intents -----------------------------------------------------------------------------------------
+    def intent(
+        self,
+        symbol: str,
+        side: Side | int | str,
+        quantity: float,
+        order_type: OrderType | str = OrderType.LIMIT,
+        price: float = NAN,
+        **kw: Any,
+    ) -> OrderIntent:
+        """A new intent with a fresh client order id (``kw``: other :class:`OrderIntent` fields)."""
+        return OrderIntent(
+            check_client_id(self.next_id()),
+            symbol.upper(),
+            _side(side),
+            float(quantity),
+            OrderType(str(order_type)),
+            float(price),
+            ts_created=kw.pop("ts_created", self.clock()),
+            **kw,
+        )
+
+    async def submit(self, intent: OrderIntent) -> ManagedOrder:
+        """Journal ``intent``, then send it once. Returns the order in the state the answer gave:
+        rejected (filters or exchange, with the reason), new/filled/..., or unknown (a background task
+        resolves it by query; :meth:`resolve` / :meth:`drain` await it)."""
+        cid = check_client_id(intent.client_order_id)
+        if cid in self.orders:
+            raise DuplicateIntent(f"client order id {cid} is already used by a managed order")
+        mo = ManagedOrder(intent, ts_update=self.clock())
+        self.orders[cid] = mo
+        self.journal.record_intent(intent)
+        c = self.client
+        try:
+            params = c.order_params(
+                intent.symbol,
+                intent.side,
+                intent.order_type,
+                _num(intent.quantity),
+                None if math.isnan(intent.price) else _num(intent.price),
+                stop_price=None if math.isnan(intent.stop_price) else _num(intent.stop_price),
+                time_in_force=intent.time_in_force,
+                post_only=intent.post_only,
+                reduce_only=intent.reduce_only,
+                client_order_id=cid,
+                ref_price=None if math.isnan(intent.ref_price) else _num(intent.ref_price),
+            )
+        except BinanceTradingError as e:
+            self._reject(mo, f"refused before sending: {type(e).__name__}: {e}")
+            return mo
+        mo.sent_ns = self.clock()
+        self.journal.mark_sent(cid, mo.sent_ns)
+        self.stats["sent"] += 1
+        try:
+            body = await c.rest.request(
+                "POST",
+                c.paths.order,
+                params,
+                weight=c.paths.w_new,
+                orders=1,
+                signed=True,
+                symbol=intent.symbol,
+            )
+        except (ExchangeUnavailable, DuplicateOrder) as e:
+            mo.sent_ms = int(getattr(e, "sent_timestamp_ms", 0) or c.server_clock.now_ms())
+            self.stats["unknown"] += 1
+            self._move(mo, OrderState.UNKNOWN, f"outcome unknown: {type(e).__name__}: {e}")
+            self._spawn(self.resolve(cid))
+            return mo
+        except BinanceTradingError as e:
+            self._reject(mo, f"{type(e).__name__} code={e.code}: {e.msg}")
+            return mo
+        o = order_from_rest(body, c.venue)
+        c.tracker.on_order(o)
+        self.apply_order(o)
+        return mo
+
+    # -- reports -----------------------------------------------------------------------------------------
+    def handle(self, event: Any) -> None:
+        """Apply one user-stream event (only :class:`OrderUpdate` matters here)."""
+        if isinstance(event, OrderUpdate):
+            self.on_update(event)
+
+    async def run(self, stream: Any) -> None:
+        """Consume ``stream`` (a ``UserDataStream``) until cancelled."""
+        async for ev in stream:
+            self.handle(ev)
+
+    def on_update(self, u: OrderUpdate) -> bool:
+        """Apply a stream (or recovered) update; return whether it changed the order."""
+        return self._apply(
+            u.client_order_id,
+            FROM_EXCHANGE[u.status],
+            u.filled_qty,
+            u.filled_quote,
+            u.order_id,
+            u.ts_event,
+            u.reject_reason,
+            u,
+            u.source,
+        )
+
+    def apply_order(self, o: Order, source: str = "rest") -> bool:
+        """Apply an order state from a REST answer (place, cancel, query)."""
+        return self._apply(
+            o.client_order_id,
+            FROM_EXCHANGE[o.status],
+            o.filled_qty,
+            o.filled_quote,
+            o.order_id,
+            o.ts_update or self.clock(),
+            "",
+            None,
+            source,
+        )
+
+    def _apply(
+        self,
+        cid: str,
+        new: OrderState | None,
+        filled: float,
+        quote: float,
+        exchange_id: int,
+        ts: int,
+        reason: str,
+        last: OrderUpdate | None,
+        source: str,
+    ) -> bool:
+        mo = self.orders.get(cid)
+        if mo is None:
+            self.stats["unmanaged_updates"] += 1
+            return False
+        if mo.state.terminal or filled < mo.filled_qty - 1e-9:
+            return False  # a late or stale copy
+        dq = filled - mo.filled_qty
+        fill = dq > 1e-12 * max(1.0, filled)
+        target = new
+        if target is None or (target is OrderState.NEW and filled > 0):
+            target = OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.NEW
+        if RANK[target] < RANK[mo.state] or (target is mo.state and not fill):
+            if not fill:
+                return False
+            target = mo.state
+        if exchange_id >= 0:
+            mo.exchange_id = exchange_id
+        f = None
+        if fill:
+            px, fee, asset, tid, maker = (quote - mo.filled_quote) / dq, NAN, "", -round(filled * 1e8), False
+            if (
+                last is not None
+                and last.trade_id >= 0
+                and abs(last.last_fill_qty - dq) <= 1e-9 * max(1.0, dq)
+            ):
+                px, fee, asset, tid, maker = (
+                    last.last_fill_price,
+                    last.fee,
+                    last.fee_asset,
+                    last.trade_id,
+                    last.is_maker,
+                )
+            mo.filled_qty, mo.filled_quote = filled, quote
+            f = Fill(cid, mo.symbol, mo.intent.side, dq, px, fee, asset, tid, maker, ts, source)
+            self.fills.append(f)
+            self.position[mo.symbol] = self.position.get(mo.symbol, 0.0) + int(mo.intent.side) * dq
+            self.journal.record_fill(f)
+        if target is not mo.state or target is OrderState.PARTIALLY_FILLED:
+            self._move(mo, target, reason, ts)
+        else:
+            self.journal.apply_report(
+                cid, mo.state.value, mo.filled_qty, mo.avg_price, mo.exchange_id, ts, reason
+            )
+        if f is not None and self.on_fill is not None:
+            self.on_fill(mo, f)
+        if mo.state.terminal and self.on_done is not None:
+            self.on_done(mo)
+        return True
+
+    def _move(self, mo: ManagedOrder, new: OrderState, reason: str = "", ts: int | None = None) -> None:
+        t = self.clock() if ts is None else ts
+        mo.move(new, t, reason)
+        self.journal.apply_report(
+            mo.client_order_id, new.value, mo.filled_qty, mo.avg_price, mo.exchange_id, t, reason
+        )
+
+    def _reject(self, mo: ManagedOrder, reason: str) -> None:
+        log.warning("order %s rejected: %s", mo.client_order_id, reason)
+        self._move(mo, OrderState.REJECTED, reason)
+        if self.on_done is not None:
+            self.on_done(mo)
+
+    # -- unknown outcomes ----------------------------------------------------------------------------------
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for background resolutions to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def resolve(self, cid: str) -> ManagedOrder:
+        """Resolve a pending/unknown order by querying its client id. Not found once the request's
+        ``timestamp + recvWindow`` (+ the client's settle margin) has passed on the server clock:
+        rejected ``not received``. A failing query is retried ``resolve_attempts`` times, then the
+        order stays unknown (reconcile tries again)."""
+        mo = self.orders[cid]
+        c = self.client
+        if mo.state not in (OrderState.UNKNOWN, OrderState.PENDING_NEW):
+            return mo
+        sent_ms = mo.sent_ms or (mo.sent_ns or mo.intent.ts_created or self.clock()) // 1_000_000
+        deadline = sent_ms + c.config.recv_window_ms + c.config.settle_margin_ms
+        failures, err = 0, ""
+        while failures < self.config.resolve_attempts:
+            try:
+                o = await c.get_order(mo.symbol, client_order_id=cid)
+            except UnknownOrder:
+                wait_ms = deadline - c.server_clock.now_ms()
+                if wait_ms > 0:
+                    await self._sleep(wait_ms / 1000)
+                    continue
+                self.stats["not_received"] += 1
+                self._reject(
+                    mo,
+                    f"not received: exchange does not know {cid} at server time "
+                    f"{c.server_clock.now_ms()} ms >= sent {sent_ms} ms + recvWindow/margin",
+                )
+                return mo
+            except (ExchangeUnavailable, RateLimited) as e:
+                failures, err = failures + 1, str(e)
+                await self._sleep(self.config.resolve_retry_s)
+                continue
+            if mo.state is OrderState.UNKNOWN or mo.state is OrderState.PENDING_NEW:
+                self.stats["resolved"] += 1
+            self.apply_order(o)
+            return mo
+        log.warning("order %s still unknown after %d failed queries: %s", cid, failures, err)
+        if mo.state is OrderState.PENDING_NEW:
+            self._move(mo, OrderState.UNKNOWN, f"query failed {failures} times: {err}")
+        return mo
+
+    # -- cancel --------------------------------------------------------------------------------------------
+    async def cancel(self, cid: str) -> ManagedOrder:
+        """Cancel one order by client id; its final state comes from the answer (or a query)."""
+        mo = self.orders[cid]
+        if mo.state.terminal:
+            return mo
+        if mo.state in (OrderState.UNKNOWN, OrderState.PENDING_NEW):
+            await self.resolve(cid)
+            if mo.state.terminal or mo.state is OrderState.UNKNOWN:
+                return mo
+        try:
+            o = await self.client.cancel_order(mo.symbol, client_order_id=cid)
+        except UnknownOrder:
+            try:  # gone already (filled or expired before the cancel arrived)
+                o = await self.client.get_order(mo.symbol, client_order_id=cid)
+            except UnknownOrder:
+                log.error("order %s (%s) is unknown to the exchange", cid, mo.state.value)
+                return mo
+        except ExchangeUnavailable as e:
+            log.warning("cancel of %s: outcome unknown, order still open: %s", cid, e)
+            return mo
+        self.apply_order(o)
+        return mo
+
+    async def cancel_all(self, symbol: str) -> list[ManagedOrder]:
+        """Cancel every open managed order of ``symbol``; return them with their new states."""
+        out = []
+        for mo in self.open_orders(symbol):
+            out.append(await self.cancel(mo.client_order_id))
+        return out
+
+    # -- queries -------------------------------------------------------------------------------------------
+    def open_orders(self, symbol: str | None = None) -> list[ManagedOrder]:
+        """Managed orders not in a terminal state (optionally of one symbol)."""
+        sym = symbol.upper() if symbol else None
+        return [m for m in self.orders.values() if m.state.open and (sym is None or m.symbol == sym)]
+
+    def position_delta(self, symbol: str) -> float:
+        """Signed base quantity bought minus sold through the managed orders' fills."""
+        return self.position.get(symbol.upper(), 0.0)
+
+    # -- cost control --------------------------------------------------------------------------------------
+    async def on_book(
+        self, symbol: str, bids: np.ndarray, asks: np.ndarray, tick: float | None = None
+    ) -> list[CostDecision]:
+        """Cost control on a book update (``bids``/``asks``: (n, 2) price/size arrays, best first) for
+        the resting LIMIT orders of ``symbol`` that carry an ``ev`` (scaled to the remaining quantity):
+        REPRICE cancels and re-sends the remainder at the touch (client id ``{root}-r{k}``, same
+        parent), CANCEL cancels. Returns (and keeps in ``cost_decisions``) every non-keep decision."""
+        sym = symbol.upper()
+        if tick is None:
+            tick = float(self.client.filters[sym].tick_size)
+        out = []
+        for mo in self.open_orders(sym):
+            it = mo.intent
+            if it.order_type is not OrderType.LIMIT or mo.state not in (
+                OrderState.NEW,
+                OrderState.PARTIALLY_FILLED,
+            ):
+                continue
+            if math.isnan(it.ev) or mo.remaining <= 0:
+                continue
+            ev = it.ev * mo.remaining / it.quantity
+            d = decide(
+                mo.client_order_id,
+                int(it.side),
+                it.price,
+                mo.remaining,
+                it.ref_price,
+                ev,
+                bids,
+                asks,
+                tick,
+                self.X,
+            )
+            if d.action == "keep":
+                continue
+            log.info(
+                "cost control %s %s: %s (cost %.6g vs budget %.6g)",
+                d.action,
+                d.client_order_id,
+                d.reason,
+                d.cost,
+                d.budget,
+            )
+            self.cost_decisions.append(d)
+            out.append(d)
+            await self.cancel(mo.client_order_id)
+            if d.action == "reprice" and mo.state is OrderState.CANCELED and mo.remaining > 0:
+                root = _REPRICE_RE.sub("", mo.client_order_id)
+                k = self._reprices.get(root, 0) + 1
+                self._reprices[root] = k
+                new = msgspec.structs.replace(
+                    it,
+                    client_order_id=check_client_id(f"{root}-r{k}"),
+                    price=d.new_price,
+                    quantity=float(_num(mo.remaining)),
+                    parent_id=it.parent_id or root,
+                    ev=ev,
+                    ts_created=self.clock(),
+                )
+                await self.submit(new)
+        return out
+
+    # -- reconcile -----------------------------------------------------------------------------------------
+    async def reconcile(self, symbols: tuple[str, ...] | list[str] = ()) -> ReconcileReport:
+        """On start: compare the journal's open and unresolved orders with the exchange (open orders of
+        their symbols, then each missing one by client id), adopt states and fills, resolve pending or
+        unknown ones (not found after recvWindow: rejected ``not received``), and report."""
+        recs: dict[str, Any] = {}
+        for rec in [*self.journal.open_orders(), *self.journal.unresolved_intents()]:
+            cid = str(field_of(rec, "client_order_id", "coid", "cid"))
+            recs.setdefault(cid, rec)
+        syms = {str(field_of(r, "symbol", default="")).upper() for r in recs.values()}
+        syms |= {s.upper() for s in symbols}
+        on_ex: dict[str, Order] = {}
+        for s in sorted(x for x in syms if x):
+            for o in await self.client.open_orders(s):
+                on_ex[o.client_order_id] = o
+        report = ReconcileReport()
+        for cid, rec in recs.items():
+            mo = self.orders.get(cid) or self._from_record(cid, rec, on_ex.get(cid))
+            old_state, old_filled = mo.state, mo.filled_qty
+            action, detail = "adopted_open", ""
+            if cid in on_ex:
+                self.apply_order(on_ex[cid])
+            else:
+                try:
+                    o = await self.client.get_order(mo.symbol, client_order_id=cid)
+                except UnknownOrder:
+                    if mo.state in (OrderState.PENDING_NEW, OrderState.UNKNOWN):
+                        await self.resolve(cid)
+                    else:
+                        detail = f"journal says {mo.state.value}; the exchange does not know the id"
+                except (ExchangeUnavailable, RateLimited) as e:
+                    detail = f"query failed: {e}"
+                else:
+                    self.apply_order(o)
+                if mo.state is OrderState.REJECTED and mo.reason.startswith("not received"):
+                    action = "not_received"
+                elif mo.state.terminal:
+                    action = "adopted_done"
+                elif detail or mo.state in (OrderState.UNKNOWN, OrderState.PENDING_NEW):
+                    action = "unresolved"
+            if action == "unresolved":
+                report.unresolved.append(cid)
+            report.checked.append(
+                ReconcileChange(
+                    cid, mo.symbol, action, old_state, mo.state, old_filled, mo.filled_qty, detail
+                )
+            )
+        report.foreign = sorted(c for c in on_ex if c not in recs and c not in self.orders)
+        log.info(
+            "reconcile: %d orders checked, %d changed, %d unresolved, %d foreign",
+            len(report.checked),
+            len(report.changed),
+            len(report.unresolved),
+            len(report.foreign),
+        )
+        return report
+
+    def _from_record(self, cid: str, rec: Any, o: Order | None) -> ManagedOrder:
+        """A managed order rebuilt from a journal record (and the exchange's copy when there is one)."""
+        g = lambda *n, d=None: field_of(rec, *n, default=d)  # noqa: E731
+        otype = g("order_type", "type", d=o.order_type if o else OrderType.LIMIT)
+        intent = OrderIntent(
+            cid,
+            str(g("symbol", d=o.symbol if o else "")).upper(),
+            _side(g("side", d=o.side if o else 1)),
+            float(g("quantity", "qty", d=o.quantity if o else 0.0)),
+            OrderType(str(otype).upper()),
+            float(g("price", d=o.price if o else NAN)),
+            parent_id=str(g("parent_id", d="")),
+            purpose=str(g("purpose", d="entry")),
+            ts_created=int(g("created_ns", "ts_created", d=0)),
+        )
+        try:
+            state = OrderState(str(g("state", d="pending_new")).lower())
+        except ValueError:
+            state = OrderState.PENDING_NEW
+        filled = float(g("filled_qty", "filled", d=0.0))
+        avg = float(g("avg_price", "avg", d=0.0) or 0.0)
+        mo = ManagedOrder(
+            intent,
+            state=state,
+            filled_qty=filled,
+            filled_quote=filled * avg if filled > 0 else 0.0,
+            exchange_id=int(g("exchange_order_id", "exchange_id", "order_id", d=-1)),
+            sent_ns=int(g("sent_ns", "ts_sent", d=0)),
+            ts_update=self.clock(),
+        )
+        self.orders[cid] = mo
+        return mo
