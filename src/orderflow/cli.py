@@ -242,6 +242,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="built-in simulator pace (x real time); 10 covers the feature warm-up")  # fmt: skip
     p.add_argument("--seed", type=int, default=1, help="built-in simulator seed")
 
+    p = sub.add_parser(
+        "live", help="live trading on Binance (or its testnet): real orders, needs a flag and keys"
+    )
+    _add_registry(p)
+    p.add_argument("--minutes", type=float, default=60.0, help="how long to run (wall minutes)")
+    p.add_argument("--symbol", default="BTCUSDT")
+    p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
+    p.add_argument("--model", default="production", help="production (the champion), VERSION or DIR")
+    p.add_argument("--testnet", action="store_true", help="Binance's testnet instead of mainnet")
+    p.add_argument("--rest-url", help="explicit REST base (overrides mainnet/testnet)")
+    p.add_argument("--ws-url", help="explicit WebSocket base")
+    p.add_argument("--keys-prefix", default="BINANCE",
+                   help="environment prefix of the API key/secret (BINANCE_API_KEY, ...)")  # fmt: skip
+    p.add_argument("--i-understand-this-trades-real-money", dest="confirm", action="store_true",
+                   help="required: confirms that orders are real")  # fmt: skip
+    p.set_defaults(speed=1.0, seed=0)
+
     from orderflow.execution.local.cli import add_exchange_parser
 
     add_exchange_parser(sub).set_defaults(config=None, log_level=None)  # `exchange serve` has its own --store
@@ -289,10 +306,10 @@ def main(argv: list[str] | None = None) -> int:
             from orderflow.execution.local.cli import exchange_cmd
 
             return exchange_cmd(args)
-        if args.command == "paper":
-            from orderflow.engine.cli_commands import paper_cmd
+        if args.command in ("paper", "live"):
+            from orderflow.engine import cli_commands as eng
 
-            return paper_cmd(cfg, args)
+            return int(getattr(eng, args.command + "_cmd")(cfg, args) or 0)
         if args.command in ("backtest", "demo"):
             from orderflow.backtest import cli_commands as bt
 

@@ -34,3 +34,12 @@ def test_paper_trades_and_books_every_fill(tmp_path, capsys, monkeypatch):
     assert orders >= 2 and fills >= orders and trips >= 1 and pos == 0.0, out
     assert "order error" not in out
     assert re.search(r"tick-to-order: p50 \d+ us", out)
+
+
+def test_live_refuses_without_confirmation_or_keys(capsys, monkeypatch):
+    assert main(["live", "--minutes", "0.1", "--model", "none"]) == 2
+    assert "--i-understand-this-trades-real-money" in capsys.readouterr().err
+    monkeypatch.delenv("BINANCE_API_KEY", raising=False)
+    rc = main(["live", "--minutes", "0.1", "--model", "none", "--i-understand-this-trades-real-money",
+               "--rest-url", "http://127.0.0.1:9", "--ws-url", "ws://127.0.0.1:9"])  # fmt: skip
+    assert rc == 2 and "BINANCE_API_KEY" in capsys.readouterr().err

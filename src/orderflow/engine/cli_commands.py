@@ -85,3 +85,26 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
         stats = asyncio.run(engine.run(args.minutes))
         print(render_paper(stats, engine.session, time.perf_counter() - t0))
     return 0
+
+
+LIVE_FLAG = "--i-understand-this-trades-real-money"
+
+
+def live_cmd(cfg: Config, args: argparse.Namespace) -> int:
+    """``orderflow live``: the same engine on Binance (or its testnet, or explicit URLs) with real
+    orders. Refuses to start without the confirmation flag and API keys from the environment."""
+    from orderflow.data.binance.endpoints import default_endpoints
+
+    if not args.confirm:
+        raise UserError(
+            f"live trading sends real orders: pass {LIVE_FLAG} to confirm (or use `orderflow paper`)"
+        )
+    if args.rest_url:
+        rest, ws = args.rest_url, args.ws_url
+        if not ws:
+            raise UserError("--rest-url needs --ws-url too")
+    else:
+        ep = default_endpoints(args.market, testnet=args.testnet)
+        rest, ws = ep.rest_base_url, ep.ws_base_url
+    args.rest_url, args.ws_url = rest, ws
+    return paper_cmd(cfg, args)
