@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=10.0,
                    help="built-in simulator pace (x real time); 10 covers the feature warm-up")  # fmt: skip
     p.add_argument("--seed", type=int, default=1, help="built-in simulator seed")
+    p.add_argument(
+        "--db", help="journal database URL or SQLite file (default: $ORDERFLOW_DB or the data dir)"
+    )
 
     p = sub.add_parser(
         "live", help="live trading on Binance (or its testnet): real orders, needs a flag and keys"
@@ -257,7 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="environment prefix of the API key/secret (BINANCE_API_KEY, ...)")  # fmt: skip
     p.add_argument("--i-understand-this-trades-real-money", dest="confirm", action="store_true",
                    help="required: confirms that orders are real")  # fmt: skip
+    p.add_argument(
+        "--db", help="journal database URL or SQLite file (default: $ORDERFLOW_DB or the data dir)"
+    )
     p.set_defaults(speed=1.0, seed=0)
+
+    from orderflow.journal.cli import add_journal_parser
+
+    add_journal_parser(sub)
 
     from orderflow.execution.local.cli import add_exchange_parser
 
@@ -302,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
             from orderflow.models import cli_commands
 
             return int(getattr(cli_commands, "models_" + args.models_command)(cfg, args) or 0)
+        if args.command == "journal":
+            from orderflow.journal.cli import journal_cmd
+
+            return journal_cmd(args)
         if args.command == "exchange":
             from orderflow.execution.local.cli import exchange_cmd
 

@@ -17,6 +17,8 @@ class _JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # the redaction filter moves a traceback into (redacted) text
+            out["exc"] = record.exc_text
         return json.dumps(out)
 
 
@@ -43,3 +45,6 @@ def setup_logging(level: str = "INFO", json_format: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    from orderflow.secrets import install_redaction
+
+    install_redaction()  # registered secrets, signatures, API-key headers and listen keys never print

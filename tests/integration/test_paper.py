@@ -24,8 +24,9 @@ def test_paper_without_arguments_runs_and_reports(tmp_path, capsys, monkeypatch)
 
 def test_paper_trades_and_books_every_fill(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ORDERFLOW_REGISTRY", str(tmp_path / "reg"))
+    db = tmp_path / "journal.sqlite"
     rc = main(["paper", "--minutes", "0.4", "--speed", "25", "--config", OFI_ONLY, "--model", "none",
-               "--log-level", "WARNING"])  # fmt: skip
+               "--log-level", "WARNING", "--db", str(db)])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0, out
     m = re.search(r"orders sent (\d+), fills (\d+), round trips (\d+), position (\S+)", out)
@@ -34,6 +35,18 @@ def test_paper_trades_and_books_every_fill(tmp_path, capsys, monkeypatch):
     assert orders >= 2 and fills >= orders and trips >= 1 and pos == 0.0, out
     assert "order error" not in out
     assert re.search(r"tick-to-order: p50 \d+ us", out)
+    # the journal holds every order (intent first), its final state and every fill
+    from orderflow.journal import Journal
+
+    with Journal.open(str(db)) as j:
+        by_state = j.orders_by_state()
+        assert sum(by_state.values()) == orders and by_state.get("filled", 0) == orders, by_state
+        assert not j.unresolved_intents() and not j.open_orders()
+        assert len(j.fills()) == fills
+        (run,) = j.runs()
+        assert run.stop_reason == "completed"
+    assert main(["journal", "--db", str(db), "--json"]) == 0
+    assert '"fills"' in capsys.readouterr().out
 
 
 def test_live_refuses_without_confirmation_or_keys(capsys, monkeypatch):

@@ -46,15 +46,17 @@ def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str]:
 def _venue(args: argparse.Namespace) -> Iterator[tuple[str, str, Any, str]]:
     """(rest_url, ws_url, credentials, description): given URLs and keys from the environment, or an
     in-process local exchange on the simulator."""
-    from orderflow.execution.binance import Credentials, credentials_from_env
+    from orderflow.execution.binance import Credentials
 
     if args.rest_url:
         if not args.ws_url:
             raise UserError("--rest-url needs --ws-url too")
+        from orderflow.secrets import SecretsError, load_credentials
+
         try:
-            creds = credentials_from_env(args.keys_prefix)
-        except KeyError as e:
-            raise UserError(str(e)) from None
+            creds = load_credentials(args.keys_prefix)
+        except (KeyError, SecretsError) as e:
+            raise UserError(str(e).strip("'\"")) from None
         yield args.rest_url, args.ws_url, creds, f"venue {args.rest_url}"
         return
     from orderflow.execution.local.testing import running_local_exchange
@@ -77,13 +79,25 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
     venue = "binance-spot" if args.market == "spot" else "binance-usdm"
     inst = KNOWN.get((venue, args.symbol.upper())) or Instrument(venue, args.symbol.upper(), 0.1, 0.001, 5.0)
     model, what = _model(cfg, args)
-    with _venue(args) as (rest, ws, creds, where):
-        print(f"paper trading {args.symbol.upper()} ({args.market}) for {args.minutes:g} min on {where}; "
-              f"model: {what}")  # fmt: skip
-        engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model)
-        t0 = time.perf_counter()
-        stats = asyncio.run(engine.run(args.minutes))
-        print(render_paper(stats, engine.session, time.perf_counter() - t0))
+    from orderflow.journal import Journal, JournalError
+
+    mode = "live" if args.command == "live" else "paper"
+    try:
+        journal = Journal.open(getattr(args, "db", None))
+    except (JournalError, OSError, ValueError) as e:
+        raise UserError(f"journal: {e}") from None
+    try:
+        with _venue(args) as (rest, ws, creds, where):
+            print(f"{mode} trading {args.symbol.upper()} ({args.market}) for {args.minutes:g} min on "
+                  f"{where}; model: {what}; journal: {journal.url}")  # fmt: skip
+            engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model, journal=journal,
+                                 mode=mode)  # fmt: skip
+            t0 = time.perf_counter()
+            stats = asyncio.run(engine.run(args.minutes))
+            print(render_paper(stats, engine.session, time.perf_counter() - t0))
+            print(f"journal run {engine.run_id}: `orderflow journal --run {engine.run_id}` summarises it")
+    finally:
+        journal.close()
     return 0
 
 

@@ -59,6 +59,8 @@ class PaperEngine:
         instrument: Instrument,
         model: Any | None = None,  # EnsembleModel or None (AI score 0)
         client_prefix: str = "of",
+        journal: Any | None = None,  # orderflow.journal.Journal: intents, reports, fills, positions, equity
+        mode: str = "paper",
     ) -> None:
         from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
 
@@ -93,6 +95,11 @@ class PaperEngine:
                                       cfg.strategy, cfg.risk, cfg.backtest)  # fmt: skip
         self.taker_fee = xcfg.taker_rate
         self.prefix = client_prefix
+        self.journal = journal
+        self.mode = mode
+        self.venue = venue
+        self.run_id: int | None = None
+        self._last_eq = 0
         self.stats = PaperStats()
         self._row = np.empty(4 * self.levels)
         self._sides: dict[int, int] = {}
@@ -112,6 +119,15 @@ class PaperEngine:
         feed = BinanceFeed(self.market, [self.symbol], ep, fc)
         tcfg = TradingClientConfig(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
                                    client_id_prefix=self.prefix)  # fmt: skip
+        if self.journal is not None:
+            from orderflow.models.registry import code_version
+
+            self.run_id = self.journal.start_run(self.mode, self.venue, [self.symbol], time.time_ns(),
+                                                 code_version=code_version())  # fmt: skip
+            if self.model is not None:
+                self.journal.record_model_version(time.time_ns(), str(self.model.source), "loaded",
+                                                  self.model.schema_hash, run_id=self.run_id)  # fmt: skip
+        reason = "completed"
         async with BinanceTradingClient(tcfg, self.credentials) as client:
             self.client = client
             async with UserDataStream(client) as stream:
@@ -127,7 +143,16 @@ class PaperEngine:
                     await self._send(req, time.time_ns())
                     await asyncio.sleep(1.0)  # let the closing fill arrive on the user stream
                 fills.cancel()
+        if self.journal is not None and self.run_id is not None:
+            self._journal_position(time.time_ns())
+            self.journal.stop_run(self.run_id, time.time_ns(), reason)
         return self.stats
+
+    def _journal_position(self, ts: int) -> None:
+        P = self.session.P
+        self.journal.upsert_position(
+            self.run_id, self.symbol, P[0], P[1] if P[0] else None, P[2], P[3], P[4], ts
+        )
 
     async def _market(self, feed: Any) -> None:
         async for ev in feed.events():
@@ -160,6 +185,14 @@ class PaperEngine:
                                    asz.copy())  # fmt: skip
         dt = (time.perf_counter_ns() - t0) / 1e3
         self.stats.event_us.append(dt)
+        if self.journal is not None and ev.ts_recv - self._last_eq >= 10 * NS:  # equity every 10 s
+            mid = self.session.Df[1]
+            if math.isfinite(mid):
+                from orderflow.execution.portfolio import equity
+
+                self._last_eq = ev.ts_recv
+                self.journal.record_equity(self.run_id, ev.ts_recv, equity(self.session.P, mid),
+                                           exposure=abs(self.session.P[0]) * mid)  # fmt: skip
         if req is not None:
             self.stats.tick_to_order_us.append(dt)
             await self._send(req, ev.ts_recv)
@@ -170,6 +203,14 @@ class PaperEngine:
         cid = f"{self.prefix}-{req.order_id}"
         self._sides[req.order_id] = req.side
         self.stats.orders_sent += 1
+        if self.journal is not None:  # the intent is on disk before the order leaves
+            from orderflow.journal import OrderIntent
+
+            purpose = "exit" if req.reduce_only else "entry"
+            self.journal.record_intent(OrderIntent(cid, self.run_id, self.symbol, req.side, req.qty, t,
+                                                   order_type="market", tif="ioc",
+                                                   reduce_only=req.reduce_only, purpose=purpose))  # fmt: skip
+            self.journal.mark_sent(cid, time.time_ns())
         try:
             await self.client.place_order(self.symbol, "BUY" if req.side > 0 else "SELL", "MARKET",
                                           round(req.qty, 9), reduce_only=req.reduce_only and
@@ -179,6 +220,8 @@ class PaperEngine:
             self.stats.order_errors.append(f"{cid}: {type(e).__name__}: {e}")
             log.warning("order %s failed: %s", cid, e)
             self.session.on_report(req.order_id, True)
+            if self.journal is not None:
+                self.journal.apply_report(cid, "rejected", 0, None, None, time.time_ns(), reason=str(e))
 
     async def _user_events(self, stream: Any) -> None:
         from orderflow.execution.binance import OrderUpdate
@@ -190,17 +233,32 @@ class PaperEngine:
             oid = self._oid(ev.client_order_id)
             if oid is None:
                 continue
+            status = str(ev.status.value if hasattr(ev.status, "value") else ev.status)
             if ev.last_fill_qty > 0:
-                fee = (
-                    ev.fee
-                    if math.isfinite(ev.fee)
-                    else self.taker_fee * ev.last_fill_qty * ev.last_fill_price
-                )
+                qty, px = ev.last_fill_qty, ev.last_fill_price
+                fee = ev.fee if math.isfinite(ev.fee) else self.taker_fee * qty * px
                 side = int(ev.side)  # core.events.Side: +1 buy, -1 sell
-                self.session.on_fill(ev.ts_recv, side, ev.last_fill_qty, ev.last_fill_price, fee, ev.is_maker)
+                self.session.on_fill(ev.ts_recv, side, qty, px, fee, ev.is_maker)
                 self.stats.fills += 1
-            if str(ev.status.value if hasattr(ev.status, "value") else ev.status) in TERMINAL:
+                if self.journal is not None:
+                    self.journal.record_fill(ev.client_order_id, ev.trade_id, px, qty, ev.ts_recv, fee=fee,
+                                             fee_asset=ev.fee_asset or None,
+                                             liquidity="maker" if ev.is_maker else "taker")  # fmt: skip
+            if self.journal is not None:
+                self._journal_report(ev, status)
+            if status in TERMINAL:
                 self.session.on_report(oid, True)
+                if self.journal is not None:
+                    self._journal_position(ev.ts_recv)
+
+    def _journal_report(self, ev: Any, status: str) -> None:
+        from orderflow.journal import JournalError
+
+        avg = ev.filled_quote / ev.filled_qty if ev.filled_qty > 0 else None
+        try:
+            self.journal.apply_report(ev.client_order_id, status, ev.filled_qty, avg, ev.order_id, ev.ts_recv)
+        except JournalError as e:  # a stale report (the stream after REST recovery): already recorded
+            log.info("journal: report for %s not applied: %s", ev.client_order_id, e)
 
 
 def render_paper(stats: PaperStats, session: TradingSession, seconds: float) -> str:
