@@ -498,8 +498,9 @@ class LocalExchange:
         try:
             req = json.loads(text)
         except ValueError:
-            await c.ws.send_str(
-                json.dumps({"error": {"code": 3, "msg": "Invalid JSON: expected a JSON object"}, "id": None})
+            await self._send_to(
+                c,
+                json.dumps({"error": {"code": 3, "msg": "Invalid JSON: expected a JSON object"}, "id": None}),
             )
             return
         if not isinstance(req, dict) or req.get("method") not in (
@@ -508,8 +509,8 @@ class LocalExchange:
             "LIST_SUBSCRIPTIONS",
         ):
             rid = req.get("id") if isinstance(req, dict) else None
-            await c.ws.send_str(
-                json.dumps({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": rid})
+            await self._send_to(
+                c, json.dumps({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": rid})
             )
             return
         params = req.get("params") or []
@@ -520,10 +521,11 @@ class LocalExchange:
                 and self._subscribe(c, params)
             )
             if not ok:
-                await c.ws.send_str(
+                await self._send_to(
+                    c,
                     json.dumps(
                         {"error": {"code": 2, "msg": "Invalid request: bad params"}, "id": req.get("id")}
-                    )
+                    ),
                 )
                 return
             result: Any = None
@@ -533,7 +535,16 @@ class LocalExchange:
             result = None
         else:
             result = list(c.streams.values())
-        await c.ws.send_str(json.dumps({"result": result, "id": req.get("id")}))
+        await self._send_to(c, json.dumps({"result": result, "id": req.get("id")}))
+
+    async def _send_to(self, c: _Client, text: str) -> None:
+        """Send to one client; a client whose socket closed meanwhile is dropped, as a venue would, and
+        does not stop the market pump."""
+        try:
+            await c.ws.send_str(text)
+        except (ConnectionError, RuntimeError) as e:  # aiohttp's ClientConnectionResetError included
+            log.info("dropping a websocket client: %s", e)
+            self._clients.discard(c)
 
     async def _publish(self) -> None:
         v = self.venue
@@ -550,12 +561,12 @@ class LocalExchange:
                     if sub is None:
                         continue
                     if c.combined:
-                        await c.ws.send_str(
-                            json.dumps({"stream": sub, "data": payload}, separators=(",", ":"))
+                        await self._send_to(
+                            c, json.dumps({"stream": sub, "data": payload}, separators=(",", ":"))
                         )
                     else:
                         text = text or json.dumps(payload, separators=(",", ":"))
-                        await c.ws.send_str(text)
+                        await self._send_to(c, text)
             for payload in user:
                 text = json.dumps(payload, separators=(",", ":"))
                 for c in clients:
@@ -565,11 +576,11 @@ class LocalExchange:
                     if not keys:
                         continue
                     if c.combined:
-                        await c.ws.send_str(
-                            json.dumps({"stream": keys[0], "data": payload}, separators=(",", ":"))
+                        await self._send_to(
+                            c, json.dumps({"stream": keys[0], "data": payload}, separators=(",", ":"))
                         )
                     else:
-                        await c.ws.send_str(text)
+                        await self._send_to(c, text)
 
 
 async def serve_forever(cfg: LocalExchangeConfig) -> None:
