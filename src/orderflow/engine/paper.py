@@ -43,6 +43,7 @@ class PaperStats:
     tick_to_order_us: list[float] = field(default_factory=list)  # book event received -> order handed on
     event_us: list[float] = field(default_factory=list)  # per book event: book, features, model, core
     model_version: str | None = None
+    recovered: list[str] = field(default_factory=list)  # what start-up reconciliation changed
 
 
 class PaperEngine:
@@ -127,9 +128,12 @@ class PaperEngine:
             if self.model is not None:
                 self.journal.record_model_version(time.time_ns(), str(self.model.source), "loaded",
                                                   self.model.schema_hash, run_id=self.run_id)  # fmt: skip
+            self.prefix = f"{self.prefix}{self.run_id}"  # client ids unique across runs of one journal
+            tcfg = tcfg.model_copy(update={"client_id_prefix": self.prefix})
         reason = "completed"
         async with BinanceTradingClient(tcfg, self.credentials) as client:
             self.client = client
+            await self.recover()
             async with UserDataStream(client) as stream:
                 fills = asyncio.create_task(self._user_events(stream))
                 try:
@@ -147,6 +151,55 @@ class PaperEngine:
             self._journal_position(time.time_ns())
             self.journal.stop_run(self.run_id, time.time_ns(), reason)
         return self.stats
+
+    async def recover(self) -> None:
+        """Start-up reconciliation with the exchange: every order the journal holds as open or unresolved
+        (an earlier run that died) is resolved by its client order id, never re-sent: its final state
+        and any fill the journal missed are recorded; an order the exchange never received is marked
+        rejected. Then the exchange's position (futures) is adopted by the trading core, whose exits
+        manage it from here."""
+        from orderflow.execution.binance import UnknownOrder
+
+        if self.journal is not None:
+            for o in self.journal.open_orders():
+                if o.symbol != self.symbol:
+                    continue
+                now = time.time_ns()
+                try:
+                    x = await self.client.get_order(self.symbol, client_order_id=o.client_order_id)
+                except UnknownOrder:
+                    why = "not received by the exchange (found at start-up)"
+                    self.journal.apply_report(o.client_order_id, "rejected", 0, None, None, now, reason=why)
+                    self.stats.recovered.append(f"{o.client_order_id}: not received")
+                    continue
+                have = sum(float(f.qty) for f in self.journal.fills(client_order_id=o.client_order_id))
+                if x.filled_qty > have + 1e-12:  # fills the dead run never booked
+                    self.journal.record_fill(o.client_order_id, f"recovered-{x.filled_qty:g}", x.avg_price,
+                                             x.filled_qty - have, now, fee=self.taker_fee * x.filled_quote,
+                                             liquidity="taker")  # fmt: skip
+                status = str(x.status.value if hasattr(x.status, "value") else x.status)
+                avg = x.avg_price if x.filled_qty > 0 else None
+                self._journal_report_values(o.client_order_id, status, x.filled_qty, avg, x.order_id, now)
+                self.stats.recovered.append(f"{o.client_order_id}: {status.lower()} {x.filled_qty:g}")
+        if self.market == "usdm":
+            pos = (await self.client.positions()).get(self.symbol)
+            if pos is not None and pos.quantity != 0:
+                from orderflow.strategy import kernels as SKN
+
+                P = self.session.P
+                P[0], P[1] = pos.quantity, pos.entry_price  # position, average entry price
+                SKN.on_position(self.session.G, self.session.H, self.session.SC, np.int64(time.time_ns()),
+                                float(pos.quantity), float(pos.entry_price))  # fmt: skip
+                self.stats.recovered.append(f"adopted position {pos.quantity:g} @ {pos.entry_price:g}")
+
+    def _journal_report_values(self, cid: str, status: str, filled: float, avg: float | None, oid: int,
+                               ts: int) -> None:  # fmt: skip
+        from orderflow.journal import JournalError
+
+        try:
+            self.journal.apply_report(cid, status, filled, avg, oid, ts, reason="recovered at start-up")
+        except JournalError as e:
+            log.info("journal: recovered report for %s not applied: %s", cid, e)
 
     def _journal_position(self, ts: int) -> None:
         P = self.session.P
@@ -280,6 +333,8 @@ def render_paper(stats: PaperStats, session: TradingSession, seconds: float) -> 
         lines.append(f"tick-to-order: p50 {p50:.0f} us, p99 {p99:.0f} us over {lat.size} orders")
     if stats.model_version:
         lines.append(f"model: {stats.model_version}")
+    if stats.recovered:
+        lines.append("recovered at start-up: " + "; ".join(stats.recovered))
     for e in stats.order_errors[:5]:
         lines.append(f"order error: {e}")
     return "\n".join(lines)

@@ -544,6 +544,10 @@ class Journal:
         with self._read() as s:
             return list(s.scalars(q))
 
+    def orders(self, run: int | None = None) -> list[Order]:
+        """Every order, in the order they were journaled (optionally of one run)."""
+        return self._orders(None, run)
+
     def open_orders(self, run: int | None = None) -> list[Order]:
         """Orders not in a terminal state (including unresolved ones: they may be resting)."""
         return self._orders(OPEN_STATES, run)
