@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--db", help="journal database URL or SQLite file (default: $ORDERFLOW_DB or the data dir)"
     )
+    p.add_argument("--on-stop", choices=("close", "keep"), default="close",
+                   help="at the end of the run or on SIGTERM/SIGINT: close or keep the position")  # fmt: skip
 
     p = sub.add_parser(
         "live", help="live trading on Binance (or its testnet): real orders, needs a flag and keys"
@@ -263,7 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--db", help="journal database URL or SQLite file (default: $ORDERFLOW_DB or the data dir)"
     )
+    p.add_argument("--on-stop", choices=("close", "keep"), default="close",
+                   help="at the end of the run or on SIGTERM/SIGINT: close or keep the position")  # fmt: skip
     p.set_defaults(speed=1.0, seed=0)
+
+    p = sub.add_parser("kill", help="the kill switch of running engines: halt, reduce_only or off")
+    p.add_argument("mode", choices=("halt", "reduce_only", "off"))
+    p.add_argument("--file", help="kill-switch file (default: $ORDERFLOW_KILL_FILE or the data dir)")
+    p.set_defaults(config=None, log_level=None)
 
     from orderflow.journal.cli import add_journal_parser
 
@@ -312,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
             from orderflow.models import cli_commands
 
             return int(getattr(cli_commands, "models_" + args.models_command)(cfg, args) or 0)
+        if args.command == "kill":
+            from orderflow.engine.control import write_kill
+
+            print(f"kill switch set to {args.mode} in {write_kill(args.mode, args.file)}")
+            return 0
         if args.command == "journal":
             from orderflow.journal.cli import journal_cmd
 

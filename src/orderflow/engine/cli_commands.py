@@ -91,7 +91,7 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
             print(f"{mode} trading {args.symbol.upper()} ({args.market}) for {args.minutes:g} min on "
                   f"{where}; model: {what}; journal: {journal.url}")  # fmt: skip
             engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model, journal=journal,
-                                 mode=mode)  # fmt: skip
+                                 mode=mode, on_stop=getattr(args, "on_stop", "close"))  # fmt: skip
             t0 = time.perf_counter()
             stats = asyncio.run(engine.run(args.minutes))
             print(render_paper(stats, engine.session, time.perf_counter() - t0))

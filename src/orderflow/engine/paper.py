@@ -11,6 +11,7 @@ from the backtester: the per-event logic is ``engine.core``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -44,6 +45,8 @@ class PaperStats:
     event_us: list[float] = field(default_factory=list)  # per book event: book, features, model, core
     model_version: str | None = None
     recovered: list[str] = field(default_factory=list)  # what start-up reconciliation changed
+    kill_mode: str = "off"
+    stop_reason: str = ""
 
 
 class PaperEngine:
@@ -62,6 +65,7 @@ class PaperEngine:
         client_prefix: str = "of",
         journal: Any | None = None,  # orderflow.journal.Journal: intents, reports, fills, positions, equity
         mode: str = "paper",
+        on_stop: str = "close",  # "close" the position when the run ends, or "keep" it
     ) -> None:
         from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
 
@@ -98,6 +102,11 @@ class PaperEngine:
         self.prefix = client_prefix
         self.journal = journal
         self.mode = mode
+        if on_stop not in ("close", "keep"):
+            raise ValueError(f"on_stop {on_stop!r}: use close or keep")
+        self.on_stop = on_stop
+        self.kill_mode = "off"
+        self.stop_reason = "completed"
         self.venue = venue
         self.run_id: int | None = None
         self._last_eq = 0
@@ -136,21 +145,63 @@ class PaperEngine:
             await self.recover()
             async with UserDataStream(client) as stream:
                 fills = asyncio.create_task(self._user_events(stream))
-                try:
-                    await asyncio.wait_for(self._market(feed), timeout=minutes * 60.0)
-                except TimeoutError:
-                    pass
-                finally:
-                    await feed.stop()
-                req = self.session.close_position()
-                if req is not None:
-                    await self._send(req, time.time_ns())
-                    await asyncio.sleep(1.0)  # let the closing fill arrive on the user stream
+                market = asyncio.create_task(self._market(feed))
+                control = asyncio.create_task(self._control())
+                self._install_signals()
+                stop = asyncio.create_task(self._stop.wait())
+                tasks = [market, control, stop]
+                await asyncio.wait(tasks, timeout=minutes * 60.0, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                for t in (market, control):
+                    t.cancel()
+                await feed.stop()
+                if self.on_stop == "close" and self.kill_mode != "halt":
+                    req = self.session.close_position()
+                    if req is not None:
+                        await self._send(req, time.time_ns())
+                        await asyncio.sleep(1.0)  # let the closing fill arrive on the user stream
                 fills.cancel()
+        reason = self.stop_reason
         if self.journal is not None and self.run_id is not None:
             self._journal_position(time.time_ns())
             self.journal.stop_run(self.run_id, time.time_ns(), reason)
+        self.stats.kill_mode, self.stats.stop_reason = self.kill_mode, reason
         return self.stats
+
+    def _install_signals(self) -> None:
+        """SIGTERM / SIGINT stop the run gracefully (the stop policy then applies)."""
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals
+                loop.add_signal_handler(sig, self.request_stop, f"signal {sig.name}")
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self._stop.set()
+
+    async def _control(self) -> None:
+        """Poll the kill switch; reduce_only refuses entries, halt refuses everything and stops."""
+        from orderflow.engine.control import read_kill
+        from orderflow.risk import kernels as RK
+        from orderflow.risk.layout import KILL_MODES
+
+        while True:
+            mode = read_kill()
+            if mode != self.kill_mode:
+                log.warning("kill switch: %s -> %s", self.kill_mode, mode)
+                self.kill_mode = mode
+                RK.set_kill(self.session.RS, KILL_MODES.index(mode))
+                if self.journal is not None:
+                    code = float(KILL_MODES.index(mode))
+                    self.journal.record_risk_event(time.time_ns(), "kill_switch", code, 0.0,
+                                                   f"kill switch set to {mode}", run_id=self.run_id,
+                                                   symbol=self.symbol)  # fmt: skip
+                if mode == "halt":
+                    self.request_stop("kill switch: halt")
+                    return
+            await asyncio.sleep(0.5)
 
     async def recover(self) -> None:
         """Start-up reconciliation with the exchange: every order the journal holds as open or unresolved
@@ -333,6 +384,8 @@ def render_paper(stats: PaperStats, session: TradingSession, seconds: float) -> 
         lines.append(f"tick-to-order: p50 {p50:.0f} us, p99 {p99:.0f} us over {lat.size} orders")
     if stats.model_version:
         lines.append(f"model: {stats.model_version}")
+    if stats.kill_mode != "off":
+        lines.append(f"kill switch: {stats.kill_mode}")
     if stats.recovered:
         lines.append("recovered at start-up: " + "; ".join(stats.recovered))
     for e in stats.order_errors[:5]:

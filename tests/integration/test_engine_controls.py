@@ -1,0 +1,84 @@
+"""Operator controls of a running `orderflow paper` process: SIGTERM stops it gracefully (journal run
+stopped with the reason, position closed by the stop policy); the kill switch set from another process
+(`orderflow kill`) moves the engine to reduce-only and then halts it, recorded in the journal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orderflow.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+OFI_ONLY = str(REPO / "config" / "examples" / "ofi-only")
+
+
+def _paper(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "ORDERFLOW_KILL_FILE": str(tmp_path / "kill"),
+        "ORDERFLOW_REGISTRY": str(tmp_path / "r"),
+    }
+    return subprocess.Popen([sys.executable, "-m", "orderflow.cli", "paper", "--config", OFI_ONLY, "--model",
+                             "none", "--speed", "20", "--db", str(tmp_path / "j.sqlite"), "--log-level",
+                             "WARNING", *extra], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def _wait_for_orders(tmp_path: Path, proc: subprocess.Popen, n: int, timeout: float = 90.0) -> None:
+    from orderflow.journal import Journal
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        try:
+            with Journal.open(str(tmp_path / "j.sqlite")) as j:
+                if len(j.orders()) >= n:
+                    return
+        except Exception:
+            continue
+    raise AssertionError(f"fewer than {n} orders in time; output: {proc.communicate(timeout=5)[0]}")
+
+
+def test_sigterm_stops_gracefully_and_closes_the_position(tmp_path):
+    from orderflow.journal import Journal
+
+    proc = _paper(tmp_path, "--minutes", "3")
+    _wait_for_orders(tmp_path, proc, 1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    with Journal.open(str(tmp_path / "j.sqlite")) as j:
+        (run,) = j.runs()
+        assert run.stop_reason == "signal SIGTERM"
+        assert not j.unresolved_intents() and not j.open_orders()
+        assert all(float(p.qty) == 0.0 for p in j.positions())
+
+
+def test_kill_switch_reduce_only_then_halt(tmp_path, capsys):
+    from orderflow.journal import Journal
+
+    kill = str(tmp_path / "kill")
+    proc = _paper(tmp_path, "--minutes", "3")
+    _wait_for_orders(tmp_path, proc, 1)
+    assert main(["kill", "reduce_only", "--file", kill]) == 0
+    assert "reduce_only" in capsys.readouterr().out
+    time.sleep(3)
+    with Journal.open(str(tmp_path / "j.sqlite")) as j:
+        n_entries = sum(1 for o in j.orders() if o.purpose == "entry")
+    time.sleep(4)  # reduce-only: no new entry, exits still allowed
+    with Journal.open(str(tmp_path / "j.sqlite")) as j:
+        assert sum(1 for o in j.orders() if o.purpose == "entry") == n_entries
+    assert main(["kill", "halt", "--file", kill]) == 0
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "kill switch: halt" in out
+    with Journal.open(str(tmp_path / "j.sqlite")) as j:
+        (run,) = j.runs()
+        assert run.stop_reason == "kill switch: halt"
+        summary = j.summary()
+    assert summary["risk_events"] >= 2  # reduce_only and halt, each recorded
