@@ -40,18 +40,21 @@ def _market(store, venue: str, symbol: str, start: int | None, end: int | None):
     return Market.from_frames(venue, symbol, book, trades)
 
 
-def _model_bundle(args: argparse.Namespace) -> Path:
-    """``--model``: a bundle directory, a registry version number, or an alias (production = champion)."""
+def _model_bundle(args: argparse.Namespace, optional: bool = False) -> Path | None:
+    """``--model``: a bundle directory, a registry version number, or an alias (production = champion).
+    ``optional``: None instead of an error when the alias points to no version."""
     from orderflow.models.registry import Registry, RegistryError
 
     spec = args.model
     if Path(spec).is_dir():
         return Path(spec)
     reg = Registry(getattr(args, "registry", None))
-    alias = "champion" if spec in ("production", "champion") else spec
+    alias = "champion" if spec in ("production", "champion", "auto") else spec
     try:
         version = alias if alias.isdigit() else reg.resolve(alias)
         if version is None:
+            if optional:
+                return None
             raise UserError(
                 f"--model {spec}: no version has the alias {alias!r} in {reg}; train and promote one "
                 "(`orderflow models train ...`, `orderflow models promote N`) or pass a bundle directory"
@@ -101,6 +104,7 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
         from orderflow.models.serving import EnsembleModel
 
         bundle = _model_bundle(args)
+        assert bundle is not None
         names = feature_columns(features)
         model = EnsembleModel.from_bundle(bundle, schema_hash(names), names)
         tr = model.manifest.training_window

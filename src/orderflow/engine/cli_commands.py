@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from orderflow.commands import UserError
@@ -16,30 +15,16 @@ from orderflow.config import Config
 
 def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str]:
     """``--model``: auto (the registry champion if there is one, else none), none, production/champion,
-    a version number or a bundle directory."""
+    a version number or a bundle directory (resolved as ``orderflow backtest`` does)."""
+    from orderflow.backtest.cli_commands import _model_bundle
     from orderflow.models.serving import EnsembleModel
 
-    spec = args.model
-    if spec == "none":
+    if args.model == "none":
         return None, "none (the AI score is 0)"
-    if Path(spec).is_dir():
-        return EnsembleModel.from_bundle(spec, None), f"bundle {spec}"
-    from orderflow.models.registry import Registry, RegistryError
-
-    reg = Registry(getattr(args, "registry", None))
-    alias = "champion" if spec in ("auto", "production", "champion") else spec
-    try:
-        version = alias if alias.isdigit() else reg.resolve(alias)
-    except RegistryError as e:
-        raise UserError(f"--model {spec}: {e}") from None
-    if version is None:
-        if spec == "auto":
-            return (
-                None,
-                "none (no champion in the registry; `orderflow models promote` one): no signal passes",
-            )
-        raise UserError(f"--model {spec}: no version has the alias {alias!r}")
-    return EnsembleModel.from_bundle(reg.load_bundle(version), None), f"registry version {version}"
+    bundle = _model_bundle(args, optional=args.model == "auto")
+    if bundle is None:
+        return None, "none (no champion in the registry; the AI score is 0)"
+    return EnsembleModel.from_bundle(bundle, None), f"bundle {bundle}"
 
 
 @contextlib.contextmanager
