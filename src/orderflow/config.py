@@ -26,6 +26,7 @@ from orderflow.backtest.config import BacktestConfig, WalkForwardConfig
 from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.data.quality import QualityThresholds
 from orderflow.data.simulator import SimulatorConfig
+from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.features.engine import FeatureConfig
 from orderflow.features.labels import LabelConfig
 from orderflow.features.selection import SelectionConfig
@@ -85,6 +86,7 @@ class Config(_Frozen):
     risk: RiskConfig = RiskConfig()
     strategy: StrategyConfig = StrategyConfig()
     backtest: BacktestConfig = BacktestConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     walkforward: WalkForwardConfig = WalkForwardConfig()
 
     def store_dir(self, override: str | None = None) -> Path:

@@ -32,21 +32,26 @@ def check_same(a, b) -> None:
     assert a.rejections == b.rejections
 
 
-@pytest.mark.parametrize("latency", ["constant", "lognormal"])
-def test_backtest_loop_and_paper_driver_agree_on_the_simulator(tmp_path, latency):
+def simulated(tmp_path, hours: float, seed: int):
+    """A simulated market stored and replayed: (market, signals of the OFI rule, instrument, strategy)."""
     cfg = Config()
     store = Store(tmp_path / "s")
-    sc = cfg.simulator.model_copy(update={"hours": 0.75, "seed": 21})
+    sc = cfg.simulator.model_copy(update={"hours": hours, "seed": seed})
     simulate(sc, store=store)
     feats = build_features(store, sc.venue, sc.symbol, cfg.features)
     market = Market.from_frames(sc.venue, sc.symbol, store.read(sc.venue, sc.symbol, "book"),
                                 store.read(sc.venue, sc.symbol, "trade"))  # fmt: skip
     strategy = StrategyConfig(confidence_gate=0.6, ev_cost_mult=0.0)
     sig = make_signals(feats, rule_probs(feats), strategy)
+    return market, sig, store.instrument(sc.venue, sc.symbol), strategy
+
+
+@pytest.mark.parametrize("latency", ["constant", "lognormal"])
+def test_backtest_loop_and_paper_driver_agree_on_the_simulator(tmp_path, latency):
+    market, sig, inst, strategy = simulated(tmp_path, 0.75, 21)
     bt = BacktestConfig()
     lat = bt.exchange.latency.model_copy(update={"kind": latency, "seed": 3})
     bt = bt.model_copy(update={"exchange": bt.exchange.model_copy(update={"latency": lat})})
-    inst = store.instrument(sc.venue, sc.symbol)
     check_same(run_backtest(market, sig, inst, bt, strategy), replay_paper(market, sig, inst, bt, strategy))
 
 
@@ -71,3 +76,22 @@ def test_backtest_loop_and_paper_driver_agree_on_a_real_recording(shared_data, t
     inst = store.instrument(venue, symbol)
     check_same(run_backtest(market, sig, inst, BacktestConfig(), strategy),
                replay_paper(market, sig, inst, BacktestConfig(), strategy))  # fmt: skip
+
+
+def test_backtest_loop_and_paper_driver_agree_on_passive_and_sliced_entries(tmp_path):
+    from orderflow.execution.exec_config import ExecutionConfig
+
+    market, sig, inst, strategy = simulated(tmp_path, 0.5, 22)
+    bt = BacktestConfig()
+    plain = run_backtest(market, sig, inst, bt, strategy)
+    for ex in (
+        ExecutionConfig(max_share_of_depth=0.01, twap_duration_s=20.0),  # TWAP children
+        ExecutionConfig(entry_style="passive", max_cost_share_of_ev=2.0),  # resting limits
+        ExecutionConfig(entry_style="passive", max_share_of_depth=0.01, iceberg_clip_share=0.005),
+    ):
+        a = run_backtest(market, sig, inst, bt, strategy, execution=ex)
+        check_same(a, replay_paper(market, sig, inst, bt, strategy, execution=ex))
+        if ex.entry_style == "passive":
+            assert a.fills["maker"].sum() > 0 and not plain.fills["maker"].any()
+        else:
+            assert a.orders > plain.orders  # entries went out in several children

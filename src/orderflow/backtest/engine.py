@@ -24,7 +24,10 @@ from orderflow.backtest.config import BacktestConfig
 from orderflow.core.instruments import Instrument
 from orderflow.data.schema import book_arrays
 from orderflow.engine.core import new_core_state
+from orderflow.execution import exec_config as EXC
 from orderflow.execution import portfolio as PF
+from orderflow.execution.exec_config import ExecutionConfig
+from orderflow.execution.sim_config import SimConfig
 from orderflow.execution.sim_layout import make_state
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
@@ -149,6 +152,13 @@ class BacktestResult:
 REGIMES = ("calm", "normal", "high_vol")
 
 
+def execution_array(execution: ExecutionConfig | None, xcfg: SimConfig) -> np.ndarray:
+    """The execution config as the core reads it, with the venue's fee rates for cost control."""
+    XA = (execution or ExecutionConfig()).to_array()
+    XA[EXC.X_MAKER_FEE], XA[EXC.X_TAKER_FEE] = xcfg.maker_rate, xcfg.taker_rate
+    return XA
+
+
 def run_backtest(
     market: Market,
     signals: Signals,
@@ -156,8 +166,10 @@ def run_backtest(
     cfg: BacktestConfig | None = None,
     strategy: StrategyConfig | None = None,
     risk: RiskConfig | None = None,
+    execution: ExecutionConfig | None = None,
 ) -> BacktestResult:
-    """Replay ``market`` through the strategy (module docstring)."""
+    """Replay ``market`` through the strategy (module docstring); ``execution`` says how entries are
+    sent (market or passive, slicing, cost control)."""
     cfg = cfg or BacktestConfig()
     strategy = strategy or StrategyConfig()
     risk = risk or RiskConfig()
@@ -175,6 +187,7 @@ def run_backtest(
     SKN.init_state(G, H)
     SC = strategy.to_array(xcfg.taker_rate, venue)
     RC = risk.to_array()
+    XA = execution_array(execution, xcfg)
     RS = np.zeros(RL.N_S, dtype=np.int64)
     RFl = np.zeros(RL.N_F)
     ring = np.zeros(risk.max_trades_24h, dtype=np.int64)
@@ -197,7 +210,7 @@ def run_backtest(
         *X.args, P, G, H, SC, RS, RFl, ring, RC, *new_core_state(),
         float(instrument.lot_size), float(instrument.min_notional), int(cfg.decision_latency_us * 1000),
         int(cfg.equity_every_s * NS), float(risk.max_position), cfg.close_at_end,
-        fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f,
+        fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f, XA, float(instrument.tick_size),
     )  # fmt: skip
     seconds = time.perf_counter() - t0
     if overflow:

@@ -9,9 +9,9 @@ exchange's latency model decides when it arrives and when its fills and reports 
 strategy learns of a fill or a report only at that response time (they wait in an inbox), and the
 portfolio books a fill then.
 
-Orders: entries and exits are MARKET orders (exits reduce-only) for the quantity the risk engine
-approved; one order in flight at a time. A position still open after the last event is closed by a
-market order against the last book (exit reason "end").
+Orders: what the core asks for (:mod:`orderflow.engine.core`: MARKET or post-only LIMIT children of an
+entry, reduce-only MARKET exits, cancels of a resting limit); one order in flight at a time. A position
+still open after the last event is closed by a market order against the last book (exit reason "end").
 
 Outputs are preallocated arrays filled row by row (capacities chosen by the caller; the function
 returns ``(n_fills, n_equity, n_trades, overflow)`` and stops writing when a buffer is full, setting
@@ -107,7 +107,7 @@ def _deliver(upto, D, Df, ib_fi, ib_ff, ib_ri, ib_rf, P, G, H, SC, RS, vstate, f
         D[D_F_HEAD] += 1
     while D[D_R_HEAD] < D[D_R_TAIL] and ib_ri[D[D_R_HEAD] % INBOX, SL.RI_TS_ST] <= upto:
         s = D[D_R_HEAD] % INBOX
-        CO.core_report(D, G, ib_ri[s, SL.RI_ID], SL.is_terminal(ib_ri[s, SL.RI_STATUS]))
+        CO.core_report(D, Df, G, ib_ri[s, SL.RI_ID], SL.is_terminal(ib_ri[s, SL.RI_STATUS]))
         D[D_R_HEAD] += 1
 
 
@@ -125,7 +125,7 @@ def run_loop(
     XI, XF, XC, OI, OF, XB, FI, FF, RI, RF,
     P, G, H, SC, RS, RF_, ring, RC, D, Df,
     lot, min_notional, decision_ns, equity_every_ns, max_position_frac, close_at_end,
-    fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f,
+    fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f, X, tick,
 ):  # fmt: skip
     """Replay the events (module docstring) with the core state ``D``/``Df`` (``core.new_core_state``).
     Returns ``(n_fills, n_equity, n_trades, overflow, orders_sent)``."""
@@ -156,25 +156,32 @@ def run_loop(
                        ask_sz[j])  # fmt: skip
             if XI[SL.I_NFILL] or XI[SL.I_NREP]:
                 _to_inbox(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)
+        jp = jl  # fills delivered now carry the regime known when they arrive: the previous event's
         jl = j
         j += 1
         t = b_recv[jl]
         if D[D_F_HEAD] < D[D_F_TAIL] or D[D_R_HEAD] < D[D_R_TAIL]:
-            vs = np.int64(vol_state[jl]) if math.isfinite(vol_state[jl]) else np.int64(-1)
+            vs = np.int64(vol_state[jp]) if jp >= 0 and math.isfinite(vol_state[jp]) else np.int64(-1)
             _deliver(t, D, Df, ib_fi, ib_ff, ib_ri, ib_rf, P, G, H, SC, RS, vs, fo_i, fo_f, tr_i, tr_f)
-        send, side, qty, reduce_only = CO.core_book(
+        what, side, qty, reduce_only, px = CO.core_book(
             D, Df, P, G, H, SC, RS, RF_, ring, RC, eq_ts, eq_f,
             t, b_ts[jl], valid[jl], ofi_z[jl], p_dn[jl], p_up[jl], rv_bps[jl], vol_state[jl],
             trend_state[jl], vol_pct[jl], bid_px[jl], bid_sz[jl], ask_px[jl], ask_sz[jl],
-            lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns,
+            lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns, X, tick,
         )  # fmt: skip
-        if send:
+        if what != CO.NOTHING:
             if not synced:
                 SK.on_book(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, b_ts[jl], bid_px[jl], bid_sz[jl],
                            ask_px[jl], ask_sz[jl])  # fmt: skip
-            SK.submit_order(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, t + decision_ns, D[D_OID], SL.MARKET,
-                            side, np.nan, np.nan, qty, SL.IOC, False, reduce_only)  # fmt: skip
-            _pump(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)  # an immediate rejection
+            if what == CO.SEND_MARKET:
+                SK.submit_order(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, t + decision_ns, D[D_OID],
+                                SL.MARKET, side, np.nan, np.nan, qty, SL.IOC, False, reduce_only)  # fmt: skip
+            elif what == CO.SEND_LIMIT:
+                SK.submit_order(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, t + decision_ns, D[D_OID],
+                                SL.LIMIT, side, px, np.nan, qty, SL.GTC, True, reduce_only)  # fmt: skip
+            else:
+                SK.cancel_order(XI, XF, XC, OI, OF, XB, FI, FF, RI, RF, t + decision_ns, D[D_CUR_OID])
+            _pump(XI, FI, FF, RI, RF, D, ib_fi, ib_ff, ib_ri, ib_rf)  # an immediate answer
 
     # ---- the end: deliver everything in flight, then close what is still open against the last book
     # (an idle exchange may not have seen the last book: on_book below applies it)

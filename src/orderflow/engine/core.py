@@ -14,9 +14,27 @@ State (one set per symbol):
 - output buffers: fills ``fo_i``/``fo_f``, round trips ``tr_i``/``tr_f``, equity ``eq_ts``/``eq_f``
   (columns below); a full buffer sets ``D[D_OVERFLOW]`` and drops nothing silently.
 
-:func:`core_book` returns the order to send (or none): side, quantity, reduce-only; the caller sends it
-with client order id ``D[D_OID]`` (a MARKET order; IOC) and later reports its fills with
-:func:`core_fill` and its end with :func:`core_report`.
+:func:`core_book` returns what to send (or nothing): a MARKET order (IOC), a post-only LIMIT order (GTC)
+at a price, both with client order id ``D[D_OID]``, or the CANCEL of the order in flight
+(``D[D_CUR_OID]``); the caller sends it and later reports fills with :func:`core_fill` and each order's
+end with :func:`core_report`.
+
+Execution (``X``, :class:`orderflow.execution.exec_config.ExecutionConfig`): an approved entry becomes a
+parent of whole lots sent as children, one at a time:
+
+- ``entry_style="market"``: MARKET children. A parent above ``max_share_of_depth`` of the visible depth
+  the order would take (``depth_levels`` levels) is sliced TWAP-style: ``n`` children (at most
+  ``twap_max_children``), one every ``twap_duration_s / n``;
+- ``entry_style="passive"``: post-only LIMIT children at the own touch (a buy at the best bid). Above the
+  depth share, clips of ``iceberg_clip_share`` of the own side's depth, the next one posted when the last
+  is done. A resting child is cancelled when the parent is older than ``passive_ttl_s``, and at every
+  book event cost control (:func:`orderflow.execution.costs.cost_decision`) compares its expected cost
+  with ``max_cost_share_of_ev`` of the signal's expected value on what is left: "reprice" cancels it and
+  the next child goes to the new touch; "cancel" ends the parent. Without an expected value (no model
+  probabilities: the strategy's EV estimate is 0) only the time limit applies.
+
+A child that ends with nothing filled ends its parent (except after a reprice); an exit decided between
+children ends the parent. Exits are single reduce-only MARKET orders for the whole position.
 """
 
 from __future__ import annotations
@@ -26,6 +44,9 @@ import math
 import numpy as np
 from numba import njit
 
+from orderflow.execution import algos as AL
+from orderflow.execution import costs as XK
+from orderflow.execution import exec_config as XC
 from orderflow.execution import portfolio as PF
 from orderflow.risk import kernels as RK
 from orderflow.risk import layout as RL
@@ -59,10 +80,33 @@ TF_QTY, TF_ENTRY_NOT, TF_EXIT_QTY, TF_EXIT_NOT, TF_FEES, TF_SLIP, TF_FUND, TF_GR
     D_LAST_EQ,  # time of the last equity sample
     D_LAST_FUND,  # time funding was last checked (-1: never)
     D_LAST_TRADE,  # receive time of the last trade seen (-1: none)
-) = range(16)
-N_D = 16
-DF_CUR_MID, DF_MID = range(2)  # mid when the order in flight was decided; the last valid mid
-N_DF = 2
+    D_CUR_KIND,  # SEND_MARKET / SEND_LIMIT: the order in flight
+    D_CUR_TS,  # when it was sent
+    D_CANCEL_SENT,  # 1 once its cancel was sent
+    D_CANCEL_WHY,  # CXL_*: why
+    D_PAR_LOTS,  # lots of the current parent not yet filled (0: no parent)
+    D_PAR_CHILD,  # lots per child
+    D_PAR_NEXT_TS,  # earliest time of the next child
+    D_PAR_END_TS,  # passive parents: cancel what is left after this time
+    D_PAR_SIDE,
+    D_PAR_ACTION,
+    D_PAR_STEP_NS,  # time between children
+) = range(27)
+N_D = 27
+(
+    DF_CUR_MID,  # mid when the order in flight was decided (its parent's decision)
+    DF_MID,  # the last valid mid
+    DF_CUR_PX,  # limit price of the order in flight (NaN: market)
+    DF_CUR_FILLED,  # quantity filled of the order in flight
+    DF_PAR_EV,  # the parent's expected value per unit (quote), for cost control
+    DF_LOT,  # the instrument's lot size
+) = range(6)
+N_DF = 6
+
+# what core_book asks the caller to do
+NOTHING, SEND_MARKET, SEND_LIMIT, CANCEL = range(4)
+# why a resting order was cancelled
+CXL_EXPIRED, CXL_REPRICE, CXL_COST = range(3)
 
 
 def new_core_state() -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +116,9 @@ def new_core_state() -> tuple[np.ndarray, np.ndarray]:
     D[D_LAST_EQ] = -(2**62)
     D[D_LAST_FUND] = -1
     D[D_LAST_TRADE] = -1
+    D[D_CUR_KIND] = NOTHING
     Df = np.full(N_DF, np.nan)
+    Df[DF_CUR_FILLED] = 0.0
     return D, Df
 
 
@@ -93,6 +139,7 @@ def core_fill(D, Df, P, G, H, SC, RS, fo_i, fo_f, tr_i, tr_f, ts, side, qty, px,
     """A fill of the order in flight reached the strategy at ``ts``: the portfolio books it, the round
     trip and the fill are recorded, the strategy and the risk engine learn the new position."""
     prev = P[PF.P_POS]
+    Df[DF_CUR_FILLED] += qty
     PF.apply_fill(P, side, qty, px, fee)
     pos = P[PF.P_POS]
     n = D[D_NFO]
@@ -139,11 +186,23 @@ def core_fill(D, Df, P, G, H, SC, RS, fo_i, fo_f, tr_i, tr_f, ts, side, qty, px,
 
 
 @njit(cache=True)
-def core_report(D, G, oid, terminal):
-    """A report about order ``oid`` reached the strategy; a final one clears the order in flight."""
-    if terminal and oid == D[D_CUR_OID]:
-        K.mark_done(G)
-        D[D_CUR_OID] = -1
+def core_report(D, Df, G, oid, terminal):
+    """A report about order ``oid`` reached the strategy; a final one clears the order in flight and
+    moves its parent on (what is left, or the end of the parent)."""
+    if not (terminal and oid == D[D_CUR_OID]):
+        return
+    K.mark_done(G)
+    D[D_CUR_OID] = -1
+    D[D_CUR_KIND] = NOTHING
+    if D[D_PAR_LOTS] > 0:
+        done = round(Df[DF_CUR_FILLED] / Df[DF_LOT])
+        D[D_PAR_LOTS] = max(D[D_PAR_LOTS] - done, 0)
+        repriced = D[D_CANCEL_SENT] == 1 and D[D_CANCEL_WHY] == CXL_REPRICE
+        if done == 0 and not repriced:
+            D[D_PAR_LOTS] = 0  # nothing filled: the opportunity is gone
+        if D[D_CANCEL_SENT] == 1 and D[D_CANCEL_WHY] != CXL_REPRICE:
+            D[D_PAR_LOTS] = 0  # expired or too costly
+    Df[DF_CUR_FILLED] = 0.0
 
 
 @njit(cache=True)
@@ -157,12 +216,13 @@ def core_book(
     D, Df, P, G, H, SC, RS, RF_, ring, RC, eq_ts, eq_f,
     t, ts_event, valid, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state, vol_pct,
     bid_px, bid_sz, ask_px, ask_sz,
-    lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns,
+    lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns, X, tick,
 ):  # fmt: skip
     """The strategy's turn at a book event received at ``t`` (exchange time ``ts_event``): funding,
-    the equity sample and the daily breaker, then exits / entries through the strategy and the risk
-    engine. Returns ``(send, side, qty, reduce_only)``; when ``send`` the order is recorded as in flight
-    with client order id ``D[D_OID]`` (the caller sends it)."""
+    the equity sample and the daily breaker, the order in flight (cancel?), the next child of a parent,
+    then exits / entries through the strategy and the risk engine. Returns ``(what, side, qty,
+    reduce_only, price)`` with ``what`` in NOTHING / SEND_MARKET / SEND_LIMIT (client order id
+    ``D[D_OID]``, recorded as in flight) / CANCEL (of ``D[D_CUR_OID]``)."""
     bb = bid_px[0]
     ba = ask_px[0]
     if math.isfinite(bb) and math.isfinite(ba) and ba > bb:
@@ -174,7 +234,7 @@ def core_book(
         PF.funding(P, last_fund, t, mid, funding_rate, funding_ns)
     D[D_LAST_FUND] = t
     if not math.isfinite(mid):
-        return False, 0, 0.0, False
+        return NOTHING, 0, 0.0, False, np.nan
     if t - D[D_LAST_EQ] >= equity_every_ns:
         eqv = PF.equity(P, mid)
         RK.on_equity(RS, RF_, RC, t, eqv)
@@ -190,6 +250,14 @@ def core_book(
             D[D_OVERFLOW] = 1
         D[D_LAST_EQ] = t
 
+    # a resting limit of ours: cancel it when its parent's time is up or it costs too much
+    if D[D_CUR_OID] >= 0 and D[D_CUR_KIND] == SEND_LIMIT and D[D_CANCEL_SENT] == 0:
+        why = _resting_check(D, Df, t, bid_px, bid_sz, ask_px, ask_sz, tick, X)
+        if why >= 0:
+            D[D_CANCEL_SENT] = 1
+            D[D_CANCEL_WHY] = why
+            return CANCEL, 0, 0.0, False, np.nan
+
     pos = P[PF.P_POS]
     eqv = PF.equity(P, mid)
     risk_exit = RK.exit_due(RS, RC, t, pos) != RL.OK
@@ -199,6 +267,13 @@ def core_book(
         G, H, SC, t, valid, t - ts_event, trade_age, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state,
         bid_px, bid_sz, ask_px, ask_sz, nominal, risk_exit,
     )  # fmt: skip
+    if D[D_PAR_LOTS] > 0 and D[D_CUR_OID] < 0:  # between children of a parent
+        if action == L.EXIT:
+            D[D_PAR_LOTS] = 0  # an exit ends the parent; it is sent below
+        elif t >= D[D_PAR_NEXT_TS]:
+            return _send_child(D, Df, G, t, bid_px[0], ask_px[0], lot, X)
+        else:
+            return NOTHING, 0, 0.0, False, np.nan
     if action == L.ENTER or action == L.ADD:
         r = H[L.H_R]
         qty, _c, _v, _l, _rs = RK.check_entry(
@@ -207,22 +282,103 @@ def core_book(
         )  # fmt: skip
         if qty <= 0.0:
             K.mark_risk_refused(G)
-            return False, 0, 0.0, False
-        D[D_OID] += 1
+            return NOTHING, 0, 0.0, False, np.nan
         RK.record_entry(RS, ring, t, side, action == L.ADD)
         K.mark_sent(G, action)
-        D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], action, L.X_NONE
-        Df[DF_CUR_MID] = mid
-        return True, side, qty, False
+        _start_parent(D, Df, t, side, action, qty, mid, H[L.H_LAST_EV], bid_sz, ask_sz, lot, X)
+        return _send_child(D, Df, G, t, bid_px[0], ask_px[0], lot, X)
     if action == L.EXIT:
         if pos == 0.0 or RK.check_exit(RS) != RL.OK:
-            return False, 0, 0.0, False
+            return NOTHING, 0, 0.0, False, np.nan
         D[D_OID] += 1
         K.mark_sent(G, action)
         D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], action, code
+        D[D_CUR_KIND], D[D_CUR_TS], D[D_CANCEL_SENT] = SEND_MARKET, t, 0
         Df[DF_CUR_MID] = mid
-        return True, side, abs(pos), True
-    return False, 0, 0.0, False
+        Df[DF_CUR_PX] = np.nan
+        Df[DF_CUR_FILLED] = 0.0
+        return SEND_MARKET, side, abs(pos), True, np.nan
+    return NOTHING, 0, 0.0, False, np.nan
+
+
+@njit(cache=True)
+def _start_parent(D, Df, t, side, action, qty, mid, ev_unit, bid_sz, ask_sz, lot, X):
+    """An approved entry of ``qty`` becomes a parent of whole lots, sliced when it is above the depth
+    share (module docstring)."""
+    lots = round(qty / lot)
+    passive = X[XC.X_ENTRY_STYLE] == XC.STYLE_PASSIVE
+    sizes = (bid_sz if side > 0 else ask_sz) if passive else (ask_sz if side > 0 else bid_sz)
+    depth = AL.visible_depth(sizes, int(X[XC.X_DEPTH_LEVELS]))
+    child = lots
+    step = np.int64(0)
+    if AL.slice_check(qty, lot, depth, X) == AL.SLICE_ABOVE_DEPTH_SHARE:
+        if passive:  # iceberg clips, the next posted when the last is done
+            child = max(1, math.floor(X[XC.X_ICE_CLIP_SHARE] * depth / lot + AL.LOT_EPS))
+        else:  # TWAP children spread over the duration
+            allowed = max(1, math.floor(X[XC.X_MAX_SHARE] * depth / lot + AL.LOT_EPS))
+            n = min(max(2, (lots + allowed - 1) // allowed), int(X[XC.X_TWAP_MAX_CHILDREN]), lots)
+            child = (lots + n - 1) // n
+            step = np.int64(X[XC.X_TWAP_DURATION_NS]) // n
+    D[D_PAR_LOTS] = lots
+    D[D_PAR_CHILD] = min(child, lots)
+    D[D_PAR_NEXT_TS] = t
+    D[D_PAR_STEP_NS] = step
+    D[D_PAR_END_TS] = t + np.int64(X[XC.X_PASSIVE_TTL_NS]) if passive else np.int64(2**62)
+    D[D_PAR_SIDE] = side
+    D[D_PAR_ACTION] = action
+    Df[DF_PAR_EV] = ev_unit
+    Df[DF_LOT] = lot
+    Df[DF_CUR_MID] = mid
+
+
+@njit(cache=True)
+def _send_child(D, Df, G, t, best_bid, best_ask, lot, X):
+    """Send the parent's next child now (the caller returns what this returns)."""
+    n = min(D[D_PAR_LOTS], D[D_PAR_CHILD])
+    qty = RK.lot_qty(float(n), lot)
+    side = D[D_PAR_SIDE]
+    D[D_OID] += 1
+    G[L.G_PENDING] = 1
+    D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], D[D_PAR_ACTION], L.X_NONE
+    D[D_CUR_TS], D[D_CANCEL_SENT] = t, 0
+    D[D_PAR_NEXT_TS] = t + D[D_PAR_STEP_NS]
+    Df[DF_CUR_FILLED] = 0.0
+    if X[XC.X_ENTRY_STYLE] == XC.STYLE_PASSIVE:
+        px = best_bid if side > 0 else best_ask
+        D[D_CUR_KIND] = SEND_LIMIT
+        Df[DF_CUR_PX] = px
+        return SEND_LIMIT, side, qty, False, px
+    D[D_CUR_KIND] = SEND_MARKET
+    Df[DF_CUR_PX] = np.nan
+    return SEND_MARKET, side, qty, False, np.nan
+
+
+@njit(cache=True)
+def _resting_check(D, Df, t, bid_px, bid_sz, ask_px, ask_sz, tick, X):
+    """Why the resting limit in flight must be cancelled now (CXL_*), or -1 to keep it."""
+    if t >= D[D_PAR_END_TS]:
+        return CXL_EXPIRED
+    if not (Df[DF_PAR_EV] > 0.0):  # no expected value to weigh costs against (no model): time limit only
+        return -1
+    n = bid_px.shape[0]
+    bids = np.empty((n, 2))
+    asks = np.empty((n, 2))
+    for i in range(n):
+        bids[i, 0], bids[i, 1] = bid_px[i], bid_sz[i]
+        asks[i, 0], asks[i, 1] = ask_px[i], ask_sz[i]
+    left = RK.lot_qty(float(min(D[D_PAR_LOTS], D[D_PAR_CHILD])), Df[DF_LOT]) - Df[DF_CUR_FILLED]
+    if left <= 0.0:
+        return -1
+    out = np.empty(XK.N_O)
+    ev = Df[DF_PAR_EV] * left
+    action, _reason = XK.cost_decision(
+        D[D_PAR_SIDE], Df[DF_CUR_PX], left, Df[DF_CUR_MID], ev, bids, asks, tick, X, out
+    )
+    if action == XK.REPRICE:
+        return CXL_REPRICE
+    if action == XK.CANCEL:
+        return CXL_COST
+    return -1
 
 
 @njit(cache=True)
@@ -230,9 +386,12 @@ def core_close(D, Df, G, P):
     """Prepare the market order that closes a position still open at the end of a run (exit reason
     "end"); returns ``(send, side, qty)``."""
     pos = P[PF.P_POS]
+    D[D_PAR_LOTS] = 0
     if pos == 0.0 or not math.isfinite(Df[DF_MID]):
         return False, 0, 0.0
     D[D_OID] += 1
+    D[D_CUR_KIND], D[D_CANCEL_SENT] = SEND_MARKET, 0
+    Df[DF_CUR_FILLED] = 0.0
     K.mark_sent(G, L.EXIT)
     D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], L.EXIT, L.X_END
     Df[DF_CUR_MID] = Df[DF_MID]

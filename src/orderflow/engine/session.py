@@ -22,8 +22,10 @@ from orderflow.backtest.engine import (
 )
 from orderflow.core.instruments import Instrument
 from orderflow.engine import core as CO
+from orderflow.execution import exec_config as EXC
 from orderflow.execution import portfolio as PF
 from orderflow.execution import sim_layout as SL
+from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.execution.sim_exchange import SimulatedExchange
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
@@ -37,12 +39,16 @@ TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """A market order the core wants sent: ``order_id`` is the core's client order id (``D[D_OID]``)."""
+    """What the core wants sent. ``kind``: "market" (IOC), "limit" (post-only GTC at ``price``) or
+    "cancel" (of order ``order_id``). ``order_id`` is the core's client order id (``D[D_OID]``, or the
+    order in flight for a cancel)."""
 
     order_id: int
     side: int
     qty: float
     reduce_only: bool
+    kind: str = "market"
+    price: float = float("nan")
 
 
 class TradingSession:
@@ -59,6 +65,8 @@ class TradingSession:
         risk: RiskConfig | None = None,
         backtest: BacktestConfig | None = None,
         capacity: int = 200_000,
+        execution: ExecutionConfig | None = None,
+        maker_fee: float | None = None,
     ) -> None:
         self.strategy = strategy or StrategyConfig()
         self.risk = risk or RiskConfig()
@@ -71,6 +79,10 @@ class TradingSession:
         SK.init_state(self.G, self.H)
         self.SC = self.strategy.to_array(taker_fee, venue)
         self.RC = self.risk.to_array()
+        self.XA = (execution or ExecutionConfig()).to_array()
+        self.XA[EXC.X_TAKER_FEE] = taker_fee
+        if maker_fee is not None:
+            self.XA[EXC.X_MAKER_FEE] = maker_fee
         self.RS = np.zeros(RL.N_S, dtype=np.int64)
         self.RF = np.zeros(RL.N_F)
         self.ring = np.zeros(self.risk.max_trades_24h, dtype=np.int64)
@@ -96,17 +108,21 @@ class TradingSession:
     ) -> OrderRequest | None:  # fmt: skip
         """The strategy's turn at a book event received at ``t``; the order to send, if any."""
         self._vstate = int(vol_state) if np.isfinite(vol_state) else -1
-        send, side, qty, reduce_only = CO.core_book(
+        what, side, qty, reduce_only, px = CO.core_book(
             self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RF, self.ring, self.RC,
             self.eq_ts, self.eq_f, np.int64(t), np.int64(ts_event), bool(valid), float(ofi_z),
             float(p_dn), float(p_up), float(rv_bps), float(vol_state), float(trend_state), float(vol_pct),
             bid_px, bid_sz, ask_px, ask_sz, float(self.instrument.lot_size),
             float(self.instrument.min_notional), np.int64(self.cfg.equity_every_s * NS),
-            float(self.risk.max_position), self.funding_rate, np.int64(self.funding_ns),
+            float(self.risk.max_position), self.funding_rate, np.int64(self.funding_ns), self.XA,
+            float(self.instrument.tick_size),
         )  # fmt: skip
-        if not send:
+        if what == CO.NOTHING:
             return None
-        return OrderRequest(int(self.D[CO.D_OID]), int(side), float(qty), bool(reduce_only))
+        if what == CO.CANCEL:
+            return OrderRequest(int(self.D[CO.D_CUR_OID]), 0, 0.0, False, "cancel")
+        kind = "limit" if what == CO.SEND_LIMIT else "market"
+        return OrderRequest(int(self.D[CO.D_OID]), int(side), float(qty), bool(reduce_only), kind, float(px))
 
     def on_fill(self, ts: int, side: int, qty: float, price: float, fee: float, maker: bool) -> None:
         CO.core_fill(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.fo_i, self.fo_f,
@@ -114,7 +130,7 @@ class TradingSession:
                      np.int64(maker), np.int64(self._vstate))  # fmt: skip
 
     def on_report(self, order_id: int, terminal: bool) -> None:
-        CO.core_report(self.D, self.G, np.int64(order_id), bool(terminal))
+        CO.core_report(self.D, self.Df, self.G, np.int64(order_id), bool(terminal))
 
     def close_position(self) -> OrderRequest | None:
         send, side, qty = CO.core_close(self.D, self.Df, self.G, self.P)
@@ -123,10 +139,23 @@ class TradingSession:
     def final_equity(self, t: int, vol_state: float) -> None:
         CO.core_final_equity(self.D, self.Df, self.P, self.eq_ts, self.eq_f, np.int64(t), float(vol_state))
 
+    def finish(self, t_last_book: int, vol_state: float) -> None:
+        """The run's last equity sample, at the later of the last book event and the last fill (as the
+        backtester ends)."""
+        t = int(t_last_book)
+        if self.D[CO.D_NFO] > 0:
+            t = max(t, int(self.fo_i[self.D[CO.D_NFO] - 1, CO.FO_TS]))
+        self.final_equity(t, vol_state)
+
     # -- results
     @property
     def order_in_flight(self) -> int:
         return int(self.D[CO.D_CUR_OID])
+
+    @property
+    def resting_limit(self) -> bool:
+        """The order in flight is a resting limit (a passive entry child)."""
+        return int(self.D[CO.D_CUR_OID]) >= 0 and int(self.D[CO.D_CUR_KIND]) == CO.SEND_LIMIT
 
     def result(self, seconds: float = 0.0, events: int = 0) -> BacktestResult:
         D = self.D
@@ -150,6 +179,7 @@ def replay_paper(
     cfg: BacktestConfig | None = None,
     strategy: StrategyConfig | None = None,
     risk: RiskConfig | None = None,
+    execution: ExecutionConfig | None = None,
 ) -> BacktestResult:
     """Replay stored events through a :class:`TradingSession` and the simulated exchange's Python
     wrapper, one event at a time (the paper driver's path, without the network)."""
@@ -160,7 +190,8 @@ def replay_paper(
     xcfg = cfg.exchange if cfg.exchange.venue == venue else cfg.exchange.model_copy(update={"venue": venue})
     ex = SimulatedExchange(xcfg, levels=market.bid_px.shape[1])
     s = TradingSession(instrument, venue, xcfg.taker_rate, xcfg.to_array()[SL.C_FUNDING_RATE],
-                       xcfg.funding_interval_ns, strategy, risk, cfg)  # fmt: skip
+                       xcfg.funding_interval_ns, strategy, risk, cfg, execution=execution,
+                       maker_fee=xcfg.maker_rate)  # fmt: skip
     decision_ns = int(cfg.decision_latency_us * 1000)
     t0 = time.perf_counter()
     fills: list = []
@@ -193,14 +224,21 @@ def replay_paper(
         )
         jl, j = j, j + 1
         t = int(market.b_recv[jl])
-        s._vstate = int(signals.vol_state[jl]) if np.isfinite(signals.vol_state[jl]) else -1
-        deliver(t)
+        deliver(t)  # with the regime of the previous event (set by on_book), as the engine knows it
         req = s.on_book(t, int(market.b_ts[jl]), bool(signals.valid[jl]), signals.ofi_z[jl], signals.p_dn[jl],
                         signals.p_up[jl], signals.rv_bps[jl], signals.vol_state[jl], signals.trend_state[jl],
                         signals.vol_pct[jl], market.bid_px[jl], market.bid_sz[jl], market.ask_px[jl],
                         market.ask_sz[jl])  # fmt: skip
-        if req is not None:
-            ex.submit_market(req.order_id, req.side, req.qty, t + decision_ns, reduce_only=req.reduce_only)
+        if req is None:
+            continue
+        ts = t + decision_ns
+        if req.kind == "market":
+            ex.submit_market(req.order_id, req.side, req.qty, ts, reduce_only=req.reduce_only)
+        elif req.kind == "limit":
+            ex.submit_limit(req.order_id, req.side, req.price, req.qty, ts, post_only=True,
+                            reduce_only=req.reduce_only)  # fmt: skip
+        else:
+            ex.cancel(req.order_id, ts)
     big = 2**62
     nxt = lambda: int(ex.state.I[SL.I_NEXT_ARR])  # noqa: E731  (the next pending arrival, as the loop reads it)
     if jl >= 0:
@@ -217,8 +255,5 @@ def replay_paper(
                        market.ask_sz[jl])  # fmt: skip
             deliver(None)
     if jl >= 0:
-        t_last = t
-        if s.D[CO.D_NFO] > 0:
-            t_last = max(t_last, int(s.fo_i[s.D[CO.D_NFO] - 1, CO.FO_TS]))
-        s.final_equity(t_last, float(signals.vol_state[jl]))
+        s.finish(t, float(signals.vol_state[jl]))
     return s.result(time.perf_counter() - t0, int(nb + nt))

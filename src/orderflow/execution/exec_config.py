@@ -35,8 +35,14 @@ ALGOS = ("twap", "iceberg")
     X_TAKER_FEE,  # taker_fee
     X_ALLOC_FLOOR,  # alloc_confidence_floor
     X_ALLOC_SYMBOL_CAP,  # alloc_max_symbol_share
-) = range(13)
-N_X = 13
+    X_ENTRY_STYLE,  # STYLE_MARKET / STYLE_PASSIVE
+    X_PASSIVE_TTL_NS,  # passive_ttl_s in ns
+) = range(15)
+N_X = 15
+
+# entry styles (X[X_ENTRY_STYLE])
+STYLE_MARKET, STYLE_PASSIVE = range(2)
+ENTRY_STYLES = ("market", "passive")
 
 
 class ExecutionConfig(BaseModel):
@@ -45,6 +51,18 @@ class ExecutionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    entry_style: Literal["market", "passive"] = Field(
+        "market",
+        description="how the trading core enters: market orders (TWAP children when sliced), or passive "
+        "post-only limits at the own touch (iceberg clips when sliced) kept at most passive_ttl_s and "
+        "cost-controlled (default market)",
+    )
+    passive_ttl_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="passive entries: cancel what is unfilled after this long, s (default 10)",
+    )
     max_share_of_depth: float = Field(
         0.2,
         gt=0,
@@ -132,4 +150,6 @@ class ExecutionConfig(BaseModel):
         X[X_TAKER_FEE] = self.taker_fee
         X[X_ALLOC_FLOOR] = self.alloc_confidence_floor
         X[X_ALLOC_SYMBOL_CAP] = self.alloc_max_symbol_share
+        X[X_ENTRY_STYLE] = ENTRY_STYLES.index(self.entry_style)
+        X[X_PASSIVE_TTL_NS] = round(self.passive_ttl_s * NS)
         return X

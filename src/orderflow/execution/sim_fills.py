@@ -146,7 +146,8 @@ def fill_order(I, F, C, OI, OF, FI, FF, RI, RF, s, px, q, maker, t_ex) -> float:
 
     A reduce-only order fills at most the position the exchange holds for us (never flips it); once
     that position is flat, its remainder expires with reason reduce_only (value = position, limit 0).
-    A remainder below QTY_REL_EPS of the order qty counts as filled (float noise)."""
+    A remainder below QTY_REL_EPS of the order qty counts as filled, and a fill below it is no fill
+    (float noise)."""
     side = OI[s, OI_SIDE]
     capped = False
     if OI[s, OI_REDUCE_ONLY] == 1:
@@ -158,6 +159,8 @@ def fill_order(I, F, C, OI, OF, FI, FF, RI, RF, s, px, q, maker, t_ex) -> float:
             q = room
             capped = True
     qty = OF[s, OF_QTY]
+    if not capped and q <= QTY_REL_EPS * qty:
+        return 0.0  # float dust (a queue estimate's or a level's rounding) is not a fill
     filled = OF[s, OF_FILLED]
     rem = qty - filled
     done = q >= rem - QTY_REL_EPS * qty

@@ -36,6 +36,16 @@ def _refuse(S, code, value, limit):
 
 
 @njit(cache=True)
+def lot_qty(lots: float, lot_size: float) -> float:
+    """``lots`` lots as the decimal quantity an exchange reads back from the printed order: for a lot of
+    1/k (0.001...) ``lots / k``, which is the double nearest that decimal (``lots * 0.001`` may not be)."""
+    k = round(1.0 / lot_size)
+    if lot_size < 1.0 and abs(k * lot_size - 1.0) < 1e-9:
+        return lots / k
+    return lots * lot_size
+
+
+@njit(cache=True)
 def first_bad_input(side, price, stop_dist, equity, lot_size, vol_horizon, min_notional,
                     other_gross_notional, pos_qty, vol_pct):  # fmt: skip
     """(index in ``layout.BAD_INPUT_NAMES``, value) of the first invalid entry input, or (-1, 0.0).
@@ -210,7 +220,7 @@ def check_entry(
             )
             return _refuse(S, binding, value, limit)
         return _refuse(S, L.MIN_SIZE, q * price, min_lots * lot_size * price)
-    qty = lots * lot_size
+    qty = lot_qty(lots, lot_size)
     if binding != L.OK:
         value, limit = _cap_ratio(binding, C, price, equity, vol_horizon, other_gross_notional, apos + qty)
         return qty, L.OK, value, limit, binding
