@@ -85,6 +85,10 @@ class FeedConfig(BaseModel):
     book_ticker: bool = False
     kline_intervals: list[str] = Field(default_factory=list)
     snapshot_limit: int = 1000
+    # fetch each book's REST snapshot as soon as the stream connects (Binance's documented order:
+    # connect, buffer, snapshot) instead of at the first diff; a snapshot older than the first diff
+    # is detected and refetched
+    snapshot_on_connect: bool = False
     reconnect_initial_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
     watchdog_s: float = Field(10.0, gt=0)

@@ -115,6 +115,11 @@ class BinanceFeed:
     def book(self, symbol: str) -> OrderBook:
         return self._syncs[symbol.upper()].book
 
+    def sync_state(self, symbol: str) -> str:
+        """``waiting_snapshot``, ``waiting_bridge`` (snapshot loaded, waiting for the bridging diff) or
+        ``synced``."""
+        return str(self._syncs[symbol.upper()].state.value)
+
     def is_valid(self, symbol: str) -> bool:
         return self._syncs[symbol.upper()].valid
 
@@ -166,6 +171,10 @@ class BinanceFeed:
                         for ev in self._on_snapshot(a, b):
                             yield ev
                 elif kind == _STATUS:
+                    if cfg.snapshot_on_connect and a.state == "connected" and gen == self._gen:
+                        for sym, sync in self._syncs.items():
+                            if sync.needs_snapshot:
+                                self._request_snapshot(sym)
                     yield a
                 elif kind == _DISCONNECT:
                     for ev in self._on_disconnect(a):

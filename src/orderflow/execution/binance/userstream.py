@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -36,8 +37,10 @@ Event = OrderUpdate | AccountUpdate | StreamStatus
 class UserDataStream:
     """Order and account events of ``client``'s account. ``start()`` then ``get()`` / ``async for``."""
 
-    def __init__(self, client: BinanceTradingClient) -> None:
+    def __init__(self, client: BinanceTradingClient, clock: Callable[[], int] | None = None) -> None:
+        """``clock`` stamps the receive time of events (ns); default the client's local clock."""
         self.client = client
+        self.clock = clock or client.server_clock.local_ns
         self.config = client.config
         self.ws_base = client.config.endpoints().ws_base_url
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -54,6 +57,7 @@ class UserDataStream:
             "recovered": 0,
             "polls": 0,
             "decode_errors": 0,
+            "messages": 0,
         }
 
     async def start(self) -> None:
@@ -178,7 +182,8 @@ class UserDataStream:
         return "stopping"
 
     def _handle(self, data: Any) -> str | None:
-        ts_recv = self.client.server_clock.local_ns()
+        self.stats["messages"] += 1
+        ts_recv = self.clock()
         try:
             ev = decode_user_event(data, self.client.venue, ts_recv, self.client.futures)
         except DecodeError as e:
@@ -199,7 +204,7 @@ class UserDataStream:
         tracker = self.client.tracker
         live = tracker.live()
         n = 0
-        now = self.client.server_clock.local_ns
+        now = self.clock
         for sym in sorted({o.symbol for o in live}):
             open_now = {o.client_order_id: o for o in await self.client.open_orders(sym)}
             for o in open_now.values():

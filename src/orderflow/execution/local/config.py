@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from orderflow.execution.sim_config import SimConfig
+
 
 class LocalExchangeConfig(BaseModel):
     """One local exchange: one market (spot or USD-M futures), one account, one market source."""
@@ -22,8 +24,10 @@ class LocalExchangeConfig(BaseModel):
     seed: int = Field(0, ge=0, description="simulator seed (same seed, same market)")
     sim_hours: float = Field(0.25, gt=0, le=24, description="hours of simulated market to generate")
     levels: int = Field(20, ge=1, le=100, description="book levels replayed and matched against")
-    clock: Literal["manual", "realtime"] = Field(
-        "manual", description="manual: events advance only through POST /_local/advance; realtime: paced"
+    clock: Literal["manual", "realtime", "lockstep"] = Field(
+        "manual",
+        description="manual: events advance only through POST /_local/advance; realtime: paced; "
+        "lockstep: advanced in process by orderflow.engine.lockstep, with the backtester's latency",
     )
     speed: float = Field(1.0, gt=0, le=10_000, description="realtime pace: replay seconds per wall second")
     start_ms: int | None = Field(
@@ -56,6 +60,14 @@ class LocalExchangeConfig(BaseModel):
     )
     ban_s: float = Field(120.0, gt=0, description="length of a 418 ban, s")
     listen_key_ttl_s: float = Field(3600.0, gt=0, description="listen key validity without keep-alive, s")
+    matching: SimConfig | None = Field(
+        None,
+        description="lockstep clock only: the simulated exchange's configuration (latency, queue model, "
+        "fees) orders are matched with, as in a backtest; None = the backtest's defaults",
+    )
+    decision_latency_us: float = Field(
+        0.0, ge=0, description="lockstep clock only: added to the client's time when an order is sent"
+    )
 
     @property
     def venue(self) -> str:

@@ -7,9 +7,10 @@ and trades (``trade`` kind: ``ts_event``, ``trade_id``, ``price``, ``size``, ``s
 - ``"VENUE/SYMBOL"`` (e.g. ``"binance-usdm/BTCUSDT"``): a dataset of a :class:`Store` directory;
 - a path to a raw Binance recording: imported with the existing importer into a temporary store.
 
-:class:`Timeline` merges every symbol's book and trade rows by event time (book before trade at equal
-times) and shifts all times by one offset so that the replay starts at ``start_ns`` ("now" unless
-given). Units: prices in quote currency, sizes in base units, times in int ns since the epoch.
+:class:`Timeline` merges every symbol's book and trade rows by event time (a trade before a book
+update at equal times, as the backtester orders them: the update shows what the trade took) and shifts
+all times by one offset so that the replay starts at ``start_ns`` ("now" unless given). Units: prices
+in quote currency, sizes in base units, times in int ns since the epoch.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ class SymbolData:
     trade_px: np.ndarray
     trade_sz: np.ndarray
     trade_side: np.ndarray
+    book_recv: np.ndarray | None = None  # receive times recorded with the rows (None: the event times)
+    trade_recv: np.ndarray | None = None
+
+    def recv_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """Receive times of the book and trade rows, never before their event times."""
+        b = self.book_ts if self.book_recv is None else np.maximum(self.book_recv, self.book_ts)
+        t = self.trade_ts if self.trade_recv is None else np.maximum(self.trade_recv, self.trade_ts)
+        return b, t
 
 
 def _instrument(venue: str, symbol: str, fallback: Instrument | None) -> Instrument:
@@ -65,7 +74,7 @@ def _from_frames(
     lv = min(levels, sum(1 for c in book.columns if c.startswith("bid_px_")))
     bp, bs, ap, az = book_arrays(book, lv)
     if trades.empty:
-        trades = pd.DataFrame({"ts_event": [], "price": [], "size": [], "side": []})
+        trades = pd.DataFrame({"ts_event": [], "ts_recv": [], "price": [], "size": [], "side": []})
     return SymbolData(
         symbol=symbol,
         instrument=inst,
@@ -78,6 +87,8 @@ def _from_frames(
         trade_px=trades["price"].to_numpy(np.float64),
         trade_sz=trades["size"].to_numpy(np.float64),
         trade_side=trades["side"].to_numpy(np.int64),
+        book_recv=book["ts_recv"].to_numpy(np.int64) if "ts_recv" in book else None,
+        trade_recv=trades["ts_recv"].to_numpy(np.int64) if "ts_recv" in trades else None,
     )
 
 
@@ -168,7 +179,7 @@ class Timeline:
                 row.append(np.arange(len(arr), dtype=np.int64))
         t = np.concatenate(ts)
         k_ = np.concatenate(kind)
-        order = np.lexsort((k_, t))  # by time, book before trade at equal times
+        order = np.lexsort((-k_, t))  # by time, a trade before a book update at equal times
         first = int(t[order[0]]) if len(t) else 0
         self.offset = int(self.start_ns) - first
         self.ts = t[order] + self.offset

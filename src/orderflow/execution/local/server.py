@@ -104,6 +104,7 @@ class LocalExchange:
         self.listen_keys: dict[str, float] = {}  # key -> wall expiry
         self._n_keys = 0
         self._clients: set[_Client] = set()
+        self.sent = {"market": 0, "user": 0}  # messages sent to clients, by kind
         self._send_lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._pump: asyncio.Task | None = None
@@ -546,12 +547,29 @@ class LocalExchange:
             log.info("dropping a websocket client: %s", e)
             self._clients.discard(c)
 
-    async def _publish(self) -> None:
+    async def publish(self, market: bool = True, user: bool = True) -> None:
+        """Send the venue's pending market and/or user data messages (the lockstep driver sends the user
+        messages due before an event, waits until they are consumed, then the event's own messages)."""
+        await self._publish(market, user)
+
+    def has_subscriber(self, stream: str) -> bool:
+        """Whether a connected client subscribes to ``stream`` (e.g. ``btcusdt@depth``)."""
+        n = _norm(stream)
+        return any(n in c.streams for c in self._clients if not c.ws.closed)
+
+    def has_user_client(self) -> bool:
+        return any(c.user for c in self._clients if not c.ws.closed)
+
+    async def _publish(self, with_market: bool = True, with_user: bool = True) -> None:
         v = self.venue
-        market, user = v.market_out, v.user_out
+        market = v.market_out if with_market else []
+        user = v.user_out if with_user else []
         if not market and not user:
             return
-        v.market_out, v.user_out = [], []
+        if with_market:
+            v.market_out = []
+        if with_user:
+            v.user_out = []
         async with self._send_lock:
             clients = [c for c in self._clients if not c.ws.closed]
             for name, payload in market:
@@ -560,6 +578,7 @@ class LocalExchange:
                     sub = c.streams.get(name)
                     if sub is None:
                         continue
+                    self.sent["market"] += 1
                     if c.combined:
                         await self._send_to(
                             c, json.dumps({"stream": sub, "data": payload}, separators=(",", ":"))
@@ -575,6 +594,7 @@ class LocalExchange:
                     keys = [k for k in c.streams if "@" not in k and self._live_key(k)]
                     if not keys:
                         continue
+                    self.sent["user"] += 1
                     if c.combined:
                         await self._send_to(
                             c, json.dumps({"stream": keys[0], "data": payload}, separators=(",", ":"))

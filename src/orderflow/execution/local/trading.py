@@ -233,7 +233,7 @@ def new_order(v: LocalVenue, p: Params) -> dict[str, Any]:
         v.spot.lock(quote if buy else base, lock)
     if v.futures and not reduce and otype != "MARKET":
         v.fut.open_order_margin[oid] = price_f * qty / pos.leverage  # type: ignore[union-attr]
-    ts = v.now_ns
+    ts = v.order_time_ns()
     m = v.matchers[sym]
     sd = 1 if buy else -1
     if fok_fails:  # spot FOK that cannot fill: accepted, then expired without a fill
@@ -266,7 +266,8 @@ def new_order(v: LocalVenue, p: Params) -> dict[str, Any]:
             tif="IOC" if tif in ("IOC", "FOK") else "GTC",
         )
     if not fok_fails:
-        m.flush(ts)
+        if not v.lockstep:  # in lockstep the order is still on its way (the latency model)
+            m.flush(ts)
         v._drain(sym)
     if v.futures:
         return o.futures_json() if resp_type == "RESULT" else o.futures_ack()
@@ -327,8 +328,9 @@ def cancel_order(v: LocalVenue, p: Params) -> dict[str, Any]:
 def _cancel(v: LocalVenue, o: LocalOrder, new_cid: str | None) -> dict[str, Any]:
     o.cancel_client_id = new_cid or f"cancel{v.cfg.seed}x{o.order_id}"
     m = v.matchers[o.symbol]
-    m.cancel(o.order_id, v.now_ns)
-    m.flush(v.now_ns)
+    m.cancel(o.order_id, v.order_time_ns())
+    if not v.lockstep:
+        m.flush(v.now_ns)
     v._drain(o.symbol)
     if v.futures:
         return o.futures_json()

@@ -8,6 +8,14 @@ the market streams publish. An order sent over REST is matched at once against t
 exchange time of the last applied event (:meth:`LocalVenue.now_ns`), so the answer already shows its
 taker fills; resting orders fill on later book and trade events.
 
+Lockstep clock (``cfg.clock == "lockstep"``, driven by :mod:`orderflow.engine.lockstep`): the venue
+behaves like the backtester's exchange, so that an engine trading against it over the network gets the
+backtest's fills. Event times are cut to Binance's ms and prices and sizes to their printed decimals (what
+the streams carry); times are not shifted unless ``start_ms`` is given; orders are matched by
+``cfg.matching`` (latency, queue model, fees) and leave at the client's time (:attr:`LocalVenue.client_ns`,
+set by the driver) plus ``cfg.decision_latency_us``; the user data messages of a fill or report are held
+until its response time (``ts_strategy``) and handed out by :meth:`LocalVenue.release`.
+
 Output queues, emptied by the server after each call: ``market_out`` (stream name, payload) and
 ``user_out`` (user data stream payloads). Units: prices in quote currency, sizes in base units,
 internal times in int ns, Binance times in ms.
@@ -17,11 +25,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from orderflow.data.schema import book_columns
+from orderflow.execution import sim_layout as SL
 from orderflow.execution.local.accounts import FuturesAccount, SpotAccount, split_symbol
 from orderflow.execution.local.config import LocalExchangeConfig
-from orderflow.execution.local.market import BOOK, SymbolData, Timeline
+from orderflow.execution.local.market import BOOK, TRADE, SymbolData, Timeline
 from orderflow.execution.local.orders import LocalOrder
 from orderflow.execution.local.streams import NS_PER_MS, SymbolMarket
 from orderflow.execution.sim_config import LatencyConfig, SimConfig
@@ -40,6 +54,33 @@ class _Matcher(SimulatedExchange):
         self._collect()
 
 
+def _printed(a: np.ndarray, decimals: int) -> np.ndarray:
+    """``a`` as a client reads it back from the wire: each value printed with ``decimals`` and parsed."""
+    flat = [float(f"{x:.{decimals}f}") if x == x else math.nan for x in a.ravel().tolist()]
+    return np.array(flat, dtype=np.float64).reshape(a.shape)
+
+
+def on_wire(d: SymbolData) -> SymbolData:
+    """One symbol's rows as the streams carry them: times cut to ms, prices and sizes printed."""
+    ms = lambda t: (t // 1_000_000) * 1_000_000  # noqa: E731
+    inst = d.instrument
+    pdec, sdec = inst.price_decimals, inst.size_decimals
+    b_recv, t_recv = d.recv_times()
+    return replace(
+        d,
+        book_ts=ms(d.book_ts),
+        trade_ts=ms(d.trade_ts),
+        book_recv=b_recv,
+        trade_recv=t_recv,
+        bid_px=_printed(d.bid_px, pdec),
+        ask_px=_printed(d.ask_px, pdec),
+        bid_sz=_printed(d.bid_sz, sdec),
+        ask_sz=_printed(d.ask_sz, sdec),
+        trade_px=_printed(d.trade_px, pdec),
+        trade_sz=_printed(d.trade_sz, sdec),
+    )
+
+
 def _on_grid(x: float, step: float) -> bool:
     n = x / step
     return abs(n - round(n)) <= 1e-9 * max(1.0, abs(n))
@@ -51,18 +92,29 @@ class LocalVenue:
     def __init__(self, cfg: LocalExchangeConfig, data: list[SymbolData], start_ns: int) -> None:
         self.cfg = cfg
         self.futures = cfg.market == "usdm"
+        self.lockstep = cfg.clock == "lockstep"
+        if self.lockstep:
+            data = [on_wire(d) for d in data]
+            if cfg.start_ms is None:  # no shift: the replay keeps the source's times
+                start_ns = min(int(a[0]) for d in data for a in (d.book_ts, d.trade_ts) if len(a))
         self.timeline = Timeline(data, start_ns)
         self.start_ns = start_ns
         self.pos = 0
         self.data = {d.symbol: d for d in data}
         self.markets = {d.symbol: SymbolMarket(d.instrument, cfg.levels, self.futures) for d in data}
-        sim_cfg = SimConfig(
-            venue=cfg.venue,
-            maker_fee=cfg.maker_fee,
-            taker_fee=cfg.taker_fee,
-            latency=LatencyConfig(entry_ms=0.0, response_ms=0.0),
-            max_orders=cfg.max_open_orders + 8,
-        )
+        if self.lockstep:
+            mc = cfg.matching or SimConfig()
+            sim_cfg = mc.model_copy(
+                update={"venue": cfg.venue, "max_orders": max(mc.max_orders, cfg.max_open_orders + 8)}
+            )
+        else:
+            sim_cfg = SimConfig(
+                venue=cfg.venue,
+                maker_fee=cfg.maker_fee,
+                taker_fee=cfg.taker_fee,
+                latency=LatencyConfig(entry_ms=0.0, response_ms=0.0),
+                max_orders=cfg.max_open_orders + 8,
+            )
         self.sim_cfg = sim_cfg
         self.matchers = {d.symbol: _Matcher(sim_cfg, levels=cfg.levels) for d in data}
         self.orders: dict[int, LocalOrder] = {}
@@ -77,6 +129,12 @@ class LocalVenue:
         self.user_out: list[dict[str, Any]] = []
         self._last_ts = start_ns
         self.last_trade_px: dict[str, float] = {}
+        # lockstep: the client's clock, and user data messages held until their response time
+        self.client_ns = start_ns
+        self.decision_ns = round(cfg.decision_latency_us * 1000)
+        self.held: list[tuple[int, int, dict[str, Any]]] = []
+        self._seq = 0
+        self._last_book: dict[str, int] = {}
 
     # ---------------------------------------------------------------------------------- clock
     @property
@@ -87,6 +145,21 @@ class LocalVenue:
     @property
     def now_ms(self) -> int:
         return self._last_ts // NS_PER_MS
+
+    def order_time_ns(self) -> int:
+        """When an order sent now leaves the client: exchange time, or in lockstep the client's clock
+        plus the decision latency (the simulated exchange adds its entry latency)."""
+        return self.client_ns + self.decision_ns if self.lockstep else self._last_ts
+
+    def recv_ns(self, pos: int) -> int:
+        """Receive time recorded with the event at timeline position ``pos``."""
+        tl = self.timeline
+        d = tl.symbols[int(tl.sym[pos])]
+        b, t = d.recv_times()
+        return int((b if tl.kind[pos] == BOOK else t)[int(tl.row[pos])]) + tl.offset
+
+    def event_kind(self, pos: int) -> str:
+        return "book" if self.timeline.kind[pos] == BOOK else "trade"
 
     @property
     def remaining_events(self) -> int:
@@ -108,6 +181,7 @@ class LocalVenue:
         sym, mkt, m = d.symbol, self.markets[d.symbol], self.matchers[d.symbol]
         low = sym.lower()
         if tl.kind[i] == BOOK:
+            self._last_book[sym] = r
             m.on_book(ts, d.bid_px[r], d.bid_sz[r], d.ask_px[r], d.ask_sz[r])
             for suffix, payload in mkt.apply_book(
                 ts, d.bid_px[r], d.bid_sz[r], d.ask_px[r], d.ask_sz[r]
@@ -169,11 +243,78 @@ class LocalVenue:
             if o is None:
                 continue
             for r in acc[oid]:
-                self._on_report(o, r)
+                self._held_after(r.ts_strategy, self._on_report, o, r)
             for f in fl[oid]:
-                self._on_fill(o, f)
+                self._held_after(f.ts_strategy, self._on_fill, o, f)
             for r in rest[oid]:
-                self._on_report(o, r)
+                self._held_after(r.ts_strategy, self._on_report, o, r)
+
+    def _held_after(self, release_ns: int, fn: Any, *args: Any) -> None:
+        """Run ``fn``; in lockstep the user data messages it produced wait until ``release_ns``."""
+        n0 = len(self.user_out)
+        fn(*args)
+        if self.lockstep and len(self.user_out) > n0:
+            for payload in self.user_out[n0:]:
+                self.held.append((int(release_ns), self._seq, payload))
+                self._seq += 1
+            del self.user_out[n0:]
+
+    # ------------------------------------------------------------------------------- lockstep
+    def next_release_ns(self) -> int | None:
+        """Response time of the earliest held user data message (lockstep), or None."""
+        return min(h[0] for h in self.held) if self.held else None
+
+    def release(self, upto_ns: int) -> int:
+        """Hand out (to ``user_out``, in order) the held messages due by ``upto_ns``; returns how many."""
+        due = sorted((h for h in self.held if h[0] <= upto_ns), key=lambda h: (h[0], h[1]))
+        if due:
+            self.held = [h for h in self.held if h[0] > upto_ns]
+            self.user_out.extend(p for _, _, p in due)
+        return len(due)
+
+    def finish(self) -> None:
+        """End of the replay (lockstep), as the backtester ends: orders still on their way arrive and are
+        matched against the last book, and everything they produce is held for release."""
+        for sym, m in self.matchers.items():
+            r = self._last_book.get(sym)
+            if r is None:
+                continue
+            d = self.data[sym]
+            last = int(d.book_ts[r]) + self.timeline.offset
+            nxt = int(m.state.I[SL.I_NEXT_ARR])
+            ts = max(nxt, last) if nxt < 2**62 else last
+            m.on_book(ts, d.bid_px[r], d.bid_sz[r], d.ask_px[r], d.ask_sz[r])
+            self._drain(sym)
+
+    def replayed_frames(self, symbol: str, from_pos: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``symbol``'s book and trade events at timeline positions ``>= from_pos`` as stored frames
+        (``ts_event``/``ts_recv`` with the replay's shift, prices and sizes as replayed): the data a
+        backtest of what the streams carried from that position on needs."""
+        tl = self.timeline
+        k = list(self.data).index(symbol)
+        sel = (np.arange(len(tl)) >= from_pos) & (tl.sym == k)
+        d = self.data[symbol]
+        b_recv, t_recv = d.recv_times()
+        rb = tl.row[sel & (tl.kind == BOOK)]
+        rt = tl.row[sel & (tl.kind == TRADE)]
+        L = d.bid_px.shape[1]
+        cols = book_columns(L)
+        vals = np.concatenate([d.bid_px[rb], d.bid_sz[rb], d.ask_px[rb], d.ask_sz[rb]], axis=1)
+        book = pd.DataFrame(vals, columns=cols)
+        book.insert(0, "ts_event", d.book_ts[rb] + tl.offset)
+        book.insert(1, "ts_recv", b_recv[rb] + tl.offset)
+        book.insert(2, "update_id", np.arange(len(rb), dtype=np.int64))
+        trades = pd.DataFrame(
+            {
+                "ts_event": d.trade_ts[rt] + tl.offset,
+                "ts_recv": t_recv[rt] + tl.offset,
+                "trade_id": np.arange(len(rt), dtype=np.int64),
+                "price": d.trade_px[rt],
+                "size": d.trade_sz[rt],
+                "side": d.trade_side[rt],
+            }
+        )
+        return book, trades
 
     def _emit_order(self, o: LocalOrder, exec_type: str, ms: int) -> None:
         if self.futures:
