@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from orderflow.execution.binance import (
     BadRequest,
@@ -32,6 +31,7 @@ from orderflow.execution.binance import (
     UserDataStream,
     sequential_ids,
 )
+from support.httpfault import RestFaultProxy
 
 MARKETS = ["spot", "usdm"]
 
@@ -182,76 +182,19 @@ async def test_dropped_stream_is_detected_and_state_recovered_by_rest(exchange):
             assert stream.stats["drops"] >= 1 and stream.stats["connects"] >= 2
 
 
-# -- a proxy for faults ------------------------------------------------------------------------------
-class Proxy:
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.drop_next_order_response = False
-        self.inject_429 = 0
-        self.order_posts = 0
-        self.requests: list[str] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(f"{request.method} {request.path}")
-        is_new_order = request.method == "POST" and request.path.endswith("/order")
-        if is_new_order and self.inject_429:
-            self.inject_429 -= 1
-            return web.json_response(
-                {"code": -1003, "msg": "Too many requests."}, status=429, headers={"Retry-After": "1"}
-            )
-        body = await request.read()
-        async with (
-            aiohttp.ClientSession() as s,
-            s.request(
-                request.method,
-                self.upstream + request.path_qs,
-                data=body or None,
-                headers={
-                    k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
-                },
-            ) as r,
-        ):
-            data = await r.read()
-            headers = {
-                k: v for k, v in r.headers.items() if k.lower().startswith("x-mbx") or k == "Retry-After"
-            }
-            status = r.status
-        if is_new_order:
-            self.order_posts += 1
-            if self.drop_next_order_response:
-                self.drop_next_order_response = False
-                assert request.transport is not None
-                request.transport.close()  # the order is placed; its answer is lost
-                return web.Response(status=500)
-        return web.Response(body=data, status=status, headers=headers, content_type="application/json")
-
-    async def __aenter__(self) -> Proxy:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
+# -- faults through an HTTP proxy ------------------------------------------------------------------
 
 
 async def test_lost_order_response_is_not_duplicated(exchange):
     async with (
-        Proxy(exchange.rest_url) as proxy,
+        RestFaultProxy(exchange.rest_url) as proxy,
         make_client(exchange, rest_url=proxy.url, recv_window_ms=1000, request_timeout_s=5) as c,
     ):
         sym = next(iter(c.filters))
         f = c.filters[sym]
         bid, _, _, _ = await book(c, sym)
         far = snap(bid * Decimal("0.9"), f.tick_size)
-        proxy.drop_next_order_response = True
+        proxy.drop_answer = True
         o = await c.place_order(sym, "BUY", "LIMIT", small_qty(c, sym, far), far, client_order_id="lost-1")
         assert o.client_order_id == "lost-1" and o.status is OrderStatus.NEW
         assert proxy.order_posts == 1 and c.stats["orders_recovered"] == 1
@@ -261,7 +204,7 @@ async def test_lost_order_response_is_not_duplicated(exchange):
 
 
 async def test_429_retry_after_is_honoured(exchange):
-    async with Proxy(exchange.rest_url) as proxy, make_client(exchange, rest_url=proxy.url) as c:
+    async with RestFaultProxy(exchange.rest_url) as proxy, make_client(exchange, rest_url=proxy.url) as c:
         sym = next(iter(c.filters))
         f = c.filters[sym]
         bid, _, _, _ = await book(c, sym)

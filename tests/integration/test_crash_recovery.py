@@ -1,7 +1,8 @@
 """Crash test: the paper engine (a real `orderflow paper` process against a separate `orderflow exchange
-serve` process, over sockets) is killed with SIGKILL while it holds a position, restarted on the same
-journal, and afterwards the journal and the exchange agree: no order lost, none duplicated, fills and
-positions equal. On SQLite and on PostgreSQL."""
+serve` process, over sockets), entering with passive limit orders that rest at the exchange, is killed
+with SIGKILL while one of its orders is open, restarted on the same journal, and afterwards the journal
+and the exchange agree: the orphaned order was resolved (cancelled at start-up, or its fills booked), no
+order lost, none duplicated, fills and positions equal. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -79,7 +80,10 @@ def test_sigkill_mid_run_then_restart_journal_and_exchange_agree(tmp_path, db):
     rest, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
     exchange = _cli("exchange", "serve", "--port", str(port), "--api-key", KEY, "--api-secret", SECRET,
                     "--clock", "realtime", "--speed", "20", "--sim-hours", "1", "--seed", "3")  # fmt: skip
-    env = {"ORDERFLOW_PAPER_API_KEY": KEY, "ORDERFLOW_PAPER_API_SECRET": SECRET}
+    env = {"ORDERFLOW_PAPER_API_KEY": KEY, "ORDERFLOW_PAPER_API_SECRET": SECRET,
+           # entries rest as post-only limits for up to 30 s (cost control lenient): open orders to kill
+           "ORDERFLOW__EXECUTION__ENTRY_STYLE": "passive", "ORDERFLOW__EXECUTION__PASSIVE_TTL_S": "30",
+           "ORDERFLOW__EXECUTION__MAX_COST_SHARE_OF_EV": "10"}  # fmt: skip
     paper_args = ["paper", "--rest-url", rest, "--ws-url", ws, "--config", OFI_ONLY, "--model", "none",
                   "--db", url, "--log-level", "WARNING"]  # fmt: skip
     try:
@@ -88,29 +92,37 @@ def test_sigkill_mid_run_then_restart_journal_and_exchange_agree(tmp_path, db):
             assert time.monotonic() < deadline and exchange.poll() is None, "the exchange did not start"
             time.sleep(0.2)
         first = _cli(*paper_args, "--minutes", "3", env=env)
-        killed_with_position = False
+        killed_with_open_order = False
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.2)
             try:
                 with Journal.open(url) as j:
-                    held = [p for p in j.positions() if float(p.qty) != 0.0]
+                    resting = [o for o in j.open_orders() if o.order_type == "limit" and o.state == "new"]
             except Exception:
                 continue  # the engine is creating the schema
-            if held:
+            if not resting:
+                continue
+            at_exchange = asyncio.run(_exchange_view(rest))[0]
+            orphans = [
+                o.client_order_id for o in resting if at_exchange.get(o.client_order_id, ("",))[0] == "NEW"
+            ]
+            if orphans:  # resting at the exchange too (not being cancelled): kill now
                 first.send_signal(signal.SIGKILL)
-                killed_with_position = True
+                killed_with_open_order = True
                 break
         first.wait(10)
-        assert killed_with_position, first.stdout.read() if first.stdout else ""
+        assert killed_with_open_order, first.stdout.read() if first.stdout else ""
 
         orders_before, pos_before = asyncio.run(_exchange_view(rest))
+        assert set(orphans) <= set(orders_before), (orphans, orders_before)  # it reached the exchange
 
         second = _cli(*paper_args, "--minutes", "0.5", env=env)
         out, _ = second.communicate(timeout=120)
         assert second.returncode == 0, out
-        if pos_before != 0.0:  # usually: the dead engine left a position at the exchange
-            assert "recovered at start-up" in out and "adopted position" in out, out
+        assert "recovered at start-up" in out, out
+        if pos_before != 0.0:  # the dead engine left a position at the exchange too
+            assert "adopted position" in out, out
 
         orders, pos = asyncio.run(_exchange_view(rest))
         with Journal.open(url) as j:
@@ -122,6 +134,11 @@ def test_sigkill_mid_run_then_restart_journal_and_exchange_agree(tmp_path, db):
         # no order lost, none duplicated: the same client ids on both sides
         sent = {cid for cid, o in all_orders.items() if o.state != "rejected" or o.exchange_order_id}
         assert set(orders) == sent, (sorted(set(orders) ^ sent), orders_before, out)
+        for cid in orphans:  # resolved at the restart: cancelled by it if still resting, or filled meanwhile
+            assert f"{cid}: " in out.split("recovered at start-up:", 1)[1], (cid, out)
+            assert orders[cid][0] in ("CANCELED", "FILLED"), (cid, orders[cid], out)
+            if orders_before[cid][0] == "NEW" and orders[cid][0] == "CANCELED":
+                assert f"{cid}: open at start-up, cancelled" in out, out
         for cid, (status, executed) in orders.items():
             booked = sum(float(f.qty) for f in fills if f.client_order_id == cid)
             assert booked == pytest.approx(executed, abs=1e-9), (cid, booked, executed, out)

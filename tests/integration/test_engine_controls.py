@@ -4,12 +4,15 @@ stopped with the reason, position closed by the stop policy); the kill switch se
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from orderflow.cli import main
 
@@ -82,3 +85,48 @@ def test_kill_switch_reduce_only_then_halt(tmp_path, capsys):
         assert run.stop_reason == "kill switch: halt"
         summary = j.summary()
     assert summary["risk_events"] >= 2  # reduce_only and halt, each recorded
+
+
+@pytest.mark.timeout(180)
+async def test_stop_while_an_order_is_on_the_wire_waits_for_its_answer(tmp_path):
+    """A stop that arrives between an order's journaled intent and the exchange's answer (the REST
+    request held 2 s by a proxy) must not cut the send: the answer is journaled, the fill booked, and
+    the close-on-stop policy then flattens the position, with nothing left unresolved."""
+    from orderflow.config import load_config
+    from orderflow.core.instruments import KNOWN
+    from orderflow.engine.paper import PaperEngine
+    from orderflow.execution.binance import BinanceTradingClient, Credentials, TradingClientConfig
+    from orderflow.execution.local.testing import running_local_exchange
+    from orderflow.journal import Journal
+    from support.httpfault import RestFaultProxy
+
+    cfg = load_config(OFI_ONLY)
+    inst = KNOWN[("binance-usdm", "BTCUSDT")]
+    with running_local_exchange(source="sim", seed=0, clock="realtime", speed=20.0, market="usdm",
+                                sim_hours=0.5, symbol="BTCUSDT") as ex:  # fmt: skip
+        creds = Credentials.hmac(ex.api_key, ex.api_secret)
+        direct = TradingClientConfig(market="usdm", rest_base_url=ex.rest_url, ws_base_url=ex.ws_url,
+                                     client_id_prefix="check")  # fmt: skip
+        async with RestFaultProxy(ex.rest_url) as proxy, BinanceTradingClient(direct, creds) as client:
+            with Journal.open(str(tmp_path / "j.sqlite")) as journal:
+                engine = PaperEngine(cfg, "usdm", "BTCUSDT", proxy.url, ex.ws_url, creds, inst,
+                                     journal=journal)  # fmt: skip
+                proxy.hold_order_s = 2.0
+                run = asyncio.create_task(engine.run(minutes=3.0))
+                deadline = time.monotonic() + 120
+                while not proxy.holding.is_set():
+                    assert not run.done(), run.result()
+                    assert time.monotonic() < deadline, "no order within 120 s"
+                    await asyncio.sleep(0.01)
+                (held,) = journal.unresolved_intents()  # journaled, sent, not answered yet
+                engine.request_stop("test stop")
+                stats = await asyncio.wait_for(run, 60)
+                assert stats.stop_reason == "test stop" and stats.order_errors == []
+                assert not journal.unresolved_intents() and not journal.open_orders()
+                states = {o.client_order_id: o.state for o in journal.orders()}
+                assert states[held.client_order_id] == "filled", states
+                assert len(states) == 2 and all(s == "filled" for s in states.values()), states
+                assert all(float(p.qty) == 0.0 for p in journal.positions())
+            pos = (await client.positions()).get("BTCUSDT")
+            assert pos is None or pos.quantity == 0.0
+            assert proxy.order_posts == 2  # the held entry and the closing order, each once

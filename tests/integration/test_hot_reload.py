@@ -185,3 +185,51 @@ def test_hot_stream_keeps_state_and_rewarms_a_new_version(tmp_path):
     assert np.abs(p - full1[200:300]).max() > 1e-3  # and not the old version's output
     with pytest.raises(ValueError, match="expected"):
         stream.update(rows[:2, :2])
+
+
+def test_paper_engine_swaps_the_model_when_a_new_champion_is_promoted(tmp_path):
+    """`orderflow paper --model production` serves the registry champion through a hot reloader; an
+    operator's `orderflow models promote` during the run swaps the running engine's model, and the
+    journal records both versions."""
+    import os
+    import subprocess
+    import sys
+
+    from orderflow.journal import Journal
+
+    repo = Path(__file__).resolve().parents[2]
+    feats = ["ofi_int_z_1s", "cvd_z_1s", "spread_bps"]
+    reg = tmp_path / "registry"
+    admin = Registry(reg)
+    v1 = admin.register(lr_bundle(tmp_path / "b1", +1.0, features=feats))
+    v2 = admin.register(lr_bundle(tmp_path / "b2", -1.0, features=feats))
+    admin.promote(v1)
+    env = {**os.environ, "ORDERFLOW_REGISTRY": str(reg)}
+    db = tmp_path / "j.sqlite"
+    cli = [sys.executable, "-m", "orderflow.cli"]
+    paper = subprocess.Popen([*cli, "paper", "--model", "production", "--minutes", "0.3", "--speed", "20",
+                              "--db", str(db), "--log-level", "WARNING"], cwd=repo, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and paper.poll() is None:  # wait until it trades on v1
+            time.sleep(0.3)
+            try:
+                with Journal.open(str(db)) as j:
+                    if j.summary()["equity"]:
+                        break
+            except Exception:
+                continue  # the engine is creating the schema
+        assert paper.poll() is None, paper.communicate()[0]
+        promote = subprocess.run([*cli, "models", "promote", v2], cwd=repo, env=env, capture_output=True,
+                                 text=True, timeout=120)  # fmt: skip
+        assert promote.returncode == 0, promote.stdout + promote.stderr
+        out, _ = paper.communicate(timeout=120)
+    finally:
+        if paper.poll() is None:
+            paper.kill()
+    assert paper.returncode == 0, out
+    assert f"registry champion, version {v1}" in out, out
+    assert f"model hot reloads: {v1} -> {v2}" in out, out
+    with Journal.open(str(db)) as j:
+        assert j.summary()["model"]["version"] == v2, j.summary()

@@ -14,12 +14,12 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from orderflow.core.events import Side
 from orderflow.execution.binance import BinanceTradingClient, Credentials, TradingClientConfig, UserDataStream
 from orderflow.execution.binance.client import sequential_ids
 from orderflow.execution.orders import OrderIntent, OrderManager, OrderState
+from support.httpfault import RestFaultProxy
 
 
 class MemoryJournal:
@@ -60,57 +60,6 @@ class MemoryJournal:
 
     def states(self, cid: str) -> list[str]:
         return [c[2] for c in self.calls if c[0] == "report" and c[1] == cid]
-
-
-class Proxy:
-    """Forwards to the exchange; ``drop_answer``: the next order is placed but its answer is lost;
-    ``drop_request``: the next order request is lost before it reaches the exchange."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream, self.url = upstream, ""
-        self.drop_answer = self.drop_request = False
-        self.order_posts = 0
-        self.runner: web.AppRunner | None = None
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        new_order = request.method == "POST" and request.path.endswith("/order")
-        if new_order and self.drop_request:
-            self.drop_request = False
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response(status=500)
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with (
-            aiohttp.ClientSession() as s,
-            s.request(
-                request.method, self.upstream + request.path_qs, data=body or None, headers=headers
-            ) as r,
-        ):
-            data, status = await r.read(), r.status
-            out_headers = {k: v for k, v in r.headers.items() if k.lower().startswith("x-mbx")}
-        if new_order:
-            self.order_posts += 1
-            if self.drop_answer:
-                self.drop_answer = False
-                assert request.transport is not None
-                request.transport.close()
-                return web.Response(status=500)
-        return web.Response(body=data, status=status, headers=out_headers, content_type="application/json")
-
-    async def __aenter__(self) -> Proxy:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
 
 
 @pytest.fixture
@@ -193,7 +142,7 @@ async def test_submit_fill_cancel_flow_with_journal_order(exchange):
 async def test_lost_answer_goes_unknown_and_is_resolved_by_query_not_resent(exchange):
     j = MemoryJournal()
     async with (
-        Proxy(exchange.rest_url) as proxy,
+        RestFaultProxy(exchange.rest_url) as proxy,
         make_client(exchange, rest_url=proxy.url, recv_window_ms=1000, request_timeout_s=5) as c,
     ):
         sym = next(iter(c.filters))

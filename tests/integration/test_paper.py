@@ -45,6 +45,16 @@ def test_paper_trades_and_books_every_fill(tmp_path, capsys, monkeypatch):
         assert len(j.fills()) == fills
         (run,) = j.runs()
         assert run.stop_reason == "completed"
+        # the decisions: one "pass" row per order the strategy asked for, rejections by named gates
+        sig = j.signals()
+        passed = [x for x in sig if x.gate == "pass"]
+        assert len(passed) == orders and {x.action for x in passed} <= {"enter", "add", "exit"}
+        assert {x.action for x in passed} >= {"enter", "exit"}
+        rejected = [x for x in sig if x.gate != "pass"]
+        assert rejected and all(x.action == "none" for x in rejected)
+        assert {x.gate for x in rejected} <= {"invalid", "stale", "regime", "confidence", "quality", "ev",
+                                              "risk", "pending", "spot_short"}  # fmt: skip
+        assert all(x.ev is None or abs(x.ev) < 0.1 for x in sig)  # fractions of notional
     assert main(["journal", "--db", str(db), "--json"]) == 0
     assert '"fills"' in capsys.readouterr().out
 

@@ -13,18 +13,31 @@ from orderflow.commands import UserError
 from orderflow.config import Config
 
 
-def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str]:
+def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str, Any | None]:
     """``--model``: auto (the registry champion if there is one, else none), none, production/champion,
-    a version number or a bundle directory (resolved as ``orderflow backtest`` does)."""
+    a version number or a bundle directory (resolved as ``orderflow backtest`` does). Returns (model,
+    description, reloader): an alias (auto, production, champion) is served by a started
+    :class:`HotReloader`, so a promotion during the run swaps the model without a restart."""
     from orderflow.backtest.cli_commands import _model_bundle
-    from orderflow.models.serving import EnsembleModel
+    from orderflow.models.serving import EnsembleModel, HotReloader
 
     if args.model == "none":
-        return None, "none (the AI score is 0)"
+        return None, "none (the AI score is 0)", None
     bundle = _model_bundle(args, optional=args.model == "auto")
     if bundle is None:
-        return None, "none (no champion in the registry; the AI score is 0)"
-    return EnsembleModel.from_bundle(bundle, None), f"bundle {bundle}"
+        return None, "none (no champion in the registry; the AI score is 0)", None
+    model = EnsembleModel.from_bundle(bundle, None)
+    if args.model not in ("auto", "production", "champion"):
+        return model, f"bundle {bundle}", None
+    from orderflow.models.registry import Registry
+
+    reloader = HotReloader(Registry(getattr(args, "registry", None)), "champion", model.schema_hash,
+                           expected_feature_names=model.manifest.feature_names).start()  # fmt: skip
+    if reloader.current_version is None:  # demoted between the two looks
+        reloader.stop()
+        return model, f"bundle {bundle}", None
+    what = f"registry champion, version {reloader.current_version} (hot reload on promotion)"
+    return reloader.model, what, reloader
 
 
 @contextlib.contextmanager
@@ -63,7 +76,7 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
 
     venue = "binance-spot" if args.market == "spot" else "binance-usdm"
     inst = KNOWN.get((venue, args.symbol.upper())) or Instrument(venue, args.symbol.upper(), 0.1, 0.001, 5.0)
-    model, what = _model(cfg, args)
+    model, what, reloader = _model(cfg, args)
     from orderflow.journal import Journal, JournalError
 
     mode = "live" if args.command == "live" else "paper"
@@ -76,13 +89,16 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
             print(f"{mode} trading {args.symbol.upper()} ({args.market}) for {args.minutes:g} min on "
                   f"{where}; model: {what}; journal: {journal.url}")  # fmt: skip
             engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model, journal=journal,
-                                 mode=mode, on_stop=getattr(args, "on_stop", "close"))  # fmt: skip
+                                 mode=mode, on_stop=getattr(args, "on_stop", "close"),
+                                 reloader=reloader)  # fmt: skip
             t0 = time.perf_counter()
             stats = asyncio.run(engine.run(args.minutes))
             print(render_paper(stats, engine.session, time.perf_counter() - t0))
             print(f"journal run {engine.run_id}: `orderflow journal --run {engine.run_id}` summarises it")
     finally:
         journal.close()
+        if reloader is not None:
+            reloader.stop()
     return 0
 
 

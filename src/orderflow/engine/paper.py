@@ -16,6 +16,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,12 @@ TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 _CID = re.compile(r"-(\d+)$")
 
 
+def recovered_fill_id(filled_qty: float) -> str:
+    """Journal key of a fill recovered by REST (it has no trade id): the order's cumulative quantity, so
+    two recovered partial fills of one order stay two fills."""
+    return f"recovered-{filled_qty:g}"
+
+
 @dataclass
 class PaperStats:
     book_events: int = 0
@@ -40,13 +47,21 @@ class PaperStats:
     gaps: int = 0
     orders_sent: int = 0
     order_errors: list[str] = field(default_factory=list)
+    post_only_rejected: int = 0  # passive limits refused because the book had moved through the price
     fills: int = 0
     tick_to_order_us: list[float] = field(default_factory=list)  # book event received -> order handed on
     event_us: list[float] = field(default_factory=list)  # per book event: book, features, model, core
     model_version: str | None = None
+    model_swaps: list[str] = field(default_factory=list)  # hot reloads during the run: "old -> new"
     recovered: list[str] = field(default_factory=list)  # what start-up reconciliation changed
     kill_mode: str = "off"
     stop_reason: str = ""
+    # re-warming after gaps: book events with invalid features from a gap until valid again, wall
+    # seconds from each gap to the first valid book event after it, and the receive time (ns) of a gap
+    # whose features are not valid yet (0: none)
+    gap_invalid_events: int = 0
+    rewarm_s: list[float] = field(default_factory=list)
+    invalid_since_ns: int = 0
 
 
 class PaperEngine:
@@ -66,6 +81,9 @@ class PaperEngine:
         journal: Any | None = None,  # orderflow.journal.Journal: intents, reports, fills, positions, equity
         mode: str = "paper",
         on_stop: str = "close",  # "close" the position when the run ends, or "keep" it
+        clock: Callable[[], int] = time.time_ns,  # event receive times (ns); a ManualClock in lockstep
+        reloader: Any | None = None,  # orderflow.models.serving.HotReloader: follow the registry's swaps
+        snapshot_on_connect: bool = False,  # fetch book snapshots at connect (the lockstep driver's need)
     ) -> None:
         from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
 
@@ -79,10 +97,16 @@ class PaperEngine:
         if market == "spot" and fcfg.futures:
             fcfg = fcfg.model_copy(update={"futures": False})
         self.features = StreamingFeatureEngine(fcfg)
+        self._fcfg = fcfg
         self.names = list(self.features.names())
         self.levels = fcfg.levels
+        self.reloader = reloader
+        if reloader is not None and model is None:
+            model = reloader.model  # the version it serves now (its feature names are the engine's map)
         self.model = model
         self.state = model.new_state() if model is not None else None
+        self.hot = reloader.stream() if reloader is not None else None
+        self.model_version: str | None = reloader.current_version if reloader is not None else None
         if model is not None:
             missing = [n for n in model.manifest.feature_names if n not in self.names]
             if missing:
@@ -97,7 +121,8 @@ class PaperEngine:
         venue = "binance-spot" if market == "spot" else "binance-usdm"
         xcfg = cfg.backtest.exchange.model_copy(update={"venue": venue})
         self.session = TradingSession(instrument, venue, xcfg.taker_rate, 0.0, xcfg.funding_interval_ns,
-                                      cfg.strategy, cfg.risk, cfg.backtest)  # fmt: skip
+                                      cfg.strategy, cfg.risk, cfg.backtest, execution=cfg.execution,
+                                      maker_fee=xcfg.maker_rate)  # fmt: skip
         self.taker_fee = xcfg.taker_rate
         self.prefix = client_prefix
         self.journal = journal
@@ -114,6 +139,22 @@ class PaperEngine:
         self._row = np.empty(4 * self.levels)
         self._sides: dict[int, int] = {}
         self._stop = asyncio.Event()
+        self._sending: asyncio.Future[None] | None = None  # the order being sent, if any
+        self.clock = clock
+        self.snapshot_on_connect = snapshot_on_connect
+        self.busy = False  # True while a book event's order is being sent (the lockstep driver waits)
+        self.feed: Any = None
+        self.user_stream: Any = None
+        self._last_t = 0
+        self._last_vs = float("nan")
+        # journaled decisions: rejection counters seen so far, rows waiting for the next write
+        from orderflow.strategy import layout as STL
+
+        self._rej = np.zeros(STL.N_GATES, dtype=np.int64)
+        self._nsig = 0
+        self._gate_t: dict[int, int] = {}
+        self._sig_rows: list[dict[str, Any]] = []
+        self._sig_flush_t = 0
 
     def _oid(self, client_id: str) -> int | None:
         m = _CID.search(client_id)
@@ -124,9 +165,11 @@ class PaperEngine:
         from orderflow.data.binance.feed import BinanceFeed
         from orderflow.execution.binance import BinanceTradingClient, TradingClientConfig, UserDataStream
 
+        self.compile_kernels()
         ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url)
-        fc = FeedConfig(market=self.market, depth_stream="depth@100ms")
-        feed = BinanceFeed(self.market, [self.symbol], ep, fc)
+        fc = FeedConfig(market=self.market, depth_stream="depth@100ms",
+                        snapshot_on_connect=self.snapshot_on_connect)  # fmt: skip
+        feed = self.feed = BinanceFeed(self.market, [self.symbol], ep, fc, clock=self.clock)
         tcfg = TradingClientConfig(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
                                    client_id_prefix=self.prefix)  # fmt: skip
         if self.journal is not None:
@@ -135,15 +178,17 @@ class PaperEngine:
             self.run_id = self.journal.start_run(self.mode, self.venue, [self.symbol], time.time_ns(),
                                                  code_version=code_version())  # fmt: skip
             if self.model is not None:
-                self.journal.record_model_version(time.time_ns(), str(self.model.source), "loaded",
-                                                  self.model.schema_hash, run_id=self.run_id)  # fmt: skip
+                what = self.model_version if self.model_version is not None else str(self.model.source)
+                self.journal.record_model_version(time.time_ns(), what, "loaded", self.model.schema_hash,
+                                                  run_id=self.run_id)  # fmt: skip
             self.prefix = f"{self.prefix}{self.run_id}"  # client ids unique across runs of one journal
             tcfg = tcfg.model_copy(update={"client_id_prefix": self.prefix})
         reason = "completed"
         async with BinanceTradingClient(tcfg, self.credentials) as client:
             self.client = client
             await self.recover()
-            async with UserDataStream(client) as stream:
+            async with UserDataStream(client, clock=self.clock) as stream:
+                self.user_stream = stream
                 fills = asyncio.create_task(self._user_events(stream))
                 market = asyncio.create_task(self._market(feed))
                 control = asyncio.create_task(self._control())
@@ -155,18 +200,49 @@ class PaperEngine:
                 for t in (market, control):
                     t.cancel()
                 await feed.stop()
+                if self._sending is not None and not self._sending.done():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(asyncio.shield(self._sending), 30.0)
+                if self.on_stop == "close":
+                    await self._settle_in_flight()
                 if self.on_stop == "close" and self.kill_mode != "halt":
                     req = self.session.close_position()
                     if req is not None:
-                        await self._send(req, time.time_ns())
+                        if self.journal is not None:
+                            self._note_signal(self.clock(), req, math.nan, 0.0, 0.0)
+                        await self._send(req, self.clock())
                         await asyncio.sleep(1.0)  # let the closing fill arrive on the user stream
                 fills.cancel()
         reason = self.stop_reason
+        if self._last_t:
+            self.session.finish(self._last_t, self._last_vs)
         if self.journal is not None and self.run_id is not None:
+            self._flush_signals(self.clock())
             self._journal_position(time.time_ns())
             self.journal.stop_run(self.run_id, time.time_ns(), reason)
         self.stats.kill_mode, self.stats.stop_reason = self.kill_mode, reason
         return self.stats
+
+    def compile_kernels(self) -> None:
+        """Run the numba kernels (features, trading core) once on throwaway state before connecting,
+        so that the first market event does not wait seconds for the compiler (on a fresh install)
+        while the feed's watchdog counts."""
+        from orderflow.features.engine import StreamingFeatureEngine
+
+        fe = StreamingFeatureEngine(self._fcfg)
+        s = TradingSession(self.instrument, self.venue, self.taker_fee, 0.0, 8 * 3600 * NS, self.cfg.strategy,
+                           self.cfg.risk, self.cfg.backtest, capacity=16,
+                           execution=self.cfg.execution)  # fmt: skip
+        L, t = self.levels, 1_000_000_000
+        px = 100.0 + self.instrument.tick_size * np.arange(1, L + 1)
+        bp, ap, sz = 100.0 - (px - 100.0), px, np.ones(L)
+        fe.on_trade(t, 100.0, 1.0, 1)
+        fe.on_book(t, bp, sz, ap, sz)
+        s.on_trade(t)
+        s.on_book(t, t, False, 0.0, 0.0, 0.0, math.nan, math.nan, math.nan, math.nan, bp, sz, ap, sz)
+        s.on_fill(t, 1, 1.0, 100.0, 0.0, False)
+        s.on_report(1, True)
+        s.close_position()
 
     def _install_signals(self) -> None:
         """SIGTERM / SIGINT stop the run gracefully (the stop policy then applies)."""
@@ -205,11 +281,11 @@ class PaperEngine:
 
     async def recover(self) -> None:
         """Start-up reconciliation with the exchange: every order the journal holds as open or unresolved
-        (an earlier run that died) is resolved by its client order id, never re-sent: its final state
-        and any fill the journal missed are recorded; an order the exchange never received is marked
-        rejected. Then the exchange's position (futures) is adopted by the trading core, whose exits
-        manage it from here."""
-        from orderflow.execution.binance import UnknownOrder
+        (an earlier run that died) is resolved by its client order id, never re-sent: one still resting
+        is cancelled (no one manages it any more), then its final state and any fill the journal missed
+        are recorded; an order the exchange never received is marked rejected. Then the exchange's
+        position (futures) is adopted by the trading core, whose exits manage it from here."""
+        from orderflow.execution.binance import BinanceTradingError, UnknownOrder
 
         if self.journal is not None:
             for o in self.journal.open_orders():
@@ -223,9 +299,16 @@ class PaperEngine:
                     self.journal.apply_report(o.client_order_id, "rejected", 0, None, None, now, reason=why)
                     self.stats.recovered.append(f"{o.client_order_id}: not received")
                     continue
+                if not x.status.terminal:  # left resting by the dead run: nobody manages it any more
+                    try:
+                        x = await self.client.cancel_order(self.symbol, client_order_id=o.client_order_id)
+                    except BinanceTradingError as e:
+                        log.info("start-up cancel of %s: %s", o.client_order_id, e)
+                        x = await self.client.get_order(self.symbol, client_order_id=o.client_order_id)
+                    self.stats.recovered.append(f"{o.client_order_id}: open at start-up, cancelled")
                 have = sum(float(f.qty) for f in self.journal.fills(client_order_id=o.client_order_id))
                 if x.filled_qty > have + 1e-12:  # fills the dead run never booked
-                    self.journal.record_fill(o.client_order_id, f"recovered-{x.filled_qty:g}", x.avg_price,
+                    self.journal.record_fill(o.client_order_id, recovered_fill_id(x.filled_qty), x.avg_price,
                                              x.filled_qty - have, now, fee=self.taker_fee * x.filled_quote,
                                              liquidity="taker")  # fmt: skip
                 status = str(x.status.value if hasattr(x.status, "value") else x.status)
@@ -244,13 +327,13 @@ class PaperEngine:
                 self.stats.recovered.append(f"adopted position {pos.quantity:g} @ {pos.entry_price:g}")
 
     def _journal_report_values(self, cid: str, status: str, filled: float, avg: float | None, oid: int,
-                               ts: int) -> None:  # fmt: skip
+                               ts: int, reason: str = "recovered at start-up") -> None:  # fmt: skip
         from orderflow.journal import JournalError
 
         try:
-            self.journal.apply_report(cid, status, filled, avg, oid, ts, reason="recovered at start-up")
-        except JournalError as e:
-            log.info("journal: recovered report for %s not applied: %s", cid, e)
+            self.journal.apply_report(cid, status, filled, avg, oid, ts, reason=reason)
+        except JournalError as e:  # e.g. the stream's final report got there first
+            log.info("journal: report for %s (%s) not applied: %s", cid, reason, e)
 
     def _journal_position(self, ts: int) -> None:
         P = self.session.P
@@ -269,6 +352,8 @@ class PaperEngine:
             elif isinstance(ev, GapEvent):
                 self.features.on_gap(ev.ts_event, ev.reason)
                 self.stats.gaps += 1
+                if not self.stats.invalid_since_ns:  # a second gap before re-warming extends the first
+                    self.stats.invalid_since_ns = ev.ts_recv
 
     async def _on_book(self, feed: Any, ev: Any) -> None:
         t0 = time.perf_counter_ns()
@@ -279,8 +364,19 @@ class PaperEngine:
         valid = bool(self.features.valid)
         self.stats.book_events += 1
         self.stats.valid_rows += valid
+        if self.stats.invalid_since_ns:
+            if valid:
+                self.stats.rewarm_s.append((ev.ts_recv - self.stats.invalid_since_ns) / NS)
+                self.stats.invalid_since_ns = 0
+            else:
+                self.stats.gap_invalid_events += 1
         p_dn = p_up = 0.0
-        if self.model is not None:
+        if self.hot is not None:  # a registry alias: the served version may change between events
+            version, probs = self.hot.update(x[self.model_cols])
+            if version != self.model_version:
+                self._on_new_version(version, ev.ts_recv)
+            p_dn, p_up = float(probs[0, 0]), float(probs[0, 2])
+        elif self.model is not None:
             probs = self.model.predict(x[self.model_cols].astype(np.float32), self.state)
             p_dn, p_up = float(probs[0, 0]), float(probs[0, 2])
         c = self.col
@@ -289,6 +385,7 @@ class PaperEngine:
                                    asz.copy())  # fmt: skip
         dt = (time.perf_counter_ns() - t0) / 1e3
         self.stats.event_us.append(dt)
+        self._last_t, self._last_vs = ev.ts_recv, float(x[c["vs"]])
         if self.journal is not None and ev.ts_recv - self._last_eq >= 10 * NS:  # equity every 10 s
             mid = self.session.Df[1]
             if math.isfinite(mid):
@@ -297,35 +394,147 @@ class PaperEngine:
                 self._last_eq = ev.ts_recv
                 self.journal.record_equity(self.run_id, ev.ts_recv, equity(self.session.P, mid),
                                            exposure=abs(self.session.P[0]) * mid)  # fmt: skip
+        if self.journal is not None:
+            self._note_signal(ev.ts_recv, req, float(x[c["ofi"]]), p_dn, p_up)
         if req is not None:
             self.stats.tick_to_order_us.append(dt)
-            await self._send(req, ev.ts_recv)
+            self.busy = True
+            try:
+                # shielded: a stop that cancels this task must not cut an order between its journaled
+                # intent and the exchange's answer (the stop waits for it instead)
+                self._sending = asyncio.ensure_future(self._send(req, ev.ts_recv))
+                await asyncio.shield(self._sending)
+            finally:
+                self.busy = False
+
+    def _on_new_version(self, version: str, t: int) -> None:
+        """The registry's alias moved and the reloader swapped models (its state re-warmed on recent
+        rows): record it."""
+        log.warning("model: now serving version %s (was %s)", version, self.model_version)
+        self.stats.model_swaps.append(f"{self.model_version} -> {version}")
+        self.model_version = version
+        self.stats.model_version = f"version {version}"
+        if self.journal is not None:
+            self.journal.record_model_version(t, version, "loaded", self.reloader.model.schema_hash,
+                                              run_id=self.run_id, message="hot reload")  # fmt: skip
+
+    def _note_signal(self, t: int, req: Any, ofi_z: float, p_dn: float, p_up: float) -> None:
+        """Journal the strategy's decisions: every order it asked for (gate "pass"), and directional
+        signals a gate rejected, one row when the rejecting gate changes and then at most one per gate
+        per second (a gate can reject every book event for minutes). Written in batches."""
+        from orderflow.engine import core as CO
+        from orderflow.strategy import layout as STL
+
+        G, H = self.session.G, self.session.H
+        nsig = int(G[STL.G_SIGNALS])
+        if (req is None or req.kind == "cancel") and nsig == self._nsig:
+            return
+        rej = G[STL.G_REJ0 : STL.G_REJ0 + STL.N_GATES]
+        delta = rej - self._rej
+        self._rej[:] = rej
+        self._nsig = nsig
+        if req is not None and req.kind != "cancel":
+            action, gate = int(self.session.D[CO.D_CUR_ACTION]), STL.PASS
+        elif delta.any():
+            action, gate = STL.NONE, int(np.argmax(delta))
+            last = self._gate_t.get(gate)
+            if last is not None and t - last < NS and self._sig_rows and self._sig_rows[-1]["gate"] == gate:
+                return
+            self._gate_t[gate] = t
+        else:
+            return
+        mid = float(self.session.Df[CO.DF_MID])
+        per_notional = 1.0 / mid if mid > 0 else math.nan
+        ofi = math.tanh(ofi_z / self.cfg.strategy.ofi_scale) if math.isfinite(ofi_z) else math.nan
+        self._sig_rows.append(
+            {
+                "ts_ns": t,
+                "fused": float(H[STL.H_LAST_FUSED]),
+                "ofi_score": ofi,
+                "ai_score": p_up - p_dn,
+                "confidence": float(H[STL.H_LAST_CONF]),
+                "quality": float(H[STL.H_LAST_QUALITY]),
+                "ev": float(H[STL.H_LAST_EV]) * per_notional,
+                "cost": float(H[STL.H_LAST_COST]) * per_notional,
+                "action": action,
+                "gate": gate,
+            }
+        )
+        if len(self._sig_rows) >= 256 or t - self._sig_flush_t >= NS:
+            self._flush_signals(t)
+
+    def _flush_signals(self, t: int) -> None:
+        if self._sig_rows and self.journal is not None and self.run_id is not None:
+            self.journal.record_signals(self.run_id, self.symbol, self._sig_rows)
+        self._sig_rows = []
+        self._sig_flush_t = t
+
+    async def _settle_in_flight(self) -> None:
+        """Graceful stop with on_stop=close: cancel the resting limit of ours, and wait (briefly) for the
+        final report of the order in flight so that its fills are booked before the position is closed."""
+        oid = self.session.order_in_flight
+        if oid < 0:
+            return
+        if self.session.resting_limit:
+            from orderflow.engine.session import OrderRequest
+
+            await self._send(OrderRequest(oid, 0, 0.0, False, "cancel"), self.clock())
+        for _ in range(150):
+            if self.session.order_in_flight != oid:
+                return
+            await asyncio.sleep(0.02)
+        log.warning("order %s-%d: no final report 3 s into the stop", self.prefix, oid)
 
     async def _send(self, req: Any, t: int) -> None:
         from orderflow.execution.binance import BinanceTradingError
 
         cid = f"{self.prefix}-{req.order_id}"
+        if req.kind == "cancel":  # its final report comes on the user data stream
+            try:
+                await self.client.cancel_order(self.symbol, client_order_id=cid)
+            except BinanceTradingError as e:  # e.g. filled meanwhile: the stream says so
+                log.info("cancel of %s not done: %s", cid, e)
+            return
         self._sides[req.order_id] = req.side
         self.stats.orders_sent += 1
         if self.journal is not None:  # the intent is on disk before the order leaves
             from orderflow.journal import OrderIntent
 
             purpose = "exit" if req.reduce_only else "entry"
+            limit = req.kind == "limit"
             self.journal.record_intent(OrderIntent(cid, self.run_id, self.symbol, req.side, req.qty, t,
-                                                   order_type="market", tif="ioc",
-                                                   reduce_only=req.reduce_only, purpose=purpose))  # fmt: skip
+                                                   order_type="limit" if limit else "market",
+                                                   price=req.price if limit else None,
+                                                   tif="gtx" if limit else "ioc", reduce_only=req.reduce_only,
+                                                   purpose=purpose))  # fmt: skip
             self.journal.mark_sent(cid, time.time_ns())
+        from orderflow.execution.binance.errors import PostOnlyRejected
+
         try:
-            await self.client.place_order(self.symbol, "BUY" if req.side > 0 else "SELL", "MARKET",
-                                          round(req.qty, 9), reduce_only=req.reduce_only and
-                                          self.market != "spot", client_order_id=cid,
-                                          ref_price=None)  # fmt: skip
+            side = "BUY" if req.side > 0 else "SELL"
+            ro = req.reduce_only and self.market != "spot"
+            if req.kind == "limit":  # post-only at the touch: GTX on futures, LIMIT_MAKER on spot
+                o = await self.client.place_order(self.symbol, side, "LIMIT", round(req.qty, 9), req.price,
+                                                  post_only=True, reduce_only=ro,
+                                                  client_order_id=cid)  # fmt: skip
+            else:
+                o = await self.client.place_order(self.symbol, side, "MARKET", round(req.qty, 9),
+                                                  reduce_only=ro, client_order_id=cid,
+                                                  ref_price=None)  # fmt: skip
         except BinanceTradingError as e:
-            self.stats.order_errors.append(f"{cid}: {type(e).__name__}: {e}")
-            log.warning("order %s failed: %s", cid, e)
+            if isinstance(e, PostOnlyRejected):  # the book moved through the price: a normal outcome
+                self.stats.post_only_rejected += 1
+                log.info("order %s: %s", cid, e)
+            else:
+                self.stats.order_errors.append(f"{cid}: {type(e).__name__}: {e}")
+                log.warning("order %s failed: %s", cid, e)
             self.session.on_report(req.order_id, True)
             if self.journal is not None:
                 self.journal.apply_report(cid, "rejected", 0, None, None, time.time_ns(), reason=str(e))
+            return
+        if self.journal is not None and not o.status.terminal:  # acknowledged: resting or working
+            self._journal_report_values(cid, str(o.status.value), o.filled_qty, None, o.order_id,
+                                        time.time_ns(), reason="acknowledged")  # fmt: skip
 
     async def _user_events(self, stream: Any) -> None:
         from orderflow.execution.binance import OrderUpdate
@@ -345,7 +554,8 @@ class PaperEngine:
                 self.session.on_fill(ev.ts_recv, side, qty, px, fee, ev.is_maker)
                 self.stats.fills += 1
                 if self.journal is not None:
-                    self.journal.record_fill(ev.client_order_id, ev.trade_id, px, qty, ev.ts_recv, fee=fee,
+                    tid = ev.trade_id if ev.trade_id >= 0 else recovered_fill_id(ev.filled_qty)
+                    self.journal.record_fill(ev.client_order_id, tid, px, qty, ev.ts_recv, fee=fee,
                                              fee_asset=ev.fee_asset or None,
                                              liquidity="maker" if ev.is_maker else "taker")  # fmt: skip
             if self.journal is not None:
@@ -384,10 +594,19 @@ def render_paper(stats: PaperStats, session: TradingSession, seconds: float) -> 
         lines.append(f"tick-to-order: p50 {p50:.0f} us, p99 {p99:.0f} us over {lat.size} orders")
     if stats.model_version:
         lines.append(f"model: {stats.model_version}")
+    if stats.model_swaps:
+        lines.append("model hot reloads: " + ", ".join(stats.model_swaps))
     if stats.kill_mode != "off":
         lines.append(f"kill switch: {stats.kill_mode}")
     if stats.recovered:
         lines.append("recovered at start-up: " + "; ".join(stats.recovered))
+    if stats.post_only_rejected:
+        n = stats.post_only_rejected
+        lines.append(f"post-only limits refused (the book moved through the price): {n:,}")
+    if stats.gaps:
+        rw = ", ".join(f"{x:.1f}" for x in stats.rewarm_s[:5]) or "not yet"
+        lines.append(f"book events with invalid features after gaps: {stats.gap_invalid_events:,}; "
+                     f"re-warmed after (s): {rw}")  # fmt: skip
     for e in stats.order_errors[:5]:
         lines.append(f"order error: {e}")
     return "\n".join(lines)

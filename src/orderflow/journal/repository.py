@@ -452,26 +452,38 @@ class Journal:
         """A fused signal and its gate decision. ``action``/``gate`` are names, or the strategy's codes
         (indices into ``orderflow.strategy.layout.ACTIONS`` / ``GATES``). ``ev`` and ``cost`` are
         fractions of notional."""
+        self.record_signals(run_id, symbol, [dict(ts_ns=ts_ns, fused=fused, ofi_score=ofi_score,
+                                                  ai_score=ai_score, confidence=confidence, quality=quality,
+                                                  ev=ev, cost=cost, action=action, gate=gate)])  # fmt: skip
+
+    def record_signals(self, run_id: int, symbol: str, rows: list[dict[str, Any]]) -> int:
+        """Several signals of one symbol in one transaction (keys as :meth:`record_signal`'s
+        arguments); returns how many were written."""
         from orderflow.strategy.layout import ACTIONS, GATES
 
-        act = ACTIONS[action] if isinstance(action, int) else str(action)
-        gt = GATES[gate] if isinstance(gate, int) else str(gate)
-        row = Signal(
-            run_id=run_id,
-            ts_ns=int(ts_ns),
-            symbol=symbol.upper(),
-            fused=_float(fused),
-            ofi_score=_float(ofi_score),
-            ai_score=_float(ai_score),
-            confidence=_float(confidence),
-            quality=_float(quality),
-            ev=_float(ev),
-            cost=_float(cost),
-            action=act,
-            gate=gt,
-        )
-        with self._write() as s:
-            s.add(row)
+        out = []
+        for r in rows:
+            action, gate = r["action"], r["gate"]
+            out.append(
+                Signal(
+                    run_id=run_id,
+                    ts_ns=int(r["ts_ns"]),
+                    symbol=symbol.upper(),
+                    fused=_float(r["fused"]),
+                    ofi_score=_float(r["ofi_score"]),
+                    ai_score=_float(r["ai_score"]),
+                    confidence=_float(r["confidence"]),
+                    quality=_float(r["quality"]),
+                    ev=_float(r["ev"]),
+                    cost=_float(r["cost"]),
+                    action=ACTIONS[action] if isinstance(action, int) else str(action),
+                    gate=GATES[gate] if isinstance(gate, int) else str(gate),
+                )
+            )
+        if out:
+            with self._write() as s:
+                s.add_all(out)
+        return len(out)
 
     def record_risk_event(
         self,
@@ -585,6 +597,14 @@ class Journal:
         q = sa.select(Position).order_by(Position.run_id, Position.symbol)
         if run is not None:
             q = q.where(Position.run_id == run)
+        with self._read() as s:
+            return list(s.scalars(q))
+
+    def signals(self, run: int | None = None) -> list[Signal]:
+        """Journaled signals and their gate decisions, in time order."""
+        q = sa.select(Signal).order_by(Signal.ts_ns, Signal.id)
+        if run is not None:
+            q = q.where(Signal.run_id == run)
         with self._read() as s:
             return list(s.scalars(q))
 
