@@ -257,3 +257,57 @@ async def test_stale_timestamp_resyncs_the_clock_and_retries_once(exchange):
         c.server_clock.offset_ms -= 120_000  # two minutes behind: -1021
         await c.open_orders(sym)
         assert c.rest.stats["timestamp_resyncs"] == 1
+
+
+# -- spot user data stream: a signed subscription on the WebSocket API ------------------------------
+
+
+@pytest.fixture
+async def spot_exchange():
+    from orderflow.execution.local.testing import running_local_exchange
+
+    with running_local_exchange(source="sim", seed=0, clock="manual", market="spot",
+                                spot_balances={"USDT": 5_000_000.0, "BTC": 50.0}) as ex:  # fmt: skip
+        yield ex
+
+
+async def test_spot_user_stream_subscription_refused_raises_at_start(spot_exchange):
+    async with make_client(spot_exchange) as good:
+        await good.open_orders(next(iter(good.filters)))  # REST works with the right secret
+    async with make_client(spot_exchange, secret="not-the-secret") as c:
+        stream = UserDataStream(c)
+        with pytest.raises(SignatureError) as ei:
+            await stream.start()
+        assert ei.value.code == -1022 and "subscribe" in ei.value.path
+        assert not stream.connected.is_set() and stream._tasks == []
+
+
+async def test_spot_user_stream_resubscribes_when_the_venue_ends_the_subscription(spot_exchange):
+    ex = spot_exchange
+    async with make_client(ex, reconnect_initial_s=0.2) as c:
+        sym = next(iter(c.filters))
+        assert c.config.user_stream_url() == f"{ex.ws_url}/ws-api/v3"
+        async with UserDataStream(c) as stream:
+            await asyncio.wait_for(stream.connected.wait(), 10)
+            assert stream.subscription_id == 0 and stream.stats["connects"] == 1
+            ended = await asyncio.to_thread(
+                lambda: asyncio.run_coroutine_threadsafe(
+                    ex.exchange.end_user_subscriptions(), ex.loop
+                ).result(10)
+            )
+            assert ended == 1
+            deadline = time.monotonic() + 10
+            while stream.stats["connects"] < 2:
+                assert time.monotonic() < deadline, "no new subscription after eventStreamTerminated"
+                await asyncio.sleep(0.02)
+            await asyncio.wait_for(stream.connected.wait(), 10)
+            assert stream.subscription_id == 0  # a new connection numbers its subscriptions from 0
+            _, _, ask, _ = await book(c, sym)
+            o = await c.place_order(sym, "BUY", "MARKET", small_qty(c, sym, ask), ref_price=ask)
+            mine: list[OrderUpdate] = []
+            while not mine or mine[-1].status is not OrderStatus.FILLED:
+                ev = await stream.get(timeout=10)
+                if isinstance(ev, OrderUpdate) and ev.client_order_id == o.client_order_id:
+                    mine.append(ev)
+            assert all(u.source == "stream" for u in mine)  # over the new subscription, not REST
+            assert sum(u.last_fill_qty for u in mine) == pytest.approx(o.filled_qty)

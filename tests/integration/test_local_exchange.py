@@ -84,8 +84,34 @@ async def _ws_json(ws: aiohttp.ClientWebSocketResponse, timeout: float = 2.0) ->
             return out
         if msg.type != aiohttp.WSMsgType.TEXT:
             return out
-        out.append(json.loads(msg.data))
+        m = json.loads(msg.data)
+        if isinstance(m, dict) and "subscriptionId" in m and "event" in m:  # spot WebSocket API event
+            m = m["event"]
+        out.append(m)
         timeout = 0.3
+
+
+def ws_api_params(key: str = KEY, secret: str = SECRET, **extra: Any) -> dict[str, Any]:
+    """Signed WebSocket API parameters: HMAC over ``k=v`` sorted by name, joined by ``&``."""
+    params = {"apiKey": key, "timestamp": int(time.time() * 1000), **extra}
+    params["signature"] = sign(secret, "&".join(f"{k}={v}" for k, v in sorted(params.items())))
+    return params
+
+
+async def _user_stream(
+    s: aiohttp.ClientSession, api: Api, ex: LocalExchange
+) -> aiohttp.ClientWebSocketResponse:
+    """The account's user data stream: USD-M a listen key's ``/ws/<key>``; spot a signed subscription on
+    the WebSocket API (Binance retired spot listen keys)."""
+    if ex.futures:
+        _, lk, _ = await api.raw("POST", "/fapi/v1/listenKey", headers={"X-MBX-APIKEY": KEY})
+        return await s.ws_connect(f"{ex.ws_url}/ws/{lk['listenKey']}")
+    ws = await s.ws_connect(f"{ex.ws_url}/ws-api/v3")
+    await ws.send_str(json.dumps({"id": "sub", "method": "userDataStream.subscribe.signature",
+                                  "params": ws_api_params()}))  # fmt: skip
+    ans = await ws.receive_json()
+    assert (ans["id"], ans["status"], ans["result"]) == ("sub", 200, {"subscriptionId": 0}), ans
+    return ws
 
 
 async def _exchange(market: str, **kw: Any) -> LocalExchange:
@@ -272,9 +298,7 @@ async def test_partial_fills_arrive_as_separate_execution_reports(market: str):
     try:
         async with aiohttp.ClientSession() as s:
             api = Api(s, ex)
-            lk_path = "listenKey" if ex.futures else "userDataStream"
-            _, lk, _ = await api.raw("POST", f"{api.pre}/{lk_path}", headers={"X-MBX-APIKEY": KEY})
-            ws = await s.ws_connect(f"{ex.ws_url}/ws/{lk['listenKey']}")
+            ws = await _user_stream(s, api, ex)
             book = (await api.call("GET", "depth", signed=False, symbol="BTCUSDT", limit=5))[1]
             asks = [(float(p), float(q)) for p, q in book["asks"]]
             qty = asks[0][1] + asks[1][1] + 1.0  # takes two levels, rests the rest at the 2nd level's price
@@ -579,9 +603,7 @@ async def _session_transcript(market: str) -> list[Any]:
     try:
         async with aiohttp.ClientSession() as s:
             api = Api(s, ex)
-            lk_path = "listenKey" if ex.futures else "userDataStream"
-            _, lk, _ = await api.raw("POST", f"{api.pre}/{lk_path}", headers={"X-MBX-APIKEY": KEY})
-            ws = await s.ws_connect(f"{ex.ws_url}/ws/{lk['listenKey']}")
+            ws = await _user_stream(s, api, ex)
             dec = 3 if ex.futures else 5
             for i in range(6):
                 book = (await api.call("GET", "depth", signed=False, symbol="BTCUSDT", limit=5))[1]
@@ -628,7 +650,7 @@ async def test_manual_clock_is_deterministic(market: str):
 
 
 # ------------------------------------------------------------------------- control, keys, secrets
-async def test_advance_endpoint_listen_keys_and_websocket_requests():
+async def test_advance_endpoint_retired_spot_listen_keys_and_websocket_requests():
     ex = await _exchange("spot")
     try:
         async with aiohttp.ClientSession() as s:
@@ -642,20 +664,9 @@ async def test_advance_endpoint_listen_keys_and_websocket_requests():
             until = body["now_ns"] + 2_000_000_000
             st, body, _ = await api.raw("POST", "/_local/advance", body=json.dumps({"until_ns": until}))
             assert st == 200 and body["now_ns"] == until
-            h = {"X-MBX-APIKEY": KEY}
-            _, lk1, _ = await api.raw("POST", "/api/v3/userDataStream", headers=h)
-            _, lk2, _ = await api.raw("POST", "/api/v3/userDataStream", headers=h)
-            assert lk1 == lk2 and len(lk1["listenKey"]) == 60
-            st, body, _ = await api.raw("PUT", "/api/v3/userDataStream", f"listenKey={lk1['listenKey']}", h)
-            assert (st, body) == (200, {})
-            st, body, _ = await api.raw("POST", "/api/v3/userDataStream")
-            assert (st, body["code"]) == (401, -2014)
-            st, body, _ = await api.raw(
-                "DELETE", "/api/v3/userDataStream", f"listenKey={lk1['listenKey']}", h
-            )
-            assert st == 200
-            st, body, _ = await api.raw("PUT", "/api/v3/userDataStream", f"listenKey={lk1['listenKey']}", h)
-            assert (st, body["code"]) == (400, -1125)
+            # spot listen keys are retired (as on Binance since 2026-02-20)
+            async with s.post(f"{ex.rest_url}/api/v3/userDataStream", headers={"X-MBX-APIKEY": KEY}) as r:
+                assert r.status == 404
             ws = await s.ws_connect(f"{ex.ws_url}/ws")
             await ws.send_str("{bad json")
             assert (await ws.receive_json())["error"]["code"] == 3
@@ -664,6 +675,104 @@ async def test_advance_endpoint_listen_keys_and_websocket_requests():
             await ex.advance(events=400)
             msgs = await _ws_json(ws, 1.0)
             assert msgs and all(set(m) == {"u", "s", "b", "B", "a", "A"} for m in msgs)
+            await ws.close()
+    finally:
+        await ex.stop()
+
+
+async def test_usdm_listen_keys():
+    ex = await _exchange("usdm")
+    try:
+        async with aiohttp.ClientSession() as s:
+            api = Api(s, ex)
+            h, path = {"X-MBX-APIKEY": KEY}, "/fapi/v1/listenKey"
+            _, lk1, _ = await api.raw("POST", path, headers=h)
+            _, lk2, _ = await api.raw("POST", path, headers=h)
+            assert lk1 == lk2 and len(lk1["listenKey"]) == 60  # a live key is returned again
+            st, body, _ = await api.raw("PUT", path, headers=h)
+            assert (st, body) == (200, lk1)
+            st, body, _ = await api.raw("POST", path)
+            assert (st, body["code"]) == (401, -2014)
+            ws = await s.ws_connect(f"{ex.ws_url}/ws/{lk1['listenKey']}")
+            st, _, _ = await api.raw("DELETE", path, headers=h)
+            assert st == 200
+            assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            st, body, _ = await api.raw("PUT", path, headers=h)
+            assert (st, body["code"]) == (400, -1125)
+            ws = await s.ws_connect(f"{ex.ws_url}/ws/{lk1['listenKey']}")
+            assert (await ws.receive_json())["error"]["code"] == -1125
+    finally:
+        await ex.stop()
+
+
+async def test_spot_user_stream_on_the_websocket_api():
+    """``userDataStream.subscribe.signature`` as Binance's WebSocket API documents it: signed parameters,
+    one subscription per account and connection, events wrapped with their subscription id, and each
+    bad request answered with its status and code."""
+    ex = await _exchange("spot", spot_balances={"USDT": 1e6, "BTC": 10.0})
+    try:
+        async with aiohttp.ClientSession() as s:
+            api = Api(s, ex)
+            ws = await s.ws_connect(f"{ex.ws_url}/ws-api/v3")
+
+            async def ask(method: str, params: dict[str, Any] | None = None, rid: Any = 1) -> dict[str, Any]:
+                req: dict[str, Any] = {"id": rid, "method": method}
+                if params is not None:
+                    req["params"] = params
+                await ws.send_str(json.dumps(req))
+                ans = await ws.receive_json()
+                assert ans["id"] == rid
+                return ans
+
+            def code(ans: dict[str, Any]) -> tuple[int, int]:
+                return ans["status"], ans["error"]["code"]
+
+            sub = "userDataStream.subscribe.signature"
+            bad_sig = {**ws_api_params(), "signature": "0" * 64}
+            assert code(await ask(sub, bad_sig)) == (400, -1022)
+            assert code(await ask(sub, ws_api_params(secret="wrong"))) == (400, -1022)
+            assert code(await ask(sub, ws_api_params(key="otherkey99"))) == (401, -2015)
+            no_key = {k: v for k, v in ws_api_params().items() if k != "apiKey"}
+            assert code(await ask(sub, no_key)) == (400, -1102)
+            stale = ws_api_params()
+            stale["timestamp"] -= 10_000
+            stale["signature"] = sign(SECRET, "&".join(f"{k}={v}" for k, v in sorted(stale.items())
+                                                       if k != "signature"))  # fmt: skip
+            assert code(await ask(sub, stale)) == (400, -1021)
+            assert code(await ask("order.nothing", {})) == (400, -1000)
+            assert (await ask("session.subscriptions", {}))["result"] == []
+
+            ok = await ask(sub, ws_api_params(recvWindow=10000), rid="a-string-id")
+            assert ok["status"] == 200 and ok["result"] == {"subscriptionId": 0}
+            assert ok["rateLimits"][0]["rateLimitType"] == "REQUEST_WEIGHT"
+            assert code(await ask(sub, ws_api_params())) == (400, -2035)  # one per account and connection
+            assert (await ask("session.subscriptions", {}))["result"] == [{"subscriptionId": 0}]
+
+            # an order's events arrive wrapped: {"subscriptionId": 0, "event": {...}}
+            book = (await api.call("GET", "depth", signed=False, symbol="BTCUSDT", limit=5))[1]
+            await api.ok("POST", "order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.01000",
+                         newClientOrderId="wsapi-1")  # fmt: skip
+            assert book["asks"]
+            frames = []
+            while True:
+                try:
+                    frames.append(await asyncio.wait_for(ws.receive_json(), 2.0))
+                except TimeoutError:
+                    break
+            assert frames and all(
+                set(f) == {"subscriptionId", "event"} and f["subscriptionId"] == 0 for f in frames
+            )
+            reports = [f["event"] for f in frames if f["event"]["e"] == "executionReport"]
+            assert reports and reports[-1]["c"] == "wsapi-1" and reports[-1]["X"] == "FILLED"
+            assert any(f["event"]["e"] == "outboundAccountPosition" for f in frames)
+
+            assert (await ask("userDataStream.unsubscribe", {}))["status"] == 200
+            last = await ws.receive_json()  # the stream's last event
+            assert last["subscriptionId"] == 0 and last["event"]["e"] == "eventStreamTerminated"
+            assert code(await ask("userDataStream.unsubscribe", {})) == (400, -2036)
+            assert (await ask("session.subscriptions", {}))["result"] == []
+            again = await ask(sub, ws_api_params())
+            assert again["result"] == {"subscriptionId": 1}  # ids count up on a connection
             await ws.close()
     finally:
         await ex.stop()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from orderflow.cli import main
 
 OFI_ONLY = str(Path(__file__).resolve().parents[2] / "config" / "examples" / "ofi-only")
@@ -22,11 +24,12 @@ def test_paper_without_arguments_runs_and_reports(tmp_path, capsys, monkeypatch)
     assert m and int(m.group(1).replace(",", "")) > 100
 
 
-def test_paper_trades_and_books_every_fill(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("market", ["usdm", "spot"])  # spot: the user data stream on the WebSocket API
+def test_paper_trades_and_books_every_fill(tmp_path, capsys, monkeypatch, market):
     monkeypatch.setenv("ORDERFLOW_REGISTRY", str(tmp_path / "reg"))
     db = tmp_path / "journal.sqlite"
     rc = main(["paper", "--minutes", "0.4", "--speed", "25", "--config", OFI_ONLY, "--model", "none",
-               "--log-level", "WARNING", "--db", str(db)])  # fmt: skip
+               "--market", market, "--log-level", "WARNING", "--db", str(db)])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0, out
     m = re.search(r"orders sent (\d+), fills (\d+), round trips (\d+), position (\S+)", out)

@@ -9,7 +9,8 @@ ones for a while.
         proxy.unblock("user")                  # or block("user", seconds=3.0)
 
 Kinds (Binance's URL layout): ``market`` for ``/stream?streams=...``, ``/ws`` and ``/ws/<sym>@<stream>``;
-``user`` for ``/ws/<listenKey>`` (a key has no ``@``); ``rest`` for everything else. A REST request is
+``user`` for ``/ws/<listenKey>`` (a key has no ``@``) and the spot WebSocket API ``/ws-api/v3`` (where
+the spot user data stream is subscribed); ``rest`` for everything else. A REST request is
 forwarded with ``Connection: close``, so a connection carries one request and never changes kind (a
 client would otherwise reuse a kept-alive REST connection for its next WebSocket).
 """
@@ -31,6 +32,8 @@ def classify(request_line: bytes) -> str:
     path = parts[1].decode("latin-1") if len(parts) >= 2 else ""
     if path.startswith("/stream"):
         return "market"
+    if path.startswith("/ws-api/"):
+        return "user"
     if path == "/ws" or path.startswith(("/ws?", "/ws/")):
         name = path[4:].split("?", 1)[0]
         return "market" if not name or "@" in name else "user"

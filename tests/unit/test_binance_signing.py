@@ -162,3 +162,42 @@ def test_decode_futures_order_trade_update_partial_fill():
         "USDT",
     )
     assert u.is_maker and u.execution.value == "TRADE" and u.status.value == "PARTIALLY_FILLED"
+
+
+def test_websocket_api_signature_matches_binance_documented_examples():
+    # "Signing request" examples of Binance's spot WebSocket API docs (HMAC): parameters sorted by name
+    secret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+    key = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+    creds = Credentials.hmac(key, secret)
+    ascii_params = {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+                    "quantity": "0.01000000", "price": "52000.00", "recvWindow": 100,
+                    "timestamp": 1645423376532, "apiKey": key}  # fmt: skip
+    assert (
+        creds.ws_api_signature(ascii_params)
+        == "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"
+    )
+    utf8_params = {**ascii_params, "symbol": "１２３４５６", "side": "BUY", "quantity": "1.00000000",
+                   "price": "0.10000000", "recvWindow": 5000}  # fmt: skip
+    assert (
+        creds.ws_api_signature(utf8_params)
+        == "b33892ae8e687c939f4468c6268ddd4c40ac1af18ad19a064864c47bae0752cd"
+    )
+
+
+def test_websocket_api_ed25519_signature_is_plain_base64_over_sorted_params():
+    pk = Ed25519PrivateKey.generate()
+    pem = pk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                           serialization.NoEncryption())  # fmt: skip
+    creds = Credentials.ed25519("k" * 64, pem)
+    sig = creds.ws_api_signature({"timestamp": 1747385641636, "apiKey": "k" * 64})
+    raw = base64.b64decode(sig, validate=True)  # not percent-encoded: JSON carries it
+    pk.public_key().verify(raw, f"apiKey={'k' * 64}&timestamp=1747385641636".encode())
+
+
+def test_decode_websocket_api_wrapped_events_and_stream_end():
+    wrapped = b'{"subscriptionId":0,"event":{"e":"eventStreamTerminated","E":1728973001334}}'
+    assert decode_user_event(wrapped, "binance-spot", 1, False) == "eventStreamTerminated"
+    assert (
+        decode_user_event(b'{"event":{"e":"serverShutdown","E":1}}', "binance-spot", 1, False)
+        == "serverShutdown"
+    )

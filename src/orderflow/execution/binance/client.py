@@ -417,6 +417,10 @@ class BinanceTradingClient:
 
     # -- user data stream listen key ----------------------------------------------------------------------
     async def create_listen_key(self) -> str:
+        """USD-M listen key. (Spot listen keys were retired by Binance on 2026-02-20: the spot user data
+        stream is a WebSocket API subscription, see :class:`UserDataStream`.)"""
+        if not self.futures:
+            raise ValueError("spot has no listen keys since 2026-02-20: use UserDataStream (WebSocket API)")
         body = await self.rest.request(
             "POST", self.paths.listen_key, {}, weight=self.paths.w_listen, api_key=True
         )

@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from orderflow.data.binance.endpoints import BinanceEndpoints, default_endpoints
 from orderflow.execution.binance.signing import Credentials
 
+# Binance spot WebSocket API (the user data stream is subscribed there since listen keys were retired)
+_SPOT_WS_API = "wss://ws-api.binance.com:443/ws-api/v3"
+_SPOT_WS_API_TESTNET = "wss://ws-api.testnet.binance.vision/ws-api/v3"
+
 
 class TradingClientConfig(BaseModel):
     """Where and how the client trades. Times in seconds unless the name says ms."""
@@ -33,6 +37,11 @@ class TradingClientConfig(BaseModel):
     client_id_prefix: str = Field(
         "of", pattern=r"^[A-Za-z0-9_-]{0,12}$", description="prefix of generated client ids"
     )
+    ws_api_url: str = Field(
+        "",
+        description="spot WebSocket API URL of the user data stream (default: Binance's, or "
+        "ws_base_url + /ws-api/v3 when ws_base_url is set)",
+    )
     listen_key_keepalive_s: float = Field(1800.0, gt=0, description="PUT listenKey period (Binance: 30 min)")
     ws_heartbeat_s: float = Field(20.0, gt=0, description="WebSocket ping period; no pong closes the socket")
     ws_idle_timeout_s: float = Field(
@@ -53,6 +62,17 @@ class TradingClientConfig(BaseModel):
     @property
     def futures(self) -> bool:
         return self.market == "usdm"
+
+    def user_stream_url(self) -> str:
+        """Spot: the WebSocket API, where the user data stream is a signed subscription (Binance retired
+        spot listen keys on 2026-02-20). USD-M: the stream base; the listen key is appended."""
+        if not self.futures:
+            if self.ws_api_url:
+                return self.ws_api_url.rstrip("/")
+            if self.ws_base_url:
+                return self.ws_base_url.rstrip("/") + "/ws-api/v3"
+            return _SPOT_WS_API_TESTNET if self.testnet else _SPOT_WS_API
+        return self.endpoints().ws_base_url
 
     def endpoints(self) -> BinanceEndpoints:
         if self.rest_base_url:

@@ -222,8 +222,10 @@ def _exec_update(o: dict[str, Any], venue: str, ts_recv: int, futures: bool, eve
 def decode_user_event(
     raw: bytes | str, venue: str, ts_recv: int, futures: bool
 ) -> OrderUpdate | AccountUpdate | str | None:
-    """Decode one user-data-stream message: an :class:`OrderUpdate`, an :class:`AccountUpdate`, the
-    string ``"listenKeyExpired"``, or ``None`` for events the client does not use."""
+    """Decode one user-data-stream message (bare, or wrapped as the spot WebSocket API sends it:
+    ``{"subscriptionId": n, "event": {...}}``): an :class:`OrderUpdate`, an :class:`AccountUpdate`, the
+    name of an event that ends the stream (``"listenKeyExpired"``, ``"eventStreamTerminated"``,
+    ``"serverShutdown"``), or ``None`` for events the client does not use."""
     try:
         msg = msgspec.json.decode(raw)
     except msgspec.DecodeError as e:
@@ -255,8 +257,8 @@ def decode_user_event(
         if e == "outboundAccountPosition":
             bals = tuple(Balance(b["a"], float(b["f"]), float(b["l"])) for b in msg.get("B", []))
             return AccountUpdate(venue, int(msg.get("u") or event_ms) * NS_PER_MS, ts_recv, "", bals, ())
-        if e == "listenKeyExpired":
-            return "listenKeyExpired"
+        if e in ("listenKeyExpired", "eventStreamTerminated", "serverShutdown"):
+            return str(e)
     except (KeyError, TypeError, ValueError) as err:
         raise DecodeError(f"{e} event: bad or missing field ({err})") from None
     return None

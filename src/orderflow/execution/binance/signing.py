@@ -154,6 +154,14 @@ class Credentials:
         payload = encode_params(params)
         return f"{payload}&signature={self.signer.sign(payload)}"
 
+    def ws_api_signature(self, params: dict[str, Any]) -> str:
+        """The WebSocket API signature of ``params``: over ``k=v`` pairs sorted by name and joined by
+        ``&`` (every parameter but ``signature``); hex for HMAC, plain base64 for Ed25519 (JSON carries
+        it, so it is not percent-encoded)."""
+        payload = "&".join(f"{k}={_fmt_value(v)}" for k, v in sorted(params.items()) if v is not None)
+        raw = getattr(self.signer, "sign_raw", None)
+        return raw(payload) if raw is not None else self.signer.sign(payload)
+
     def redact(self, text: str) -> str:
         return redact(text, self.api_key)
 

@@ -1,23 +1,34 @@
-"""The user data stream: listen key, keep-alive, watchdog, reconnect, REST recovery and polling.
+"""The user data stream: subscription, keep-alive, watchdog, reconnect, REST recovery and polling.
 
-Flow: ``POST`` a listen key (spot ``/api/v3/userDataStream``, USD-M ``/fapi/v1/listenKey``),
-connect ``{ws_base}/ws/{listenKey}``, ``PUT`` the key every ``listen_key_keepalive_s`` (Binance: the
-key expires after 60 min without one; every 30 min is advised). Messages are decoded into
-:class:`OrderUpdate` / :class:`AccountUpdate` and put on a queue (:meth:`get`, ``async for``).
+Two flows, as Binance serves them:
+
+- USD-M futures: ``POST /fapi/v1/listenKey``, connect ``{ws_base}/ws/{listenKey}``, ``PUT`` the key every
+  ``listen_key_keepalive_s`` (the key expires after 60 min without one; every 30 min is advised);
+  ``listenKeyExpired`` or a -1125 on keep-alive makes a new key.
+- Spot: Binance retired spot listen keys (``/api/v3/userDataStream``) on 2026-02-20. The stream is a
+  subscription on the WebSocket API (``wss://ws-api.binance.com:443/ws-api/v3``): the request
+  ``userDataStream.subscribe.signature`` carries ``apiKey``, ``timestamp``, ``recvWindow`` and a
+  signature over those parameters sorted by name; the answer gives a ``subscriptionId`` and events then
+  arrive as ``{"subscriptionId": n, "event": {...}}``. ``eventStreamTerminated`` or ``serverShutdown``
+  make a new connection and subscription. A subscription refused at :meth:`start` (bad key, signature
+  or clock) raises there, as the listen key's ``POST`` does.
+
+Messages are decoded into :class:`OrderUpdate` / :class:`AccountUpdate` and put on a queue (:meth:`get`,
+``async for``).
 
 Failure handling: a socket that closes or errors, misses a pong (``ws_heartbeat_s``) or is silent for
 ``ws_idle_timeout_s`` is dropped and reconnected with exponential back-off; while it is down, the
 tracked open orders are polled by REST every ``poll_interval_s``; after every (re)connect they are
 reconciled by REST (open orders, then each tracked order no longer open by client id), so a fill made
 while the stream was down arrives as an update with ``execution=RECOVERED``. The tracker drops the
-stream's copies of states already recovered, so no fill is counted twice. ``listenKeyExpired`` or a
--1125 on keep-alive makes a new key.
+stream's copies of states already recovered, so no fill is counted twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,13 +36,21 @@ from typing import Any
 import aiohttp
 
 from orderflow.execution.binance.client import BinanceTradingClient
-from orderflow.execution.binance.errors import BinanceTradingError, ListenKeyError, UnknownOrder
+from orderflow.execution.binance.errors import (
+    BinanceTradingError,
+    ListenKeyError,
+    UnknownOrder,
+    error_from_response,
+)
 from orderflow.execution.binance.events import AccountUpdate, OrderUpdate, StreamStatus
 from orderflow.execution.binance.messages import DecodeError, decode_user_event
 from orderflow.execution.binance.signing import redact
 
 log = logging.getLogger(__name__)
 Event = OrderUpdate | AccountUpdate | StreamStatus
+# events after which the stream must be opened again (a new listen key, or a new subscription)
+_RECONNECT_EVENTS = ("listenKeyExpired", "eventStreamTerminated", "serverShutdown")
+SUBSCRIBE = "userDataStream.subscribe.signature"
 
 
 class UserDataStream:
@@ -43,6 +62,11 @@ class UserDataStream:
         self.clock = clock or client.server_clock.local_ns
         self.config = client.config
         self.ws_base = client.config.endpoints().ws_base_url
+        self.ws_api = not client.futures  # spot: a signed subscription on the WebSocket API
+        self.url = client.config.user_stream_url()
+        self.subscription_id: int | None = None
+        self._n_requests = 0
+        self._first: asyncio.Future[BaseException | None] | None = None
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.listen_key = ""
         self.connected = asyncio.Event()
@@ -61,12 +85,22 @@ class UserDataStream:
         }
 
     async def start(self) -> None:
+        """Open the stream. Raises the exchange's error if it refuses the listen key or the
+        subscription; a network failure instead leaves the stream reconnecting (REST polling meanwhile)."""
         self._session = aiohttp.ClientSession()
-        self.listen_key = await self.client.create_listen_key()
-        self._tasks = [
-            asyncio.create_task(self._run(), name="user-stream"),
-            asyncio.create_task(self._keepalive(), name="user-stream-keepalive"),
-        ]
+        if not self.ws_api:
+            self.listen_key = await self.client.create_listen_key()
+            self._tasks = [
+                asyncio.create_task(self._run(), name="user-stream"),
+                asyncio.create_task(self._keepalive(), name="user-stream-keepalive"),
+            ]
+            return
+        self._first = asyncio.get_running_loop().create_future()
+        self._tasks = [asyncio.create_task(self._run(), name="user-stream")]
+        refused = await self._first
+        if refused is not None:
+            await self.stop()
+            raise refused
 
     async def stop(self) -> None:
         """Stop reading: close the socket first (the reader sees CLOSED), then cancel the tasks and wait
@@ -85,7 +119,7 @@ class UserDataStream:
                 t.cancel()
         self._tasks = []
         self._ws = None
-        if self.listen_key:
+        if self.listen_key and not self.ws_api:
             with contextlib.suppress(BinanceTradingError, aiohttp.ClientError, TimeoutError):
                 await self.client.close_listen_key(self.listen_key)
         if self._session is not None:
@@ -127,9 +161,12 @@ class UserDataStream:
             reason = "closed"
             try:
                 assert self._session is not None
-                url = f"{self.ws_base}/ws/{self.listen_key}"
+                url = self.url if self.ws_api else f"{self.ws_base}/ws/{self.listen_key}"
                 async with self._session.ws_connect(url, heartbeat=self.config.ws_heartbeat_s) as ws:
                     self._ws = ws
+                    if self.ws_api:
+                        await self._subscribe(ws)
+                    self._first_outcome(None)
                     self.stats["connects"] += 1
                     if poller is not None:
                         poller.cancel()
@@ -145,8 +182,14 @@ class UserDataStream:
                 raise
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 reason = redact(f"{type(e).__name__}: {e}", self.listen_key)
+                self._first_outcome(None)
             except BinanceTradingError as e:
-                reason = f"recovery failed: {e}"
+                reason = (
+                    f"{'subscription refused' if self.subscription_id is None else 'recovery failed'}: {e}"
+                )
+                self._first_outcome(e)
+                if self._first is not None and self._first.result() is e:
+                    return  # refused at start: start() raises it
             self._ws = None
             self.connected.clear()
             if self._stopping:
@@ -177,9 +220,55 @@ class UserDataStream:
                 return f"socket error: {ws.exception()!r}"
             if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                 continue
-            if self._handle(msg.data) == "listenKeyExpired":
-                return "listenKeyExpired"
+            what = self._handle(msg.data)
+            if what in _RECONNECT_EVENTS:
+                return what
         return "stopping"
+
+    def _first_outcome(self, error: BaseException | None) -> None:
+        """Tell a waiting :meth:`start` how the first connection ended (``None``: not refused)."""
+        if self._first is not None and not self._first.done():
+            self._first.set_result(error)
+
+    async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Spot: subscribe this connection to the account's events (``userDataStream.subscribe.signature``)
+        and wait for the answer; a refusal raises the typed error of its code."""
+        self.subscription_id = None
+        creds = self.client.credentials
+        params: dict[str, Any] = {
+            "apiKey": creds.api_key,
+            "timestamp": self.client.server_clock.now_ms(),
+            "recvWindow": self.config.recv_window_ms,
+        }
+        params["signature"] = creds.ws_api_signature(params)
+        self._n_requests += 1
+        rid = f"{self.config.client_id_prefix or 'of'}-sub-{self._n_requests}"
+        await self.client.limiter.acquire(2)
+        await ws.send_str(json.dumps({"id": rid, "method": SUBSCRIBE, "params": params}))
+        deadline = asyncio.get_running_loop().time() + self.config.request_timeout_s
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            msg = await asyncio.wait_for(ws.receive(), max(left, 0.001))
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                raise aiohttp.ClientConnectionError(
+                    f"socket {msg.type.name} before the subscription's answer"
+                )
+            try:
+                body = json.loads(msg.data)
+            except ValueError:
+                continue
+            if not isinstance(body, dict) or body.get("id") != rid:
+                continue
+            status = int(body.get("status", 0))
+            if status == 200:
+                self.subscription_id = int(body["result"]["subscriptionId"])
+                log.info("user data stream subscribed on the WebSocket API (subscription %d)",
+                         self.subscription_id)  # fmt: skip
+                return
+            err = body.get("error") or {}
+            raise error_from_response(
+                status, int(err.get("code", 0)), str(err.get("msg", body)), path=SUBSCRIBE
+            )
 
     def _handle(self, data: Any) -> str | None:
         self.stats["messages"] += 1
@@ -195,8 +284,8 @@ class UserDataStream:
                 self.queue.put_nowait(ev)
         elif isinstance(ev, AccountUpdate):
             self.queue.put_nowait(ev)
-        elif ev == "listenKeyExpired":
-            return "listenKeyExpired"
+        elif isinstance(ev, str) and ev in _RECONNECT_EVENTS:
+            return ev
         return None
 
     async def recover(self) -> int:

@@ -10,7 +10,9 @@ sent, without the ``signature`` parameter itself):
 
 Then ``timestamp`` (ms since the epoch) must satisfy ``timestamp < server_ms + 1000`` and
 ``server_ms - timestamp <= recvWindow`` (``recvWindow`` default 5000, at most 60000), else -1021.
-Listen-key endpoints (``USER_STREAM``) need only the API key.
+Listen-key endpoints (``USER_STREAM``, USD-M) need only the API key. The spot WebSocket API's
+``userDataStream.subscribe.signature`` signs its JSON parameters sorted by name (see
+:meth:`Authenticator.check_ws_signature`).
 
 Secrets never leave this module: errors name the failed check, never the key, secret or signature.
 """
@@ -108,6 +110,25 @@ class Authenticator:
         assert self._secret is not None
         expected = hmac_signature(self._secret, payload)
         if not hmac.compare_digest(expected, sig.lower()):
+            raise E.bad_signature()
+
+    def check_ws_signature(self, params: dict[str, str]) -> None:
+        """WebSocket API signature: over ``k=v`` pairs of every parameter but ``signature``, sorted by
+        name and joined by ``&``; hex HMAC, or plain (not percent-encoded) base64 Ed25519."""
+        sig = params.get("signature")
+        if not sig:
+            raise E.mandatory("signature")
+        payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "signature")
+        if self._ed_key is not None:
+            from cryptography.exceptions import InvalidSignature
+
+            try:
+                self._ed_key.verify(base64.b64decode(sig, validate=True), payload.encode())
+            except (InvalidSignature, binascii.Error, ValueError):
+                raise E.bad_signature() from None
+            return
+        assert self._secret is not None
+        if not hmac.compare_digest(hmac_signature(self._secret, payload), sig.lower()):
             raise E.bad_signature()
 
     @staticmethod

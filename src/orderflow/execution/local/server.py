@@ -3,11 +3,16 @@
 REST (one market per server, ``cfg.market``): spot under ``/api/v3`` or USD-M futures under ``/fapi/v1``
 (account, balance and positionRisk also under ``/fapi/v2`` and ``/fapi/v3``): ping, time, exchangeInfo,
 depth, klines, trades, aggTrades, ticker/bookTicker; signed: order (POST / GET / DELETE), openOrders,
-allOrders, account (+ futures balance, positionRisk, leverage); listen keys (``/api/v3/userDataStream``,
-``/fapi/v1/listenKey``: POST / PUT / DELETE, API key only).
+allOrders, account (+ futures balance, positionRisk, leverage); USD-M listen keys (``/fapi/v1/listenKey``:
+POST / PUT / DELETE, API key only).
 
 WebSocket: ``/ws/<stream>``, ``/ws`` + ``{"method":"SUBSCRIBE","params":[...],"id":1}``,
-``/stream?streams=a/b`` (combined ``{"stream","data"}``); ``/ws/<listenKey>`` is the user data stream.
+``/stream?streams=a/b`` (combined ``{"stream","data"}``). The user data stream: USD-M ``/ws/<listenKey>``;
+spot, as Binance since it retired spot listen keys (2026-02-20), a subscription on the WebSocket API
+``/ws-api/v3``: ``userDataStream.subscribe.signature`` (``apiKey``, ``timestamp``, ``recvWindow``,
+``signature``) answers ``{"id", "status": 200, "result": {"subscriptionId"}, "rateLimits"}`` and events
+follow as ``{"subscriptionId", "event"}``; also ``userDataStream.unsubscribe``, ``session.subscriptions``,
+``ping`` and ``time``. Errors answer ``{"id", "status", "error": {"code", "msg"}}``.
 
 Clocks. Event times (stream ``E``/``T``, order ``time``/``transactTime``) are the source's times shifted
 so the replay starts at ``start_ms`` (now by default). ``clock="realtime"`` releases events at their
@@ -61,12 +66,14 @@ def _norm(stream: str) -> str:
 
 
 class _Client:
-    __slots__ = ("combined", "streams", "user", "ws")
+    __slots__ = ("combined", "n_subs", "streams", "sub_id", "user", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, combined: bool) -> None:
         self.ws, self.combined = ws, combined
         self.streams: dict[str, str] = {}  # normalized -> as subscribed
         self.user = False
+        self.sub_id: int | None = None  # WebSocket API: the account's user data subscription
+        self.n_subs = 0  # subscriptions made on this connection (ids count from 0)
 
 
 class LocalExchange:
@@ -155,18 +162,18 @@ class LocalExchange:
         if self.futures:
             r.add_delete(f"{pre}/allOpenOrders", self._h(lambda p: T.cancel_all(v, p), 1, SIGNED))
             r.add_post(f"{pre}/leverage", self._h(self._leverage, 1, SIGNED))
+            lk = f"{pre}/listenKey"
+            r.add_post(lk, self._h(self._lk_new, 1, USER_STREAM))
+            r.add_put(lk, self._h(self._lk_keep, 1, USER_STREAM))
+            r.add_delete(lk, self._h(self._lk_close, 1, USER_STREAM))
             for ver in ("v2", "v3"):
                 r.add_get(f"/fapi/{ver}/account", self._h(self._fut_account, 5, SIGNED))
                 r.add_get(f"/fapi/{ver}/balance", self._h(self._fut_balance, 5, SIGNED))
                 r.add_get(f"/fapi/{ver}/positionRisk", self._h(self._fut_positions, 5, SIGNED))
-            lk = f"{pre}/listenKey"
-        else:
+        else:  # no /api/v3/userDataStream: retired by Binance; the user stream is on the WebSocket API
             r.add_delete(f"{pre}/openOrders", self._h(lambda p: T.cancel_all(v, p), 1, SIGNED))
             r.add_get(f"{pre}/account", self._h(self._spot_account, 20, SIGNED))
-            lk = f"{pre}/userDataStream"
-        r.add_post(lk, self._h(self._lk_new, 1 if self.futures else 2, USER_STREAM))
-        r.add_put(lk, self._h(self._lk_keep, 1 if self.futures else 2, USER_STREAM))
-        r.add_delete(lk, self._h(self._lk_close, 1 if self.futures else 2, USER_STREAM))
+            r.add_get("/ws-api/v3", self._ws_api)
         r.add_get("/ws", self._ws_raw)
         r.add_get("/ws/{name}", self._ws_raw)
         r.add_get("/stream", self._ws_combined)
@@ -538,6 +545,96 @@ class LocalExchange:
             result = list(c.streams.values())
         await self._send_to(c, json.dumps({"result": result, "id": req.get("id")}))
 
+    # ------------------------------------------------------------------ spot WebSocket API
+    async def _ws_api(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        c = _Client(ws, combined=False)
+        self._clients.add(c)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    had = c.sub_id
+                    await self._send_to(
+                        c, json.dumps(self._ws_api_answer(c, msg.data), separators=(",", ":"))
+                    )
+                    if had is not None and c.sub_id is None:  # unsubscribed: the stream's last event
+                        await self._send_to(c, self._terminated(had))
+        finally:
+            self._clients.discard(c)
+        return ws
+
+    def _terminated(self, sub_id: int) -> str:
+        event = {"e": "eventStreamTerminated", "E": int(self.wall() * 1000)}
+        return json.dumps({"subscriptionId": sub_id, "event": event}, separators=(",", ":"))
+
+    async def end_user_subscriptions(self) -> int:
+        """End every spot user data subscription as the venue does when it stops one (each gets
+        ``eventStreamTerminated``); returns how many were ended."""
+        n = 0
+        async with self._send_lock:
+            for c in [c for c in self._clients if c.sub_id is not None and not c.ws.closed]:
+                sid, c.sub_id, c.user = c.sub_id, None, False
+                await self._send_to(c, self._terminated(sid))
+                n += 1
+        return n
+
+    def _rate_limits(self) -> list[dict[str, Any]]:
+        used = int(self.limiter.headers()["X-MBX-USED-WEIGHT-1M"])
+        return [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": self.weight_limit, "count": used}]  # fmt: skip
+
+    def _ws_api_answer(self, c: _Client, text: str) -> dict[str, Any]:
+        """The answer to one WebSocket API request (the methods of the user data stream, ping, time)."""
+        try:
+            req = json.loads(text)
+        except ValueError:
+            return {"id": None, "status": 400, "error": {"code": -1000, "msg": "Malformed JSON request."}}
+        rid = req.get("id") if isinstance(req, dict) else None
+        try:
+            if not isinstance(req, dict) or not isinstance(req.get("method"), str):
+                raise E.ApiError(400, -1000, "Invalid request: no method.")
+            params = req.get("params") or {}
+            if not isinstance(params, dict):
+                raise E.ApiError(400, -1000, "Invalid request: params must be an object.")
+            method = req["method"]
+            weights = {"ping": 1, "time": 1, "session.subscriptions": 2, "userDataStream.unsubscribe": 2,
+                       "userDataStream.subscribe.signature": 2}  # fmt: skip
+            if method not in weights:
+                raise E.ApiError(400, -1000, f"Unknown method '{method}'.")
+            self.limiter.admit(weights[method])
+            if method == "ping":
+                result: Any = {}
+            elif method == "time":
+                result = {"serverTime": int(self.wall() * 1000)}
+            elif method == "session.subscriptions":
+                result = [] if c.sub_id is None else [{"subscriptionId": c.sub_id}]
+            elif method == "userDataStream.unsubscribe":
+                sid = params.get("subscriptionId")
+                if c.sub_id is None or (sid is not None and sid != c.sub_id):
+                    raise E.ApiError(400, -2036, "User Data Stream subscription not active.")
+                c.sub_id, c.user = None, False
+                result = {}
+            else:
+                values = {k: str(v) for k, v in params.items()}
+                for k in ("apiKey", "timestamp", "signature"):
+                    if not values.get(k):
+                        raise E.mandatory(k)
+                self.auth.check_key(values["apiKey"])
+                self.auth.check_timestamp(values, int(self.wall() * 1000))
+                self.auth.check_ws_signature(values)
+                if c.sub_id is not None:  # one subscription per account and connection
+                    raise E.ApiError(400, -2035, "User Data Stream subscription already active.")
+                c.sub_id, c.user = c.n_subs, True
+                c.n_subs += 1
+                result = {"subscriptionId": c.sub_id}
+        except E.ApiError as e:
+            log.info(
+                "ws-api %s -> %d %d", req.get("method") if isinstance(req, dict) else "?", e.status, e.code
+            )
+            return {"id": rid, "status": e.status, "error": e.body(), "rateLimits": self._rate_limits()}
+        return {"id": rid, "status": 200, "result": result, "rateLimits": self._rate_limits()}
+
     async def _send_to(self, c: _Client, text: str) -> None:
         """Send to one client; a client whose socket closed meanwhile is dropped, as a venue would, and
         does not stop the market pump."""
@@ -590,6 +687,11 @@ class LocalExchange:
                 text = json.dumps(payload, separators=(",", ":"))
                 for c in clients:
                     if not c.user:
+                        continue
+                    if c.sub_id is not None:  # spot WebSocket API subscription
+                        self.sent["user"] += 1
+                        await self._send_to(c, json.dumps({"subscriptionId": c.sub_id, "event": payload},
+                                                          separators=(",", ":")))  # fmt: skip
                         continue
                     keys = [k for k in c.streams if "@" not in k and self._live_key(k)]
                     if not keys:
