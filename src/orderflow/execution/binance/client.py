@@ -81,7 +81,7 @@ class _Paths:
         else:
             self.order, self.open_orders = "/api/v3/order", "/api/v3/openOrders"
             self.account, self.positions = "/api/v3/account", ""
-            self.exchange_info, self.listen_key = "/api/v3/exchangeInfo", "/api/v3/userDataStream"
+            self.exchange_info, self.listen_key = "/api/v3/exchangeInfo", ""  # spot: WebSocket API
             self.w_new, self.w_query, self.w_cancel = 1, 4, 1
             self.w_open_sym, self.w_open_all, self.w_account, self.w_info, self.w_listen = 6, 80, 20, 20, 2
 
@@ -427,16 +427,11 @@ class BinanceTradingClient:
         return str(body["listenKey"])
 
     async def keepalive_listen_key(self, listen_key: str) -> None:
-        params = {} if self.futures else {"listenKey": listen_key}
-        await self.rest.request(
-            "PUT", self.paths.listen_key, params, weight=self.paths.w_listen, api_key=True
-        )
+        """Extend the USD-M listen key (the account has one key; the request names none)."""
+        await self.rest.request("PUT", self.paths.listen_key, {}, weight=self.paths.w_listen, api_key=True)
 
     async def close_listen_key(self, listen_key: str) -> None:
-        params = {} if self.futures else {"listenKey": listen_key}
-        await self.rest.request(
-            "DELETE", self.paths.listen_key, params, weight=self.paths.w_listen, api_key=True
-        )
+        await self.rest.request("DELETE", self.paths.listen_key, {}, weight=self.paths.w_listen, api_key=True)
 
     def __repr__(self) -> str:
         return f"BinanceTradingClient({self.venue} at {self.rest.base_url}, {self.credentials!r})"

@@ -441,11 +441,9 @@ class LocalExchange:
 
     def _lk_key(self, p: Params) -> str:
         key = p.get("listenKey")
-        if key is None and self.futures:
+        if key is None:  # USD-M: the account's live key
             live = [k for k in self.listen_keys if self._live_key(k)]
             key = live[0] if live else None
-        if key is None and not self.futures:
-            raise E.mandatory("listenKey")
         if not self._live_key(key):
             raise E.invalid_listen_key()
         assert key is not None
@@ -454,7 +452,7 @@ class LocalExchange:
     def _lk_keep(self, p: Params) -> dict[str, str]:
         key = self._lk_key(p)
         self.listen_keys[key] = self.wall() + self.cfg.listen_key_ttl_s
-        return {"listenKey": key} if self.futures else {}
+        return {"listenKey": key}
 
     def _lk_close(self, p: Params) -> dict[str, str]:
         key = self._lk_key(p)
