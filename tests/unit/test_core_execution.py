@@ -183,3 +183,22 @@ def test_a_limit_at_the_touch_costing_more_than_the_budget_is_cancelled_at_once(
     assert r is not None and r.kind == "limit"
     c = tick(s, 1.5)
     assert c is not None and c.kind == "cancel" and c.order_id == r.order_id
+
+
+def test_signal_without_a_volatility_percentile_is_invalid_not_a_risk_refusal():
+    """vol_pct is undefined until its ring of 1 s closes is full: an entry signal then is refused by the
+    validity gate (the risk engine never sees a NaN input), and entries resume once it is defined."""
+    from orderflow.risk import layout as RL
+
+    s = session(ExecutionConfig())
+    bp, bs, ap, az = book(60_000.0)
+    for k in range(5):
+        t = (k + 1) * NS
+        s.on_trade(t)
+        assert s.on_book(t, t, True, 6.0, 0.05, 0.9, 5.0, 1.0, 0.0, float("nan"), bp, bs, ap, az) is None
+    assert int(s.G[STL.G_REJ0 + STL.GATE_INVALID]) == 5
+    assert int(s.RS[RL.S_REFUSED0 + RL.BAD_INPUT]) == 0
+    t = 6 * NS
+    s.on_trade(t)
+    req = s.on_book(t, t, True, 6.0, 0.05, 0.9, 5.0, 1.0, 0.0, 0.5, bp, bs, ap, az)
+    assert req is not None and req.side == 1 and not req.reduce_only

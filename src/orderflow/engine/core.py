@@ -263,8 +263,12 @@ def core_book(
     risk_exit = RK.exit_due(RS, RC, t, pos) != RL.OK
     nominal = max_position_frac * max(eqv, 0.0) / mid
     trade_age = t - D[D_LAST_TRADE] if D[D_LAST_TRADE] >= 0 else np.int64(2**62)
+    # an entry needs the regime's volatility percentile (the risk engine's high-vol throttle reads it);
+    # it is undefined for the first vol_pct_buckets seconds of volatility after a start or reset, so
+    # such a signal is refused as invalid (exits are decided before validity and are unaffected)
+    ok = valid and math.isfinite(vol_pct)
     action, side, code = K.decide(
-        G, H, SC, t, valid, t - ts_event, trade_age, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state,
+        G, H, SC, t, ok, t - ts_event, trade_age, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state,
         bid_px, bid_sz, ask_px, ask_sz, nominal, risk_exit,
     )  # fmt: skip
     if D[D_PAR_LOTS] > 0 and D[D_CUR_OID] < 0:  # between children of a parent
