@@ -120,7 +120,10 @@ class PaperEngine:
                                                        ("vp", "vol_pct"))}  # fmt: skip
         venue = "binance-spot" if market == "spot" else "binance-usdm"
         xcfg = cfg.backtest.exchange.model_copy(update={"venue": venue})
-        self.session = TradingSession(instrument, venue, xcfg.taker_rate, 0.0, xcfg.funding_interval_ns,
+        # funding as the backtester books it (the configured rate at every funding time; on Binance the
+        # rate of each funding differs, and the exchange's own funding is not read back yet)
+        funding = xcfg.funding_rate if xcfg.perpetual else 0.0
+        self.session = TradingSession(instrument, venue, xcfg.taker_rate, funding, xcfg.funding_interval_ns,
                                       cfg.strategy, cfg.risk, cfg.backtest, execution=cfg.execution,
                                       maker_fee=xcfg.maker_rate)  # fmt: skip
         self.taker_fee = xcfg.taker_rate

@@ -177,6 +177,12 @@ class FuturesAccount:
             },
         }
 
+    def funding_update(self, event_ms: int, change: float) -> dict[str, Any]:
+        """``ACCOUNT_UPDATE`` with reason ``FUNDING_FEE``: in cross margin Binance sends the balance only
+        (``bc`` the balance change), no position."""
+        bal = {"a": self.asset, "wb": fmt(self.wallet, 8), "cw": fmt(self.wallet, 8), "bc": fmt(change, 8)}
+        return {"e": "ACCOUNT_UPDATE", "E": event_ms, "T": event_ms, "a": {"m": "FUNDING_FEE", "B": [bal]}}
+
     def positions_json(self, symbols: list[str], marks: dict[str, float]) -> list[dict[str, Any]]:
         """GET /fapi/v2|v3/positionRisk."""
         out = []

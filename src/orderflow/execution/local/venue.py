@@ -125,6 +125,12 @@ class LocalVenue:
             for a in split_symbol(s):
                 self.spot.ensure(a)
         self.fut = FuturesAccount(cfg.futures_wallet, leverage=cfg.leverage)
+        # perpetual funding, as the backtester books it: at every k * interval (UTC) the open positions
+        # pay position * mark * rate (received when negative)
+        self.funding_rate = sim_cfg.funding_rate if sim_cfg.perpetual else 0.0
+        self.funding_ns = sim_cfg.funding_interval_ns
+        self.funding_paid = 0.0  # quote, paid by the account so far
+        self.fundings = 0  # funding times that charged a position
         self.market_out: list[tuple[str, dict[str, Any]]] = []
         self.user_out: list[dict[str, Any]] = []
         self._last_ts = start_ns
@@ -177,6 +183,8 @@ class LocalVenue:
         self.pos += 1
         ts, d = int(tl.ts[i]), self.timeline.symbols[int(tl.sym[i])]
         r = int(tl.row[i])
+        if self.funding_rate != 0.0 and ts // self.funding_ns > self._last_ts // self.funding_ns:
+            self._charge_funding(ts // self.funding_ns - self._last_ts // self.funding_ns, ts)
         self._last_ts = max(self._last_ts, ts)
         sym, mkt, m = d.symbol, self.markets[d.symbol], self.matchers[d.symbol]
         low = sym.lower()
@@ -207,8 +215,25 @@ class LocalVenue:
             self.step()
             n += 1
         if until_ns is not None and until_ns > self._last_ts:
+            if self.funding_rate != 0.0 and until_ns // self.funding_ns > self._last_ts // self.funding_ns:
+                self._charge_funding(until_ns // self.funding_ns - self._last_ts // self.funding_ns, until_ns)
             self._last_ts = until_ns
         return n
+
+    def _charge_funding(self, n: int, ts: int) -> None:
+        """Funding for ``n`` funding times crossed before the event at ``ts``, at the marks before it; an
+        ``ACCOUNT_UPDATE`` with reason ``FUNDING_FEE`` carries the balance only (cross margin)."""
+        marks, paid = self.marks(), 0.0
+        for sym, p in self.fut.positions.items():
+            if p.amount != 0.0 and sym in marks:
+                paid += n * p.amount * marks[sym] * self.funding_rate
+        if paid == 0.0:
+            return
+        self.fut.wallet -= paid
+        self.funding_paid += paid
+        self.fundings += n
+        ms = ts // NS_PER_MS
+        self.user_out.append(self.fut.funding_update(ms, -paid))
 
     def marks(self) -> dict[str, float]:
         out = {}
