@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--testnet", action="store_true", help="use Binance's testnet endpoints")
     p.add_argument("--rest-url", help="REST base URL (default: binance.<market>.rest_base_url)")
     p.add_argument("--ws-url", help="WebSocket base URL (default: binance.<market>.ws_base_url)")
+    p.add_argument("--ws-routes", choices=("auto", "combined", "split"), default="auto",
+                   help="USD-M WebSocket layout: split (Binance since 2026-04-23) or combined (legacy, "
+                   "local servers); auto = split on Binance's URLs, combined with --ws-url")  # fmt: skip
     p.add_argument("--book-ticker", action="store_true", help="also record bookTicker")
     p.add_argument("--partial-depth", type=int, choices=[0, 5, 10, 20], help="also record partial depth N")
     p.add_argument("--klines", help="comma-separated kline intervals to record, e.g. 1m,5m")
@@ -236,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (the registry champion if any), none, production, VERSION, DIR")  # fmt: skip
     p.add_argument("--rest-url", help="a Binance-protocol venue's REST base (keys from the environment)")
     p.add_argument("--ws-url", help="its WebSocket base")
+    p.add_argument("--ws-routes", choices=("auto", "combined", "split"), default="auto",
+                   help="USD-M WebSocket layout: split (Binance since 2026-04-23) or combined (legacy, "
+                   "local servers); auto = split on Binance's URLs, combined with --ws-url")  # fmt: skip
     p.add_argument("--keys-prefix", default="ORDERFLOW_PAPER",
                    help="environment prefix of the API key/secret for --rest-url")  # fmt: skip
     p.add_argument("--speed", type=float, default=10.0,
@@ -258,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--testnet", action="store_true", help="Binance's testnet instead of mainnet")
     p.add_argument("--rest-url", help="explicit REST base (overrides mainnet/testnet)")
     p.add_argument("--ws-url", help="explicit WebSocket base")
+    p.add_argument("--ws-routes", choices=("auto", "combined", "split"), default="auto",
+                   help="USD-M WebSocket layout: split (Binance since 2026-04-23) or combined (legacy, "
+                   "local servers); auto = split on Binance's URLs, combined with --ws-url")  # fmt: skip
     p.add_argument("--keys-prefix", default="BINANCE",
                    help="environment prefix of the API key/secret (BINANCE_API_KEY, ...)")  # fmt: skip
     p.add_argument("--i-understand-this-trades-real-money", dest="confirm", action="store_true",

@@ -355,6 +355,9 @@ def _endpoints(cfg: Config, args: argparse.Namespace):
     ep = default_endpoints(market, testnet=True) if args.testnet else cfg.binance.endpoints(market)
     over = {"rest_base_url": args.rest_url, "ws_base_url": getattr(args, "ws_url", None)}
     over = {k: v for k, v in over.items() if v}
+    routes = getattr(args, "ws_routes", "auto")
+    if market == "usdm" and (routes != "auto" or "ws_base_url" in over):  # an explicit URL: legacy layout
+        over["ws_routes"] = routes if routes != "auto" else "combined"
     return ep.model_validate({**ep.model_dump(), **over}) if over else ep
 
 

@@ -216,11 +216,19 @@ def test_streams_url_and_config() -> None:
         default_endpoints("usdm"),
         FeedConfig(book_ticker=True, kline_intervals=["1m"]),
     )
-    assert feed.url == (
-        "wss://fstream.binance.com/stream?streams=btcusdt@depth@0ms/btcusdt@trade/"
-        "btcusdt@bookTicker/btcusdt@kline_1m/ethusdt@depth@0ms/ethusdt@trade/ethusdt@bookTicker/"
-        "ethusdt@kline_1m"
-    )
+    # Binance's USD-M layout since 2026-04-23: depth and bookTicker on /public, the rest on /market
+    assert feed.urls == [
+        "wss://fstream.binance.com/public/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker/"
+        "ethusdt@depth@0ms/ethusdt@bookTicker",
+        "wss://fstream.binance.com/market/stream?streams=btcusdt@trade/btcusdt@kline_1m/"
+        "ethusdt@trade/ethusdt@kline_1m",
+    ]
+    legacy = default_endpoints("usdm").model_copy(update={"ws_routes": "combined"})
+    assert BinanceFeed("usdm", ["btcusdt"], legacy, FeedConfig(book_ticker=True)).urls == [
+        "wss://fstream.binance.com/stream?streams=btcusdt@depth@0ms/btcusdt@trade/btcusdt@bookTicker"
+    ]
+    spot = BinanceFeed("spot", ["btcusdt"], default_endpoints("spot"), FeedConfig(market="spot"))
+    assert spot.urls == ["wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/btcusdt@trade"]
     with pytest.raises(ValueError, match="endpoints are for 'usdm'"):
         BinanceFeed("spot", ["BTCUSDT"], default_endpoints("usdm"), FeedConfig(market="spot"))
 

@@ -32,8 +32,10 @@ def classify(request_line: bytes) -> str:
     path = parts[1].decode("latin-1") if len(parts) >= 2 else ""
     if path.startswith("/stream"):
         return "market"
-    if path.startswith("/ws-api/"):
+    if path.startswith(("/ws-api/", "/private/")):
         return "user"
+    if path.startswith(("/public/", "/market/")):
+        return "market"
     if path == "/ws" or path.startswith(("/ws?", "/ws/")):
         name = path[4:].split("?", 1)[0]
         return "market" if not name or "@" in name else "user"

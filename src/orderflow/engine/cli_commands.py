@@ -88,9 +88,12 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
         with _venue(args) as (rest, ws, creds, where):
             print(f"{mode} trading {args.symbol.upper()} ({args.market}) for {args.minutes:g} min on "
                   f"{where}; model: {what}; journal: {journal.url}")  # fmt: skip
+            routes = getattr(args, "ws_routes", "auto")
+            if routes == "auto":  # Binance's own URLs: its current layout; an explicit venue: legacy
+                routes = getattr(args, "binance_routes", "combined")
             engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model, journal=journal,
-                                 mode=mode, on_stop=getattr(args, "on_stop", "close"),
-                                 reloader=reloader)  # fmt: skip
+                                 mode=mode, on_stop=getattr(args, "on_stop", "close"), reloader=reloader,
+                                 ws_routes=routes if args.market == "usdm" else "combined")  # fmt: skip
             t0 = time.perf_counter()
             stats = asyncio.run(engine.run(args.minutes))
             print(render_paper(stats, engine.session, time.perf_counter() - t0))
@@ -121,5 +124,6 @@ def live_cmd(cfg: Config, args: argparse.Namespace) -> int:
     else:
         ep = default_endpoints(args.market, testnet=args.testnet)
         rest, ws = ep.rest_base_url, ep.ws_base_url
+        args.binance_routes = ep.ws_routes
     args.rest_url, args.ws_url = rest, ws
     return paper_cmd(cfg, args)

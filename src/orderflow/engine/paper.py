@@ -84,6 +84,7 @@ class PaperEngine:
         clock: Callable[[], int] = time.time_ns,  # event receive times (ns); a ManualClock in lockstep
         reloader: Any | None = None,  # orderflow.models.serving.HotReloader: follow the registry's swaps
         snapshot_on_connect: bool = False,  # fetch book snapshots at connect (the lockstep driver's need)
+        ws_routes: str = "combined",  # USD-M WebSocket layout: "split" on Binance since 2026-04-23
     ) -> None:
         from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
 
@@ -91,6 +92,9 @@ class PaperEngine:
         self.market = market
         self.symbol = symbol.upper()
         self.rest_url, self.ws_url = rest_url, ws_url
+        if ws_routes not in ("combined", "split") or (ws_routes == "split" and market == "spot"):
+            raise ValueError(f"ws_routes {ws_routes!r}: use combined, or split on usdm")
+        self.ws_routes = ws_routes
         self.credentials = credentials
         self.instrument = instrument
         fcfg: FeatureConfig = cfg.features.model_copy(update={"tick_size": instrument.tick_size})
@@ -169,12 +173,13 @@ class PaperEngine:
         from orderflow.execution.binance import BinanceTradingClient, TradingClientConfig, UserDataStream
 
         self.compile_kernels()
-        ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url)
+        ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
+                              ws_routes=self.ws_routes)  # fmt: skip
         fc = FeedConfig(market=self.market, depth_stream="depth@100ms",
                         snapshot_on_connect=self.snapshot_on_connect)  # fmt: skip
         feed = self.feed = BinanceFeed(self.market, [self.symbol], ep, fc, clock=self.clock)
         tcfg = TradingClientConfig(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
-                                   client_id_prefix=self.prefix)  # fmt: skip
+                                   client_id_prefix=self.prefix, ws_routes=self.ws_routes)  # fmt: skip
         if self.journal is not None:
             from orderflow.models.registry import code_version
 

@@ -27,14 +27,32 @@ _TESTNET = {
 VENUE_OF_MARKET = {"usdm": "binance-usdm", "spot": "binance-spot"}
 
 
+WsRoutes = Literal["combined", "split"]
+# USD-M streams by route since Binance split its WebSocket URLs (2026-04-23): high-frequency public
+# data under /public, everything else under /market, user data under /private
+_PUBLIC_STREAMS = ("depth", "bookTicker", "rpiDepth")
+
+
+def stream_route(stream: str) -> str:
+    """``public`` or ``market``: the USD-M route of a stream name such as ``btcusdt@depth@0ms``."""
+    kind = stream.split("@", 2)[1] if "@" in stream else stream
+    return "public" if kind.startswith(_PUBLIC_STREAMS) else "market"
+
+
 class BinanceEndpoints(BaseModel):
-    """Where to reach one Binance market: REST base (no trailing slash) and WebSocket base."""
+    """Where to reach one Binance market: REST base (no trailing slash) and WebSocket base.
+
+    ``ws_routes``: ``combined`` connects every stream to ``{ws_base}/stream`` and the USD-M user stream
+    to ``{ws_base}/ws/<listenKey>`` (spot, and the layout USD-M had until 2026-04-23); ``split`` is
+    USD-M's layout since: ``{ws_base}/public/stream`` (depth, bookTicker), ``{ws_base}/market/stream``
+    (trades, klines, mark price) and ``{ws_base}/private/ws?listenKey=...&events=...``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     market: Market
     rest_base_url: str
     ws_base_url: str
+    ws_routes: WsRoutes = "combined"
 
     @field_validator("rest_base_url", "ws_base_url")
     @classmethod
@@ -44,9 +62,33 @@ class BinanceEndpoints(BaseModel):
             raise ValueError(f"not a URL: {v!r}")
         return v.rstrip("/")
 
+    @model_validator(mode="after")
+    def _routes(self) -> BinanceEndpoints:
+        if self.ws_routes == "split" and self.market == "spot":
+            raise ValueError("ws_routes 'split' is USD-M's layout; spot streams are combined")
+        return self
+
     @property
     def venue(self) -> str:
         return VENUE_OF_MARKET[self.market]
+
+    def stream_urls(self, streams: list[str]) -> list[str]:
+        """The WebSocket URLs carrying ``streams`` (one combined URL, or one per route in use)."""
+        if self.ws_routes == "combined":
+            return [f"{self.ws_base_url}/stream?streams=" + "/".join(streams)]
+        out = []
+        for route in ("public", "market"):
+            mine = [s for s in streams if stream_route(s) == route]
+            if mine:
+                out.append(f"{self.ws_base_url}/{route}/stream?streams=" + "/".join(mine))
+        return out
+
+    def user_stream_url(self, listen_key: str) -> str:
+        """The USD-M user data stream of ``listen_key``."""
+        if self.ws_routes == "combined":
+            return f"{self.ws_base_url}/ws/{listen_key}"
+        events = "ORDER_TRADE_UPDATE/ACCOUNT_UPDATE"
+        return f"{self.ws_base_url}/private/ws?listenKey={listen_key}&events={events}"
 
     @property
     def futures(self) -> bool:
@@ -59,7 +101,8 @@ def default_endpoints(market: Market, testnet: bool = False) -> BinanceEndpoints
     if market not in table:
         raise ValueError(f"unknown Binance market {market!r}; expected 'usdm' or 'spot'")
     rest, ws = table[market]
-    return BinanceEndpoints(market=market, rest_base_url=rest, ws_base_url=ws)
+    routes = "split" if market == "usdm" else "combined"
+    return BinanceEndpoints(market=market, rest_base_url=rest, ws_base_url=ws, ws_routes=routes)
 
 
 def loopback_endpoints(market: Market, host: str, port: int) -> BinanceEndpoints:

@@ -1,5 +1,8 @@
-"""Live Binance market-data feed: one combined-stream WebSocket, a REST snapshot per symbol, and a
-:class:`DepthSync` per symbol, delivering domain events in order.
+"""Live Binance market-data feed: combined-stream WebSockets (one; or on USD-M since Binance split its
+URLs, one for the public route and one for the market route, see
+:meth:`~orderflow.data.binance.endpoints.BinanceEndpoints.stream_urls`), a REST snapshot per symbol, and
+a :class:`DepthSync` per symbol, delivering domain events in order (events of the two sockets in the
+order they arrive).
 
 Usage::
 
@@ -17,7 +20,9 @@ is handed out ``feed.book(symbol)`` is exactly the book after it. ``run(callback
 Trouble handling: a gap in one symbol's update ids resyncs only that symbol (new REST snapshot); the
 other symbols keep streaming. A disconnect invalidates every book (GapEvent reason "disconnect"),
 reconnects with exponential backoff and jitter and resyncs all. No message for ``watchdog_s`` means
-the stream is stale: FeedStatus "stale", close, reconnect.
+the stream is stale: FeedStatus "stale", close, reconnect. The sockets of a split layout are one
+connection for this purpose: when one drops or goes stale, all are closed and reconnected together
+(trades lost on one socket are a gap in the same way as lost diffs).
 
 Raw tap: ``raw_tap(ts_recv_ns, raw_bytes, symbol)`` is called for every WS message (``symbol`` None;
 the combined message names its stream) and every REST snapshot body (``symbol`` = its symbol), in the
@@ -89,7 +94,7 @@ class BinanceFeed:
         self._gen = 0  # connection generation; snapshots of an older connection are discarded
         self._fetching: dict[str, asyncio.Task] = {}
         self._reader: asyncio.Task | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._socks: list[aiohttp.ClientWebSocketResponse] = []
         self._stopping = False
         self._rest: BinanceRest | None = None
         self.counters: dict[str, int] = dict.fromkeys(
@@ -109,8 +114,13 @@ class BinanceFeed:
 
     # -- public -----------------------------------------------------------------------------------
     @property
+    def urls(self) -> list[str]:
+        """The WebSocket URLs the feed connects to."""
+        return self.endpoints.stream_urls(self.config.streams(self.symbols))
+
+    @property
     def url(self) -> str:
-        return f"{self.endpoints.ws_base_url}/stream?streams=" + "/".join(self.config.streams(self.symbols))
+        return " + ".join(self.urls)
 
     def book(self, symbol: str) -> OrderBook:
         return self._syncs[symbol.upper()].book
@@ -136,8 +146,8 @@ class BinanceFeed:
         if self._stopping:
             return
         self._stopping = True
-        if self._ws is not None:
-            await self._ws.close()
+        for ws in list(self._socks):
+            await ws.close()
         if self._reader is not None:
             self._reader.cancel()
         for t in self._fetching.values():
@@ -329,67 +339,39 @@ class BinanceFeed:
         attempt = 0
         assert self._session is not None
         while not self._stopping:
-            got_message = False
+            got_message = [False]
             if self.counters["reconnects"]:
                 self._put_nowait(
                     (_STATUS, self._gen, FeedStatus(self.venue, self.clock(), "reconnecting", self.url), None)
                 )
             try:
-                async with self._session.ws_connect(
-                    self.url, heartbeat=None, max_msg_size=0, autoping=True
-                ) as ws:
-                    self._ws = ws
+                async with contextlib.AsyncExitStack() as stack:
+                    self._socks = [
+                        await stack.enter_async_context(
+                            self._session.ws_connect(u, heartbeat=None, max_msg_size=0, autoping=True)
+                        )
+                        for u in self.urls
+                    ]
                     await self._queue.put(
                         (_STATUS, self._gen, FeedStatus(self.venue, self.clock(), "connected"), None)
                     )
-                    while True:
-                        try:
-                            msg = await ws.receive(timeout=cfg.watchdog_s)
-                        except TimeoutError:
-                            self.counters["stale"] += 1
-                            log.warning(
-                                "feed: no message for %.1f s: stream is stale, reconnecting", cfg.watchdog_s
-                            )
-                            await self._queue.put(
-                                (
-                                    _STATUS,
-                                    self._gen,
-                                    FeedStatus(
-                                        self.venue,
-                                        self.clock(),
-                                        "stale",
-                                        f"no message for {cfg.watchdog_s} s",
-                                    ),
-                                    None,
-                                )
-                            )
-                            break
-                        if msg.type == aiohttp.WSMsgType.TEXT:
-                            ts = self.clock()
-                            got_message = True
-                            if self.raw_tap is not None:
-                                self.raw_tap(ts, msg.data.encode(), None)
-                            await self._queue.put((_WS, self._gen, ts, msg.data))
-                        elif msg.type == aiohttp.WSMsgType.BINARY:
-                            ts = self.clock()
-                            got_message = True
-                            if self.raw_tap is not None:
-                                self.raw_tap(ts, msg.data, None)
-                            await self._queue.put((_WS, self._gen, ts, msg.data.decode()))
-                        elif msg.type in (
-                            aiohttp.WSMsgType.CLOSE,
-                            aiohttp.WSMsgType.CLOSING,
-                            aiohttp.WSMsgType.CLOSED,
-                            aiohttp.WSMsgType.ERROR,
-                        ):
-                            break
+                    pumps = [asyncio.create_task(self._pump(ws, got_message)) for ws in self._socks]
+                    try:
+                        done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for t in pumps:
+                            t.cancel()
+                        await asyncio.gather(*pumps, return_exceptions=True)
+                    for t in done:  # a socket error ends the connection like a close
+                        if not t.cancelled() and t.exception() is not None:
+                            raise t.exception()  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 self.last_error = f"connect {self.endpoints.ws_base_url}: {e}"
                 log.warning("feed: WebSocket error: %s", e)
             finally:
-                self._ws = None
+                self._socks = []
             if self._stopping:
                 return
             # a lost connection: every book is invalid; the next connection resyncs all
@@ -399,12 +381,44 @@ class BinanceFeed:
                 (_STATUS, self._gen, FeedStatus(self.venue, ts, "disconnected", self.last_error), None)
             )
             await self._queue.put((_DISCONNECT, self._gen, ts, None))
-            attempt = 0 if got_message else attempt + 1
+            attempt = 0 if got_message[0] else attempt + 1
             delay = min(cfg.reconnect_max_s, cfg.reconnect_initial_s * 2**attempt)
             delay *= 0.5 + 0.5 * self._rng.random()
             self.counters["reconnects"] += 1
             log.info("feed: reconnecting in %.2f s", delay)
             await asyncio.sleep(delay)
+
+    async def _pump(self, ws: aiohttp.ClientWebSocketResponse, got_message: list[bool]) -> None:
+        """Queue one socket's frames until it closes or goes stale (then return)."""
+        cfg = self.config
+        while True:
+            try:
+                msg = await ws.receive(timeout=cfg.watchdog_s)
+            except TimeoutError:
+                self.counters["stale"] += 1
+                log.warning("feed: no message for %.1f s: stream is stale, reconnecting", cfg.watchdog_s)
+                status = FeedStatus(self.venue, self.clock(), "stale", f"no message for {cfg.watchdog_s} s")
+                await self._queue.put((_STATUS, self._gen, status, None))
+                return
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                ts = self.clock()
+                got_message[0] = True
+                if self.raw_tap is not None:
+                    self.raw_tap(ts, msg.data.encode(), None)
+                await self._queue.put((_WS, self._gen, ts, msg.data))
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                ts = self.clock()
+                got_message[0] = True
+                if self.raw_tap is not None:
+                    self.raw_tap(ts, msg.data, None)
+                await self._queue.put((_WS, self._gen, ts, msg.data.decode()))
+            elif msg.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                return
 
     async def _shutdown(self) -> None:
         self._stopping = True
@@ -414,8 +428,8 @@ class BinanceFeed:
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        if self._ws is not None:
-            await self._ws.close()
+        for ws in list(self._socks):
+            await ws.close()
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None

@@ -37,6 +37,11 @@ class TradingClientConfig(BaseModel):
     client_id_prefix: str = Field(
         "of", pattern=r"^[A-Za-z0-9_-]{0,12}$", description="prefix of generated client ids"
     )
+    ws_routes: Literal["auto", "combined", "split"] = Field(
+        "auto",
+        description="USD-M WebSocket layout: auto = split on Binance (since 2026-04-23), combined when "
+        "ws_base_url is overridden (e.g. a local exchange serving the legacy layout)",
+    )
     ws_api_url: str = Field(
         "",
         description="spot WebSocket API URL of the user data stream (default: Binance's, or "
@@ -76,10 +81,14 @@ class TradingClientConfig(BaseModel):
 
     def endpoints(self) -> BinanceEndpoints:
         if self.rest_base_url:
-            return BinanceEndpoints(
+            ep = BinanceEndpoints(
                 market=self.market, rest_base_url=self.rest_base_url, ws_base_url=self.ws_base_url
             )
-        return default_endpoints(self.market, self.testnet)
+        else:
+            ep = default_endpoints(self.market, self.testnet)
+        if self.ws_routes != "auto" and self.futures:
+            ep = ep.model_copy(update={"ws_routes": self.ws_routes})
+        return ep
 
 
 def credentials_from_env(prefix: str = "BINANCE") -> Credentials:

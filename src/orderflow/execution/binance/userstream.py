@@ -2,7 +2,9 @@
 
 Two flows, as Binance serves them:
 
-- USD-M futures: ``POST /fapi/v1/listenKey``, connect ``{ws_base}/ws/{listenKey}``, ``PUT`` the key every
+- USD-M futures: ``POST /fapi/v1/listenKey``, connect ``{ws_base}/private/ws?listenKey=...&events=...``
+  (Binance's layout since 2026-04-23; ``{ws_base}/ws/{listenKey}`` in the legacy one, which the local
+  exchange still serves), ``PUT`` the key every
   ``listen_key_keepalive_s`` (the key expires after 60 min without one; every 30 min is advised);
   ``listenKeyExpired`` or a -1125 on keep-alive makes a new key.
 - Spot: Binance retired spot listen keys (``/api/v3/userDataStream``) on 2026-02-20. The stream is a
@@ -61,7 +63,8 @@ class UserDataStream:
         self.client = client
         self.clock = clock or client.server_clock.local_ns
         self.config = client.config
-        self.ws_base = client.config.endpoints().ws_base_url
+        self.endpoints = client.config.endpoints()
+        self.ws_base = self.endpoints.ws_base_url
         self.ws_api = not client.futures  # spot: a signed subscription on the WebSocket API
         self.url = client.config.user_stream_url()
         self.subscription_id: int | None = None
@@ -161,7 +164,7 @@ class UserDataStream:
             reason = "closed"
             try:
                 assert self._session is not None
-                url = self.url if self.ws_api else f"{self.ws_base}/ws/{self.listen_key}"
+                url = self.url if self.ws_api else self.endpoints.user_stream_url(self.listen_key)
                 async with self._session.ws_connect(url, heartbeat=self.config.ws_heartbeat_s) as ws:
                     self._ws = ws
                     if self.ws_api:

@@ -26,6 +26,7 @@ events are applied and their stream messages written). Request ``timestamp`` / `
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import json
@@ -37,6 +38,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from orderflow.data.binance.endpoints import stream_route
 from orderflow.data.binance.rest import depth_weight, klines_weight
 from orderflow.execution.local import errors as E
 from orderflow.execution.local import trading as T
@@ -66,10 +68,12 @@ def _norm(stream: str) -> str:
 
 
 class _Client:
-    __slots__ = ("combined", "n_subs", "streams", "sub_id", "user", "ws")
+    __slots__ = ("combined", "events", "n_subs", "route", "streams", "sub_id", "user", "ws")
 
-    def __init__(self, ws: web.WebSocketResponse, combined: bool) -> None:
+    def __init__(self, ws: web.WebSocketResponse, combined: bool, route: str | None = None) -> None:
         self.ws, self.combined = ws, combined
+        self.route = route  # USD-M split layout: "public" / "market" (None: the legacy URL, every stream)
+        self.events: set[str] | None = None  # /private: the user data events asked for (None: all)
         self.streams: dict[str, str] = {}  # normalized -> as subscribed
         self.user = False
         self.sub_id: int | None = None  # WebSocket API: the account's user data subscription
@@ -112,6 +116,7 @@ class LocalExchange:
         self._n_keys = 0
         self._clients: set[_Client] = set()
         self.sent = {"market": 0, "user": 0}  # messages sent to clients, by kind
+        self.ws_paths: collections.Counter[str] = collections.Counter()  # WebSocket connections by path
         self._send_lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._pump: asyncio.Task | None = None
@@ -177,6 +182,12 @@ class LocalExchange:
         r.add_get("/ws", self._ws_raw)
         r.add_get("/ws/{name}", self._ws_raw)
         r.add_get("/stream", self._ws_combined)
+        if self.futures:  # Binance's USD-M layout since 2026-04-23 (the legacy URLs above still served)
+            for route in ("public", "market"):
+                r.add_get(f"/{route}/ws", self._ws_raw)
+                r.add_get(f"/{route}/ws/{{name}}", self._ws_raw)
+                r.add_get(f"/{route}/stream", self._ws_combined)
+            r.add_get("/private/ws", self._ws_private)
         r.add_post("/_local/advance", self._advance_http)
         r.add_get("/_local/state", self._state_http)
         self._runner = web.AppRunner(app, access_log=None)
@@ -463,29 +474,49 @@ class LocalExchange:
         return {}
 
     # ------------------------------------------------------------------------------ websocket
+    @staticmethod
+    def _route(request: web.Request) -> str | None:
+        head = request.path.split("/", 2)[1]
+        return head if head in ("public", "market") else None
+
     async def _ws_raw(self, request: web.Request) -> web.WebSocketResponse:
         name = request.match_info.get("name")
-        return await self._serve_ws(request, [name] if name else [], combined=False)
+        names = [name] if name else []
+        return await self._serve_ws(request, names, combined=False, route=self._route(request))
 
     async def _ws_combined(self, request: web.Request) -> web.WebSocketResponse:
         names = [s for s in request.query.get("streams", "").split("/") if s]
-        return await self._serve_ws(request, names, combined=True)
+        return await self._serve_ws(request, names, combined=True, route=self._route(request))
+
+    async def _ws_private(self, request: web.Request) -> web.WebSocketResponse:
+        """``/private/ws?listenKey=<key>&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE``: the user data stream
+        of the split layout, with only the events asked for (all when ``events`` is absent)."""
+        key = request.query.get("listenKey", "")
+        events = {e for e in request.query.get("events", "").split("/") if e}
+        return await self._serve_ws(request, [key] if key else ["-"], combined=False, events=events or None)
 
     def _subscribe(self, c: _Client, names: list[str]) -> bool:
         for n in names:
             if "@" not in n:
-                if not self._live_key(n):
+                if c.route is not None or not self._live_key(n):  # user data only on legacy or /private
                     return False
                 c.user = True
             c.streams[_norm(n)] = n
         return True
 
     async def _serve_ws(
-        self, request: web.Request, names: list[str], combined: bool
+        self,
+        request: web.Request,
+        names: list[str],
+        combined: bool,
+        route: str | None = None,
+        events: set[str] | None = None,
     ) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
-        c = _Client(ws, combined)
+        self.ws_paths[request.path] += 1
+        c = _Client(ws, combined, route)
+        c.events = events
         if not self._subscribe(c, names):
             await ws.send_str(json.dumps({"error": {"code": -1125, "msg": "This listenKey does not exist."}}))
             await ws.close()
@@ -669,10 +700,11 @@ class LocalExchange:
             clients = [c for c in self._clients if not c.ws.closed]
             for name, payload in market:
                 text = None
+                route = stream_route(name) if self.futures else None
                 for c in clients:
                     sub = c.streams.get(name)
-                    if sub is None:
-                        continue
+                    if sub is None or (c.route is not None and c.route != route):
+                        continue  # a stream asked on the other route is accepted but never sent (as Binance)
                     self.sent["market"] += 1
                     if c.combined:
                         await self._send_to(
@@ -684,7 +716,7 @@ class LocalExchange:
             for payload in user:
                 text = json.dumps(payload, separators=(",", ":"))
                 for c in clients:
-                    if not c.user:
+                    if not c.user or (c.events is not None and payload.get("e") not in c.events):
                         continue
                     if c.sub_id is not None:  # spot WebSocket API subscription
                         self.sent["user"] += 1
