@@ -135,8 +135,9 @@ HOUR_MS = 3_600_000
 
 def test_funding_is_booked_alike_by_the_engine_the_backtester_and_the_exchange():
     """Funding every hour at 5 bp, and a run that starts 9 minutes before the hour: the engine and the
-    backtester book the same funding (parity holds with funding on), and the local exchange charges the
-    position held at that moment about the same amount (its mark is the mid when the hour passes)."""
+    backtester book the same funding (parity holds with funding on), the local exchange charges the
+    position held at that moment about the same amount (its mark is the mid when the hour passes), and
+    the engine reads that charge back from the user data stream."""
     cfg = trading_config(Config())
     ex = cfg.backtest.exchange.model_copy(update={"funding_rate": 0.0005, "funding_interval_h": 1})
     cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update={"exchange": ex})})
@@ -149,3 +150,6 @@ def test_funding_is_booked_alike_by_the_engine_the_backtester_and_the_exchange()
     fundings, charged = engine.exchange_funding
     assert fundings == 1
     assert charged == pytest.approx(booked, rel=2e-3)  # the same position, marks a few events apart
+    # the engine read the exchange's charge back from ACCOUNT_UPDATE (reason FUNDING_FEE)
+    assert engine.stats.exchange_fundings == 1
+    assert engine.stats.exchange_funding == pytest.approx(charged, rel=1e-9, abs=1e-8)

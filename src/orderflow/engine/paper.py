@@ -25,6 +25,7 @@ import numpy as np
 from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, Trade
 from orderflow.core.instruments import Instrument
 from orderflow.engine.session import TradingSession
+from orderflow.execution.portfolio import P_FUNDING as PF_FUNDING
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ class PaperStats:
     recovered: list[str] = field(default_factory=list)  # what start-up reconciliation changed
     kill_mode: str = "off"
     stop_reason: str = ""
+    # funding the exchange charged (USD-M ACCOUNT_UPDATE with reason FUNDING_FEE; quote, paid > 0) and
+    # how many such events; the core books the configured rate, this is what the venue really took
+    exchange_funding: float = 0.0
+    exchange_fundings: int = 0
     # re-warming after gaps: book events with invalid features from a gap until valid again, wall
     # seconds from each gap to the first valid book event after it, and the receive time (ns) of a gap
     # whose features are not valid yet (0: none)
@@ -92,6 +97,10 @@ class PaperEngine:
         self.market = market
         self.symbol = symbol.upper()
         self.rest_url, self.ws_url = rest_url, ws_url
+        # the margin asset funding is paid in (USD-M symbols end with it), "" if none of these
+        self.instrument_quote = next(
+            (q for q in ("USDT", "USDC", "FDUSD", "BUSD") if self.symbol.endswith(q)), ""
+        )
         if ws_routes not in ("combined", "split") or (ws_routes == "split" and market == "spot"):
             raise ValueError(f"ws_routes {ws_routes!r}: use combined, or split on usdm")
         self.ws_routes = ws_routes
@@ -545,10 +554,19 @@ class PaperEngine:
                                         time.time_ns(), reason="acknowledged")  # fmt: skip
 
     async def _user_events(self, stream: Any) -> None:
-        from orderflow.execution.binance import OrderUpdate
+        from orderflow.execution.binance import AccountUpdate, OrderUpdate
 
         while True:
             ev = await stream.get()
+            if isinstance(ev, AccountUpdate) and ev.reason == "FUNDING_FEE":
+                paid = -sum(
+                    bc for a, bc in ev.changes if a == self.instrument_quote or not self.instrument_quote
+                )
+                self.stats.exchange_funding += paid
+                self.stats.exchange_fundings += 1
+                log.info("funding charged by the exchange: %.6f (booked by the model: %.6f in all)", paid,
+                         float(self.session.P[PF_FUNDING]))  # fmt: skip
+                continue
             if not isinstance(ev, OrderUpdate) or ev.symbol != self.symbol:
                 continue
             oid = self._oid(ev.client_order_id)
@@ -608,6 +626,10 @@ def render_paper(stats: PaperStats, session: TradingSession, seconds: float) -> 
         lines.append(f"kill switch: {stats.kill_mode}")
     if stats.recovered:
         lines.append("recovered at start-up: " + "; ".join(stats.recovered))
+    if stats.exchange_fundings or session.P[PF_FUNDING]:
+        booked, n = session.P[PF_FUNDING], stats.exchange_fundings
+        lines.append(f"funding: booked {booked:,.4f} at the configured rate; charged by the exchange "
+                     f"{stats.exchange_funding:,.4f} in {n} funding events")  # fmt: skip
     if stats.post_only_rejected:
         n = stats.post_only_rejected
         lines.append(f"post-only limits refused (the book moved through the price): {n:,}")

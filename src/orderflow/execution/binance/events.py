@@ -148,6 +148,8 @@ class AccountUpdate(msgspec.Struct, frozen=True):
     reason: str
     balances: tuple[Balance, ...]
     positions: tuple[Position, ...]
+    # USD-M: each balance's change in this event (``bc``), e.g. the funding paid with reason FUNDING_FEE
+    changes: tuple[tuple[str, float], ...] = ()
 
 
 class StreamStatus(msgspec.Struct, frozen=True):

@@ -251,8 +251,9 @@ def decode_user_event(
                 Position(p["s"], float(p["pa"]), float(p["ep"]), float(p.get("up", 0)), p.get("ps", "BOTH"))
                 for p in a.get("P", [])
             )
+            changes = tuple((b["a"], float(b["bc"])) for b in a.get("B", []) if "bc" in b)
             return AccountUpdate(
-                venue, int(msg.get("T") or event_ms) * NS_PER_MS, ts_recv, a.get("m", ""), bals, pos
+                venue, int(msg.get("T") or event_ms) * NS_PER_MS, ts_recv, a.get("m", ""), bals, pos, changes
             )
         if e == "outboundAccountPosition":
             bals = tuple(Balance(b["a"], float(b["f"]), float(b["l"])) for b in msg.get("B", []))
