@@ -205,8 +205,10 @@ def test_decode_websocket_api_wrapped_events_and_stream_end():
 
 def test_decode_funding_fee_account_update_keeps_the_balance_change():
     # a USD-M cross-margin funding: ACCOUNT_UPDATE with reason FUNDING_FEE carries the balance only
-    raw = (b'{"e":"ACCOUNT_UPDATE","E":1700002800001,"T":1700002800001,"a":{"m":"FUNDING_FEE",'
-           b'"B":[{"a":"USDT","wb":"100002.48898118","cw":"100002.48898118","bc":"2.48898118"}]}}')  # fmt: skip
+    raw = (
+        b'{"e":"ACCOUNT_UPDATE","E":1700002800001,"T":1700002800001,"a":{"m":"FUNDING_FEE",'
+        b'"B":[{"a":"USDT","wb":"100002.48898118","cw":"100002.48898118","bc":"2.48898118"}]}}'
+    )
     ev = decode_user_event(raw, "binance-usdm", 5, True)
     assert ev.reason == "FUNDING_FEE" and ev.positions == ()
     assert ev.changes == (("USDT", 2.48898118),)

@@ -97,10 +97,9 @@ class PaperEngine:
         self.market = market
         self.symbol = symbol.upper()
         self.rest_url, self.ws_url = rest_url, ws_url
-        # the margin asset funding is paid in (USD-M symbols end with it), "" if none of these
-        self.instrument_quote = next(
-            (q for q in ("USDT", "USDC", "FDUSD", "BUSD") if self.symbol.endswith(q)), ""
-        )
+        from orderflow.execution.local.accounts import split_symbol
+
+        self.instrument_quote = split_symbol(self.symbol)[1]  # the margin asset funding is paid in
         if ws_routes not in ("combined", "split") or (ws_routes == "split" and market == "spot"):
             raise ValueError(f"ws_routes {ws_routes!r}: use combined, or split on usdm")
         self.ws_routes = ws_routes
@@ -134,7 +133,7 @@ class PaperEngine:
         venue = "binance-spot" if market == "spot" else "binance-usdm"
         xcfg = cfg.backtest.exchange.model_copy(update={"venue": venue})
         # funding as the backtester books it (the configured rate at every funding time; on Binance the
-        # rate of each funding differs, and the exchange's own funding is not read back yet)
+        # rate of each funding differs: what the exchange charged is read back and reported apart)
         funding = xcfg.funding_rate if xcfg.perpetual else 0.0
         self.session = TradingSession(instrument, venue, xcfg.taker_rate, funding, xcfg.funding_interval_ns,
                                       cfg.strategy, cfg.risk, cfg.backtest, execution=cfg.execution,
@@ -559,9 +558,7 @@ class PaperEngine:
         while True:
             ev = await stream.get()
             if isinstance(ev, AccountUpdate) and ev.reason == "FUNDING_FEE":
-                paid = -sum(
-                    bc for a, bc in ev.changes if a == self.instrument_quote or not self.instrument_quote
-                )
+                paid = -sum(bc for a, bc in ev.changes if a == self.instrument_quote)
                 self.stats.exchange_funding += paid
                 self.stats.exchange_fundings += 1
                 log.info("funding charged by the exchange: %.6f (booked by the model: %.6f in all)", paid,

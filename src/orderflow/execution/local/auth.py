@@ -98,27 +98,10 @@ class Authenticator:
         payload, sig = split_signature(query, body)
         if sig is None or sig == "":
             raise E.mandatory("signature")
-        if self._ed_key is not None:
-            from cryptography.exceptions import InvalidSignature
+        self._verify(payload, unquote_plus(sig) if self._ed_key is not None else sig)
 
-            try:
-                raw = base64.b64decode(unquote_plus(sig), validate=True)
-                self._ed_key.verify(raw, payload.encode())
-            except (InvalidSignature, binascii.Error, ValueError):
-                raise E.bad_signature() from None
-            return
-        assert self._secret is not None
-        expected = hmac_signature(self._secret, payload)
-        if not hmac.compare_digest(expected, sig.lower()):
-            raise E.bad_signature()
-
-    def check_ws_signature(self, params: dict[str, str]) -> None:
-        """WebSocket API signature: over ``k=v`` pairs of every parameter but ``signature``, sorted by
-        name and joined by ``&``; hex HMAC, or plain (not percent-encoded) base64 Ed25519."""
-        sig = params.get("signature")
-        if not sig:
-            raise E.mandatory("signature")
-        payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "signature")
+    def _verify(self, payload: str, sig: str) -> None:
+        """``sig`` (hex HMAC, or base64 Ed25519 not percent-encoded) signs ``payload``: else -1022."""
         if self._ed_key is not None:
             from cryptography.exceptions import InvalidSignature
 
@@ -130,6 +113,15 @@ class Authenticator:
         assert self._secret is not None
         if not hmac.compare_digest(hmac_signature(self._secret, payload), sig.lower()):
             raise E.bad_signature()
+
+    def check_ws_signature(self, params: dict[str, str]) -> None:
+        """WebSocket API signature: over ``k=v`` pairs of every parameter but ``signature``, sorted by
+        name and joined by ``&``; hex HMAC, or plain (not percent-encoded) base64 Ed25519."""
+        sig = params.get("signature")
+        if not sig:
+            raise E.mandatory("signature")
+        payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "signature")
+        self._verify(payload, sig)
 
     @staticmethod
     def check_timestamp(params: dict[str, str], server_ms: int) -> None:

@@ -183,8 +183,7 @@ class LocalVenue:
         self.pos += 1
         ts, d = int(tl.ts[i]), self.timeline.symbols[int(tl.sym[i])]
         r = int(tl.row[i])
-        if self.funding_rate != 0.0 and ts // self.funding_ns > self._last_ts // self.funding_ns:
-            self._charge_funding(ts // self.funding_ns - self._last_ts // self.funding_ns, ts)
+        self._charge_funding(ts)
         self._last_ts = max(self._last_ts, ts)
         sym, mkt, m = d.symbol, self.markets[d.symbol], self.matchers[d.symbol]
         low = sym.lower()
@@ -215,14 +214,18 @@ class LocalVenue:
             self.step()
             n += 1
         if until_ns is not None and until_ns > self._last_ts:
-            if self.funding_rate != 0.0 and until_ns // self.funding_ns > self._last_ts // self.funding_ns:
-                self._charge_funding(until_ns // self.funding_ns - self._last_ts // self.funding_ns, until_ns)
+            self._charge_funding(until_ns)
             self._last_ts = until_ns
         return n
 
-    def _charge_funding(self, n: int, ts: int) -> None:
-        """Funding for ``n`` funding times crossed before the event at ``ts``, at the marks before it; an
-        ``ACCOUNT_UPDATE`` with reason ``FUNDING_FEE`` carries the balance only (cross margin)."""
+    def _charge_funding(self, ts: int) -> None:
+        """Funding for the funding times in (exchange time, ``ts``], at the marks before the event at
+        ``ts``; an ``ACCOUNT_UPDATE`` with reason ``FUNDING_FEE`` carries the balance only (cross margin)."""
+        # portfolio.fundings_crossed's count, in plain Python: this runs at every event and a numba
+        # call's dispatch would cost more than the arithmetic
+        n = ts // self.funding_ns - self._last_ts // self.funding_ns if self.funding_rate != 0.0 else 0
+        if n <= 0:
+            return
         marks, paid = self.marks(), 0.0
         for sym, p in self.fut.positions.items():
             if p.amount != 0.0 and sym in marks:
