@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=T.existing_file,
         help="raw Binance recordings (hftbacktest format) or cryptofeed .jsonl.gz",
     )
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", type=T.non_empty, default="127.0.0.1")
     p.add_argument("--port", type=T.port, default=9400, help="0 picks a free port")
     p.add_argument(
         "--speed", type=T.non_negative_float, default=1.0, help="1 = recorded pace, 0 = as fast as possible"
@@ -257,11 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = models.add_parser("evaluate", help="stored out-of-sample metrics and the golden-rule verdict")
     _add_registry(p)
-    p.add_argument("version", help="version number or alias (champion, previous)")
+    p.add_argument("version", type=T.version_ref, help="version number or alias (champion, previous)")
     p.add_argument("--json", action="store_true")
     p = models.add_parser("promote", help="make a version the champion if it passes the golden rule")
     _add_registry(p)
-    p.add_argument("version")
+    p.add_argument("version", type=T.version_ref)
     p.add_argument("--force", action="store_true", help="bypass the golden rule (logged)")
     p = models.add_parser("rollback", help="move the champion alias back to the previous champion")
     _add_registry(p)
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "source", nargs="+", type=T.source, help="VENUE/SYMBOL in the store, or raw Binance recording file(s)"
     )
-    p.add_argument("--model", default="production",
+    p.add_argument("--model", type=T.model_ref, default="production",
                    help="production/champion, a registry version, a bundle directory, or none")  # fmt: skip
     p.add_argument("--walk-forward", action="store_true",
                    help="train on each window, trade the next (config walkforward); no --model")  # fmt: skip
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=T.positive_float, default=2.0, help="how long to run (wall minutes)")
     p.add_argument("--symbol", type=T.symbol, default="BTCUSDT")
     p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
-    p.add_argument("--model", default="auto",
+    p.add_argument("--model", type=T.model_ref, default="auto",
                    help="auto (the registry champion if any), none, production, VERSION, DIR")  # fmt: skip
     p.add_argument(
         "--rest-url", type=HTTP_URL, help="a Binance-protocol venue's REST base (keys from the environment)"
@@ -338,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=T.positive_float, default=60.0, help="how long to run (wall minutes)")
     p.add_argument("--symbol", type=T.symbol, default="BTCUSDT")
     p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
-    p.add_argument("--model", default="production", help="production (the champion), VERSION or DIR")
+    p.add_argument(
+        "--model", type=T.model_ref, default="production", help="production (the champion), VERSION or DIR"
+    )
     p.add_argument("--testnet", action="store_true", help="Binance's testnet instead of mainnet")
     p.add_argument("--rest-url", type=HTTP_URL, help="explicit REST base (overrides mainnet/testnet)")
     p.add_argument("--ws-url", type=WS_URL, help="explicit WebSocket base")

@@ -303,3 +303,41 @@ def port_in_use(host: str, port_: int) -> str | None:
             except OSError as e:
                 return listen_error(host, port_, e)
     return None
+
+
+def ed25519_public_key_file(text: str) -> str:
+    """A PEM file holding an Ed25519 public key."""
+    existing_file(text)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(Path(text).expanduser().read_bytes())
+    except (ValueError, TypeError, OSError):
+        key = None
+    if not isinstance(key, Ed25519PublicKey):
+        raise _fail("must be a PEM file of an Ed25519 public key", text)
+    return text
+
+
+_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def version_ref(text: str) -> str:
+    """A registry version (a whole number >= 1) or an alias such as champion or previous."""
+    if (text.isdigit() and int(text) >= 1) or _ALIAS.fullmatch(text):
+        return text
+    raise _fail("must be a version number >= 1 or an alias such as champion", text)
+
+
+def model_ref(text: str) -> str:
+    """``--model``: a keyword or alias (production, none, ...), a version number, or a bundle directory."""
+    p = Path(text).expanduser()
+    looks_like_path = "/" in text or "\\" in text or text.startswith(".") or p.exists()
+    if not looks_like_path:
+        return version_ref(text)
+    if p.exists() and not p.is_dir():
+        raise _fail("must be a bundle directory, not a file", text)
+    if not p.is_dir():
+        raise _fail("no such bundle directory", text)
+    return text

@@ -32,7 +32,7 @@ def add_exchange_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="'sim', a stored VENUE/SYMBOL (with --store) or a raw recording",
     )
     p.add_argument("--port", type=T.port, default=8765, help="port (0 = ephemeral)")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", type=T.non_empty, default="127.0.0.1")
     p.add_argument("--api-key", type=T.non_empty, default="localkey", help="API key of the account")
     p.add_argument(
         "--api-secret",
@@ -42,7 +42,7 @@ def add_exchange_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ed25519-public-key",
-        type=T.existing_file,
+        type=T.ed25519_public_key_file,
         default=None,
         help="PEM file of an Ed25519 public key (Ed25519 signing)",
     )
