@@ -309,3 +309,30 @@ def test_the_real_command_refuses_in_one_line(argv, message, workspace, busy_por
     last = r.stderr.strip().splitlines()[-1]  # the error is the last line, alone
     assert last.startswith("orderflow") and _fill(message, workspace, busy_port) in last
     assert _tree(workspace) == before
+
+
+# -- a port taken between the early look and the real bind is still named (the look is only a courtesy) ------
+@pytest.fixture()
+def no_early_look(monkeypatch):
+    import orderflow.cli_types
+
+    monkeypatch.setattr(orderflow.cli_types, "port_in_use", lambda host, port: None)
+
+
+def test_exchange_serve_names_a_busy_port_at_the_real_bind(no_early_look, busy_port, capsys):
+    argv = ["exchange", "serve", "--port", str(busy_port), "--sim-hours", "0.01"]
+    assert main(argv) == 2
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == f"orderflow: port {busy_port} on 127.0.0.1 is in use"
+    )
+
+
+def test_replay_server_names_a_busy_port_at_the_real_bind(shared_data, no_early_look, busy_port, capsys):
+    f = shared_data / "hftbacktest_binance_raw" / "usdm" / "ethusdt_20240808.gz"
+    argv = ["data", "replay-server", str(f), "--port", str(busy_port), "--max-messages", "100"]
+    assert main(argv) == 2
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == f"orderflow: port {busy_port} on 127.0.0.1 is in use"
+    )
