@@ -34,6 +34,9 @@ def _store(cfg: Config, args: argparse.Namespace) -> Store:
 def _existing_files(names: list[str], problem: str = "no such file") -> list[Path]:
     """The paths, or a UserError naming every one that is not an existing file."""
     paths = [Path(p) for p in names]
+    dirs = [str(p) for p in paths if p.is_dir()]
+    if dirs:  # not "no such file": it is there, but a directory
+        raise UserError(f"a directory, not a file: {', '.join(dirs)}")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UserError(f"{problem}: {', '.join(missing)}")

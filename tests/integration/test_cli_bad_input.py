@@ -58,6 +58,7 @@ BAD: dict[str, list[str | tuple[str, str]]] = {
     "features build --out": ["{dir}", "{dir}/x.csv", "{file}/x.parquet"],
     "features select --out": ["{dir}"],
     "--db": ["{dir}"],
+    "journal --db": ["{dir}", "mysql://u@127.0.0.1:1/x"],
     "--file": ["{dir}", "{file}/sub"],
     "--start": TIME,
     "--end": TIME,
@@ -102,6 +103,12 @@ GOOD = {
 }
 
 
+# cases another branch of issue 12 fixes (marked so while they fail here; strict=False: they may pass)
+XFAIL = {
+    "journal --db 'mysql://u@127.0.0.1:1/x'": "journal errors (a missing DB driver) are the journal branch's",
+}
+
+
 def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -141,7 +148,9 @@ def _cases() -> Iterator:
                 yield pytest.param(path, name, None, None, id=f"{cmd} {name}: no case")
             for b in bad:
                 value, expect = b if isinstance(b, tuple) else (b, None)
-                yield pytest.param(path, name, value, expect, id=f"{cmd} {name} {value!r}")
+                case_id = f"{cmd} {name} {value!r}"
+                marks = [pytest.mark.xfail(reason=XFAIL[case_id], strict=False)] if case_id in XFAIL else []
+                yield pytest.param(path, name, value, expect, id=case_id, marks=marks)
 
 
 @pytest.fixture(scope="module")
@@ -217,9 +226,8 @@ def test_bad_input(path, name, value, expect, workspace, busy_port, capsys):
     assert "Traceback" not in text
     shown = _fill(value, workspace, busy_port)
     wanted = _fill(expect, workspace, busy_port) if expect else name
-    assert wanted in text or (shown and repr(shown) in text), (
-        f"{argv}: neither {wanted} nor {shown!r} named:\n{text}"
-    )
+    named = wanted in text or (shown and repr(shown) in text) or (len(shown) >= 4 and shown in text)
+    assert named, f"{argv}: neither {wanted} nor {shown!r} named:\n{text}"
     errors = [line for line in out.err.splitlines() if "error" in line or line.startswith("orderflow:")]
     assert len(errors) == 1, f"{argv}: want one error line, got:\n{out.err}"
     assert _tree(workspace) == before, f"{argv} wrote {sorted(_tree(workspace) - before)} before refusing"
