@@ -83,13 +83,14 @@ port = int_range(0, 65535)
 
 def float_list(text: str) -> str:
     """Comma-separated finite numbers > 0 (kept as the string; e.g. ``--intervals 1,10,60``)."""
+    what = "must be comma-separated finite numbers > 0"
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
-        raise _fail("must be comma-separated numbers > 0", text)
-    for p in parts:
-        x = _number(p, "must be comma-separated finite numbers > 0")
-        if x <= 0:
-            raise _fail("must be comma-separated finite numbers > 0", text)
+    try:
+        ok = bool(parts) and all(math.isfinite(float(p)) and float(p) > 0 for p in parts)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _fail(what, text)
     return text
 
 
