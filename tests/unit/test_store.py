@@ -13,13 +13,13 @@ from orderflow.data.store import NS_PER_DAY, Store, StoreError
 DAY0 = 19_000 * NS_PER_DAY
 
 
-def trades(n: int, start: int = DAY0, step: int = 10**9) -> pd.DataFrame:
+def trades(n: int, start: int = DAY0, step: int = 10**9, first_id: int = 0) -> pd.DataFrame:
     ts = start + np.arange(n, dtype=np.int64) * step
     return pd.DataFrame(
         {
             "ts_event": ts,
             "ts_recv": ts + 5,
-            "trade_id": np.arange(n),
+            "trade_id": first_id + np.arange(n),
             "price": 100.0 + np.arange(n),
             "size": 1.0,
             "side": np.int8(1),
@@ -43,7 +43,7 @@ def test_same_source_replaces_other_source_appends(store: Store):
     store.write("sim", "X", "trade", trades(5), source="a")
     store.write("sim", "X", "trade", trades(5), source="a")
     assert len(store.read("sim", "X", "trade")) == 5
-    store.write("sim", "X", "trade", trades(3, start=DAY0 + 10**12), source="b")
+    store.write("sim", "X", "trade", trades(3, start=DAY0 + 10**12, first_id=100), source="b")
     assert len(store.read("sim", "X", "trade")) == 8
     [d] = store.ls()
     assert (d.venue, d.symbol, d.kind, d.rows, d.first_ns) == ("sim", "X", "trade", 8, DAY0)
@@ -63,15 +63,16 @@ def test_interrupted_write_leaves_nothing_visible(store: Store, monkeypatch):
 
     monkeypatch.setattr(pq, "write_table", boom)
     with pytest.raises(OSError):
-        store.write("sim", "X", "trade", trades(4, start=DAY0 + 10**12), source="bad")
+        store.write("sim", "X", "trade", trades(4, start=DAY0 + 10**12, first_id=100), source="bad")
     monkeypatch.undo()
     assert store.read("sim", "X", "trade").trade_id.tolist() == [0, 1, 2, 3]
     assert not list(store.root.glob("venue=*/**/*bad*"))
 
 
-def test_half_written_tmp_file_is_never_read(store: Store):
+def test_half_written_staged_file_is_never_read(store: Store):
     store.write("sim", "X", "trade", trades(3), source="a")
-    (store.tmp / "deadbeef.parquet").write_bytes(b"PAR1 truncated")
+    (store.root / "_txn" / "1-2-dead").mkdir(parents=True)
+    (store.root / "_txn" / "1-2-dead" / "000000.parquet").write_bytes(b"PAR1 truncated")
     assert len(store.read("sim", "X", "trade")) == 3
     assert len(store.ls()) == 1
 
