@@ -19,8 +19,8 @@ process holding that lock belongs to a dead process. Readers hold ``_locks/apply
 list and read parts; step 2 holds it exclusively, so a reader never sees half of an applied commit.
 
 ``ORDERFLOW_FAULT=<point>`` makes the process SIGKILL itself at a named point (the crash tests use it):
-``begin`` when a transaction starts, ``stage:N`` after the N-th staged part, ``before-commit`` when everything is staged, ``commit`` right after
-the commit point, ``apply:N`` after the N-th applied part.
+``begin`` when a transaction starts, ``stage:N`` after the N-th staged part, ``before-commit`` when
+everything is staged, ``commit`` right after the commit point, ``apply:N`` after the N-th applied part.
 """
 
 from __future__ import annotations
