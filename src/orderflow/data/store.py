@@ -152,16 +152,18 @@ class Store:
             raise StoreError(f"store {self.root} is a file, not a directory")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            (self.root / "_locks").mkdir(exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create store {self.root}: {_one_line(e)}") from None
+        self.read_only = not os.access(self.root, os.W_OK)
+        if not self.read_only:
+            (self.root / "_locks").mkdir(exist_ok=True)
         self.tmp = self.root / "_tmp"
         self._txn_root = self.root / "_txn"
         self._write_lock = FileLock(self.root / "_locks" / "write.lock")
         self._apply_lock = FileLock(self.root / "_locks" / "apply.lock")
         self._txn: Transaction | None = None
         self.recovered: list[str] = []
-        if self._write_lock.acquire(exclusive=True, blocking=False):
+        if not self.read_only and self._write_lock.acquire(exclusive=True, blocking=False):
             try:
                 self.recovered = recover(self.root, self._txn_root, self._apply_lock)
                 self._clean_tmp()
@@ -217,6 +219,8 @@ class Store:
         if self._txn is not None:
             yield self._txn
             return
+        if self.read_only:
+            raise StoreError(f"store {self.root} is read-only")
         if not self._write_lock.acquire(exclusive=True, blocking=False):
             log.info("store %s: waiting for another process that is writing to it", self.root)
             self._write_lock.acquire(exclusive=True)
@@ -287,7 +291,7 @@ class Store:
                             tx.unstage(final)
                             tx.caches.pop(final, None)
                 cols = keys.key_columns(kind, chunk)
-                keep = keys.fresh_rows(kind, cols, self._stored_keys(tx, pdir, kind, chunk))
+                keep = keys.fresh_rows(kind, cols, self._stored_keys(tx, pdir, kind, chunk), chunk)
                 if not keep.all():
                     stats.duplicates += int((~keep).sum())
                     chunk = chunk.filter(pa.array(keep))

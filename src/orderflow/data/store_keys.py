@@ -137,14 +137,31 @@ def fresh(new: list[np.ndarray], stored: list[list[np.ndarray]]) -> np.ndarray:
     return keep
 
 
-def fresh_rows(kind: str, cols: list[np.ndarray], stored: list[list[np.ndarray]]) -> np.ndarray:
-    """A row mask over a new table whose keys are ``cols``: the rows (for depth: whole messages) to write."""
+def fresh_rows(
+    kind: str, cols: list[np.ndarray], stored: list[list[np.ndarray]], table: pa.Table | None = None
+) -> np.ndarray:
+    """A row mask over a new ``table`` whose keys are ``cols``: the rows (for depth: whole messages) to
+    write. A depth message repeated right after itself reads as one run of rows with one key: a price
+    level listed twice on one side of one message is the repeat, and is dropped."""
     starts = message_starts(kind, cols)
     if starts is None:
         return fresh(cols, stored)
     keep_msg = fresh([c[starts] for c in cols], stored)
     lengths = np.diff(np.concatenate([starts, [len(cols[0])]]))
-    return np.repeat(keep_msg, lengths)
+    keep = np.repeat(keep_msg, lengths)
+    if table is not None and len(starts) < len(cols[0]):
+        run = np.repeat(np.arange(len(starts)), lengths)
+        side = _int64(table.column("side"))
+        price = np.asarray(table.column("price").to_numpy(), dtype=np.float64)
+        order = np.lexsort((np.arange(len(run)), price, side, run))
+        rep = np.zeros(len(run), dtype=bool)
+        rep[order[1:]] = (
+            (run[order[1:]] == run[order[:-1]])
+            & (side[order[1:]] == side[order[:-1]])
+            & (price[order[1:]] == price[order[:-1]])
+        )
+        keep &= ~rep | (cols[-1] != 0)  # rows keyed by the whole row were compared whole already
+    return keep
 
 
 def stored_keys(kind: str, cols: list[np.ndarray]) -> list[np.ndarray]:
