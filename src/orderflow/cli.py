@@ -27,6 +27,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_allow_gaps(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-gaps",
+        action="store_true",
+        help="use a raw recording whose depth chain has gaps (refused by default; the gaps are listed)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orderflow",
@@ -72,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbol")
     p.add_argument("--json", action="store_true")
 
+    p = data.add_parser(
+        "verify", help="read every stored part (footer, pages, checksums); exits 1 naming each damaged one"
+    )
+    _add_common(p)
+    p.add_argument("--venue")
+    p.add_argument("--symbol")
+    p.add_argument("--quick", action="store_true", help="footers only (fast): finds truncated parts")
+    p.add_argument("--json", action="store_true")
+
     p = data.add_parser("simulate", help="simulate an order-flow-driven market into the store")
     _add_common(p)
     p.add_argument("--symbol", help="symbol (default: simulator.symbol)")
@@ -82,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("facts", help="stylized facts of stored data or of raw recording files")
     _add_common(p)
     p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    _add_allow_gaps(p)
     p.add_argument("--json", action="store_true")
 
     p = data.add_parser("record", help="record live Binance streams (raw + normalised)")
@@ -147,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = feats.add_parser("build", help="write the feature matrix (ts_event, features, valid) to Parquet")
     _add_common(p)
     p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    _add_allow_gaps(p)
     p.add_argument("--out", required=True, help="output .parquet file")
     p.add_argument("--start", help="ISO date/time (UTC): first event read")
     p.add_argument("--end", help="ISO date/time (UTC): events before this are read")
@@ -161,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(p)
     p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    _add_allow_gaps(p)
     p.add_argument("--out", help="where to record the chosen set (JSON); default <store>/selections/...")
     p.add_argument("--n-keep", type=int, help="features to keep (default: selection.n_keep)")
     p.add_argument("--folds", type=int, help="walk-forward test folds (default: selection.n_folds)")
@@ -179,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = models.add_parser("train", help="train every member and the ensemble; register a version")
     _add_registry(p)
     p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    _add_allow_gaps(p)
     p.add_argument("--quick", action="store_true", help="small configurations: a smoke run in under a minute")
     p.add_argument("--report", help="directory for the evaluation report (HTML + JSON)")
     p.add_argument("--members", help="comma-separated subset of members to train")
@@ -204,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_registry(p)
     p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    _add_allow_gaps(p)
     p.add_argument("--model", default="production",
                    help="production/champion, a registry version, a bundle directory, or none")  # fmt: skip
     p.add_argument("--walk-forward", action="store_true",
@@ -297,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = research.add_parser("impact", help="price impact of OFI: R^2 of mid change on OFI per interval")
     _add_common(p)
     p.add_argument("source", nargs="+", help="VENUE/SYMBOL in the store, or raw Binance recording file(s)")
+    _add_allow_gaps(p)
     p.add_argument("--intervals", default="1,10,60", help="bucket lengths in seconds, comma-separated")
     p.add_argument("--levels", type=int, default=10, help="book levels for the multi-level regressions")
     p.add_argument("--json", action="store_true")
@@ -315,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(args.log_level or cfg.logging.level, cfg.logging.json_format)
     from orderflow import commands
+    from orderflow.data.store import StoreError
 
     try:
         if args.command == "run":
@@ -355,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(commands.research_impact(cfg, args) or 0)
         handler = getattr(commands, "data_" + args.data_command.replace("-", "_"))
         return int(handler(cfg, args) or 0)
-    except commands.UserError as e:
+    except (commands.UserError, StoreError) as e:
         print(f"orderflow: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
