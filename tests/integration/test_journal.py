@@ -450,3 +450,45 @@ def test_journal_command_missing_file_and_url_resolution(tmp_path, monkeypatch, 
     assert resolve_url("/x/j.sqlite") == "sqlite:////x/j.sqlite"
     monkeypatch.delenv("ORDERFLOW_DB")
     assert resolve_url().endswith(str(Path("orderflow") / "journal.sqlite"))
+
+
+# -- errors name the real cause, in one line ------------------------------------------------------------
+def _main_err(capsys, *argv: str) -> tuple[int, str]:
+    from orderflow.cli import main
+
+    rc = main(["journal", *argv])
+    return rc, capsys.readouterr().err
+
+
+def test_journal_errors_give_the_drivers_message_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "j.db"
+    bad.write_bytes(b"this is not a database file, just some text" * 100)
+    rc, err = _main_err(capsys, "--db", str(bad))
+    assert rc == 2 and err == f"orderflow: journal sqlite:///{bad}: file is not a database\n"
+    with pytest.raises(Exception, match="file is not a database") as e:
+        Journal.open(str(bad))
+    assert type(e.value).__name__ == "JournalDatabaseError" and "Wraps" not in str(e.value)
+
+    rc, err = _main_err(capsys, "--db", "postgresql://postgres@127.0.0.1:1/none")  # nothing listens on 1
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith("orderflow: journal postgresql+psycopg://postgres@127.0.0.1:1/none: ")
+    assert "Connection refused" in err and "Wraps" not in err
+
+
+@pytest.mark.parametrize("db", ["mysql://u:hunter2@db.example/j", "nosuch://x/y"])
+def test_journal_unsupported_url_names_db_and_value(capsys, db):
+    rc, err = _main_err(capsys, "--db", db)
+    shown = db.replace("hunter2", "***")
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"orderflow: journal --db {shown}: unsupported database") and "hunter2" not in err
+
+
+def test_journal_command_prints_no_alembic_info(tmp_path):
+    db = tmp_path / "j.sqlite"
+    Journal.open(str(db)).close()
+    env = {**os.environ, "ORDERFLOW_DB": str(db)}
+    proc = subprocess.run([sys.executable, "-m", "orderflow.cli", "journal"], capture_output=True,
+                          text=True, timeout=300, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "alembic" not in proc.stdout + proc.stderr and "INFO" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith(f"journal sqlite:///{db}\n")

@@ -23,10 +23,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from orderflow.journal.db import make_engine, resolve_url, upgrade_schema
+from orderflow.journal.db import (
+    JournalDatabaseError,
+    check_url,
+    describe_error,
+    make_engine,
+    resolve_url,
+    upgrade_schema,
+)
 from orderflow.journal.models import (
     MODEL_EVENTS,
     OPEN_STATES,
@@ -117,10 +124,21 @@ class Journal:
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
     def open(cls, url: str | None = None, *, synchronous: str = "NORMAL") -> Journal:
-        """Connect to ``url`` (see :func:`resolve_url`) and upgrade its schema to head."""
-        engine = make_engine(resolve_url(url), synchronous=synchronous)
+        """Connect to ``url`` (see :func:`resolve_url`) and upgrade its schema to head.
+
+        Raises :class:`JournalDatabaseError` (the URL and the driver's message) when the database
+        cannot be reached, is not a journal's, or its back end is not SQLite or PostgreSQL."""
+        url = resolve_url(url)
+        check_url(url)
+        try:
+            engine = make_engine(url, synchronous=synchronous)
+        except (SQLAlchemyError, ImportError, OSError) as e:  # ImportError: the driver is not installed
+            raise JournalDatabaseError(url, describe_error(e)) from e
         try:
             upgrade_schema(engine)
+        except (SQLAlchemyError, OSError) as e:
+            engine.dispose()
+            raise JournalDatabaseError(url, describe_error(e)) from e
         except Exception:
             engine.dispose()
             raise
