@@ -40,6 +40,11 @@ def recovered_fill_id(filled_qty: float) -> str:
     return f"recovered-{filled_qty:g}"
 
 
+class RunStartError(RuntimeError):
+    """The run could not start (the venue refused the credentials, the journal failed, ...); the run is
+    closed as failed in the journal, with this message as its reason."""
+
+
 @dataclass
 class PaperStats:
     book_events: int = 0
@@ -176,6 +181,27 @@ class PaperEngine:
         return int(m.group(1)) if m and client_id.startswith(self.prefix + "-") else None
 
     async def run(self, minutes: float) -> PaperStats:
+        """Trade for ``minutes`` (wall time), then stop by the stop policy. A run that fails is closed
+        in the journal with the reason ``failed at start: ...`` (before the user data stream is up:
+        e.g. a wrong API secret) or ``failed: ...``, never left open; a failure at start raises
+        :class:`RunStartError` (one line), a later one re-raises the error."""
+        self._started = False
+        try:
+            return await self._run(minutes)
+        except Exception as e:
+            cause = " ".join(f"{type(e).__name__}: {e}".split())
+            when = "failed" if self._started else "failed at start"
+            if self.journal is not None and self.run_id is not None:
+                try:
+                    self.journal.stop_run(self.run_id, time.time_ns(), f"{when}: {cause}")
+                except Exception as je:  # the journal itself is what failed: nowhere to record it
+                    log.warning("journal: run %s not closed as failed: %s", self.run_id, je)
+            if self._started:
+                raise
+            run = f"{self.mode} run" + ("" if self.run_id is None else f" {self.run_id}")
+            raise RunStartError(f"{run} {when}: {cause}") from e
+
+    async def _run(self, minutes: float) -> PaperStats:
         from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig
         from orderflow.data.binance.feed import BinanceFeed
         from orderflow.execution.binance import BinanceTradingClient, TradingClientConfig, UserDataStream
@@ -205,6 +231,7 @@ class PaperEngine:
             await self.recover()
             async with UserDataStream(client, clock=self.clock) as stream:
                 self.user_stream = stream
+                self._started = True
                 fills = asyncio.create_task(self._user_events(stream))
                 market = asyncio.create_task(self._market(feed))
                 control = asyncio.create_task(self._control())
