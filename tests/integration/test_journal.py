@@ -492,3 +492,30 @@ def test_journal_command_prints_no_alembic_info(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "alembic" not in proc.stdout + proc.stderr and "INFO" not in proc.stderr, proc.stderr
     assert proc.stdout.startswith(f"journal sqlite:///{db}\n")
+
+
+# -- positions in exact decimals, from the fills --------------------------------------------------------
+def test_position_from_fills_is_exact(journal):
+    run = journal.start_run("paper", "local", ["BTCUSDT"], 1)
+    fills = [
+        ("b1", "buy", "65000.1", "0.003", "0.0780001"),
+        ("b2", "buy", "65010.3", "0.002", "0.052"),
+        ("s1", "sell", "64990.7", "0.004", "0.104"),
+        ("s2", "sell", "64980.9", "0.003", "0.078"),
+    ]
+    for i, (cid, side, px, qty, fee) in enumerate(fills):
+        journal.record_intent(intent(cid, run, ts=10 + i, side=side, qty=qty, price=px))
+        journal.record_fill(cid, 1, float(px), float(qty), 10 + i, fee=float(fee), fee_asset="USDT")
+    journal.record_intent(intent("bnb", run, ts=20, qty="0.001", price="64000"))
+    journal.record_fill("bnb", 1, "64000", "0.001", 20, fee="0.00001", fee_asset="BNB")  # not quote
+    ledger = journal.sync_position(run, "BTCUSDT", 30, funding=-0.0123456789123, quote_asset="USDT")
+    # FIFO by hand: s1 closes b1 (0.003: (64990.7 - 65000.1) * 0.003 = -0.0282) and 0.001 of b2
+    # ((64990.7 - 65010.3) * 0.001 = -0.0196); s2 closes 0.001 of b2 (-0.0294) and opens 0.002 short at
+    # 64980.9; "bnb" buys 0.001 back: (64980.9 - 64000) * 0.001 = 0.9809
+    realized = Decimal("-0.0282") + Decimal("-0.0196") + Decimal("-0.0294") + Decimal("0.9809")
+    (p,) = journal.positions(run)
+    assert (p.qty, p.avg_price, p.realized_pnl) == (Decimal("-0.001"), Decimal("64980.9"), realized)
+    assert p.fees == Decimal("0.3120001") and p.funding == Decimal("-0.01234568")
+    assert ledger.realized == realized and journal.summary(run)["pnl"]["realized"] == Decimal("0.9037")
+    # the same fills in floats, as the trading core books them, carry a tail the journal must not keep
+    assert repr(0.003 * (64990.7 - 65000.1)) != "-0.0282"

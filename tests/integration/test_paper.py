@@ -6,6 +6,7 @@ position is flat at the end."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,13 @@ def test_paper_trades_and_books_every_fill(tmp_path, capsys, monkeypatch, market
         assert {x.gate for x in rejected} <= {"invalid", "stale", "regime", "confidence", "quality", "ev",
                                               "risk", "pending", "spot_short"}  # fmt: skip
         assert all(x.ev is None or abs(x.ev) < 0.1 for x in sig)  # fractions of notional
+        # the position is exact: flat at the end, so its realized PnL is sells minus buys over the
+        # journaled fills, recomputed here in Decimal and compared exactly (no float tail)
+        (p,) = j.positions(run.id)
+        fl = j.fills(run.id)
+        expected = sum((f.qty * f.price * (1 if f.side == "sell" else -1) for f in fl), Decimal(0))
+        assert (p.qty, p.realized_pnl, p.fees) == (0, expected, sum((f.fee for f in fl), Decimal(0)))
+        assert j.summary(run.id)["pnl"]["realized"] == expected
     assert main(["journal", "--db", str(db), "--json"]) == 0
     assert '"fills"' in capsys.readouterr().out
 

@@ -379,9 +379,11 @@ class PaperEngine:
             log.info("journal: report for %s (%s) not applied: %s", cid, reason, e)
 
     def _journal_position(self, ts: int) -> None:
-        P = self.session.P
-        self.journal.upsert_position(
-            self.run_id, self.symbol, P[0], P[1] if P[0] else None, P[2], P[3], P[4], ts
+        # exact decimals from the journaled fills (the core's floats carry rounding error); funding:
+        # the core books it paid-positive, the journal stores it received-positive
+        funding = -float(self.session.P[PF_FUNDING])
+        self.journal.sync_position(
+            self.run_id, self.symbol, ts, funding=funding, quote_asset=self.instrument_quote
         )
 
     async def _market(self, feed: Any) -> None:
