@@ -519,3 +519,13 @@ def test_position_from_fills_is_exact(journal):
     assert ledger.realized == realized and journal.summary(run)["pnl"]["realized"] == Decimal("0.9037")
     # the same fills in floats, as the trading core books them, carry a tail the journal must not keep
     assert repr(0.003 * (64990.7 - 65000.1)) != "-0.0282"
+
+
+def test_position_adopted_at_start_is_booked_before_the_runs_fills(journal):
+    run = journal.start_run("live", "binance-usdm", ["BTCUSDT"], 1)
+    journal.record_intent(intent("close", run, side="sell", qty="0.002", price="64100.5"))
+    journal.record_fill("close", 1, 64100.5, 0.002, 5, fee=0.0512804, fee_asset="USDT")
+    journal.sync_position(run, "BTCUSDT", 6, opening=(0.002, 64000.2))  # left by a run that died
+    (p,) = journal.positions(run)
+    # (64100.5 - 64000.2) * 0.002 = 0.2006; flat afterwards
+    assert (p.qty, p.avg_price, p.realized_pnl, p.fees) == (0, None, Decimal("0.2006"), Decimal("0.0512804"))

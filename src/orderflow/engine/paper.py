@@ -186,6 +186,7 @@ class PaperEngine:
         e.g. a wrong API secret) or ``failed: ...``, never left open; a failure at start raises
         :class:`RunStartError` (one line), a later one re-raises the error."""
         self._started = False
+        self._adopted: tuple[float, float] | None = None  # the exchange's position at start (futures)
         try:
             return await self._run(minutes)
         except Exception as e:
@@ -365,6 +366,7 @@ class PaperEngine:
 
                 P = self.session.P
                 P[0], P[1] = pos.quantity, pos.entry_price  # position, average entry price
+                self._adopted = (pos.quantity, pos.entry_price)
                 SKN.on_position(self.session.G, self.session.H, self.session.SC, np.int64(time.time_ns()),
                                 float(pos.quantity), float(pos.entry_price))  # fmt: skip
                 self.stats.recovered.append(f"adopted position {pos.quantity:g} @ {pos.entry_price:g}")
@@ -383,7 +385,12 @@ class PaperEngine:
         # the core books it paid-positive, the journal stores it received-positive
         funding = -float(self.session.P[PF_FUNDING])
         self.journal.sync_position(
-            self.run_id, self.symbol, ts, funding=funding, quote_asset=self.instrument_quote
+            self.run_id,
+            self.symbol,
+            ts,
+            funding=funding,
+            quote_asset=self.instrument_quote,
+            opening=self._adopted,
         )
 
     async def _market(self, feed: Any) -> None:

@@ -436,16 +436,21 @@ class Journal:
         *,
         funding: Num = 0,
         quote_asset: str | None = None,
+        opening: tuple[Num, Num] | None = None,
     ) -> Ledger:
         """Set run ``run_id``'s position in ``symbol`` from its journaled fills, in exact decimals (see
         :mod:`orderflow.journal.ledger`): quantity, average price, realized PnL (FIFO, gross), fees
         (those paid in ``quote_asset`` or with no asset named; all of them when ``quote_asset`` is
         None). ``funding`` (received, positive) is the engine's figure at the configured rate, a float
         estimate: it is rounded to 1e-8 quote (Binance's balance precision) so that no float tail is
-        stored as exact. Returns the ledger."""
+        stored as exact. ``opening`` is (signed qty, entry price) of a position the run adopted from
+        the exchange at start (opened by an earlier run), booked before the run's fills. Returns the
+        ledger."""
         from orderflow.journal.ledger import Ledger
 
         ledger = Ledger()
+        if opening is not None and (oq := to_decimal(opening[0], "qty")):
+            ledger.apply("buy" if oq > 0 else "sell", abs(oq), to_decimal(opening[1], "price") or Decimal(0))
         q = (
             sa.select(Fill)
             .where(Fill.run_id == run_id, Fill.symbol == symbol.upper())
