@@ -506,6 +506,7 @@ def test_position_from_fills_is_exact(journal):
     for i, (cid, side, px, qty, fee) in enumerate(fills):
         journal.record_intent(intent(cid, run, ts=10 + i, side=side, qty=qty, price=px))
         journal.record_fill(cid, 1, float(px), float(qty), 10 + i, fee=float(fee), fee_asset="USDT")
+        journal.sync_position(run, "BTCUSDT", 10 + i, quote_asset="USDT")  # after each fill, as paper does
     journal.record_intent(intent("bnb", run, ts=20, qty="0.001", price="64000"))
     journal.record_fill("bnb", 1, "64000", "0.001", 20, fee="0.00001", fee_asset="BNB")  # not quote
     ledger = journal.sync_position(run, "BTCUSDT", 30, funding=-0.0123456789123, quote_asset="USDT")
@@ -517,6 +518,11 @@ def test_position_from_fills_is_exact(journal):
     assert (p.qty, p.avg_price, p.realized_pnl) == (Decimal("-0.001"), Decimal("64980.9"), realized)
     assert p.fees == Decimal("0.3120001") and p.funding == Decimal("-0.01234568")
     assert ledger.realized == realized and journal.summary(run)["pnl"]["realized"] == Decimal("0.9037")
+    # kept between calls, the ledger read only the new fills each time: a fresh rebuild agrees
+    fresh = Journal(journal.engine).sync_position(
+        run, "BTCUSDT", 30, funding=-0.0123456789123, quote_asset="USDT"
+    )
+    assert (fresh.qty, fresh.realized, fresh.fees) == (ledger.qty, ledger.realized, ledger.fees)
     # the same fills in floats, as the trading core books them, carry a tail the journal must not keep
     assert repr(0.003 * (64990.7 - 65000.1)) != "-0.0282"
 

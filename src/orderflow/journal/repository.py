@@ -124,6 +124,7 @@ class Journal:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._write_engine = engine.execution_options(journal_write=True)
+        self._ledgers: dict[tuple, tuple[Ledger, int]] = {}  # sync_position's, with the last fill id read
 
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
@@ -448,18 +449,26 @@ class Journal:
         ledger."""
         from orderflow.journal.ledger import Ledger
 
-        ledger = Ledger()
-        if opening is not None and (oq := to_decimal(opening[0], "qty")):
-            ledger.apply("buy" if oq > 0 else "sell", abs(oq), to_decimal(opening[1], "price") or Decimal(0))
+        # the ledger is kept between calls and reads only the fills journaled since (fills of a run are
+        # appended in time order), so a long run does not re-read its history on every fill
+        key = (run_id, symbol.upper(), quote_asset, opening)
+        ledger, last_id = self._ledgers.get(key, (None, 0))
+        if ledger is None:
+            ledger = Ledger()
+            if opening is not None and (oq := to_decimal(opening[0], "qty")):
+                price = to_decimal(opening[1], "price") or Decimal(0)
+                ledger.apply("buy" if oq > 0 else "sell", abs(oq), price)
         q = (
             sa.select(Fill)
-            .where(Fill.run_id == run_id, Fill.symbol == symbol.upper())
-            .order_by(Fill.ts_ns, Fill.id)
+            .where(Fill.run_id == run_id, Fill.symbol == symbol.upper(), Fill.id > last_id)
+            .order_by(Fill.id)
         )
         with self._read() as s:
             for f in s.scalars(q):
                 own = quote_asset is None or f.fee_asset is None or f.fee_asset.upper() == quote_asset.upper()
                 ledger.apply(f.side, f.qty, f.price, f.fee if own else Decimal(0))
+                last_id = f.id
+        self._ledgers[key] = (ledger, last_id)
         fund = (to_decimal(funding, "funding") or Decimal(0)).quantize(Decimal("1e-8"))
         self.upsert_position(run_id, symbol, ledger.qty, ledger.avg_price, ledger.realized, ledger.fees,
                              fund.normalize(), ts_ns)  # fmt: skip
