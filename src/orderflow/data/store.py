@@ -162,6 +162,7 @@ class Store:
         self._write_lock = FileLock(self.root / "_locks" / "write.lock")
         self._apply_lock = FileLock(self.root / "_locks" / "apply.lock")
         self._txn: Transaction | None = None
+        self._ranges: dict[Path, tuple[tuple, tuple[object, object]]] = {}  # footer key ranges of parts
         self.recovered: list[str] = []
         if not self.read_only and self._write_lock.acquire(exclusive=True, blocking=False):
             try:
@@ -313,35 +314,56 @@ class Store:
 
     def _stored_keys(self, tx: Transaction, pdir: Path, kind: str, chunk: pa.Table) -> list[list[np.ndarray]]:
         """Keys of the rows in ``pdir`` (stored and not being removed, or staged in ``tx``) that may clash
-        with ``chunk``: parts whose footer range of the first key column misses the chunk's are skipped."""
+        with ``chunk``. A part whose range of the first key column (from its footer, remembered between
+        transactions) misses the chunk's is not read: appending writes (a recorder's batches, simulator
+        chunks) read no keys at all."""
         rc = keys.range_column(kind)
         lo, hi = pc.min(chunk.column(rc)).as_py(), pc.max(chunk.column(rc)).as_py()
         out = []
-        stored = [p for p in pdir.glob("part-*.parquet") if p not in tx.deletes]
-        for p in [*stored, *(f for _, f in tx.staged_in(pdir))]:
-            if p not in tx.caches:
-                tx.caches[p] = self._part_keys(p, kind)
-            plo, phi, k = tx.caches[p]  # type: ignore[misc]
+        for p in pdir.glob("part-*.parquet"):
+            if p in tx.deletes:
+                continue
+            plo, phi = self._part_range(p, rc)
             if plo is None or (plo <= hi and phi >= lo):
+                if p not in tx.caches:
+                    tx.caches[p] = self._part_keys(p, kind)
+                out.append(tx.caches[p])
+        for _, f in tx.staged_in(pdir):
+            plo, phi, k = tx.caches[f]  # type: ignore[misc]
+            if plo <= hi and phi >= lo:
                 out.append(k)
         return out
 
-    def _part_keys(self, path: Path, kind: str) -> tuple[object, object, list[np.ndarray]]:
-        rc, idc, names = keys.range_column(kind), keys.id_column(kind), keys.key_names(kind)
+    def _part_range(self, path: Path, column: str) -> tuple[object, object]:
+        """(min, max) of ``column`` in a part's footer statistics, (None, None) when absent."""
+        try:
+            st = path.stat()
+            sig = (st.st_size, st.st_mtime_ns, column)
+            hit = self._ranges.get(path)
+            if hit is not None and hit[0] == sig:
+                return hit[1]
+            pf = pq.ParquetFile(path)
+            col = pf.schema_arrow.get_field_index(column)
+            stats = [pf.metadata.row_group(i).column(col).statistics for i in range(pf.num_row_groups)]
+        except Exception as e:
+            raise CorruptPart(path, _one_line(e)) from None
+        rng: tuple[object, object] = (None, None)
+        if col >= 0 and stats and all(s is not None and s.has_min_max for s in stats):
+            rng = (min(s.min for s in stats), max(s.max for s in stats))
+        self._ranges[path] = (sig, rng)
+        return rng
+
+    def _part_keys(self, path: Path, kind: str) -> list[np.ndarray]:
+        idc, names = keys.id_column(kind), keys.key_names(kind)
         try:
             pf = pq.ParquetFile(path)
-            lo = hi = None
-            col = pf.schema_arrow.get_field_index(rc)
-            stats = [pf.metadata.row_group(i).column(col).statistics for i in range(pf.num_row_groups)]
-            if col >= 0 and stats and all(s is not None and s.has_min_max for s in stats):
-                lo, hi = min(s.min for s in stats), max(s.max for s in stats)
             table = pf.read(columns=list(names) if names else None)
             full = None
             if idc is not None and bool(pc.any(pc.less(table.column(idc), 0)).as_py()):
                 full = pf.read()
         except Exception as e:
             raise CorruptPart(path, _one_line(e)) from None
-        return lo, hi, keys.stored_keys(kind, keys.key_columns(kind, table, full))
+        return keys.stored_keys(kind, keys.key_columns(kind, table, full))
 
     # -- reading -----------------------------------------------------------------------------------
     def read(
