@@ -28,7 +28,7 @@ from orderflow.execution.local import LocalExchange, LocalExchangeConfig
 from orderflow.execution.local.errors import ApiError
 from orderflow.execution.local.market import SymbolData
 from orderflow.execution.local.params import Params
-from orderflow.execution.local.trading import new_order
+from orderflow.execution.local.trading import cancel_order, new_order
 from orderflow.execution.local.venue import LocalVenue
 
 KEY, SECRET = "filterkey", "filtersecret"
@@ -349,3 +349,50 @@ def test_usdm_market_order_outside_the_band_gets_4131():
             "The counterparty's best price does not meet the PERCENT_PRICE filter limit.",
         )
     assert not v.orders
+
+
+@pytest.mark.parametrize("market", ["usdm", "spot"])
+def test_client_filter_helper_agrees_with_the_local_exchange_on_the_band(market: str):
+    """The engine's pre-send check (binance/filters.py, reference = the mid) refuses exactly the limit
+    prices the local exchange refuses for PERCENT_PRICE / PERCENT_PRICE_BY_SIDE."""
+    from orderflow.execution.binance.errors import FilterError
+    from orderflow.execution.binance.filters import check_order, parse_exchange_info
+
+    fut = market == "usdm"
+    inst = lookup("binance-usdm" if fut else "binance-spot", "BTCUSDT")
+    assert inst is not None
+    L = 5
+    bids = 59_999.9 - np.arange(L)[None, :] * inst.tick_size
+    asks = 60_000.1 + np.arange(L)[None, :] * inst.tick_size
+    sz = np.ones((1, L))
+    d = SymbolData("BTCUSDT", inst, np.array([0], np.int64), bids, sz, asks, sz.copy(),
+                   np.array([], np.int64), np.array([]), np.array([]), np.array([], np.int64))  # fmt: skip
+    v = LocalVenue(LocalExchangeConfig(market=market, levels=L), [d], start_ns=1_700_000_000_000_000_000)
+    v.step()
+    mid = float(v.marks()["BTCUSDT"])
+    helper = parse_exchange_info({"symbols": [{"symbol": "BTCUSDT", "filters": v.filters["BTCUSDT"]}]}, fut)
+    band = {"usdm": "PERCENT_PRICE", "spot": "PERCENT_PRICE_BY_SIDE"}[market]
+    checked = 0
+    for mult in (0.1, 0.19, 0.2, 0.5, 0.9, 0.9499, 0.95, 0.951, 1.0, 1.049, 1.05, 1.0501, 1.2, 5, 5.01, 9):
+        px = _grid(mid * mult, inst.tick_size, up=False)
+        for side in ("BUY", "SELL"):
+            qty = _grid(20.0 / float(px) if not fut else 200.0 / float(px), inst.lot_size, up=True)
+            try:
+                check_order(helper["BTCUSDT"], side=side, quantity=qty, price=px, ref_price=mid)
+                helper_ok = True
+            except FilterError as e:
+                assert e.filter == band
+                helper_ok = False
+            p = {"symbol": "BTCUSDT", "side": side, "type": "LIMIT", "timeInForce": "GTC"}
+            try:
+                new_order(v, Params({**p, "price": px, "quantity": qty, "newOrderRespType": "ACK"}))
+                venue_ok = True
+            except ApiError as e:
+                assert e.code in ((-4016, -4024) if fut else (-1013,)), e
+                venue_ok = False
+            assert helper_ok == venue_ok, (side, px)
+            checked += not venue_ok
+            for o in list(v.orders.values()):  # keep the open orders under MAX_NUM_ORDERS
+                if o.is_open:
+                    cancel_order(v, Params({"symbol": "BTCUSDT", "orderId": str(o.order_id)}))
+    assert checked >= 4  # both sides were refused somewhere
