@@ -38,6 +38,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_allow_gaps(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-gaps",
+        action="store_true",
+        help="use a raw recording whose depth chain has gaps (refused by default; the gaps are listed)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orderflow",
@@ -88,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbol", type=T.symbol)
     p.add_argument("--json", action="store_true")
 
+    p = data.add_parser(
+        "verify", help="read every stored part (footer, pages, checksums); exits 1 naming each damaged one"
+    )
+    _add_common(p)
+    p.add_argument("--venue", type=T.venue)
+    p.add_argument("--symbol", type=T.symbol)
+    p.add_argument("--quick", action="store_true", help="footers only (fast): finds truncated parts")
+    p.add_argument("--json", action="store_true")
+
     p = data.add_parser("simulate", help="simulate an order-flow-driven market into the store")
     _add_common(p)
     p.add_argument("--symbol", type=T.symbol, help="symbol (default: simulator.symbol)")
@@ -100,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "source", nargs="+", type=T.source, help="VENUE/SYMBOL in the store, or raw Binance recording file(s)"
     )
+    _add_allow_gaps(p)
     p.add_argument("--json", action="store_true")
 
     p = data.add_parser("record", help="record live Binance streams (raw + normalised)")
@@ -200,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "source", nargs="+", type=T.source, help="VENUE/SYMBOL in the store, or raw Binance recording file(s)"
     )
+    _add_allow_gaps(p)
     p.add_argument("--out", required=True, type=PARQUET_OUT, help="output .parquet file")
     p.add_argument("--start", type=T.iso_time, help="ISO date/time (UTC): first event read")
     p.add_argument("--end", type=T.iso_time, help="ISO date/time (UTC): events before this are read")
@@ -217,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "source", nargs="+", type=T.source, help="VENUE/SYMBOL in the store, or raw Binance recording file(s)"
     )
+    _add_allow_gaps(p)
     p.add_argument(
         "--out",
         type=T.file_path,
@@ -247,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "source", nargs="+", type=T.source, help="VENUE/SYMBOL in the store, or raw Binance recording file(s)"
     )
+    _add_allow_gaps(p)
     p.add_argument("--quick", action="store_true", help="small configurations: a smoke run in under a minute")
     p.add_argument("--report", type=T.dir_path, help="directory for the evaluation report (HTML + JSON)")
     p.add_argument("--members", type=T.name_list, help="comma-separated subset of members to train")
@@ -274,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "source", nargs="+", type=T.source, help="VENUE/SYMBOL in the store, or raw Binance recording file(s)"
     )
+    _add_allow_gaps(p)
     p.add_argument("--model", type=T.model_ref, default="production",
                    help="production/champion, a registry version, a bundle directory, or none")  # fmt: skip
     p.add_argument("--walk-forward", action="store_true",
@@ -383,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "source", nargs="+", type=T.source, help="VENUE/SYMBOL in the store, or raw Binance recording file(s)"
     )
+    _add_allow_gaps(p)
     p.add_argument(
         "--intervals", type=T.float_list, default="1,10,60", help="bucket lengths in seconds, comma-separated"
     )
@@ -409,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(args.log_level or cfg.logging.level, cfg.logging.json_format)
     from orderflow import commands
+    from orderflow.data.store import StoreError
 
     try:
         if args.command == "run":
@@ -453,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(commands.research_impact(cfg, args) or 0)
         handler = getattr(commands, "data_" + args.data_command.replace("-", "_"))
         return int(handler(cfg, args) or 0)
-    except commands.UserError as e:
+    except (commands.UserError, StoreError) as e:
         print(f"orderflow: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -35,7 +35,7 @@ def _existing_files(names: list[str], problem: str = "no such file") -> list[Pat
     """The paths, or a UserError naming every one that is not an existing file."""
     paths = [Path(p) for p in names]
     dirs = [str(p) for p in paths if p.is_dir()]
-    if dirs:  # not "no such file": it is there, but a directory
+    if dirs:
         raise UserError(f"a directory, not a file: {', '.join(dirs)}")
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -72,6 +72,10 @@ def render_ls(store: Store) -> str:
             f"{d.venue:<14} {d.symbol:<12} {d.kind:<8} {d.rows:>11,} {ns_to_iso(d.first_ns):<24} "
             f"{ns_to_iso(d.last_ns):<24} {d.files:>5} {d.bytes / 1e6:>8.2f}"
         )
+    bad = [p for d in rows for p in d.problems]
+    lines += [f"CORRUPT {p}" for p in bad]
+    if bad:
+        lines.append(f"{len(bad)} corrupt part(s) left out of the counts: see `orderflow data verify`")
     return "\n".join(lines)
 
 
@@ -87,9 +91,28 @@ def data_ls(cfg: Config, args: argparse.Namespace) -> int:
 
 
 # -- data import -----------------------------------------------------------------------------------
+FORMAT_NAMES = {
+    "binance-raw": "a raw Binance recording ('<local timestamp> <JSON>' lines)",
+    "tardis": "a tardis.dev CSV",
+    "binance-vision": "a Binance Vision kline CSV",
+    "ohlcv": "an OHLCV CSV or feather file",
+}
+
+
+def print_problems(report, limit: int = 50, file=None) -> None:
+    """The importer's notes and problems (``file:line: message``) and its gap count, as ``data import``
+    prints them."""
+    for note in report.notes:
+        print(f"note: {note}", file=file)
+    for prob in report.problems[:limit]:
+        print(f"problem: {prob}", file=file)
+    if len(report.problems) > limit:
+        print(f"... {len(report.problems) - limit} more problems (use --json)", file=file)
+
+
 def data_import(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.data.importers import FORMATS, import_paths
-    from orderflow.data.importers.base import ImportError_
+    from orderflow.data.importers.base import ImportError_, why_no_events
 
     if args.format not in FORMATS:
         raise UserError(f"unknown format {args.format!r}; known: {', '.join(FORMATS)}")
@@ -105,19 +128,21 @@ def data_import(cfg: Config, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.to_dict())
     else:
-        for key, n in sorted(report.rows.items()):
-            print(f"{key:<40} {n:>11,} rows")
-        for note in report.notes:
-            print(f"note: {note}")
-        for prob in report.problems[:50]:
-            print(f"problem: {prob}")
-        if len(report.problems) > 50:
-            print(f"... {len(report.problems) - 50} more problems (use --json)")
-        print(
-            f"imported {len(paths)} file(s) in {time.perf_counter() - t0:.1f} s into {store.root}; "
-            f"gaps: {report.gaps}"
-        )
-    return 1 if not report.rows else 0
+        for key in sorted(set(report.rows) | set(report.duplicates)):
+            n, dup = report.rows.get(key, 0), report.duplicates.get(key, 0)
+            print(f"{key:<40} {n:>11,} rows written" + (f", {dup:,} already stored" if dup else ""))
+        print_problems(report)
+        if report.events:
+            written, dup = sum(report.rows.values()), sum(report.duplicates.values())
+            print(
+                f"imported {len(paths)} file(s) in {time.perf_counter() - t0:.1f} s into {store.root}: "
+                f"{written:,} rows written, {dup:,} already stored; gaps: {report.gaps}"
+            )
+    if not report.events:
+        for p in paths:
+            print(f"imported 0 events from {p}: {why_no_events(p, FORMAT_NAMES[args.format])}")
+        return 1
+    return 0
 
 
 # -- data check ------------------------------------------------------------------------------------
@@ -134,6 +159,48 @@ def data_check(cfg: Config, args: argparse.Namespace) -> int:
         for f in failures:
             print(f"FAIL: {f}")
     return 1 if failures else 0
+
+
+# -- data verify -----------------------------------------------------------------------------------
+def data_verify(cfg: Config, args: argparse.Namespace) -> int:
+    """Read every stored part (footer, pages and their checksums); exit 1 naming each damaged one."""
+    store = _store(cfg, args)
+    t0 = last = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last
+        if time.perf_counter() - last > 2.0 or done == total:
+            last = time.perf_counter()
+            log.info("verified %d / %d parts", done, total)
+
+    rep = store.verify(args.venue, args.symbol, full=not args.quick, progress=progress)
+    if args.json:
+        _print_json(
+            {
+                "store": str(store.root),
+                "parts": rep.parts,
+                "rows": rep.rows,
+                "bytes": rep.bytes,
+                "corrupt": [{"path": str(p), "problem": why} for p, why in rep.problems],
+                "pending_transactions": [str(p) for p in rep.pending],
+            }
+        )
+    else:
+        for p, why in rep.problems:
+            print(f"CORRUPT {p}: {why}")
+        for p in rep.pending:
+            print(f"note: a write is in progress in {p} (another process holds the store's writer lock)")
+        how = "footers" if args.quick else "footers, pages and page checksums"
+        verdict = f"{len(rep.problems)} corrupt" if rep.problems else "all readable"
+        print(
+            f"verified {rep.parts:,} parts ({rep.rows:,} rows, {rep.bytes / 1e6:.1f} MB; {how}) of "
+            f"{store.root} in {time.perf_counter() - t0:.1f} s: {verdict}"
+        )
+        if rep.problems:
+            print(
+                "delete each corrupt part and re-import its source (the file name starts with part-<source>)"
+            )
+    return 1 if rep.problems else 0
 
 
 # -- data simulate -----------------------------------------------------------------------------------
@@ -174,21 +241,42 @@ def data_simulate(cfg: Config, args: argparse.Namespace) -> int:
 
 # -- data facts ------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def resolve_source(store: Store, source: list[str]) -> Iterator[tuple[Store, str, str, str]]:
+def resolve_source(
+    store: Store, source: list[str], allow_gaps: bool = False
+) -> Iterator[tuple[Store, str, str, str]]:
     """A SOURCE argument: a stored ``VENUE/SYMBOL`` or raw Binance recording file(s), imported on the fly
-    into a temporary store. Yields (store, venue, symbol, display name)."""
+    into a temporary store. The import's notes and problems are printed to stderr; a recording whose
+    depth chain has gaps is refused unless ``allow_gaps``. Yields (store, venue, symbol, display name)."""
     if len(source) == 1 and "/" in source[0] and not Path(source[0]).exists():
         venue, symbol = source[0].split("/", 1)
         if not store.files(venue, symbol, "book"):
             raise UserError(f"no book data for {venue}/{symbol} in {store.root} (see `orderflow data ls`)")
         yield store, venue, symbol, source[0]
         return
+    dirs = [p for p in source if Path(p).is_dir()]
+    if dirs:
+        raise UserError(f"{', '.join(dirs)}: a directory, not a recording file or a stored VENUE/SYMBOL")
     paths = _existing_files(source, "neither a stored VENUE/SYMBOL nor an existing file")
-    from orderflow.data.importers.binance_raw import import_binance_raw
+    from orderflow.data.importers import import_paths
+    from orderflow.data.importers.base import ImportError_
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_store = Store(tmp)
-        rep = import_binance_raw(tmp_store, paths)
+        try:
+            rep = import_paths(tmp_store, paths, "binance-raw")
+        except ImportError_ as e:
+            raise UserError(str(e)) from None
+        print_problems(rep, limit=10, file=sys.stderr)
+        name = " + ".join(p.name for p in paths)
+        if rep.gaps and not allow_gaps:
+            raise UserError(
+                f"{name}: the depth chain has {rep.gaps} gap(s) (listed above); the book is invalid around "
+                "each one. Give --allow-gaps to use the recording anyway"
+            )
+        if rep.gaps:
+            print(
+                f"warning: {name}: using a recording with {rep.gaps} gap(s) (--allow-gaps)", file=sys.stderr
+            )
         ds = {(d.venue, d.symbol) for d in tmp_store.ls() if d.kind == "book"}
         if len(ds) != 1:
             raise UserError(
@@ -196,13 +284,13 @@ def resolve_source(store: Store, source: list[str]) -> Iterator[tuple[Store, str
                 + (f"; problems: {rep.problems[:3]}" if rep.problems else "")
             )
         venue, symbol = ds.pop()
-        yield tmp_store, venue, symbol, " + ".join(p.name for p in paths)
+        yield tmp_store, venue, symbol, name
 
 
 def data_facts(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.data.facts import compute_facts, render_facts
 
-    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+    with resolve_source(_store(cfg, args), args.source, args.allow_gaps) as (store, venue, symbol, name):
         facts = compute_facts(store, venue, symbol)
     if args.json:
         _print_json({"source": name, **facts})
@@ -269,7 +357,7 @@ def features_build(cfg: Config, args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".parquet":
         raise UserError(f"--out must name a .parquet file, got {out}")
-    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+    with resolve_source(_store(cfg, args), args.source, args.allow_gaps) as (store, venue, symbol, name):
         x = _feature_matrix(cfg, store, venue, symbol, args)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -291,7 +379,7 @@ def features_select(cfg: Config, args: argparse.Namespace) -> int:
     if over:
         scfg = scfg.model_validate({**scfg.model_dump(), **over})
     root = _store(cfg, args)
-    with resolve_source(root, args.source) as (store, venue, symbol, name):
+    with resolve_source(root, args.source, args.allow_gaps) as (store, venue, symbol, name):
         x = _feature_matrix(cfg, store, venue, symbol, args)
         start, end = _time_range(args)
         book = store.read(venue, symbol, "book", start, end, columns=["ts_event", "bid_px_1", "ask_px_1"])
@@ -344,7 +432,7 @@ def research_impact(cfg: Config, args: argparse.Namespace) -> int:
     intervals = _float_list(args.intervals, "--intervals")
     if not 1 <= args.levels <= 20:
         raise UserError(f"--levels must be within 1..20 (the stored book depth), got {args.levels}")
-    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+    with resolve_source(_store(cfg, args), args.source, args.allow_gaps) as (store, venue, symbol, name):
         result = impact_from_store(store, venue, symbol, intervals_s=tuple(intervals), levels=args.levels)
     if args.json:
         _print_json({"source": name, **result})

@@ -450,3 +450,88 @@ def test_journal_command_missing_file_and_url_resolution(tmp_path, monkeypatch, 
     assert resolve_url("/x/j.sqlite") == "sqlite:////x/j.sqlite"
     monkeypatch.delenv("ORDERFLOW_DB")
     assert resolve_url().endswith(str(Path("orderflow") / "journal.sqlite"))
+
+
+# -- errors name the real cause, in one line ------------------------------------------------------------
+def _main_err(capsys, *argv: str) -> tuple[int, str]:
+    from orderflow.cli import main
+
+    rc = main(["journal", *argv])
+    return rc, capsys.readouterr().err
+
+
+def test_journal_errors_give_the_drivers_message_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "j.db"
+    bad.write_bytes(b"this is not a database file, just some text" * 100)
+    rc, err = _main_err(capsys, "--db", str(bad))
+    assert rc == 2 and err == f"orderflow: journal sqlite:///{bad}: file is not a database\n"
+    with pytest.raises(Exception, match="file is not a database") as e:
+        Journal.open(str(bad))
+    assert type(e.value).__name__ == "JournalDatabaseError" and "Wraps" not in str(e.value)
+
+    rc, err = _main_err(capsys, "--db", "postgresql://postgres@127.0.0.1:1/none")  # nothing listens on 1
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith("orderflow: journal postgresql+psycopg://postgres@127.0.0.1:1/none: ")
+    assert "Connection refused" in err and "Wraps" not in err
+
+
+@pytest.mark.parametrize("db", ["mysql://u:hunter2@db.example/j", "nosuch://x/y"])
+def test_journal_unsupported_url_names_db_and_value(capsys, db):
+    rc, err = _main_err(capsys, "--db", db)
+    shown = db.replace("hunter2", "***")
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"orderflow: journal --db {shown}: unsupported database") and "hunter2" not in err
+
+
+def test_journal_command_prints_no_alembic_info(tmp_path):
+    db = tmp_path / "j.sqlite"
+    Journal.open(str(db)).close()
+    env = {**os.environ, "ORDERFLOW_DB": str(db)}
+    proc = subprocess.run([sys.executable, "-m", "orderflow.cli", "journal"], capture_output=True,
+                          text=True, timeout=300, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "alembic" not in proc.stdout + proc.stderr and "INFO" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith(f"journal sqlite:///{db}\n")
+
+
+# -- positions in exact decimals, from the fills --------------------------------------------------------
+def test_position_from_fills_is_exact(journal):
+    run = journal.start_run("paper", "local", ["BTCUSDT"], 1)
+    fills = [
+        ("b1", "buy", "65000.1", "0.003", "0.0780001"),
+        ("b2", "buy", "65010.3", "0.002", "0.052"),
+        ("s1", "sell", "64990.7", "0.004", "0.104"),
+        ("s2", "sell", "64980.9", "0.003", "0.078"),
+    ]
+    for i, (cid, side, px, qty, fee) in enumerate(fills):
+        journal.record_intent(intent(cid, run, ts=10 + i, side=side, qty=qty, price=px))
+        journal.record_fill(cid, 1, float(px), float(qty), 10 + i, fee=float(fee), fee_asset="USDT")
+        journal.sync_position(run, "BTCUSDT", 10 + i, quote_asset="USDT")  # after each fill, as paper does
+    journal.record_intent(intent("bnb", run, ts=20, qty="0.001", price="64000"))
+    journal.record_fill("bnb", 1, "64000", "0.001", 20, fee="0.00001", fee_asset="BNB")  # not quote
+    ledger = journal.sync_position(run, "BTCUSDT", 30, funding=-0.0123456789123, quote_asset="USDT")
+    # FIFO by hand: s1 closes b1 (0.003: (64990.7 - 65000.1) * 0.003 = -0.0282) and 0.001 of b2
+    # ((64990.7 - 65010.3) * 0.001 = -0.0196); s2 closes 0.001 of b2 (-0.0294) and opens 0.002 short at
+    # 64980.9; "bnb" buys 0.001 back: (64980.9 - 64000) * 0.001 = 0.9809
+    realized = Decimal("-0.0282") + Decimal("-0.0196") + Decimal("-0.0294") + Decimal("0.9809")
+    (p,) = journal.positions(run)
+    assert (p.qty, p.avg_price, p.realized_pnl) == (Decimal("-0.001"), Decimal("64980.9"), realized)
+    assert p.fees == Decimal("0.3120001") and p.funding == Decimal("-0.01234568")
+    assert ledger.realized == realized and journal.summary(run)["pnl"]["realized"] == Decimal("0.9037")
+    # kept between calls, the ledger read only the new fills each time: a fresh rebuild agrees
+    fresh = Journal(journal.engine).sync_position(
+        run, "BTCUSDT", 30, funding=-0.0123456789123, quote_asset="USDT"
+    )
+    assert (fresh.qty, fresh.realized, fresh.fees) == (ledger.qty, ledger.realized, ledger.fees)
+    # the same fills in floats, as the trading core books them, carry a tail the journal must not keep
+    assert repr(0.003 * (64990.7 - 65000.1)) != "-0.0282"
+
+
+def test_position_adopted_at_start_is_booked_before_the_runs_fills(journal):
+    run = journal.start_run("live", "binance-usdm", ["BTCUSDT"], 1)
+    journal.record_intent(intent("close", run, side="sell", qty="0.002", price="64100.5"))
+    journal.record_fill("close", 1, 64100.5, 0.002, 5, fee=0.0512804, fee_asset="USDT")
+    journal.sync_position(run, "BTCUSDT", 6, opening=(0.002, 64000.2))  # left by a run that died
+    (p,) = journal.positions(run)
+    # (64100.5 - 64000.2) * 0.002 = 0.2006; flat afterwards
+    assert (p.qty, p.avg_price, p.realized_pnl, p.fees) == (0, None, Decimal("0.2006"), Decimal("0.0512804"))

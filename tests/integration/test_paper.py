@@ -6,6 +6,7 @@ position is flat at the end."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,13 @@ def test_paper_trades_and_books_every_fill(tmp_path, capsys, monkeypatch, market
         assert {x.gate for x in rejected} <= {"invalid", "stale", "regime", "confidence", "quality", "ev",
                                               "risk", "pending", "spot_short"}  # fmt: skip
         assert all(x.ev is None or abs(x.ev) < 0.1 for x in sig)  # fractions of notional
+        # the position is exact: flat at the end, so its realized PnL is sells minus buys over the
+        # journaled fills, recomputed here in Decimal and compared exactly (no float tail)
+        (p,) = j.positions(run.id)
+        fl = j.fills(run.id)
+        expected = sum((f.qty * f.price * (1 if f.side == "sell" else -1) for f in fl), Decimal(0))
+        assert (p.qty, p.realized_pnl, p.fees) == (0, expected, sum((f.fee for f in fl), Decimal(0)))
+        assert j.summary(run.id)["pnl"]["realized"] == expected
     assert main(["journal", "--db", str(db), "--json"]) == 0
     assert '"fills"' in capsys.readouterr().out
 
@@ -69,3 +77,39 @@ def test_live_refuses_without_confirmation_or_keys(capsys, monkeypatch):
     rc = main(["live", "--minutes", "0.1", "--model", "none", "--i-understand-this-trades-real-money",
                "--rest-url", "http://127.0.0.1:9", "--ws-url", "ws://127.0.0.1:9"])  # fmt: skip
     assert rc == 2 and "BINANCE_API_KEY" in capsys.readouterr().err
+
+
+def test_paper_start_failure_closes_the_run_as_failed(tmp_path, capsys, monkeypatch):
+    """A wrong API secret: the venue refuses the first signed request at start-up. One line, exit 2, and
+    the journal's run is closed as failed with the venue's reason (not left "running or crashed")."""
+    from orderflow.execution.local.testing import running_local_exchange
+    from orderflow.journal import Journal
+
+    monkeypatch.setenv("ORDERFLOW_REGISTRY", str(tmp_path / "reg"))
+    db = tmp_path / "journal.sqlite"
+    with running_local_exchange(source="sim", seed=1, clock="realtime", speed=10, sim_hours=0.1) as ex:
+        monkeypatch.setenv("WRONGKEYS_API_KEY", ex.api_key)
+        monkeypatch.setenv("WRONGKEYS_API_SECRET", "not-" + str(ex.api_secret))
+        rc = main(["paper", "--rest-url", ex.rest_url, "--ws-url", ex.ws_url, "--keys-prefix",
+                   "WRONGKEYS", "--minutes", "0.2", "--model", "none", "--db", str(db),
+                   "--log-level", "WARNING"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err, err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("orderflow: ")]
+    assert line.startswith("orderflow: paper run 1 failed at start: SignatureError: Binance -1022"), err
+    with Journal.open(str(db)) as j:
+        (run,) = j.runs()
+    assert run.stopped_ns is not None and run.stop_reason.startswith("failed at start: SignatureError")
+    assert "Signature for this request is not valid" in run.stop_reason
+    assert main(["journal", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "FAILED, stopped" in out and "running or crashed" not in out
+
+
+def test_paper_on_a_corrupt_journal_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ORDERFLOW_REGISTRY", str(tmp_path / "reg"))
+    db = tmp_path / "journal.sqlite"
+    db.write_bytes(b"not sqlite at all " * 200)
+    assert main(["paper", "--minutes", "0.1", "--model", "none", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"orderflow: journal: sqlite:///{db}: file is not a database\n"

@@ -157,3 +157,55 @@ def test_rounded_orders_are_on_grid_and_never_more_aggressive(price, qty, buy):
     p, q = Decimal(c.price), Decimal(c.quantity)
     assert p % Decimal("0.1") == 0 and (q - Decimal("0.001")) % Decimal("0.001") == 0
     assert q <= qty and (p <= price if buy else p >= price)
+
+
+# ---------------------------------------------------------------- the local exchange's filters
+def _local(futures: bool) -> SymbolFilters:
+    from orderflow.core.instruments import lookup
+    from orderflow.execution.local.filters import symbol_filters
+
+    inst = lookup("binance-usdm" if futures else "binance-spot", "BTCUSDT")
+    assert inst is not None
+    info = {"symbol": "BTCUSDT", "filters": symbol_filters(inst, futures, 200, None if futures else 1.0)}
+    return SymbolFilters.from_symbol_info(info, futures)
+
+
+@pytest.mark.parametrize("futures", [True, False])
+def test_knows_every_filter_the_local_exchange_advertises(futures):
+    from orderflow.core.instruments import lookup
+    from orderflow.execution.binance.filters import CHECKED, EXCHANGE_CHECKED
+    from orderflow.execution.local.filters import symbol_filters
+
+    inst = lookup("binance-usdm" if futures else "binance-spot", "BTCUSDT")
+    assert inst is not None
+    advertised = {f["filterType"] for f in symbol_filters(inst, futures, 200, None if futures else 1.0)}
+    assert advertised - CHECKED - EXCHANGE_CHECKED == set()
+    f = _local(futures)
+    assert f.band_filter == ("PERCENT_PRICE" if futures else "PERCENT_PRICE_BY_SIDE")
+    assert 0 < f.market_max_qty < f.max_qty
+
+
+def test_usdm_percent_price_one_bound_per_side_around_the_reference():
+    f = _local(futures=True)  # multiplierUp 1.05, multiplierDown 0.95
+    ref = "60000"
+    with pytest.raises(FilterError, match=r"price 63000.1 is above 63000 .*\(PERCENT_PRICE\)") as ei:
+        check_order(f, side="BUY", quantity="0.01", price="63000.1", ref_price=ref)
+    assert (ei.value.filter, ei.value.limit) == ("PERCENT_PRICE", "63000")
+    with pytest.raises(FilterError, match=r"below 57000"):
+        check_order(f, side="SELL", quantity="0.01", price="56999.9", ref_price=ref)
+    for side, px in (("BUY", "63000"), ("BUY", "30000"), ("SELL", "57000"), ("SELL", "120000")):
+        check_order(f, side=side, quantity="0.01", price=px, ref_price=ref)  # passive: no bound
+    check_order(f, side="BUY", quantity="0.01", price="90000")  # no reference: left to the exchange
+    with pytest.raises(FilterError, match=r"above 63000 = 1.05 x reference price 60000"):  # stop-limit
+        check_order(f, side="BUY", quantity="0.01", price="63000.1", stop_price="60000", ref_price="1")
+
+
+def test_spot_percent_price_by_side_has_both_bounds_per_side():
+    f = _local(futures=False)  # 0.2 .. 5 on both sides
+    for side in ("BUY", "SELL"):
+        for px in ("300000.01", "11999.99"):
+            with pytest.raises(FilterError) as ei:
+                check_order(f, side=side, quantity="0.001", price=px, ref_price="60000")
+            assert ei.value.filter == "PERCENT_PRICE_BY_SIDE"
+        check_order(f, side=side, quantity="0.001", price="300000", ref_price="60000")
+        check_order(f, side=side, quantity="0.001", price="12000", ref_price="60000")

@@ -133,6 +133,24 @@ def test_filter_error_from_exchange_names_the_filter():
     assert E.error_from_response(400, -4014, "x").filter == "PRICE_FILTER"
 
 
+@pytest.mark.parametrize(
+    ("code", "msg", "name"),
+    [
+        (-4016, "Limit price can't be higher than 67850.3.", "PERCENT_PRICE"),
+        (-4024, "Limit price can't be lower than 61387.8.", "PERCENT_PRICE"),
+        (-4131, "The counterparty's best price does not meet the PERCENT_PRICE filter.", "PERCENT_PRICE"),
+        (-2025, "Reach max open order limit.", "MAX_NUM_ORDERS"),
+        (-4045, "Reach max stop order limit.", "MAX_NUM_ALGO_ORDERS"),
+        (-1013, "Filter failure: PERCENT_PRICE_BY_SIDE", "PERCENT_PRICE_BY_SIDE"),
+        (-1013, "Filter failure: MAX_NUM_ALGO_ORDERS", "MAX_NUM_ALGO_ORDERS"),
+        (-1013, "Filter failure: MAX_POSITION", "MAX_POSITION"),
+    ],
+)
+def test_every_filter_the_local_exchange_enforces_is_a_named_filter_error(code, msg, name):
+    err = E.error_from_response(400, code, msg)
+    assert isinstance(err, E.FilterError) and err.filter == name
+
+
 def test_decode_spot_execution_report_cancel_uses_original_client_id():
     raw = (
         b'{"e":"executionReport","E":1499405658658,"s":"ETHBTC","c":"cancel-1","S":"BUY","o":"LIMIT",'

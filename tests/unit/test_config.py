@@ -82,3 +82,63 @@ def test_example_config_dirs_are_valid():
         models_config(cfg)  # the models section validates too
     short = load_config(REPO_CONFIG_DIR / "examples" / "short-recording", environ={})
     assert short.features.warmup_s == 60.0 and short.labels.horizon_s == 10.0
+
+
+# -- *.yml files, other files, bad environment overrides ------------------------------------------------
+def test_yml_file_is_read_like_yaml(tmp_path):
+    (tmp_path / "risk.yml").write_text("risk:\n  max_adds: 5\n")
+    assert load_config(tmp_path, environ={}).risk.max_adds == 5
+    (tmp_path / "risk.yml").write_text("risk:\n  max_adds: 1000\n")  # out of range (0..100)
+    with pytest.raises(ConfigError, match=r"risk\.yml[\s\S]*risk\.max_adds: Input should be less than"):
+        load_config(tmp_path, environ={})
+
+
+def test_yaml_and_yml_of_one_name_are_an_error_naming_both(tmp_path):
+    (tmp_path / "risk.yaml").write_text("risk:\n  max_adds: 3\n")
+    (tmp_path / "risk.yml").write_text("risk:\n  max_adds: 4\n")
+    with pytest.raises(ConfigError, match=r"both risk\.yaml and risk\.yml"):
+        load_config(tmp_path, environ={})
+
+
+def test_other_files_in_the_config_dir_are_named_in_a_warning(tmp_path, caplog):
+    (tmp_path / "risk.yaml.bak").write_text("risk:\n  max_adds: 1000\n")
+    (tmp_path / ".hidden.swp").write_text("x")
+    with caplog.at_level("WARNING", logger="orderflow.config"):
+        assert load_config(tmp_path, environ={}) == Config()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"config directory {tmp_path}: risk.yaml.bak is not read (only *.yaml and *.yml are)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"ORDERFLOW__RISK__MAX_ADDS": "[1,2"},
+         "environment variable ORDERFLOW__RISK__MAX_ADDS='[1,2': not valid YAML"),
+        ({"ORDERFLOW__RISK": "5", "ORDERFLOW__RISK__MAX_ADDS": "3"},
+         "environment variables ORDERFLOW__RISK and ORDERFLOW__RISK__MAX_ADDS both set risk"),
+        ({"ORDERFLOW__RISK__MAX_ADDS": "3", "ORDERFLOW__RISK__MAX_ADDS__X": "1"},
+         "environment variables ORDERFLOW__RISK__MAX_ADDS and ORDERFLOW__RISK__MAX_ADDS__X both set "
+         "risk.max_adds"),
+        ({"ORDERFLOW__RISK": "5"}, "environment variable ORDERFLOW__RISK='5': risk: Input should be"),
+        ({"ORDERFLOW__RISK__MAX_ADDS": "1000"}, "environment variable ORDERFLOW__RISK__MAX_ADDS='1000': "
+                                                "risk.max_adds: Input should be less than or equal to 100"),
+        ({"ORDERFLOW__RISK__MAX_ADDZ": "1"}, "environment variable ORDERFLOW__RISK__MAX_ADDZ='1': "
+                                             "risk.max_addz: unknown key"),
+    ],
+)  # fmt: skip
+def test_bad_environment_override_is_one_line_naming_the_variable(environ, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, environ=environ)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(expected), msg
+
+
+def test_bad_environment_override_through_the_cli(tmp_path, capsys, monkeypatch):
+    from orderflow.cli import main
+
+    monkeypatch.setenv("ORDERFLOW__RISK", "5")
+    monkeypatch.setenv("ORDERFLOW__RISK__MAX_ADDS", "3")
+    assert main(["config", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("orderflow: environment variables ORDERFLOW__RISK and")

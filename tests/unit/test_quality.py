@@ -8,9 +8,11 @@ import pydantic
 import pytest
 
 from orderflow.data.quality import QualityThresholds, check, count_outliers, render
+from support.store_parts import plant_part
 
 S = 10**9
 T0 = 1_723_161_600 * S  # 2024-08-09 00:00:00 UTC
+DATE = "2024-08-09"
 
 
 def quotes() -> pd.DataFrame:
@@ -141,11 +143,15 @@ def test_quote_problems_counted_exactly(store):
 
 
 def test_trade_duplicate_and_outlier(store):
+    # the store's write path drops the repeated trade id; a part planted past it keeps it
     store.write("sim", "AAA", "trade", trades(), source="t")
     q = check(store).get("sim", "AAA", "trade")
-    assert (q.events, q.duplicates, q.outliers, q.stale_periods, q.out_of_order) == (200, 1, 1, 0, 0)
-    assert check(store, thresholds=QualityThresholds(max_duplicates=0)).failures() == [
-        "sim/AAA/trade: duplicates 1 > max_duplicates 0"
+    assert (q.events, q.duplicates, q.outliers, q.stale_periods, q.out_of_order) == (199, 0, 1, 0, 0)
+    plant_part(store, "sim", "AAA", "trade", trades(), DATE)
+    q = check(store).get("sim", "AAA", "trade")
+    assert (q.events, q.duplicates, q.outliers) == (399, 200, 2)
+    assert check(store).failures() == [  # max_duplicates defaults to 0
+        "sim/AAA/trade: duplicates 200 > max_duplicates 0"
     ]
 
 
@@ -202,7 +208,10 @@ def test_spot_chain_and_duplicate_message(store):
         (116, 120, -1, False),
     ]
     store.write("binance-spot", "AAA", "depth", depth(msgs), source="a")
-    store.write("binance-spot", "AAA", "depth", depth(msgs[2:3]), source="b")  # the same diff recorded twice
+    store.write("binance-spot", "AAA", "depth", depth(msgs[2:3]), source="b")  # the same diff again
+    q = check(store).get("binance-spot", "AAA", "depth")
+    assert (q.chain_breaks, q.gaps, q.duplicates) == (1, 1, 0)  # the store kept it once
+    plant_part(store, "binance-spot", "AAA", "depth", depth(msgs[2:3]), DATE)  # an old store's copy
     q = check(store).get("binance-spot", "AAA", "depth")
     assert (q.chain_breaks, q.gaps, q.duplicates) == (1, 1, 1)
 

@@ -13,13 +13,13 @@ from orderflow.data.store import NS_PER_DAY, Store, StoreError
 DAY0 = 19_000 * NS_PER_DAY
 
 
-def trades(n: int, start: int = DAY0, step: int = 10**9) -> pd.DataFrame:
+def trades(n: int, start: int = DAY0, step: int = 10**9, first_id: int = 0) -> pd.DataFrame:
     ts = start + np.arange(n, dtype=np.int64) * step
     return pd.DataFrame(
         {
             "ts_event": ts,
             "ts_recv": ts + 5,
-            "trade_id": np.arange(n),
+            "trade_id": first_id + np.arange(n),
             "price": 100.0 + np.arange(n),
             "size": 1.0,
             "side": np.int8(1),
@@ -43,7 +43,7 @@ def test_same_source_replaces_other_source_appends(store: Store):
     store.write("sim", "X", "trade", trades(5), source="a")
     store.write("sim", "X", "trade", trades(5), source="a")
     assert len(store.read("sim", "X", "trade")) == 5
-    store.write("sim", "X", "trade", trades(3, start=DAY0 + 10**12), source="b")
+    store.write("sim", "X", "trade", trades(3, start=DAY0 + 10**12, first_id=100), source="b")
     assert len(store.read("sim", "X", "trade")) == 8
     [d] = store.ls()
     assert (d.venue, d.symbol, d.kind, d.rows, d.first_ns) == ("sim", "X", "trade", 8, DAY0)
@@ -63,15 +63,16 @@ def test_interrupted_write_leaves_nothing_visible(store: Store, monkeypatch):
 
     monkeypatch.setattr(pq, "write_table", boom)
     with pytest.raises(OSError):
-        store.write("sim", "X", "trade", trades(4, start=DAY0 + 10**12), source="bad")
+        store.write("sim", "X", "trade", trades(4, start=DAY0 + 10**12, first_id=100), source="bad")
     monkeypatch.undo()
     assert store.read("sim", "X", "trade").trade_id.tolist() == [0, 1, 2, 3]
     assert not list(store.root.glob("venue=*/**/*bad*"))
 
 
-def test_half_written_tmp_file_is_never_read(store: Store):
+def test_half_written_staged_file_is_never_read(store: Store):
     store.write("sim", "X", "trade", trades(3), source="a")
-    (store.tmp / "deadbeef.parquet").write_bytes(b"PAR1 truncated")
+    (store.root / "_txn" / "1-2-dead").mkdir(parents=True)
+    (store.root / "_txn" / "1-2-dead" / "000000.parquet").write_bytes(b"PAR1 truncated")
     assert len(store.read("sim", "X", "trade")) == 3
     assert len(store.ls()) == 1
 
@@ -89,3 +90,67 @@ def test_instruments_roundtrip(store: Store):
     assert store.instrument("sim", "BTCUSDT") == inst
     assert store.instrument("binance-usdm", "ETHUSDT").tick_size == 0.01  # known default
     assert store.instrument("sim", "NOPE") is None
+
+
+def test_duplicates_are_dropped_at_write_time_in_any_grouping(store: Store):
+    df = trades(10)
+    st = store.put("sim", "X", "trade", df, source="a")
+    assert (st.rows_in, st.rows_written, st.duplicates) == (10, 10, 0)
+    st = store.put("sim", "X", "trade", df.iloc[3:8], source="b")  # the same events, another source
+    assert (st.rows_written, st.duplicates) == (0, 5)
+    both = pd.concat([df.iloc[:2], df.iloc[:2], trades(3, start=DAY0 + 10**12, first_id=50)])
+    st = store.put("sim", "X", "trade", both, source="c")  # repeated within the batch too
+    assert (st.rows_written, st.duplicates) == (3, 4)
+    assert store.read("sim", "X", "trade").trade_id.tolist() == [*range(10), 50, 51, 52]
+
+
+def test_depth_messages_are_kept_or_dropped_whole(store: Store):
+    def msg(u: int, n: int) -> list[tuple]:
+        return [(DAY0 + u, DAY0 + u, u, u, u - 1, False, 1, 100.0 + i, 1.0) for i in range(n)]
+
+    cols = ["ts_event", "ts_recv", "first_update_id", "last_update_id", "prev_update_id", "is_snapshot",
+            "side", "price", "size"]  # fmt: skip
+    a = pd.DataFrame(msg(1, 3) + msg(2, 2), columns=cols)
+    b = pd.DataFrame(msg(2, 2) + msg(3, 4) + msg(3, 4), columns=cols)  # msg 2 again; msg 3 twice
+    store.write("binance-usdm", "X", "depth", a, source="a")
+    st = store.put("binance-usdm", "X", "depth", b, source="b")
+    assert (st.rows_written, st.duplicates) == (4, 6)
+    back = store.read("binance-usdm", "X", "depth")
+    assert back.groupby("last_update_id").size().to_dict() == {1: 3, 2: 2, 3: 4}
+
+
+def test_rows_without_ids_are_keyed_by_the_whole_row(store: Store):
+    q = pd.DataFrame({"ts_event": [DAY0, DAY0, DAY0 + 1], "ts_recv": [DAY0] * 3, "update_id": [-1, -1, -1],
+                      "bid_px": [1.0, 1.5, 1.0], "bid_sz": 1.0, "ask_px": 2.0, "ask_sz": 1.0})  # fmt: skip
+    store.write("tardis", "X", "quote", q, source="a")
+    st = store.put("tardis", "X", "quote", q, source="b")
+    assert (st.rows_written, st.duplicates) == (0, 3)
+    assert len(store.read("tardis", "X", "quote")) == 3
+
+
+def test_one_transaction_commits_every_kind_together(store: Store):
+    with pytest.raises(RuntimeError), store.transaction():
+        store.write("sim", "X", "trade", trades(4), source="a")
+        store.put_instrument(Instrument("sim", "X", 0.1, 0.001, 5.0))
+        raise RuntimeError("the importer failed half-way")
+    assert store.files() == [] and store.instruments() == {}
+    with store.transaction():
+        store.write("sim", "X", "trade", trades(4), source="a")
+        assert store.files() == []  # staged, not visible yet
+    assert len(store.read("sim", "X", "trade")) == 4
+
+
+def test_a_store_path_that_is_a_file_is_refused_by_name(tmp_path):
+    f = tmp_path / "not-a-dir"
+    f.write_text("x")
+    with pytest.raises(StoreError, match=f"store {f} is a file"):
+        Store(f)
+
+
+def test_a_read_only_store_reads_and_refuses_writes(store: Store, monkeypatch):
+    store.write("sim", "X", "trade", trades(3), source="a")
+    monkeypatch.setattr("orderflow.data.store.os.access", lambda path, mode: False)  # as a non-owner
+    ro = Store(store.root)
+    assert ro.read_only and len(ro.read("sim", "X", "trade")) == 3
+    with pytest.raises(StoreError, match="read-only"):
+        ro.write("sim", "X", "trade", trades(3, first_id=9), source="b")

@@ -14,11 +14,13 @@ numpy for the outlier scan), so it scales to millions of rows. Per dataset it re
   ``trade_stale_after_s`` (trades) between consecutive events, with the longest one and its start.
 - ``out_of_order``: rows whose ts_event is below the previous row's within the same stored part.
 - ``duplicates``: repeated trade ids (trade), update ids (book, quote; -1 ignored), diff messages
-  (depth) or bar open times (bars).
+  (depth) or bar open times (bars). The store drops these when it writes, so any found came in past
+  its write path (a store of an older version, a part copied in by hand); the default limit is 0.
 - ``outliers`` (trade prices, book/quote mids): 1-event log returns whose robust z-score (return over
   1.4826 x the median absolute non-zero return, i.e. a MAD about zero) exceeds ``outlier_sigma``; a
   spike out and straight back counts once.
 - ``missing_bars`` (``bar_<interval>``): expected open times missing between the first and last bar.
+- ``corrupt_parts``: stored parts that cannot be read (named in the notes and left out of the rest).
 
 :meth:`QualityReport.to_dict` returns ``{"datasets": [{"venue", "symbol", "kind", "events", "gaps",
 "crossed", "stale_periods", "out_of_order", ...}, ...], "failures": [...], "thresholds": {...}}``:
@@ -51,7 +53,8 @@ class QualityThresholds(BaseModel):
     max_out_of_order: int | None = Field(0, ge=0)
     max_outliers: int | None = Field(None, ge=0)
     max_missing_bars: int | None = Field(0, ge=0)
-    max_duplicates: int | None = Field(None, ge=0)
+    max_duplicates: int | None = Field(0, ge=0)
+    max_corrupt_parts: int | None = Field(0, ge=0)
     stale_after_s: float = Field(10.0, gt=0)
     trade_stale_after_s: float = Field(60.0, gt=0)
     # 1-event returns are heavy-tailed: on the recorded BTCUSDT trades (2024-08-08) the robust z of
@@ -80,6 +83,7 @@ class DatasetQuality:
     duplicates: int = 0
     outliers: int = 0
     missing_bars: int = 0
+    corrupt_parts: int = 0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -94,6 +98,7 @@ _LIMITS = (
     ("max_outliers", "outliers"),
     ("max_missing_bars", "missing_bars"),
     ("max_duplicates", "duplicates"),
+    ("max_corrupt_parts", "corrupt_parts"),
 )
 
 
@@ -147,9 +152,21 @@ class _Checker:
     def arr(self, sql: str, files: list) -> dict[str, np.ndarray]:
         return self.con.execute(sql.replace("SRC", _SRC), [[str(f) for f in files]]).fetchnumpy()
 
+    def files(self, q: DatasetQuality, venue: str, symbol: str, kind: str) -> list:
+        """The readable parts; a damaged one is counted in ``q.corrupt_parts``, named in the notes and
+        left out, so one bad file does not hide the rest of the report."""
+        good, bad = self.store.split_files(venue, symbol, kind)
+        for path, why in bad:
+            if kind == q.kind:
+                q.corrupt_parts += 1
+                q.notes.append(f"corrupt part {path}: {why}")
+        return good
+
     def dataset(self, venue: str, symbol: str, kind: str) -> DatasetQuality:
-        files = self.store.files(venue, symbol, kind)
         q = DatasetQuality(venue, symbol, kind)
+        files = self.files(q, venue, symbol, kind)
+        if not files:
+            return q
         n, lo, hi = self.one("SELECT count(*), min(ts_event), max(ts_event) FROM SRC", files)
         q.events, q.first_ns, q.last_ns = int(n), int(lo or 0), int(hi or 0)
         if not n:
@@ -182,9 +199,9 @@ class _Checker:
         elif kind.startswith("bar_"):
             self._bars(q, files)
         if kind in ("book", "depth"):
-            gap_files = self.store.files(venue, symbol, "gap")
+            gap_files = self.files(q, venue, symbol, "gap")
             q.gap_rows = int(self.one("SELECT count(*) FROM SRC", gap_files)[0]) if gap_files else 0
-            depth_files = self.store.files(venue, symbol, "depth")
+            depth_files = self.files(q, venue, symbol, "depth")
             if depth_files:
                 q.chain_breaks, dup = self._chain(depth_files, futures=venue != "binance-spot")
                 if kind == "depth":
@@ -310,8 +327,9 @@ def check(
                 if (v, s, "book") in keys or (v, s, "depth") in keys:
                     continue
                 q = DatasetQuality(v, s, k)
-                q.events = q.gaps = q.gap_rows = int(
-                    ck.one("SELECT count(*) FROM SRC", store.files(v, s, k))[0]
+                gap_files = ck.files(q, v, s, k)
+                q.events = q.gaps = q.gap_rows = (
+                    int(ck.one("SELECT count(*) FROM SRC", gap_files)[0]) if gap_files else 0
                 )
                 out.append(q)
                 continue
@@ -337,6 +355,7 @@ def render(report: QualityReport) -> str:
         "dups",
         "outliers",
         "missing",
+        "corrupt",
         "from",
         "to",
     )
@@ -357,6 +376,7 @@ def render(report: QualityReport) -> str:
                 str(d.duplicates),
                 str(d.outliers),
                 str(d.missing_bars) if d.kind.startswith("bar_") else "-",
+                str(d.corrupt_parts),
                 ns_to_iso(d.first_ns)[:19] if d.events else "-",
                 ns_to_iso(d.last_ns)[:19] if d.events else "-",
             )

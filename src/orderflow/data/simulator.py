@@ -283,12 +283,11 @@ class _Tables:
         )
 
 
-def _clear_source(store: Store, cfg: SimulatorConfig, prefix: str) -> None:
-    """Remove parts an earlier run with the same seed wrote (chunks are written as separate sources)."""
+def _clear_source(store: Store, cfg: SimulatorConfig) -> None:
+    """Remove the parts of every earlier simulation of this venue/symbol (of any seed: one store holds one
+    simulated market per symbol, and mixing two would interleave two unrelated price paths)."""
     for kind in ("book", "trade", "regime"):
-        for f in store.files(cfg.venue, cfg.symbol, kind):
-            if f.name.startswith(f"part-{prefix}-"):
-                f.unlink(missing_ok=True)
+        store.remove_parts(cfg.venue, cfg.symbol, kind, "sim-seed")
 
 
 def simulate(
@@ -297,8 +296,20 @@ def simulate(
     progress: Callable[[float, float], None] | None = None,
 ) -> SimResult:
     """Run the simulator. With ``store``, write kinds ``book``, ``trade`` and ``regime`` chunk by chunk
-    (source ``sim-seed<seed>-c<chunk>``, replacing an earlier run of the same seed) and the instrument;
-    without, return the tables in the result. ``progress(done_hours, total_hours)`` is called per chunk."""
+    (source ``sim-seed<seed>-c<chunk>``) in one store transaction that replaces every earlier simulation of
+    the symbol, and the instrument; without, return the tables in the result.
+    ``progress(done_hours, total_hours)`` is called per chunk."""
+    if store is not None:
+        with store.transaction():
+            return _simulate(config, store, progress)
+    return _simulate(config, None, progress)
+
+
+def _simulate(
+    config: SimulatorConfig,
+    store: Store | None,
+    progress: Callable[[float, float], None] | None,
+) -> SimResult:
     cfg = config
     start_ns = cfg.start_ns()
     total_s = cfg.hours * 3600.0
@@ -308,7 +319,7 @@ def simulate(
     res = SimResult(cfg, start_ns, start_ns + round(total_s * NS), source=prefix)
     if store is not None:
         store.put_instrument(cfg.instrument())
-        _clear_source(store, cfg, prefix)
+        _clear_source(store, cfg)
     tables = _Tables(cfg, start_ns, np.random.default_rng(cfg.seed + 7_919))
     k.seed_rng(cfg.seed)
     bq = np.zeros(k.W, dtype=np.int64)

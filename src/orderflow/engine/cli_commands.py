@@ -72,7 +72,7 @@ def _venue(args: argparse.Namespace) -> Iterator[tuple[str, str, Any, str]]:
 
 def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.core.instruments import KNOWN, Instrument
-    from orderflow.engine.paper import PaperEngine, render_paper
+    from orderflow.engine.paper import PaperEngine, RunStartError, render_paper
 
     venue = "binance-spot" if args.market == "spot" else "binance-usdm"
     inst = KNOWN.get((venue, args.symbol.upper())) or Instrument(venue, args.symbol.upper(), 0.1, 0.001, 5.0)
@@ -95,7 +95,10 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
                                  mode=mode, on_stop=getattr(args, "on_stop", "close"), reloader=reloader,
                                  ws_routes=routes if args.market == "usdm" else "combined")  # fmt: skip
             t0 = time.perf_counter()
-            stats = asyncio.run(engine.run(args.minutes))
+            try:
+                stats = asyncio.run(engine.run(args.minutes))
+            except RunStartError as e:  # closed as failed in the journal
+                raise UserError(str(e)) from None
             print(render_paper(stats, engine.session, time.perf_counter() - t0))
             print(f"journal run {engine.run_id}: `orderflow journal --run {engine.run_id}` summarises it")
     finally:

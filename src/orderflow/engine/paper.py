@@ -40,6 +40,11 @@ def recovered_fill_id(filled_qty: float) -> str:
     return f"recovered-{filled_qty:g}"
 
 
+class RunStartError(RuntimeError):
+    """The run could not start (the venue refused the credentials, the journal failed, ...); the run is
+    closed as failed in the journal, with this message as its reason."""
+
+
 @dataclass
 class PaperStats:
     book_events: int = 0
@@ -176,6 +181,28 @@ class PaperEngine:
         return int(m.group(1)) if m and client_id.startswith(self.prefix + "-") else None
 
     async def run(self, minutes: float) -> PaperStats:
+        """Trade for ``minutes`` (wall time), then stop by the stop policy. A run that fails is closed
+        in the journal with the reason ``failed at start: ...`` (before the user data stream is up:
+        e.g. a wrong API secret) or ``failed: ...``, never left open; a failure at start raises
+        :class:`RunStartError` (one line), a later one re-raises the error."""
+        self._started = False
+        self._adopted: tuple[float, float] | None = None  # the exchange's position at start (futures)
+        try:
+            return await self._run(minutes)
+        except Exception as e:
+            cause = " ".join(f"{type(e).__name__}: {e}".split())
+            when = "failed" if self._started else "failed at start"
+            if self.journal is not None and self.run_id is not None:
+                try:
+                    self.journal.stop_run(self.run_id, time.time_ns(), f"{when}: {cause}")
+                except Exception as je:  # the journal itself is what failed: nowhere to record it
+                    log.warning("journal: run %s not closed as failed: %s", self.run_id, je)
+            if self._started:
+                raise
+            run = f"{self.mode} run" + ("" if self.run_id is None else f" {self.run_id}")
+            raise RunStartError(f"{run} {when}: {cause}") from e
+
+    async def _run(self, minutes: float) -> PaperStats:
         from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig
         from orderflow.data.binance.feed import BinanceFeed
         from orderflow.execution.binance import BinanceTradingClient, TradingClientConfig, UserDataStream
@@ -205,6 +232,7 @@ class PaperEngine:
             await self.recover()
             async with UserDataStream(client, clock=self.clock) as stream:
                 self.user_stream = stream
+                self._started = True
                 fills = asyncio.create_task(self._user_events(stream))
                 market = asyncio.create_task(self._market(feed))
                 control = asyncio.create_task(self._control())
@@ -338,6 +366,7 @@ class PaperEngine:
 
                 P = self.session.P
                 P[0], P[1] = pos.quantity, pos.entry_price  # position, average entry price
+                self._adopted = (pos.quantity, pos.entry_price)
                 SKN.on_position(self.session.G, self.session.H, self.session.SC, np.int64(time.time_ns()),
                                 float(pos.quantity), float(pos.entry_price))  # fmt: skip
                 self.stats.recovered.append(f"adopted position {pos.quantity:g} @ {pos.entry_price:g}")
@@ -352,9 +381,16 @@ class PaperEngine:
             log.info("journal: report for %s (%s) not applied: %s", cid, reason, e)
 
     def _journal_position(self, ts: int) -> None:
-        P = self.session.P
-        self.journal.upsert_position(
-            self.run_id, self.symbol, P[0], P[1] if P[0] else None, P[2], P[3], P[4], ts
+        # exact decimals from the journaled fills (the core's floats carry rounding error); funding:
+        # the core books it paid-positive, the journal stores it received-positive
+        funding = -float(self.session.P[PF_FUNDING])
+        self.journal.sync_position(
+            self.run_id,
+            self.symbol,
+            ts,
+            funding=funding,
+            quote_asset=self.instrument_quote,
+            opening=self._adopted,
         )
 
     async def _market(self, feed: Any) -> None:

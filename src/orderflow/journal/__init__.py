@@ -7,7 +7,7 @@ machine, errors), ``repository`` (:class:`Journal`), ``summary`` (what is record
 or JSON), ``cli`` (``orderflow journal``), ``migrations`` (alembic environment and revisions).
 """
 
-from orderflow.journal.db import default_url, head_revision, resolve_url
+from orderflow.journal.db import JournalDatabaseError, default_url, head_revision, resolve_url
 from orderflow.journal.models import (
     OPEN_STATES,
     ORDER_STATES,
@@ -32,6 +32,7 @@ __all__ = [
     "IllegalTransitionError",
     "InconsistentReportError",
     "Journal",
+    "JournalDatabaseError",
     "JournalError",
     "OrderIntent",
     "UnknownOrderError",

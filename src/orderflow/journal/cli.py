@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -31,15 +32,35 @@ def add_journal_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _source(args: argparse.Namespace) -> str:
+    """Which input chose the database: ``--db``, ``$ORDERFLOW_DB`` or the default."""
+    if getattr(args, "db", None):
+        return "--db"
+    return "$ORDERFLOW_DB" if os.environ.get("ORDERFLOW_DB") else "the default journal"
+
+
 def journal_cmd(args: argparse.Namespace) -> int:
-    """Print the summary; 0 on success, 2 for an unknown run or an unreachable database."""
+    """Print the summary; 0 on success, 2 for an unknown run, a bad URL or an unusable database (one
+    line on stderr naming the URL and the driver's message)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from orderflow.journal.db import resolve_url, sqlite_path
+    from orderflow.journal.db import (
+        JournalDatabaseError,
+        check_url,
+        describe_error,
+        resolve_url,
+        safe_url,
+        sqlite_path,
+    )
     from orderflow.journal.repository import Journal
     from orderflow.journal.summary import render_summary, summary_json
 
     url = resolve_url(getattr(args, "db", None))
+    try:
+        check_url(url)
+    except JournalDatabaseError as e:
+        print(f"orderflow: journal {_source(args)} {e}", file=sys.stderr)
+        return 2
     path = sqlite_path(url)
     if path is not None and not path.exists():
         if args.json:
@@ -53,11 +74,11 @@ def journal_cmd(args: argparse.Namespace) -> int:
                 print(f"orderflow: journal {journal.url}: no run {args.run}", file=sys.stderr)
                 return 2
             summary = journal.summary(args.run)
+    except JournalDatabaseError as e:
+        print(f"orderflow: journal {e}", file=sys.stderr)
+        return 2
     except SQLAlchemyError as e:
-        print(
-            f"orderflow: journal {url}: {type(e).__name__}: {e.__class__.__doc__ or e}".splitlines()[0],
-            file=sys.stderr,
-        )
+        print(f"orderflow: journal {safe_url(url)}: {describe_error(e)}", file=sys.stderr)
         return 2
     print(summary_json(summary) if args.json else render_summary(summary))
     return 0

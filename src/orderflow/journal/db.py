@@ -7,13 +7,20 @@ SQLAlchemy (not the driver) begins transactions, so writes can take the lock up 
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from orderflow.journal.models import JournalError
+
+BACKENDS = ("sqlite", "postgresql")
+_URL_HELP = "a SQLite file path, sqlite:///FILE or postgresql://USER@HOST/DB"
 _PG_LOCK_KEY = 0x6F72646572666C6F  # "orderflo": serialises concurrent schema upgrades on PostgreSQL
 
 
@@ -33,6 +40,44 @@ def resolve_url(db: str | None = None) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+class JournalDatabaseError(JournalError):
+    """The journal's database cannot be used: ``url`` (password hidden) and the real ``cause`` in one
+    line (the driver's message: "file is not a database", "Connection refused", ...)."""
+
+    def __init__(self, url: str, cause: str) -> None:
+        self.url, self.cause = safe_url(url), cause
+        super().__init__(f"{self.url}: {cause}")
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password hidden (as given when it does not parse)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def describe_error(e: BaseException) -> str:
+    """The real cause of a database error, in one line: the driver's message (SQLAlchemy wraps it in an
+    exception whose class docstring says only "Wraps a DB-API OperationalError")."""
+    orig = getattr(e, "orig", None)
+    text = str(orig if orig is not None else e).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def check_url(url: str) -> None:
+    """Raise :class:`JournalDatabaseError` unless ``url`` parses and names a supported back end."""
+    try:
+        backend = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError:
+        raise JournalDatabaseError(url, f"not a database URL (use {_URL_HELP})") from None
+    if backend not in BACKENDS:
+        raise JournalDatabaseError(
+            url, f"unsupported database {backend!r} (the journal runs on SQLite or PostgreSQL: {_URL_HELP})"
+        )
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -74,8 +119,9 @@ def make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
 def upgrade_schema(engine: sa.Engine) -> None:
     """Upgrade the database to the newest revision shipped in ``orderflow.journal.migrations``
     (creates the schema on an empty database; a no-op when already there). Concurrent callers queue."""
-    from alembic import command
-    from alembic.config import Config
+    with _quiet_alembic():  # it logs its plugins at import
+        from alembic import command
+        from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", "orderflow.journal:migrations")
@@ -83,13 +129,29 @@ def upgrade_schema(engine: sa.Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        with _quiet_alembic():
+            command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic logs every plugin and migration step at INFO; a journal upgrade says nothing unless
+    the ``alembic`` logger (or the root one) is set to DEBUG."""
+    alog = logging.getLogger("alembic")
+    before = alog.level
+    if not alog.isEnabledFor(logging.DEBUG):
+        alog.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alog.setLevel(before)
 
 
 def head_revision() -> str:
     """The newest revision shipped with the package."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
+    with _quiet_alembic():
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", "orderflow.journal:migrations")

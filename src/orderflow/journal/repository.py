@@ -19,14 +19,25 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from orderflow.journal.db import make_engine, resolve_url, upgrade_schema
+from orderflow.journal.db import (
+    JournalDatabaseError,
+    check_url,
+    describe_error,
+    make_engine,
+    resolve_url,
+    upgrade_schema,
+)
+
+if TYPE_CHECKING:
+    from orderflow.journal.ledger import Ledger
+
 from orderflow.journal.models import (
     MODEL_EVENTS,
     OPEN_STATES,
@@ -113,14 +124,26 @@ class Journal:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._write_engine = engine.execution_options(journal_write=True)
+        self._ledgers: dict[tuple, tuple[Ledger, int]] = {}  # sync_position's, with the last fill id read
 
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
     def open(cls, url: str | None = None, *, synchronous: str = "NORMAL") -> Journal:
-        """Connect to ``url`` (see :func:`resolve_url`) and upgrade its schema to head."""
-        engine = make_engine(resolve_url(url), synchronous=synchronous)
+        """Connect to ``url`` (see :func:`resolve_url`) and upgrade its schema to head.
+
+        Raises :class:`JournalDatabaseError` (the URL and the driver's message) when the database
+        cannot be reached, is not a journal's, or its back end is not SQLite or PostgreSQL."""
+        url = resolve_url(url)
+        check_url(url)
+        try:
+            engine = make_engine(url, synchronous=synchronous)
+        except (SQLAlchemyError, ImportError, OSError) as e:  # ImportError: the driver is not installed
+            raise JournalDatabaseError(url, describe_error(e)) from e
         try:
             upgrade_schema(engine)
+        except (SQLAlchemyError, OSError) as e:
+            engine.dispose()
+            raise JournalDatabaseError(url, describe_error(e)) from e
         except Exception:
             engine.dispose()
             raise
@@ -405,6 +428,51 @@ class Journal:
         with self._write() as s:
             stmt = self._insert(s, Position.__table__).values(run_id=run_id, symbol=symbol.upper(), **values)
             s.execute(stmt.on_conflict_do_update(index_elements=["run_id", "symbol"], set_=values))
+
+    def sync_position(
+        self,
+        run_id: int,
+        symbol: str,
+        ts_ns: int,
+        *,
+        funding: Num = 0,
+        quote_asset: str | None = None,
+        opening: tuple[Num, Num] | None = None,
+    ) -> Ledger:
+        """Set run ``run_id``'s position in ``symbol`` from its journaled fills, in exact decimals (see
+        :mod:`orderflow.journal.ledger`): quantity, average price, realized PnL (FIFO, gross), fees
+        (those paid in ``quote_asset`` or with no asset named; all of them when ``quote_asset`` is
+        None). ``funding`` (received, positive) is the engine's figure at the configured rate, a float
+        estimate: it is rounded to 1e-8 quote (Binance's balance precision) so that no float tail is
+        stored as exact. ``opening`` is (signed qty, entry price) of a position the run adopted from
+        the exchange at start (opened by an earlier run), booked before the run's fills. Returns the
+        ledger."""
+        from orderflow.journal.ledger import Ledger
+
+        # the ledger is kept between calls and reads only the fills journaled since (fills of a run are
+        # appended in time order), so a long run does not re-read its history on every fill
+        key = (run_id, symbol.upper(), quote_asset, opening)
+        ledger, last_id = self._ledgers.get(key, (None, 0))
+        if ledger is None:
+            ledger = Ledger()
+            if opening is not None and (oq := to_decimal(opening[0], "qty")):
+                price = to_decimal(opening[1], "price") or Decimal(0)
+                ledger.apply("buy" if oq > 0 else "sell", abs(oq), price)
+        q = (
+            sa.select(Fill)
+            .where(Fill.run_id == run_id, Fill.symbol == symbol.upper(), Fill.id > last_id)
+            .order_by(Fill.id)
+        )
+        with self._read() as s:
+            for f in s.scalars(q):
+                own = quote_asset is None or f.fee_asset is None or f.fee_asset.upper() == quote_asset.upper()
+                ledger.apply(f.side, f.qty, f.price, f.fee if own else Decimal(0))
+                last_id = f.id
+        self._ledgers[key] = (ledger, last_id)
+        fund = (to_decimal(funding, "funding") or Decimal(0)).quantize(Decimal("1e-8"))
+        self.upsert_position(run_id, symbol, ledger.qty, ledger.avg_price, ledger.realized, ledger.fees,
+                             fund.normalize(), ts_ns)  # fmt: skip
+        return ledger
 
     def record_equity(
         self,

@@ -193,7 +193,9 @@ def render_summary(summary: dict[str, Any]) -> str:
     lines = [f"journal {sm.get('url', '')}"]
     lines.append(f"runs: {len(sm['runs'])}")
     for r in sm["runs"]:
+        failed = (r["stop_reason"] or "").startswith("failed")
         stop = "running or crashed" if r["stopped_ns"] is None else f"stopped {ns_to_iso(r['stopped_ns'])}"
+        stop = f"FAILED, {stop}" if failed else stop
         why = f" ({r['stop_reason']})" if r["stop_reason"] else ""
         lines.append(
             f"  #{r['id']:<4} {r['mode']:<8} {r['venue']:<14} {r['symbols']:<16} "

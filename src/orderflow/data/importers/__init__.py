@@ -10,9 +10,11 @@
 Venue, symbol and interval are taken from file names and contents where they can be (tardis rows name
 the exchange and symbol; Binance Vision and freqtrade names carry symbol and interval; a Binance Vision
 ``spot``/``um``/``cm`` folder names the venue) and must otherwise be given; a missing one is an
-:class:`ImportError_` naming the option. Re-importing a file replaces its earlier rows (each file is
-written under its own ``source`` tag). A file that cannot be imported at all raises before anything is
-written; a bad line is recorded in :attr:`ImportReport.problems` as ``file:line`` and skipped.
+:class:`ImportError_` naming the option. One call is one store transaction: all its kinds and dates are
+committed together or not at all. Events already stored (under any file name) are left out, so an import
+can be repeated; re-importing a file also replaces the rows it wrote before (each file is written under
+its own ``source`` tag). A file that cannot be imported at all raises before anything is written; a bad
+line is recorded in :attr:`ImportReport.problems` as ``file:line`` and skipped.
 """
 
 from __future__ import annotations
@@ -43,8 +45,22 @@ def import_paths(
     if not paths:
         raise ImportError_("no files to import")
     for p in paths:
+        if p.is_dir():
+            raise ImportError_(f"{p}: is a directory, not a file")
         if not p.is_file():
             raise ImportError_(f"{p}: no such file")
+    with store.transaction():
+        return _dispatch(store, paths, fmt, venue, symbol, interval)
+
+
+def _dispatch(
+    store: Store,
+    paths: list[Path],
+    fmt: str,
+    venue: str | None,
+    symbol: str | None,
+    interval: str | None,
+) -> ImportReport:
     if fmt == "binance-raw":
         from orderflow.data.importers.binance_raw import import_binance_raw
 

@@ -22,7 +22,8 @@ class ImportReport:
 
     format: str
     files: list[str] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # rows written per venue/symbol/kind
+    duplicates: dict[str, int] = field(default_factory=dict)  # rows left out: already stored
     problems: list[str] = field(default_factory=list)
     gaps: int = 0
     notes: list[str] = field(default_factory=list)
@@ -30,6 +31,17 @@ class ImportReport:
     def add_rows(self, key: str, n: int) -> None:
         if n:
             self.rows[key] = self.rows.get(key, 0) + n
+
+    def stored(self, key: str, stats) -> None:
+        """Count what one :meth:`Store.put` wrote (``stats`` is its :class:`WriteStats`)."""
+        self.rows[key] = self.rows.get(key, 0) + stats.rows_written
+        if stats.duplicates:
+            self.duplicates[key] = self.duplicates.get(key, 0) + stats.duplicates
+
+    @property
+    def events(self) -> int:
+        """Rows found in the files: written plus already stored."""
+        return sum(self.rows.values()) + sum(self.duplicates.values())
 
     def problem(self, msg: str, limit: int = 1000) -> None:
         if len(self.problems) < limit:
@@ -42,6 +54,7 @@ class ImportReport:
             "format": self.format,
             "files": self.files,
             "rows": self.rows,
+            "duplicates": self.duplicates,
             "gaps": self.gaps,
             "problems": self.problems,
             "notes": self.notes,
@@ -68,6 +81,20 @@ def open_binary(path: Path) -> IO[bytes]:
             raise ImportError_(f"{path}: zip holds {len(members)} files; expected exactly one")
         return io.BufferedReader(zf.open(members[0]))  # type: ignore[arg-type]
     return open(path, "rb")
+
+
+def why_no_events(path: Path, what: str) -> str:
+    """Why a file gave no events: ``file is empty``, or ``not <what> (first line: ...)`` cut to 200
+    characters."""
+    try:
+        with open_binary(path) as fh:
+            for line in fh:
+                if line.strip():
+                    text = line.decode("utf-8", "replace").strip()
+                    return f"not {what} (first line: {text[:200]}{'...' if len(text) > 200 else ''})"
+    except (EOFError, OSError, zipfile.BadZipFile) as e:
+        return f"unreadable ({e})"
+    return "file is empty"
 
 
 def iter_lines(path: Path, report: ImportReport):

@@ -170,14 +170,13 @@ def import_binance_raw(
             ("gap", gaps_frame(st.gaps) if st.gaps else None),
         ):
             if frame is not None:
-                store.write(venue, sym, kind, frame, source=src)
-                report.add_rows(f"{venue}/{sym}/{kind}", len(frame))
+                report.stored(f"{venue}/{sym}/{kind}", store.put(venue, sym, kind, frame, source=src))
         by_iv: dict[str, list[Bar]] = {}
         for b in st.bars:
             by_iv.setdefault(b.interval, []).append(b)
         for iv, bars in by_iv.items():
-            store.write(venue, sym, f"bar_{iv}", bars_frame(bars), source=src)
-            report.add_rows(f"{venue}/{sym}/bar_{iv}", len(bars))
+            st = store.put(venue, sym, f"bar_{iv}", bars_frame(bars), source=src)
+            report.stored(f"{venue}/{sym}/bar_{iv}", st)
         if store.instruments().get(f"{venue}/{sym}") is None:
             inst = lookup(venue, sym)
             if inst is None and st.trades:

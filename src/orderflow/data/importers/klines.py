@@ -243,8 +243,8 @@ def _write(
             + " and ".join(f"--{m}" for m in missing)
         )
     kind = f"bar_{interval}"
-    store.write(venue, symbol, kind, df, source=source or _source_tag([path]))  # type: ignore[arg-type]
-    report.add_rows(f"{venue}/{symbol}/{kind}", len(df))
+    st = store.put(venue, symbol, kind, df, source=source or _source_tag([path]))  # type: ignore[arg-type]
+    report.stored(f"{venue}/{symbol}/{kind}", st)
     log.info("imported %d %s bars for %s/%s from %s", len(df), interval, venue, symbol, path)
 
 

@@ -283,8 +283,7 @@ def import_tardis(
                 prices[key] = (f.price[idx], f.amount[idx])
         src = source or _source_tag([path])
         for v, s, kind, df in frames:
-            store.write(v, s, kind, df.reset_index(drop=True), source=src)
-            report.add_rows(f"{v}/{s}/{kind}", len(df))
+            report.stored(f"{v}/{s}/{kind}", store.put(v, s, kind, df.reset_index(drop=True), source=src))
         for (v, s), (px, sz) in prices.items():
             _put_instrument(store, v, s, px, sz)
         log.info("imported %s (%s): %s", path, f.kind, report.rows)

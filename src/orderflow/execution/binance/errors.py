@@ -127,10 +127,15 @@ _FUTURES_FILTER_CODES = {
     -4005: "LOT_SIZE",  # QTY_GREATER_THAN_MAX_QTY
     -4013: "PRICE_FILTER",  # PRICE_LESS_THAN_MIN_PRICE
     -4014: "PRICE_FILTER",  # PRICE_NOT_INCREASED_BY_TICK_SIZE
-    -4016: "PRICE_FILTER",  # PRICE_HIGHTER_THAN_MULTIPLIER_UP
+    -4016: "PERCENT_PRICE",  # PRICE_HIGHTER_THAN_MULTIPLIER_UP
     -4023: "LOT_SIZE",  # QTY_NOT_INCREASED_BY_STEP_SIZE
-    -4024: "PRICE_FILTER",  # PRICE_LOWER_THAN_MULTIPLIER_DOWN
+    -4024: "PERCENT_PRICE",  # PRICE_LOWER_THAN_MULTIPLIER_DOWN
     -4164: "MIN_NOTIONAL",  # MIN_NOTIONAL
+    -4002: "PRICE_FILTER",  # PRICE_GREATER_THAN_MAX_PRICE
+    -4131: "PERCENT_PRICE",  # MARKET_ORDER_REJECT (the counterparty's best price is outside the band)
+    -4183: "PERCENT_PRICE",  # the limit price of a stop order is outside the band around its stop price
+    -2025: "MAX_NUM_ORDERS",  # REACH_MAX_OPEN_ORDER_LIMIT
+    -4045: "MAX_NUM_ALGO_ORDERS",  # REACH_MAX_STOP_ORDER_LIMIT
 }
 
 
@@ -143,7 +148,9 @@ def _filter_name(msg: str) -> str:
         "LOT_SIZE",
         "MIN_NOTIONAL",
         "NOTIONAL",
+        "MAX_NUM_ALGO_ORDERS",
         "MAX_NUM_ORDERS",
+        "MAX_POSITION",
     ):
         if name in msg:
             return name

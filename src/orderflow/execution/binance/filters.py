@@ -9,7 +9,15 @@ Rules (Binance ``filters.md``; USD-M "Filters"):
 - spot MIN_NOTIONAL (``minNotional``, ``applyToMarket``) and NOTIONAL (``minNotional``,
   ``applyMinToMarket``, ``maxNotional``, ``applyMaxToMarket``); USD-M MIN_NOTIONAL (``notional``),
   which reduce-only orders are exempt from ("Order's notional must be no smaller than 5 (unless you
-  choose reduce only)"). A MARKET order is checked against a reference price when one is given.
+  choose reduce only)"). A MARKET order is checked against a reference price when one is given;
+- the price band, checked when a reference price is given (Binance's weighted average / mark price;
+  the engine passes its mid): USD-M PERCENT_PRICE, one bound per side (a BUY at most ``ref *
+  multiplierUp``, a SELL at least ``ref * multiplierDown``; a stop-limit's price against its stop
+  price); spot PERCENT_PRICE_BY_SIDE (a BUY within ``[bidMultiplierDown, bidMultiplierUp] * ref``, a
+  SELL within the ask multipliers) and the older two-sided spot PERCENT_PRICE.
+
+MAX_NUM_ORDERS, MAX_NUM_ALGO_ORDERS and MAX_POSITION depend on the account's open orders and
+balances, which one order's parameters do not show: the exchange answers them (``EXCHANGE_CHECKED``).
 
 All arithmetic is in :class:`~decimal.Decimal` on the exchange's decimal strings, so ``0.1 + 0.2``
 issues cannot make a valid price fail or an invalid one pass. Prices are in quote currency,
@@ -27,6 +35,12 @@ from typing import Any
 from orderflow.execution.binance.errors import BadRequest, FilterError
 
 ZERO = Decimal(0)
+# symbol filters checked here before sending, and those only the exchange can check (account state)
+CHECKED = frozenset(
+    {"PRICE_FILTER", "LOT_SIZE", "MARKET_LOT_SIZE", "MIN_NOTIONAL", "NOTIONAL", "PERCENT_PRICE",
+     "PERCENT_PRICE_BY_SIDE"}
+)  # fmt: skip
+EXCHANGE_CHECKED = frozenset({"MAX_NUM_ORDERS", "MAX_NUM_ALGO_ORDERS", "MAX_POSITION"})
 
 
 def to_decimal(x: Decimal | float | int | str, name: str = "value") -> Decimal:
@@ -70,6 +84,12 @@ class SymbolFilters:
     min_notional_to_market: bool = True
     max_notional_to_market: bool = False
     reduce_only_exempt: bool = False  # USD-M: reduce-only orders skip MIN_NOTIONAL
+    # price band: multipliers of the reference price per side (0 = no bound), and the filter's name
+    bid_up: Decimal = ZERO
+    bid_down: Decimal = ZERO
+    ask_up: Decimal = ZERO
+    ask_down: Decimal = ZERO
+    band_filter: str = ""
     base_asset: str = ""
     quote_asset: str = ""
 
@@ -97,6 +117,19 @@ class SymbolFilters:
             "quote_asset": info.get("quoteAsset", ""),
             "reduce_only_exempt": futures,
         }
+        if futures and "PERCENT_PRICE" in f:  # one bound per side
+            up, down = d("PERCENT_PRICE", "multiplierUp"), d("PERCENT_PRICE", "multiplierDown")
+            kw.update(bid_up=up, ask_down=down, band_filter="PERCENT_PRICE")
+        elif "PERCENT_PRICE_BY_SIDE" in f:
+            kw.update(
+                {k: d("PERCENT_PRICE_BY_SIDE", f"{side}Multiplier{ud}")
+                 for k, side, ud in (("bid_up", "bid", "Up"), ("bid_down", "bid", "Down"),
+                                     ("ask_up", "ask", "Up"), ("ask_down", "ask", "Down"))},
+                band_filter="PERCENT_PRICE_BY_SIDE",
+            )  # fmt: skip
+        elif "PERCENT_PRICE" in f:  # spot's older two-sided band
+            up, down = d("PERCENT_PRICE", "multiplierUp"), d("PERCENT_PRICE", "multiplierDown")
+            kw.update(bid_up=up, bid_down=down, ask_up=up, ask_down=down, band_filter="PERCENT_PRICE")
         if futures:
             kw["min_notional"] = d("MIN_NOTIONAL", "notional")
         elif "NOTIONAL" in f:
@@ -214,6 +247,25 @@ def _check_qty(f: SymbolFilters, q: Decimal, market: bool, rnd: bool) -> Decimal
     return q
 
 
+def _check_band(f: SymbolFilters, buy: bool, p: Decimal, ref: Decimal | None) -> None:
+    """PERCENT_PRICE / PERCENT_PRICE_BY_SIDE of the limit price ``p`` around ``ref``."""
+    if ref is None or not f.band_filter:
+        return
+    up, down = (f.bid_up, f.bid_down) if buy else (f.ask_up, f.ask_down)
+    for mult, over in ((up, True), (down, False)):
+        bound = ref * mult
+        if mult > 0 and (p > bound if over else p < bound):
+            word = "above" if over else "below"
+            raise FilterError(
+                f"price {fmt(p)} is {word} {fmt(bound)} = {fmt(mult)} x reference price {fmt(ref)} "
+                f"({f.band_filter})",
+                filter=f.band_filter,
+                value=fmt(p),
+                limit=fmt(bound),
+                symbol=f.symbol,
+            )
+
+
 def check_order(
     f: SymbolFilters,
     *,
@@ -229,8 +281,8 @@ def check_order(
     """Apply the filters to an order (``side`` "BUY"/"SELL"); raise :class:`FilterError` naming the
     filter and the numbers, or return the (possibly rounded) strings to send.
 
-    ``ref_price`` is the price a MARKET order's notional is checked at (e.g. the mid); without it the
-    notional of a MARKET order is not checked here (the exchange still checks it).
+    ``ref_price`` is the price a MARKET order's notional is checked at and the reference of the price
+    band (e.g. the mid); without it neither is checked here (the exchange still checks them).
     """
     buy = side.upper() == "BUY"
     q = _check_qty(f, to_decimal(quantity, "quantity"), market, round_to_grid)
@@ -242,10 +294,10 @@ def check_order(
     sp = None
     if stop_price is not None:
         sp = _check_price(f, "stop price", to_decimal(stop_price, "stop price"), not buy, round_to_grid)
-    if market:
-        notional_price = to_decimal(ref_price, "reference price") if ref_price is not None else None
-    else:
-        notional_price = p if p is not None else sp
+    ref = to_decimal(ref_price, "reference price") if ref_price is not None else None
+    if p is not None and not market:
+        _check_band(f, buy, p, sp if (f.reduce_only_exempt and sp is not None) else ref)
+    notional_price = ref if market else (p if p is not None else sp)
     if notional_price is not None and not (reduce_only and f.reduce_only_exempt):
         notional = notional_price * q
         check_min = f.min_notional > 0 and (not market or f.min_notional_to_market)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from orderflow.execution.sim_config import SimConfig
 
@@ -47,6 +47,9 @@ class LocalExchangeConfig(BaseModel):
     maker_fee: float | None = Field(None, ge=0, le=0.01, description="maker fee rate; None = Binance default")
     taker_fee: float | None = Field(None, ge=0, le=0.01, description="taker fee rate; None = Binance default")
     max_open_orders: int = Field(200, ge=1, le=10_000, description="open orders per symbol (MAX_NUM_ORDERS)")
+    max_position: float | None = Field(
+        None, gt=0, description="spot only: MAX_POSITION filter (base asset held + open buys); None = none"
+    )
     weight_limit: int | None = Field(
         None, ge=1, description="request weight per window; None = 6000 spot / 2400 usdm"
     )
@@ -68,6 +71,12 @@ class LocalExchangeConfig(BaseModel):
     decision_latency_us: float = Field(
         0.0, ge=0, description="lockstep clock only: added to the client's time when an order is sent"
     )
+
+    @model_validator(mode="after")
+    def _spot_only(self) -> LocalExchangeConfig:
+        if self.max_position is not None and self.market != "spot":
+            raise ValueError(f"max_position is a spot filter; market is {self.market!r}")
+        return self
 
     @property
     def venue(self) -> str:

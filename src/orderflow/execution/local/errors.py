@@ -113,7 +113,7 @@ def invalid_param(param: str, value: str) -> ApiError:
 
 # ---- 20xx: order and account issues
 def filter_failure(name: str) -> ApiError:
-    """Spot: -1013 "Filter failure: PRICE_FILTER" / "LOT_SIZE" / "NOTIONAL" / "MARKET_LOT_SIZE"."""
+    """Spot: -1013 "Filter failure: <FILTER>" (PRICE_FILTER, LOT_SIZE, PERCENT_PRICE_BY_SIDE, ...)."""
     return ApiError(400, -1013, f"Filter failure: {name}")
 
 
@@ -176,6 +176,49 @@ def fut_price_below_min() -> ApiError:
 
 def fut_price_tick() -> ApiError:
     return ApiError(400, -4014, "Price not increased by tick size.")
+
+
+def fut_price_above_max() -> ApiError:
+    return ApiError(400, -4002, "Price greater than max price.")
+
+
+def fut_stop_above_max() -> ApiError:
+    return ApiError(400, -4007, "Stop price greater than max price.")
+
+
+def fut_max_open_orders() -> ApiError:
+    """MAX_NUM_ORDERS."""
+    return ApiError(400, -2025, "Reach max open order limit.")
+
+
+def fut_max_stop_orders() -> ApiError:
+    """MAX_NUM_ALGO_ORDERS."""
+    return ApiError(400, -4045, "Reach max stop order limit.")
+
+
+def fut_limit_above_band(cap: str) -> ApiError:
+    """PERCENT_PRICE, a BUY above markPrice * multiplierUp (PRICE_HIGHTER_THAN_MULTIPLIER_UP)."""
+    return ApiError(400, -4016, f"Limit price can't be higher than {cap}.")
+
+
+def fut_limit_below_band(floor: str) -> ApiError:
+    """PERCENT_PRICE, a SELL below markPrice * multiplierDown (PRICE_LOWER_THAN_MULTIPLIER_DOWN)."""
+    return ApiError(400, -4024, f"Limit price can't be lower than {floor}.")
+
+
+def fut_stop_limit_above(cap: str) -> ApiError:
+    """A stop-limit BUY whose price is above stopPrice * multiplierUp."""
+    return ApiError(400, -4183, f"Limit price can't be higher than {cap}.")
+
+
+def fut_stop_limit_below(floor: str) -> ApiError:
+    """A stop-limit SELL whose price is below stopPrice * multiplierDown."""
+    return ApiError(400, -4184, f"Limit price can't be lower than {floor}.")
+
+
+def fut_market_band() -> ApiError:
+    """PERCENT_PRICE, a MARKET order whose counterparty best price is outside the band."""
+    return ApiError(400, -4131, "The counterparty's best price does not meet the PERCENT_PRICE filter limit.")
 
 
 def fut_qty_step() -> ApiError:

@@ -1,6 +1,8 @@
-"""``exchangeInfo`` of the local exchange in Binance's format, with the filters of
-:mod:`orderflow.core.instruments` (PRICE_FILTER tickSize, LOT_SIZE / MARKET_LOT_SIZE stepSize and
-minQty, spot NOTIONAL minNotional, futures MIN_NOTIONAL notional)."""
+"""``exchangeInfo`` of the local exchange in Binance's format; each symbol's ``filters`` are
+:func:`orderflow.execution.local.filters.symbol_filters` (from :mod:`orderflow.core.instruments`:
+PRICE_FILTER tickSize, LOT_SIZE / MARKET_LOT_SIZE stepSize and minQty, spot NOTIONAL minNotional,
+futures MIN_NOTIONAL notional; the rest Binance's BTCUSDT values), the very list orders are checked
+against."""
 
 from __future__ import annotations
 
@@ -8,21 +10,10 @@ from typing import Any
 
 from orderflow.core.instruments import Instrument
 from orderflow.execution.local.accounts import split_symbol
-from orderflow.execution.local.trading import MAX_PRICE, MAX_QTY
 
 
-def _g(x: float, dec: int) -> str:
-    return f"{x:.{dec}f}"
-
-
-def _symbol_spot(inst: Instrument, max_orders: int) -> dict[str, Any]:
+def _symbol_spot(inst: Instrument, filters: list[dict[str, Any]]) -> dict[str, Any]:
     base, quote = split_symbol(inst.symbol)
-    pd_, sd = max(inst.price_decimals, 8), max(inst.size_decimals, 8)
-    lot = {
-        "minQty": _g(inst.lot_size, sd),
-        "maxQty": _g(MAX_QTY["spot"], sd),
-        "stepSize": _g(inst.lot_size, sd),
-    }
     return {
         "symbol": inst.symbol,
         "status": "TRADING",
@@ -43,25 +34,7 @@ def _symbol_spot(inst: Instrument, max_orders: int) -> dict[str, Any]:
         "amendAllowed": False,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": _g(inst.tick_size, pd_),
-                "maxPrice": _g(MAX_PRICE["spot"], pd_),
-                "tickSize": _g(inst.tick_size, pd_),
-            },
-            {"filterType": "LOT_SIZE", **lot},
-            {"filterType": "MARKET_LOT_SIZE", **lot},
-            {
-                "filterType": "NOTIONAL",
-                "minNotional": _g(inst.min_notional, 8),
-                "applyMinToMarket": True,
-                "maxNotional": "9000000.00000000",
-                "applyMaxToMarket": False,
-                "avgPriceMins": 5,
-            },
-            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": max_orders},
-        ],
+        "filters": filters,
         "permissions": [],
         "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
@@ -69,14 +42,9 @@ def _symbol_spot(inst: Instrument, max_orders: int) -> dict[str, Any]:
     }
 
 
-def _symbol_futures(inst: Instrument, max_orders: int) -> dict[str, Any]:
+def _symbol_futures(inst: Instrument, filters: list[dict[str, Any]]) -> dict[str, Any]:
     base, quote = split_symbol(inst.symbol)
     pdec, sdec = inst.price_decimals, inst.size_decimals
-    lot = {
-        "minQty": _g(inst.lot_size, sdec),
-        "maxQty": _g(MAX_QTY["usdm"], sdec),
-        "stepSize": _g(inst.lot_size, sdec),
-    }
     return {
         "symbol": inst.symbol,
         "pair": inst.symbol,
@@ -100,25 +68,7 @@ def _symbol_futures(inst: Instrument, max_orders: int) -> dict[str, Any]:
         "liquidationFee": "0.012500",
         "marketTakeBound": "0.05",
         "maxMoveOrderLimit": 10000,
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": _g(inst.tick_size, pdec),
-                "maxPrice": _g(MAX_PRICE["usdm"], pdec),
-                "tickSize": _g(inst.tick_size, pdec),
-            },
-            {"filterType": "LOT_SIZE", **lot},
-            {"filterType": "MARKET_LOT_SIZE", **lot},
-            {"filterType": "MAX_NUM_ORDERS", "limit": max_orders},
-            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
-            {"filterType": "MIN_NOTIONAL", "notional": f"{inst.min_notional:g}"},
-            {
-                "filterType": "PERCENT_PRICE",
-                "multiplierUp": "1.0500",
-                "multiplierDown": "0.9500",
-                "multiplierDecimal": "4",
-            },
-        ],
+        "filters": filters,
         "orderTypes": ["LIMIT", "MARKET", "STOP"],
         "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
     }
@@ -130,8 +80,9 @@ def exchange_info(
     server_ms: int,
     weight_limit: int,
     order_limit: int,
-    max_orders: int,
+    filters: dict[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
+    """The ``exchangeInfo`` body; ``filters`` by symbol (:attr:`LocalVenue.filters`)."""
     limits = [
         {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
         {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": order_limit},
@@ -144,12 +95,12 @@ def exchange_info(
             "rateLimits": limits,
             "exchangeFilters": [],
             "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
-            "symbols": [_symbol_futures(i, max_orders) for i in instruments],
+            "symbols": [_symbol_futures(i, filters[i.symbol]) for i in instruments],
         }
     return {
         "timezone": "UTC",
         "serverTime": server_ms,
         "rateLimits": limits,
         "exchangeFilters": [],
-        "symbols": [_symbol_spot(i, max_orders) for i in instruments],
+        "symbols": [_symbol_spot(i, filters[i.symbol]) for i in instruments],
     }

@@ -347,7 +347,7 @@ class LocalExchange:
             int(self.wall() * 1000),
             self.weight_limit,
             self.order_limit,
-            self.cfg.max_open_orders,
+            self.venue.filters,
         )
 
     def _depth_weight(self, p: Params) -> int:

@@ -1,7 +1,8 @@
 """Order endpoints of the local exchange (new / query / cancel / open / all orders) with Binance's
 validation order and answers: parameters (-1102 / -1100 / -1104 / -1106 / -1115 / -1116 / -1117),
-symbol (-1121), filters (spot -1013 ``Filter failure: PRICE_FILTER | LOT_SIZE | MARKET_LOT_SIZE |
-NOTIONAL``; futures -4013 / -4014 / -4003 / -4004 / -4005 / -4023 / -4164), duplicate live client id
+symbol (-1121), every advertised filter (:mod:`.filters`: spot -1013 ``Filter failure: <FILTER>``;
+futures -4013 / -4002 / -4014 / -4003 / -4004 / -4005 / -4023 / -2025 / -4045 / -4164 / -4016 /
+-4024 / -4131), duplicate live client id
 (spot -2010 "Duplicate order sent."; futures -4116), post-only that would take (spot -2010; futures
 -5022), stop that would trigger at once (spot -2010; futures -2021), reduce-only without a position
 to reduce (-2022), balance (spot -2010 "Account has insufficient balance for requested action.";
@@ -18,9 +19,10 @@ from typing import Any
 
 from orderflow.execution.local import errors as E
 from orderflow.execution.local.accounts import split_symbol
+from orderflow.execution.local.filters import NewOrder, check_new_order
 from orderflow.execution.local.orders import LocalOrder
 from orderflow.execution.local.params import Params
-from orderflow.execution.local.venue import EPS, LocalVenue, _on_grid
+from orderflow.execution.local.venue import EPS, LocalVenue
 
 SPOT_NEW = {
     "symbol",
@@ -62,8 +64,6 @@ FUT_NEW = {
 }
 SPOT_TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER", "STOP_LOSS_LIMIT")
 FUT_TYPES = ("LIMIT", "MARKET", "STOP")
-MAX_PRICE = {"spot": 1_000_000.0, "usdm": 4_529_764.0}
-MAX_QTY = {"spot": 9000.0, "usdm": 1000.0}
 
 
 def _walk(levels_px, levels_sz, qty: float, limit: float, buy: bool) -> tuple[float, float]:
@@ -78,42 +78,6 @@ def _walk(levels_px, levels_sz, qty: float, limit: float, buy: bool) -> tuple[fl
         got += take
         cost += take * p
     return got, cost
-
-
-def _filters(
-    v: LocalVenue, sym: str, otype: str, price: float, stop: float, qty: float, reduce: bool
-) -> None:
-    inst = v.markets[sym].inst
-    mk = v.cfg.market
-    mkt = v.markets[sym]
-    ref = price if otype != "MARKET" else v.marks().get(sym, math.nan)
-    if v.futures:
-        for x in (price, stop):
-            if not math.isnan(x):
-                if x < inst.tick_size:
-                    raise E.fut_price_below_min()
-                if not _on_grid(x, inst.tick_size):
-                    raise E.fut_price_tick()
-        if qty <= 0:
-            raise E.fut_qty_not_positive()
-        if qty < inst.lot_size * (1 - EPS):
-            raise E.fut_qty_below_min()
-        if qty > MAX_QTY[mk]:
-            raise E.fut_qty_above_max()
-        if not _on_grid(qty, inst.lot_size):
-            raise E.fut_qty_step()
-        if not reduce and not math.isnan(ref) and ref * qty < inst.min_notional * (1 - EPS):
-            raise E.fut_min_notional(f"{inst.min_notional:g}")
-        return
-    for x in (price, stop):
-        if not math.isnan(x) and (x < inst.tick_size or x > MAX_PRICE[mk] or not _on_grid(x, inst.tick_size)):
-            raise E.filter_failure("PRICE_FILTER")
-    lot = "MARKET_LOT_SIZE" if otype == "MARKET" else "LOT_SIZE"
-    if qty < inst.lot_size * (1 - EPS) or qty > MAX_QTY[mk] or not _on_grid(qty, inst.lot_size):
-        raise E.filter_failure(lot)
-    if not math.isnan(ref) and ref * qty < inst.min_notional * (1 - EPS):
-        raise E.filter_failure("NOTIONAL")
-    del mkt
 
 
 def new_order(v: LocalVenue, p: Params) -> dict[str, Any]:
@@ -156,11 +120,9 @@ def new_order(v: LocalVenue, p: Params) -> dict[str, Any]:
     if resp_type not in ("ACK", "RESULT", "FULL") or (v.futures and resp_type == "FULL"):
         raise E.invalid_param("newOrderRespType", resp_type)
     cid = p.client_id("newClientOrderId")
-    _filters(v, sym, otype, price_f, stop_f, qty, reduce)
+    check_new_order(v, NewOrder(sym, side == "BUY", otype, price_f, stop_f, qty, reduce))
     if cid is not None and (sym, cid) in v.live_client_ids:
         raise E.ApiError(400, -4116, "ClientOrderId is duplicated.") if v.futures else E.duplicate_order()
-    if sum(1 for o in v.orders.values() if o.symbol == sym and o.is_open) >= v.cfg.max_open_orders:
-        raise E.filter_failure("MAX_NUM_ORDERS")
     post_only = otype == "LIMIT_MAKER" or tif == "GTX"
     opp_px = mkt.ask_px if buy else mkt.bid_px
     opp_sz = mkt.ask_sz if buy else mkt.bid_sz

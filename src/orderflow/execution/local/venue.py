@@ -35,6 +35,7 @@ from orderflow.data.schema import book_columns
 from orderflow.execution import sim_layout as SL
 from orderflow.execution.local.accounts import FuturesAccount, SpotAccount, split_symbol
 from orderflow.execution.local.config import LocalExchangeConfig
+from orderflow.execution.local.filters import symbol_filters
 from orderflow.execution.local.market import BOOK, TRADE, SymbolData, Timeline
 from orderflow.execution.local.orders import LocalOrder
 from orderflow.execution.local.streams import NS_PER_MS, SymbolMarket
@@ -81,11 +82,6 @@ def on_wire(d: SymbolData) -> SymbolData:
     )
 
 
-def _on_grid(x: float, step: float) -> bool:
-    n = x / step
-    return abs(n - round(n)) <= 1e-9 * max(1.0, abs(n))
-
-
 class LocalVenue:
     """Market, matching and account of one local exchange (see the module docstring)."""
 
@@ -102,6 +98,11 @@ class LocalVenue:
         self.pos = 0
         self.data = {d.symbol: d for d in data}
         self.markets = {d.symbol: SymbolMarket(d.instrument, cfg.levels, self.futures) for d in data}
+        # the filters exchangeInfo advertises, by symbol: the ones every new order is checked against
+        self.filters = {
+            d.symbol: symbol_filters(d.instrument, self.futures, cfg.max_open_orders, cfg.max_position)
+            for d in data
+        }
         if self.lockstep:
             mc = cfg.matching or SimConfig()
             sim_cfg = mc.model_copy(
