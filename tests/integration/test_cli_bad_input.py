@@ -103,12 +103,6 @@ GOOD = {
 }
 
 
-# cases another branch of issue 12 fixes (marked so while they fail here; strict=False: they may pass)
-XFAIL = {
-    "journal --db 'mysql://u@127.0.0.1:1/x'": "journal errors (a missing DB driver) are the journal branch's",
-}
-
-
 def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -148,9 +142,7 @@ def _cases() -> Iterator:
                 yield pytest.param(path, name, None, None, id=f"{cmd} {name}: no case")
             for b in bad:
                 value, expect = b if isinstance(b, tuple) else (b, None)
-                case_id = f"{cmd} {name} {value!r}"
-                marks = [pytest.mark.xfail(reason=XFAIL[case_id], strict=False)] if case_id in XFAIL else []
-                yield pytest.param(path, name, value, expect, id=case_id, marks=marks)
+                yield pytest.param(path, name, value, expect, id=f"{cmd} {name} {value!r}")
 
 
 @pytest.fixture(scope="module")
