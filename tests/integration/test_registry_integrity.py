@@ -127,7 +127,9 @@ def test_registration_refuses_a_truncated_onnx(reg, tmp_path):
     assert [r["version"] for r in reg.ls()] == ["1"]
 
 
-def test_a_copied_or_moved_registry_loads_from_its_new_place_only(reg, tmp_path):
+def test_a_copied_or_moved_registry_loads_from_its_new_place_only(tmp_path):
+    reg = Registry(tmp_path / "reg")  # its own database: nothing may lead back to the original
+    assert reg.register(make_bundle(tmp_path / "b1", +1.0)) == "1"
     want = EnsembleModel.from_bundle(reg.load_bundle("1"), "schema-A").predict(probe())
     shutil.copytree(tmp_path / "reg", tmp_path / "reg2")  # cp -r reg reg2
     shutil.rmtree(tmp_path / "reg")
@@ -138,7 +140,7 @@ def test_a_copied_or_moved_registry_loads_from_its_new_place_only(reg, tmp_path)
     got = copy.load_bundle("1")
     np.testing.assert_allclose(EnsembleModel.from_bundle(got, "schema-A").predict(probe()), want)
     assert copy.register(make_bundle(tmp_path / "b2", -1.0)) == "2"  # new artifacts land in the copy
-    assert not (tmp_path / "reg").exists()
+    assert (artifacts(copy, "2") / "lr.onnx").is_file() and not (tmp_path / "reg").exists()
     (tmp_path / "reg2").rename(tmp_path / "reg3")  # mv reg2 reg3
     moved = Registry(tmp_path / "reg3")
     shutil.rmtree(moved.cache_dir)
