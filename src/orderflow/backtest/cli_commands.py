@@ -101,12 +101,16 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
     else:
         from orderflow.features.selection import feature_columns
         from orderflow.models.dataset import schema_hash
-        from orderflow.models.serving import EnsembleModel
+        from orderflow.models.registry import RegistryError
+        from orderflow.models.serving import EnsembleModel, SchemaMismatch
 
         bundle = _model_bundle(args)
         assert bundle is not None
         names = feature_columns(features)
-        model = EnsembleModel.from_bundle(bundle, schema_hash(names), names)
+        try:
+            model = EnsembleModel.from_bundle(bundle, schema_hash(names), names)
+        except (RegistryError, SchemaMismatch) as e:
+            raise UserError(f"--model {args.model}: {e}") from None
         tr = model.manifest.training_window
         if tr is not None and int(market.b_ts[0]) < tr.end_ns:
             print(f"WARNING: the data starts before the end of the model's training window "
