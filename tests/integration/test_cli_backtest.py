@@ -19,6 +19,7 @@ KEYS = {"trades", "trades_per_day", "win_rate", "gross_pnl", "net_pnl", "fees", 
         "profit_factor", "sharpe", "sortino", "max_drawdown", "var95", "rejections"}  # fmt: skip
 
 
+@pytest.mark.timeout(900)  # about 170 s alone on 2 cores; far more while other work shares them
 def test_demo_short_then_backtest_with_a_bundle(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ORDERFLOW__WALKFORWARD__TRAIN_HOURS", "3")
     monkeypatch.setenv("ORDERFLOW__WALKFORWARD__TEST_HOURS", "1.5")

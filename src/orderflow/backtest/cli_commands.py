@@ -116,7 +116,8 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     report_dir = _report_dir(args.report)
     start, end = _time_range(args)
-    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+    gaps = getattr(args, "allow_gaps", False)  # demo runs this with its own arguments
+    with resolve_source(_store(cfg, args), args.source, gaps) as (store, venue, symbol, name):
         features = _feature_matrix(cfg, store, venue, symbol, args)
         market = _market(store, venue, symbol, start, end)
         inst = _instrument(store, venue, symbol)
