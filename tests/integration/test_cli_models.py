@@ -31,10 +31,21 @@ def test_train_register_evaluate_promote_rollback(tmp_path, capsys):
     assert main(["models", "evaluate", "1", "--registry", reg]) == 0
     verdict = json.loads(capsys.readouterr().out)
     assert "passed" in verdict and isinstance(verdict["failures"], list)
-    if not verdict["passed"]:  # the golden rule refuses, naming the clause and the numbers
-        assert main(["models", "promote", "1", "--registry", reg]) == 2
-        assert "refused" in capsys.readouterr().err
-    assert main(["models", "promote", "1", "--registry", reg, "--force"]) == 0
+    # a rule no quick training can meet (more folds beaten than there are folds): a certain refusal
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    (strict / "models.yaml").write_text("models:\n  rule:\n    min_folds_beaten: 50\n")
+    assert main(["models", "evaluate", "1", "--registry", reg, "--config", str(strict)]) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["passed"] is False and verdict["rule"]["min_folds_beaten"] == 50
+    assert any(f.startswith("min_folds_beaten:") and "needs 50" in f for f in verdict["failures"])
+    assert main(["models", "promote", "1", "--registry", reg, "--config", str(strict)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("orderflow: promotion of version 1 refused: min_folds_beaten: ") and "\n" not in err
+    assert f"of {len(folds)} folds, needs 50" in err
+    assert main(["models", "ls", "--registry", reg, "--json"]) == 0
+    assert all(r["aliases"] == [] for r in json.loads(capsys.readouterr().out))  # nothing was promoted
+    assert main(["models", "promote", "1", "--registry", reg, "--force", "--config", str(strict)]) == 0
     assert main(["models", "promote", "2", "--registry", reg, "--force"]) == 0
     assert main(["models", "rollback", "--registry", reg]) == 0
     assert "rolled back to version 1" in capsys.readouterr().out

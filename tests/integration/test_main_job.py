@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from orderflow.cli import main
+
+KIND = {"book rows": "book", "trades": "trade", "regime rows": "regime"}
 
 
 def test_main_job_simulates_stores_checks_and_summarises(tmp_path, capsys, monkeypatch):
@@ -15,9 +20,32 @@ def test_main_job_simulates_stores_checks_and_summarises(tmp_path, capsys, monke
     kinds = {d["kind"]: d for d in out["quality"]["datasets"]}
     assert kinds["book"]["events"] > 0 and kinds["book"]["crossed"] == 0 and kinds["book"]["gaps"] == 0
     assert kinds["trade"]["events"] > 0
+    # the simulation's row counts, the quality report and the store listing agree
+    counted = re.findall(r"([\d,]+) (book rows|trades|regime rows)", out["simulation"])
+    made = {KIND[what]: int(n.replace(",", "")) for n, what in counted}
+    assert set(made) == {"book", "trade", "regime"} and min(made.values()) > 0
+    assert {k: d["events"] for k, d in kinds.items()} == made
+    assert main(["data", "ls", "--json", "--store", str(tmp_path / "store")]) == 0
+    listed = {d["kind"]: d for d in json.loads(capsys.readouterr().out)}
+    assert {k: d["rows"] for k, d in listed.items()} == made
+    for k, d in listed.items():
+        assert (d["first_ns"], d["last_ns"]) == (kinds[k]["first_ns"], kinds[k]["last_ns"]), k
     facts = out["facts"]
-    assert facts["duration_s"] > 890
-    assert 0.0 < facts["ofi_1s_r2_best"] < 1.0
+    assert facts["book_events"] == made["book"] and facts["trades"] == made["trade"]
+    book = kinds["book"]
+    assert facts["duration_s"] == pytest.approx((book["last_ns"] - book["first_ns"]) / 1e9)
+    assert 899 <= facts["duration_s"] < 900  # 0.25 h, the last book event on the last 100 ms step
+    assert abs(facts["ofi_1s_n"] - 900) <= 2 and abs(facts["ofi_10s_n"] - 90) <= 2
+    # the simulator's price moves follow order-flow imbalance (its impact model). Measured on seeds 1-9
+    # of 0.25 h: 1 s R^2 of the best level 0.26-0.46, of 5 levels 0.41-0.61, 10 s 5 levels 0.53-0.68
+    # (seed 3: 0.36, 0.50, 0.64); the floors sit about 20 % below the lowest seed
+    assert facts["ofi_1s_r2_best"] > 0.2
+    assert facts["ofi_1s_r2_5level"] > 0.33 and facts["ofi_10s_r2_5level"] > 0.42
+    # the 5-level regression nests the best level; longer buckets average out the noise
+    assert facts["ofi_1s_r2_5level"] >= facts["ofi_1s_r2_best"] - 1e-12
+    assert facts["ofi_10s_r2_5level"] >= facts["ofi_10s_r2_best"] - 1e-12
+    assert facts["ofi_10s_r2_5level"] > facts["ofi_1s_r2_5level"]
+    assert facts["ofi_1s_r2_5level"] < 0.95  # a relation with noise, not an identity
     assert (tmp_path / "store" / "venue=sim" / "symbol=BTCUSDT" / "kind=book").is_dir()
 
     # text output: the store listing, the quality table and the facts table

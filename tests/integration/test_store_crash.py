@@ -10,7 +10,6 @@ in which a kill used to double the rows.
 
 from __future__ import annotations
 
-import gzip
 import multiprocessing
 import os
 import random
@@ -24,6 +23,7 @@ import pytest
 
 from orderflow.cli import main
 from orderflow.data.store import Store
+from support.store_parts import truncated_copy
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -76,15 +76,6 @@ def check_ok(root: Path, capsys) -> None:
     text = capsys.readouterr().out
     assert rc == 0 and "OK: no threshold crossed" in text, text
     assert not Store(root).pending_transactions()
-
-
-def truncated_copy(src: Path, dst: Path, keep: float) -> Path:
-    with gzip.open(src, "rb") as fh:
-        lines = fh.readlines()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(dst, "wb") as fh:
-        fh.writelines(lines[: int(len(lines) * keep)])
-    return dst
 
 
 class Scenario:

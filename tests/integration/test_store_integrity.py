@@ -16,7 +16,7 @@ import pytest
 
 from orderflow.cli import main
 from orderflow.data.store import Store
-from support.store_parts import plant_part
+from support.store_parts import plant_part, truncated_copy
 
 pytestmark = pytest.mark.shared_data
 
@@ -39,16 +39,6 @@ def imp(capsys, root: Path, *files: Path) -> str:
     )
     assert rc == 0, text
     return text
-
-
-def truncated_copy(src: Path, dst: Path, keep: float) -> Path:
-    """The first ``keep`` share of the recording's lines, as a recorder killed mid-file leaves it."""
-    with gzip.open(src, "rb") as fh:
-        lines = fh.readlines()
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(dst, "wb") as fh:
-        fh.writelines(lines[: int(len(lines) * keep)])
-    return dst
 
 
 @pytest.fixture(scope="module")

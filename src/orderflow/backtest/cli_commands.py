@@ -23,6 +23,32 @@ OOS_NOTE = (
 )
 
 
+def _report_dir(spec: str | None) -> Path | None:
+    """``--report``: a directory to create or reuse; refused (before anything is written) when the path
+    or one of its parents is an existing file."""
+    if not spec:
+        return None
+    path = Path(spec)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            what = "is a file" if p == path else f"is under {p}, which is a file"
+            raise UserError(f"--report {spec}: {what}, not a directory")
+    return path
+
+
+def _check_span(name: str, span_h: float, wfc) -> None:
+    """A one-line refusal when ``span_h`` hours of data hold no walk-forward test window."""
+    from orderflow.backtest.walkforward import required_hours
+
+    need = required_hours(wfc)
+    if span_h < need:
+        raise UserError(
+            f"{name} spans {span_h:.3g} h; the walk-forward needs at least {need:g} h (train "
+            f"{wfc.train_hours:g} h + half a {wfc.test_hours:g} h test window); shorten "
+            "walkforward.train_hours / walkforward.test_hours or give more data"
+        )
+
+
 def _instrument(store, venue: str, symbol: str):
     from orderflow.core.instruments import Instrument
 
@@ -88,25 +114,31 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.backtest.report import write_report
 
     t0 = time.perf_counter()
+    report_dir = _report_dir(args.report)
     start, end = _time_range(args)
-    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+    gaps = getattr(args, "allow_gaps", False)  # demo runs this with its own arguments
+    with resolve_source(_store(cfg, args), args.source, gaps) as (store, venue, symbol, name):
         features = _feature_matrix(cfg, store, venue, symbol, args)
         market = _market(store, venue, symbol, start, end)
         inst = _instrument(store, venue, symbol)
         book_mid = store.read(venue, symbol, "book", start, end, columns=["ts_event", "bid_px_1", "ask_px_1"])
     if args.walk_forward:
-        return _walk_forward(cfg, args, market, features, book_mid, inst, name, t0)
+        return _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir, t0)
     if args.model == "none":
-        probs, what = None, "no model (the AI score is 0, so the confidence gate passes nothing)"
+        probs, what = None, "no model (the AI score is 0: only the OFI score can pass the gates)"
     else:
         from orderflow.features.selection import feature_columns
         from orderflow.models.dataset import schema_hash
-        from orderflow.models.serving import EnsembleModel
+        from orderflow.models.registry import RegistryError
+        from orderflow.models.serving import EnsembleModel, SchemaMismatch
 
         bundle = _model_bundle(args)
         assert bundle is not None
         names = feature_columns(features)
-        model = EnsembleModel.from_bundle(bundle, schema_hash(names), names)
+        try:
+            model = EnsembleModel.from_bundle(bundle, schema_hash(names), names)
+        except (RegistryError, SchemaMismatch) as e:
+            raise UserError(f"--model {args.model}: {e}") from None
         tr = model.manifest.training_window
         if tr is not None and int(market.b_ts[0]) < tr.end_ns:
             print(f"WARNING: the data starts before the end of the model's training window "
@@ -116,26 +148,29 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
         probs = model.predict(X, model.new_state())
         what = f"model {bundle} applied after its training window"
     signals = make_signals(features, probs, cfg.strategy)
-    res = run_backtest(market, signals, inst, cfg.backtest, cfg.strategy, cfg.risk)
+    res = run_backtest(market, signals, inst, cfg.backtest, cfg.strategy, cfg.risk, cfg.execution)
     metrics = compute_metrics(res.equity, res.trades, res.fills, res.rejections, cfg.backtest.initial_equity)
     print(f"{name}: {res.events:,} events replayed in {res.seconds:.2f} s")
     report = None
-    if args.report:
+    if report_dir is not None:
         x = cfg.backtest.exchange
         fees = f"maker {res.info['maker_fee']}, taker {res.info['taker_fee']}"
         note = OOS_NOTE.format(what=what, lat=f"{x.latency.kind} {x.latency.entry_ms} ms", fees=fees)
-        report = write_report(Path(args.report), metrics, res.equity, res.trades, res.fills, res.rejections,
+        report = write_report(report_dir, metrics, res.equity, res.trades, res.fills, res.rejections,
                               f"orderflow backtest: {name}", note)  # fmt: skip
     _print_summary(metrics, report, time.perf_counter() - t0)
     return 0
 
 
-def _walk_forward(cfg, args, market, features, book_mid, inst, name, t0) -> int:
+def _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir, t0) -> int:
     from orderflow.backtest.report import write_report
-    from orderflow.backtest.walkforward import walk_forward
+    from orderflow.backtest.walkforward import H_NS, WalkForwardError, walk_forward, window_spans
     from orderflow.models.cli_commands import models_config
     from orderflow.models.train import labelled_dataset
 
+    t_first, t_last = int(market.b_ts[0]), int(market.b_ts[-1])
+    if not window_spans(t_first, t_last, cfg.walkforward):
+        _check_span(name, (t_last - t_first) / H_NS, cfg.walkforward)
     mcfg = models_config(cfg)
     mcfg = mcfg.quick() if args.quick else mcfg
     ds, mid = labelled_dataset(features, book_mid, cfg.labels, mcfg.sample_every_s)
@@ -144,10 +179,13 @@ def _walk_forward(cfg, args, market, features, book_mid, inst, name, t0) -> int:
           f"{wfc.test_hours:g} h test; members {', '.join(mcfg.members)}"
           f"{' (quick sizes)' if args.quick else ''}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        wf = walk_forward(market, features, ds, inst, mcfg, Path(tmp), cfg.walkforward, cfg.backtest,
-                          cfg.strategy, cfg.risk, mid, progress=print)  # fmt: skip
+        try:
+            wf = walk_forward(market, features, ds, inst, mcfg, Path(tmp), cfg.walkforward, cfg.backtest,
+                              cfg.strategy, cfg.risk, mid, print, cfg.execution)  # fmt: skip
+        except WalkForwardError as e:
+            raise UserError(f"{name}: {e}; shorten walkforward.* or give more data") from None
     report = None
-    if args.report:
+    if report_dir is not None:
         x = cfg.backtest.exchange
         note = OOS_NOTE.format(
             what=f"{len(wf.windows)} walk-forward test windows, each traded by models fitted only on "
@@ -155,9 +193,11 @@ def _walk_forward(cfg, args, market, features, book_mid, inst, name, t0) -> int:
             lat=f"{x.latency.kind} {x.latency.entry_ms} ms",
             fees="the venue's defaults",
         )
-        report = write_report(Path(args.report), wf.metrics, wf.equity, wf.trades, wf.fills, wf.rejections,
+        report = write_report(report_dir, wf.metrics, wf.equity, wf.trades, wf.fills, wf.rejections,
                               f"orderflow walk-forward backtest: {name}", note)  # fmt: skip
-        wf.model_table.to_csv(Path(args.report) / "models_by_window.csv", index=False)
+        spans = pd.DataFrame(wf.windows).drop(columns=["weights", "seconds"])
+        wf.model_table.merge(spans, on="window", how="left").to_csv(report_dir / "models_by_window.csv",
+                                                                    index=False)  # fmt: skip
     print(wf.model_table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     _print_summary(wf.metrics, report, time.perf_counter() - t0)
     return 0
@@ -169,16 +209,21 @@ def demo_cmd(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.data.simulator import simulate
 
     t0 = time.perf_counter()
+    report_dir = _report_dir(args.report)
     if not getattr(args, "log_level", None):  # the demo prints its own progress; library logs only warn
         logging.getLogger("orderflow").setLevel(logging.WARNING)
-    store = _store(cfg, args)
     sc = _sim_config(cfg, args)
-    if store.files(sc.venue, sc.symbol, "book") and not args.fresh:
+    root = cfg.store_dir(getattr(args, "store", None))
+    report = report_dir or _report_dir(str(root.parent / "demo-report"))
+    reuse = not args.fresh and root.is_dir() and bool(_store(cfg, args).files(sc.venue, sc.symbol, "book"))
+    if not reuse:  # refuse before the store is created or written
+        _check_span(f"--hours {sc.hours:g}: the simulated data", sc.hours, cfg.walkforward)
+    store = _store(cfg, args)
+    if reuse:
         print(f"using the {sc.venue}/{sc.symbol} data already in {store.root} (--fresh to resimulate)")
     else:
         print(f"[1/4] simulating {sc.hours:g} h of {sc.symbol} (seed {sc.seed}) into {store.root}")
         simulate(sc, store=store, progress=_progress)
-    report = Path(args.report) if args.report else store.root.parent / "demo-report"
     ns = argparse.Namespace(**{**vars(args), "source": [f"{sc.venue}/{sc.symbol}"], "walk_forward": True,
                                "report": str(report), "start": None, "end": None,
                                "fit_integrated_until": None})  # fmt: skip

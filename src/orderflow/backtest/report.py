@@ -1,4 +1,5 @@
-"""HTML report of one backtest run: ``metrics.json``, five PNG plots and ``report.html``.
+"""HTML report of one backtest run: ``metrics.json``, ``trades.csv``, ``fills.csv``, five PNG plots and
+``report.html``.
 
 The plots are drawn with matplotlib's Agg canvas on ``matplotlib.figure.Figure`` objects, without
 pyplot, so importing or calling this module never changes the process-wide matplotlib backend and
@@ -264,8 +265,9 @@ def write_report(
     title: str,
     notes: str | None = None,
 ) -> Path:
-    """Write ``metrics.json`` (indent 2, sorted keys), the PNGs of :data:`PLOTS` and ``report.html``
-    into ``out_dir`` (created if needed); return the path of ``report.html``.
+    """Write ``metrics.json`` (indent 2, sorted keys), the round trips and fills behind it
+    (``trades.csv``, ``fills.csv``; times in ns, floats exact), the PNGs of :data:`PLOTS` and
+    ``report.html`` into ``out_dir`` (created if needed); return the path of ``report.html``.
 
     ``metrics`` is the dict of :func:`~orderflow.backtest.metrics.compute_metrics` for the same run;
     the frames follow that module's input contract. ``notes`` is free text (paragraphs split on blank
@@ -277,6 +279,8 @@ def write_report(
     rej = validate_rejections(rejections)
     text = json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False)
     (out / "metrics.json").write_text(text + "\n", encoding="utf-8")
+    tr.to_csv(out / "trades.csv", index=False)
+    fl.to_csv(out / "fills.csv", index=False)
     figures = (_plot_equity(eq, metrics), _plot_trades(eq, tr, fl), _plot_pnl_hist(tr),
                _plot_rejections(rej), _plot_regimes(metrics))  # fmt: skip
     for (name, _), fig in zip(PLOTS, figures, strict=True):

@@ -31,6 +31,7 @@ from orderflow.backtest.config import BacktestConfig, WalkForwardConfig
 from orderflow.backtest.engine import BacktestResult, Market, make_signals, run_backtest
 from orderflow.backtest.metrics import combine_windows, compute_metrics
 from orderflow.core.instruments import Instrument
+from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.models.dataset import Dataset
 from orderflow.models.ensemble import HedgeEnsemble
 from orderflow.models.metrics import classification_metrics
@@ -55,6 +56,16 @@ class WalkForwardResult:
     model_table: pd.DataFrame  # per window: out-of-sample log loss of each member and the ensemble
     seconds: float
     notes: list[str] = field(default_factory=list)
+
+
+class WalkForwardError(ValueError):
+    """The data cannot be walked forward with these windows (too short, or every window skipped)."""
+
+
+def required_hours(wf: WalkForwardConfig) -> float:
+    """The shortest span of data that holds one test window: the training window plus half a test
+    window (a last window of at least half the length counts, :func:`window_spans`)."""
+    return wf.train_hours + wf.test_hours / 2
 
 
 def subset(ds: Dataset, keep: np.ndarray) -> Dataset:
@@ -87,9 +98,11 @@ def walk_forward(
     risk: RiskConfig | None = None,
     mid: np.ndarray | None = None,
     progress: Callable[[str], None] | None = None,
+    execution: ExecutionConfig | None = None,
 ) -> WalkForwardResult:
     """Run the walk-forward backtest (module docstring). ``features`` has one row per book event of
-    ``market`` (as ``build_features`` writes it) and ``ds`` is built from those rows."""
+    ``market`` (as ``build_features`` writes it) and ``ds`` is built from those rows; ``execution`` says
+    how entries are sent (as in :func:`~orderflow.backtest.engine.run_backtest`)."""
     from orderflow.models.serving import EnsembleModel
 
     wf = wf or WalkForwardConfig()
@@ -101,7 +114,7 @@ def walk_forward(
         raise ValueError("walk_forward: the feature rows must be the market's book events, in order")
     windows = window_spans(int(market.b_ts[0]), int(market.b_ts[-1]), wf)
     if not windows:
-        raise ValueError(
+        raise WalkForwardError(
             f"walk_forward: {(market.b_ts[-1] - market.b_ts[0]) / H_NS:.2f} h of data is too short for "
             f"{wf.train_hours} h of training plus half a {wf.test_hours} h test window"
         )
@@ -144,17 +157,19 @@ def walk_forward(
         table.append(row)
         mask = (market.b_ts >= ts0) & (market.b_ts < ts1)
         sig = make_signals(features.iloc[int(r0) : int(r1)], probs, strategy)
-        res: BacktestResult = run_backtest(market.window(ts0, ts1), sig, instrument, backtest, strategy, risk)
+        res: BacktestResult = run_backtest(market.window(ts0, ts1), sig, instrument, backtest, strategy,
+                                           risk, execution)  # fmt: skip
         assert int(mask.sum()) == len(probs)
         results.append((res.equity, res.trades, res.fills, res.rejections))
         net = float(res.trades["net_pnl"].sum()) if len(res.trades) else 0.0
         info.append({"window": k, "start_ns": ts0, "end_ns": ts1, "train_samples": int(train.size),
-                     "trades": len(res.trades), "net_pnl": net, "seconds": time.perf_counter() - tw,
-                     "weights": w})  # fmt: skip
+                     "train_from_ns": int(sample_ts[train].min()),
+                     "train_labels_until_ns": int(ds.t_touch[train].max()), "trades": len(res.trades),
+                     "net_pnl": net, "seconds": time.perf_counter() - tw, "weights": w})  # fmt: skip
         say(f"window {k + 1}/{len(windows)}: {len(res.trades)} trades, net PnL {net:,.2f} "
             f"({time.perf_counter() - tw:.0f} s)")  # fmt: skip
     if not results:
-        raise ValueError("walk_forward: every window was skipped: " + "; ".join(notes))
+        raise WalkForwardError("walk_forward: every window was skipped: " + "; ".join(notes))
     equity, trades, fills, rejections = combine_windows(results)
     initial = (backtest or BacktestConfig()).initial_equity
     metrics = compute_metrics(equity, trades, fills, rejections, initial)

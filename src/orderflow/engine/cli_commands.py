@@ -19,6 +19,7 @@ def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str, Any 
     description, reloader): an alias (auto, production, champion) is served by a started
     :class:`HotReloader`, so a promotion during the run swaps the model without a restart."""
     from orderflow.backtest.cli_commands import _model_bundle
+    from orderflow.models.registry import RegistryError
     from orderflow.models.serving import EnsembleModel, HotReloader
 
     if args.model == "none":
@@ -26,7 +27,10 @@ def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str, Any 
     bundle = _model_bundle(args, optional=args.model == "auto")
     if bundle is None:
         return None, "none (no champion in the registry; the AI score is 0)", None
-    model = EnsembleModel.from_bundle(bundle, None)
+    try:
+        model = EnsembleModel.from_bundle(bundle, None)
+    except RegistryError as e:
+        raise UserError(f"--model {args.model}: {e}") from None
     if args.model not in ("auto", "production", "champion"):
         return model, f"bundle {bundle}", None
     from orderflow.models.registry import Registry

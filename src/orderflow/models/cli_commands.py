@@ -65,7 +65,8 @@ def models_train(cfg: Config, args: argparse.Namespace) -> int:
             raise UserError(f"unknown member(s) {unknown}; known: {', '.join(ALL_MEMBERS)}")
         mcfg = mcfg.model_copy(update={"members": names})
     registry = _registry(args)
-    with resolve_source(_store(cfg, args), args.source) as (store, venue, symbol, name):
+    gaps = getattr(args, "allow_gaps", False)  # demo runs this with its own arguments
+    with resolve_source(_store(cfg, args), args.source, gaps) as (store, venue, symbol, name):
         x = _feature_matrix(cfg, store, venue, symbol, args)
         start, end = _time_range(args)
         book = store.read(venue, symbol, "book", start, end, columns=["ts_event", "bid_px_1", "ask_px_1"])

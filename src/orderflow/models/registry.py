@@ -38,12 +38,22 @@ artifacts under ``<dir>/artifacts``; ``Registry("http://host:5000")`` talks to a
 step) and creates a model version; ``promote`` applies the :class:`GoldenRule` and moves the alias
 ``champion`` (the former champion becomes ``previous``); ``rollback`` moves ``champion`` back to
 ``previous``.
+
+Integrity: ``register`` records the sha256 of every bundle file in the version tag ``artifact_sha256``
+and, for a directory registry, the bundle's location relative to the registry root in
+``artifact_path`` (so a registry directory can be copied or moved). ``load_bundle`` verifies the local
+cache against those checksums on every call and rebuilds it when it does not match (a missing file, a
+changed one, a partly materialised directory); the cache directory is complete only once its stamp
+``.verified.json`` is written, last. A broken artifact is one :class:`RegistryError` line naming the
+version and the file. Versions registered before checksums existed are checked structurally (every
+member ONNX present and loadable) and verified against the checksums of their first good copy.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import math
@@ -68,6 +78,9 @@ PREVIOUS = "previous"
 MANIFEST = "bundle.json"
 FORMAT_VERSION = 2  # 2: stream members (stateful ONNX graphs) replace window members
 ENV_VAR = "ORDERFLOW_REGISTRY"
+CHECKSUMS_TAG = "artifact_sha256"  # version tag: JSON {relative file path: sha256} of the bundle
+LOCATION_TAG = "artifact_path"  # version tag: the bundle's directory relative to the registry root
+CACHE_STAMP = ".verified.json"  # written last into a cached bundle: {"who": ..., "sha256": {...}}
 
 # A trading box does not phone home and does not draw progress bars in logs; users may override.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -186,6 +199,72 @@ def code_version() -> str:
         return "unknown"
 
 
+# ------------------------------------------------------------------------------- artifact integrity
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bundle_checksums(bundle_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file of a bundle directory (the cache stamp excluded)."""
+    root = Path(bundle_dir)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != CACHE_STAMP)
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in files}
+
+
+def verify_checksums(
+    bundle_dir: str | os.PathLike[str], expected: Mapping[str, str], who: str, where: str | None = None
+) -> None:
+    """Raise RegistryError ``<who>: artifact <file>: ...`` for the first missing or changed file
+    (``where``: the location to name, default ``bundle_dir``)."""
+    root = Path(bundle_dir)
+    where = where or str(root)
+    for rel, want in sorted(expected.items()):
+        path = root / rel
+        if not path.is_file():
+            raise RegistryError(f"{who}: artifact {rel}: missing from {where}")
+        if sha256_file(path) != want:
+            raise RegistryError(
+                f"{who}: artifact {rel}: checksum mismatch (file changed or truncated) in {where}"
+            )
+
+
+def check_onnx_loads(path: Path, who: str, rel: str) -> None:
+    """Raise RegistryError naming ``rel`` when onnxruntime cannot load the graph (corrupt, truncated)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    try:
+        ort.InferenceSession(path.read_bytes(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise RegistryError(
+            f"{who}: artifact {rel}: not a loadable ONNX graph (corrupt or truncated): {first}"
+        ) from None
+
+
+def read_stamp(bundle_dir: str | os.PathLike[str]) -> tuple[str, dict[str, str]] | None:
+    """(who, checksums) from a cached bundle's stamp, None when absent or unreadable."""
+    path = Path(bundle_dir) / CACHE_STAMP
+    try:
+        doc = json.loads(path.read_text())
+        return str(doc["who"]), {str(k): str(v) for k, v in doc["sha256"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def verify_stamped(bundle_dir: str | os.PathLike[str]) -> None:
+    """Verify a bundle directory against its cache stamp (no stamp: nothing to verify)."""
+    stamp = read_stamp(bundle_dir)
+    if stamp is not None:
+        verify_checksums(bundle_dir, stamp[1], stamp[0])
+
+
 # -------------------------------------------------------------------------------------- golden rule
 def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else math.nan
@@ -285,11 +364,12 @@ class Registry:
         _quiet_loggers()
         loc = default_registry_location(uri_or_dir)
         artifact_location: str | None = None
+        self.root: Path | None = None  # a directory registry's root; artifacts are found relative to it
         if "://" in loc or loc.startswith("sqlite:"):
             self.uri = loc
             self.cache_dir = Path(platformdirs.user_cache_dir("orderflow")) / "registry-cache"
         else:
-            root = Path(loc).expanduser().resolve()
+            root = self.root = Path(loc).expanduser().resolve()
             (root / "artifacts").mkdir(parents=True, exist_ok=True)
             self.uri = f"sqlite:///{root / 'mlflow.db'}"
             artifact_location = (root / "artifacts").as_uri()
@@ -321,6 +401,9 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         m = read_manifest(bundle_dir)
+        for mem in m.members:  # a corrupt graph is refused now, not at the first load
+            check_onnx_loads(Path(bundle_dir) / mem.onnx, f"bundle {bundle_dir}", mem.onnx)
+        checksums = bundle_checksums(bundle_dir)
         vtags = {
             "schema_hash": m.schema_hash,
             "members": ",".join(x.name for x in m.members),
@@ -350,7 +433,7 @@ class Registry:
             run = self.client.create_run(self.experiment_id, tags={"mlflow.runName": f"{name}-bundle"})
             rid = run.info.run_id
             try:
-                self.client.log_artifacts(rid, str(bundle_dir), "bundle")
+                source, location = self._store_artifacts(rid, run.info.artifact_uri, bundle_dir, checksums)
                 plist = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
                 for i in range(0, len(plist), 100):
                     self.client.log_batch(rid, params=plist[i : i + 100])
@@ -365,11 +448,31 @@ class Registry:
                 self.client.get_registered_model(name)
             except MlflowException:
                 self.client.create_registered_model(name)
+            integrity = {CHECKSUMS_TAG: json.dumps(checksums, sort_keys=True)}
+            if location is not None:
+                integrity[LOCATION_TAG] = location
             mv = self.client.create_model_version(
-                name, source=f"{run.info.artifact_uri}/bundle", run_id=rid, tags=vtags
+                name, source=source, run_id=rid, tags={**vtags, **integrity}
             )
         log.info("registered %s version %s (run %s, schema %s)", name, mv.version, rid, m.schema_hash[:12])
         return str(mv.version)
+
+    def _store_artifacts(
+        self, run_id: str, artifact_uri: str, bundle_dir: str | os.PathLike[str], checksums: Mapping[str, str]
+    ) -> tuple[str, str | None]:
+        """Store the bundle of a run; returns (source URI, location relative to the root or None).
+
+        A directory registry copies the bundle under ``<root>/artifacts/<run>/artifacts/bundle`` itself:
+        the experiment's stored artifact location is absolute and, in a copied registry, still names
+        the original directory."""
+        if self.root is None:
+            self.client.log_artifacts(run_id, str(bundle_dir), "bundle")
+            return f"{artifact_uri}/bundle", None
+        rel = f"artifacts/{run_id}/artifacts/bundle"
+        dest = self.root / rel
+        shutil.copytree(bundle_dir, dest, ignore=shutil.ignore_patterns(CACHE_STAMP))
+        verify_checksums(dest, checksums, f"registering into {self.root}")
+        return dest.as_uri(), rel
 
     def promote(
         self,
@@ -480,31 +583,75 @@ class Registry:
         }
 
     def load_bundle(self, version_or_alias: str | int = CHAMPION, name: str = DEFAULT_MODEL_NAME) -> Path:
-        """Local directory holding the bundle of a version or alias (downloaded once, then cached)."""
-        import mlflow.artifacts
+        """Local directory holding the verified bundle of a version or alias.
 
+        The cached copy is checked against the checksums recorded at registration on every call and
+        rebuilt from the registry's artifacts when it does not match; a broken artifact raises
+        RegistryError naming the version and the file, and never leaves a cache entry behind."""
         v = self.resolve(version_or_alias, name)
         if v is None:
             raise RegistryError(f"{name}: alias {version_or_alias!r} is not set")
-        dest = self.cache_dir / name / f"v{v}"
-        if (dest / MANIFEST).is_file():
-            return dest
+        who = f"{name} version {v}"
         with _quiet():
             mv = self.client.get_model_version(name, v)
-            tmp = dest.with_name(f".v{v}.{os.getpid()}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            got = mlflow.artifacts.download_artifacts(
-                run_id=mv.run_id, artifact_path="bundle", dst_path=str(tmp), tracking_uri=self.uri
-            )
-        src = Path(got)
-        try:
-            src.rename(dest)
-        except OSError:  # another process cached it first
-            if not (dest / MANIFEST).is_file():
-                raise
+        recorded = mv.tags.get(CHECKSUMS_TAG)
+        expected = json.loads(recorded) if recorded else None
+        dest = self.cache_dir / name / f"v{v}"
+        if _cache_matches(dest, expected):
+            return dest
+        tmp = dest.with_name(f".v{v}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            staged, where = self._materialise(mv, who, tmp)
+            _check_bundle(staged, expected, who, where)
+            stamp = {"who": who, "sha256": expected or bundle_checksums(staged)}
+            (staged / CACHE_STAMP).write_text(json.dumps(stamp, sort_keys=True))
+            swapped = _swap_in(staged, dest, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if not swapped and not _cache_matches(dest, expected):  # another process's copy is in the way
+            raise RegistryError(f"{who}: cache {dest} changed while it was being rebuilt; load it again")
         return dest
+
+    def _materialise(self, mv: Any, who: str, tmp: Path) -> tuple[Path, str]:
+        """Copy (directory registry) or download (server) the version's bundle into ``tmp``; returns
+        the copy and where it came from."""
+        src = self._local_artifacts(mv, who)
+        if src is not None:
+            staged = tmp / "bundle"
+            shutil.copytree(src, staged, ignore=shutil.ignore_patterns(CACHE_STAMP))
+            return staged, str(src)
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with _quiet():
+                got = mlflow.artifacts.download_artifacts(
+                    run_id=mv.run_id, artifact_path="bundle", dst_path=str(tmp), tracking_uri=self.uri
+                )
+        except (MlflowException, OSError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise RegistryError(f"{who}: artifacts of run {mv.run_id} not downloadable: {first}") from None
+        return Path(got), str(mv.source)
+
+    def _local_artifacts(self, mv: Any, who: str) -> Path | None:
+        """The bundle directory of a version in a directory registry, found relative to the root
+        (None: not a directory registry). Versions without a recorded location (registered before
+        it was recorded) try the layout this class writes, then the stored absolute source."""
+        if self.root is None:
+            return None
+        rel = mv.tags.get(LOCATION_TAG)
+        layout = self.root / "artifacts" / mv.run_id / "artifacts" / "bundle"
+        candidates = [self.root / rel] if rel else [layout]
+        if not rel and str(mv.source).startswith("file://"):
+            from urllib.parse import unquote, urlparse
+
+            candidates.append(Path(unquote(urlparse(str(mv.source)).path)))
+        for c in candidates:
+            if c.is_dir():
+                return c
+        raise RegistryError(f"{who}: artifacts missing: no directory {candidates[0]}")
 
 
 def _metric_rows(metrics: Mapping[str, Any]) -> Iterator[tuple[str, float, int]]:
@@ -521,3 +668,44 @@ def _metric_rows(metrics: Mapping[str, Any]) -> Iterator[tuple[str, float, int]]
                     yield base, x, i
                 if nums:
                     yield f"{base}.mean", _mean(nums), 0
+
+
+def _cache_matches(dest: Path, expected: Mapping[str, str] | None) -> bool:
+    """True when ``dest`` is a complete cached copy (stamp written last) whose files match."""
+    stamp = read_stamp(dest)
+    if stamp is None or (expected is not None and stamp[1] != dict(expected)):
+        return False
+    try:
+        verify_checksums(dest, stamp[1], stamp[0])
+    except RegistryError as e:
+        log.warning("rebuilding the cached bundle: %s", e)
+        return False
+    return True
+
+
+def _check_bundle(staged: Path, expected: Mapping[str, str] | None, who: str, where: str) -> None:
+    """The registered checksums when recorded, else (older versions) every member ONNX loadable."""
+    if expected is not None:
+        verify_checksums(staged, expected, who, where)
+    try:
+        m = read_manifest(staged)
+    except RegistryError as e:
+        raise RegistryError(f"{who}: {str(e).replace(str(staged), where)}") from None
+    if expected is None:
+        for mem in m.members:
+            check_onnx_loads(staged / mem.onnx, who, mem.onnx)
+
+
+def _swap_in(staged: Path, dest: Path, tmp: Path) -> bool:
+    """Replace ``dest`` by the complete ``staged`` directory (renames on one file system); False when
+    another process's copy took the place first."""
+    if dest.exists():
+        with contextlib.suppress(OSError):
+            dest.rename(tmp / "stale")
+    try:
+        staged.rename(dest)
+    except OSError:
+        if not dest.is_dir():
+            raise
+        return False
+    return True

@@ -12,7 +12,9 @@ path, and a thread serves sync and async engines alike. The thread polls the reg
 ``poll_s`` seconds; on a new version it downloads and loads it completely, then swaps one reference
 ``(version, model)``. ``predict`` reads that reference once per call, so a call never mixes two
 versions and never waits for a load. A refused bundle (schema mismatch, broken file) is logged as an
-error, recorded as a failed :class:`ReloadEvent`, and the current model keeps serving.
+error, recorded as a failed :class:`ReloadEvent`, and the current model keeps serving. A version whose
+registry artifacts are missing or fail their checksums is tried again every ``retry_s`` seconds (the
+file may be restored); one refused for its content (schema, graph) is not.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from orderflow.models.registry import CHAMPION, DEFAULT_MODEL_NAME, BundleManifest, read_manifest
+from orderflow.models.registry import (
+    CHAMPION,
+    DEFAULT_MODEL_NAME,
+    BundleManifest,
+    RegistryError,
+    read_manifest,
+    verify_stamped,
+)
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -44,6 +53,10 @@ PROBS_OUTPUT = "probs"
 
 class SchemaMismatch(ValueError):
     """The bundle was trained on a different feature schema than the running engine produces."""
+
+
+class BundleError(RegistryError, ValueError):
+    """A bundle cannot be served (corrupt or truncated ONNX graph, missing output, bad weights)."""
 
 
 class ModelNotReady(RuntimeError):
@@ -102,12 +115,12 @@ def _stream_spec(sess: ort.InferenceSession, path: Path, name: str) -> tuple[tup
     """State names, zero state of one stream and the batch block, from a stream graph's metadata."""
     meta = sess.get_modelmeta().custom_metadata_map
     if "state" not in meta:
-        raise ValueError(f"{path}: stream member {name!r} has no state metadata")
+        raise BundleError(f"{path}: stream member {name!r} has no state metadata")
     spec = json.loads(meta["state"])
     names = tuple(str(d["name"]) for d in spec)
     have = [i.name for i in sess.get_inputs()]
     if have != ["x", *names]:
-        raise ValueError(f"{path}: member {name!r} inputs {have}, expected {['x', *names]}")
+        raise BundleError(f"{path}: member {name!r} inputs {have}, expected {['x', *names]}")
     init = tuple(np.zeros(d["shape"], dtype=np.float32) for d in spec)
     return names, init, max(1, int(meta.get("infer_block", "64")))
 
@@ -132,7 +145,7 @@ class EnsembleModel:
         self._members = members
         w = np.array([max(manifest.ensemble.weights.get(m.name, 0.0), 0.0) for m in members])
         if not np.isfinite(w).all() or w.sum() <= 0:
-            raise ValueError(f"{source}: ensemble weights {manifest.ensemble.weights} do not sum to > 0")
+            raise BundleError(f"{source}: ensemble weights {manifest.ensemble.weights} do not sum to > 0")
         self._weights = w / w.sum()
         self._pool = ThreadPoolExecutor(workers, "ensemble") if workers > 1 and len(members) > 1 else None
 
@@ -149,12 +162,15 @@ class EnsembleModel:
         at most 2).
 
         Raises SchemaMismatch naming both hashes (and the first differing feature names when
-        ``expected_feature_names`` is given).
+        ``expected_feature_names`` is given), RegistryError when a bundle cached by the registry no
+        longer matches its checksums, BundleError (one line naming the file) when a graph cannot be
+        loaded.
         """
         import onnxruntime as ort
 
         bundle_dir = Path(bundle_dir)
         m = read_manifest(bundle_dir)
+        verify_stamped(bundle_dir)
         if expected_schema_hash is not None and m.schema_hash != expected_schema_hash:
             detail = (
                 _first_differences(expected_feature_names, m.feature_names)
@@ -176,9 +192,12 @@ class EnsembleModel:
             try:
                 sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own exception types
-                raise ValueError(f"{path}: member {e.name!r} cannot be loaded: {exc}") from exc
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                raise BundleError(
+                    f"{path}: member {e.name!r} cannot be loaded (corrupt or truncated ONNX graph): {first}"
+                ) from None
             if PROBS_OUTPUT not in [o.name for o in sess.get_outputs()]:
-                raise ValueError(f"{path}: member {e.name!r} has no output {PROBS_OUTPUT!r}")
+                raise BundleError(f"{path}: member {e.name!r} has no output {PROBS_OUTPUT!r}")
             member = _Member(
                 name=e.name,
                 input_kind=e.input_kind,
@@ -277,8 +296,9 @@ class HotReloader:
     """Serves the registry's ``alias`` version and swaps to a newly promoted one without a restart.
 
     Use ``start()``/``stop()`` or ``with HotReloader(...) as r:``. ``check_now()`` runs one poll in
-    the caller's thread (tests, or engines that prefer to drive polling themselves). A refused
-    version is not retried; promote a fixed bundle as a new version.
+    the caller's thread (tests, or engines that prefer to drive polling themselves). A version refused
+    for its content is not retried (promote a fixed bundle as a new version); one whose artifacts were
+    missing or changed (RegistryError) is retried after ``retry_s`` seconds of ``clock``.
     """
 
     def __init__(
@@ -291,6 +311,7 @@ class HotReloader:
         name: str = DEFAULT_MODEL_NAME,
         expected_feature_names: Sequence[str] | None = None,
         clock: Callable[[], int] = time.time_ns,
+        retry_s: float = 30.0,
     ) -> None:
         self.registry = registry
         self.alias = alias
@@ -301,6 +322,8 @@ class HotReloader:
         self._clock = clock
         self._live: tuple[str, EnsembleModel] | None = None
         self._refused: set[str] = set()
+        self.retry_s = retry_s
+        self._retry_at: dict[str, int] = {}  # version -> clock (ns) after which it may be tried again
         self._events: list[ReloadEvent] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -350,6 +373,8 @@ class HotReloader:
             current = self.current_version
             if target is None or target == current or target in self._refused:
                 return False
+            if self._clock() < self._retry_at.get(target, -1):
+                return False
             t0 = time.perf_counter()
             try:
                 path = self.registry.load_bundle(target, self.name)
@@ -358,17 +383,23 @@ class HotReloader:
                 )
             except Exception as exc:
                 ms = (time.perf_counter() - t0) * 1e3
-                self._refused.add(target)
+                retry = isinstance(exc, RegistryError) and not isinstance(exc, BundleError)
+                if retry:  # missing or changed artifacts: the file may be restored
+                    self._retry_at[target] = self._clock() + int(self.retry_s * 1e9)
+                else:
+                    self._refused.add(target)
                 self._events.append(ReloadEvent(self._clock(), current, target, False, ms, str(exc)))
                 log.error(
-                    "%s@%s: refused version %s, still serving %s: %s",
+                    "%s@%s: refused version %s, still serving %s: %s%s",
                     self.name,
                     self.alias,
                     target,
                     current,
                     exc,
+                    f" (retrying in {self.retry_s:g} s)" if retry else "",
                 )
                 return False
+            self._retry_at.pop(target, None)
             ms = (time.perf_counter() - t0) * 1e3
             self._live = (target, model)  # the atomic swap
             self._events.append(ReloadEvent(self._clock(), current, target, True, ms))
