@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import NoReturn
 
 from orderflow import __version__
 from orderflow import cli_types as T
@@ -20,6 +21,14 @@ SIM_HOURS = T.float_range(0.0, 24 * 31)  # the simulator's own limits: (0, 31 da
 HTTP_URL = T.url("http", "https")
 WS_URL = T.url("ws", "wss")
 PARQUET_OUT = T.parquet_file
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its error in one line: ``orderflow run: error: argument --hours: ...`` (exit 2),
+    the usage left to ``--help``. Sub-command parsers are of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -47,7 +56,7 @@ def _add_allow_gaps(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="orderflow",
         description="orderflow: order-flow + machine-learning trading for Binance (market data, features, "
         "models, backtests, live trading). Run `orderflow demo` for the main job on embedded defaults.",

@@ -220,8 +220,7 @@ def test_bad_input(path, name, value, expect, workspace, busy_port, capsys):
     wanted = _fill(expect, workspace, busy_port) if expect else name
     named = wanted in text or (shown and repr(shown) in text) or (len(shown) >= 4 and shown in text)
     assert named, f"{argv}: neither {wanted} nor {shown!r} named:\n{text}"
-    errors = [line for line in out.err.splitlines() if "error" in line or line.startswith("orderflow:")]
-    assert len(errors) == 1, f"{argv}: want one error line, got:\n{out.err}"
+    assert len(out.err.strip().splitlines()) == 1, f"{argv}: want one line, got:\n{out.err}"
     assert _tree(workspace) == before, f"{argv} wrote {sorted(_tree(workspace) - before)} before refusing"
 
 
@@ -271,7 +270,7 @@ def test_found_on_main(argv, message, workspace, busy_port, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert _fill(message, workspace, busy_port) in err
-    assert err.strip().splitlines()[-1].startswith("orderflow")  # the error is the last line, alone
+    assert len(err.strip().splitlines()) == 1 and err.startswith("orderflow")  # one line
     assert _tree(workspace) == before  # no store, no instruments.json, no kill-switch.tmp
 
 
@@ -306,8 +305,9 @@ def test_the_real_command_refuses_in_one_line(argv, message, workspace, busy_por
     )
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stdout + r.stderr
-    last = r.stderr.strip().splitlines()[-1]  # the error is the last line, alone
-    assert last.startswith("orderflow") and _fill(message, workspace, busy_port) in last
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("orderflow"), r.stderr  # one line, no usage block
+    assert _fill(message, workspace, busy_port) in lines[0]
     assert _tree(workspace) == before
 
 
