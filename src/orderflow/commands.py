@@ -25,7 +25,10 @@ class UserError(Exception):
 
 
 def _store(cfg: Config, args: argparse.Namespace) -> Store:
-    return Store(cfg.store_dir(getattr(args, "store", None)))
+    root = cfg.store_dir(getattr(args, "store", None))
+    if root.exists() and not root.is_dir():  # --store is checked by the parser; this is the env/config one
+        raise UserError(f"store {root} is a file, not a directory (ORDERFLOW_STORE or data.store)")
+    return Store(root)
 
 
 def _existing_files(names: list[str], problem: str = "no such file") -> list[Path]:
@@ -493,11 +496,16 @@ def data_record(cfg: Config, args: argparse.Namespace) -> int:
         args.flush_s,
     )
     _print_json(summary)
+    if not summary["raw_lines"]:  # nothing from the venue: say why instead of a quiet success
+        why = summary.get("last_error") or "no market data arrived"
+        print(f"orderflow: recorded nothing in {summary['seconds']:g} s: {why}", file=sys.stderr)
+        return 1
     return 0
 
 
 def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
-    from orderflow.data.binance.replay_server import serve
+    from orderflow.cli_types import listen_error, port_in_use
+    from orderflow.data.binance.replay_server import EmptyRecording, serve
 
     drops: dict[str, int] = {}
     for spec in args.drop_diff:
@@ -506,22 +514,33 @@ def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
             raise UserError(f"--drop-diff wants SYMBOL:K, got {spec!r}")
         drops[sym.upper()] = int(k)
     paths = _existing_files(args.paths)
-    serve(
-        paths,
-        host=args.host,
-        port=args.port,
-        speed=args.speed,
-        market=args.market,
-        max_messages=args.max_messages,
-        drop_diff=drops,
-        close_after=args.close_after,
-        silent_after=args.silent_after,
-        silent_s=args.silent_s,
-        reject_depth=args.reject_depth,
-        retry_after_s=args.retry_after_s,
-        kline_file=args.kline_file,
-        kline_symbol=args.kline_symbol,
-    )
+    busy = port_in_use(args.host, args.port)  # early, before loading the recording; the bind checks again
+    if busy:
+        raise UserError(busy)
+    try:
+        serve(
+            paths,
+            host=args.host,
+            port=args.port,
+            speed=args.speed,
+            market=args.market,
+            max_messages=args.max_messages,
+            drop_diff=drops,
+            close_after=args.close_after,
+            silent_after=args.silent_after,
+            silent_s=args.silent_s,
+            reject_depth=args.reject_depth,
+            retry_after_s=args.retry_after_s,
+            kline_file=args.kline_file,
+            kline_symbol=args.kline_symbol,
+        )
+    except EmptyRecording as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        msg = listen_error(args.host, args.port, e)
+        if msg is None:
+            raise
+        raise UserError(msg) from None
     return 0
 
 

@@ -125,7 +125,7 @@ def test_bad_report_path_and_too_short_data_are_one_line_errors(tmp_path, capsys
                     ["demo", "--hours", "1", "--store", str(tmp_path / "demo-store")]):  # fmt: skip
             assert main([*cmd, "--report", str(report), "--log-level", "WARNING"]) == 2
             err = one_line_error(capsys)
-            assert f"--report {report}: " in err and "not a directory" in err
+            assert "--report" in err and f"'{report}'" in err  # refused by the parser, naming the value
     assert afile.read_text() == "keep" and not (tmp_path / "demo-store").exists()  # nothing written
 
     # 0.1 h of data; the default walk-forward trains 12 h and tests 4 h windows

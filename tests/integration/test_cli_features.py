@@ -34,7 +34,7 @@ def test_features_build_on_a_raw_recording(shared_data, tmp_path, capsys):
     assert x["invalid_reason"].iloc[0] == "warmup" and x["valid"].iloc[-1]  # warm by the end
     assert not x.loc[x["valid"], "ofi_e1"].isna().any()
     assert main(["features", "build", str(raw), "--out", str(tmp_path / "x.csv")]) == 2
-    assert "--out must name a .parquet file" in capsys.readouterr().err
+    assert "argument --out: must name a .parquet file" in capsys.readouterr().err
 
 
 def test_features_select_records_the_chosen_set(tmp_path, capsys, monkeypatch):

@@ -28,6 +28,9 @@ def test_research_impact_json_schema_and_ordering(shared_data, tmp_path, capsys)
 
 def test_research_impact_bad_input(tmp_path, capsys):
     assert main(["research", "impact", "sim/NOPE", "--store", str(tmp_path), "--intervals", "1,x"]) == 2
-    assert "--intervals wants comma-separated numbers" in capsys.readouterr().err
+    assert (
+        "argument --intervals: must be comma-separated finite numbers > 0, got '1,x'"
+        in capsys.readouterr().err
+    )
     assert main(["research", "impact", "sim/NOPE", "--store", str(tmp_path)]) == 2
     assert "no book data for sim/NOPE" in capsys.readouterr().err

@@ -81,3 +81,24 @@ async def test_record_then_reimport(shared_data, store, tmp_path) -> None:
         b2 = again.read(venue, s, "book")
         assert len(b2) == len(books[s])
         assert (b2["bid_px_1"].to_numpy() == books[s]["bid_px_1"].to_numpy()).all()
+
+
+def test_recording_nothing_fails_and_says_why(tmp_path, capsys) -> None:
+    """An endpoint that refuses every connection: exit 1 with the reason, not 0 with nothing recorded."""
+    import json
+    import socket
+
+    from orderflow.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["data", "record", "--symbols", "btcusdt", "--minutes", "0.04", "--flush-s", "1",
+            "--store", str(tmp_path / "store"), "--out", str(tmp_path / "raw"),
+            "--rest-url", f"http://127.0.0.1:{port}", "--ws-url", f"ws://127.0.0.1:{port}"]  # fmt: skip
+    assert main(argv) == 1
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert summary["raw_lines"] == 0 and summary["last_error"].startswith(f"connect ws://127.0.0.1:{port}")
+    last = out.err.strip().splitlines()[-1]
+    assert last.startswith("orderflow: recorded nothing in ") and f"connect ws://127.0.0.1:{port}" in last

@@ -175,6 +175,7 @@ async def record_async(
         "rows": rows,
         "batches": n_batches,
         "feed": feed.stats(),
+        "last_error": feed.last_error,
     }
     log.info(
         "recorded %s %s for %.1f s: %d raw lines, rows %s",

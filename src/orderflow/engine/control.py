@@ -28,6 +28,8 @@ def write_kill(mode: str, path: str | os.PathLike[str] | None = None) -> Path:
     if mode not in KILL_MODES:
         raise ValueError(f"kill switch mode {mode!r}: use one of {', '.join(KILL_MODES)}")
     p = kill_file(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"kill-switch file {p} is a directory")
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(".tmp")
     tmp.write_text(mode + "\n")

@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Any
 
+from orderflow import cli_types as T
+
 
 def add_journal_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``journal`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
@@ -20,10 +22,12 @@ def add_journal_parser(subparsers: Any) -> argparse.ArgumentParser:
         "journal", help="summarise the trading journal: runs, orders by state, fills, positions, PnL"
     )
     p.add_argument(
-        "--db", help="journal database URL or SQLite file (default: $ORDERFLOW_DB or the user data dir)"
+        "--db",
+        type=T.db_location,
+        help="journal database URL or SQLite file (default: $ORDERFLOW_DB or the user data dir)",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON (amounts as exact strings)")
-    p.add_argument("--run", type=int, help="only this run id")
+    p.add_argument("--run", type=T.positive_int, help="only this run id")
     p.set_defaults(config=None, log_level=None)
     return p
 

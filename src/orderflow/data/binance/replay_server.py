@@ -413,7 +413,19 @@ async def serve_forever(server: ReplayServer) -> None:
         await asyncio.Event().wait()
 
 
+class EmptyRecording(ValueError):
+    """The files hold no message to replay (empty, or not a recording this server reads)."""
+
+
 def serve(paths: Sequence[str | Path], **kwargs: Any) -> None:
-    """Blocking entry point for ``orderflow data replay-server`` (Ctrl-C to stop)."""
+    """Blocking entry point for ``orderflow data replay-server`` (Ctrl-C to stop). Raises
+    :class:`EmptyRecording` rather than serving empty streams forever."""
+    server = ReplayServer(paths, **kwargs)
+    if not server.rec.msgs:
+        names = ", ".join(Path(p).name for p in paths)
+        raise EmptyRecording(
+            f"no recorded events in {names}: empty, or neither a raw Binance (hftbacktest) "
+            "nor a cryptofeed recording"
+        )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(ReplayServer(paths, **kwargs)))
+        asyncio.run(serve_forever(server))

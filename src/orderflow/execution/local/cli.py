@@ -15,6 +15,8 @@ import os
 import sys
 from typing import Any
 
+from orderflow import cli_types as T
+
 ENV_SECRET = "ORDERFLOW_LOCAL_API_SECRET"
 
 
@@ -24,24 +26,40 @@ def add_exchange_parser(subparsers: Any) -> argparse.ArgumentParser:
     sub = ex.add_subparsers(dest="exchange_command", required=True)
     p = sub.add_parser("serve", help="serve Binance's REST and WebSocket protocol over a market source")
     p.add_argument(
-        "--source", default="sim", help="'sim', a stored VENUE/SYMBOL (with --store) or a raw recording"
+        "--source",
+        type=T.exchange_source,
+        default="sim",
+        help="'sim', a stored VENUE/SYMBOL (with --store) or a raw recording",
     )
-    p.add_argument("--port", type=int, default=8765, help="port (0 = ephemeral)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--api-key", default="localkey", help="API key of the account")
+    p.add_argument("--port", type=T.port, default=8765, help="port (0 = ephemeral)")
+    p.add_argument("--host", type=T.non_empty, default="127.0.0.1")
+    p.add_argument("--api-key", type=T.non_empty, default="localkey", help="API key of the account")
     p.add_argument(
-        "--api-secret", default=None, help=f"HMAC secret (or env {ENV_SECRET}); default 'localsecret'"
+        "--api-secret",
+        type=T.non_empty,
+        default=None,
+        help=f"HMAC secret (or env {ENV_SECRET}); default 'localsecret'",
     )
     p.add_argument(
-        "--ed25519-public-key", default=None, help="PEM file of an Ed25519 public key (Ed25519 signing)"
+        "--ed25519-public-key",
+        type=T.ed25519_public_key_file,
+        default=None,
+        help="PEM file of an Ed25519 public key (Ed25519 signing)",
     )
     p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
     p.add_argument("--clock", choices=("realtime", "manual"), default="realtime")
-    p.add_argument("--speed", type=float, default=1.0, help="realtime pace (replay seconds per second)")
-    p.add_argument("--seed", type=int, default=0, help="simulator seed")
-    p.add_argument("--store", default=None, help="Store directory for a VENUE/SYMBOL source")
-    p.add_argument("--symbol", default="BTCUSDT", help="symbol of the simulator source")
-    p.add_argument("--sim-hours", type=float, default=1.0, help="hours of simulated market")
+    p.add_argument(
+        "--speed",
+        type=T.float_range(0.0, 10_000),
+        default=1.0,
+        help="realtime pace (replay seconds per second)",
+    )
+    p.add_argument("--seed", type=T.non_negative_int, default=0, help="simulator seed")
+    p.add_argument(
+        "--store", type=T.existing_dir, default=None, help="Store directory for a VENUE/SYMBOL source"
+    )
+    p.add_argument("--symbol", type=T.symbol, default="BTCUSDT", help="symbol of the simulator source")
+    p.add_argument("--sim-hours", type=T.float_range(0.0, 24), default=1.0, help="hours of simulated market")
     return ex
 
 
@@ -53,6 +71,10 @@ def exchange_cmd(args: argparse.Namespace) -> int:
     from orderflow.execution.local.market import SourceError
     from orderflow.execution.local.server import serve_forever
 
+    busy = T.port_in_use(args.host, args.port)  # early, before building the market; the bind checks again
+    if busy:
+        print(f"orderflow: {busy}", file=sys.stderr)
+        return 2
     pem = None
     if args.ed25519_public_key:
         with open(args.ed25519_public_key, encoding="utf-8") as f:
@@ -85,5 +107,11 @@ def exchange_cmd(args: argparse.Namespace) -> int:
             asyncio.run(serve_forever(cfg))
     except SourceError as e:
         print(f"orderflow exchange serve: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the real bind: a busy port is named, whatever checked it before
+        msg = T.listen_error(cfg.host, cfg.port, e)
+        if msg is None:
+            raise
+        print(f"orderflow: {msg}", file=sys.stderr)
         return 2
     return 0
