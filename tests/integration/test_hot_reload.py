@@ -207,7 +207,9 @@ def test_paper_engine_swaps_the_model_when_a_new_champion_is_promoted(tmp_path):
     env = {**os.environ, "ORDERFLOW_REGISTRY": str(reg)}
     db = tmp_path / "j.sqlite"
     cli = [sys.executable, "-m", "orderflow.cli"]
-    paper = subprocess.Popen([*cli, "paper", "--model", "production", "--minutes", "0.3", "--speed", "20",
+    # 0.6 min: `models promote` is a new interpreter that imports MLflow (5-15 s on 2 busy cores), and the
+    # swap must land while the run still trades
+    paper = subprocess.Popen([*cli, "paper", "--model", "production", "--minutes", "0.6", "--speed", "20",
                               "--db", str(db), "--log-level", "WARNING"], cwd=repo, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
