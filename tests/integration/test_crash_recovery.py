@@ -116,6 +116,11 @@ def test_sigkill_mid_run_then_restart_journal_and_exchange_agree(tmp_path, db):
 
         orders_before, pos_before = asyncio.run(_exchange_view(rest))
         assert set(orphans) <= set(orders_before), (orphans, orders_before)  # it reached the exchange
+        # an order the engine resolved (cancelled at its time limit, filled) and journaled in the moment
+        # between the look and the kill is no orphan: the restart has nothing to recover for it
+        with Journal.open(url) as j:
+            still_open = {o.client_order_id for o in j.open_orders()}
+        orphans = [cid for cid in orphans if cid in still_open]
 
         second = _cli(*paper_args, "--minutes", "0.5", env=env)
         out, _ = second.communicate(timeout=120)
