@@ -94,6 +94,14 @@ def float_list(text: str) -> str:
     return text
 
 
+def _listed(text: str, pattern: re.Pattern[str], what: str) -> str:
+    """``text`` when it is a comma-separated list whose every item matches ``pattern``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(pattern.fullmatch(p) for p in parts):
+        raise _fail(f"must be comma-separated {what}", text)
+    return text
+
+
 # -- time ----------------------------------------------------------------------------------------------
 def iso_time(text: str) -> str:
     """An ISO date or date/time (UTC unless it carries an offset), e.g. 2024-08-08 or 2024-08-08T12:00."""
@@ -112,10 +120,7 @@ def interval(text: str) -> str:
 
 
 def interval_list(text: str) -> str:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(_INTERVAL.fullmatch(p) for p in parts):
-        raise _fail("must be comma-separated kline intervals such as 1m,5m", text)
-    return text
+    return _listed(text, _INTERVAL, "kline intervals such as 1m,5m")
 
 
 # -- names ---------------------------------------------------------------------------------------------
@@ -130,10 +135,7 @@ def symbol(text: str) -> str:
 
 def symbol_list(text: str) -> str:
     """Comma-separated symbols (``btcusdt,ethusdt``)."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(_SYMBOL.fullmatch(p) for p in parts):
-        raise _fail("must be comma-separated symbols of letters and digits such as btcusdt,ethusdt", text)
-    return text
+    return _listed(text, _SYMBOL, "symbols of letters and digits such as btcusdt,ethusdt")
 
 
 def venue(text: str) -> str:
@@ -145,10 +147,7 @@ def venue(text: str) -> str:
 
 def name_list(text: str) -> str:
     """Comma-separated names (``--members lgbm,mlp``)."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(_NAME.fullmatch(p) for p in parts):
-        raise _fail("must be comma-separated names such as lgbm,mlp", text)
-    return text
+    return _listed(text, _NAME, "names such as lgbm,mlp")
 
 
 def env_prefix(text: str) -> str:
