@@ -237,6 +237,7 @@ class LocalExchange:
                 continue
             v.step()
             await self._publish()
+            await asyncio.sleep(0)  # catching up must not starve the REST and WebSocket handlers
 
     async def _advance_http(self, request: web.Request) -> web.Response:
         if self.cfg.clock != "manual":
