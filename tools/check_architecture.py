@@ -1,0 +1,259 @@
+"""Measure the code's shape against the rules in docs/architecture.md.
+
+    python tools/check_architecture.py [--json]
+
+Checks, over every module of ``src/orderflow`` (imports inside functions count, ``TYPE_CHECKING``
+imports do not):
+
+- **cycles**: no import cycle between modules;
+- **layers**: no import from a lower layer to a higher one (``LAYERS`` below is the order the
+  architecture document writes down);
+- **any-fields**: no class attribute annotated ``Any`` in ``orderflow.engine``;
+- **params**: no function takes more than ``MAX_PARAMS`` parameters.
+
+Prints one line per violation and a summary; exit status 1 when any rule is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import fnmatch
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+PACKAGE = "orderflow"
+MAX_PARAMS = 16
+
+# Lowest first. A module may import from its own layer and from any layer below it. The first pattern
+# that matches a module's dotted name decides its layer, so specific patterns come before general ones.
+LAYERS: list[tuple[str, list[str]]] = [
+    ("core", ["orderflow", "orderflow.core", "orderflow.core.*", "orderflow.logutil", "orderflow.secrets"]),
+    (
+        "config",
+        [
+            "orderflow.*.config",
+            "orderflow.execution.exec_config",
+            "orderflow.execution.sim_config",
+            "orderflow.execution.local.config",
+            "orderflow.features.spec",
+            "orderflow.config",
+        ],
+    ),
+    ("data", ["orderflow.data", "orderflow.data.*"]),
+    ("features", ["orderflow.features", "orderflow.features.*"]),
+    ("models", ["orderflow.models", "orderflow.models.*", "orderflow.research", "orderflow.research.*"]),
+    ("strategy", ["orderflow.strategy", "orderflow.strategy.*", "orderflow.risk", "orderflow.risk.*"]),
+    ("execution", ["orderflow.execution", "orderflow.execution.*"]),
+    ("journal", ["orderflow.journal", "orderflow.journal.*"]),
+    ("backtest", ["orderflow.backtest", "orderflow.backtest.*"]),
+    ("engine", ["orderflow.engine", "orderflow.engine.*"]),
+]
+# The command line sits above everything: these modules are matched before the layers above.
+TOP = ("cli", ["orderflow.cli", "orderflow.cli.*", "orderflow.cli_*", "orderflow.commands", "orderflow.*.cli_commands",
+               "orderflow.*.cli", "orderflow.*.*.cli"])  # fmt: skip
+
+
+def layer_of(module: str) -> tuple[int, str]:
+    if any(fnmatch.fnmatchcase(module, p) for p in TOP[1]):
+        return len(LAYERS), TOP[0]
+    for i, (name, patterns) in enumerate(LAYERS):
+        if any(fnmatch.fnmatchcase(module, p) for p in patterns):
+            return i, name
+    raise SystemExit(f"check_architecture: module {module} is in no layer; add it to LAYERS")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+@dataclass
+class Module:
+    name: str
+    path: Path
+    tree: ast.Module
+    is_package: bool
+    imports: dict[str, int] = field(default_factory=dict)  # imported module -> first line
+
+
+def _type_checking_lines(tree: ast.Module) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for sub in node.body:
+                for n in ast.walk(sub):
+                    if hasattr(n, "lineno"):
+                        lines.add(n.lineno)
+    return lines
+
+
+def load() -> dict[str, Module]:
+    mods: dict[str, Module] = {}
+    for path in sorted((SRC / PACKAGE).rglob("*.py")):
+        name = module_name(path)
+        mods[name] = Module(name, path, ast.parse(path.read_text(), str(path)), path.name == "__init__.py")
+    for m in mods.values():
+        skip = _type_checking_lines(m.tree)
+        for node in ast.walk(m.tree):
+            if getattr(node, "lineno", None) in skip:
+                continue
+            for target in _targets(m, node, mods):
+                m.imports.setdefault(target, node.lineno)  # type: ignore[attr-defined]
+    return mods
+
+
+def _targets(m: Module, node: ast.AST, mods: dict[str, Module]) -> Iterator[str]:
+    """Modules of this package that ``node`` imports (a name imported from a package that is itself a
+    module, ``from orderflow.data import store``, counts as that module)."""
+    if isinstance(node, ast.Import):
+        for a in node.names:
+            if a.name.split(".")[0] == PACKAGE:
+                yield _existing(a.name, mods)
+    elif isinstance(node, ast.ImportFrom):
+        if node.level:
+            base = m.name.split(".") if m.is_package else m.name.split(".")[:-1]
+            base = base[: len(base) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+        else:
+            target = node.module or ""
+        if target.split(".")[0] != PACKAGE:
+            return
+        for a in node.names:
+            sub = f"{target}.{a.name}"
+            yield sub if sub in mods else _existing(target, mods)
+
+
+def _existing(name: str, mods: dict[str, Module]) -> str:
+    while name not in mods and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+def cycles(mods: dict[str, Module]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each as a sorted list."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    counter = 0
+
+    def edges(v: str) -> list[str]:
+        # a module importing its own package's __init__ (or the root package) is not a cycle through it
+        return [w for w in mods[v].imports if w != v and not v.startswith(w + ".")]
+
+    sys.setrecursionlimit(10_000)
+
+    def visit(v: str) -> None:
+        nonlocal counter
+        index[v] = low[v] = counter
+        counter += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges(v):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(mods):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def upward_imports(mods: dict[str, Module]) -> list[str]:
+    found = []
+    for m in mods.values():
+        li, ln = layer_of(m.name)
+        for target, line in sorted(m.imports.items()):
+            if target == PACKAGE or m.name.startswith(target + "."):
+                continue
+            ti, tn = layer_of(target)
+            if ti > li:
+                rel = m.path.relative_to(SRC.parent)
+                found.append(f"{rel}:{line}: {m.name} ({ln}) imports {target} ({tn}), a higher layer")
+    return found
+
+
+def any_fields(mods: dict[str, Module]) -> list[str]:
+    found = []
+    for m in mods.values():
+        if not m.name.startswith(f"{PACKAGE}.engine"):
+            continue
+        for cls in [n for n in ast.walk(m.tree) if isinstance(n, ast.ClassDef)]:
+            for node in ast.walk(cls):
+                if isinstance(node, ast.AnnAssign) and _is_any(node.annotation):
+                    rel = m.path.relative_to(SRC.parent)
+                    found.append(f"{rel}:{node.lineno}: {cls.name}.{ast.unparse(node.target)}: Any")
+    return found
+
+
+def _is_any(ann: ast.expr) -> bool:
+    return any(
+        (isinstance(n, ast.Name) and n.id == "Any") or (isinstance(n, ast.Attribute) and n.attr == "Any")
+        for n in ast.walk(ann)
+    )
+
+
+def param_counts(mods: dict[str, Module], limit: int = MAX_PARAMS) -> list[str]:
+    found = []
+    for m in mods.values():
+        for fn in [n for n in ast.walk(m.tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]:
+            a = fn.args
+            names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
+            n = len([x for x in names if x not in ("self", "cls")]) + bool(a.vararg) + bool(a.kwarg)
+            if n > limit:
+                rel = m.path.relative_to(SRC.parent)
+                found.append(f"{rel}:{fn.lineno}: {fn.name} takes {n} parameters (at most {limit})")
+    return found
+
+
+def check() -> dict[str, list[str]]:
+    mods = load()
+    return {
+        "cycles": [" -> ".join(c) for c in cycles(mods)],
+        "layers": upward_imports(mods),
+        "any-fields": any_fields(mods),
+        "params": param_counts(mods),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print the findings as JSON")
+    ap.add_argument("--only", choices=("cycles", "layers", "any-fields", "params"), help="one rule only")
+    args = ap.parse_args(argv)
+    found = check()
+    if args.only:
+        found = {args.only: found[args.only]}
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        for rule, items in found.items():
+            for item in items:
+                print(f"[{rule}] {item}")
+        print(", ".join(f"{rule}: {len(items)}" for rule, items in found.items()))
+    return 1 if any(found.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
