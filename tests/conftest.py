@@ -7,12 +7,23 @@ directory is an error, so a broken CI setup cannot pass by skipping.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Tests never read or write the user's own store, registry, journal or kill switch, and parallel test
+# processes never share them: the user data directory is a fresh one per test process, and the
+# environment variables that point elsewhere are cleared (tests that need them set them).
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="orderflow-tests-")
+atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], True)
+for _name in [n for n in os.environ if n.startswith("ORDERFLOW_") and n != "ORDERFLOW_SHARED_DATA"]:
+    del os.environ[_name]
 
 
 def shared_data_dir() -> Path:
