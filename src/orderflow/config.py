@@ -12,7 +12,8 @@ Sources, later ones winning:
 Unknown keys anywhere are errors that name the key and the file or variable that set it; a bad
 environment override (not YAML, out of range, a section set both whole and key by key) is one line
 naming the variable. Secrets are
-never read from these files (later issues read API keys from the environment or a secrets file).
+never read from these files: API keys come from the environment or an owner-only secrets file
+(:mod:`orderflow.secrets`).
 """
 
 from __future__ import annotations

@@ -13,9 +13,13 @@ Orders: what the core asks for (:mod:`orderflow.engine.core`: MARKET or post-onl
 entry, reduce-only MARKET exits, cancels of a resting limit); one order in flight at a time. A position
 still open after the last event is closed by a market order against the last book (exit reason "end").
 
-Outputs are preallocated arrays filled row by row (capacities chosen by the caller; the function
-returns ``(n_fills, n_equity, n_trades, overflow)`` and stops writing when a buffer is full, setting
-``overflow`` so the caller can rerun with larger buffers).
+Outputs are preallocated arrays filled row by row (capacities chosen by the caller). The function
+returns ``(n_fills, n_equity, n_trades, overflow, orders_sent)``: the rows written to the fill, equity
+and trade outputs (``D[D_NFO]``, ``D[D_NEQ]``, ``D[D_NTR]``); whether anything did not fit
+(``D[D_OVERFLOW] != 0``: a full output buffer or fill/report inbox is not written to and sets the
+flag, as do fills or reports the simulated exchange lost); and the last client order id used
+(``D[D_OID]``: ids count up from 1 for every order sent and cancels take none, so it is the number of
+orders sent). ``backtest.engine.run_backtest`` raises on an overflow, naming the capacities.
 """
 
 from __future__ import annotations
@@ -128,7 +132,7 @@ def run_loop(
     fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f, X, tick,
 ):  # fmt: skip
     """Replay the events (module docstring) with the core state ``D``/``Df`` (``core.new_core_state``).
-    Returns ``(n_fills, n_equity, n_trades, overflow, orders_sent)``."""
+    Returns ``(n_fills, n_equity, n_trades, overflow, orders_sent)`` (module docstring)."""
     nb = b_ts.shape[0]
     nt = t_ts.shape[0]
     ib_fi = np.zeros((INBOX, SL.N_FI), dtype=np.int64)

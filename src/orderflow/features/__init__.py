@@ -1,4 +1,5 @@
-"""Order-flow features: OFI (multi-level), and later CVD, microstructure, technical and time features."""
+"""Order-flow features: OFI (multi-level), CVD, microstructure, technical, time and regime features, the
+registry that documents them, triple-barrier labels and feature selection."""
 
 from orderflow.features.ofi import BucketOFI, OFIImpact, bucket_ofi, ofi_per_event, ofi_price_impact
 

@@ -50,7 +50,8 @@ NON_TECHNICAL = ("ofi", "cvd", "micro", "time", "regime")
 
 
 class NetConfig(BaseModel):
-    """One sequence network and how it is trained (defaults: the issue's sizes)."""
+    """One sequence network and how it is trained (defaults: the full sizes of config/models.yaml;
+    ``--quick`` uses smaller ones)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,4 +1,4 @@
-"""Risk engine: the required gate between signals and orders (issue 5).
+"""Risk engine: the required gate between signals and orders.
 
 One implementation for backtest, paper and live. The checks, sizing, caps and breakers are numba
 kernels over state arrays (:mod:`orderflow.risk.kernels`, layout in :mod:`orderflow.risk.layout`) that
