@@ -3,7 +3,7 @@ Prints figures; not a test. Run pinned to one core:
 
     taskset -c 0 .venv/bin/python benchmarks/bench_backtest.py [--data ../shared/data] [--hours 6]
 
-Issue 5 target: replay with fills and the strategy's decisions over precomputed features at >= 1,000,000
+Target: replay with fills and the strategy's decisions over precomputed features at >= 1,000,000
 events/s on one core (events = book events + trades).
 
 Data: (a) the real Binance USD-M recording ``hftbacktest_binance_raw/usdm/btcusdt_20240808.gz`` (about

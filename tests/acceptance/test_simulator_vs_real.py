@@ -1,9 +1,9 @@
 """Acceptance: the simulator's OFI price impact falls inside the range measured on real recordings.
 
 The range is measured here, with the same `orderflow data facts` code, on the four real files the
-README compares against (nothing hard-coded): the 1 s and 10 s R^2 of the mid change on normalised
-OFI, best level and 5-level, of a 1-hour simulation (seeds 1 and 2) must lie within [min, max] of the
-real files.
+stylized-facts table in docs/results.md compares against (nothing hard-coded): the 1 s and 10 s R^2 of
+the mid change on normalised OFI, best level and 5-level, of a 1-hour simulation (seeds 1 and 2) must
+lie within [min, max] of the real files.
 """
 
 from __future__ import annotations
