@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # benchmarks run pinned to one core where taskset exists
 PIN := $(shell command -v taskset >/dev/null 2>&1 && echo "taskset -c 0")
 
-.PHONY: setup run test lint format bench clean-venv
+.PHONY: setup run test test-fast lint format bench clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ setup: $(STAMP)
 ## the main job on embedded defaults: simulate 24 h, features, walk-forward training and backtest, report
 run: setup
 	$(BIN)/orderflow demo
+
+## the fast lane (under 3 minutes): every test not marked slow; the whole suite is `make test`
+test-fast: setup
+	@$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
 ## the whole test suite (exit status 5 = no tests collected is reported, not hidden)
 test: setup

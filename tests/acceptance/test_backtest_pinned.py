@@ -20,6 +20,7 @@ PIN_NET_PNL = -2257.2755421000024
 PIN_FEES = 2292.1489421
 
 
+@pytest.mark.slow
 def test_pinned_backtest_on_simulator_seed_11(tmp_path):
     cfg = Config()
     store = Store(tmp_path / "s")

@@ -16,6 +16,7 @@ from orderflow.cli import main
 pytestmark = pytest.mark.shared_data
 
 
+@pytest.mark.slow
 def test_import_check_and_book_matches_book_ticker(shared_data, tmp_path, capsys):
     raw = shared_data / "hftbacktest_binance_raw" / "usdm" / "btcusdt_20240808.gz"
     store = str(tmp_path / "store")
@@ -48,6 +49,7 @@ def test_import_check_and_book_matches_book_ticker(shared_data, tmp_path, capsys
     assert (m.bid_sz_1 == m.bid_sz).all() and (m.ask_sz_1 == m.ask_sz).all()
 
 
+@pytest.mark.slow
 def test_reimport_is_idempotent(shared_data, tmp_path, capsys):
     raw = shared_data / "hftbacktest_binance_raw" / "spot" / "btcusdt_20240808.gz"
     store = str(tmp_path / "store")

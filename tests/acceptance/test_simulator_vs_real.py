@@ -29,6 +29,7 @@ def _facts(capsys, argv) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_simulator_ofi_r2_inside_real_range(shared_data, tmp_path, capsys):
     base = shared_data / "hftbacktest_binance_raw"
     real = [_facts(capsys, ["data", "facts", str(base / f), "--json"]) for f in REAL]

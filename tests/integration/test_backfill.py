@@ -13,6 +13,7 @@ pytestmark = pytest.mark.shared_data
 S = 1_000_000_000
 
 
+@pytest.mark.slow
 async def test_backfill_from_recorded_trades_pages(shared_data, store) -> None:
     f = shared_data / "hftbacktest_binance_raw" / "usdm" / "btcusdt_20240808.gz"
     async with ReplayServer([f]) as srv:

@@ -53,6 +53,7 @@ def random_signals(feats: pd.DataFrame, seed: int, rate: float = 1 / 1500) -> Si
     return s
 
 
+@pytest.mark.slow
 def test_no_lookahead(sim):
     market, feats, inst = sim
     sig = make_signals(feats, ofi_rule_probs(feats), StrategyConfig())
@@ -85,6 +86,7 @@ def test_no_lookahead(sim):
     assert not a.fills.equals(b.fills)  # the late changes did change later decisions
 
 
+@pytest.mark.slow
 def test_random_entries_lose_about_their_costs(sim):
     market, feats, inst = sim
     rows = []

@@ -157,6 +157,7 @@ async def test_partial_fills_arrive_on_the_user_stream(exchange):
             await c.cancel_order(sym, client_order_id=o.client_order_id)
 
 
+@pytest.mark.slow
 async def test_dropped_stream_is_detected_and_state_recovered_by_rest(exchange):
     async with make_client(exchange, reconnect_initial_s=1.0, poll_interval_s=5.0) as c:
         sym = next(iter(c.filters))
@@ -185,6 +186,7 @@ async def test_dropped_stream_is_detected_and_state_recovered_by_rest(exchange):
 # -- faults through an HTTP proxy ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_lost_order_response_is_not_duplicated(exchange):
     async with (
         RestFaultProxy(exchange.rest_url) as proxy,
@@ -203,6 +205,7 @@ async def test_lost_order_response_is_not_duplicated(exchange):
         await c.cancel_order(sym, client_order_id="lost-1")
 
 
+@pytest.mark.slow
 async def test_429_retry_after_is_honoured(exchange):
     async with RestFaultProxy(exchange.rest_url) as proxy, make_client(exchange, rest_url=proxy.url) as c:
         sym = next(iter(c.filters))

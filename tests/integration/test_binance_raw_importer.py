@@ -12,6 +12,7 @@ from orderflow.data.importers.binance_raw import import_binance_raw
 pytestmark = pytest.mark.shared_data
 
 
+@pytest.mark.slow
 def test_two_files_continue_one_chain(shared_data, store):
     d = shared_data / "hftbacktest_binance_raw" / "usdm"
     rep = import_binance_raw(store, [d / "btcusdt_20240718.gz", d / "btcusdt_20240719.gz"])
@@ -22,6 +23,7 @@ def test_two_files_continue_one_chain(shared_data, store):
     assert book.update_id.is_monotonic_increasing
 
 
+@pytest.mark.slow
 def test_spot_chain_and_trades(shared_data, store):
     d = shared_data / "hftbacktest_binance_raw" / "spot"
     rep = import_binance_raw(store, [d / "ethusdt_20240808.gz", d / "ethusdt_20240809.gz"])
@@ -40,6 +42,7 @@ def _damaged_copy(src: Path, dst: Path, edit) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_dropped_diff_is_a_recorded_gap_naming_the_line(shared_data, store, tmp_path):
     src = shared_data / "hftbacktest_binance_raw" / "usdm" / "ethusdt_20240808.gz"
     depth_idx = []

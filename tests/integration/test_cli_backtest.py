@@ -19,6 +19,7 @@ KEYS = {"trades", "trades_per_day", "win_rate", "gross_pnl", "net_pnl", "fees", 
         "profit_factor", "sharpe", "sortino", "max_drawdown", "var95", "rejections"}  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # about 170 s alone on 2 cores; far more while other work shares them
 def test_demo_short_then_backtest_with_a_bundle(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ORDERFLOW__WALKFORWARD__TRAIN_HOURS", "3")
@@ -62,6 +63,7 @@ def check_report_agrees(report: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]
     return m, trades, fills
 
 
+@pytest.mark.slow
 def test_backtest_without_model_runs_and_reports(tmp_path, capsys):
     """--model none with the OFI-only example (AI weight 0, gates at their floor) must trade."""
     store = tmp_path / "store"
@@ -77,6 +79,7 @@ def test_backtest_without_model_runs_and_reports(tmp_path, capsys):
     assert m["rejections"].get("gate:confidence", 0) == 0  # the floor: confidence 0.5 passes
 
 
+@pytest.mark.slow
 def test_walk_forward_on_the_real_usdm_recording(shared_data, tmp_path, capsys, monkeypatch):
     """A walk-forward that trades (gates loosened): test windows follow their training data, every
     out-of-sample row is scored, and the report's figures are those of the windows' trades."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from orderflow.backtest.engine import Market, make_signals
@@ -37,6 +38,7 @@ def passive_config_dir(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_cli_backtest_uses_the_execution_section_like_the_paper_driver(tmp_path, capsys):
     cfg_dir, store_dir, report = passive_config_dir(tmp_path), tmp_path / "store", tmp_path / "r"
     assert main(["data", "simulate", "--hours", "0.5", "--seed", "5", "--store", str(store_dir)]) == 0

@@ -204,6 +204,7 @@ def _tree(ws: Path) -> set[Path]:
     return set(ws.rglob("*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "name", "value", "expect"), list(_cases()))
 def test_bad_input(path, name, value, expect, workspace, busy_port, capsys):
     if value is None:
@@ -296,6 +297,7 @@ REAL = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("argv", "message"), REAL, ids=[" ".join(a) for a, _ in REAL])
 def test_the_real_command_refuses_in_one_line(argv, message, workspace, busy_port):
     argv = [_fill(a, workspace, busy_port) for a in argv]

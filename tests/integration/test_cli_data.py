@@ -45,6 +45,7 @@ class ServerThread:
         self.thread.join(10)
 
 
+@pytest.mark.slow
 def test_record_then_import_check_and_facts(shared_data, tmp_path, capsys):
     d = shared_data / "hftbacktest_binance_raw" / "spot"
     store, raw = tmp_path / "store", tmp_path / "raw"
@@ -91,6 +92,7 @@ def test_record_then_import_check_and_facts(shared_data, tmp_path, capsys):
     capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_backfill_klines_from_replay_server(shared_data, tmp_path, capsys):
     k = shared_data / "binance_klines" / "bo-chia0_cryptodatadownload" / "BTCUSDT_1h.csv"
     d = shared_data / "hftbacktest_binance_raw" / "usdm"
@@ -172,6 +174,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 async def test_replay_server_command_serves_a_feed(shared_data):
     """`orderflow data replay-server` as its own process; the production feed syncs against it."""
     import subprocess

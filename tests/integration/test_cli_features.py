@@ -19,6 +19,7 @@ def test_features_list_is_the_registry(capsys):
     assert all(s["definition"] and s["window"] and s["unit"] for s in specs)
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_features_build_on_a_raw_recording(shared_data, tmp_path, capsys):
     raw = shared_data / "hftbacktest_binance_raw" / "usdm" / "btcusdt_20240808.gz"
@@ -37,6 +38,7 @@ def test_features_build_on_a_raw_recording(shared_data, tmp_path, capsys):
     assert "argument --out: must name a .parquet file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_features_select_records_the_chosen_set(tmp_path, capsys, monkeypatch):
     store = str(tmp_path / "s")
     assert main(["data", "simulate", "--hours", "2", "--seed", "5", "--store", store]) == 0

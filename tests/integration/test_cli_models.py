@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from orderflow.cli import main
 
 
+@pytest.mark.slow
 def test_train_register_evaluate_promote_rollback(tmp_path, capsys):
     store, reg, report = str(tmp_path / "s"), str(tmp_path / "reg"), tmp_path / "report"
     assert main(["data", "simulate", "--hours", "2", "--seed", "9", "--store", store]) == 0
@@ -74,6 +77,7 @@ def test_models_bad_input(tmp_path, capsys):
     assert "unknown member(s) ['gpt5']" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_registry_errors_are_clear(tmp_path, capsys):
     reg = str(tmp_path / "reg")
     assert main(["models", "evaluate", "7", "--registry", reg]) == 2

@@ -11,6 +11,7 @@ from orderflow.cli import main
 pytestmark = pytest.mark.shared_data
 
 
+@pytest.mark.slow
 def test_research_impact_json_schema_and_ordering(shared_data, tmp_path, capsys):
     raw = shared_data / "hftbacktest_binance_raw" / "usdm" / "ethusdt_20240808.gz"
     argv = ["research", "impact", str(raw), "--intervals", "1,10,60", "--levels", "10", "--json"]

@@ -71,6 +71,7 @@ async def _exchange_view(rest: str) -> tuple[dict, float]:
     return orders, (pos.quantity if pos is not None else 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"])
 def test_sigkill_mid_run_then_restart_journal_and_exchange_agree(tmp_path, db):
     from orderflow.journal import Journal

@@ -168,6 +168,7 @@ async def positions_agree(engine: PaperEngine, client: BinanceTradingClient, run
     raise AssertionError("orders kept arriving while the position was read")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_engine_survives_market_and_user_stream_disconnects(monkeypatch):
     cfg = load_config(OFI_ONLY, environ=FAST)

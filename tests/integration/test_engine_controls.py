@@ -47,6 +47,7 @@ def _wait_for_orders(tmp_path: Path, proc: subprocess.Popen, n: int, timeout: fl
     raise AssertionError(f"fewer than {n} orders in time; output: {proc.communicate(timeout=5)[0]}")
 
 
+@pytest.mark.slow
 def test_sigterm_stops_gracefully_and_closes_the_position(tmp_path):
     from orderflow.journal import Journal
 
@@ -62,6 +63,7 @@ def test_sigterm_stops_gracefully_and_closes_the_position(tmp_path):
         assert all(float(p.qty) == 0.0 for p in j.positions())
 
 
+@pytest.mark.slow
 def test_kill_switch_reduce_only_then_halt(tmp_path, capsys):
     from orderflow.journal import Journal
 
@@ -87,6 +89,7 @@ def test_kill_switch_reduce_only_then_halt(tmp_path, capsys):
     assert summary["risk_events"] >= 2  # reduce_only and halt, each recorded
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_stop_while_an_order_is_on_the_wire_waits_for_its_answer(tmp_path):
     """A stop that arrives between an order's journaled intent and the exchange's answer (the REST

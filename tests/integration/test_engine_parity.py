@@ -46,6 +46,7 @@ def simulated(tmp_path, hours: float, seed: int):
     return market, sig, store.instrument(sc.venue, sc.symbol), strategy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("latency", ["constant", "lognormal"])
 def test_backtest_loop_and_paper_driver_agree_on_the_simulator(tmp_path, latency):
     market, sig, inst, strategy = simulated(tmp_path, 0.75, 21)
@@ -55,6 +56,7 @@ def test_backtest_loop_and_paper_driver_agree_on_the_simulator(tmp_path, latency
     check_same(run_backtest(market, sig, inst, bt, strategy), replay_paper(market, sig, inst, bt, strategy))
 
 
+@pytest.mark.slow
 def test_backtest_loop_and_paper_driver_agree_on_a_real_recording(shared_data, tmp_path):
     from pathlib import Path
 
@@ -78,6 +80,7 @@ def test_backtest_loop_and_paper_driver_agree_on_a_real_recording(shared_data, t
                replay_paper(market, sig, inst, BacktestConfig(), strategy))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_backtest_loop_and_paper_driver_agree_on_passive_and_sliced_entries(tmp_path):
     from orderflow.execution.exec_config import ExecutionConfig
 

@@ -36,6 +36,7 @@ def _members():
     return [RandomForestExpert(q), LightGBMExpert(q), MajorityClass(), LogisticOFI()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", range(4), ids=["rf", "lgbm", "majority", "logistic_ofi"])
 def test_native_and_onnx_agree_within_1e5(ds, tmp_path, k):
     m = _members()[k]

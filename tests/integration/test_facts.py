@@ -22,6 +22,7 @@ def btc(shared_data: Path, tmp_path_factory):
     return store
 
 
+@pytest.mark.slow
 def test_facts_of_usdm_btcusdt_20240808(btc):
     f = compute_facts(btc, "binance-usdm", "BTCUSDT")
     assert f["book_events"] == 6547

@@ -53,6 +53,7 @@ def assert_frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert (a["invalid_reason"].to_numpy() == b["invalid_reason"].to_numpy()).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", list(RECORDINGS))
 def test_stream_equals_batch_on_real_recordings(real, key):
     r = real[key]
@@ -149,6 +150,7 @@ def test_integrated_weights_fit_on_a_training_window(real):
     np.testing.assert_array_equal(fitted.ofi_w.to_numpy(), plain.ofi_w.to_numpy())
 
 
+@pytest.mark.slow
 def test_stream_equals_batch_on_two_simulated_hours_with_technical(tmp_path):
     store = Store(tmp_path / "store")
     simulate(SimulatorConfig(hours=2), store)

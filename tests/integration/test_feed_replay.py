@@ -125,6 +125,7 @@ def gaps(run: Run) -> list[GapEvent]:
     return [e for e in run.before_end() if isinstance(e, GapEvent)]
 
 
+@pytest.mark.slow
 async def test_normal_sync_two_symbols_books_match_book_tickers(usdm_files) -> None:
     async with ReplayServer(usdm_files, max_messages=60_000) as srv:
         run = await run_feed(srv)
@@ -137,6 +138,7 @@ async def test_normal_sync_two_symbols_books_match_book_tickers(usdm_files) -> N
     assert run.states()[0] == "connected"
 
 
+@pytest.mark.slow
 async def test_spot_sync(spot_files) -> None:
     async with ReplayServer(spot_files, max_messages=40_000) as srv:
         assert srv.market == "spot"
@@ -145,6 +147,7 @@ async def test_spot_sync(spot_files) -> None:
     assert sum(run.matches.values()) > 0 and run.mismatches == []
 
 
+@pytest.mark.slow
 async def test_dropped_diff_resyncs_only_that_symbol(usdm_files) -> None:
     async with ReplayServer(usdm_files, max_messages=60_000, drop_diff={"BTCUSDT": 300}) as srv:
         run = await run_feed(srv)
@@ -158,6 +161,7 @@ async def test_dropped_diff_resyncs_only_that_symbol(usdm_files) -> None:
     assert run.stats["gaps"] >= 1 and run.stats["resyncs"] == 1
 
 
+@pytest.mark.slow
 async def test_disconnect_reconnects_and_resyncs_both(usdm_files) -> None:
     async with ReplayServer(usdm_files, max_messages=60_000, close_after=20_000) as srv:
         run = await run_feed(srv)
@@ -171,6 +175,7 @@ async def test_disconnect_reconnects_and_resyncs_both(usdm_files) -> None:
     assert run.stats["reconnects"] >= 1
 
 
+@pytest.mark.slow
 async def test_stale_stream_watchdog_reconnects(usdm_files) -> None:
     watchdog = 0.5
     async with ReplayServer(usdm_files, max_messages=40_000, silent_after=15_000, silent_s=20.0) as srv:
@@ -193,6 +198,7 @@ async def test_stale_stream_watchdog_reconnects(usdm_files) -> None:
     assert run.mismatches == [] and run.stats["stale"] >= 1
 
 
+@pytest.mark.slow
 async def test_429_then_success(usdm_files) -> None:
     # the whole recording (about 4 s at full speed) outlasts the 2 s of Retry-After waits, so the books
     # sync while diffs are still streaming

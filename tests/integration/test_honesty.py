@@ -45,6 +45,7 @@ def sim_ds(tmp_path_factory) -> Dataset:
     return _labelled(store, cfg.venue, cfg.symbol, FeatureConfig(), LabelConfig())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["walk_forward", "purged_kfold"])
 def test_no_training_label_window_overlaps_its_test_window(sim_ds, scheme):
     ds = sim_ds
@@ -64,6 +65,7 @@ def test_no_training_label_window_overlaps_its_test_window(sim_ds, scheme):
             assert t1[fit].max() < t0[val[0]]
 
 
+@pytest.mark.slow
 def test_shuffled_labels_score_at_chance(sim_ds):
     """LightGBM trained on labels permuted within the (purged) training set scores at chance out of
     sample. One permutation's AUC varies by about ±0.016 (1 sd, measured over 12 permutations: labels
@@ -89,6 +91,7 @@ def test_shuffled_labels_score_at_chance(sim_ds):
     assert max(abs(a - 0.5) for a in aucs) <= 0.06, aucs
 
 
+@pytest.mark.slow
 def test_every_metric_is_out_of_sample_and_next_to_both_baselines(sim_ds):
     ds = sim_ds
     fs = folds(ds, n_folds=2, embargo_s=60.0)
@@ -140,6 +143,7 @@ def test_training_rows_never_enter_the_metric():
     np.testing.assert_allclose(mem["accuracy"], [np.mean(ds.y[f.test] == 0) for f in fs], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_expert_on_the_real_recording(shared_data, store):
     """The expert on 6 minutes of Binance USD-M BTCUSDT, out of sample next to the baselines. The figures
     are logged, not asserted to beat the baselines: 6 minutes give a few hundred overlapping labels."""

@@ -59,6 +59,7 @@ def lr_bundle(d: Path, sign: float, features: list[str] = FEATURES, schema: str 
 X = np.array([[1.5, 0.0, 0.2], [-1.5, 0.3, 0.1]], dtype=np.float32)  # two feature rows
 
 
+@pytest.mark.slow
 def test_streaming_engine_switches_version_and_refuses_schema_mismatch(tmp_path, caplog):
     reg_dir = tmp_path / "registry"
     admin = Registry(reg_dir)  # the operator's CLI
@@ -159,6 +160,7 @@ def cnn_bundle(d: Path, seed: int, features: list[str] = FEATURES) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_hot_stream_keeps_state_and_rewarms_a_new_version(tmp_path):
     admin = Registry(tmp_path / "registry")
     v1 = admin.register(cnn_bundle(tmp_path / "b1", 1))
@@ -187,6 +189,7 @@ def test_hot_stream_keeps_state_and_rewarms_a_new_version(tmp_path):
         stream.update(rows[:2, :2])
 
 
+@pytest.mark.slow
 def test_paper_engine_swaps_the_model_when_a_new_champion_is_promoted(tmp_path):
     """`orderflow paper --model production` serves the registry champion through a hot reloader; an
     operator's `orderflow models promote` during the run swaps the running engine's model, and the

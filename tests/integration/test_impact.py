@@ -19,6 +19,7 @@ pytestmark = pytest.mark.shared_data
 KEYS = {"seconds", "n", "r2_best", "r2_multi", "r2_weighted", "r2_integrated", "beta_best"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["btcusdt", "ethusdt"])
 def test_impact_on_usdm_recordings(shared_data: Path, store, name):
     import_binance_raw(store, [shared_data / f"hftbacktest_binance_raw/usdm/{name}_20240808.gz"])
@@ -48,6 +49,7 @@ def test_impact_on_usdm_recordings(shared_data: Path, store, name):
     assert five["r2_multi"] <= rows[1]["r2_multi"] + 1e-12  # 10 levels nest 5
 
 
+@pytest.mark.slow
 def test_one_level_collapses_every_variant(shared_data: Path, store):
     import_binance_raw(store, [shared_data / "hftbacktest_binance_raw/usdm/ethusdt_20240808.gz"])
     book = store.read("binance-usdm", "ETHUSDT", "book")

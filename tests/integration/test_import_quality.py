@@ -12,6 +12,7 @@ from orderflow.data.importers.binance_raw import import_binance_raw
 from orderflow.data.quality import check
 
 
+@pytest.mark.slow
 def test_usdm_book_has_no_gaps_and_is_never_crossed(store, shared_data):
     import_binance_raw(store, [shared_data / "hftbacktest_binance_raw/usdm/btcusdt_20240808.gz"])
     rep = check(store)
@@ -22,6 +23,7 @@ def test_usdm_book_has_no_gaps_and_is_never_crossed(store, shared_data):
     assert rep.get("binance-usdm", "BTCUSDT", "quote").crossed == 0
 
 
+@pytest.mark.slow
 def test_chain_continues_across_two_files(store, shared_data):
     d = shared_data / "hftbacktest_binance_raw/usdm"
     import_paths(store, [d / "btcusdt_20240718.gz", d / "btcusdt_20240719.gz"], "binance-raw")
@@ -51,6 +53,7 @@ def test_tardis_files(store, shared_data):
     assert q.get("binance-usdm", "BTCUSDT", "book").crossed == 0
 
 
+@pytest.mark.slow
 def test_kline_files(store, shared_data):
     k = shared_data / "binance_klines"
     vision = sorted((shared_data / "nautilus_trader_testdata/binance_vision").glob("ADABTC-1m-*.csv"))

@@ -107,6 +107,7 @@ def _version(j: Journal) -> str:
 
 
 # -- schema ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_migrations_create_schema_from_empty_and_match_models(url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -247,6 +248,7 @@ def test_transition_table_is_the_specified_one():
     assert "intent" not in set().union(*(TRANSITIONS[s_] for s_ in ORDER_STATES if s_ != "unknown"))
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(states=st.lists(st.sampled_from(ORDER_STATES), min_size=1, max_size=6))
 def test_state_machine_matches_the_table(journal, states):
@@ -296,6 +298,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+@pytest.mark.slow
 def test_unresolved_intents_found_after_a_crash(url):
     Journal.open(url).close()  # schema first, so the child only writes
     proc = subprocess.run([sys.executable, "-c", _CRASH, url], capture_output=True, text=True, timeout=120)
@@ -369,6 +372,7 @@ def test_summary_numbers_by_hand(journal):
     assert only_b["pnl"]["unrealized"] is None and only_b["equity"][0]["equity"] == Decimal("500")
 
 
+@pytest.mark.slow
 def test_concurrent_journals_one_run_each(url):
     Journal.open(url).close()
     errors: list[BaseException] = []
@@ -425,6 +429,7 @@ def _args(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["journal", *argv])
 
 
+@pytest.mark.slow
 def test_journal_command_table_and_json(url, capsys):
     with Journal.open(url) as j:
         run = j.start_run("paper", "local", ["BTCUSDT"], 1)
@@ -483,6 +488,7 @@ def test_journal_unsupported_url_names_db_and_value(capsys, db):
     assert err.startswith(f"orderflow: journal --db {shown}: unsupported database") and "hunter2" not in err
 
 
+@pytest.mark.slow
 def test_journal_command_prints_no_alembic_info(tmp_path):
     db = tmp_path / "j.sqlite"
     Journal.open(str(db)).close()
@@ -527,6 +533,7 @@ def test_position_from_fills_is_exact(journal):
     assert repr(0.003 * (64990.7 - 65000.1)) != "-0.0282"
 
 
+@pytest.mark.slow
 def test_position_adopted_at_start_is_booked_before_the_runs_fills(journal):
     run = journal.start_run("live", "binance-usdm", ["BTCUSDT"], 1)
     journal.record_intent(intent("close", run, side="sell", qty="0.002", price="64100.5"))

@@ -345,6 +345,7 @@ async def test_partial_fills_arrive_as_separate_execution_reports(market: str):
         await ex.stop()
 
 
+@pytest.mark.slow
 async def test_resting_order_fills_on_replayed_trades_and_market_streams_track_the_book():
     ex = await _exchange("usdm", seed=3)
     try:
@@ -639,6 +640,7 @@ async def _session_transcript(market: str) -> list[Any]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("market", ["usdm", "spot"])
 async def test_manual_clock_is_deterministic(market: str):
     a = await _session_transcript(market)
@@ -705,6 +707,7 @@ async def test_usdm_listen_keys():
         await ex.stop()
 
 
+@pytest.mark.slow
 async def test_spot_user_stream_on_the_websocket_api():
     """``userDataStream.subscribe.signature`` as Binance's WebSocket API documents it: signed parameters,
     one subscription per account and connection, events wrapped with their subscription id, and each

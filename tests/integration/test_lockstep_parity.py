@@ -108,6 +108,7 @@ def check_parity(engine: PaperEngine, orders: list, bt) -> None:
     assert live.rejections == bt.rejections
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry_style", ["market", "passive"])
 def test_engine_over_the_network_matches_the_backtester_on_the_simulator(entry_style):
     cfg = trading_config(Config(), entry_style)
@@ -119,6 +120,7 @@ def test_engine_over_the_network_matches_the_backtester_on_the_simulator(entry_s
         assert sum(o.status == "CANCELED" for o in orders) > 10  # and cancelled by time or cost
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry_style", ["market", "passive"])
 def test_engine_over_the_network_matches_the_backtester_on_a_real_recording(shared_data, entry_style):
     short = load_config(ROOT / "config" / "examples" / "short-recording", environ={})
@@ -133,6 +135,7 @@ def test_engine_over_the_network_matches_the_backtester_on_a_real_recording(shar
 HOUR_MS = 3_600_000
 
 
+@pytest.mark.slow
 def test_funding_is_booked_alike_by_the_engine_the_backtester_and_the_exchange():
     """Funding every hour at 5 bp, and a run that starts 9 minutes before the hour: the engine and the
     backtester book the same funding (parity holds with funding on), the local exchange charges the

@@ -12,6 +12,7 @@ from orderflow.cli import main
 KIND = {"book rows": "book", "trades": "trade", "regime rows": "regime"}
 
 
+@pytest.mark.slow
 def test_main_job_simulates_stores_checks_and_summarises(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ORDERFLOW_STORE", str(tmp_path / "store"))  # the environment names the store
     assert main(["run", "--hours", "0.25", "--seed", "3", "--json"]) == 0

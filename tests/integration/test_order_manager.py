@@ -139,6 +139,7 @@ async def test_submit_fill_cancel_flow_with_journal_order(exchange):
                 await runner
 
 
+@pytest.mark.slow
 async def test_lost_answer_goes_unknown_and_is_resolved_by_query_not_resent(exchange):
     j = MemoryJournal()
     async with (

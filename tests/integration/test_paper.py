@@ -16,6 +16,7 @@ from orderflow.cli import main
 OFI_ONLY = str(Path(__file__).resolve().parents[2] / "config" / "examples" / "ofi-only")
 
 
+@pytest.mark.slow
 def test_paper_without_arguments_runs_and_reports(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ORDERFLOW_REGISTRY", str(tmp_path / "reg"))  # an empty registry: no model
     assert main(["paper", "--minutes", "0.15", "--log-level", "WARNING"]) == 0
@@ -25,6 +26,7 @@ def test_paper_without_arguments_runs_and_reports(tmp_path, capsys, monkeypatch)
     assert m and int(m.group(1).replace(",", "")) > 100
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("market", ["usdm", "spot"])  # spot: the user data stream on the WebSocket API
 def test_paper_trades_and_books_every_fill(tmp_path, capsys, monkeypatch, market):
     monkeypatch.setenv("ORDERFLOW_REGISTRY", str(tmp_path / "reg"))

@@ -16,6 +16,7 @@ from orderflow.data.store import Store
 pytestmark = pytest.mark.shared_data
 
 
+@pytest.mark.slow
 async def test_record_then_reimport(shared_data, store, tmp_path) -> None:
     d = shared_data / "hftbacktest_binance_raw" / "usdm"
     out = tmp_path / "raw"
@@ -83,6 +84,7 @@ async def test_record_then_reimport(shared_data, store, tmp_path) -> None:
         assert (b2["bid_px_1"].to_numpy() == books[s]["bid_px_1"].to_numpy()).all()
 
 
+@pytest.mark.slow
 def test_recording_nothing_fails_and_says_why(tmp_path, capsys) -> None:
     """An endpoint that refuses every connection: exit 1 with the reason, not 0 with nothing recorded."""
     import json

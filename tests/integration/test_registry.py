@@ -119,6 +119,7 @@ def test_manifest_roundtrip_and_validation(tmp_path):
         read_manifest(b)
 
 
+@pytest.mark.slow
 def test_ls_lists_versions_with_members_metrics_aliases(reg):
     rows = reg.ls()
     json.dumps(rows)  # the --json output must serialise as is

@@ -56,6 +56,7 @@ def reg(template: Path, tmp_path: Path) -> Registry:
     return Registry(tmp_path / "reg")
 
 
+@pytest.mark.slow
 def test_checksums_are_recorded_for_every_artifact(reg, tmp_path):
     mv = reg.client.get_model_version(DEFAULT_MODEL_NAME, "1")
     sums = json.loads(mv.tags[CHECKSUMS_TAG])
@@ -127,6 +128,7 @@ def test_registration_refuses_a_truncated_onnx(reg, tmp_path):
     assert [r["version"] for r in reg.ls()] == ["1"]
 
 
+@pytest.mark.slow
 def test_a_copied_or_moved_registry_loads_from_its_new_place_only(tmp_path):
     reg = Registry(tmp_path / "reg")  # its own database: nothing may lead back to the original
     assert reg.register(make_bundle(tmp_path / "b1", +1.0)) == "1"
@@ -186,6 +188,7 @@ def test_a_missing_artifact_directory_is_named(reg):
     )
 
 
+@pytest.mark.slow
 def test_hot_reloader_retries_a_version_whose_artifact_was_missing(reg, tmp_path):
     now = [0]
     reloader = HotReloader(Registry(tmp_path / "reg"), "champion", "schema-A", poll_s=60,
@@ -205,6 +208,7 @@ def test_hot_reloader_retries_a_version_whose_artifact_was_missing(reg, tmp_path
     np.testing.assert_allclose(reloader.predict(probe()), lr_onnx(tmp_path / "ref.onnx", +1.0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_names_the_version_and_the_file(reg, template, tmp_path, capsys):
     r = str(tmp_path / "reg")
     store = str(tmp_path / "store")

@@ -95,6 +95,7 @@ def test_bad_inputs_are_named() -> None:
         env.step(5)
 
 
+@pytest.mark.slow
 def test_quick_training_beats_random_out_of_sample(data, trained) -> None:
     f, m = data
     pol, seconds = trained

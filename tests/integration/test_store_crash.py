@@ -111,6 +111,7 @@ def scenario(shared_data, tmp_path_factory):
     return Scenario(shared_data, tmp_path_factory.mktemp("crash"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", PRE_COMMIT + POST_COMMIT)
 def test_kill_at_a_named_point(scenario, point, capsys):
     root = scenario.fresh_store()
@@ -128,6 +129,7 @@ def test_kill_at_a_named_point(scenario, point, capsys):
     check_ok(root, capsys)
 
 
+@pytest.mark.slow
 def test_kill_between_the_depth_parts_of_a_chain(shared_data, tmp_path, capsys):
     """Mid-kind: the first of two dates of depth staged, the second not yet (a real `orderflow` process)."""
     d = shared_data / "hftbacktest_binance_raw" / "usdm"
@@ -142,6 +144,7 @@ def test_kill_between_the_depth_parts_of_a_chain(shared_data, tmp_path, capsys):
     check_ok(root, capsys)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_kill_at_20_random_moments(scenario, capsys):
     """Each import is killed at a random moment of its transaction (from the appearance of its

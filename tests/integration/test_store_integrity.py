@@ -158,6 +158,7 @@ def test_an_empty_or_foreign_file_says_why_nothing_was_imported(tmp_path, capsys
     assert rc == 2 and "no such file" not in text and "director" in text
 
 
+@pytest.mark.slow
 def test_raw_sources_print_problems_and_refuse_gaps(usdm, tmp_path, capsys):
     """A raw recording read directly (backtest, features build, data facts) prints the importer's problems
     and gaps, and a recording with gaps is refused unless --allow-gaps."""

@@ -37,6 +37,7 @@ async def _frames(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> list[d
     return out
 
 
+@pytest.mark.slow
 async def test_streams_are_served_on_their_route_only():
     with running_local_exchange(source="sim", seed=0, clock="realtime", speed=20.0, market="usdm",
                                 sim_hours=0.2) as ex:  # fmt: skip
@@ -54,6 +55,7 @@ async def test_streams_are_served_on_their_route_only():
                 await ws.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_paper_engine_on_the_split_layout_trades_and_books_every_fill():
     cfg = load_config(OFI_ONLY)

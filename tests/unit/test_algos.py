@@ -176,6 +176,7 @@ def sig(symbol, conf, notional):
     return SignalRequest(symbol, Side.BUY, conf, notional)
 
 
+@pytest.mark.slow
 def test_allocation_symbol_cap_and_floor_by_hand():
     a = allocate([sig("BTC", 0.9, 1000), sig("ETH", 0.7, 1000), sig("SOL", 0.5, 100)], 1000.0)
     # weights 0.4 / 0.2 -> 666.7 / 333.3; BTC capped at 0.5 * 1000, the rest goes to ETH

@@ -46,6 +46,7 @@ async def test_invalid_symbol_is_typed_and_not_retried(btc_file) -> None:
             await rest.exchange_info(["NOSUCHUSDT"])
 
 
+@pytest.mark.slow
 async def test_429_retry_after_is_honoured(btc_file) -> None:
     async with (
         ReplayServer([btc_file], reject_depth=1, retry_after_s=1) as srv,

@@ -4,6 +4,7 @@ best prices and top-N, including band re-centring, far levels and off-grid price
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,7 @@ sizes = st.sampled_from([0.0, 0.0, 0.001, 0.5, 1.25, 7.0])
 updates = st.lists(st.tuples(tick_steps, sizes), max_size=12)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(updates, updates), min_size=1, max_size=30),

@@ -125,6 +125,7 @@ def test_numba_equals_plain_loop_on_random_data(cfg):
     np.testing.assert_allclose(vol_unit(ts, price, cfg), ref_unit, rtol=1e-9, atol=1e-15)
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_numba_equals_plain_loop_on_real_mid(shared_data: Path, store):
     from orderflow.data.importers.binance_raw import import_binance_raw

@@ -66,6 +66,7 @@ def fitted(ds):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_learns_signal_out_of_sample(fitted, ds, kind):
     m = fitted[kind]

@@ -158,6 +158,7 @@ def test_redact_patterns():
     assert redact("nothing secret here: price=100.5 qty=0.3") == "nothing secret here: price=100.5 qty=0.3"
 
 
+@pytest.mark.slow
 @given(
     secret=st.text(string.ascii_letters + string.digits + "+/=_-", min_size=16, max_size=80),
     before=st.text(max_size=40),

@@ -33,6 +33,7 @@ def synthetic(n=1800, seed=1, horizon_s=20):
     return x, labels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["lightgbm", "random_forest"])
 def test_signal_features_rank_top(model):
     x, labels = synthetic()
@@ -53,6 +54,7 @@ def test_signal_features_rank_top(model):
     assert len(doc["ranking"]) == 20 and len(doc["folds"]) == 3
 
 
+@pytest.mark.slow
 def test_selection_is_deterministic():
     x, labels = synthetic(n=900)
     cfg = SelectionConfig(n_keep=4, n_folds=2, n_estimators=30, min_train_samples=100)

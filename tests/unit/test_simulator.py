@@ -50,6 +50,7 @@ def test_config_is_strict_and_frozen():
     )
 
 
+@pytest.mark.slow
 def test_store_contents_grid_and_uncrossed_book(hour):
     store, res = hour
     assert store.instrument("sim", "BTCUSDT").tick_size == 0.1
@@ -117,6 +118,7 @@ def test_stylized_facts_in_the_real_range(hour):
     assert 0.005 <= f["trade_size_p50"] <= 0.05 and 0.3 <= f["trade_size_p99"] <= 4.0
 
 
+@pytest.mark.slow
 def test_volatility_grows_from_calm_to_volatile_regime():
     res = simulate(SimulatorConfig(hours=6.0, seed=1))
     book, regimes = res.book, res.regimes

@@ -29,6 +29,7 @@ def decide(s: Strategy, ts: int = 10 * NS, **kw):
     return s.decide(**args)
 
 
+@pytest.mark.slow
 def test_fusion_and_entry_with_hand_computed_numbers():
     s = Strategy(StrategyConfig(target_trades_per_hour=0), taker_fee=0.0005)
     d = decide(s)

@@ -246,6 +246,7 @@ def sim(tmp_path_factory):
     return trades, book.ts_event.to_numpy()
 
 
+@pytest.mark.slow
 def test_stream_equals_batch_on_simulated_market(sim):
     trades, samples = sim
     # 1s bars (10,800 of them) make the window move many times; 1m and 5m are the defaults
@@ -312,6 +313,7 @@ def test_no_trades_or_samples_before_first_bar_are_nan():
 # ---------------------------------------------------------------- real recording
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_stream_equals_batch_on_real_binance_trades(shared_data, store):
     from orderflow.data.importers.binance_raw import import_binance_raw
