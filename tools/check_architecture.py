@@ -54,8 +54,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engine", ["orderflow.engine", "orderflow.engine.*"]),
 ]
 # The command line sits above everything: these modules are matched before the layers above.
-TOP = ("cli", ["orderflow.cli", "orderflow.cli.*", "orderflow.cli_*", "orderflow.commands", "orderflow.*.cli_commands",
-               "orderflow.*.cli", "orderflow.*.*.cli"])  # fmt: skip
+TOP = ("cli", ["orderflow.cli", "orderflow.cli.*"])
 
 
 def layer_of(module: str) -> tuple[int, str]:

@@ -316,9 +316,9 @@ def test_the_real_command_refuses_in_one_line(argv, message, workspace, busy_por
 # -- a port taken between the early look and the real bind is still named (the look is only a courtesy) ------
 @pytest.fixture()
 def no_early_look(monkeypatch):
-    import orderflow.cli_types
+    import orderflow.cli.types
 
-    monkeypatch.setattr(orderflow.cli_types, "port_in_use", lambda host, port: None)
+    monkeypatch.setattr(orderflow.cli.types, "port_in_use", lambda host, port: None)
 
 
 def test_exchange_serve_names_a_busy_port_at_the_real_bind(no_early_look, busy_port, capsys):

@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orderflow.cli.journal import journal_cmd
+from orderflow.cli.journal import register as add_journal_parser
 from orderflow.journal import (
     ORDER_STATES,
     TRANSITIONS,
@@ -34,7 +36,6 @@ from orderflow.journal import (
     head_revision,
     resolve_url,
 )
-from orderflow.journal.cli import add_journal_parser, journal_cmd
 from orderflow.journal.models import Base, DuplicateOrderError
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -436,19 +437,19 @@ def test_journal_command_table_and_json(url, capsys):
         j.record_intent(intent("c", run))
         j.apply_report("c", "filled", 0.3, 100, 1, 2)
         j.record_fill("c", 1, 100, 0.3, 2, fee=0.03, fee_asset="USDT")
-    assert journal_cmd(_args("--db", url)) == 0
+    assert journal_cmd(None, _args("--db", url)) == 0
     out = capsys.readouterr().out
     assert "orders: 1 (filled 1)" in out and "volume 0.3 base = 30 quote" in out
-    assert journal_cmd(_args("--db", url, "--json", "--run", str(run))) == 0
+    assert journal_cmd(None, _args("--db", url, "--json", "--run", str(run))) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["fills"]["volume_quote"] == "30" and data["orders"]["by_state"] == {"filled": 1}
-    assert journal_cmd(_args("--db", url, "--run", "999")) == 2
+    assert journal_cmd(None, _args("--db", url, "--run", "999")) == 2
     assert "no run 999" in capsys.readouterr().err
 
 
 def test_journal_command_missing_file_and_url_resolution(tmp_path, monkeypatch, capsys):
     missing = tmp_path / "none.sqlite"
-    assert journal_cmd(_args("--db", str(missing))) == 0
+    assert journal_cmd(None, _args("--db", str(missing))) == 0
     assert "no journal at" in capsys.readouterr().out and not missing.exists()
     monkeypatch.setenv("ORDERFLOW_DB", "postgresql://u@h/db")
     assert resolve_url() == "postgresql+psycopg://u@h/db"

@@ -64,8 +64,8 @@ def test_missing_config_dir_is_an_error(tmp_path):
 
 
 def test_models_section_validates_as_models_config(tmp_path):
-    from orderflow.commands import UserError
-    from orderflow.models.cli_commands import models_config
+    from orderflow.cli.common import UserError
+    from orderflow.cli.models import models_config
     from orderflow.models.train import ModelsConfig
 
     assert models_config(load_config(REPO_CONFIG_DIR, environ={})) == ModelsConfig()
@@ -75,7 +75,7 @@ def test_models_section_validates_as_models_config(tmp_path):
 
 
 def test_example_config_dirs_are_valid():
-    from orderflow.models.cli_commands import models_config
+    from orderflow.cli.models import models_config
 
     for d in sorted((REPO_CONFIG_DIR / "examples").iterdir()):
         cfg = load_config(d, environ={})

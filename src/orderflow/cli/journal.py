@@ -11,12 +11,15 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orderflow import cli_types as T
+from orderflow.cli import types as T
+
+if TYPE_CHECKING:
+    from orderflow.config import Config
 
 
-def add_journal_parser(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> None:
     """Add the ``journal`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     p = subparsers.add_parser(
         "journal", help="summarise the trading journal: runs, orders by state, fills, positions, PnL"
@@ -28,8 +31,7 @@ def add_journal_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON (amounts as exact strings)")
     p.add_argument("--run", type=T.positive_int, help="only this run id")
-    p.set_defaults(config=None, log_level=None)
-    return p
+    p.set_defaults(config=None, log_level=None, handler=journal_cmd)
 
 
 def _source(args: argparse.Namespace) -> str:
@@ -39,9 +41,9 @@ def _source(args: argparse.Namespace) -> str:
     return "$ORDERFLOW_DB" if os.environ.get("ORDERFLOW_DB") else "the default journal"
 
 
-def journal_cmd(args: argparse.Namespace) -> int:
+def journal_cmd(cfg: Config | None, args: argparse.Namespace) -> int:
     """Print the summary; 0 on success, 2 for an unknown run, a bad URL or an unusable database (one
-    line on stderr naming the URL and the driver's message)."""
+    line on stderr naming the URL and the driver's message). The configuration is not read."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from orderflow.journal.db import (

@@ -1,16 +1,86 @@
-"""Handler behind ``orderflow paper`` (and the paper half of ``orderflow live``)."""
+"""``orderflow paper``, ``orderflow live`` and ``orderflow kill``: the live engine with simulated or real
+fills, and the kill switch of running engines."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orderflow.commands import UserError
-from orderflow.config import Config
+from orderflow.cli import types as T
+from orderflow.cli.common import HTTP_URL, WS_URL, UserError, add_registry, add_ws_routes, model_bundle
+
+if TYPE_CHECKING:
+    from orderflow.config import Config
+
+LIVE_FLAG = "--i-understand-this-trades-real-money"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``paper``, ``live`` and ``kill`` to ``subparsers``."""
+    p = subparsers.add_parser(
+        "paper",
+        help="paper trading: the live engine on live data or the local exchange, simulated fills "
+        "(no arguments: an in-process local exchange on the simulator)",
+    )
+    add_registry(p)
+    p.add_argument("--minutes", type=T.positive_float, default=2.0, help="how long to run (wall minutes)")
+    p.add_argument("--symbol", type=T.symbol, default="BTCUSDT")
+    p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
+    p.add_argument("--model", type=T.model_ref, default="auto",
+                   help="auto (the registry champion if any), none, production, VERSION, DIR")  # fmt: skip
+    p.add_argument(
+        "--rest-url", type=HTTP_URL, help="a Binance-protocol venue's REST base (keys from the environment)"
+    )
+    p.add_argument("--ws-url", type=WS_URL, help="its WebSocket base")
+    add_ws_routes(p)
+    p.add_argument("--keys-prefix", type=T.env_prefix, default="ORDERFLOW_PAPER",
+                   help="environment prefix of the API key/secret for --rest-url")  # fmt: skip
+    p.add_argument("--speed", type=T.positive_float, default=10.0,
+                   help="built-in simulator pace (x real time); 10 covers the feature warm-up")  # fmt: skip
+    p.add_argument("--seed", type=T.non_negative_int, default=1, help="built-in simulator seed")
+    _add_db_and_on_stop(p)
+    p.set_defaults(handler=paper_cmd)
+
+    p = subparsers.add_parser(
+        "live", help="live trading on Binance (or its testnet): real orders, needs a flag and keys"
+    )
+    add_registry(p)
+    p.add_argument("--minutes", type=T.positive_float, default=60.0, help="how long to run (wall minutes)")
+    p.add_argument("--symbol", type=T.symbol, default="BTCUSDT")
+    p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
+    p.add_argument(
+        "--model", type=T.model_ref, default="production", help="production (the champion), VERSION or DIR"
+    )
+    p.add_argument("--testnet", action="store_true", help="Binance's testnet instead of mainnet")
+    p.add_argument("--rest-url", type=HTTP_URL, help="explicit REST base (overrides mainnet/testnet)")
+    p.add_argument("--ws-url", type=WS_URL, help="explicit WebSocket base")
+    add_ws_routes(p)
+    p.add_argument("--keys-prefix", type=T.env_prefix, default="BINANCE",
+                   help="environment prefix of the API key/secret (BINANCE_API_KEY, ...)")  # fmt: skip
+    p.add_argument(LIVE_FLAG, dest="confirm", action="store_true",
+                   help="required: confirms that orders are real")  # fmt: skip
+    _add_db_and_on_stop(p)
+    p.set_defaults(speed=1.0, seed=0, handler=live_cmd)
+
+    p = subparsers.add_parser("kill", help="the kill switch of running engines: halt, reduce_only or off")
+    p.add_argument("mode", choices=("halt", "reduce_only", "off"))
+    p.add_argument(
+        "--file", type=T.file_path, help="kill-switch file (default: $ORDERFLOW_KILL_FILE or the data dir)"
+    )
+    p.set_defaults(config=None, log_level=None, handler=kill_cmd)
+
+
+def _add_db_and_on_stop(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        type=T.db_location,
+        help="journal database URL or SQLite file (default: $ORDERFLOW_DB or the data dir)",
+    )
+    p.add_argument("--on-stop", choices=("close", "keep"), default="close",
+                   help="at the end of the run or on SIGTERM/SIGINT: close or keep the position")  # fmt: skip
 
 
 def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str, Any | None]:
@@ -18,13 +88,12 @@ def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str, Any 
     a version number or a bundle directory (resolved as ``orderflow backtest`` does). Returns (model,
     description, reloader): an alias (auto, production, champion) is served by a started
     :class:`HotReloader`, so a promotion during the run swaps the model without a restart."""
-    from orderflow.backtest.cli_commands import _model_bundle
     from orderflow.models.registry import RegistryError
     from orderflow.models.serving import EnsembleModel, HotReloader
 
     if args.model == "none":
         return None, "none (the AI score is 0)", None
-    bundle = _model_bundle(args, optional=args.model == "auto")
+    bundle = model_bundle(args, optional=args.model == "auto")
     if bundle is None:
         return None, "none (no champion in the registry; the AI score is 0)", None
     try:
@@ -75,6 +144,8 @@ def _venue(args: argparse.Namespace) -> Iterator[tuple[str, str, Any, str]]:
 
 
 def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
+    import asyncio
+
     from orderflow.core.instruments import KNOWN, Instrument
     from orderflow.engine.paper import PaperEngine, RunStartError, render_paper
 
@@ -112,9 +183,6 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-LIVE_FLAG = "--i-understand-this-trades-real-money"
-
-
 def live_cmd(cfg: Config, args: argparse.Namespace) -> int:
     """``orderflow live``: the same engine on Binance (or its testnet, or explicit URLs) with real
     orders. Refuses to start without the confirmation flag and API keys from the environment."""
@@ -134,3 +202,15 @@ def live_cmd(cfg: Config, args: argparse.Namespace) -> int:
         args.binance_routes = ep.ws_routes
     args.rest_url, args.ws_url = rest, ws
     return paper_cmd(cfg, args)
+
+
+def kill_cmd(cfg: Config, args: argparse.Namespace) -> int:
+    """``orderflow kill MODE``: write the kill-switch file that running engines watch."""
+    from orderflow.engine.control import write_kill
+
+    try:
+        where = write_kill(args.mode, args.file)
+    except OSError as e:  # $ORDERFLOW_KILL_FILE (--file is checked by the parser)
+        raise UserError(f"cannot set the kill switch: {e}") from None
+    print(f"kill switch set to {args.mode} in {where}")
+    return 0

@@ -1,20 +1,74 @@
-"""Handlers behind ``orderflow models ...`` (kept apart so the data commands do not import torch)."""
+"""``orderflow models ...``: train, evaluate, version and promote models (torch and the model code are
+imported inside the handlers)."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from orderflow.commands import UserError, _feature_matrix, _print_json, _store, _time_range, resolve_source
-from orderflow.config import Config
+from orderflow.cli import types as T
+from orderflow.cli.common import (
+    UserError,
+    add_registry,
+    add_source,
+    feature_matrix,
+    open_store,
+    print_json,
+    resolve_source,
+    time_range,
+)
+
+if TYPE_CHECKING:
+    from orderflow.config import Config
+    from orderflow.models.registry import Registry
+    from orderflow.models.train import ModelsConfig
 
 log = logging.getLogger("orderflow.models")
 
+Handler = Callable[["Config", argparse.Namespace], int]
 
-def models_config(cfg: Config):
+
+def register(subparsers: Any) -> None:
+    """Add ``models`` and its sub-commands to ``subparsers``."""
+    models = subparsers.add_parser(
+        "models", help="train, evaluate, version and promote models"
+    ).add_subparsers(dest="models_command", required=True)
+
+    p = models.add_parser("train", help="train every member and the ensemble; register a version")
+    add_registry(p)
+    add_source(p)
+    p.add_argument("--quick", action="store_true", help="small configurations: a smoke run in under a minute")
+    p.add_argument("--report", type=T.dir_path, help="directory for the evaluation report (HTML + JSON)")
+    p.add_argument("--members", type=T.name_list, help="comma-separated subset of members to train")
+    p.add_argument("--start", type=T.iso_time, help="ISO date/time (UTC)")
+    p.add_argument("--end", type=T.iso_time, help="ISO date/time (UTC)")
+    p.set_defaults(handler=models_train)
+    p = models.add_parser("ls", help="registered versions with members, metrics and aliases")
+    add_registry(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=models_ls)
+    p = models.add_parser("evaluate", help="stored out-of-sample metrics and the golden-rule verdict")
+    add_registry(p)
+    p.add_argument("version", type=T.version_ref, help="version number or alias (champion, previous)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=models_evaluate)
+    p = models.add_parser("promote", help="make a version the champion if it passes the golden rule")
+    add_registry(p)
+    p.add_argument("version", type=T.version_ref)
+    p.add_argument("--force", action="store_true", help="bypass the golden rule (logged)")
+    p.set_defaults(handler=models_promote)
+    p = models.add_parser("rollback", help="move the champion alias back to the previous champion")
+    add_registry(p)
+    p.set_defaults(handler=models_rollback)
+
+
+def models_config(cfg: Config) -> ModelsConfig:
     """The ``models`` config section validated as :class:`ModelsConfig` (errors name the bad key)."""
     from pydantic import ValidationError
 
@@ -31,9 +85,8 @@ def models_config(cfg: Config):
         raise UserError(f"invalid models configuration: {bad}") from None
 
 
-def _registry_errors(fn):
+def _registry_errors(fn: Handler) -> Handler:
     """Registry failures (unknown version, no previous champion, ...) become clear CLI errors."""
-    import functools
 
     @functools.wraps(fn)
     def wrapper(cfg: Config, args: argparse.Namespace) -> int:
@@ -47,7 +100,7 @@ def _registry_errors(fn):
     return wrapper
 
 
-def _registry(args: argparse.Namespace):
+def _registry(args: argparse.Namespace) -> Registry:
     from orderflow.models.registry import Registry
 
     return Registry(getattr(args, "registry", None))
@@ -66,9 +119,9 @@ def models_train(cfg: Config, args: argparse.Namespace) -> int:
         mcfg = mcfg.model_copy(update={"members": names})
     registry = _registry(args)
     gaps = getattr(args, "allow_gaps", False)  # demo runs this with its own arguments
-    with resolve_source(_store(cfg, args), args.source, gaps) as (store, venue, symbol, name):
-        x = _feature_matrix(cfg, store, venue, symbol, args)
-        start, end = _time_range(args)
+    with resolve_source(open_store(cfg, args), args.source, gaps) as (store, venue, symbol, name):
+        x = feature_matrix(cfg, store, venue, symbol, args)
+        start, end = time_range(args)
         book = store.read(venue, symbol, "book", start, end, columns=["ts_event", "bid_px_1", "ask_px_1"])
     ds, mid = labelled_dataset(x, book, cfg.labels, mcfg.sample_every_s)
     if ds.n_samples < 200:
@@ -104,7 +157,7 @@ def _reports_dir(args: argparse.Namespace) -> Path:
 def models_ls(cfg: Config, args: argparse.Namespace) -> int:
     rows = _registry(args).ls(models_config(cfg).model_name)
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     if not rows:
         print("no registered versions")
@@ -117,7 +170,7 @@ def models_ls(cfg: Config, args: argparse.Namespace) -> int:
 def models_evaluate(cfg: Config, args: argparse.Namespace) -> int:
     mcfg = models_config(cfg)
     out = _registry(args).evaluate(args.version, rule=mcfg.rule, name=mcfg.model_name)
-    _print_json(out)
+    print_json(out)
     return 0
 
 

@@ -1,7 +1,5 @@
 """``orderflow exchange serve``: run the local Binance-compatible exchange.
 
-Wiring (in ``orderflow.cli``): call ``add_exchange_parser(sub)`` next to the other sub-commands, and
-dispatch ``args.command == "exchange"`` to ``exchange_cmd(args)`` (returns the exit code).
 The API secret may also come from the environment variable ``ORDERFLOW_LOCAL_API_SECRET`` so that it
 does not appear in the process list.
 """
@@ -9,19 +7,22 @@ does not appear in the process list.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orderflow import cli_types as T
+from orderflow.cli import types as T
+
+if TYPE_CHECKING:
+    from orderflow.config import Config
 
 ENV_SECRET = "ORDERFLOW_LOCAL_API_SECRET"
 
 
-def add_exchange_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``exchange serve`` to an argparse sub-parsers object; returns the ``exchange`` parser."""
+def register(subparsers: Any) -> None:
+    """Add ``exchange serve`` to an argparse sub-parsers object (``exchange serve`` has its own
+    ``--store`` and reads no configuration directory)."""
     ex = subparsers.add_parser("exchange", help="local Binance-compatible exchange")
     sub = ex.add_subparsers(dest="exchange_command", required=True)
     p = sub.add_parser("serve", help="serve Binance's REST and WebSocket protocol over a market source")
@@ -60,11 +61,15 @@ def add_exchange_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--symbol", type=T.symbol, default="BTCUSDT", help="symbol of the simulator source")
     p.add_argument("--sim-hours", type=T.float_range(0.0, 24), default=1.0, help="hours of simulated market")
-    return ex
+    p.set_defaults(handler=exchange_serve)
+    ex.set_defaults(config=None, log_level=None)
 
 
-def exchange_cmd(args: argparse.Namespace) -> int:
-    """Handler of ``orderflow exchange serve`` (blocks until Ctrl-C); returns the exit code."""
+def exchange_serve(cfg: Config, args: argparse.Namespace) -> int:
+    """Handler of ``orderflow exchange serve`` (blocks until Ctrl-C); returns the exit code. ``cfg`` is
+    not read: the local exchange is configured by its options alone."""
+    import asyncio
+
     from pydantic import ValidationError
 
     from orderflow.execution.local.config import LocalExchangeConfig
@@ -81,7 +86,7 @@ def exchange_cmd(args: argparse.Namespace) -> int:
             pem = f.read()
     secret = args.api_secret or os.environ.get(ENV_SECRET) or (None if pem else "localsecret")
     try:
-        cfg = LocalExchangeConfig(
+        xcfg = LocalExchangeConfig(
             market=args.market,
             source=args.source,
             store=args.store,
@@ -104,12 +109,12 @@ def exchange_cmd(args: argparse.Namespace) -> int:
         return 2
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_forever(cfg))
+            asyncio.run(serve_forever(xcfg))
     except SourceError as e:
         print(f"orderflow exchange serve: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the real bind: a busy port is named, whatever checked it before
-        msg = T.listen_error(cfg.host, cfg.port, e)
+        msg = T.listen_error(xcfg.host, xcfg.port, e)
         if msg is None:
             raise
         print(f"orderflow: {msg}", file=sys.stderr)

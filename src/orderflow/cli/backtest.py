@@ -1,4 +1,5 @@
-"""Handlers behind ``orderflow backtest`` and ``orderflow demo``."""
+"""``orderflow backtest`` and ``orderflow demo``: replay events through the strategy (a model, or
+walk-forward training), and the whole pipeline on embedded defaults."""
 
 from __future__ import annotations
 
@@ -7,15 +8,67 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+from orderflow.cli import types as T
+from orderflow.cli.common import (
+    SIM_HOURS,
+    UserError,
+    add_registry,
+    add_source,
+    feature_matrix,
+    model_bundle,
+    open_store,
+    progress,
+    resolve_source,
+    sim_config,
+    time_range,
+)
 
-from orderflow.commands import UserError, _feature_matrix, _store, _time_range, resolve_source
-from orderflow.config import Config
+if TYPE_CHECKING:
+    from orderflow.backtest.engine import Market
+    from orderflow.config import Config
+    from orderflow.core.instruments import Instrument
 
 log = logging.getLogger("orderflow.backtest")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``backtest`` and ``demo`` to ``subparsers``."""
+    p = subparsers.add_parser(
+        "backtest",
+        help="replay stored or recorded events through the strategy (a model, or walk-forward training)",
+    )
+    add_registry(p)
+    add_source(p)
+    p.add_argument("--model", type=T.model_ref, default="production",
+                   help="production/champion, a registry version, a bundle directory, or none")  # fmt: skip
+    p.add_argument("--walk-forward", action="store_true",
+                   help="train on each window, trade the next (config walkforward); no --model")  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="walk-forward with the small member configurations")
+    p.add_argument(
+        "--report", type=T.dir_path, help="directory for the report (report.html, metrics.json, plots)"
+    )
+    p.add_argument("--start", type=T.iso_time, help="ISO date/time (UTC)")
+    p.add_argument("--end", type=T.iso_time, help="ISO date/time (UTC)")
+    p.set_defaults(handler=backtest_cmd)
+
+    p = subparsers.add_parser(
+        "demo",
+        help="the whole pipeline on embedded defaults: simulate 24 h, features, walk-forward "
+        "training and backtest, report",
+    )
+    add_registry(p)
+    p.add_argument("--hours", type=SIM_HOURS, default=24.0, help="simulated hours (default 24)")
+    p.add_argument("--seed", type=T.non_negative_int, help="simulator seed (default: simulator.seed)")
+    p.add_argument("--full-models", dest="quick", action="store_false",
+                   help="train members at their configured sizes (slower), not the quick ones")  # fmt: skip
+    p.add_argument("--fresh", action="store_true", help="simulate again even if the store has the data")
+    p.add_argument(
+        "--report", type=T.dir_path, help="report directory (default: demo-report next to the store)"
+    )
+    p.set_defaults(handler=demo_cmd)
+
 
 OOS_NOTE = (
     "Every figure is out of sample and after fees, spread and slippage: {what}. Fills come from the "
@@ -49,7 +102,7 @@ def _check_span(name: str, span_h: float, wfc) -> None:
         )
 
 
-def _instrument(store, venue: str, symbol: str):
+def _instrument(store, venue: str, symbol: str) -> Instrument:
     from orderflow.core.instruments import Instrument
 
     inst = store.instrument(venue, symbol)
@@ -58,36 +111,12 @@ def _instrument(store, venue: str, symbol: str):
     return inst if isinstance(inst, Instrument) else Instrument(**inst)
 
 
-def _market(store, venue: str, symbol: str, start: int | None, end: int | None):
+def _market(store, venue: str, symbol: str, start: int | None, end: int | None) -> Market:
     from orderflow.backtest.engine import Market
 
     book = store.read(venue, symbol, "book", start, end)
     trades = store.read(venue, symbol, "trade", start, end)
     return Market.from_frames(venue, symbol, book, trades)
-
-
-def _model_bundle(args: argparse.Namespace, optional: bool = False) -> Path | None:
-    """``--model``: a bundle directory, a registry version number, or an alias (production = champion).
-    ``optional``: None instead of an error when the alias points to no version."""
-    from orderflow.models.registry import Registry, RegistryError
-
-    spec = args.model
-    if Path(spec).is_dir():
-        return Path(spec)
-    reg = Registry(getattr(args, "registry", None))
-    alias = "champion" if spec in ("production", "champion", "auto") else spec
-    try:
-        version = alias if alias.isdigit() else reg.resolve(alias)
-        if version is None:
-            if optional:
-                return None
-            raise UserError(
-                f"--model {spec}: no version has the alias {alias!r} in {reg}; train and promote one "
-                "(`orderflow models train ...`, `orderflow models promote N`) or pass a bundle directory"
-            )
-        return reg.load_bundle(version)
-    except RegistryError as e:
-        raise UserError(f"--model {spec}: {e}") from None
 
 
 def _print_summary(metrics: dict[str, Any], report: Path | None, seconds: float) -> None:
@@ -109,16 +138,19 @@ def _print_summary(metrics: dict[str, Any], report: Path | None, seconds: float)
 
 def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
     """``orderflow backtest SOURCE --model production --report DIR`` (or ``--walk-forward``)."""
+    import numpy as np
+    import pandas as pd
+
     from orderflow.backtest.engine import make_signals, run_backtest
     from orderflow.backtest.metrics import compute_metrics
     from orderflow.backtest.report import write_report
 
     t0 = time.perf_counter()
     report_dir = _report_dir(args.report)
-    start, end = _time_range(args)
+    start, end = time_range(args)
     gaps = getattr(args, "allow_gaps", False)  # demo runs this with its own arguments
-    with resolve_source(_store(cfg, args), args.source, gaps) as (store, venue, symbol, name):
-        features = _feature_matrix(cfg, store, venue, symbol, args)
+    with resolve_source(open_store(cfg, args), args.source, gaps) as (store, venue, symbol, name):
+        features = feature_matrix(cfg, store, venue, symbol, args)
         market = _market(store, venue, symbol, start, end)
         inst = _instrument(store, venue, symbol)
         book_mid = store.read(venue, symbol, "book", start, end, columns=["ts_event", "bid_px_1", "ask_px_1"])
@@ -132,7 +164,7 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
         from orderflow.models.registry import RegistryError
         from orderflow.models.serving import EnsembleModel, SchemaMismatch
 
-        bundle = _model_bundle(args)
+        bundle = model_bundle(args)
         assert bundle is not None
         names = feature_columns(features)
         try:
@@ -163,9 +195,11 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir, t0) -> int:
+    import pandas as pd
+
     from orderflow.backtest.report import write_report
     from orderflow.backtest.walkforward import H_NS, WalkForwardError, walk_forward, window_spans
-    from orderflow.models.cli_commands import models_config
+    from orderflow.cli.models import models_config
     from orderflow.models.train import labelled_dataset
 
     t_first, t_last = int(market.b_ts[0]), int(market.b_ts[-1])
@@ -205,25 +239,26 @@ def _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir,
 
 def demo_cmd(cfg: Config, args: argparse.Namespace) -> int:
     """simulate -> features -> walk-forward (train, score, backtest per window) -> report."""
-    from orderflow.commands import _progress, _sim_config
     from orderflow.data.simulator import simulate
 
     t0 = time.perf_counter()
     report_dir = _report_dir(args.report)
     if not getattr(args, "log_level", None):  # the demo prints its own progress; library logs only warn
         logging.getLogger("orderflow").setLevel(logging.WARNING)
-    sc = _sim_config(cfg, args)
+    sc = sim_config(cfg, args)
     root = cfg.store_dir(getattr(args, "store", None))
     report = report_dir or _report_dir(str(root.parent / "demo-report"))
-    reuse = not args.fresh and root.is_dir() and bool(_store(cfg, args).files(sc.venue, sc.symbol, "book"))
+    reuse = (
+        not args.fresh and root.is_dir() and bool(open_store(cfg, args).files(sc.venue, sc.symbol, "book"))
+    )
     if not reuse:  # refuse before the store is created or written
         _check_span(f"--hours {sc.hours:g}: the simulated data", sc.hours, cfg.walkforward)
-    store = _store(cfg, args)
+    store = open_store(cfg, args)
     if reuse:
         print(f"using the {sc.venue}/{sc.symbol} data already in {store.root} (--fresh to resimulate)")
     else:
         print(f"[1/4] simulating {sc.hours:g} h of {sc.symbol} (seed {sc.seed}) into {store.root}")
-        simulate(sc, store=store, progress=_progress)
+        simulate(sc, store=store, progress=progress)
     ns = argparse.Namespace(**{**vars(args), "source": [f"{sc.venue}/{sc.symbol}"], "walk_forward": True,
                                "report": str(report), "start": None, "end": None,
                                "fit_integrated_until": None})  # fmt: skip

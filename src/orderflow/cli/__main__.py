@@ -1,0 +1,5 @@
+"""``python -m orderflow.cli``: the ``orderflow`` command."""
+
+from orderflow.cli import main
+
+raise SystemExit(main())
