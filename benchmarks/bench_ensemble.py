@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orderflow.features.engine import FeatureConfig
+from orderflow.features.config import FeatureConfig
 from orderflow.features.registry import default_specs
 from orderflow.models.dataset import Dataset, schema_hash
 from orderflow.models.expert import ExpertConfig

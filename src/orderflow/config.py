@@ -31,9 +31,7 @@ from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, defau
 from orderflow.data.quality import QualityThresholds
 from orderflow.data.simulator import SimulatorConfig
 from orderflow.execution.exec_config import ExecutionConfig
-from orderflow.features.engine import FeatureConfig
-from orderflow.features.labels import LabelConfig
-from orderflow.features.selection import SelectionConfig
+from orderflow.features.config import FeatureConfig, LabelConfig, SelectionConfig
 from orderflow.risk.config import RiskConfig
 from orderflow.strategy.config import StrategyConfig
 

@@ -14,8 +14,8 @@ import pytest
 from orderflow.data.simulator import SimulatorConfig, simulate
 from orderflow.data.store import Store
 from orderflow.features.batch import build_features
-from orderflow.features.engine import FeatureConfig
-from orderflow.features.labels import LabelConfig, triple_barrier
+from orderflow.features.config import FeatureConfig, LabelConfig
+from orderflow.features.labels import triple_barrier
 from orderflow.models.base import member_inputs
 from orderflow.models.dataset import Dataset, folds, make_dataset, schema_hash, split_train_val
 from orderflow.models.expert import ExpertConfig, LightGBMExpert, RandomForestExpert

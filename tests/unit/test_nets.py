@@ -11,7 +11,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from orderflow.features.engine import FeatureConfig
+from orderflow.features.config import FeatureConfig
 from orderflow.features.registry import default_specs
 from orderflow.models.base import Member, StreamInput, member_inputs, onnx_session
 from orderflow.models.dataset import Dataset, schema_hash

@@ -96,7 +96,8 @@ class PaperEngine:
         snapshot_on_connect: bool = False,  # fetch book snapshots at connect (the lockstep driver's need)
         ws_routes: str = "combined",  # USD-M WebSocket layout: "split" on Binance since 2026-04-23
     ) -> None:
-        from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
+        from orderflow.features.config import FeatureConfig
+        from orderflow.features.engine import StreamingFeatureEngine
 
         self.cfg = cfg
         self.market = market

@@ -55,7 +55,7 @@ class ExpertConfig(BaseModel):
 
 def expert_feature_names(ds_names: list[str], groups: tuple[str, ...] = ("ofi", "cvd")) -> list[str]:
     """The dataset columns whose registry group is in ``groups``, in dataset order."""
-    from orderflow.features.engine import FeatureConfig
+    from orderflow.features.config import FeatureConfig
     from orderflow.features.registry import default_specs
 
     group_of = {s.name: s.group for s in default_specs(FeatureConfig())}

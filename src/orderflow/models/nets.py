@@ -341,7 +341,7 @@ def feature_groups(names: list[str] | tuple[str, ...]) -> dict[str, str]:
     Raises ``ValueError`` naming the features the registry does not know (e.g. a dataset built with
     non-default windows: pass ``NetConfig.features`` explicitly then).
     """
-    from orderflow.features.engine import FeatureConfig
+    from orderflow.features.config import FeatureConfig
     from orderflow.features.registry import default_specs
 
     known = {s.name: s.group for s in default_specs(FeatureConfig(tick_size=1.0))}

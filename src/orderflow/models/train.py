@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from orderflow.features.labels import LabelConfig, triple_barrier
+from orderflow.features.config import LabelConfig
+from orderflow.features.labels import triple_barrier
 from orderflow.features.ofi import mid_price
 from orderflow.models.base import Member, member_inputs
 from orderflow.models.baselines import LogisticOFI, MajorityClass
