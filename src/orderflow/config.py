@@ -28,8 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orderflow.backtest.config import BacktestConfig, WalkForwardConfig
 from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
-from orderflow.data.quality import QualityThresholds
-from orderflow.data.simulator import SimulatorConfig
+from orderflow.data.config import QualityThresholds, SimulatorConfig
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.features.config import FeatureConfig, LabelConfig, SelectionConfig
 from orderflow.risk.config import RiskConfig

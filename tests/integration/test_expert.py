@@ -6,7 +6,8 @@ import numpy as np
 import onnx
 import pytest
 
-from orderflow.data.simulator import SimulatorConfig, simulate
+from orderflow.data.config import SimulatorConfig
+from orderflow.data.simulator import simulate
 from orderflow.features.batch import build_features
 from orderflow.features.config import FeatureConfig, LabelConfig
 from orderflow.features.labels import triple_barrier

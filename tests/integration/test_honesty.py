@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orderflow.data.simulator import SimulatorConfig, simulate
+from orderflow.data.config import SimulatorConfig
+from orderflow.data.simulator import simulate
 from orderflow.data.store import Store
 from orderflow.features.batch import build_features
 from orderflow.features.config import FeatureConfig, LabelConfig

@@ -203,7 +203,8 @@ def test_obv_flow_matches_talib_obv():
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    from orderflow.data.simulator import SimulatorConfig, simulate
+    from orderflow.data.config import SimulatorConfig
+    from orderflow.data.simulator import simulate
     from orderflow.data.store import Store
 
     store = Store(tmp_path_factory.mktemp("sim") / "store")
