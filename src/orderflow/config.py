@@ -31,6 +31,7 @@ from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, defau
 from orderflow.data.config import QualityThresholds, SimulatorConfig
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.features.config import FeatureConfig, LabelConfig, SelectionConfig
+from orderflow.models.config import ModelsConfig
 from orderflow.risk.config import RiskConfig
 from orderflow.strategy.config import StrategyConfig
 
@@ -82,9 +83,7 @@ class Config(_Frozen):
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
     selection: SelectionConfig = SelectionConfig()
-    # validated as orderflow.models.train.ModelsConfig by the `orderflow models` commands (which load
-    # torch and friends; other commands stay light): unknown keys are errors there
-    models: dict[str, Any] = {}
+    models: ModelsConfig = ModelsConfig()
     risk: RiskConfig = RiskConfig()
     strategy: StrategyConfig = StrategyConfig()
     backtest: BacktestConfig = BacktestConfig()

@@ -18,8 +18,9 @@ from orderflow.features.batch import build_features
 from orderflow.features.config import FeatureConfig, LabelConfig
 from orderflow.features.labels import triple_barrier
 from orderflow.models.base import member_inputs
+from orderflow.models.config import ExpertConfig
 from orderflow.models.dataset import Dataset, folds, make_dataset, schema_hash, split_train_val
-from orderflow.models.expert import ExpertConfig, LightGBMExpert, RandomForestExpert
+from orderflow.models.expert import LightGBMExpert, RandomForestExpert
 from orderflow.models.metrics import BASELINES, METRICS, auc_macro_ovr, compare_to_baselines, evaluate_folds
 
 S = 1_000_000_000

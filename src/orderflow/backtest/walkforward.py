@@ -32,10 +32,11 @@ from orderflow.backtest.engine import BacktestResult, Market, make_signals, run_
 from orderflow.backtest.metrics import combine_windows, compute_metrics
 from orderflow.core.instruments import Instrument
 from orderflow.execution.exec_config import ExecutionConfig
+from orderflow.models.config import ModelsConfig
 from orderflow.models.dataset import Dataset
 from orderflow.models.ensemble import HedgeEnsemble
 from orderflow.models.metrics import classification_metrics
-from orderflow.models.train import ModelsConfig, fit_bundle
+from orderflow.models.train import fit_bundle
 from orderflow.risk.config import RiskConfig
 from orderflow.strategy.config import StrategyConfig
 
