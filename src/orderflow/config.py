@@ -26,7 +26,7 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orderflow.backtest.config import BacktestConfig, WalkForwardConfig
+from orderflow.backtest.config import VenueAccountConfig, WalkForwardConfig
 from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.data.config import QualityThresholds, SimulatorConfig
 from orderflow.execution.exec_config import ExecutionConfig
@@ -86,7 +86,7 @@ class Config(_Frozen):
     models: ModelsConfig = ModelsConfig()
     risk: RiskConfig = RiskConfig()
     strategy: StrategyConfig = StrategyConfig()
-    backtest: BacktestConfig = BacktestConfig()
+    backtest: VenueAccountConfig = VenueAccountConfig()
     execution: ExecutionConfig = ExecutionConfig()
     walkforward: WalkForwardConfig = WalkForwardConfig()
 
