@@ -288,7 +288,7 @@ def resolve_source(
 
 
 def data_facts(cfg: Config, args: argparse.Namespace) -> int:
-    from orderflow.data.facts import compute_facts, render_facts
+    from orderflow.research.facts import compute_facts, render_facts
 
     with resolve_source(_store(cfg, args), args.source, args.allow_gaps) as (store, venue, symbol, name):
         facts = compute_facts(store, venue, symbol)
@@ -562,9 +562,9 @@ def data_backfill_klines(cfg: Config, args: argparse.Namespace) -> int:
 # -- the main job ----------------------------------------------------------------------------------
 def run_main_job(cfg: Config, args: argparse.Namespace) -> int:
     """Simulate a market on embedded defaults, store it, check it and print its stylized facts."""
-    from orderflow.data.facts import compute_facts, render_facts
     from orderflow.data.quality import check, render
     from orderflow.data.simulator import simulate
+    from orderflow.research.facts import compute_facts, render_facts
 
     store = _store(cfg, args)
     sc = _sim_config(cfg, args)
