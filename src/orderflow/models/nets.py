@@ -1,4 +1,5 @@
-"""PyTorch **streaming** sequence networks (LSTM, Transformer, CNN) and their configuration.
+"""PyTorch **streaming** sequence networks (LSTM, Transformer, CNN); their configuration is
+``models.config.NetConfig``.
 
 Every network is causal and stateful: ``forward(x, *state)`` reads a block ``x`` of shape
 ``(n, b, f)`` (n independent streams, b consecutive raw float32 feature rows each, oldest first) and the
