@@ -23,13 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from orderflow.features.engine import FeatureConfig
+from orderflow.features.config import FeatureConfig
 from orderflow.features.registry import default_specs
+from orderflow.models.config import ExpertConfig, ModelsConfig, NetConfig
 from orderflow.models.dataset import Dataset, schema_hash
-from orderflow.models.expert import ExpertConfig
-from orderflow.models.nets import NetConfig
 from orderflow.models.serving import EnsembleModel
-from orderflow.models.train import ModelsConfig, train_models
+from orderflow.models.train import train_models
 
 
 def synthetic_dataset(n_rows: int = 6000, seed: int = 0) -> Dataset:

@@ -25,7 +25,8 @@ from orderflow.data.importers.binance_raw import import_binance_raw
 from orderflow.data.schema import book_arrays
 from orderflow.data.store import Store
 from orderflow.features.batch import batch_features
-from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
+from orderflow.features.config import FeatureConfig
+from orderflow.features.engine import StreamingFeatureEngine
 from orderflow.features.kernels import ofi_cvd_core
 
 FILES = ("usdm/btcusdt_20240808.gz", "usdm/ethusdt_20240808.gz")

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from orderflow.models.base import onnx_session
-from orderflow.models.nets import NetConfig, build_net
+from orderflow.models.config import NetConfig
+from orderflow.models.nets import build_net
 from orderflow.models.nets_train import NetMember, torch_env
 
 KINDS = ("lstm", "transformer", "cnn")

@@ -14,9 +14,10 @@ import time
 
 import numpy as np
 
-from orderflow.data.facts import compute_facts, render_facts
-from orderflow.data.simulator import SimulatorConfig, simulate
+from orderflow.data.config import SimulatorConfig
+from orderflow.data.simulator import simulate
 from orderflow.data.store import Store
+from orderflow.research.facts import compute_facts, render_facts
 
 NS = 1_000_000_000
 

@@ -33,25 +33,18 @@ MAX_PARAMS = 16
 # that matches a module's dotted name decides its layer, so specific patterns come before general ones.
 LAYERS: list[tuple[str, list[str]]] = [
     ("core", ["orderflow", "orderflow.core", "orderflow.core.*", "orderflow.logutil", "orderflow.secrets"]),
-    (
-        "config",
-        [
-            "orderflow.*.config",
-            "orderflow.execution.exec_config",
-            "orderflow.execution.sim_config",
-            "orderflow.execution.local.config",
-            "orderflow.features.spec",
-            "orderflow.config",
-        ],
-    ),
     ("data", ["orderflow.data", "orderflow.data.*"]),
     ("features", ["orderflow.features", "orderflow.features.*"]),
     ("models", ["orderflow.models", "orderflow.models.*", "orderflow.research", "orderflow.research.*"]),
     ("strategy", ["orderflow.strategy", "orderflow.strategy.*", "orderflow.risk", "orderflow.risk.*"]),
     ("execution", ["orderflow.execution", "orderflow.execution.*"]),
     ("journal", ["orderflow.journal", "orderflow.journal.*"]),
+    # the per-event core shared by the backtest loop and the live drivers, and its result types
+    ("trading core", ["orderflow.engine.core", "orderflow.engine.results"]),
     ("backtest", ["orderflow.backtest", "orderflow.backtest.*"]),
     ("engine", ["orderflow.engine", "orderflow.engine.*"]),
+    # the aggregate Config of every section; each section's config module sits in its package's layer
+    ("app", ["orderflow.config"]),
 ]
 # The command line sits above everything: these modules are matched before the layers above.
 TOP = ("cli", ["orderflow.cli", "orderflow.cli.*"])

@@ -16,7 +16,8 @@ import sys
 
 from orderflow.config import Config
 from orderflow.features import registry
-from orderflow.features.registry import GROUPS, FeatureSpec, default_specs, group_counts
+from orderflow.features.registry import default_specs, group_counts
+from orderflow.features.spec import GROUPS, FeatureSpec
 
 # One line per group: what the group measures (the definitions below say exactly how).
 GROUP_INTRO = {
@@ -50,7 +51,7 @@ def render(specs: list[FeatureSpec] | None = None) -> str:
         specs = default_specs(Config().features)
     unknown = sorted({s.group for s in specs} - set(GROUPS))
     if unknown:
-        raise ValueError(f"feature groups {unknown} are not in registry.GROUPS: add them to GROUP_INTRO too")
+        raise ValueError(f"feature groups {unknown} are not in spec.GROUPS: add them to GROUP_INTRO too")
     counts = group_counts(specs)
     summary = ", ".join(f"{g} {n}" for g, n in counts.items())
     out = [

@@ -27,14 +27,12 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orderflow.backtest.config import BacktestConfig, WalkForwardConfig
+from orderflow.backtest.config import VenueAccountConfig, WalkForwardConfig
 from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
-from orderflow.data.quality import QualityThresholds
-from orderflow.data.simulator import SimulatorConfig
+from orderflow.data.config import QualityThresholds, SimulatorConfig
 from orderflow.execution.exec_config import ExecutionConfig
-from orderflow.features.engine import FeatureConfig
-from orderflow.features.labels import LabelConfig
-from orderflow.features.selection import SelectionConfig
+from orderflow.features.config import FeatureConfig, LabelConfig, SelectionConfig
+from orderflow.models.config import ModelsConfig
 from orderflow.risk.config import RiskConfig
 from orderflow.strategy.config import StrategyConfig
 
@@ -86,12 +84,10 @@ class Config(_Frozen):
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
     selection: SelectionConfig = SelectionConfig()
-    # validated as orderflow.models.train.ModelsConfig by the `orderflow models` commands (which load
-    # torch and friends; other commands stay light): unknown keys are errors there
-    models: dict[str, Any] = {}
+    models: ModelsConfig = ModelsConfig()
     risk: RiskConfig = RiskConfig()
     strategy: StrategyConfig = StrategyConfig()
-    backtest: BacktestConfig = BacktestConfig()
+    backtest: VenueAccountConfig = VenueAccountConfig()
     execution: ExecutionConfig = ExecutionConfig()
     walkforward: WalkForwardConfig = WalkForwardConfig()
 

@@ -1,4 +1,6 @@
-"""API credentials from the environment or an owner-only secrets file, and redaction of secrets in logs.
+"""Secrets handling shared by every venue: the owner-only check of secrets files, and redaction of
+secrets in logs. Loading API credentials (from the environment or a secrets file, as below) is in
+:mod:`orderflow.execution.binance.credentials`.
 
 Environment: ``<PREFIX>_API_KEY`` with ``<PREFIX>_API_SECRET`` (an HMAC secret, or an Ed25519 private
 key in PEM) or ``<PREFIX>_PRIVATE_KEY_PATH`` (an Ed25519 PEM file; ``<PREFIX>_PRIVATE_KEY_PASSPHRASE``
@@ -24,12 +26,7 @@ import os
 import re
 import stat
 import threading
-import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from orderflow.execution.binance.signing import Credentials
 
 SECRETS_FILE_ENV = "ORDERFLOW_SECRETS_FILE"
 _SIG_RE = re.compile(r"(signature[\"']?\s*[=:]\s*[\"']?)[^&\s'\",}]+", re.IGNORECASE)
@@ -129,82 +126,12 @@ def check_owner_only(path: str | Path) -> Path:
     return p
 
 
-def _from_values(
-    prefix: str, where: str, key: str | None, secret: str | None, key_path: str | None, passphrase: str | None
-) -> Credentials:
-    from orderflow.execution.binance.signing import Credentials
-
-    if not key:
-        raise SecretsError(f"{where}: no API key ({prefix}_API_KEY / api_key)")
-    register_secret(key)
-    try:
-        if key_path:
-            pem = check_owner_only(key_path).read_bytes()
-            register_secret(*(ln for ln in pem.decode(errors="replace").splitlines() if "-----" not in ln))
-            return Credentials.ed25519(key, pem, passphrase)
-        if not secret:
-            raise SecretsError(f"{where}: no API secret ({prefix}_API_SECRET / api_secret, or a private key)")
-        register_secret(secret, *(ln for ln in secret.splitlines() if "-----" not in ln))
-        return Credentials.from_secret(key, secret)
-    except ValueError as e:  # messages from the signers never contain key material
-        raise SecretsError(f"{where}: {e}") from None
-
-
-def _load_file(path: Path, prefix: str) -> Credentials:
-    check_owner_only(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SecretsError(f"secrets file {path}: not valid TOML ({type(e).__name__})") from None
-    table = data.get(prefix.lower())
-    if not isinstance(table, dict):
-        raise SecretsError(f"secrets file {path}: no [{prefix.lower()}] table")
-    unknown = set(table) - {"api_key", "api_secret", "private_key_path", "private_key_passphrase"}
-    if unknown:
-        raise SecretsError(f"secrets file {path}: [{prefix.lower()}] has unknown key(s) {sorted(unknown)}")
-    return _from_values(
-        prefix,
-        f"secrets file {path} [{prefix.lower()}]",
-        table.get("api_key"),
-        table.get("api_secret"),
-        table.get("private_key_path"),
-        table.get("private_key_passphrase"),
-    )
-
-
-def load_credentials(prefix: str = "BINANCE", secrets_file: str | Path | None = None) -> Credentials:
-    """Credentials (API key + signer) for ``prefix``, from, in order: ``secrets_file`` if given; the
-    environment if ``<PREFIX>_API_KEY`` is set; the file named by ``$ORDERFLOW_SECRETS_FILE``. Every
-    key and secret loaded is registered for redaction. Raises :class:`SecretsError` saying what is
-    missing or unsafe."""
-    prefix = prefix.upper().rstrip("_")
-    if secrets_file is not None:
-        return _load_file(Path(secrets_file).expanduser(), prefix)
-    env = os.environ
-    if env.get(f"{prefix}_API_KEY"):
-        return _from_values(
-            prefix,
-            "environment",
-            env.get(f"{prefix}_API_KEY"),
-            env.get(f"{prefix}_API_SECRET"),
-            env.get(f"{prefix}_PRIVATE_KEY_PATH"),
-            env.get(f"{prefix}_PRIVATE_KEY_PASSPHRASE"),
-        )
-    if env.get(SECRETS_FILE_ENV):
-        return _load_file(Path(env[SECRETS_FILE_ENV]).expanduser(), prefix)
-    raise SecretsError(
-        f"no credentials: set {prefix}_API_KEY and {prefix}_API_SECRET (or {prefix}_PRIVATE_KEY_PATH), "
-        f"or name an owner-only TOML secrets file with ${SECRETS_FILE_ENV}"
-    )
-
-
 __all__ = [
     "SECRETS_FILE_ENV",
     "RedactingFilter",
     "SecretsError",
     "check_owner_only",
     "install_redaction",
-    "load_credentials",
     "redact",
     "register_secret",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orderflow.backtest.config import BacktestConfig
+from orderflow.backtest.config import VenueAccountConfig
 from orderflow.backtest.engine import Market, make_signals, run_backtest
 from orderflow.config import Config
 from orderflow.data.simulator import simulate
@@ -35,11 +35,11 @@ def test_pinned_backtest_on_simulator_seed_11(tmp_path):
     probs = np.stack([0.8 * (1 - up), np.full_like(up, 0.2), 0.8 * up], axis=1)
     strategy = StrategyConfig(confidence_gate=0.6, ev_cost_mult=0.25)
     res = run_backtest(market, make_signals(feats, probs, strategy), store.instrument(sc.venue, sc.symbol),
-                       BacktestConfig(), strategy)  # fmt: skip
+                       VenueAccountConfig(), strategy)  # fmt: skip
     assert len(res.trades) == PIN_TRADES
     assert res.trades.net_pnl.sum() == pytest.approx(PIN_NET_PNL, abs=1e-6)
     assert res.trades.fees.sum() == pytest.approx(PIN_FEES, abs=1e-6)
     # with the default EV gate (2 x round-trip cost) this signal never pays its taker fees: no trade
     inst = store.instrument(sc.venue, sc.symbol)
-    default = run_backtest(market, make_signals(feats, probs, StrategyConfig()), inst, BacktestConfig())
+    default = run_backtest(market, make_signals(feats, probs, StrategyConfig()), inst, VenueAccountConfig())
     assert len(default.trades) == 0 and default.rejections["gate:ev"] > 10_000

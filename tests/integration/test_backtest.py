@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orderflow.backtest.config import BacktestConfig
+from orderflow.backtest.config import VenueAccountConfig
 from orderflow.backtest.engine import Market, Signals, make_signals, run_backtest
 from orderflow.config import Config
 from orderflow.data.simulator import simulate
@@ -58,7 +58,7 @@ def test_no_lookahead(sim):
     market, feats, inst = sim
     sig = make_signals(feats, ofi_rule_probs(feats), StrategyConfig())
     cfg = StrategyConfig(**{**OPEN, "confidence_gate": 0.6})
-    a = run_backtest(market, sig, inst, BacktestConfig(), cfg)
+    a = run_backtest(market, sig, inst, VenueAccountConfig(), cfg)
     assert len(a.trades) >= 20
     t_cut = int(market.b_ts[0] + (market.b_ts[-1] - market.b_ts[0]) * 0.6)
     # change every event and signal at or after t_cut beyond recognition
@@ -75,7 +75,7 @@ def test_no_lookahead(sim):
     s2 = Signals(**{k: getattr(sig, k).copy() for k in sig.__dataclass_fields__})
     s2.ofi_z[late_b] = -s2.ofi_z[late_b]
     s2.p_up[late_b], s2.p_dn[late_b] = sig.p_dn[late_b], sig.p_up[late_b]
-    b = run_backtest(m2, s2, inst, BacktestConfig(), cfg)
+    b = run_backtest(m2, s2, inst, VenueAccountConfig(), cfg)
     fa, fb = a.fills[a.fills.ts < t_cut], b.fills[b.fills.ts < t_cut]
     assert len(fa) > 10
     pd.testing.assert_frame_equal(fa.reset_index(drop=True), fb.reset_index(drop=True))
@@ -91,7 +91,9 @@ def test_random_entries_lose_about_their_costs(sim):
     market, feats, inst = sim
     rows = []
     for seed in range(5):
-        r = run_backtest(market, random_signals(feats, seed), inst, BacktestConfig(), StrategyConfig(**OPEN))
+        r = run_backtest(
+            market, random_signals(feats, seed), inst, VenueAccountConfig(), StrategyConfig(**OPEN)
+        )
         t = r.trades
         assert len(t) >= 30
         rows.append({"net": t.net_pnl.sum(), "gross": t.gross_pnl.sum(), "fees": t.fees.sum(),
@@ -107,7 +109,7 @@ def test_random_entries_lose_about_their_costs(sim):
 def test_bookkeeping_adds_up(sim):
     market, feats, inst = sim
     sig = make_signals(feats, ofi_rule_probs(feats), StrategyConfig())
-    r = run_backtest(market, sig, inst, BacktestConfig(), StrategyConfig(**OPEN))
+    r = run_backtest(market, sig, inst, VenueAccountConfig(), StrategyConfig(**OPEN))
     pf = r.info["portfolio"]
     assert pf["position"] == 0.0  # closed at the end
     t, f = r.trades, r.fills

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orderflow.backtest.config import BacktestConfig
+from orderflow.backtest.config import VenueAccountConfig
 from orderflow.backtest.engine import Market, make_signals, run_backtest
 from orderflow.config import Config
 from orderflow.data.simulator import simulate
@@ -50,7 +50,7 @@ def simulated(tmp_path, hours: float, seed: int):
 @pytest.mark.parametrize("latency", ["constant", "lognormal"])
 def test_backtest_loop_and_paper_driver_agree_on_the_simulator(tmp_path, latency):
     market, sig, inst, strategy = simulated(tmp_path, 0.75, 21)
-    bt = BacktestConfig()
+    bt = VenueAccountConfig()
     lat = bt.exchange.latency.model_copy(update={"kind": latency, "seed": 3})
     bt = bt.model_copy(update={"exchange": bt.exchange.model_copy(update={"latency": lat})})
     check_same(run_backtest(market, sig, inst, bt, strategy), replay_paper(market, sig, inst, bt, strategy))
@@ -76,8 +76,8 @@ def test_backtest_loop_and_paper_driver_agree_on_a_real_recording(shared_data, t
     sig = make_signals(feats, rule_probs(feats), strategy)
     sig.vol_pct = np.where(np.isfinite(sig.vol_pct), sig.vol_pct, 0.5)  # too short for the 1 h percentile
     inst = store.instrument(venue, symbol)
-    check_same(run_backtest(market, sig, inst, BacktestConfig(), strategy),
-               replay_paper(market, sig, inst, BacktestConfig(), strategy))  # fmt: skip
+    check_same(run_backtest(market, sig, inst, VenueAccountConfig(), strategy),
+               replay_paper(market, sig, inst, VenueAccountConfig(), strategy))  # fmt: skip
 
 
 @pytest.mark.slow
@@ -85,7 +85,7 @@ def test_backtest_loop_and_paper_driver_agree_on_passive_and_sliced_entries(tmp_
     from orderflow.execution.exec_config import ExecutionConfig
 
     market, sig, inst, strategy = simulated(tmp_path, 0.5, 22)
-    bt = BacktestConfig()
+    bt = VenueAccountConfig()
     plain = run_backtest(market, sig, inst, bt, strategy)
     for ex in (
         ExecutionConfig(max_share_of_depth=0.01, twap_duration_s=20.0),  # TWAP children

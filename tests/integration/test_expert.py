@@ -6,15 +6,17 @@ import numpy as np
 import onnx
 import pytest
 
-from orderflow.data.simulator import SimulatorConfig, simulate
+from orderflow.data.config import SimulatorConfig
+from orderflow.data.simulator import simulate
 from orderflow.features.batch import build_features
-from orderflow.features.engine import FeatureConfig
-from orderflow.features.labels import LabelConfig, triple_barrier
+from orderflow.features.config import FeatureConfig, LabelConfig
+from orderflow.features.labels import triple_barrier
 from orderflow.features.registry import default_specs
 from orderflow.models.base import Member, member_inputs, run_onnx
 from orderflow.models.baselines import OFI_BASELINE_FEATURES, LogisticOFI, MajorityClass
+from orderflow.models.config import ExpertConfig
 from orderflow.models.dataset import make_dataset, split_train_val
-from orderflow.models.expert import ExpertConfig, LightGBMExpert, RandomForestExpert
+from orderflow.models.expert import LightGBMExpert, RandomForestExpert
 
 
 @pytest.fixture(scope="module")

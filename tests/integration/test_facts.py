@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orderflow.data.facts import compute_facts
 from orderflow.data.importers.binance_raw import import_binance_raw
+from orderflow.research.facts import compute_facts
 
 pytestmark = pytest.mark.shared_data
 

@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from orderflow.data.config import SimulatorConfig
 from orderflow.data.importers.binance_raw import import_binance_raw
 from orderflow.data.schema import book_arrays
-from orderflow.data.simulator import SimulatorConfig, simulate
+from orderflow.data.simulator import simulate
 from orderflow.data.store import Store
 from orderflow.features.batch import batch_features, build_features, fit_integrated_weights, stream_features
-from orderflow.features.engine import FeatureConfig
+from orderflow.features.config import FeatureConfig
 from orderflow.features.kernels import ofi_cvd_core
 from orderflow.features.ofi import ofi_per_event
 

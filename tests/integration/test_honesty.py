@@ -11,14 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orderflow.data.simulator import SimulatorConfig, simulate
+from orderflow.data.config import SimulatorConfig
+from orderflow.data.simulator import simulate
 from orderflow.data.store import Store
 from orderflow.features.batch import build_features
-from orderflow.features.engine import FeatureConfig
-from orderflow.features.labels import LabelConfig, triple_barrier
+from orderflow.features.config import FeatureConfig, LabelConfig
+from orderflow.features.labels import triple_barrier
 from orderflow.models.base import member_inputs
+from orderflow.models.config import ExpertConfig
 from orderflow.models.dataset import Dataset, folds, make_dataset, schema_hash, split_train_val
-from orderflow.models.expert import ExpertConfig, LightGBMExpert, RandomForestExpert
+from orderflow.models.expert import LightGBMExpert, RandomForestExpert
 from orderflow.models.metrics import BASELINES, METRICS, auc_macro_ovr, compare_to_baselines, evaluate_folds
 
 S = 1_000_000_000

@@ -140,7 +140,8 @@ def cnn_bundle(d: Path, seed: int, features: list[str] = FEATURES) -> Path:
     """A bundle holding one streaming CNN member with random weights (seeded), exported to ONNX."""
     import torch
 
-    from orderflow.models.nets import NetConfig, build_net
+    from orderflow.models.config import NetConfig
+    from orderflow.models.nets import build_net
     from orderflow.models.nets_train import NetMember, torch_env
 
     cfg = NetConfig.quick("cnn")

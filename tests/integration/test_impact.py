@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orderflow.data.facts import compute_facts
 from orderflow.data.importers.binance_raw import import_binance_raw
 from orderflow.data.schema import book_arrays
 from orderflow.features.ofi import impact_design, pca_weights, weighted_ofi
+from orderflow.research.facts import compute_facts
 from orderflow.research.impact import impact_from_store, impact_study, render_impact
 
 pytestmark = pytest.mark.shared_data

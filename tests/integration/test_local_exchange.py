@@ -827,7 +827,8 @@ def test_running_local_exchange_in_a_thread():
 
 
 async def test_store_source(store):
-    from orderflow.data.simulator import SimulatorConfig, simulate
+    from orderflow.data.config import SimulatorConfig
+    from orderflow.data.simulator import simulate
 
     simulate(SimulatorConfig(hours=0.02, seed=2), store=store)
     ex = await _exchange("usdm", source="sim/BTCUSDT", store=str(store.root))

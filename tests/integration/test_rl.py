@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from orderflow.models.config import RLConfig
 from orderflow.models.rl import (
     PolicyMember,
-    RLConfig,
     TradingEnv,
     TrainedPolicy,
     evaluate_policy,

@@ -9,8 +9,7 @@ from orderflow.config import REPO_CONFIG_DIR, Config, ConfigError, load_config
 
 def test_repo_config_files_equal_embedded_defaults():
     assert REPO_CONFIG_DIR.is_dir()
-    # the models section is validated by the models commands (test below)
-    assert load_config(REPO_CONFIG_DIR, environ={}).model_copy(update={"models": {}}) == Config()
+    assert load_config(REPO_CONFIG_DIR, environ={}) == Config()
 
 
 def test_defaults_without_any_file(tmp_path):
@@ -64,22 +63,29 @@ def test_missing_config_dir_is_an_error(tmp_path):
 
 
 def test_models_section_validates_as_models_config(tmp_path):
-    from orderflow.cli.common import UserError
-    from orderflow.cli.models import models_config
-    from orderflow.models.train import ModelsConfig
+    from orderflow.models.config import ModelsConfig
 
-    assert models_config(load_config(REPO_CONFIG_DIR, environ={})) == ModelsConfig()
+    assert load_config(REPO_CONFIG_DIR, environ={}).models == ModelsConfig()
     (tmp_path / "m.yaml").write_text("models:\n  n_fold: 3\n")
-    with pytest.raises(UserError, match=r"models\.n_fold: unknown key"):
-        models_config(load_config(tmp_path, environ={}))
+    with pytest.raises(ConfigError, match=r"m\.yaml[\s\S]*models\.n_fold: unknown key"):
+        load_config(tmp_path, environ={})
+    (tmp_path / "m.yaml").write_text("models:\n  lstm:\n    hiden: 3\n")
+    with pytest.raises(ConfigError, match=r"m\.yaml[\s\S]*models\.lstm\.hiden: unknown key"):
+        load_config(tmp_path, environ={})
+
+
+def test_models_overrides_need_not_repeat_the_network_kind(tmp_path):
+    (tmp_path / "m.yaml").write_text("models:\n  cnn:\n    epochs: 2\n")
+    cfg = load_config(tmp_path, environ={"ORDERFLOW__MODELS__LSTM__HIDDEN": "64"})
+    assert cfg.models.cnn.kind == "cnn" and cfg.models.cnn.epochs == 2
+    assert cfg.models.lstm.kind == "lstm" and cfg.models.lstm.hidden == 64
 
 
 def test_example_config_dirs_are_valid():
-    from orderflow.cli.models import models_config
+    from orderflow.models.config import ModelsConfig
 
     for d in sorted((REPO_CONFIG_DIR / "examples").iterdir()):
-        cfg = load_config(d, environ={})
-        models_config(cfg)  # the models section validates too
+        assert isinstance(load_config(d, environ={}).models, ModelsConfig)  # every section validates
     short = load_config(REPO_CONFIG_DIR / "examples" / "short-recording", environ={})
     assert short.features.warmup_s == 60.0 and short.labels.horizon_s == 10.0
 

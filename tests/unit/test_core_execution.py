@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orderflow.backtest.config import BacktestConfig
+from orderflow.backtest.config import VenueAccountConfig
 from orderflow.core.instruments import Instrument
 from orderflow.engine.session import TradingSession
 from orderflow.execution.exec_config import ExecutionConfig
@@ -31,7 +31,7 @@ def session(execution: ExecutionConfig) -> TradingSession:
     strategy = StrategyConfig(ev_cost_mult=0.0, confidence_gate=0.55, quality_gate=0.0, pyramid=False)
     risk = RiskConfig(max_position=0.5, max_loss_per_trade=0.03, var95_limit=1.0, min_trade_interval_s=0.0)
     return TradingSession(INST, "binance-usdm", 0.0005, 0.0, 8 * 3600 * NS, strategy, risk,
-                          BacktestConfig(), execution=execution, maker_fee=0.0002)  # fmt: skip
+                          VenueAccountConfig(), execution=execution, maker_fee=0.0002)  # fmt: skip
 
 
 def tick(s: TradingSession, t_s: float, bid: float = 60_000.0, size: float = 0.05):

@@ -9,12 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orderflow.models.ensemble import (
-    EnsembleConfig,
-    HedgeEnsemble,
-    log_loss_per_sample,
-    project_bounded_simplex,
-)
+from orderflow.models.config import EnsembleConfig
+from orderflow.models.ensemble import HedgeEnsemble, log_loss_per_sample, project_bounded_simplex
 
 
 def _probs_for(y: np.ndarray, p_true: float) -> np.ndarray:

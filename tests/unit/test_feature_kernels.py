@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderflow.features import kernels as K
-from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
+from orderflow.features.config import FeatureConfig
+from orderflow.features.engine import StreamingFeatureEngine
 
 NS = 1_000_000_000
 T0 = 1_723_161_600 * NS  # 2024-08-09 00:00 UTC

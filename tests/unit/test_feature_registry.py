@@ -8,8 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from orderflow.features.batch import batch_features
-from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
-from orderflow.features.registry import GROUPS, default_specs, group_counts
+from orderflow.features.config import FeatureConfig
+from orderflow.features.engine import StreamingFeatureEngine
+from orderflow.features.registry import default_specs, group_counts
+from orderflow.features.spec import GROUPS
 
 NS = 1_000_000_000
 

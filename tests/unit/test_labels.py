@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from orderflow.features.labels import LabelConfig, sample_weights_by_uniqueness, triple_barrier, vol_unit
+from orderflow.features.config import LabelConfig
+from orderflow.features.labels import sample_weights_by_uniqueness, triple_barrier, vol_unit
 
 NS = 1_000_000_000
 T0 = 1_723_160_000 * NS

@@ -11,11 +11,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from orderflow.features.engine import FeatureConfig
+from orderflow.features.config import FeatureConfig
 from orderflow.features.registry import default_specs
 from orderflow.models.base import Member, StreamInput, member_inputs, onnx_session
+from orderflow.models.config import NetConfig
 from orderflow.models.dataset import Dataset, schema_hash
-from orderflow.models.nets import NetConfig, build_net, feature_groups, select_features
+from orderflow.models.nets import build_net, feature_groups, select_features
 from orderflow.models.nets_train import NetMember, training_pieces
 
 KINDS = ["lstm", "transformer", "cnn"]

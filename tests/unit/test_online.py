@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orderflow.models.ensemble import EnsembleConfig, HedgeEnsemble
+from orderflow.models.config import EnsembleConfig
+from orderflow.models.ensemble import HedgeEnsemble
 from orderflow.models.online import DriftEvent, OnlineConfig, OnlineLearner, SGDLogisticMember
 
 CHANGE = 1200  # sample index of the abrupt concept change

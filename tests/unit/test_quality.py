@@ -7,7 +7,8 @@ import pandas as pd
 import pydantic
 import pytest
 
-from orderflow.data.quality import QualityThresholds, check, count_outliers, render
+from orderflow.data.config import QualityThresholds
+from orderflow.data.quality import check, count_outliers, render
 from support.store_parts import plant_part
 
 S = 10**9

@@ -9,7 +9,9 @@ import math
 
 import pytest
 
-from orderflow.risk import RULES, RiskConfig, RiskEngine
+from orderflow.risk.config import RiskConfig
+from orderflow.risk.engine import RiskEngine
+from orderflow.risk.layout import RULES
 
 NS = 1_000_000_000
 DAY = 86_400 * NS

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from numba import njit
 from pydantic import ValidationError
 
-from orderflow.risk import RULES, RiskConfig, RiskConfigError, RiskEngine
 from orderflow.risk import kernels as K
 from orderflow.risk import layout as L
+from orderflow.risk.config import RiskConfig, RiskConfigError
+from orderflow.risk.engine import RiskEngine
+from orderflow.risk.layout import RULES
 
 REPO_RISK_YAML = Path(__file__).resolve().parents[2] / "config" / "risk.yaml"
 NS = 1_000_000_000

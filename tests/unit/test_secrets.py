@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orderflow.execution.binance.credentials import load_credentials
 from orderflow.secrets import (
     SECRETS_FILE_ENV,
     RedactingFilter,
     SecretsError,
     install_redaction,
-    load_credentials,
     redact,
 )
 

@@ -10,12 +10,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from orderflow.features.selection import (
-    SelectionConfig,
-    make_folds,
-    purge_mask,
-    select_features,
-)
+from orderflow.features.config import SelectionConfig
+from orderflow.features.selection import make_folds, purge_mask, select_features
 
 NS = 1_000_000_000
 T0 = 1_723_160_000 * NS

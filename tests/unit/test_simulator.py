@@ -8,10 +8,11 @@ import numpy as np
 import pydantic
 import pytest
 
-from orderflow.data.facts import compute_facts
+from orderflow.data.config import SimulatorConfig
 from orderflow.data.schema import book_arrays
-from orderflow.data.simulator import SimulatorConfig, simulate
+from orderflow.data.simulator import simulate
 from orderflow.features.ofi import bucket_ofi, mid_price, ofi_per_event
+from orderflow.research.facts import compute_facts
 
 NS = 1_000_000_000
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from orderflow.strategy import Strategy, StrategyConfig
+from orderflow.strategy.config import StrategyConfig
+from orderflow.strategy.engine import Strategy
 from orderflow.strategy.kernels import walk_slippage
 
 NS = 1_000_000_000

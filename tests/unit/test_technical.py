@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import sys
-import types
-
 import numpy as np
 import pytest
 import talib
 from pydantic import ValidationError
 
-from orderflow.features.technical import (
-    N_INDICATORS,
-    TechnicalConfig,
-    TechnicalStream,
-    _indicators,
-    build_bars,
-    technical_batch,
-    technical_names,
-    technical_specs,
-)
+from orderflow.features.config import TechnicalConfig
+from orderflow.features.spec import N_INDICATORS, FeatureSpec, technical_names, technical_specs
+from orderflow.features.technical import TechnicalStream, _indicators, build_bars, technical_batch
 
 NS = 1_000_000_000
 T0 = 1_704_067_200 * NS  # 2024-01-01 00:00:00 UTC, a multiple of every interval up to 1d
@@ -67,31 +56,10 @@ def test_config_rejects_bad_values():
         TechnicalConfig(lookbak_bars=1000)  # a typo is an error, not a default
 
 
-@pytest.fixture()
-def feature_spec(monkeypatch):
-    """The registry's FeatureSpec; a stand-in with the agreed fields while registry.py is absent."""
-    try:
-        from orderflow.features.registry import FeatureSpec
-    except ImportError:
-
-        @dataclasses.dataclass(frozen=True)
-        class FeatureSpec:  # the shape agreed in the feature-engine design
-            name: str
-            group: str
-            definition: str
-            window: str
-            unit: str
-
-        mod = types.ModuleType("orderflow.features.registry")
-        mod.FeatureSpec = FeatureSpec
-        monkeypatch.setitem(sys.modules, "orderflow.features.registry", mod)
-    return FeatureSpec
-
-
-def test_specs_name_every_column(feature_spec):
+def test_specs_name_every_column():
     cfg = TechnicalConfig()
     specs = technical_specs(cfg)
-    assert all(isinstance(s, feature_spec) for s in specs)
+    assert all(isinstance(s, FeatureSpec) for s in specs)
     assert [s.name for s in specs] == technical_names(cfg)
     assert len(specs) == 2 * N_INDICATORS == len(TechnicalStream(cfg).values)
     assert N_INDICATORS >= 25 and len({s.name for s in specs}) == len(specs)
@@ -235,7 +203,8 @@ def test_obv_flow_matches_talib_obv():
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    from orderflow.data.simulator import SimulatorConfig, simulate
+    from orderflow.data.config import SimulatorConfig
+    from orderflow.data.simulator import simulate
     from orderflow.data.store import Store
 
     store = Store(tmp_path_factory.mktemp("sim") / "store")

@@ -1,5 +1,5 @@
-"""Backtest and walk-forward settings (``backtest:`` and ``walkforward:`` sections; defaults in
-``config/backtest.yaml``)."""
+"""The trading account and simulated venue (``backtest:`` section) and the walk-forward windows
+(``walkforward:`` section); defaults in ``config/backtest.yaml``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from orderflow.execution.sim_config import SimConfig
 
 
-class BacktestConfig(BaseModel):
-    """How a backtest replays (``backtest:`` section)."""
+class VenueAccountConfig(BaseModel):
+    """The account the engine keeps and the venue it trades on: starting equity, decision latency,
+    equity sampling, the fee / latency / queue / funding model of the venue (``exchange``) and whether
+    a replay closes the position at its end.
+
+    The backtest replays with it, and the paper and live engines' ``TradingSession`` keeps its
+    accounting (equity, fees, funding, equity samples) with the same values, so both report the
+    same PnL. It is read from the ``backtest:`` section of ``backtest.yaml``: the section and file
+    keep that name (from when only the backtest read it) so existing configuration files keep
+    working."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

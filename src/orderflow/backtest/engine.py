@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from orderflow.backtest import loop as LP
-from orderflow.backtest.config import BacktestConfig
+from orderflow.backtest.config import VenueAccountConfig
 from orderflow.core.instruments import Instrument
 from orderflow.data.schema import book_arrays
 from orderflow.engine.core import new_core_state
@@ -163,14 +163,14 @@ def run_backtest(
     market: Market,
     signals: Signals,
     instrument: Instrument,
-    cfg: BacktestConfig | None = None,
+    cfg: VenueAccountConfig | None = None,
     strategy: StrategyConfig | None = None,
     risk: RiskConfig | None = None,
     execution: ExecutionConfig | None = None,
 ) -> BacktestResult:
     """Replay ``market`` through the strategy (module docstring); ``execution`` says how entries are
     sent (market or passive, slicing, cost control)."""
-    cfg = cfg or BacktestConfig()
+    cfg = cfg or VenueAccountConfig()
     strategy = strategy or StrategyConfig()
     risk = risk or RiskConfig()
     n = market.n_book

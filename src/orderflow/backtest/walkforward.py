@@ -27,15 +27,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from orderflow.backtest.config import BacktestConfig, WalkForwardConfig
+from orderflow.backtest.config import VenueAccountConfig, WalkForwardConfig
 from orderflow.backtest.engine import BacktestResult, Market, make_signals, run_backtest
 from orderflow.backtest.metrics import combine_windows, compute_metrics
 from orderflow.core.instruments import Instrument
 from orderflow.execution.exec_config import ExecutionConfig
+from orderflow.models.config import ModelsConfig
 from orderflow.models.dataset import Dataset
 from orderflow.models.ensemble import HedgeEnsemble
 from orderflow.models.metrics import classification_metrics
-from orderflow.models.train import ModelsConfig, fit_bundle
+from orderflow.models.train import fit_bundle
 from orderflow.risk.config import RiskConfig
 from orderflow.strategy.config import StrategyConfig
 
@@ -93,7 +94,7 @@ def walk_forward(
     models: ModelsConfig,
     work_dir: Path,
     wf: WalkForwardConfig | None = None,
-    backtest: BacktestConfig | None = None,
+    backtest: VenueAccountConfig | None = None,
     strategy: StrategyConfig | None = None,
     risk: RiskConfig | None = None,
     mid: np.ndarray | None = None,
@@ -171,7 +172,7 @@ def walk_forward(
     if not results:
         raise WalkForwardError("walk_forward: every window was skipped: " + "; ".join(notes))
     equity, trades, fills, rejections = combine_windows(results)
-    initial = (backtest or BacktestConfig()).initial_equity
+    initial = (backtest or VenueAccountConfig()).initial_equity
     metrics = compute_metrics(equity, trades, fills, rejections, initial)
     return WalkForwardResult(info, equity, trades, fills, rejections, metrics, pd.DataFrame(table),
                              time.perf_counter() - t0, notes)  # fmt: skip

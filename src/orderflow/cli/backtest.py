@@ -199,13 +199,12 @@ def _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir,
 
     from orderflow.backtest.report import write_report
     from orderflow.backtest.walkforward import H_NS, WalkForwardError, walk_forward, window_spans
-    from orderflow.cli.models import models_config
     from orderflow.models.train import labelled_dataset
 
     t_first, t_last = int(market.b_ts[0]), int(market.b_ts[-1])
     if not window_spans(t_first, t_last, cfg.walkforward):
         _check_span(name, (t_last - t_first) / H_NS, cfg.walkforward)
-    mcfg = models_config(cfg)
+    mcfg = cfg.models
     mcfg = mcfg.quick() if args.quick else mcfg
     ds, mid = labelled_dataset(features, book_mid, cfg.labels, mcfg.sample_every_s)
     wfc = cfg.walkforward

@@ -346,7 +346,7 @@ def data_simulate(cfg: Config, args: argparse.Namespace) -> int:
 
 # -- data facts ------------------------------------------------------------------------------------
 def data_facts(cfg: Config, args: argparse.Namespace) -> int:
-    from orderflow.data.facts import compute_facts, render_facts
+    from orderflow.research.facts import compute_facts, render_facts
 
     with resolve_source(open_store(cfg, args), args.source, args.allow_gaps) as (store, venue, symbol, name):
         facts = compute_facts(store, venue, symbol)

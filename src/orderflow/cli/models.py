@@ -27,7 +27,6 @@ from orderflow.cli.common import (
 if TYPE_CHECKING:
     from orderflow.config import Config
     from orderflow.models.registry import Registry
-    from orderflow.models.train import ModelsConfig
 
 log = logging.getLogger("orderflow.models")
 
@@ -68,23 +67,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=models_rollback)
 
 
-def models_config(cfg: Config) -> ModelsConfig:
-    """The ``models`` config section validated as :class:`ModelsConfig` (errors name the bad key)."""
-    from pydantic import ValidationError
-
-    from orderflow.models.train import ModelsConfig
-
-    try:
-        return ModelsConfig.model_validate(cfg.models)
-    except ValidationError as e:
-        bad = "; ".join(
-            f"models.{'.'.join(str(x) for x in err['loc'])}: "
-            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
-            for err in e.errors()
-        )
-        raise UserError(f"invalid models configuration: {bad}") from None
-
-
 def _registry_errors(fn: Handler) -> Handler:
     """Registry failures (unknown version, no previous champion, ...) become clear CLI errors."""
 
@@ -109,7 +91,7 @@ def _registry(args: argparse.Namespace) -> Registry:
 def models_train(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.models.train import ALL_MEMBERS, labelled_dataset, train_models, write_report
 
-    mcfg = models_config(cfg)
+    mcfg = cfg.models
     mcfg = mcfg.quick() if args.quick else mcfg
     if args.members:
         names = tuple(m.strip() for m in args.members.split(",") if m.strip())
@@ -155,7 +137,7 @@ def _reports_dir(args: argparse.Namespace) -> Path:
 
 @_registry_errors
 def models_ls(cfg: Config, args: argparse.Namespace) -> int:
-    rows = _registry(args).ls(models_config(cfg).model_name)
+    rows = _registry(args).ls(cfg.models.model_name)
     if args.json:
         print_json(rows)
         return 0
@@ -168,7 +150,7 @@ def models_ls(cfg: Config, args: argparse.Namespace) -> int:
 
 @_registry_errors
 def models_evaluate(cfg: Config, args: argparse.Namespace) -> int:
-    mcfg = models_config(cfg)
+    mcfg = cfg.models
     out = _registry(args).evaluate(args.version, rule=mcfg.rule, name=mcfg.model_name)
     print_json(out)
     return 0
@@ -179,7 +161,7 @@ def models_promote(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.models.registry import PromotionRefused
 
     try:
-        mcfg = models_config(cfg)
+        mcfg = cfg.models
         v = _registry(args).promote(args.version, rule=mcfg.rule, force=args.force, name=mcfg.model_name)
     except PromotionRefused as e:
         raise UserError(str(e)) from None
@@ -189,6 +171,6 @@ def models_promote(cfg: Config, args: argparse.Namespace) -> int:
 
 @_registry_errors
 def models_rollback(cfg: Config, args: argparse.Namespace) -> int:
-    v = _registry(args).rollback(models_config(cfg).model_name)
+    v = _registry(args).rollback(cfg.models.model_name)
     print(f"champion rolled back to version {v}")
     return 0

@@ -37,9 +37,9 @@ def register(subparsers: Any) -> None:
 
 def run_main_job(cfg: Config, args: argparse.Namespace) -> int:
     """Simulate a market on embedded defaults, store it, check it and print its stylized facts."""
-    from orderflow.data.facts import compute_facts, render_facts
     from orderflow.data.quality import check, render
     from orderflow.data.simulator import simulate
+    from orderflow.research.facts import compute_facts, render_facts
 
     store = open_store(cfg, args)
     sc = sim_config(cfg, args)

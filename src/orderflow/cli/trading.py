@@ -122,7 +122,8 @@ def _venue(args: argparse.Namespace) -> Iterator[tuple[str, str, Any, str]]:
     if args.rest_url:
         if not args.ws_url:
             raise UserError("--rest-url needs --ws-url too")
-        from orderflow.secrets import SecretsError, load_credentials
+        from orderflow.execution.binance.credentials import load_credentials
+        from orderflow.secrets import SecretsError
 
         try:
             creds = load_credentials(args.keys_prefix)

@@ -34,32 +34,12 @@ from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow.core.timeutil import NS_PER_S, ns_to_iso
+from orderflow.data.config import QualityThresholds
 from orderflow.data.store import Store
 
 BOOKISH = ("book", "quote", "depth")
-
-
-class QualityThresholds(BaseModel):
-    """Limits per dataset; ``None`` means measured and reported but never a failure."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_gaps: int | None = Field(0, ge=0)
-    max_crossed: int | None = Field(0, ge=0)
-    max_stale_periods: int | None = Field(None, ge=0)
-    max_out_of_order: int | None = Field(0, ge=0)
-    max_outliers: int | None = Field(None, ge=0)
-    max_missing_bars: int | None = Field(0, ge=0)
-    max_duplicates: int | None = Field(0, ge=0)
-    max_corrupt_parts: int | None = Field(0, ge=0)
-    stale_after_s: float = Field(10.0, gt=0)
-    trade_stale_after_s: float = Field(60.0, gt=0)
-    # 1-event returns are heavy-tailed: on the recorded BTCUSDT trades (2024-08-08) the robust z of
-    # clean data reaches 88 (usdm) and 367 (spot), so 10 would flag hundreds of genuine sweeps
-    outlier_sigma: float = Field(50.0, gt=0)
 
 
 @dataclass

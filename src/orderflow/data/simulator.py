@@ -52,158 +52,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
-from orderflow.core.instruments import Instrument
 from orderflow.data import simulator_kernel as k
+from orderflow.data.config import SimulatorConfig
 from orderflow.data.schema import book_columns
 from orderflow.data.store import Store
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
-
-
-class SimulatorConfig(BaseModel):
-    """Simulator settings. Sizes are in base currency (BTC), prices in quote currency, times in s."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    symbol: str = Field("BTCUSDT", description="symbol written to the store")
-    venue: str = Field("sim", description="venue written to the store")
-    start: str = Field("2024-01-01", description="ISO date or datetime (UTC) of the first event")
-    hours: float = Field(1.0, gt=0, le=24 * 31, description="simulated hours")
-    seed: int = Field(1, ge=0, description="random seed: same seed, same output")
-    levels: int = Field(20, ge=1, le=100, description="book levels per stored row")
-    snapshot_interval_ms: int = Field(100, ge=1, description="book row interval")
-    tick_size: float = Field(0.1, gt=0, description="price grid (Binance USD-M BTCUSDT)")
-    lot_size: float = Field(0.001, gt=0, description="size grid (Binance USD-M BTCUSDT)")
-    initial_price: float = Field(60000.0, gt=0, description="starting mid")
-    latency_ms: float = Field(5.0, ge=0, description="mean ts_recv - ts_event (exponential around it)")
-    chunk_hours: float = Field(1.0, gt=0, description="simulate and write in chunks of this length")
-    # noise market orders
-    market_order_rate: float = Field(7.0, gt=0, description="noise market orders/s (both sides, calm)")
-    market_order_size: float = Field(0.03, gt=0, description="median market order size")
-    market_order_sigma: float = Field(1.8, ge=0, description="log-normal sigma of market order sizes")
-    hawkes_alpha: float = Field(1.0, ge=0, description="intensity added per market order (1/s)")
-    hawkes_beta: float = Field(8.0, gt=0, description="decay rate of the excitation (1/s)")
-    prints_per_lot: float = Field(0.01, ge=0, description="extra trade prints per lot filled at a level")
-    # liquidity
-    join_rate: float = Field(8.0, ge=0, description="orders/s joining each best queue")
-    join_size: float = Field(0.2, gt=0, description="median size joining or cancelled at the best")
-    join_sigma: float = Field(1.0, ge=0, description="log-normal sigma of best-queue order sizes")
-    cancel_rate: float = Field(8.0, ge=0, description="cancels/s at each best when it holds queue_ref")
-    queue_ref: float = Field(3.0, gt=0, description="reference best-queue size for cancel rates")
-    deep_rate: float = Field(6.0, ge=0, description="orders/s per side behind the best")
-    deep_size: float = Field(0.13, gt=0, description="median size of orders behind the best")
-    deep_sigma: float = Field(1.2, ge=0, description="log-normal sigma of orders behind the best")
-    deep_max: int = Field(150, ge=2, le=2000, description="ticks behind the best where orders land")
-    deep_cancel: float = Field(0.05, ge=0, description="cancel rate of each level behind the best")
-    inside_rate: float = Field(200.0, gt=0, description="quotes/s arriving inside a spread > 1 tick")
-    inside_size: float = Field(1.5, gt=0, description="median size of a new quote (inside or re-quote)")
-    follow: float = Field(1.0, description="log-odds that a quote inside the spread follows the last move")
-    fair_pull: float = Field(0.05, ge=0, description="log-odds per tick of F-mid toward fair value")
-    requote_rate: float = Field(
-        20.0, gt=0, description="re-quotes/s once |F-mid| > requote_threshold (1/reaction time)"
-    )
-    requote_threshold: float = Field(8.0, ge=0.5, description="ticks of |F-mid| before market makers move")
-    requote_step: float = Field(40.0, ge=1, description="most ticks one re-quote moves the quotes")
-    kyle_lambda: float = Field(1.0, ge=0, description="ticks F moves per unit (BTC) of market order flow")
-    impact_follow: float = Field(
-        0.0, ge=0, le=1, description="share of a market order's own mid move that F adopts"
-    )
-    # news and private information
-    news_rate: float = Field(0.35, ge=0, description="public news events/s (times activity)")
-    news_scale: tuple[float, float, float] = Field(
-        (32.0, 45.0, 65.0), description="scale of Student-t news moves of V and F per regime, ticks"
-    )
-    news_df: float = Field(3.0, gt=2, description="degrees of freedom of the news moves")
-    news_alpha: float = Field(0.0, ge=0, description="news intensity added per news event (1/s)")
-    news_beta: float = Field(2.0, gt=0, description="decay rate of the news excitation (1/s)")
-    news_reveal: float = Field(0.03, ge=0, le=1, description="share of V-F made public by a news event")
-    private_vol: float = Field(13.0, ge=0, description="vol of private information (V only), ticks/sqrt(s)")
-    # informed flow
-    informed_rate: float = Field(
-        4.0, ge=0, description="informed market orders/s at |V-mid| = informed_scale"
-    )
-    informed_scale: float = Field(50.0, gt=0, description="ticks of |V-mid| for informed_rate")
-    informed_cap: float = Field(3.0, gt=0, description="cap on |V-mid| / informed_scale")
-    # regimes: calm, trending, volatile
-    regime_activity: tuple[float, float, float] = Field((1.0, 1.3, 2.0), description="rate multipliers")
-    fair_vol: tuple[float, float, float] = Field(
-        (1.0, 1.5, 2.5), description="public diffusion of V and F, ticks/sqrt(s)"
-    )
-    trend_drift: float = Field(1.0, description="drift of V and F in the trending regime, ticks/s")
-    jump_rate: float = Field(0.0005, ge=0, description="rare large public jumps/s (times activity)")
-    jump_scale: float = Field(150.0, ge=0, description="scale of Student-t(3) rare jumps, ticks")
-    regime_durations_s: tuple[float, float, float] = Field(
-        (2400.0, 900.0, 600.0), description="mean durations"
-    )
-    regime_transitions: tuple[tuple[float, float, float], ...] = Field(
-        ((0.0, 0.6, 0.4), (0.6, 0.0, 0.4), (0.7, 0.3, 0.0)), description="row-stochastic jump matrix"
-    )
-
-    def start_ns(self) -> int:
-        ts = pd.Timestamp(self.start)
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        return int(ts.value)
-
-    def instrument(self) -> Instrument:
-        return Instrument(self.venue, self.symbol, self.tick_size, self.lot_size)
-
-    def kernel_params(self) -> np.ndarray:
-        lots = 1.0 / self.lot_size
-        v = {
-            "mo_rate": self.market_order_rate,
-            "mo_size_med": self.market_order_size * lots,
-            "mo_size_sigma": self.market_order_sigma,
-            "hawkes_alpha": self.hawkes_alpha,
-            "hawkes_beta": self.hawkes_beta,
-            "join_rate": self.join_rate,
-            "join_size_med": self.join_size * lots,
-            "join_size_sigma": self.join_sigma,
-            "cancel_rate": self.cancel_rate,
-            "queue_ref": self.queue_ref * lots,
-            "deep_rate": self.deep_rate,
-            "deep_size_med": self.deep_size * lots,
-            "deep_size_sigma": self.deep_sigma,
-            "deep_max": float(self.deep_max),
-            "deep_cancel": self.deep_cancel,
-            "inside_rate": self.inside_rate,
-            "inside_size_med": self.inside_size * lots,
-            "follow": self.follow,
-            "fair_pull": self.fair_pull,
-            "informed_rate": self.informed_rate,
-            "informed_scale": self.informed_scale,
-            "informed_cap": self.informed_cap,
-            "kyle": self.kyle_lambda * self.lot_size,
-            "impact_follow": self.impact_follow,
-            "requote_rate": self.requote_rate,
-            "requote_thr": self.requote_threshold,
-            "requote_step": self.requote_step,
-            "news_rate": self.news_rate,
-            "news_df": self.news_df,
-            "news_reveal": self.news_reveal,
-            "news_alpha": self.news_alpha,
-            "news_beta": self.news_beta,
-            "private_vol": self.private_vol,
-            "prints_per_lot": self.prints_per_lot,
-            "snap_s": self.snapshot_interval_ms / 1000.0,
-            "drift_1": self.trend_drift,
-            "jump_rate": self.jump_rate,
-            "jump_scale": self.jump_scale,
-        }
-        for i in range(3):
-            v[f"act_{i}"] = self.regime_activity[i]
-            v[f"fv_vol_{i}"] = self.fair_vol[i]
-            v[f"news_{i}"] = self.news_scale[i]
-            v[f"dur_{i}"] = self.regime_durations_s[i]
-        return np.array([float(v[n]) for n in k.P_NAMES])
-
-    def transition_matrix(self) -> np.ndarray:
-        m = np.array(self.regime_transitions, dtype=np.float64)
-        if m.shape != (3, 3) or np.any(m < 0) or not np.allclose(m.sum(axis=1), 1.0):
-            raise ValueError(f"regime_transitions must be a 3x3 row-stochastic matrix, got {m.tolist()}")
-        return m
 
 
 @dataclass
@@ -283,6 +139,57 @@ class _Tables:
         )
 
 
+def _kernel_params(cfg: SimulatorConfig) -> np.ndarray:
+    """The kernel's float parameters (``simulator_kernel.P_NAMES`` order), sizes in lots."""
+    lots = 1.0 / cfg.lot_size
+    v = {
+        "mo_rate": cfg.market_order_rate,
+        "mo_size_med": cfg.market_order_size * lots,
+        "mo_size_sigma": cfg.market_order_sigma,
+        "hawkes_alpha": cfg.hawkes_alpha,
+        "hawkes_beta": cfg.hawkes_beta,
+        "join_rate": cfg.join_rate,
+        "join_size_med": cfg.join_size * lots,
+        "join_size_sigma": cfg.join_sigma,
+        "cancel_rate": cfg.cancel_rate,
+        "queue_ref": cfg.queue_ref * lots,
+        "deep_rate": cfg.deep_rate,
+        "deep_size_med": cfg.deep_size * lots,
+        "deep_size_sigma": cfg.deep_sigma,
+        "deep_max": float(cfg.deep_max),
+        "deep_cancel": cfg.deep_cancel,
+        "inside_rate": cfg.inside_rate,
+        "inside_size_med": cfg.inside_size * lots,
+        "follow": cfg.follow,
+        "fair_pull": cfg.fair_pull,
+        "informed_rate": cfg.informed_rate,
+        "informed_scale": cfg.informed_scale,
+        "informed_cap": cfg.informed_cap,
+        "kyle": cfg.kyle_lambda * cfg.lot_size,
+        "impact_follow": cfg.impact_follow,
+        "requote_rate": cfg.requote_rate,
+        "requote_thr": cfg.requote_threshold,
+        "requote_step": cfg.requote_step,
+        "news_rate": cfg.news_rate,
+        "news_df": cfg.news_df,
+        "news_reveal": cfg.news_reveal,
+        "news_alpha": cfg.news_alpha,
+        "news_beta": cfg.news_beta,
+        "private_vol": cfg.private_vol,
+        "prints_per_lot": cfg.prints_per_lot,
+        "snap_s": cfg.snapshot_interval_ms / 1000.0,
+        "drift_1": cfg.trend_drift,
+        "jump_rate": cfg.jump_rate,
+        "jump_scale": cfg.jump_scale,
+    }
+    for i in range(3):
+        v[f"act_{i}"] = cfg.regime_activity[i]
+        v[f"fv_vol_{i}"] = cfg.fair_vol[i]
+        v[f"news_{i}"] = cfg.news_scale[i]
+        v[f"dur_{i}"] = cfg.regime_durations_s[i]
+    return np.array([float(v[n]) for n in k.P_NAMES])
+
+
 def _clear_source(store: Store, cfg: SimulatorConfig) -> None:
     """Remove the parts of every earlier simulation of this venue/symbol (of any seed: one store holds one
     simulated market per symbol, and mixing two would interleave two unrelated price paths)."""
@@ -313,7 +220,7 @@ def _simulate(
     cfg = config
     start_ns = cfg.start_ns()
     total_s = cfg.hours * 3600.0
-    p = cfg.kernel_params()
+    p = _kernel_params(cfg)
     trans = cfg.transition_matrix()
     prefix = f"sim-seed{cfg.seed}"
     res = SimResult(cfg, start_ns, start_ns + round(total_s * NS), source=prefix)

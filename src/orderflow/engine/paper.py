@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,10 @@ from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, Trade
 from orderflow.core.instruments import Instrument
 from orderflow.engine.session import TradingSession
 from orderflow.execution.portfolio import P_FUNDING as PF_FUNDING
+
+if TYPE_CHECKING:  # imported when a run starts (the engine module stays light to import)
+    from orderflow.data.binance.feed import BinanceFeed
+    from orderflow.execution.binance import UserDataStream
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,8 @@ class PaperEngine:
         snapshot_on_connect: bool = False,  # fetch book snapshots at connect (the lockstep driver's need)
         ws_routes: str = "combined",  # USD-M WebSocket layout: "split" on Binance since 2026-04-23
     ) -> None:
-        from orderflow.features.engine import FeatureConfig, StreamingFeatureEngine
+        from orderflow.features.config import FeatureConfig
+        from orderflow.features.engine import StreamingFeatureEngine
 
         self.cfg = cfg
         self.market = market
@@ -163,8 +168,8 @@ class PaperEngine:
         self.clock = clock
         self.snapshot_on_connect = snapshot_on_connect
         self.busy = False  # True while a book event's order is being sent (the lockstep driver waits)
-        self.feed: Any = None
-        self.user_stream: Any = None
+        self.feed: BinanceFeed | None = None
+        self.user_stream: UserDataStream | None = None
         self._last_t = 0
         self._last_vs = float("nan")
         # journaled decisions: rejection counters seen so far, rows waiting for the next write
@@ -173,7 +178,7 @@ class PaperEngine:
         self._rej = np.zeros(STL.N_GATES, dtype=np.int64)
         self._nsig = 0
         self._gate_t: dict[int, int] = {}
-        self._sig_rows: list[dict[str, Any]] = []
+        self._sig_rows: list[dict[str, object]] = []  # journal signal rows (column -> value)
         self._sig_flush_t = 0
 
     def _oid(self, client_id: str) -> int | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orderflow.backtest.config import BacktestConfig
+from orderflow.backtest.config import VenueAccountConfig
 from orderflow.backtest.engine import (
     BacktestResult,
     Market,
@@ -63,14 +63,14 @@ class TradingSession:
         funding_interval_ns: int = 8 * 3600 * NS,
         strategy: StrategyConfig | None = None,
         risk: RiskConfig | None = None,
-        backtest: BacktestConfig | None = None,
+        backtest: VenueAccountConfig | None = None,
         capacity: int = 200_000,
         execution: ExecutionConfig | None = None,
         maker_fee: float | None = None,
     ) -> None:
         self.strategy = strategy or StrategyConfig()
         self.risk = risk or RiskConfig()
-        self.cfg = backtest or BacktestConfig()
+        self.cfg = backtest or VenueAccountConfig()
         self.instrument = instrument
         self.P = np.zeros(PF.N_P)
         PF.reset(self.P, self.cfg.initial_equity)
@@ -176,7 +176,7 @@ def replay_paper(
     market: Market,
     signals: Signals,
     instrument: Instrument,
-    cfg: BacktestConfig | None = None,
+    cfg: VenueAccountConfig | None = None,
     strategy: StrategyConfig | None = None,
     risk: RiskConfig | None = None,
     execution: ExecutionConfig | None = None,
@@ -185,7 +185,7 @@ def replay_paper(
     wrapper, one event at a time (the paper driver's path, without the network)."""
     import time
 
-    cfg = cfg or BacktestConfig()
+    cfg = cfg or VenueAccountConfig()
     venue = market.venue if market.venue in ("binance-usdm", "binance-spot") else "sim"
     xcfg = cfg.exchange if cfg.exchange.venue == venue else cfg.exchange.model_copy(update={"venue": venue})
     ex = SimulatedExchange(xcfg, levels=market.bid_px.shape[1])

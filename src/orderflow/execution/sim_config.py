@@ -12,23 +12,6 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orderflow.execution.sim_layout import (
-    C_ENTRY_NS,
-    C_FUNDING_NS,
-    C_FUNDING_RATE,
-    C_LAT_KIND,
-    C_LAT_SIGMA,
-    C_MAKER,
-    C_PERPETUAL,
-    C_QUEUE_MODEL,
-    C_QUEUE_N,
-    C_RESP_NS,
-    C_TAKER,
-    LATENCY_KINDS,
-    N_C,
-    QUEUE_MODELS,
-)
-
 NS_PER_MS = 1_000_000
 NS_PER_H = 3_600_000_000_000
 
@@ -115,16 +98,19 @@ class SimConfig(BaseModel):
 
     def to_array(self) -> np.ndarray:
         """The float64 config array of the kernels (indices ``C_*``)."""
-        C = np.zeros(N_C)
-        C[C_MAKER] = self.maker_rate
-        C[C_TAKER] = self.taker_rate
-        C[C_LAT_KIND] = LATENCY_KINDS.index(self.latency.kind)
-        C[C_ENTRY_NS] = self.latency.entry_ms * NS_PER_MS
-        C[C_RESP_NS] = self.latency.response_ms * NS_PER_MS
-        C[C_LAT_SIGMA] = self.latency.sigma
-        C[C_QUEUE_MODEL] = QUEUE_MODELS.index(self.queue_model)
-        C[C_QUEUE_N] = self.queue_power
-        C[C_FUNDING_RATE] = self.funding_rate if self.perpetual else 0.0
-        C[C_FUNDING_NS] = self.funding_interval_ns
-        C[C_PERPETUAL] = float(self.perpetual)
+        # the layout module compiles its numba helpers on import: configuration code stays light
+        from orderflow.execution import sim_layout as SL
+
+        C = np.zeros(SL.N_C)
+        C[SL.C_MAKER] = self.maker_rate
+        C[SL.C_TAKER] = self.taker_rate
+        C[SL.C_LAT_KIND] = SL.LATENCY_KINDS.index(self.latency.kind)
+        C[SL.C_ENTRY_NS] = self.latency.entry_ms * NS_PER_MS
+        C[SL.C_RESP_NS] = self.latency.response_ms * NS_PER_MS
+        C[SL.C_LAT_SIGMA] = self.latency.sigma
+        C[SL.C_QUEUE_MODEL] = SL.QUEUE_MODELS.index(self.queue_model)
+        C[SL.C_QUEUE_N] = self.queue_power
+        C[SL.C_FUNDING_RATE] = self.funding_rate if self.perpetual else 0.0
+        C[SL.C_FUNDING_NS] = self.funding_interval_ns
+        C[SL.C_PERPETUAL] = float(self.perpetual)
         return C

@@ -14,9 +14,12 @@ import pandas as pd
 
 from orderflow.data.schema import book_arrays
 from orderflow.features import kernels as K
-from orderflow.features.engine import FeatureConfig, KernelState, combine_validity
+from orderflow.features.config import FeatureConfig
+from orderflow.features.engine import StreamingFeatureEngine
 from orderflow.features.ofi import average_depth, bucket_ofi, mid_price, ofi_per_event
 from orderflow.features.registry import default_specs
+from orderflow.features.state import KernelState, combine_validity
+from orderflow.features.technical import technical_batch
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +78,6 @@ def batch_features(
     K.run_batch(*st.book_args, bts, bp, bs, ap, aq, tts, tpx, tsz, tside, gts, core, status)
     tech = None
     if cfg.technical is not None:
-        from orderflow.features.technical import technical_batch
-
         tech = technical_batch(tts, tpx, tsz, tside, bts, cfg.technical)
     status = combine_validity(status, tech, cfg.require_technical_warm)
     mat = core if tech is None else np.hstack([core, tech])
@@ -150,8 +151,6 @@ def stream_features(
 ) -> pd.DataFrame:
     """The same matrix as ``batch_features``, produced by replaying the events one by one through a
     ``StreamingFeatureEngine`` (trades, then gaps, then the book at equal ts). For checks and tests."""
-    from orderflow.features.engine import StreamingFeatureEngine
-
     book_df = _sorted(book_df, "book")
     eng = StreamingFeatureEngine(cfg)
     bp, bs, ap, aq = (np.ascontiguousarray(a) for a in book_arrays(book_df, cfg.levels))

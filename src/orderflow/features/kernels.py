@@ -3,7 +3,7 @@ regime). The streaming engine calls ``step_trade`` / ``step_book`` / ``reset`` o
 engine calls the same functions from the compiled loop ``run_batch``. Same code, same float operations,
 so both engines give the same numbers.
 
-State lives in explicit arrays (see ``engine.KernelState``):
+State lives in explicit arrays (see ``state.KernelState``):
 
 - ``I`` / ``F``: int64 / float64 scalars (indices ``I_*`` / ``F_*`` below).
 - book ring (``tsb``, ``vb``; columns ``CB_*``) and trade ring (``tst``, ``vt``; columns ``CT_*``): one

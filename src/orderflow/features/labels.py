@@ -37,40 +37,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from numba import njit
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orderflow.features.config import LabelConfig
 
 log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
 BARRIER_NAMES = ("none", "pt", "sl", "vertical")  # index = kernel code
-
-
-class LabelConfig(BaseModel):
-    """Triple-barrier parameters. Give ``vol_window_n`` (a count of returns) instead of the default
-    ``vol_window_s`` to measure volatility over a number of events."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    pt: float = Field(0.9, gt=0, description="upper barrier in units of R")
-    sl: float = Field(1.1, gt=0, description="lower barrier in units of R")
-    horizon_s: float = Field(60.0, gt=0, description="vertical barrier, seconds after the sample")
-    vol_window_s: float | None = Field(300.0, gt=0, description="volatility window / EWM time constant")
-    vol_window_n: int | None = Field(None, ge=2, description="volatility window as a count of returns")
-    vol_kind: Literal["ewm", "rolling"] = "ewm"
-    min_vol: float = Field(0.0, ge=0, description="floor of R (log-return units)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _count_window_replaces_time(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("vol_window_n") is not None and "vol_window_s" not in data:
-            data = {**data, "vol_window_s": None}
-        return data
-
-    @model_validator(mode="after")
-    def _one_window(self) -> LabelConfig:
-        if (self.vol_window_s is None) == (self.vol_window_n is None):
-            raise ValueError("LabelConfig: give exactly one of vol_window_s and vol_window_n")
-        return self
 
 
 # -- numba kernels --------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 ``default_specs(cfg)`` lists the columns of the feature matrix (batch) and of the streaming vector in
 the order ``kernels._write`` fills them (groups ofi, cvd, micro, time, regime), followed by the
-technical group (``technical.technical_specs``). Conventions used in the definitions:
+technical group (``spec.technical_specs``). Conventions used in the definitions:
 
 - A time window ``w`` at sample time t holds the events with ``t - w < ts <= t`` (event time).
 - ``e_m`` is the per-event OFI of level m (Cont, Kukanov & Stoikov 2014, level by level as in Xu,
@@ -20,29 +20,12 @@ technical group (``technical.technical_specs``). Conventions used in the definit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from orderflow.features.spec import FeatureSpec, technical_specs, wlabel
+
 if TYPE_CHECKING:
-    from orderflow.features.engine import FeatureConfig
-
-GROUPS = ("ofi", "cvd", "micro", "time", "regime", "technical")
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """One feature: stable ``name``, ``group``, how it is computed, over which window, in what unit."""
-
-    name: str
-    group: str
-    definition: str
-    window: str
-    unit: str
-
-
-def wlabel(w: float) -> str:
-    """Window label used in names: 1.0 -> '1s', 0.5 -> '0.5s'."""
-    return f"{w:g}s"
+    from orderflow.features.config import FeatureConfig
 
 
 def _ofi(cfg: FeatureConfig) -> list[FeatureSpec]:
@@ -241,8 +224,6 @@ def default_specs(cfg: FeatureConfig) -> list[FeatureSpec]:
     """Every feature of ``cfg`` in column order (order of the matrix and the streaming vector)."""
     specs = core_specs(cfg)
     if cfg.technical is not None:
-        from orderflow.features.technical import technical_specs
-
         specs += technical_specs(cfg.technical)
     return specs
 

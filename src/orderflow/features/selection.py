@@ -27,41 +27,17 @@ import json
 import logging
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+
+from orderflow.features.config import SelectionConfig
 
 log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
 _NON_FEATURES = {"ts_event", "ts_recv", "valid", "reason", "invalid_reason"}
-
-
-class SelectionConfig(BaseModel):
-    """Walk-forward feature-selection parameters."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    n_keep: int = Field(50, ge=1, description="features to keep")
-    n_folds: int = Field(5, ge=1, description="test folds")
-    embargo_s: float = Field(60.0, ge=0, description="embargo after each test fold")
-    scheme: Literal["walk_forward", "purged_kfold"] = "walk_forward"
-    model: Literal["lightgbm", "random_forest"] = "lightgbm"
-    n_estimators: int = Field(100, ge=1)
-    n_repeats: int = Field(3, ge=1, description="permutation-importance shuffles per feature")
-    min_train_samples: int = Field(200, ge=2, description="skip folds with fewer training samples")
-    sample_every_s: float = Field(
-        1.0,
-        ge=0,
-        description="keep at most one sample per this many seconds (0 = all): book events "
-        "arrive many times a second and their labels overlap almost entirely",
-    )
-    max_importance_rows: int = Field(
-        5000, ge=100, description="permutation importance on at most this many evenly spaced test rows"
-    )
-    seed: int = 0
 
 
 @dataclass(frozen=True)

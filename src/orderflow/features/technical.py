@@ -38,113 +38,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import talib
 from numba import njit
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orderflow.core.timeutil import interval_ns
+from orderflow.features.spec import N_INDICATORS
 
 if TYPE_CHECKING:
-    from orderflow.features.registry import FeatureSpec
+    from orderflow.features.config import TechnicalConfig
 
 log = logging.getLogger(__name__)
 
 # bar accumulator / bar row layout
 _O, _H, _L, _C, _V, _BV, _N = range(7)
 _NCOL = 7
-
-
-class TechnicalConfig(BaseModel):
-    """Bar intervals of the technical group and the stream's recompute window (bars)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    intervals: tuple[str, ...] = Field(("1m", "5m"), description="bar intervals, e.g. 1m, 5m")
-    lookback_bars: int = Field(
-        1000, ge=200, le=100_000, description="most bars an indicator is computed over (see module doc)"
-    )
-
-    @field_validator("intervals")
-    @classmethod
-    def _check_intervals(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v:
-            raise ValueError("technical.intervals must name at least one interval")
-        if len(set(v)) != len(v):
-            raise ValueError(f"technical.intervals has duplicates: {v}")
-        for iv in v:
-            interval_ns(iv)  # raises ValueError naming the bad interval
-        return v
-
-
-# name, definition (TA-Lib function and parameters), longest period in bars, unit
-_INDICATORS: tuple[tuple[str, str, int, str], ...] = (
-    ("rsi_14", "talib.RSI(close, 14)", 14, "index 0-100"),
-    ("macd_line", "talib.MACD(close, 12, 26, 9) macd / close", 26, "fraction of price"),
-    ("macd_signal", "talib.MACD(close, 12, 26, 9) macdsignal / close", 26, "fraction of price"),
-    ("macd_hist", "talib.MACD(close, 12, 26, 9) macdhist / close", 26, "fraction of price"),
-    (
-        "bb_pctb",
-        "talib.BBANDS(close, 20, 2, 2, SMA): (close - lower) / (upper - lower), NaN if upper == lower",
-        20,
-        "ratio",
-    ),
-    ("bb_width", "talib.BBANDS(close, 20, 2, 2, SMA): (upper - lower) / middle", 20, "fraction"),
-    ("natr_14", "talib.ATR(high, low, close, 14) / close", 14, "fraction of price"),
-    ("adx_14", "talib.ADX(high, low, close, 14)", 14, "index 0-100"),
-    ("plus_di_14", "talib.PLUS_DI(high, low, close, 14)", 14, "index 0-100"),
-    ("minus_di_14", "talib.MINUS_DI(high, low, close, 14)", 14, "index 0-100"),
-    (
-        "obv_flow_20",
-        "(OBV_t - OBV_t-20) / sum(volume, 20): OBV by talib.OBV's rule (sign of close change x "
-        "volume), both sums taken afresh over the last 20 bars",
-        20,
-        "ratio -1..1",
-    ),
-    ("cci_20", "talib.CCI(high, low, close, 20)", 20, "index"),
-    ("stoch_k", "talib.STOCH(high, low, close, 5, 3, SMA, 3, SMA) slowk", 5, "index 0-100"),
-    ("stoch_d", "talib.STOCH(high, low, close, 5, 3, SMA, 3, SMA) slowd", 5, "index 0-100"),
-    ("willr_14", "talib.WILLR(high, low, close, 14)", 14, "index -100-0"),
-    ("mfi_14", "talib.MFI(high, low, close, volume, 14)", 14, "index 0-100"),
-    ("roc_10", "talib.ROC(close, 10)", 10, "percent"),
-    ("mom_10", "talib.MOM(close, 10) / close", 10, "fraction of price"),
-    ("ema20_ratio", "close / talib.EMA(close, 20) - 1", 20, "fraction"),
-    ("ema50_ratio", "close / talib.EMA(close, 50) - 1", 50, "fraction"),
-    ("sma20_ratio", "close / talib.SMA(close, 20) - 1", 20, "fraction"),
-    ("ultosc", "talib.ULTOSC(high, low, close, 7, 14, 28)", 28, "index 0-100"),
-    ("aroonosc_14", "talib.AROONOSC(high, low, 14)", 14, "index -100-100"),
-    ("cmo_14", "talib.CMO(close, 14)", 14, "index -100-100"),
-    ("trix_15", "talib.TRIX(close, 15)", 15, "percent per bar"),
-    (
-        "log_vol_ratio_20",
-        "ln(1 + volume / mean(volume, 20)) - ln 2 (0 at the mean, -ln 2 for an empty bar; "
-        "NaN while the 20-bar volume is 0)",
-        20,
-        "log ratio",
-    ),
-    ("buy_share_20", "sum(buy volume, 20) / sum(volume, 20) (buy = aggressor side +1)", 20, "share 0-1"),
-)
-N_INDICATORS = len(_INDICATORS)
-
-
-def technical_names(cfg: TechnicalConfig) -> list[str]:
-    """Feature names in column order (``tech_<interval>_<name>``), without the registry."""
-    return [f"tech_{iv}_{name}" for iv in cfg.intervals for name, *_ in _INDICATORS]
-
-
-def technical_specs(cfg: TechnicalConfig) -> list[FeatureSpec]:
-    """FeatureSpecs of the group, in column order: interval by interval, ``tech_<interval>_<name>``."""
-    from orderflow.features.registry import FeatureSpec  # lazy: the registry may import this module
-
-    return [
-        FeatureSpec(
-            name=f"tech_{iv}_{name}",
-            group="technical",
-            definition=f"{definition}; on {iv} trade bars, value at the last closed bar, computed "
-            f"over at most {cfg.lookback_bars} bars",
-            window=f"{bars} bars of {iv}",
-            unit=unit,
-        )
-        for iv in cfg.intervals
-        for name, definition, bars, unit in _INDICATORS
-    ]
 
 
 @njit(cache=True)
@@ -261,7 +166,7 @@ def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def _indicators(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, bv: np.ndarray) -> list:
-    """All indicators over bar arrays (contiguous float64), in _INDICATORS order."""
+    """All indicators over bar arrays (contiguous float64), in ``spec.INDICATORS`` order."""
     macd, macd_sig, macd_hist = talib.MACD(c, 12, 26, 9)
     upper, middle, lower = talib.BBANDS(c, 20, 2.0, 2.0, talib.MA_Type.SMA)
     slowk, slowd = talib.STOCH(h, lo, c, 5, 3, talib.MA_Type.SMA, 3, talib.MA_Type.SMA)

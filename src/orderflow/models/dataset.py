@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from orderflow.features.selection import Fold, SelectionConfig, feature_columns, make_folds
+from orderflow.features.config import SelectionConfig
+from orderflow.features.selection import Fold, feature_columns, make_folds
 
 log = logging.getLogger(__name__)
 

@@ -35,25 +35,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+
+from orderflow.models.config import EnsembleConfig
 
 log = logging.getLogger(__name__)
 
 N_CLASSES = 3
 EPS = 1e-6  # probabilities are clipped to [EPS, 1] before taking logs
-
-
-class EnsembleConfig(BaseModel):
-    """Hedge ensemble parameters."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    eta: float = Field(0.5, gt=0, description="Hedge learning rate (per unit of log loss)")
-    floor: float = Field(0.05, ge=0, lt=1, description="minimum weight per member")
-    cap: float = Field(0.6, gt=0, le=1, description="maximum weight per member")
-    halflife: float = Field(200.0, gt=0, description="half-life of past losses, in labelled samples")
-    stacking: bool = Field(False, description="use the stacking meta-model once it is fitted")
-    stacking_c: float = Field(1.0, gt=0, description="inverse L2 strength of the stacking regression")
 
 
 def log_loss_per_sample(probs: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -16,9 +16,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from orderflow.models.base import ONNX_OPSET, expand_classes, save_onnx, with_probs_output
+from orderflow.models.config import ExpertConfig
 from orderflow.models.dataset import Dataset
 
 log = logging.getLogger(__name__)
@@ -26,36 +26,9 @@ log = logging.getLogger(__name__)
 LGBM_OPSET = 15  # the highest opset onnxmltools' LightGBM converter supports
 
 
-class ExpertConfig(BaseModel):
-    """Hyperparameters of the OFI expert (random forest + LightGBM)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    groups: tuple[str, ...] = Field(("ofi", "cvd"), description="registry feature groups read")
-    rf_n_estimators: int = Field(200, ge=1)
-    rf_max_depth: int | None = Field(12, ge=1)
-    rf_min_samples_leaf: int = Field(20, ge=1)
-    rf_max_features: float = Field(0.3, gt=0, le=1, description="share of features per split")
-    lgbm_n_estimators: int = Field(300, ge=1, description="boosting rounds (upper bound)")
-    lgbm_learning_rate: float = Field(0.05, gt=0)
-    lgbm_num_leaves: int = Field(15, ge=2)
-    lgbm_min_child_samples: int = Field(50, ge=1)
-    lgbm_subsample: float = Field(0.8, gt=0, le=1)
-    lgbm_colsample: float = Field(0.8, gt=0, le=1)
-    lgbm_reg_lambda: float = Field(1.0, ge=0)
-    early_stopping_rounds: int = Field(30, ge=0, description="on the validation fold; 0 = off")
-    seed: int = 0
-    n_jobs: int = Field(1, ge=1)
-
-    @classmethod
-    def quick(cls) -> ExpertConfig:
-        """A small configuration for tests and ``--quick`` runs (seconds)."""
-        return cls(rf_n_estimators=30, rf_max_depth=8, lgbm_n_estimators=60, early_stopping_rounds=10)
-
-
 def expert_feature_names(ds_names: list[str], groups: tuple[str, ...] = ("ofi", "cvd")) -> list[str]:
     """The dataset columns whose registry group is in ``groups``, in dataset order."""
-    from orderflow.features.engine import FeatureConfig
+    from orderflow.features.config import FeatureConfig
     from orderflow.features.registry import default_specs
 
     group_of = {s.name: s.group for s in default_specs(FeatureConfig())}

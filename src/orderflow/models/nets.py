@@ -1,4 +1,5 @@
-"""PyTorch **streaming** sequence networks (LSTM, Transformer, CNN) and their configuration.
+"""PyTorch **streaming** sequence networks (LSTM, Transformer, CNN); their configuration is
+``models.config.NetConfig``.
 
 Every network is causal and stateful: ``forward(x, *state)`` reads a block ``x`` of shape
 ``(n, b, f)`` (n independent streams, b consecutive raw float32 feature rows each, oldest first) and the
@@ -37,122 +38,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-Kind = Literal["lstm", "transformer", "cnn"]
+from orderflow.models.config import NetConfig
+
 N_CLASSES = 3
-NON_TECHNICAL = ("ofi", "cvd", "micro", "time", "regime")
-
-
-class NetConfig(BaseModel):
-    """One sequence network and how it is trained (defaults: the full sizes of config/models.yaml;
-    ``--quick`` uses smaller ones)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Kind
-    seq_len: int = Field(
-        64, ge=2, description="rows: attention window (transformer), truncated-BPTT length (all kinds)"
-    )
-    hidden: int = Field(128, ge=1, description="LSTM hidden units / Transformer d_model")
-    layers: int = Field(3, ge=1, description="LSTM or Transformer layers")
-    heads: int = Field(8, ge=1, description="Transformer attention heads (must divide hidden)")
-    ff_mult: int = Field(2, ge=1, description="Transformer feed-forward width = ff_mult * hidden")
-    channels: tuple[int, ...] = Field((64, 128, 256), description="CNN conv channels, one per layer")
-    kernel_sizes: tuple[int, ...] = Field((4, 4, 4), description="CNN kernel sizes, per layer")
-    dilations: tuple[int, ...] = Field((1, 4, 16), description="CNN dilations, per layer")
-    dropout: float = Field(0.1, ge=0, lt=1)
-    clip: float = Field(10.0, gt=0, description="standardised inputs are clipped to +-clip")
-    epochs: int = Field(8, ge=1, description="maximum training epochs")
-    streams: int = Field(32, ge=1, description="stream pieces trained in parallel (the batch)")
-    piece_len: int = Field(1024, ge=2, description="rows per training piece (state starts at zero)")
-    lr: float = Field(1e-3, gt=0, description="AdamW learning rate")
-    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
-    grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
-    patience: int = Field(3, ge=1, description="epochs without a better validation log loss")
-    class_weighted: bool = Field(
-        False, description="weight the cross entropy by inverse training class frequency"
-    )
-    seed: int = 0
-    max_train_samples: int | None = Field(
-        10_000, ge=1, description="train on at most this many of the most recent training samples"
-    )
-    context_rows: int = Field(
-        1024, ge=0, description="LSTM only: rows streamed before the first scored row (warm-up)"
-    )
-    infer_block: int | None = Field(
-        None, ge=1, description="rows per ONNX call in batch inference (None: 32 transformer, else 256)"
-    )
-    threads: int = Field(1, ge=1, description="torch intra-op threads while fitting/predicting")
-    groups: tuple[str, ...] = Field(NON_TECHNICAL, description="feature groups read (registry)")
-    features: tuple[str, ...] | None = Field(None, description="explicit feature names (overrides groups)")
-
-    @model_validator(mode="after")
-    def _check(self) -> NetConfig:
-        if self.kind == "transformer" and self.hidden % self.heads:
-            raise ValueError(f"NetConfig: hidden={self.hidden} is not divisible by heads={self.heads}")
-        if self.kind == "cnn":
-            n = len(self.channels)
-            if n == 0 or len(self.kernel_sizes) != n or len(self.dilations) != n:
-                raise ValueError(
-                    "NetConfig: channels, kernel_sizes and dilations need the same non-zero length"
-                )
-            if min(self.kernel_sizes) < 1 or min(self.dilations) < 1:
-                raise ValueError("NetConfig: CNN kernel_sizes and dilations must be >= 1")
-        return self
-
-    @property
-    def receptive_field(self) -> int:
-        """Rows the output at one row depends on (LSTM: unbounded, reported as ``context_rows + 1``)."""
-        if self.kind == "cnn":
-            return 1 + sum((k - 1) * d for k, d in zip(self.kernel_sizes, self.dilations, strict=True))
-        if self.kind == "transformer":
-            return self.layers * (self.seq_len - 1) + 1
-        return self.context_rows + 1
-
-    @property
-    def block(self) -> int:
-        """Rows per ONNX call in batch inference (measured best on this CPU: attention cost grows with
-        the block, recurrent and convolution cost falls)."""
-        if self.infer_block is not None:
-            return self.infer_block
-        return 32 if self.kind == "transformer" else 256
-
-    @property
-    def warmup_rows(self) -> int:
-        """Rows at the start of a training piece that carry no loss (the state is still filling)."""
-        if self.kind == "lstm":
-            return self.seq_len
-        return self.receptive_field - 1
-
-    @classmethod
-    def quick(cls, kind: Kind, **overrides: object) -> NetConfig:
-        """A tiny configuration that trains in a few seconds (smoke runs and tests)."""
-        base: dict[str, object] = dict(
-            kind=kind,
-            seq_len=16,
-            hidden=16,
-            layers=1,
-            heads=2,
-            channels=(8, 16),
-            kernel_sizes=(4, 4),
-            dilations=(1, 4),
-            dropout=0.0,
-            epochs=8,
-            streams=8,
-            piece_len=256,
-            lr=3e-3,
-            patience=3,
-            max_train_samples=4000,
-            context_rows=128,
-        )
-        base.update(overrides)
-        return cls(**base)  # type: ignore[arg-type]
 
 
 class Standardise(nn.Module):
@@ -342,7 +235,7 @@ def feature_groups(names: list[str] | tuple[str, ...]) -> dict[str, str]:
     Raises ``ValueError`` naming the features the registry does not know (e.g. a dataset built with
     non-default windows: pass ``NetConfig.features`` explicitly then).
     """
-    from orderflow.features.engine import FeatureConfig
+    from orderflow.features.config import FeatureConfig
     from orderflow.features.registry import default_specs
 
     known = {s.name: s.group for s in default_specs(FeatureConfig(tick_size=1.0))}

@@ -48,7 +48,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from orderflow.models.base import ONNX_OPSET, StreamInput, onnx_session, save_onnx
-from orderflow.models.nets import N_CLASSES, NetConfig, WithSoftmax, build_net, select_features
+from orderflow.models.config import NetConfig
+from orderflow.models.nets import N_CLASSES, WithSoftmax, build_net, select_features
 
 if TYPE_CHECKING:
     from orderflow.models.dataset import Dataset

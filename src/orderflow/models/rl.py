@@ -34,49 +34,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+
+from orderflow.models.config import RLConfig
 
 log = logging.getLogger(__name__)
 
 POSITIONS = np.array([-1.0, 0.0, 1.0])
-
-
-class RLConfig(BaseModel):
-    """PPO policy and environment parameters."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    algorithm: Literal["PPO"] = "PPO"
-    total_timesteps: int = Field(200_000, ge=1)
-    episode_len: int | None = Field(2048, ge=2, description="steps per episode; None = whole series")
-    fees_bps: float = Field(5.0, ge=0, description="taker fee per unit of turnover, bps")
-    slippage_bps: float = Field(1.0, ge=0, description="half spread per unit of turnover, bps")
-    impact_bps: float = Field(0.0, ge=0, description="k: extra bps per unit turnover per unit traded size")
-    seed: int = 0
-    n_steps: int = Field(2048, ge=8, description="PPO rollout length")
-    batch_size: int = Field(64, ge=2)
-    n_epochs: int = Field(10, ge=1)
-    learning_rate: float = Field(3e-4, gt=0)
-    gamma: float = Field(0.99, gt=0, le=1)
-    ent_coef: float = Field(0.0, ge=0)
-    net_arch: tuple[int, ...] = (64, 64)
-    obs_clip: float = Field(10.0, gt=0, description="standardised features are clipped to ±obs_clip")
-    torch_threads: int = Field(
-        1, ge=1, description="torch threads while training (1 is fastest for small MLPs)"
-    )
-
-    @classmethod
-    def quick(cls, **overrides: Any) -> RLConfig:
-        """A small configuration for tests and smoke runs (seconds on one core)."""
-        base: dict[str, Any] = dict(
-            total_timesteps=6144, episode_len=512, n_steps=512, batch_size=128, n_epochs=4,
-            learning_rate=1e-3, gamma=0.9, net_arch=(32, 32),
-        )  # fmt: skip
-        return cls(**{**base, **overrides})
 
 
 def fit_standardizer(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,67 +28,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
-from orderflow.features.labels import LabelConfig, triple_barrier
+from orderflow.features.config import LabelConfig
+from orderflow.features.labels import triple_barrier
 from orderflow.features.ofi import mid_price
 from orderflow.models.base import Member, member_inputs
 from orderflow.models.baselines import LogisticOFI, MajorityClass
 from orderflow.models.calibration import VectorScaling, effective_n
+from orderflow.models.config import ALL_MEMBERS, ModelsConfig
 from orderflow.models.dataset import Dataset, folds, make_dataset, split_train_val
-from orderflow.models.ensemble import EnsembleConfig, HedgeEnsemble
-from orderflow.models.expert import ExpertConfig, LightGBMExpert, RandomForestExpert
+from orderflow.models.ensemble import HedgeEnsemble
+from orderflow.models.expert import LightGBMExpert, RandomForestExpert
 from orderflow.models.metrics import METRICS, classification_metrics
-from orderflow.models.nets import NetConfig
 from orderflow.models.registry import (
     BundleManifest,
     EnsembleEntry,
-    GoldenRule,
     MemberEntry,
     TrainingWindow,
     code_version,
     write_manifest,
 )
-from orderflow.models.rl import RLConfig
 
 log = logging.getLogger(__name__)
-DEFAULT_MEMBERS = ("expert_rf", "expert_lgbm", "lstm", "transformer", "cnn")
-ALL_MEMBERS = (*DEFAULT_MEMBERS, "ppo")  # ppo: the RL policy as a member (needs the mid of every row)
-
-
-class ModelsConfig(BaseModel):
-    """What `orderflow models train` trains and how it is evaluated (config/models.yaml)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    members: tuple[str, ...] = Field(
-        DEFAULT_MEMBERS, description=f"members of the ensemble, from {', '.join(ALL_MEMBERS)}"
-    )
-    expert: ExpertConfig = ExpertConfig()
-    lstm: NetConfig = NetConfig(kind="lstm")
-    transformer: NetConfig = NetConfig(kind="transformer")
-    cnn: NetConfig = NetConfig(kind="cnn")
-    rl: RLConfig = RLConfig()
-    ensemble: EnsembleConfig = EnsembleConfig()
-    rule: GoldenRule = GoldenRule()
-    n_folds: int = Field(4, ge=1, description="walk-forward test folds")
-    embargo_s: float = Field(60.0, ge=0, description="embargo after each test fold (purged k-fold)")
-    sample_every_s: float = Field(1.0, ge=0, description="at most one sample per this many seconds")
-    val_frac: float = Field(0.2, gt=0, lt=1, description="share of training samples for validation")
-    model_name: str = Field("orderflow-ensemble", description="registered model name")
-
-    def quick(self) -> ModelsConfig:
-        """Small configurations of every member (smoke runs and tests: well under a minute)."""
-        return self.model_copy(
-            update={
-                "expert": ExpertConfig.quick(),
-                "lstm": NetConfig.quick("lstm", epochs=3),
-                "transformer": NetConfig.quick("transformer", epochs=3),
-                "cnn": NetConfig.quick("cnn", epochs=3),
-                "rl": RLConfig.quick(),
-                "n_folds": min(self.n_folds, 3),
-            }
-        )
 
 
 def make_member(name: str, cfg: ModelsConfig, mid: np.ndarray | None = None) -> Member:

@@ -8,20 +8,7 @@ event at a time and turns their reason codes and numbers into :class:`RiskDecisi
 
 Units: prices and notionals in quote currency, quantities in base units, times int ns since the
 epoch, limits as fractions of equity (0.02 = 2 %).
+
+Import the submodules directly (``from orderflow.risk.engine import RiskEngine``): this package
+imports nothing on its own, so the configuration loads ``risk.config`` without the numba kernels.
 """
-
-from orderflow.risk.config import RiskConfig, RiskConfigError
-from orderflow.risk.engine import KillMode, RiskAlert, RiskDecision, RiskEngine
-from orderflow.risk.layout import BAD_INPUT_NAMES, KILL_MODES, RULES
-
-__all__ = [
-    "BAD_INPUT_NAMES",
-    "KILL_MODES",
-    "RULES",
-    "KillMode",
-    "RiskAlert",
-    "RiskConfig",
-    "RiskConfigError",
-    "RiskDecision",
-    "RiskEngine",
-]

@@ -1,7 +1,7 @@
 """Signal fusion (OFI score + AI score), gates, regimes, the adaptive threshold and triple-barrier
-exits: numba kernels shared by the backtester and the live engine, and their Python wrapper."""
+exits: numba kernels shared by the backtester and the live engine, and their Python wrapper.
 
-from orderflow.strategy.config import RegimeParams, StrategyConfig
-from orderflow.strategy.engine import Decision, Strategy
-
-__all__ = ["Decision", "RegimeParams", "Strategy", "StrategyConfig"]
+Modules: ``config`` (StrategyConfig, RegimeParams), ``layout`` (gate codes, exit reasons), ``kernels``
+(numba) and ``engine`` (Strategy, Decision). Import them directly: this package imports nothing on
+its own, so the configuration loads ``strategy.config`` without the numba kernels.
+"""

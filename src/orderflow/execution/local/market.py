@@ -107,7 +107,8 @@ def load_source(
     from orderflow.data.store import Store
 
     if source == "sim":
-        from orderflow.data.simulator import SimulatorConfig, simulate
+        from orderflow.data.config import SimulatorConfig
+        from orderflow.data.simulator import simulate
 
         cfg = SimulatorConfig(symbol=symbol, seed=seed, hours=sim_hours, levels=levels)
         res = simulate(cfg)

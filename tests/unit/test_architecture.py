@@ -1,0 +1,85 @@
+"""The code's shape, measured by tools/check_architecture.py (the rules in docs/architecture.md).
+
+Each rule's findings must be a subset of its ``KNOWN`` list: a new cycle, upward import, ``Any`` field in
+engine/ or over-long parameter list fails the test. A known violation that has been fixed must also leave
+its list, so the lists only shrink; when one is empty the rule holds without exception.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("check_architecture", ROOT / "tools" / "check_architecture.py")
+assert _spec and _spec.loader
+CA = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = CA  # dataclasses look their module up
+_spec.loader.exec_module(CA)
+
+KNOWN: dict[str, set[str]] = {
+    "cycles": set(),
+    "layers": set(),
+    "any-fields": set(),
+    # the compiled kernels that still take their state as many positional arrays (issue 13, item 1)
+    "params": {
+        "src/orderflow/backtest/loop.py: _deliver takes 17 parameters (at most 16)",
+        "src/orderflow/backtest/loop.py: run_loop takes 53 parameters (at most 16)",
+        "src/orderflow/data/simulator_kernel.py: _record_grid takes 19 parameters (at most 16)",
+        "src/orderflow/data/simulator_kernel.py: run_chunk takes 19 parameters (at most 16)",
+        "src/orderflow/engine/core.py: core_book takes 34 parameters (at most 16)",
+        "src/orderflow/engine/core.py: core_fill takes 18 parameters (at most 16)",
+        "src/orderflow/execution/sim_kernels.py: submit_order takes 20 parameters (at most 16)",
+        "src/orderflow/features/kernels.py: run_batch takes 38 parameters (at most 16)",
+        "src/orderflow/features/kernels.py: step_book takes 32 parameters (at most 16)",
+        "src/orderflow/features/kernels.py: step_trade takes 18 parameters (at most 16)",
+        "src/orderflow/features/kernels_write.py: _write takes 30 parameters (at most 16)",
+        "src/orderflow/strategy/kernels.py: decide takes 19 parameters (at most 16)",
+    },
+}
+
+
+def _key(finding: str) -> str:
+    """A finding without its line number (lines move; the violation is the same)."""
+    return re.sub(r":\d+:", ":", finding, count=1)
+
+
+@pytest.fixture(scope="module")
+def found() -> dict[str, set[str]]:
+    return {rule: {_key(f) for f in items} for rule, items in CA.check().items()}
+
+
+@pytest.mark.parametrize("rule", sorted(KNOWN))
+def test_no_new_violation(found, rule):
+    new = sorted(found[rule] - KNOWN[rule])
+    assert not new, f"{rule}: {len(new)} new violation(s):\n" + "\n".join(new)
+
+
+@pytest.mark.parametrize("rule", sorted(KNOWN))
+def test_fixed_violations_leave_the_known_list(found, rule):
+    gone = sorted(KNOWN[rule] - found[rule])
+    assert not gone, f"{rule}: fixed, remove from KNOWN:\n" + "\n".join(gone)
+
+
+def test_the_checker_sees_a_long_parameter_list_and_an_upward_import(tmp_path):
+    """The rules themselves: a function of 17 parameters and an import from a lower layer to a higher one
+    are found (a checker that finds nothing would make the tests above pass vacuously)."""
+    import ast
+
+    args = ", ".join(f"a{i}" for i in range(17))
+    tree = ast.parse(f"def f({args}):\n    pass\n\nfrom orderflow.engine import paper\n")
+    mod = CA.Module("orderflow.core.fake", tmp_path / "fake.py", tree, False)
+    mods = CA.load()
+    mod.path = CA.SRC / "orderflow" / "core" / "fake.py"
+    for node in ast.walk(tree):
+        for target in CA._targets(mod, node, mods):
+            mod.imports.setdefault(target, node.lineno)
+    mods[mod.name] = mod
+    assert any("f takes 17 parameters" in f for f in CA.param_counts(mods))
+    assert any(
+        "orderflow.core.fake (core) imports orderflow.engine.paper" in f for f in CA.upward_imports(mods)
+    )
