@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# test processes for `make test` (pytest-xdist; a file's tests stay in one process)
+TEST_WORKERS ?= 2
 # benchmarks run pinned to one core where taskset exists
 PIN := $(shell command -v taskset >/dev/null 2>&1 && echo "taskset -c 0")
 
@@ -25,9 +27,9 @@ run: setup
 test-fast: setup
 	@$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
-## the whole test suite (exit status 5 = no tests collected is reported, not hidden)
+## the whole test suite in TEST_WORKERS processes (exit status 5 = no tests collected is reported, not hidden)
 test: setup
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 lint: setup
