@@ -4,15 +4,19 @@
 they differ only in where events come from and where orders go (the simulated exchange's kernels, or an
 exchange client).
 
-State (one set per symbol):
+State (one set per symbol), grouped in named tuples that numba compiles (built once in Python by the
+backtester and :class:`orderflow.engine.session.TradingSession`, passed down unchanged):
 
-- the strategy's ``G``/``H``/``SC`` (:mod:`orderflow.strategy.layout`), the risk engine's ``RS``/``RF_``/
-  ``ring``/``RC`` (:mod:`orderflow.risk.layout`) and the portfolio ``P``
-  (:mod:`orderflow.execution.portfolio`);
-- ``D`` (int64) / ``Df`` (float64): the core's own bookkeeping (indices below): order ids, the order in
-  flight, the open round trip, output counters, the last equity sample, funding and trade times;
-- output buffers: fills ``fo_i``/``fo_f``, round trips ``tr_i``/``tr_f``, equity ``eq_ts``/``eq_f``
-  (columns below); a full buffer sets ``D[D_OVERFLOW]`` and drops nothing silently.
+- :class:`CoreState`: the strategy's ``G``/``H``/``SC`` (:mod:`orderflow.strategy.layout`), the risk
+  engine's ``RS``/``RSF``/``ring``/``RC`` (:mod:`orderflow.risk.layout`), the portfolio ``P``
+  (:mod:`orderflow.execution.portfolio`), the execution config ``X`` and ``D`` (int64) / ``Df``
+  (float64), the core's own bookkeeping (indices below): order ids, the order in flight, the open round
+  trip, output counters, the last equity sample, funding and trade times;
+- :class:`CoreOutputs`: fills ``fo_i``/``fo_f``, equity ``eq_ts``/``eq_f``, round trips ``tr_i``/``tr_f``
+  (columns below); a full buffer sets ``D[D_OVERFLOW]`` and drops nothing silently;
+- :class:`CoreParams`: the scalar parameters (instrument, sampling, sizing, funding);
+- per book event, :class:`SignalRow` (what the strategy reads) and the book's top levels
+  (:class:`orderflow.strategy.layout.BookLevels`).
 
 :func:`core_book` returns what to send (or nothing): a MARKET order (IOC), a post-only LIMIT order (GTC)
 at a price, both with client order id ``D[D_OID]``, or the CANCEL of the order in flight
@@ -40,6 +44,7 @@ children ends the parent. Exits are single reduce-only MARKET orders for the who
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -103,6 +108,59 @@ N_D = 27
 ) = range(6)
 N_DF = 6
 
+
+class CoreState(NamedTuple):
+    """The arrays the core reads and writes for one symbol (module docstring)."""
+
+    D: np.ndarray  # int64 (N_D): the core's bookkeeping (D_*)
+    Df: np.ndarray  # float64 (N_DF): DF_*
+    P: np.ndarray  # float64: the portfolio (execution.portfolio P_*)
+    G: np.ndarray  # int64: strategy counters (strategy.layout G_*)
+    H: np.ndarray  # float64: strategy position and threshold (H_*)
+    SC: np.ndarray  # float64: strategy config (C_*)
+    RS: np.ndarray  # int64: risk state (risk.layout S_*)
+    RSF: np.ndarray  # float64: risk state, the day's equity figures (risk.layout F_*)
+    ring: np.ndarray  # int64: risk's entry times of the last 24 h
+    RC: np.ndarray  # float64: risk config (risk.layout C_*)
+    X: np.ndarray  # float64: execution config (execution.exec_config X_*)
+
+
+class CoreOutputs(NamedTuple):
+    """Preallocated output buffers, filled row by row (columns FO_*, EO_*, TI_*/TF_*)."""
+
+    fo_i: np.ndarray  # (n, 4) int64 fills
+    fo_f: np.ndarray  # (n, 4) float64 fills
+    eq_ts: np.ndarray  # (m,) int64 equity sample times
+    eq_f: np.ndarray  # (m, 4) float64 equity samples
+    tr_i: np.ndarray  # (k, 5) int64 round trips
+    tr_f: np.ndarray  # (k, 8) float64 round trips
+
+
+class CoreParams(NamedTuple):
+    """The scalar parameters of the core."""
+
+    lot: float  # the instrument's lot size
+    min_notional: float
+    equity_every_ns: int  # equity sampling interval
+    max_position_frac: float  # risk's max_position: the largest position as a share of equity
+    funding_rate: float  # per funding interval (0: none)
+    funding_ns: int  # the funding interval
+    tick: float  # the instrument's tick size
+
+
+class SignalRow(NamedTuple):
+    """What the strategy reads at one book event (NaN: unknown)."""
+
+    valid: bool  # the feature vector is valid
+    ofi_z: float
+    p_dn: float  # calibrated probabilities of a move down / up
+    p_up: float
+    rv_bps: float
+    vol_state: float
+    trend_state: float
+    vol_pct: float
+
+
 # what core_book asks the caller to do
 NOTHING, SEND_MARKET, SEND_LIMIT, CANCEL = range(4)
 # why a resting order was cancelled
@@ -135,9 +193,12 @@ def _open_trade(ti, tf, k, ts, side, vol_state, P):
 
 
 @njit(cache=True)
-def core_fill(D, Df, P, G, H, SC, RS, fo_i, fo_f, tr_i, tr_f, ts, side, qty, px, fee, maker, vstate):
-    """A fill of the order in flight reached the strategy at ``ts``: the portfolio books it, the round
-    trip and the fill are recorded, the strategy and the risk engine learn the new position."""
+def core_fill(S, O, ts, side, qty, px, fee, maker, vstate):
+    """A fill of the order in flight reached the strategy at ``ts`` (state ``S``: :class:`CoreState`,
+    outputs ``O``: :class:`CoreOutputs`): the portfolio books it, the round trip and the fill are
+    recorded, the strategy and the risk engine learn the new position."""
+    D, Df, P, G, H, SC, RS = S.D, S.Df, S.P, S.G, S.H, S.SC, S.RS
+    fo_i, fo_f, tr_i, tr_f = O.fo_i, O.fo_f, O.tr_i, O.tr_f
     prev = P[PF.P_POS]
     Df[DF_CUR_FILLED] += qty
     PF.apply_fill(P, side, qty, px, fee)
@@ -212,17 +273,19 @@ def core_trade(D, ts_recv):
 
 
 @njit(cache=True)
-def core_book(
-    D, Df, P, G, H, SC, RS, RF_, ring, RC, eq_ts, eq_f,
-    t, ts_event, valid, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state, vol_pct,
-    bid_px, bid_sz, ask_px, ask_sz,
-    lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns, X, tick,
-):  # fmt: skip
-    """The strategy's turn at a book event received at ``t`` (exchange time ``ts_event``): funding,
+def core_book(S, O, prm, t, ts_event, sig, book):
+    """The strategy's turn at a book event received at ``t`` (exchange time ``ts_event``; ``sig``: its
+    :class:`SignalRow`, ``book``: its top levels, :class:`~orderflow.strategy.layout.BookLevels`; ``S``
+    :class:`CoreState`, ``O`` :class:`CoreOutputs`, ``prm`` :class:`CoreParams`): funding,
     the equity sample and the daily breaker, the order in flight (cancel?), the next child of a parent,
     then exits / entries through the strategy and the risk engine. Returns ``(what, side, qty,
     reduce_only, price)`` with ``what`` in NOTHING / SEND_MARKET / SEND_LIMIT (client order id
     ``D[D_OID]``, recorded as in flight) / CANCEL (of ``D[D_CUR_OID]``)."""
+    D, Df, P, G, H, SC, RS, RSF, ring, RC, X = S
+    eq_ts, eq_f = O.eq_ts, O.eq_f
+    lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns, tick = prm
+    valid, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state, vol_pct = sig
+    bid_px, bid_sz, ask_px, ask_sz = book
     bb = bid_px[0]
     ba = ask_px[0]
     if math.isfinite(bb) and math.isfinite(ba) and ba > bb:
@@ -237,7 +300,7 @@ def core_book(
         return NOTHING, 0, 0.0, False, np.nan
     if t - D[D_LAST_EQ] >= equity_every_ns:
         eqv = PF.equity(P, mid)
-        RK.on_equity(RS, RF_, RC, t, eqv)
+        RK.on_equity(RS, RSF, RC, t, eqv)
         n = D[D_NEQ]
         if n < eq_ts.shape[0]:
             eq_ts[n] = t
@@ -269,7 +332,7 @@ def core_book(
     ok = valid and math.isfinite(vol_pct)
     action, side, code = K.decide(
         G, H, SC, t, ok, t - ts_event, trade_age, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state,
-        bid_px, bid_sz, ask_px, ask_sz, nominal, risk_exit,
+        book, nominal, risk_exit,
     )  # fmt: skip
     if D[D_PAR_LOTS] > 0 and D[D_CUR_OID] < 0:  # between children of a parent
         if action == L.EXIT:
@@ -281,7 +344,7 @@ def core_book(
     if action == L.ENTER or action == L.ADD:
         r = H[L.H_R]
         qty, _c, _v, _l, _rs = RK.check_entry(
-            RS, RF_, ring, RC, t, side, mid, SC[L.C_SL_R] * r * mid, H[L.H_LAST_CONF], r, vol_pct,
+            RS, RSF, ring, RC, t, side, mid, SC[L.C_SL_R] * r * mid, H[L.H_LAST_CONF], r, vol_pct,
             eqv, pos, 0.0, lot, min_notional,
         )  # fmt: skip
         if qty <= 0.0:

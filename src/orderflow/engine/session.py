@@ -96,6 +96,15 @@ class TradingSession:
         self.funding_rate = float(funding_rate)
         self.funding_ns = int(funding_interval_ns)
         self._vstate = -1
+        # the same arrays grouped as the core's kernels take them
+        self._S = CO.CoreState(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RF, self.ring,
+                               self.RC, self.XA)  # fmt: skip
+        self._O = CO.CoreOutputs(self.fo_i, self.fo_f, self.eq_ts, self.eq_f, self.tr_i, self.tr_f)
+        self._prm = CO.CoreParams(
+            float(instrument.lot_size), float(instrument.min_notional),
+            int(np.int64(self.cfg.equity_every_s * NS)), float(self.risk.max_position), self.funding_rate,
+            self.funding_ns, float(instrument.tick_size),
+        )  # fmt: skip
 
     # -- events
     def on_trade(self, ts_recv: int) -> None:
@@ -109,13 +118,10 @@ class TradingSession:
         """The strategy's turn at a book event received at ``t``; the order to send, if any."""
         self._vstate = int(vol_state) if np.isfinite(vol_state) else -1
         what, side, qty, reduce_only, px = CO.core_book(
-            self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RF, self.ring, self.RC,
-            self.eq_ts, self.eq_f, np.int64(t), np.int64(ts_event), bool(valid), float(ofi_z),
-            float(p_dn), float(p_up), float(rv_bps), float(vol_state), float(trend_state), float(vol_pct),
-            bid_px, bid_sz, ask_px, ask_sz, float(self.instrument.lot_size),
-            float(self.instrument.min_notional), np.int64(self.cfg.equity_every_s * NS),
-            float(self.risk.max_position), self.funding_rate, np.int64(self.funding_ns), self.XA,
-            float(self.instrument.tick_size),
+            self._S, self._O, self._prm, np.int64(t), np.int64(ts_event),
+            CO.SignalRow(bool(valid), float(ofi_z), float(p_dn), float(p_up), float(rv_bps), float(vol_state),
+                         float(trend_state), float(vol_pct)),
+            STL.BookLevels(bid_px, bid_sz, ask_px, ask_sz),
         )  # fmt: skip
         if what == CO.NOTHING:
             return None
@@ -125,8 +131,7 @@ class TradingSession:
         return OrderRequest(int(self.D[CO.D_OID]), int(side), float(qty), bool(reduce_only), kind, float(px))
 
     def on_fill(self, ts: int, side: int, qty: float, price: float, fee: float, maker: bool) -> None:
-        CO.core_fill(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.fo_i, self.fo_f,
-                     self.tr_i, self.tr_f, np.int64(ts), np.int64(side), float(qty), float(price), float(fee),
+        CO.core_fill(self._S, self._O, np.int64(ts), np.int64(side), float(qty), float(price), float(fee),
                      np.int64(maker), np.int64(self._vstate))  # fmt: skip
 
     def on_report(self, order_id: int, terminal: bool) -> None:

@@ -214,7 +214,7 @@ class SimulatedExchange:
 
     def cancel(self, order_id: int, ts: int) -> None:
         """Cancel request sent at strategy time ``ts``; it arrives after the entry latency."""
-        K.cancel_order(*self._args, int(ts), _check_id(order_id))
+        K.cancel_order(self.state, int(ts), _check_id(order_id))
         self._collect()
 
     def _submit(
@@ -236,7 +236,7 @@ class SimulatedExchange:
         sd = int(side)  # anything but +1 / -1 is rejected by the kernel (invalid_side)
         price, stop, qty = float(price), float(stop), float(qty)
         code = K.submit_order(
-            *self._args, int(ts), oid, otype, sd, price, stop, qty, GTC if tif == "GTC" else IOC,
+            self.state, int(ts), oid, otype, sd, price, stop, qty, GTC if tif == "GTC" else IOC,
             post_only, reduce_only,
         )  # fmt: skip
         self._collect()
@@ -263,14 +263,14 @@ class SimulatedExchange:
     ) -> None:
         """Book event at exchange time ``ts``: top levels best first (NaN = missing level)."""
         K.on_book(
-            *self._args, int(ts), np.asarray(bid_px, dtype=np.float64), np.asarray(bid_sz, dtype=np.float64),
+            self.state, int(ts), np.asarray(bid_px, dtype=np.float64), np.asarray(bid_sz, dtype=np.float64),
             np.asarray(ask_px, dtype=np.float64), np.asarray(ask_sz, dtype=np.float64),
         )  # fmt: skip
         self._collect()
 
     def on_trade(self, ts: int, price: float, size: float, side: int) -> None:
         """Trade at exchange time ``ts``; ``side`` is the aggressor (+1 buyer, -1 seller, 0 unknown)."""
-        K.on_trade(*self._args, int(ts), float(price), float(size), int(side))
+        K.on_trade(self.state, int(ts), float(price), float(size), int(side))
         self._collect()
 
     # ------------------------------------------------------------------------------------ output

@@ -60,8 +60,10 @@ class Strategy:
         action, side, code = K.decide(
             self.G, self.H, self.C, np.int64(ts), bool(valid), np.int64(book_age_ns),
             np.int64(trade_age_ns), f8(ofi_z), f8(p_down), f8(p_up), f8(rv_bps), f8(vol_state),
-            f8(trend_state), np.asarray(bid_px, f8), np.asarray(bid_sz, f8), np.asarray(ask_px, f8),
-            np.asarray(ask_sz, f8), f8(nominal_qty), bool(risk_exit),
+            f8(trend_state),
+            L.BookLevels(np.asarray(bid_px, f8), np.asarray(bid_sz, f8), np.asarray(ask_px, f8),
+                         np.asarray(ask_sz, f8)),
+            f8(nominal_qty), bool(risk_exit),
         )  # fmt: skip
         h = self.H
         return Decision(

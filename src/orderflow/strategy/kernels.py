@@ -163,16 +163,18 @@ def _check_exit(G, H, C, ts, bid, ask, fused, thr, risk_exit):
 @njit(cache=True, inline="always")
 def decide(
     G, H, C, ts, valid, book_age_ns, trade_age_ns, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state,
-    bid_px, bid_sz, ask_px, ask_sz, nominal_qty, risk_exit,
+    book, nominal_qty, risk_exit,
 ):  # fmt: skip
     """One decision at time ``ts`` -> ``(action, side, code)``.
 
     ``action`` is ``layout.NONE/ENTER/ADD/EXIT``; ``side`` the order side (+1 buy, -1 sell); ``code``
     the rejecting gate for a rejected signal, or the exit reason (``layout.X_*``) for an EXIT.
-    ``bid_px``.. are the book levels (best first); ``nominal_qty`` the largest size the risk engine
-    could approve (for the slippage in the EV cost); ``risk_exit`` True when the risk engine says the
-    position must close. The managed position is ``G[G_SIDE]``, set by :func:`on_position`.
+    ``book`` holds the book levels (:class:`layout.BookLevels`, best first); ``nominal_qty`` the largest
+    size the risk engine could approve (for the slippage in the EV cost); ``risk_exit`` True when the
+    risk engine says the position must close. The managed position is ``G[G_SIDE]``, set by
+    :func:`on_position`.
     """
+    bid_px, bid_sz, ask_px, ask_sz = book
     G[L.G_DECISIONS] += 1
     _adapt(G, H, C, ts)
     bid, ask = bid_px[0], ask_px[0]
