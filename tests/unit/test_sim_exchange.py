@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from orderflow.execution import sim_kernels as K
+from orderflow.execution import sim_kernels as SK
 from orderflow.execution.sim_config import LatencyConfig, SimConfig, default_fees
 from orderflow.execution.sim_exchange import SimulatedExchange
 from orderflow.execution.sim_layout import (
@@ -508,16 +508,16 @@ def _replay(S, EI, EF, books):
         kind = EI[k, 0]
         ts = EI[k, 1]
         if kind == EV_BOOK:
-            K.on_book(S, ts, books[k, 0], books[k, 1], books[k, 2], books[k, 3])
+            SK.on_book(S, ts, books[k, 0], books[k, 1], books[k, 2], books[k, 3])
         elif kind == EV_TRADE:
-            K.on_trade(S, ts, EF[k, 0], EF[k, 2], EI[k, 4])
+            SK.on_trade(S, ts, EF[k, 0], EF[k, 2], EI[k, 4])
         elif kind == EV_SUBMIT:
-            K.submit_order(
+            SK.submit_order(
                 S, ts, EI[k, 2], EI[k, 3], EI[k, 4], EF[k, 0], EF[k, 1], EF[k, 2], EI[k, 5], EI[k, 6] == 1,
                 EI[k, 7] == 1,
             )  # fmt: skip
         else:
-            K.cancel_order(S, ts, EI[k, 2])
+            SK.cancel_order(S, ts, EI[k, 2])
 
 
 def _scenario(rng: np.random.Generator, n: int, levels: int):

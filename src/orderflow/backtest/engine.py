@@ -32,7 +32,7 @@ from orderflow.execution.sim_config import SimConfig
 from orderflow.execution.sim_layout import make_state
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
-from orderflow.strategy import kernels as SKN
+from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 from orderflow.strategy.config import StrategyConfig
 
@@ -197,7 +197,7 @@ def run_backtest(
     PF.reset(P, cfg.initial_equity)
     G = np.zeros(STL.N_G, dtype=np.int64)
     H = np.zeros(STL.N_H)
-    SKN.init_state(G, H)
+    ST.init_state(G, H)
     SC = strategy.to_array(xcfg.taker_rate, venue)
     RC = risk.to_array()
     XA = execution_array(execution, xcfg)

@@ -55,8 +55,8 @@ from orderflow.execution import exec_config as XC
 from orderflow.execution import portfolio as PF
 from orderflow.risk import kernels as RK
 from orderflow.risk import layout as RL
-from orderflow.strategy import kernels as K
-from orderflow.strategy import layout as L
+from orderflow.strategy import kernels as ST
+from orderflow.strategy import layout as STL
 
 # fill output columns
 FO_TS, FO_SIDE, FO_MAKER, FO_ACTION = range(4)  # int64
@@ -185,7 +185,7 @@ def _open_trade(ti, tf, k, ts, side, vol_state, P):
     ti[k, TI_ENTRY_TS] = ts
     ti[k, TI_EXIT_TS] = -1
     ti[k, TI_SIDE] = side
-    ti[k, TI_REASON] = L.X_NONE
+    ti[k, TI_REASON] = STL.X_NONE
     ti[k, TI_VOLSTATE] = vol_state
     tf[k, :] = 0.0
     tf[k, TF_FUND] = -P[PF.P_FUNDING]  # funding paid while open = value at close - value at open
@@ -236,12 +236,12 @@ def core_fill(S, O, ts, side, qty, px, fee, maker, vstate):
             tr_f[k, TF_EXIT_NOT] += qty * px
         if pos == 0.0:
             tr_i[k, TI_EXIT_TS] = ts
-            tr_i[k, TI_REASON] = D[D_CUR_REASON] if D[D_CUR_ACTION] == L.EXIT else L.X_RISK
+            tr_i[k, TI_REASON] = D[D_CUR_REASON] if D[D_CUR_ACTION] == STL.EXIT else STL.X_RISK
             tr_f[k, TF_FUND] += P[PF.P_FUNDING]
             tr_f[k, TF_GROSS] += P[PF.P_REALIZED]
             D[D_NTR] += 1
             D[D_OPEN] = 0
-    K.on_position(G, H, SC, ts, pos, P[PF.P_AVG])
+    ST.on_position(G, H, SC, ts, pos, P[PF.P_AVG])
     if pos == 0.0:
         RK.record_flat(RS)
 
@@ -252,7 +252,7 @@ def core_report(D, Df, G, oid, terminal):
     moves its parent on (what is left, or the end of the parent)."""
     if not (terminal and oid == D[D_CUR_OID]):
         return
-    K.mark_done(G)
+    ST.mark_done(G)
     D[D_CUR_OID] = -1
     D[D_CUR_KIND] = NOTHING
     if D[D_PAR_LOTS] > 0:
@@ -330,35 +330,35 @@ def core_book(S, O, prm, t, ts_event, sig, book):
     # it is undefined for the first vol_pct_buckets seconds of volatility after a start or reset, so
     # such a signal is refused as invalid (exits are decided before validity and are unaffected)
     ok = valid and math.isfinite(vol_pct)
-    action, side, code = K.decide(
+    action, side, code = ST.decide(
         G, H, SC, t, ok, t - ts_event, trade_age, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state,
         book, nominal, risk_exit,
     )  # fmt: skip
     if D[D_PAR_LOTS] > 0 and D[D_CUR_OID] < 0:  # between children of a parent
-        if action == L.EXIT:
+        if action == STL.EXIT:
             D[D_PAR_LOTS] = 0  # an exit ends the parent; it is sent below
         elif t >= D[D_PAR_NEXT_TS]:
             return _send_child(D, Df, G, t, bid_px[0], ask_px[0], lot, X)
         else:
             return NOTHING, 0, 0.0, False, np.nan
-    if action == L.ENTER or action == L.ADD:
-        r = H[L.H_R]
+    if action == STL.ENTER or action == STL.ADD:
+        r = H[STL.H_R]
         qty, _c, _v, _l, _rs = RK.check_entry(
-            RS, RSF, ring, RC, t, side, mid, SC[L.C_SL_R] * r * mid, H[L.H_LAST_CONF], r, vol_pct,
+            RS, RSF, ring, RC, t, side, mid, SC[STL.C_SL_R] * r * mid, H[STL.H_LAST_CONF], r, vol_pct,
             eqv, pos, 0.0, lot, min_notional,
         )  # fmt: skip
         if qty <= 0.0:
-            K.mark_risk_refused(G)
+            ST.mark_risk_refused(G)
             return NOTHING, 0, 0.0, False, np.nan
-        RK.record_entry(RS, ring, t, side, action == L.ADD)
-        K.mark_sent(G, action)
-        _start_parent(D, Df, t, side, action, qty, mid, H[L.H_LAST_EV], bid_sz, ask_sz, lot, X)
+        RK.record_entry(RS, ring, t, side, action == STL.ADD)
+        ST.mark_sent(G, action)
+        _start_parent(D, Df, t, side, action, qty, mid, H[STL.H_LAST_EV], bid_sz, ask_sz, lot, X)
         return _send_child(D, Df, G, t, bid_px[0], ask_px[0], lot, X)
-    if action == L.EXIT:
+    if action == STL.EXIT:
         if pos == 0.0 or RK.check_exit(RS) != RL.OK:
             return NOTHING, 0, 0.0, False, np.nan
         D[D_OID] += 1
-        K.mark_sent(G, action)
+        ST.mark_sent(G, action)
         D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], action, code
         D[D_CUR_KIND], D[D_CUR_TS], D[D_CANCEL_SENT] = SEND_MARKET, t, 0
         Df[DF_CUR_MID] = mid
@@ -405,8 +405,8 @@ def _send_child(D, Df, G, t, best_bid, best_ask, lot, X):
     qty = RK.lot_qty(float(n), lot)
     side = D[D_PAR_SIDE]
     D[D_OID] += 1
-    G[L.G_PENDING] = 1
-    D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], D[D_PAR_ACTION], L.X_NONE
+    G[STL.G_PENDING] = 1
+    D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], D[D_PAR_ACTION], STL.X_NONE
     D[D_CUR_TS], D[D_CANCEL_SENT] = t, 0
     D[D_PAR_NEXT_TS] = t + D[D_PAR_STEP_NS]
     Df[DF_CUR_FILLED] = 0.0
@@ -459,8 +459,8 @@ def core_close(D, Df, G, P):
     D[D_OID] += 1
     D[D_CUR_KIND], D[D_CANCEL_SENT] = SEND_MARKET, 0
     Df[DF_CUR_FILLED] = 0.0
-    K.mark_sent(G, L.EXIT)
-    D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], L.EXIT, L.X_END
+    ST.mark_sent(G, STL.EXIT)
+    D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], STL.EXIT, STL.X_END
     Df[DF_CUR_MID] = Df[DF_MID]
     return True, -1 if pos > 0 else 1, abs(pos)
 

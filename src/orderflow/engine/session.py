@@ -29,7 +29,7 @@ from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.execution.sim_exchange import SimulatedExchange
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
-from orderflow.strategy import kernels as SK
+from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 from orderflow.strategy.config import StrategyConfig
 
@@ -76,7 +76,7 @@ class TradingSession:
         PF.reset(self.P, self.cfg.initial_equity)
         self.G = np.zeros(STL.N_G, dtype=np.int64)
         self.H = np.zeros(STL.N_H)
-        SK.init_state(self.G, self.H)
+        ST.init_state(self.G, self.H)
         self.SC = self.strategy.to_array(taker_fee, venue)
         self.RC = self.risk.to_array()
         self.XA = (execution or ExecutionConfig()).to_array()
@@ -84,7 +84,7 @@ class TradingSession:
         if maker_fee is not None:
             self.XA[EXC.X_MAKER_FEE] = maker_fee
         self.RS = np.zeros(RL.N_S, dtype=np.int64)
-        self.RF = np.zeros(RL.N_F)
+        self.RSF = np.zeros(RL.N_F)
         self.ring = np.zeros(self.risk.max_trades_24h, dtype=np.int64)
         self.D, self.Df = CO.new_core_state()
         self.fo_i = np.zeros((capacity, 4), np.int64)
@@ -97,7 +97,7 @@ class TradingSession:
         self.funding_ns = int(funding_interval_ns)
         self._vstate = -1
         # the same arrays grouped as the core's kernels take them
-        self._S = CO.CoreState(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RF, self.ring,
+        self._S = CO.CoreState(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RSF, self.ring,
                                self.RC, self.XA)  # fmt: skip
         self._O = CO.CoreOutputs(self.fo_i, self.fo_f, self.eq_ts, self.eq_f, self.tr_i, self.tr_f)
         self._prm = CO.CoreParams(

@@ -24,12 +24,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orderflow.features import kernels as K
+from orderflow.features import kernels as FK
 from orderflow.features.registry import FeatureSpec, core_specs, default_specs
 from orderflow.features.technical import TechnicalConfig
 
 log = logging.getLogger(__name__)
-NS = K.NS
+NS = FK.NS
 
 Windows = tuple[float, ...]
 
@@ -157,51 +157,51 @@ class KernelState:
         for i, r in enumerate(rows):
             self.IX[i, 0] = len(r)
             self.IX[i, 1 : 1 + len(r)] = r
-        Q = np.zeros(K.N_Q, dtype=np.int64)
-        Q[K.Q_L] = L
-        Q[K.Q_ZN] = cfg.zscore_window
-        Q[K.Q_KN] = cfg.kyle_buckets
-        Q[K.Q_VK] = cfg.vpin_buckets
-        Q[K.Q_PM] = cfg.vol_pct_buckets
-        Q[K.Q_LVL_B] = bwin.index(cfg.level_window_s)
-        Q[K.Q_DIV_B] = bwin.index(cfg.divergence_window_s)
-        Q[K.Q_W0_B] = bwin.index(cfg.momentum_windows_s[0])
-        Q[K.Q_C0_T] = twin.index(cfg.cvd_windows_s[0])
-        Q[K.Q_DIV_T] = twin.index(cfg.divergence_window_s)
-        Q[K.Q_RVS_B] = bwin.index(cfg.regime_vol_windows_s[0])
-        Q[K.Q_RVL_B] = bwin.index(cfg.regime_vol_windows_s[1])
-        Q[K.Q_TMAX_T] = twin.index(max(cfg.trade_windows_s))
-        Q[K.Q_FUTURES] = int(cfg.futures)
+        Q = np.zeros(FK.N_Q, dtype=np.int64)
+        Q[FK.Q_L] = L
+        Q[FK.Q_ZN] = cfg.zscore_window
+        Q[FK.Q_KN] = cfg.kyle_buckets
+        Q[FK.Q_VK] = cfg.vpin_buckets
+        Q[FK.Q_PM] = cfg.vol_pct_buckets
+        Q[FK.Q_LVL_B] = bwin.index(cfg.level_window_s)
+        Q[FK.Q_DIV_B] = bwin.index(cfg.divergence_window_s)
+        Q[FK.Q_W0_B] = bwin.index(cfg.momentum_windows_s[0])
+        Q[FK.Q_C0_T] = twin.index(cfg.cvd_windows_s[0])
+        Q[FK.Q_DIV_T] = twin.index(cfg.divergence_window_s)
+        Q[FK.Q_RVS_B] = bwin.index(cfg.regime_vol_windows_s[0])
+        Q[FK.Q_RVL_B] = bwin.index(cfg.regime_vol_windows_s[1])
+        Q[FK.Q_TMAX_T] = twin.index(max(cfg.trade_windows_s))
+        Q[FK.Q_FUTURES] = int(cfg.futures)
         self.Q = Q
-        P = np.zeros(K.N_P)
-        P[K.P_TICK] = cfg.tick_size
-        P[K.P_DEPTH_HL_NS] = cfg.depth_halflife_s * NS
-        P[K.P_EMA_F_HL_NS] = cfg.trend_halflives_s[0] * NS
-        P[K.P_EMA_S_HL_NS] = cfg.trend_halflives_s[1] * NS
-        P[K.P_VPIN_V] = cfg.vpin_bucket_notional
-        P[K.P_VS_LO], P[K.P_VS_HI] = cfg.vol_state_thresholds
-        P[K.P_TREND_THR] = cfg.trend_threshold
-        P[K.P_WARMUP_NS] = cfg.warmup_s * NS
+        P = np.zeros(FK.N_P)
+        P[FK.P_TICK] = cfg.tick_size
+        P[FK.P_DEPTH_HL_NS] = cfg.depth_halflife_s * NS
+        P[FK.P_EMA_F_HL_NS] = cfg.trend_halflives_s[0] * NS
+        P[FK.P_EMA_S_HL_NS] = cfg.trend_halflives_s[1] * NS
+        P[FK.P_VPIN_V] = cfg.vpin_bucket_notional
+        P[FK.P_VS_LO], P[FK.P_VS_HI] = cfg.vol_state_thresholds
+        P[FK.P_TREND_THR] = cfg.trend_threshold
+        P[FK.P_WARMUP_NS] = cfg.warmup_s * NS
         self.P = P
         self.W = np.vstack(cfg.weights())
         nb, nt = len(bwin), len(twin)
-        self.I = np.zeros(K.N_I, dtype=np.int64)
-        self.F = np.zeros(K.N_F)
+        self.I = np.zeros(FK.N_I, dtype=np.int64)
+        self.F = np.zeros(FK.N_F)
         self.prev = np.full((4, L), np.nan)
         self.D = np.zeros(L)
         self.tsb = np.zeros(cfg.book_capacity, dtype=np.int64)
-        self.vb = np.zeros((cfg.book_capacity, K.book_cols(L)))
+        self.vb = np.zeros((cfg.book_capacity, FK.book_cols(L)))
         self.bptr = np.zeros(nb, dtype=np.int64)
-        self.bacc = np.zeros((nb, 2, K.book_cols(L)))
+        self.bacc = np.zeros((nb, 2, FK.book_cols(L)))
         self.bref = np.full(nb, np.nan)
         self.tst = np.zeros(cfg.trade_capacity, dtype=np.int64)
-        self.vt = np.zeros((cfg.trade_capacity, K.N_CT))
+        self.vt = np.zeros((cfg.trade_capacity, FK.N_CT))
         self.tptr = np.zeros(nt, dtype=np.int64)
-        self.tacc = np.zeros((nt, 2, K.N_CT))
+        self.tacc = np.zeros((nt, 2, FK.N_CT))
         self.tref = np.full(nt, np.nan)
         self.dq = np.zeros(cfg.trade_capacity, dtype=np.int64)
-        self.zv = np.zeros((cfg.zscore_window, K.N_Z))
-        self.zs = np.zeros((3, K.N_Z))
+        self.zv = np.zeros((cfg.zscore_window, FK.N_Z))
+        self.zs = np.zeros((3, FK.N_Z))
         self.kv = np.zeros((cfg.kyle_buckets, 4))
         self.vp = np.zeros(cfg.vpin_buckets)
         self.pv = np.full(cfg.vol_pct_buckets, np.nan)
@@ -215,18 +215,18 @@ class KernelState:
         )  # fmt: skip
         self.reset_args = (self.I, self.F, self.prev, self.D, self.bptr, self.bacc, self.bref, self.tptr,
                            self.tacc, self.zs, self.kv, self.vp, self.pv)  # fmt: skip
-        self.reset(K.WARMUP)
+        self.reset(FK.WARMUP)
 
     def reset(self, reason: int) -> None:
-        K.reset(*self.reset_args, reason)
+        FK.reset(*self.reset_args, reason)
 
 
 def combine_validity(status: np.ndarray, tech: np.ndarray | None, require_tech: bool) -> np.ndarray:
     """Final reason codes: the kernel's, and 'warmup' where a required technical value is NaN."""
     st = np.asarray(status, dtype=np.int8).copy()
     if tech is not None and require_tech and tech.shape[1]:
-        cold = ~np.isfinite(tech).all(axis=1) & (st == K.OK)
-        st[cold] = K.WARMUP
+        cold = ~np.isfinite(tech).all(axis=1) & (st == FK.OK)
+        st[cold] = FK.WARMUP
     return st
 
 
@@ -250,7 +250,7 @@ class StreamingFeatureEngine:
             self._tech = TechnicalStream(cfg.technical)
         self.valid = False
         self.reason = "warmup"
-        self.status = K.WARMUP
+        self.status = FK.WARMUP
         self._L = cfg.levels
         self._overflow_logged = 0
 
@@ -259,37 +259,37 @@ class StreamingFeatureEngine:
 
     def on_trade(self, ts_ns: int, price: float, size: float, side: int) -> None:
         """A trade: aggressor ``side`` +1 buyer, -1 seller, 0 unknown (tick rule)."""
-        K.step_trade(*self._k.trade_args, ts_ns, price, size, side)
+        FK.step_trade(*self._k.trade_args, ts_ns, price, size, side)
         if self._tech is not None:
             self._tech.on_trade(ts_ns, price, size, side)
 
     def on_gap(self, ts_ns: int, reason: str = "gap") -> None:
         """The data layer lost events (``reason`` is logged): reset every window; invalid until warm."""
         log.info("feature engine reset at %d: %s", ts_ns, reason)
-        self._k.reset(K.GAP)
+        self._k.reset(FK.GAP)
         self.valid = False
         self.reason = "gap"
-        self.status = K.GAP
+        self.status = FK.GAP
 
     def on_book(
         self, ts_ns: int, bid_px: np.ndarray, bid_sz: np.ndarray, ask_px: np.ndarray, ask_sz: np.ndarray
     ) -> np.ndarray:
         """A book event: the top levels after it (arrays of at least ``levels`` values, NaN = absent)."""
         L = self._L
-        st = K.step_book(
+        st = FK.step_book(
             *self._k.book_args, ts_ns, bid_px[:L], bid_sz[:L], ask_px[:L], ask_sz[:L], self._core
         )
         if self._tech is not None:
             self._tech.advance(ts_ns)
             tv = self._tech.values
             self.values[self.n_core :] = tv
-            if st == K.OK and self.cfg.require_technical_warm and not np.isfinite(tv).all():
-                st = K.WARMUP
+            if st == FK.OK and self.cfg.require_technical_warm and not np.isfinite(tv).all():
+                st = FK.WARMUP
         self.status = st
-        self.valid = st == K.OK
-        self.reason = K.REASONS[st]
-        if self._k.I[K.I_OVERFLOW] != self._overflow_logged:
-            self._overflow_logged = int(self._k.I[K.I_OVERFLOW])
+        self.valid = st == FK.OK
+        self.reason = FK.REASONS[st]
+        if self._k.I[FK.I_OVERFLOW] != self._overflow_logged:
+            self._overflow_logged = int(self._k.I[FK.I_OVERFLOW])
             log.warning(
                 "feature ring full: %d events dropped from windows (raise *_capacity)", self._overflow_logged
             )
@@ -298,7 +298,7 @@ class StreamingFeatureEngine:
     @property
     def bad_trades(self) -> int:
         """Trades ignored because of a NaN/negative size or a non-positive price."""
-        return int(self._k.I[K.I_BAD_TRADES])
+        return int(self._k.I[FK.I_BAD_TRADES])
 
 
 def __getattr__(name: str):  # batch functions are re-exported lazily (batch imports this module)
