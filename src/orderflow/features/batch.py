@@ -72,7 +72,7 @@ def batch_features(
     n = len(bts)
     core = np.empty((n, st.n_core))
     status = np.zeros(n, dtype=np.int8)
-    FK.run_batch(*st.book_args, bts, bp, bs, ap, aq, tts, tpx, tsz, tside, gts, core, status)
+    FK.run_batch(st.state, bts, bp, bs, ap, aq, tts, tpx, tsz, tside, gts, core, status)
     tech = None
     if cfg.technical is not None:
         from orderflow.features.technical import technical_batch

@@ -208,11 +208,12 @@ class KernelState:
         self.n_core = len(core_specs(cfg))
         self.trade_args = (self.I, self.F, self.tst, self.vt, self.twns, self.tptr, self.tacc, self.tref,
                            self.dq, self.kv, self.vp, self.pv, self.P, self.Q)  # fmt: skip
-        self.book_args = (
+        self.state = FK.FeatureState(
             self.I, self.F, self.prev, self.D, self.tsb, self.vb, self.bwns, self.bptr, self.bacc, self.bref,
             self.tst, self.vt, self.twns, self.tptr, self.tacc, self.tref, self.dq, self.zv, self.zs,
             self.kv, self.vp, self.pv, self.P, self.Q, self.W, self.IX,
         )  # fmt: skip
+        self.book_args = tuple(self.state)  # step_book's state parameters (kernels_layout: why flat)
         self.reset_args = (self.I, self.F, self.prev, self.D, self.bptr, self.bacc, self.bref, self.tptr,
                            self.tacc, self.zs, self.kv, self.vp, self.pv)  # fmt: skip
         self.reset(FK.WARMUP)
