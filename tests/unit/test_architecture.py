@@ -25,20 +25,11 @@ KNOWN: dict[str, set[str]] = {
     "cycles": set(),
     "layers": set(),
     "any-fields": set(),
-    # the compiled kernels that still take their state as many positional arrays (issue 13, item 1)
     "params": {
-        "src/orderflow/backtest/loop.py: _deliver takes 17 parameters (at most 16)",
-        "src/orderflow/backtest/loop.py: run_loop takes 53 parameters (at most 16)",
-        "src/orderflow/data/simulator_kernel.py: _record_grid takes 19 parameters (at most 16)",
-        "src/orderflow/data/simulator_kernel.py: run_chunk takes 19 parameters (at most 16)",
-        "src/orderflow/engine/core.py: core_book takes 34 parameters (at most 16)",
-        "src/orderflow/engine/core.py: core_fill takes 18 parameters (at most 16)",
-        "src/orderflow/execution/sim_kernels.py: submit_order takes 20 parameters (at most 16)",
-        "src/orderflow/features/kernels.py: run_batch takes 38 parameters (at most 16)",
+        # called from Python once per event by the streaming engine: numba checks a tuple argument field
+        # by field on every call, which cost the streaming p50 more than its budget (kernels_layout)
         "src/orderflow/features/kernels.py: step_book takes 32 parameters (at most 16)",
         "src/orderflow/features/kernels.py: step_trade takes 18 parameters (at most 16)",
-        "src/orderflow/features/kernels_write.py: _write takes 30 parameters (at most 16)",
-        "src/orderflow/strategy/kernels.py: decide takes 19 parameters (at most 16)",
     },
 }
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orderflow.features import kernels as K
+from orderflow.features import kernels as FK
 from orderflow.features.config import FeatureConfig
 from orderflow.features.engine import StreamingFeatureEngine
 
@@ -227,6 +227,6 @@ def test_ring_overflow_drops_oldest_and_counts():
     for i in range(40):
         eng.on_trade(T0 + i * NS // 100, 100.0, 1.0, 1)  # 40 trades inside 1 s
     eng.on_book(T0 + 2 * NS, *book(1000.0, [1, 1, 1], [1, 1, 1]))
-    assert eng._k.I[K.I_OVERFLOW] > 0
+    assert eng._k.I[FK.I_OVERFLOW] > 0
     assert col(eng, "cvd_chg_2s") == 16.0  # only the newest 16 trades are still in the ring
     assert col(eng, "cvd") == 40.0

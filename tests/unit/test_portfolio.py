@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orderflow.execution import portfolio as PK
+from orderflow.execution import portfolio as PF
 from orderflow.execution.portfolio import Portfolio
 from orderflow.execution.sim_config import SimConfig
 from orderflow.execution.sim_layout import C_FUNDING_NS, C_FUNDING_RATE
@@ -71,11 +71,11 @@ def test_close_leaves_exact_zero_after_float_noise():
 
 
 def test_funding_at_00_08_16_utc_crossings():
-    assert PK.fundings_crossed(utc(2024, 1, 1, 7), utc(2024, 1, 1, 17), EIGHT_H) == 2  # 08:00 and 16:00
-    assert PK.fundings_crossed(utc(2024, 1, 1, 8), utc(2024, 1, 1, 15, 59), EIGHT_H) == 0  # 08:00 already
-    assert PK.fundings_crossed(utc(2024, 1, 1, 7, 59), utc(2024, 1, 1, 8), EIGHT_H) == 1  # at 08:00 exactly
-    assert PK.fundings_crossed(utc(2024, 1, 1, 23), utc(2024, 1, 2, 1), EIGHT_H) == 1  # midnight
-    assert PK.fundings_crossed(utc(2024, 1, 1, 1), utc(2024, 1, 3, 1), EIGHT_H) == 6
+    assert PF.fundings_crossed(utc(2024, 1, 1, 7), utc(2024, 1, 1, 17), EIGHT_H) == 2  # 08:00 and 16:00
+    assert PF.fundings_crossed(utc(2024, 1, 1, 8), utc(2024, 1, 1, 15, 59), EIGHT_H) == 0  # 08:00 already
+    assert PF.fundings_crossed(utc(2024, 1, 1, 7, 59), utc(2024, 1, 1, 8), EIGHT_H) == 1  # at 08:00 exactly
+    assert PF.fundings_crossed(utc(2024, 1, 1, 23), utc(2024, 1, 2, 1), EIGHT_H) == 1  # midnight
+    assert PF.fundings_crossed(utc(2024, 1, 1, 1), utc(2024, 1, 3, 1), EIGHT_H) == 6
     long = Portfolio(1000.0)
     long.apply_fill(+1, 2.0, 100.0, 0.0)
     # two fundings, each 2 * 100 * 0.0001 = 0.02: longs pay 0.04
@@ -126,12 +126,12 @@ def test_equity_equals_the_cash_ledger(fills, mark):
     """Average-cost accounting and a plain cash ledger agree: equity(mark) = initial - sum(side * qty *
     price) - fees + position * mark; the kernel called directly gives the wrapper's numbers."""
     p = Portfolio(500.0)
-    P = np.zeros(PK.N_P)
-    PK.reset(P, 500.0)
+    P = np.zeros(PF.N_P)
+    PF.reset(P, 500.0)
     cash, pos = 500.0, 0.0
     for side, qty, price, fee in fills:
         r = p.apply_fill(side, qty, price, fee)
-        assert PK.apply_fill(P, side, qty, price, fee) == r
+        assert PF.apply_fill(P, side, qty, price, fee) == r
         cash -= side * qty * price + fee
         pos += side * qty
     assert p.position == pytest.approx(pos, abs=1e-9)

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from numba import njit
 from pydantic import ValidationError
 
-from orderflow.risk import kernels as K
-from orderflow.risk import layout as L
+from orderflow.risk import kernels as RK
+from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig, RiskConfigError
 from orderflow.risk.engine import RiskEngine
 from orderflow.risk.layout import RULES
@@ -64,40 +64,40 @@ def test_max_loss_per_trade_out_of_range_names_the_field(tmp_path):
 
 def test_config_array():
     C = RiskConfig(max_holding_s=1.5, min_trade_interval_s=0.25).to_array()
-    assert C.dtype == np.float64 and C.shape == (L.N_C,)
-    assert C[L.C_MAX_HOLD_NS] == 1_500_000_000 and C[L.C_MIN_INTERVAL_NS] == 250_000_000
-    assert C[L.C_MAX_LOSS] == 0.02 and C[L.C_MAX_TRADES] == 500 and C[L.C_HV_FACTOR] == 0.5
-    assert len(RULES) == L.N_RULES and RULES[L.MAX_HOLDING] == "max_holding"
+    assert C.dtype == np.float64 and C.shape == (RL.N_C,)
+    assert C[RL.C_MAX_HOLD_NS] == 1_500_000_000 and C[RL.C_MIN_INTERVAL_NS] == 250_000_000
+    assert C[RL.C_MAX_LOSS] == 0.02 and C[RL.C_MAX_TRADES] == 500 and C[RL.C_HV_FACTOR] == 0.5
+    assert len(RULES) == RL.N_RULES and RULES[RL.MAX_HOLDING] == "max_holding"
 
 
 def test_confidence_scale_kernel():
     C = RiskConfig().to_array()
-    assert K.confidence_scale(C, 0.4999) == 0.0
-    assert K.confidence_scale(C, math.nan) == 0.0
-    assert K.confidence_scale(C, 0.5) == pytest.approx(0.25)
-    assert K.confidence_scale(C, 0.8) == pytest.approx(0.8125)
-    assert K.confidence_scale(C, 0.95) == 1.0
+    assert RK.confidence_scale(C, 0.4999) == 0.0
+    assert RK.confidence_scale(C, math.nan) == 0.0
+    assert RK.confidence_scale(C, 0.5) == pytest.approx(0.25)
+    assert RK.confidence_scale(C, 0.8) == pytest.approx(0.8125)
+    assert RK.confidence_scale(C, 0.95) == 1.0
 
 
 # ------------------------------------------------------------------------------------------ kernels
 def _arrays(cfg: RiskConfig):
     ring = np.zeros(cfg.max_trades_24h, np.int64)
-    return np.zeros(L.N_S, np.int64), np.zeros(L.N_F), ring, cfg.to_array()
+    return np.zeros(RL.N_S, np.int64), np.zeros(RL.N_F), ring, cfg.to_array()
 
 
 def test_check_entry_kernel_returns_numbers_and_counts_refusals():
     S, F, ring, C = _arrays(RiskConfig())
     args = (T0, 1, 50_000.0, 500.0, 0.9, 0.0, 0.5, 100_000.0, 0.0, 0.0, 0.001, 5.0)
-    qty, code, value, limit, resized = K.check_entry(S, F, ring, C, *args)
-    assert (code, resized) == (L.OK, L.MAX_POSITION)
+    qty, code, value, limit, resized = RK.check_entry(S, F, ring, C, *args)
+    assert (code, resized) == (RL.OK, RL.MAX_POSITION)
     assert qty == pytest.approx(0.1) and value == pytest.approx(0.05) and limit == 0.05
-    K.record_entry(S, ring, T0, 1, False)
-    assert S[L.S_HEAD] == 1 and ring[0] == T0 and S[L.S_OPEN_TS] == T0
-    qty, code, value, limit, _ = K.check_entry(S, F, ring, C, *args)  # same ts: min interval
-    assert (qty, code, value, limit) == (0.0, L.MIN_INTERVAL, 0.0, 5.0)
-    assert S[L.S_REFUSED0 + L.MIN_INTERVAL] == 1
-    K.set_kill(S, L.KILL_HALT)
-    assert K.check_exit(S) == L.KILL_SWITCH and S[L.S_REFUSED0 + L.KILL_SWITCH] == 1
+    RK.record_entry(S, ring, T0, 1, False)
+    assert S[RL.S_HEAD] == 1 and ring[0] == T0 and S[RL.S_OPEN_TS] == T0
+    qty, code, value, limit, _ = RK.check_entry(S, F, ring, C, *args)  # same ts: min interval
+    assert (qty, code, value, limit) == (0.0, RL.MIN_INTERVAL, 0.0, 5.0)
+    assert S[RL.S_REFUSED0 + RL.MIN_INTERVAL] == 1
+    RK.set_kill(S, RL.KILL_HALT)
+    assert RK.check_exit(S) == RL.KILL_SWITCH and S[RL.S_REFUSED0 + RL.KILL_SWITCH] == 1
 
 
 # op kinds of the replay
@@ -112,23 +112,23 @@ def _replay(S, F, ring, C, kinds, tss, X, out):
     for i in range(kinds.shape[0]):
         k, ts = kinds[i], tss[i]
         if k == EQ:
-            out[i, 1] = K.on_equity(S, F, C, ts, X[i, 0])
+            out[i, 1] = RK.on_equity(S, F, C, ts, X[i, 0])
         elif k == ENTRY:
-            q, code, v, lim, rz = K.check_entry(
+            q, code, v, lim, rz = RK.check_entry(
                 S, F, ring, C, ts, int(X[i, 1]), X[i, 2], X[i, 3], X[i, 4], X[i, 5], X[i, 6], X[i, 0],
                 X[i, 7], X[i, 8], X[i, 9], X[i, 10],
             )  # fmt: skip
             out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = q, code, v, lim, rz
         elif k == RECORD:
-            K.record_entry(S, ring, ts, int(X[i, 1]), X[i, 7] != 0.0)
+            RK.record_entry(S, ring, ts, int(X[i, 1]), X[i, 7] != 0.0)
         elif k == FLAT:
-            K.record_flat(S)
+            RK.record_flat(S)
         elif k == DUE:
-            out[i, 1] = K.exit_due(S, C, ts, X[i, 7])
+            out[i, 1] = RK.exit_due(S, C, ts, X[i, 7])
         elif k == KILL:
-            K.set_kill(S, int(X[i, 1]))
+            RK.set_kill(S, int(X[i, 1]))
         else:
-            out[i, 1] = K.check_exit(S)
+            out[i, 1] = RK.check_exit(S)
 
 
 def _through_wrapper(eng: RiskEngine, kinds, tss, X) -> np.ndarray:
@@ -136,7 +136,7 @@ def _through_wrapper(eng: RiskEngine, kinds, tss, X) -> np.ndarray:
     for i, (k, ts, x) in enumerate(zip(kinds, tss, X, strict=True)):
         ts = int(ts)
         if k == EQ:
-            out[i, 1] = L.DAILY_DRAWDOWN if eng.on_equity(ts=ts, equity=x[0]) else L.OK
+            out[i, 1] = RL.DAILY_DRAWDOWN if eng.on_equity(ts=ts, equity=x[0]) else RL.OK
         elif k == ENTRY:
             d = eng.check_entry(
                 ts=ts, side=int(x[1]), price=x[2], stop_dist=x[3], confidence=x[4], vol_horizon=x[5],
@@ -144,18 +144,18 @@ def _through_wrapper(eng: RiskEngine, kinds, tss, X) -> np.ndarray:
                 min_notional=x[10],
             )  # fmt: skip
             assert d.approved == (d.rule == "ok") and (d.qty > 0) == d.approved
-            rz = RULES.index(d.resized_by) if d.resized_by else L.OK
+            rz = RULES.index(d.resized_by) if d.resized_by else RL.OK
             out[i] = (d.qty, RULES.index(d.rule), d.value, d.limit, rz)
         elif k == RECORD:
             eng.record_entry(ts=ts, side=int(x[1]), is_add=x[7] != 0.0)
         elif k == FLAT:
             eng.record_flat()
         elif k == DUE:
-            out[i, 1] = L.MAX_HOLDING if eng.exit_due(ts=ts, pos_qty=x[7]) else L.OK
+            out[i, 1] = RL.MAX_HOLDING if eng.exit_due(ts=ts, pos_qty=x[7]) else RL.OK
         elif k == KILL:
-            eng.kill(L.KILL_MODES[int(x[1])])  # type: ignore[arg-type]
+            eng.kill(RL.KILL_MODES[int(x[1])])  # type: ignore[arg-type]
         else:
-            out[i, 1] = L.OK if eng.check_exit(ts=ts, qty=1.0).approved else L.KILL_SWITCH
+            out[i, 1] = RL.OK if eng.check_exit(ts=ts, qty=1.0).approved else RL.KILL_SWITCH
     return out
 
 
@@ -193,8 +193,8 @@ def test_compiled_loop_and_wrapper_agree(ops, tight):
     eng = RiskEngine(cfg)
     out_w = _through_wrapper(eng, kinds, tss, X)
     np.testing.assert_array_equal(out, out_w)
-    np.testing.assert_array_equal(S, eng.S)
-    np.testing.assert_array_equal(F, eng.F)
+    np.testing.assert_array_equal(S, eng.RS)
+    np.testing.assert_array_equal(F, eng.RSF)
     np.testing.assert_array_equal(ring, eng.ring)
     gated = (kinds == ENTRY) | (kinds == EXIT)
     assert sum(eng.refusals.values()) == int(np.count_nonzero(out[gated, 1]))
@@ -222,16 +222,16 @@ def test_approved_sizes_respect_every_limit(
     pos = pos_frac * equity / price
     other = other_frac * equity
     stop = stop_frac * price
-    qty, code, value, limit, resized = K.check_entry(
+    qty, code, value, limit, resized = RK.check_entry(
         S, F, ring, C, T0, side, price, stop, confidence, vol_horizon, vol_pct, equity, pos, other, lot,
         min_notional,
     )  # fmt: skip
-    assert 0 <= code < L.N_RULES and 0 <= resized < L.N_RULES
-    if code != L.OK:
+    assert 0 <= code < RL.N_RULES and 0 <= resized < RL.N_RULES
+    if code != RL.OK:
         assert qty == 0.0
-        if code in (L.MAX_POSITION, L.MAX_CAPITAL, L.VAR95):
+        if code in (RL.MAX_POSITION, RL.MAX_CAPITAL, RL.VAR95):
             assert value > limit
-        if code == L.MIN_SIZE:
+        if code == RL.MIN_SIZE:
             assert value < limit
         return
     tol = 1e-9
@@ -243,7 +243,7 @@ def test_approved_sizes_respect_every_limit(
     assert after <= cfg.max_position * (1 + tol)
     assert other / equity + after <= cfg.max_capital_in_use * (1 + tol)
     assert 1.645 * vol_horizon * after <= cfg.var95_limit * (1 + tol)
-    scale = K.confidence_scale(C, confidence)
+    scale = RK.confidence_scale(C, confidence)
     factor = (cfg.add_size_factor if pos != 0.0 else 1.0) * (
         cfg.high_vol_size_factor if vol_pct >= cfg.high_vol_percentile else 1.0
     )

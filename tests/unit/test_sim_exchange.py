@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from orderflow.execution import sim_kernels as K
+from orderflow.execution import sim_kernels as SK
 from orderflow.execution.sim_config import LatencyConfig, SimConfig, default_fees
 from orderflow.execution.sim_exchange import SimulatedExchange
 from orderflow.execution.sim_layout import (
@@ -501,25 +501,23 @@ EV_BOOK, EV_TRADE, EV_SUBMIT, EV_CANCEL = range(4)
 
 
 @njit(cache=True)
-def _replay(I, F, C, OI, OF, B, FI, FF, RI, RF, EI, EF, books):
+def _replay(S, EI, EF, books):
     """The backtester's way: a compiled loop calling the kernels. EI: kind, ts, id, type, side, tif,
     post_only, reduce_only; EF: price, stop, qty/size."""
     for k in range(EI.shape[0]):
         kind = EI[k, 0]
         ts = EI[k, 1]
         if kind == EV_BOOK:
-            K.on_book(
-                I, F, C, OI, OF, B, FI, FF, RI, RF, ts, books[k, 0], books[k, 1], books[k, 2], books[k, 3]
-            )
+            SK.on_book(S, ts, books[k, 0], books[k, 1], books[k, 2], books[k, 3])
         elif kind == EV_TRADE:
-            K.on_trade(I, F, C, OI, OF, B, FI, FF, RI, RF, ts, EF[k, 0], EF[k, 2], EI[k, 4])
+            SK.on_trade(S, ts, EF[k, 0], EF[k, 2], EI[k, 4])
         elif kind == EV_SUBMIT:
-            K.submit_order(
-                I, F, C, OI, OF, B, FI, FF, RI, RF, ts, EI[k, 2], EI[k, 3], EI[k, 4], EF[k, 0], EF[k, 1],
-                EF[k, 2], EI[k, 5], EI[k, 6] == 1, EI[k, 7] == 1,
+            SK.submit_order(
+                S, ts, EI[k, 2], EI[k, 3], EI[k, 4], EF[k, 0], EF[k, 1], EF[k, 2], EI[k, 5], EI[k, 6] == 1,
+                EI[k, 7] == 1,
             )  # fmt: skip
         else:
-            K.cancel_order(I, F, C, OI, OF, B, FI, FF, RI, RF, ts, EI[k, 2])
+            SK.cancel_order(S, ts, EI[k, 2])
 
 
 def _scenario(rng: np.random.Generator, n: int, levels: int):
@@ -590,7 +588,7 @@ def test_compiled_loop_and_wrapper_give_identical_fills_and_reports():
     cfg = cfg0(latency=lat, queue_model="log")
     EI, EF, books = _scenario(np.random.default_rng(5), 600, L)
     S = make_state(cfg, L, fill_capacity=20_000, report_capacity=20_000)
-    _replay(*S.args, EI, EF, books)
+    _replay(S, EI, EF, books)
     x = SimulatedExchange(cfg, levels=L)
     _drive_wrapper(x, EI, EF, books)
     fills, reps = x.drain_fills(), x.drain_reports()

@@ -23,15 +23,16 @@ from orderflow.backtest import loop as LP
 from orderflow.backtest.config import VenueAccountConfig
 from orderflow.core.instruments import Instrument
 from orderflow.data.schema import book_arrays
-from orderflow.engine.core import new_core_state
+from orderflow.engine.core import CoreOutputs, CoreParams, CoreState, new_core_state
 from orderflow.execution import exec_config as EXC
 from orderflow.execution import portfolio as PF
+from orderflow.execution import sim_layout as SL
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.execution.sim_config import SimConfig
 from orderflow.execution.sim_layout import make_state
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
-from orderflow.strategy import kernels as SKN
+from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 from orderflow.strategy.config import StrategyConfig
 
@@ -61,6 +62,14 @@ class Market:
     @property
     def n_book(self) -> int:
         return int(self.b_ts.size)
+
+    @property
+    def book(self) -> LP.BookArrays:
+        return LP.BookArrays(self.b_ts, self.b_recv, self.bid_px, self.bid_sz, self.ask_px, self.ask_sz)
+
+    @property
+    def trades(self) -> LP.TradeArrays:
+        return LP.TradeArrays(self.t_ts, self.t_recv, self.t_px, self.t_sz, self.t_side)
 
     @classmethod
     def from_frames(cls, venue: str, symbol: str, book: pd.DataFrame, trades: pd.DataFrame) -> Market:
@@ -111,6 +120,10 @@ class Signals:
 
     def window(self, mask: np.ndarray) -> Signals:
         return Signals(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+    @property
+    def columns(self) -> LP.SignalArrays:
+        return LP.SignalArrays(*(getattr(self, f) for f in LP.SignalArrays._fields))
 
 
 def make_signals(features: pd.DataFrame, probs: np.ndarray | None, cfg: StrategyConfig) -> Signals:
@@ -184,34 +197,43 @@ def run_backtest(
     PF.reset(P, cfg.initial_equity)
     G = np.zeros(STL.N_G, dtype=np.int64)
     H = np.zeros(STL.N_H)
-    SKN.init_state(G, H)
+    ST.init_state(G, H)
     SC = strategy.to_array(xcfg.taker_rate, venue)
     RC = risk.to_array()
     XA = execution_array(execution, xcfg)
-    RS = np.zeros(RL.N_S, dtype=np.int64)
-    RFl = np.zeros(RL.N_F)
-    ring = np.zeros(risk.max_trades_24h, dtype=np.int64)
+    D, Df = new_core_state()
+    S = CoreState(
+        D=D, Df=Df, P=P, G=G, H=H, SC=SC, RS=np.zeros(RL.N_S, dtype=np.int64), RSF=np.zeros(RL.N_F),
+        ring=np.zeros(risk.max_trades_24h, dtype=np.int64), RC=RC, X=XA,
+    )  # fmt: skip
     span_s = max((market.b_ts[-1] - market.b_ts[0]) / NS, 1.0) if n else 1.0
     cap_trades = int(min(max(1000, risk.max_trades_24h * (span_s / 86_400 + 1) * 2), 10_000_000))
     cap_fills = cap_trades * 4 * (levels + 2)
     cap_eq = int(span_s / cfg.equity_every_s) + 16
     t0 = time.perf_counter()
-    fo_i = np.zeros((cap_fills, 4), np.int64)
-    fo_f = np.zeros((cap_fills, 4))
-    eq_ts = np.zeros(cap_eq, np.int64)
-    eq_f = np.zeros((cap_eq, 4))
-    tr_i = np.zeros((cap_trades, 5), np.int64)
-    tr_f = np.zeros((cap_trades, 8))
-    nfo, neq, ntr, overflow, orders = LP.run_loop(
-        market.b_ts, market.b_recv, market.bid_px, market.bid_sz, market.ask_px, market.ask_sz,
-        market.t_ts, market.t_recv, market.t_px, market.t_sz, market.t_side,
-        signals.valid, signals.ofi_z, signals.p_dn, signals.p_up, signals.rv_bps, signals.vol_state,
-        signals.trend_state, signals.vol_pct,
-        *X.args, P, G, H, SC, RS, RFl, ring, RC, *new_core_state(),
-        float(instrument.lot_size), float(instrument.min_notional), int(cfg.decision_latency_us * 1000),
-        int(cfg.equity_every_s * NS), float(risk.max_position), cfg.close_at_end,
-        fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f, XA, float(instrument.tick_size),
+    O = CoreOutputs(
+        fo_i=np.zeros((cap_fills, 4), np.int64), fo_f=np.zeros((cap_fills, 4)),
+        eq_ts=np.zeros(cap_eq, np.int64), eq_f=np.zeros((cap_eq, 4)),
+        tr_i=np.zeros((cap_trades, 5), np.int64), tr_f=np.zeros((cap_trades, 8)),
     )  # fmt: skip
+    prm = CoreParams(
+        lot=float(instrument.lot_size), min_notional=float(instrument.min_notional),
+        equity_every_ns=int(cfg.equity_every_s * NS), max_position_frac=float(risk.max_position),
+        funding_rate=float(X.C[SL.C_FUNDING_RATE]), funding_ns=int(X.C[SL.C_FUNDING_NS]),
+        tick=float(instrument.tick_size),
+    )  # fmt: skip
+    nfo, neq, ntr, overflow, orders = LP.run_loop(
+        market.book,
+        market.trades,
+        signals.columns,
+        X,
+        S,
+        O,
+        prm,
+        int(cfg.decision_latency_us * 1000),
+        cfg.close_at_end,
+    )
+    fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f = O
     seconds = time.perf_counter() - t0
     if overflow:
         raise RuntimeError(
@@ -222,7 +244,7 @@ def run_backtest(
         equity=_equity_frame(eq_ts[:neq], eq_f[:neq]),
         trades=_trade_frame(tr_i[:ntr], tr_f[:ntr]),
         fills=_fill_frame(fo_i[:nfo], fo_f[:nfo]),
-        rejections=_rejections(G, RS),
+        rejections=_rejections(G, S.RS),
         orders=int(orders),
         seconds=seconds,
         events=int(market.n_book + market.t_ts.size),

@@ -249,6 +249,9 @@ def _simulate(
     tr_px = np.empty(tr_cap, dtype=np.int64)
     tr_sz = np.empty(tr_cap, dtype=np.int64)
     tr_side = np.empty(tr_cap, dtype=np.int64)
+    book_buf = k.BookRows(snap_t, snap_rows, snap_uid)
+    regime_buf = k.RegimeRows(reg_t, reg_reg, reg_val)
+    trade_buf = k.TradeRows(tr_t, tr_px, tr_sz, tr_side)
     keep: dict[str, list[pd.DataFrame]] = {"book": [], "trade": [], "regime": []}
     chunk = 0
     next_trade_id = 1
@@ -267,16 +270,9 @@ def _simulate(
                 t_end,
                 cfg.levels,
                 last_row,
-                snap_t,
-                snap_rows,
-                snap_uid,
-                reg_t,
-                reg_reg,
-                reg_val,
-                tr_t,
-                tr_px,
-                tr_sz,
-                tr_side,
+                book_buf,
+                regime_buf,
+                trade_buf,
             )
             books.append(tables.book(snap_t[:ns], snap_rows[:ns], snap_uid[:ns]))
             regs.append(tables.regimes(reg_t[:nr], reg_reg[:nr], reg_val[:nr]))

@@ -6,15 +6,43 @@ total rate, rates held constant between events) and only events change the book;
 the book says. Two latent prices in ticks: the *value* ``V`` that informed traders know and the
 *public fair value* ``F`` that market makers quote around; ``V - F`` is private information that
 leaks into ``F`` through news and through the market makers' reading of order flow. Scalars that
-persist across chunks live in ``sf`` (float) and ``si`` (int) arrays.
+persist across chunks live in ``sf`` (float) and ``si`` (int) arrays. The output buffers of a chunk
+are grouped in the named tuples :class:`BookRows`, :class:`RegimeRows` and :class:`TradeRows`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+
+
+class BookRows(NamedTuple):
+    """Book rows of a chunk: grid time (s), top levels (4 * levels), update id."""
+
+    t: np.ndarray
+    rows: np.ndarray
+    uid: np.ndarray
+
+
+class RegimeRows(NamedTuple):
+    """Regime rows at whole seconds: time (s), regime, value ``V``."""
+
+    t: np.ndarray
+    reg: np.ndarray
+    val: np.ndarray
+
+
+class TradeRows(NamedTuple):
+    """Trade prints: time (s), price (ticks), size (lots), aggressor side."""
+
+    t: np.ndarray
+    px: np.ndarray
+    sz: np.ndarray
+    side: np.ndarray
+
 
 # -- parameter vector layout (filled by simulator.py from SimulatorConfig) ---------------------------
 P_NAMES = (
@@ -337,29 +365,12 @@ def _ensure_sides(bq, aq, si, p) -> None:
 
 
 @njit(cache=True)
-def _record_grid(
-    t_until,
-    t_end,
-    bq,
-    aq,
-    si,
-    sf,
-    p,
-    levels,
-    last_row,
-    ns,
-    cap_s,
-    snap_t,
-    snap_rows,
-    snap_uid,
-    nr,
-    cap_r,
-    reg_t,
-    reg_reg,
-    reg_val,
-):
-    """Book rows due at grid times <= ``t_until`` (only when the top ``levels`` changed since the last
-    row) and regime rows at whole seconds. Returns (book rows, regime rows) written so far."""
+def _record_grid(t_until, t_end, bq, aq, si, sf, p, levels, last_row, ns, cap_s, snaps, nr, cap_r, regs):
+    """Book rows (``snaps``) due at grid times <= ``t_until`` (only when the top ``levels`` changed since
+    the last row) and regime rows (``regs``) at whole seconds. Returns (book rows, regime rows) written
+    so far."""
+    snap_t, snap_rows, snap_uid = snaps
+    reg_t, reg_reg, reg_val = regs
     t_snap = si[SI_NSNAP] * p[SNAP_S]
     while t_snap <= t_until and t_snap < t_end and ns < cap_s:
         row = snap_rows[ns]
@@ -416,21 +427,18 @@ def run_chunk(
     t_end: float,
     levels: int,
     last_row,
-    snap_t,
-    snap_rows,
-    snap_uid,
-    reg_t,
-    reg_reg,
-    reg_val,
-    tr_t,
-    tr_px,
-    tr_sz,
-    tr_side,
+    snaps,
+    regs,
+    trades,
 ):
-    """Advance the simulation to ``t_end`` seconds or until an output buffer is nearly full.
+    """Advance the simulation to ``t_end`` seconds or until an output buffer (``snaps``:
+    :class:`BookRows`, ``regs``: :class:`RegimeRows`, ``trades``: :class:`TradeRows`) is nearly full.
 
     Returns (book rows, regime rows, trades) written. Book rows are taken at k * ``snap_s`` < t_end
     and kept only when the top ``levels`` differ from the last kept row (``last_row``)."""
+    snap_t = snaps.t
+    reg_t = regs.t
+    tr_t, tr_px, tr_sz, tr_side = trades
     ns = 0
     nr = 0
     nt = 0
@@ -475,14 +483,10 @@ def run_chunk(
             last_row,
             ns,
             cap_s,
-            snap_t,
-            snap_rows,
-            snap_uid,
+            snaps,
             nr,
             cap_r,
-            reg_t,
-            reg_reg,
-            reg_val,
+            regs,
         )
         if ns >= cap_s or nr >= cap_r or nt >= cap_t:
             break  # the drawn wait is discarded: exact for exponential waits

@@ -4,15 +4,19 @@
 they differ only in where events come from and where orders go (the simulated exchange's kernels, or an
 exchange client).
 
-State (one set per symbol):
+State (one set per symbol), grouped in named tuples that numba compiles (built once in Python by the
+backtester and :class:`orderflow.engine.session.TradingSession`, passed down unchanged):
 
-- the strategy's ``G``/``H``/``SC`` (:mod:`orderflow.strategy.layout`), the risk engine's ``RS``/``RF_``/
-  ``ring``/``RC`` (:mod:`orderflow.risk.layout`) and the portfolio ``P``
-  (:mod:`orderflow.execution.portfolio`);
-- ``D`` (int64) / ``Df`` (float64): the core's own bookkeeping (indices below): order ids, the order in
-  flight, the open round trip, output counters, the last equity sample, funding and trade times;
-- output buffers: fills ``fo_i``/``fo_f``, round trips ``tr_i``/``tr_f``, equity ``eq_ts``/``eq_f``
-  (columns below); a full buffer sets ``D[D_OVERFLOW]`` and drops nothing silently.
+- :class:`CoreState`: the strategy's ``G``/``H``/``SC`` (:mod:`orderflow.strategy.layout`), the risk
+  engine's ``RS``/``RSF``/``ring``/``RC`` (:mod:`orderflow.risk.layout`), the portfolio ``P``
+  (:mod:`orderflow.execution.portfolio`), the execution config ``X`` and ``D`` (int64) / ``Df``
+  (float64), the core's own bookkeeping (indices below): order ids, the order in flight, the open round
+  trip, output counters, the last equity sample, funding and trade times;
+- :class:`CoreOutputs`: fills ``fo_i``/``fo_f``, equity ``eq_ts``/``eq_f``, round trips ``tr_i``/``tr_f``
+  (columns below); a full buffer sets ``D[D_OVERFLOW]`` and drops nothing silently;
+- :class:`CoreParams`: the scalar parameters (instrument, sampling, sizing, funding);
+- per book event, :class:`SignalRow` (what the strategy reads) and the book's top levels
+  (:class:`orderflow.strategy.layout.BookLevels`).
 
 :func:`core_book` returns what to send (or nothing): a MARKET order (IOC), a post-only LIMIT order (GTC)
 at a price, both with client order id ``D[D_OID]``, or the CANCEL of the order in flight
@@ -40,6 +44,7 @@ children ends the parent. Exits are single reduce-only MARKET orders for the who
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -50,8 +55,8 @@ from orderflow.execution import exec_config as XC
 from orderflow.execution import portfolio as PF
 from orderflow.risk import kernels as RK
 from orderflow.risk import layout as RL
-from orderflow.strategy import kernels as K
-from orderflow.strategy import layout as L
+from orderflow.strategy import kernels as ST
+from orderflow.strategy import layout as STL
 
 # fill output columns
 FO_TS, FO_SIDE, FO_MAKER, FO_ACTION = range(4)  # int64
@@ -103,6 +108,59 @@ N_D = 27
 ) = range(6)
 N_DF = 6
 
+
+class CoreState(NamedTuple):
+    """The arrays the core reads and writes for one symbol (module docstring)."""
+
+    D: np.ndarray  # int64 (N_D): the core's bookkeeping (D_*)
+    Df: np.ndarray  # float64 (N_DF): DF_*
+    P: np.ndarray  # float64: the portfolio (execution.portfolio P_*)
+    G: np.ndarray  # int64: strategy counters (strategy.layout G_*)
+    H: np.ndarray  # float64: strategy position and threshold (H_*)
+    SC: np.ndarray  # float64: strategy config (C_*)
+    RS: np.ndarray  # int64: risk state (risk.layout S_*)
+    RSF: np.ndarray  # float64: risk state, the day's equity figures (risk.layout F_*)
+    ring: np.ndarray  # int64: risk's entry times of the last 24 h
+    RC: np.ndarray  # float64: risk config (risk.layout C_*)
+    X: np.ndarray  # float64: execution config (execution.exec_config X_*)
+
+
+class CoreOutputs(NamedTuple):
+    """Preallocated output buffers, filled row by row (columns FO_*, EO_*, TI_*/TF_*)."""
+
+    fo_i: np.ndarray  # (n, 4) int64 fills
+    fo_f: np.ndarray  # (n, 4) float64 fills
+    eq_ts: np.ndarray  # (m,) int64 equity sample times
+    eq_f: np.ndarray  # (m, 4) float64 equity samples
+    tr_i: np.ndarray  # (k, 5) int64 round trips
+    tr_f: np.ndarray  # (k, 8) float64 round trips
+
+
+class CoreParams(NamedTuple):
+    """The scalar parameters of the core."""
+
+    lot: float  # the instrument's lot size
+    min_notional: float
+    equity_every_ns: int  # equity sampling interval
+    max_position_frac: float  # risk's max_position: the largest position as a share of equity
+    funding_rate: float  # per funding interval (0: none)
+    funding_ns: int  # the funding interval
+    tick: float  # the instrument's tick size
+
+
+class SignalRow(NamedTuple):
+    """What the strategy reads at one book event (NaN: unknown)."""
+
+    valid: bool  # the feature vector is valid
+    ofi_z: float
+    p_dn: float  # calibrated probabilities of a move down / up
+    p_up: float
+    rv_bps: float
+    vol_state: float
+    trend_state: float
+    vol_pct: float
+
+
 # what core_book asks the caller to do
 NOTHING, SEND_MARKET, SEND_LIMIT, CANCEL = range(4)
 # why a resting order was cancelled
@@ -127,7 +185,7 @@ def _open_trade(ti, tf, k, ts, side, vol_state, P):
     ti[k, TI_ENTRY_TS] = ts
     ti[k, TI_EXIT_TS] = -1
     ti[k, TI_SIDE] = side
-    ti[k, TI_REASON] = L.X_NONE
+    ti[k, TI_REASON] = STL.X_NONE
     ti[k, TI_VOLSTATE] = vol_state
     tf[k, :] = 0.0
     tf[k, TF_FUND] = -P[PF.P_FUNDING]  # funding paid while open = value at close - value at open
@@ -135,9 +193,12 @@ def _open_trade(ti, tf, k, ts, side, vol_state, P):
 
 
 @njit(cache=True)
-def core_fill(D, Df, P, G, H, SC, RS, fo_i, fo_f, tr_i, tr_f, ts, side, qty, px, fee, maker, vstate):
-    """A fill of the order in flight reached the strategy at ``ts``: the portfolio books it, the round
-    trip and the fill are recorded, the strategy and the risk engine learn the new position."""
+def core_fill(S, O, ts, side, qty, px, fee, maker, vstate):
+    """A fill of the order in flight reached the strategy at ``ts`` (state ``S``: :class:`CoreState`,
+    outputs ``O``: :class:`CoreOutputs`): the portfolio books it, the round trip and the fill are
+    recorded, the strategy and the risk engine learn the new position."""
+    D, Df, P, G, H, SC, RS = S.D, S.Df, S.P, S.G, S.H, S.SC, S.RS
+    fo_i, fo_f, tr_i, tr_f = O.fo_i, O.fo_f, O.tr_i, O.tr_f
     prev = P[PF.P_POS]
     Df[DF_CUR_FILLED] += qty
     PF.apply_fill(P, side, qty, px, fee)
@@ -175,12 +236,12 @@ def core_fill(D, Df, P, G, H, SC, RS, fo_i, fo_f, tr_i, tr_f, ts, side, qty, px,
             tr_f[k, TF_EXIT_NOT] += qty * px
         if pos == 0.0:
             tr_i[k, TI_EXIT_TS] = ts
-            tr_i[k, TI_REASON] = D[D_CUR_REASON] if D[D_CUR_ACTION] == L.EXIT else L.X_RISK
+            tr_i[k, TI_REASON] = D[D_CUR_REASON] if D[D_CUR_ACTION] == STL.EXIT else STL.X_RISK
             tr_f[k, TF_FUND] += P[PF.P_FUNDING]
             tr_f[k, TF_GROSS] += P[PF.P_REALIZED]
             D[D_NTR] += 1
             D[D_OPEN] = 0
-    K.on_position(G, H, SC, ts, pos, P[PF.P_AVG])
+    ST.on_position(G, H, SC, ts, pos, P[PF.P_AVG])
     if pos == 0.0:
         RK.record_flat(RS)
 
@@ -191,7 +252,7 @@ def core_report(D, Df, G, oid, terminal):
     moves its parent on (what is left, or the end of the parent)."""
     if not (terminal and oid == D[D_CUR_OID]):
         return
-    K.mark_done(G)
+    ST.mark_done(G)
     D[D_CUR_OID] = -1
     D[D_CUR_KIND] = NOTHING
     if D[D_PAR_LOTS] > 0:
@@ -212,17 +273,19 @@ def core_trade(D, ts_recv):
 
 
 @njit(cache=True)
-def core_book(
-    D, Df, P, G, H, SC, RS, RF_, ring, RC, eq_ts, eq_f,
-    t, ts_event, valid, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state, vol_pct,
-    bid_px, bid_sz, ask_px, ask_sz,
-    lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns, X, tick,
-):  # fmt: skip
-    """The strategy's turn at a book event received at ``t`` (exchange time ``ts_event``): funding,
+def core_book(S, O, prm, t, ts_event, sig, book):
+    """The strategy's turn at a book event received at ``t`` (exchange time ``ts_event``; ``sig``: its
+    :class:`SignalRow`, ``book``: its top levels, :class:`~orderflow.strategy.layout.BookLevels`; ``S``
+    :class:`CoreState`, ``O`` :class:`CoreOutputs`, ``prm`` :class:`CoreParams`): funding,
     the equity sample and the daily breaker, the order in flight (cancel?), the next child of a parent,
     then exits / entries through the strategy and the risk engine. Returns ``(what, side, qty,
     reduce_only, price)`` with ``what`` in NOTHING / SEND_MARKET / SEND_LIMIT (client order id
     ``D[D_OID]``, recorded as in flight) / CANCEL (of ``D[D_CUR_OID]``)."""
+    D, Df, P, G, H, SC, RS, RSF, ring, RC, X = S
+    eq_ts, eq_f = O.eq_ts, O.eq_f
+    lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns, tick = prm
+    valid, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state, vol_pct = sig
+    bid_px, bid_sz, ask_px, ask_sz = book
     bb = bid_px[0]
     ba = ask_px[0]
     if math.isfinite(bb) and math.isfinite(ba) and ba > bb:
@@ -237,7 +300,7 @@ def core_book(
         return NOTHING, 0, 0.0, False, np.nan
     if t - D[D_LAST_EQ] >= equity_every_ns:
         eqv = PF.equity(P, mid)
-        RK.on_equity(RS, RF_, RC, t, eqv)
+        RK.on_equity(RS, RSF, RC, t, eqv)
         n = D[D_NEQ]
         if n < eq_ts.shape[0]:
             eq_ts[n] = t
@@ -267,35 +330,35 @@ def core_book(
     # it is undefined for the first vol_pct_buckets seconds of volatility after a start or reset, so
     # such a signal is refused as invalid (exits are decided before validity and are unaffected)
     ok = valid and math.isfinite(vol_pct)
-    action, side, code = K.decide(
+    action, side, code = ST.decide(
         G, H, SC, t, ok, t - ts_event, trade_age, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state,
-        bid_px, bid_sz, ask_px, ask_sz, nominal, risk_exit,
+        book, nominal, risk_exit,
     )  # fmt: skip
     if D[D_PAR_LOTS] > 0 and D[D_CUR_OID] < 0:  # between children of a parent
-        if action == L.EXIT:
+        if action == STL.EXIT:
             D[D_PAR_LOTS] = 0  # an exit ends the parent; it is sent below
         elif t >= D[D_PAR_NEXT_TS]:
             return _send_child(D, Df, G, t, bid_px[0], ask_px[0], lot, X)
         else:
             return NOTHING, 0, 0.0, False, np.nan
-    if action == L.ENTER or action == L.ADD:
-        r = H[L.H_R]
+    if action == STL.ENTER or action == STL.ADD:
+        r = H[STL.H_R]
         qty, _c, _v, _l, _rs = RK.check_entry(
-            RS, RF_, ring, RC, t, side, mid, SC[L.C_SL_R] * r * mid, H[L.H_LAST_CONF], r, vol_pct,
+            RS, RSF, ring, RC, t, side, mid, SC[STL.C_SL_R] * r * mid, H[STL.H_LAST_CONF], r, vol_pct,
             eqv, pos, 0.0, lot, min_notional,
         )  # fmt: skip
         if qty <= 0.0:
-            K.mark_risk_refused(G)
+            ST.mark_risk_refused(G)
             return NOTHING, 0, 0.0, False, np.nan
-        RK.record_entry(RS, ring, t, side, action == L.ADD)
-        K.mark_sent(G, action)
-        _start_parent(D, Df, t, side, action, qty, mid, H[L.H_LAST_EV], bid_sz, ask_sz, lot, X)
+        RK.record_entry(RS, ring, t, side, action == STL.ADD)
+        ST.mark_sent(G, action)
+        _start_parent(D, Df, t, side, action, qty, mid, H[STL.H_LAST_EV], bid_sz, ask_sz, lot, X)
         return _send_child(D, Df, G, t, bid_px[0], ask_px[0], lot, X)
-    if action == L.EXIT:
+    if action == STL.EXIT:
         if pos == 0.0 or RK.check_exit(RS) != RL.OK:
             return NOTHING, 0, 0.0, False, np.nan
         D[D_OID] += 1
-        K.mark_sent(G, action)
+        ST.mark_sent(G, action)
         D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], action, code
         D[D_CUR_KIND], D[D_CUR_TS], D[D_CANCEL_SENT] = SEND_MARKET, t, 0
         Df[DF_CUR_MID] = mid
@@ -342,8 +405,8 @@ def _send_child(D, Df, G, t, best_bid, best_ask, lot, X):
     qty = RK.lot_qty(float(n), lot)
     side = D[D_PAR_SIDE]
     D[D_OID] += 1
-    G[L.G_PENDING] = 1
-    D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], D[D_PAR_ACTION], L.X_NONE
+    G[STL.G_PENDING] = 1
+    D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], D[D_PAR_ACTION], STL.X_NONE
     D[D_CUR_TS], D[D_CANCEL_SENT] = t, 0
     D[D_PAR_NEXT_TS] = t + D[D_PAR_STEP_NS]
     Df[DF_CUR_FILLED] = 0.0
@@ -396,8 +459,8 @@ def core_close(D, Df, G, P):
     D[D_OID] += 1
     D[D_CUR_KIND], D[D_CANCEL_SENT] = SEND_MARKET, 0
     Df[DF_CUR_FILLED] = 0.0
-    K.mark_sent(G, L.EXIT)
-    D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], L.EXIT, L.X_END
+    ST.mark_sent(G, STL.EXIT)
+    D[D_CUR_OID], D[D_CUR_ACTION], D[D_CUR_REASON] = D[D_OID], STL.EXIT, STL.X_END
     Df[DF_CUR_MID] = Df[DF_MID]
     return True, -1 if pos > 0 else 1, abs(pos)
 

@@ -367,12 +367,12 @@ class PaperEngine:
         if self.market == "usdm":
             pos = (await self.client.positions()).get(self.symbol)
             if pos is not None and pos.quantity != 0:
-                from orderflow.strategy import kernels as SKN
+                from orderflow.strategy import kernels as ST
 
                 P = self.session.P
                 P[0], P[1] = pos.quantity, pos.entry_price  # position, average entry price
                 self._adopted = (pos.quantity, pos.entry_price)
-                SKN.on_position(self.session.G, self.session.H, self.session.SC, np.int64(time.time_ns()),
+                ST.on_position(self.session.G, self.session.H, self.session.SC, np.int64(time.time_ns()),
                                 float(pos.quantity), float(pos.entry_price))  # fmt: skip
                 self.stats.recovered.append(f"adopted position {pos.quantity:g} @ {pos.entry_price:g}")
 

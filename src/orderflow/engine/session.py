@@ -29,7 +29,7 @@ from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.execution.sim_exchange import SimulatedExchange
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
-from orderflow.strategy import kernels as SK
+from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 from orderflow.strategy.config import StrategyConfig
 
@@ -76,7 +76,7 @@ class TradingSession:
         PF.reset(self.P, self.cfg.initial_equity)
         self.G = np.zeros(STL.N_G, dtype=np.int64)
         self.H = np.zeros(STL.N_H)
-        SK.init_state(self.G, self.H)
+        ST.init_state(self.G, self.H)
         self.SC = self.strategy.to_array(taker_fee, venue)
         self.RC = self.risk.to_array()
         self.XA = (execution or ExecutionConfig()).to_array()
@@ -84,7 +84,7 @@ class TradingSession:
         if maker_fee is not None:
             self.XA[EXC.X_MAKER_FEE] = maker_fee
         self.RS = np.zeros(RL.N_S, dtype=np.int64)
-        self.RF = np.zeros(RL.N_F)
+        self.RSF = np.zeros(RL.N_F)
         self.ring = np.zeros(self.risk.max_trades_24h, dtype=np.int64)
         self.D, self.Df = CO.new_core_state()
         self.fo_i = np.zeros((capacity, 4), np.int64)
@@ -96,6 +96,15 @@ class TradingSession:
         self.funding_rate = float(funding_rate)
         self.funding_ns = int(funding_interval_ns)
         self._vstate = -1
+        # the same arrays grouped as the core's kernels take them
+        self._S = CO.CoreState(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RSF, self.ring,
+                               self.RC, self.XA)  # fmt: skip
+        self._O = CO.CoreOutputs(self.fo_i, self.fo_f, self.eq_ts, self.eq_f, self.tr_i, self.tr_f)
+        self._prm = CO.CoreParams(
+            float(instrument.lot_size), float(instrument.min_notional),
+            int(np.int64(self.cfg.equity_every_s * NS)), float(self.risk.max_position), self.funding_rate,
+            self.funding_ns, float(instrument.tick_size),
+        )  # fmt: skip
 
     # -- events
     def on_trade(self, ts_recv: int) -> None:
@@ -109,13 +118,10 @@ class TradingSession:
         """The strategy's turn at a book event received at ``t``; the order to send, if any."""
         self._vstate = int(vol_state) if np.isfinite(vol_state) else -1
         what, side, qty, reduce_only, px = CO.core_book(
-            self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RF, self.ring, self.RC,
-            self.eq_ts, self.eq_f, np.int64(t), np.int64(ts_event), bool(valid), float(ofi_z),
-            float(p_dn), float(p_up), float(rv_bps), float(vol_state), float(trend_state), float(vol_pct),
-            bid_px, bid_sz, ask_px, ask_sz, float(self.instrument.lot_size),
-            float(self.instrument.min_notional), np.int64(self.cfg.equity_every_s * NS),
-            float(self.risk.max_position), self.funding_rate, np.int64(self.funding_ns), self.XA,
-            float(self.instrument.tick_size),
+            self._S, self._O, self._prm, np.int64(t), np.int64(ts_event),
+            CO.SignalRow(bool(valid), float(ofi_z), float(p_dn), float(p_up), float(rv_bps), float(vol_state),
+                         float(trend_state), float(vol_pct)),
+            STL.BookLevels(bid_px, bid_sz, ask_px, ask_sz),
         )  # fmt: skip
         if what == CO.NOTHING:
             return None
@@ -125,8 +131,7 @@ class TradingSession:
         return OrderRequest(int(self.D[CO.D_OID]), int(side), float(qty), bool(reduce_only), kind, float(px))
 
     def on_fill(self, ts: int, side: int, qty: float, price: float, fee: float, maker: bool) -> None:
-        CO.core_fill(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.fo_i, self.fo_f,
-                     self.tr_i, self.tr_f, np.int64(ts), np.int64(side), float(qty), float(price), float(fee),
+        CO.core_fill(self._S, self._O, np.int64(ts), np.int64(side), float(qty), float(price), float(fee),
                      np.int64(maker), np.int64(self._vstate))  # fmt: skip
 
     def on_report(self, order_id: int, terminal: bool) -> None:

@@ -23,7 +23,7 @@ from typing import Literal, TypeVar
 import msgspec
 import numpy as np
 
-from orderflow.execution import sim_kernels as K
+from orderflow.execution import sim_kernels as SK
 from orderflow.execution.sim_config import SimConfig
 from orderflow.execution.sim_layout import (
     F_POS,
@@ -214,7 +214,7 @@ class SimulatedExchange:
 
     def cancel(self, order_id: int, ts: int) -> None:
         """Cancel request sent at strategy time ``ts``; it arrives after the entry latency."""
-        K.cancel_order(*self._args, int(ts), _check_id(order_id))
+        SK.cancel_order(self.state, int(ts), _check_id(order_id))
         self._collect()
 
     def _submit(
@@ -235,8 +235,8 @@ class SimulatedExchange:
         oid = _check_id(order_id)
         sd = int(side)  # anything but +1 / -1 is rejected by the kernel (invalid_side)
         price, stop, qty = float(price), float(stop), float(qty)
-        code = K.submit_order(
-            *self._args, int(ts), oid, otype, sd, price, stop, qty, GTC if tif == "GTC" else IOC,
+        code = SK.submit_order(
+            self.state, int(ts), oid, otype, sd, price, stop, qty, GTC if tif == "GTC" else IOC,
             post_only, reduce_only,
         )  # fmt: skip
         self._collect()
@@ -262,15 +262,15 @@ class SimulatedExchange:
         ask_sz: Sequence[float] | np.ndarray,
     ) -> None:
         """Book event at exchange time ``ts``: top levels best first (NaN = missing level)."""
-        K.on_book(
-            *self._args, int(ts), np.asarray(bid_px, dtype=np.float64), np.asarray(bid_sz, dtype=np.float64),
+        SK.on_book(
+            self.state, int(ts), np.asarray(bid_px, dtype=np.float64), np.asarray(bid_sz, dtype=np.float64),
             np.asarray(ask_px, dtype=np.float64), np.asarray(ask_sz, dtype=np.float64),
         )  # fmt: skip
         self._collect()
 
     def on_trade(self, ts: int, price: float, size: float, side: int) -> None:
         """Trade at exchange time ``ts``; ``side`` is the aggressor (+1 buyer, -1 seller, 0 unknown)."""
-        K.on_trade(*self._args, int(ts), float(price), float(size), int(side))
+        SK.on_trade(self.state, int(ts), float(price), float(size), int(side))
         self._collect()
 
     # ------------------------------------------------------------------------------------ output

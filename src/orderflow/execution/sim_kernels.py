@@ -1,8 +1,9 @@
 """Per-event kernels of the simulated exchange (numba): the one definition of the fill rules, called
 by the backtester's compiled loop and, one event at a time, by :class:`sim_exchange.SimulatedExchange`.
 
-Every public kernel takes the state arrays first, in the order of ``SimState``:
-``(I, F, C, OI, OF, B, FI, FF, RI, RF)`` (see :mod:`orderflow.execution.sim_layout`).
+Every public kernel takes the exchange's state first, a ``SimState`` named tuple of the arrays
+``(I, F, C, OI, OF, B, FI, FF, RI, RF)`` (see :mod:`orderflow.execution.sim_layout`); internal kernels
+take the arrays themselves.
 
 - ``submit_order`` / ``cancel_order`` (strategy time ``ts``): the request arrives at the exchange at
   ``ts + entry latency`` (FIFO) and takes effect at the first market event with ``ts_event >=``
@@ -111,6 +112,7 @@ from orderflow.execution.sim_layout import (
     SELL,
     STOP_LIMIT,
     UNKNOWN,
+    SimState,
     is_live,
     is_terminal,
     px_eq,
@@ -125,16 +127,7 @@ Arr = np.ndarray
 # ------------------------------------------------------------------------------------ public kernels
 @njit(cache=True)
 def submit_order(
-    I: Arr,
-    F: Arr,
-    C: Arr,
-    OI: Arr,
-    OF: Arr,
-    B: Arr,
-    FI: Arr,
-    FF: Arr,
-    RI: Arr,
-    RF: Arr,
+    S: SimState,
     ts: int,
     oid: int,
     otype: int,
@@ -150,6 +143,7 @@ def submit_order(
     +1 / -1; ``price`` limit price (ignored for MARKET), ``stop_px`` (STOP_LIMIT only), ``qty`` base
     units; ``tif`` GTC / IOC (MARKET is always IOC); flags 0/1. Returns 0, or the reason code of an
     immediate rejection (also written as a REJECTED report)."""
+    I, C, OI, OF, RI, RF = S.I, S.C, S.OI, S.OF, S.RI, S.RF
     arr = arrival_ts(I, C, ts)
     code = 0
     value = np.nan
@@ -214,21 +208,13 @@ def submit_order(
 
 @njit(cache=True)
 def cancel_order(
-    I: Arr,
-    F: Arr,
-    C: Arr,
-    OI: Arr,
-    OF: Arr,
-    B: Arr,
-    FI: Arr,
-    FF: Arr,
-    RI: Arr,
-    RF: Arr,
+    S: SimState,
     ts: int,
     oid: int,
 ) -> int:
     """Send a cancel at strategy time ``ts``. Returns 0, or the reason code of an immediate answer
     (id not open: R_CANCEL_NOT_OPEN; a cancel already in flight: R_CANCEL_PENDING), also reported."""
+    I, C, OI, OF, RI, RF = S.I, S.C, S.OI, S.OF, S.RI, S.RF
     arr = arrival_ts(I, C, ts)
     for s in range(I[I_HI]):
         if OI[s, OI_USED] == 1 and OI[s, OI_ID] == oid and not is_terminal(OI[s, OI_STATUS]):
@@ -254,16 +240,7 @@ def cancel_order(
 
 @njit(cache=True)
 def on_book(
-    I: Arr,
-    F: Arr,
-    C: Arr,
-    OI: Arr,
-    OF: Arr,
-    B: Arr,
-    FI: Arr,
-    FF: Arr,
-    RI: Arr,
-    RF: Arr,
+    S: SimState,
     ts: int,
     bid_px: Arr,
     bid_sz: Arr,
@@ -272,6 +249,7 @@ def on_book(
 ) -> None:
     """Apply a book event at exchange time ``ts``: the top levels, best first (bids descending, asks
     ascending; NaN = no level; arrays longer than L are cut, shorter ones padded with NaN)."""
+    I, F, C, OI, OF, B, FI, FF, RI, RF = S
     process_arrivals(I, F, C, OI, OF, B, FI, FF, RI, RF, ts)
     I[I_LAST_TS] = ts
     L = B.shape[1]
@@ -304,16 +282,7 @@ def on_book(
 
 @njit(cache=True)
 def on_trade(
-    I: Arr,
-    F: Arr,
-    C: Arr,
-    OI: Arr,
-    OF: Arr,
-    B: Arr,
-    FI: Arr,
-    FF: Arr,
-    RI: Arr,
-    RF: Arr,
+    S: SimState,
     ts: int,
     price: float,
     size: float,
@@ -321,6 +290,7 @@ def on_trade(
 ) -> None:
     """Apply a trade at exchange time ``ts``: ``price``, ``size`` (base units), aggressor ``side``
     (+1 buyer, -1 seller, 0 unknown)."""
+    I, F, C, OI, OF, B, FI, FF, RI, RF = S
     process_arrivals(I, F, C, OI, OF, B, FI, FF, RI, RF, ts)
     I[I_LAST_TS] = ts
     if not (size > 0.0) or not (price > 0.0):

@@ -248,7 +248,8 @@ def is_terminal(status: int) -> bool:
 
 # ---------------------------------------------------------------------------------------- the state
 class SimState(NamedTuple):
-    """The arrays of one simulated exchange. ``args`` is the argument prefix of every public kernel."""
+    """The arrays of one simulated exchange, the first argument of every public kernel (``sim_kernels``);
+    ``args`` is the argument prefix of the internal kernels."""
 
     I: np.ndarray
     F: np.ndarray

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from orderflow.data.schema import book_arrays
-from orderflow.features import kernels as K
+from orderflow.features import kernels as FK
 from orderflow.features.config import FeatureConfig
 from orderflow.features.engine import StreamingFeatureEngine
 from orderflow.features.ofi import average_depth, bucket_ofi, mid_price, ofi_per_event
@@ -75,7 +75,7 @@ def batch_features(
     n = len(bts)
     core = np.empty((n, st.n_core))
     status = np.zeros(n, dtype=np.int8)
-    K.run_batch(*st.book_args, bts, bp, bs, ap, aq, tts, tpx, tsz, tside, gts, core, status)
+    FK.run_batch(st.state, bts, bp, bs, ap, aq, tts, tpx, tsz, tside, gts, core, status)
     tech = None
     if cfg.technical is not None:
         tech = technical_batch(tts, tpx, tsz, tside, bts, cfg.technical)
@@ -83,10 +83,10 @@ def batch_features(
     mat = core if tech is None else np.hstack([core, tech])
     out = pd.DataFrame(mat, columns=[s.name for s in specs])
     out.insert(0, "ts_event", bts)
-    out["valid"] = status == K.OK
-    out["invalid_reason"] = np.array(K.REASONS, dtype=object)[status]
-    if st.I[K.I_OVERFLOW]:
-        log.warning("feature ring full: %d events dropped from windows", int(st.I[K.I_OVERFLOW]))
+    out["valid"] = status == FK.OK
+    out["invalid_reason"] = np.array(FK.REASONS, dtype=object)[status]
+    if st.I[FK.I_OVERFLOW]:
+        log.warning("feature ring full: %d events dropped from windows", int(st.I[FK.I_OVERFLOW]))
     return out
 
 

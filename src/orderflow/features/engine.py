@@ -23,7 +23,7 @@ import logging
 
 import numpy as np
 
-from orderflow.features import kernels as K
+from orderflow.features import kernels as FK
 from orderflow.features.config import FeatureConfig
 from orderflow.features.registry import default_specs
 from orderflow.features.spec import FeatureSpec
@@ -51,7 +51,7 @@ class StreamingFeatureEngine:
             self._tech = TechnicalStream(cfg.technical)
         self.valid = False
         self.reason = "warmup"
-        self.status = K.WARMUP
+        self.status = FK.WARMUP
         self._L = cfg.levels
         self._overflow_logged = 0
 
@@ -60,37 +60,37 @@ class StreamingFeatureEngine:
 
     def on_trade(self, ts_ns: int, price: float, size: float, side: int) -> None:
         """A trade: aggressor ``side`` +1 buyer, -1 seller, 0 unknown (tick rule)."""
-        K.step_trade(*self._k.trade_args, ts_ns, price, size, side)
+        FK.step_trade(*self._k.trade_args, ts_ns, price, size, side)
         if self._tech is not None:
             self._tech.on_trade(ts_ns, price, size, side)
 
     def on_gap(self, ts_ns: int, reason: str = "gap") -> None:
         """The data layer lost events (``reason`` is logged): reset every window; invalid until warm."""
         log.info("feature engine reset at %d: %s", ts_ns, reason)
-        self._k.reset(K.GAP)
+        self._k.reset(FK.GAP)
         self.valid = False
         self.reason = "gap"
-        self.status = K.GAP
+        self.status = FK.GAP
 
     def on_book(
         self, ts_ns: int, bid_px: np.ndarray, bid_sz: np.ndarray, ask_px: np.ndarray, ask_sz: np.ndarray
     ) -> np.ndarray:
         """A book event: the top levels after it (arrays of at least ``levels`` values, NaN = absent)."""
         L = self._L
-        st = K.step_book(
+        st = FK.step_book(
             *self._k.book_args, ts_ns, bid_px[:L], bid_sz[:L], ask_px[:L], ask_sz[:L], self._core
         )
         if self._tech is not None:
             self._tech.advance(ts_ns)
             tv = self._tech.values
             self.values[self.n_core :] = tv
-            if st == K.OK and self.cfg.require_technical_warm and not np.isfinite(tv).all():
-                st = K.WARMUP
+            if st == FK.OK and self.cfg.require_technical_warm and not np.isfinite(tv).all():
+                st = FK.WARMUP
         self.status = st
-        self.valid = st == K.OK
-        self.reason = K.REASONS[st]
-        if self._k.I[K.I_OVERFLOW] != self._overflow_logged:
-            self._overflow_logged = int(self._k.I[K.I_OVERFLOW])
+        self.valid = st == FK.OK
+        self.reason = FK.REASONS[st]
+        if self._k.I[FK.I_OVERFLOW] != self._overflow_logged:
+            self._overflow_logged = int(self._k.I[FK.I_OVERFLOW])
             log.warning(
                 "feature ring full: %d events dropped from windows (raise *_capacity)", self._overflow_logged
             )
@@ -99,4 +99,4 @@ class StreamingFeatureEngine:
     @property
     def bad_trades(self) -> int:
         """Trades ignored because of a NaN/negative size or a non-positive price."""
-        return int(self._k.I[K.I_BAD_TRADES])
+        return int(self._k.I[FK.I_BAD_TRADES])

@@ -3,7 +3,7 @@ regime). The streaming engine calls ``step_trade`` / ``step_book`` / ``reset`` o
 engine calls the same functions from the compiled loop ``run_batch``. Same code, same float operations,
 so both engines give the same numbers.
 
-State lives in explicit arrays (see ``state.KernelState``):
+State lives in explicit arrays (see ``state.KernelState``; named by ``kernels_layout.FeatureState``):
 
 - ``I`` / ``F``: int64 / float64 scalars (indices ``I_*`` / ``F_*`` below).
 - book ring (``tsb``, ``vb``; columns ``CB_*``) and trade ring (``tst``, ``vt``; columns ``CT_*``): one
@@ -314,19 +314,19 @@ def step_book(
         I[I_NSAMP] += 1
     _win_evict(tst, vt, twns, tptr, tacc, tref, I[I_HEAD_T], ts, -1)
     _dq_front(I, dq, tptr[Q[Q_TMAX_T]])
-    return _write(I, F, e, ofi_w, ofi_i, tsb, bwns, bptr, bacc, bref, twns, tptr, tacc, vt, dq,
-                  zv, zs, kv, vp, pv, P, Q, IX, ts, bp, bs, ap, aq, out, bad)  # fmt: skip
+    S = FeatureState(I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
+                     zv, zs, kv, vp, pv, P, Q, W, IX)  # fmt: skip
+    return _write(S, e, ofi_w, ofi_i, ts, bp, bs, ap, aq, out, bad)
 
 
 @njit(cache=True)
-def run_batch(
-    I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
-    zv, zs, kv, vp, pv, P, Q, W, IX,
-    book_ts, bid_px, bid_sz, ask_px, ask_sz, trade_ts, trade_px, trade_sz, trade_side, gap_ts,
-    out, status,
-):  # fmt: skip
+def run_batch(S, book_ts, bid_px, bid_sz, ask_px, ask_sz, trade_ts, trade_px, trade_sz, trade_side, gap_ts,
+              out, status):  # fmt: skip
     """Replay events in time order (trades, then gaps, then the book event at equal ts) through the
-    step kernels; ``out[i]`` / ``status[i]`` are the vector and status at book event i."""
+    step kernels with the state ``S`` (``FeatureState``); ``out[i]`` / ``status[i]`` are the vector and
+    status at book event i."""
+    (I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
+     zv, zs, kv, vp, pv, P, Q, W, IX) = S  # fmt: skip
     it = 0
     ig = 0
     nt = trade_ts.shape[0]

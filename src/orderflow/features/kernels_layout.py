@@ -1,9 +1,16 @@
 """State layout of the feature kernels (indices into the I/F/P/Q arrays, ring columns, reasons)
-and the ring-window and rolling z-score helpers every kernel uses. See :mod:`kernels`."""
+and the ring-window and rolling z-score helpers every kernel uses. See :mod:`kernels`.
+
+:class:`FeatureState` names the arrays of one engine (built by ``engine.KernelState``): ``run_batch``
+and ``_write`` take it whole. ``step_book`` / ``step_trade`` / ``reset``, which the streaming engine
+calls from Python once per event, keep the arrays as separate parameters: numba types a tuple
+argument element by element on every call (measured with numba 0.68: ~0.5 us per ``on_book`` for these
+26 arrays, ~3x that for a named tuple), a tenth of the streaming engine's median ``on_book`` time."""
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -104,6 +111,37 @@ N_Q = 14
 # z ring columns
 Z_OFI1, Z_OFIW, Z_OFII, Z_OFIW_DIV, Z_RET_DIV, Z_CVD0, Z_CVD_DIV = range(7)
 N_Z = 7
+
+
+class FeatureState(NamedTuple):
+    """All arrays the feature kernels read and write (one set per engine; columns and indices above)."""
+
+    I: np.ndarray  # int64 scalars (I_*)
+    F: np.ndarray  # float64 scalars (F_*)
+    prev: np.ndarray  # (4, L) the previous good book (bid px, bid sz, ask px, ask sz)
+    D: np.ndarray  # (L,) smoothed depth per level
+    tsb: np.ndarray  # book ring: times
+    vb: np.ndarray  # book ring: values (columns CB_*)
+    bwns: np.ndarray  # book windows (ns)
+    bptr: np.ndarray  # per book window: oldest event (absolute sequence number)
+    bacc: np.ndarray  # per book window: sums and sums of squares of every column
+    bref: np.ndarray  # per book window: log mid of the last event that left it
+    tst: np.ndarray  # trade ring: times
+    vt: np.ndarray  # trade ring: values (columns CT_*)
+    twns: np.ndarray  # trade windows (ns)
+    tptr: np.ndarray  # per trade window: oldest event
+    tacc: np.ndarray  # per trade window: sums and sums of squares
+    tref: np.ndarray  # per trade window: reference value
+    dq: np.ndarray  # max-size deque (sequence numbers)
+    zv: np.ndarray  # z ring (columns Z_*)
+    zs: np.ndarray  # z ring: sliding Welford sums
+    kv: np.ndarray  # Kyle/Amihud ring (1 s buckets)
+    vp: np.ndarray  # VPIN ring (volume buckets)
+    pv: np.ndarray  # vol percentile ring
+    P: np.ndarray  # float64 params (P_*)
+    Q: np.ndarray  # int64 params (Q_*)
+    W: np.ndarray  # (2, L) level weights (weighted, integrated OFI)
+    IX: np.ndarray  # window index lists (momentum, vol, rv, cvd, trade, trade vol, funding hours)
 
 
 # ------------------------------------------------------------------------------------------ helpers

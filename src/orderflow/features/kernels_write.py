@@ -47,8 +47,12 @@ def _ret_bps(I, F, bwns, bref, j, ts):
 
 
 @njit(cache=True)
-def _write(I, F, e, ofi_w, ofi_i, tsb, bwns, bptr, bacc, bref, twns, tptr, tacc, vt, dq,
-           zv, zs, kv, vp, pv, P, Q, IX, ts, bp, bs, ap, aq, out, bad):  # fmt: skip
+def _write(S, e, ofi_w, ofi_i, ts, bp, bs, ap, aq, out, bad):
+    """Write the feature vector of book event ``ts`` into ``out`` (``S``: the ``FeatureState``)."""
+    I, F, P, Q, IX = S.I, S.F, S.P, S.Q, S.IX
+    bwns, bptr, bacc, bref = S.bwns, S.bptr, S.bacc, S.bref
+    vt, twns, tptr, tacc, dq = S.vt, S.twns, S.tptr, S.tacc, S.dq
+    zv, zs, kv, vp, pv = S.zv, S.zs, S.kv, S.vp, S.pv
     L = Q[Q_L]
     zn = Q[Q_ZN]
     hb = I[I_HEAD_B]

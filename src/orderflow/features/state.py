@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from orderflow.features import kernels as K
+from orderflow.features import kernels as FK
 from orderflow.features.config import FeatureConfig
 from orderflow.features.registry import core_specs
 
-NS = K.NS
+NS = FK.NS
 
 
 def _ns(w: float) -> int:
@@ -43,74 +43,75 @@ class KernelState:
         for i, r in enumerate(rows):
             self.IX[i, 0] = len(r)
             self.IX[i, 1 : 1 + len(r)] = r
-        Q = np.zeros(K.N_Q, dtype=np.int64)
-        Q[K.Q_L] = L
-        Q[K.Q_ZN] = cfg.zscore_window
-        Q[K.Q_KN] = cfg.kyle_buckets
-        Q[K.Q_VK] = cfg.vpin_buckets
-        Q[K.Q_PM] = cfg.vol_pct_buckets
-        Q[K.Q_LVL_B] = bwin.index(cfg.level_window_s)
-        Q[K.Q_DIV_B] = bwin.index(cfg.divergence_window_s)
-        Q[K.Q_W0_B] = bwin.index(cfg.momentum_windows_s[0])
-        Q[K.Q_C0_T] = twin.index(cfg.cvd_windows_s[0])
-        Q[K.Q_DIV_T] = twin.index(cfg.divergence_window_s)
-        Q[K.Q_RVS_B] = bwin.index(cfg.regime_vol_windows_s[0])
-        Q[K.Q_RVL_B] = bwin.index(cfg.regime_vol_windows_s[1])
-        Q[K.Q_TMAX_T] = twin.index(max(cfg.trade_windows_s))
-        Q[K.Q_FUTURES] = int(cfg.futures)
+        Q = np.zeros(FK.N_Q, dtype=np.int64)
+        Q[FK.Q_L] = L
+        Q[FK.Q_ZN] = cfg.zscore_window
+        Q[FK.Q_KN] = cfg.kyle_buckets
+        Q[FK.Q_VK] = cfg.vpin_buckets
+        Q[FK.Q_PM] = cfg.vol_pct_buckets
+        Q[FK.Q_LVL_B] = bwin.index(cfg.level_window_s)
+        Q[FK.Q_DIV_B] = bwin.index(cfg.divergence_window_s)
+        Q[FK.Q_W0_B] = bwin.index(cfg.momentum_windows_s[0])
+        Q[FK.Q_C0_T] = twin.index(cfg.cvd_windows_s[0])
+        Q[FK.Q_DIV_T] = twin.index(cfg.divergence_window_s)
+        Q[FK.Q_RVS_B] = bwin.index(cfg.regime_vol_windows_s[0])
+        Q[FK.Q_RVL_B] = bwin.index(cfg.regime_vol_windows_s[1])
+        Q[FK.Q_TMAX_T] = twin.index(max(cfg.trade_windows_s))
+        Q[FK.Q_FUTURES] = int(cfg.futures)
         self.Q = Q
-        P = np.zeros(K.N_P)
-        P[K.P_TICK] = cfg.tick_size
-        P[K.P_DEPTH_HL_NS] = cfg.depth_halflife_s * NS
-        P[K.P_EMA_F_HL_NS] = cfg.trend_halflives_s[0] * NS
-        P[K.P_EMA_S_HL_NS] = cfg.trend_halflives_s[1] * NS
-        P[K.P_VPIN_V] = cfg.vpin_bucket_notional
-        P[K.P_VS_LO], P[K.P_VS_HI] = cfg.vol_state_thresholds
-        P[K.P_TREND_THR] = cfg.trend_threshold
-        P[K.P_WARMUP_NS] = cfg.warmup_s * NS
+        P = np.zeros(FK.N_P)
+        P[FK.P_TICK] = cfg.tick_size
+        P[FK.P_DEPTH_HL_NS] = cfg.depth_halflife_s * NS
+        P[FK.P_EMA_F_HL_NS] = cfg.trend_halflives_s[0] * NS
+        P[FK.P_EMA_S_HL_NS] = cfg.trend_halflives_s[1] * NS
+        P[FK.P_VPIN_V] = cfg.vpin_bucket_notional
+        P[FK.P_VS_LO], P[FK.P_VS_HI] = cfg.vol_state_thresholds
+        P[FK.P_TREND_THR] = cfg.trend_threshold
+        P[FK.P_WARMUP_NS] = cfg.warmup_s * NS
         self.P = P
         self.W = np.vstack(cfg.weights())
         nb, nt = len(bwin), len(twin)
-        self.I = np.zeros(K.N_I, dtype=np.int64)
-        self.F = np.zeros(K.N_F)
+        self.I = np.zeros(FK.N_I, dtype=np.int64)
+        self.F = np.zeros(FK.N_F)
         self.prev = np.full((4, L), np.nan)
         self.D = np.zeros(L)
         self.tsb = np.zeros(cfg.book_capacity, dtype=np.int64)
-        self.vb = np.zeros((cfg.book_capacity, K.book_cols(L)))
+        self.vb = np.zeros((cfg.book_capacity, FK.book_cols(L)))
         self.bptr = np.zeros(nb, dtype=np.int64)
-        self.bacc = np.zeros((nb, 2, K.book_cols(L)))
+        self.bacc = np.zeros((nb, 2, FK.book_cols(L)))
         self.bref = np.full(nb, np.nan)
         self.tst = np.zeros(cfg.trade_capacity, dtype=np.int64)
-        self.vt = np.zeros((cfg.trade_capacity, K.N_CT))
+        self.vt = np.zeros((cfg.trade_capacity, FK.N_CT))
         self.tptr = np.zeros(nt, dtype=np.int64)
-        self.tacc = np.zeros((nt, 2, K.N_CT))
+        self.tacc = np.zeros((nt, 2, FK.N_CT))
         self.tref = np.full(nt, np.nan)
         self.dq = np.zeros(cfg.trade_capacity, dtype=np.int64)
-        self.zv = np.zeros((cfg.zscore_window, K.N_Z))
-        self.zs = np.zeros((3, K.N_Z))
+        self.zv = np.zeros((cfg.zscore_window, FK.N_Z))
+        self.zs = np.zeros((3, FK.N_Z))
         self.kv = np.zeros((cfg.kyle_buckets, 4))
         self.vp = np.zeros(cfg.vpin_buckets)
         self.pv = np.full(cfg.vol_pct_buckets, np.nan)
         self.n_core = len(core_specs(cfg))
         self.trade_args = (self.I, self.F, self.tst, self.vt, self.twns, self.tptr, self.tacc, self.tref,
                            self.dq, self.kv, self.vp, self.pv, self.P, self.Q)  # fmt: skip
-        self.book_args = (
+        self.state = FK.FeatureState(
             self.I, self.F, self.prev, self.D, self.tsb, self.vb, self.bwns, self.bptr, self.bacc, self.bref,
             self.tst, self.vt, self.twns, self.tptr, self.tacc, self.tref, self.dq, self.zv, self.zs,
             self.kv, self.vp, self.pv, self.P, self.Q, self.W, self.IX,
         )  # fmt: skip
+        self.book_args = tuple(self.state)  # step_book's state parameters (kernels_layout: why flat)
         self.reset_args = (self.I, self.F, self.prev, self.D, self.bptr, self.bacc, self.bref, self.tptr,
                            self.tacc, self.zs, self.kv, self.vp, self.pv)  # fmt: skip
-        self.reset(K.WARMUP)
+        self.reset(FK.WARMUP)
 
     def reset(self, reason: int) -> None:
-        K.reset(*self.reset_args, reason)
+        FK.reset(*self.reset_args, reason)
 
 
 def combine_validity(status: np.ndarray, tech: np.ndarray | None, require_tech: bool) -> np.ndarray:
     """Final reason codes: the kernel's, and 'warmup' where a required technical value is NaN."""
     st = np.asarray(status, dtype=np.int8).copy()
     if tech is not None and require_tech and tech.shape[1]:
-        cold = ~np.isfinite(tech).all(axis=1) & (st == K.OK)
-        st[cold] = K.WARMUP
+        cold = ~np.isfinite(tech).all(axis=1) & (st == FK.OK)
+        st[cold] = FK.WARMUP
     return st

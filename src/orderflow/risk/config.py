@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orderflow.risk import layout as L
+from orderflow.risk import layout as RL
 
 
 class RiskConfigError(ValueError):
@@ -126,22 +126,22 @@ class RiskConfig(BaseModel):
 
     def to_array(self) -> np.ndarray:
         """The config as the float64 array ``C`` the kernels read (indices ``layout.C_*``)."""
-        C = np.zeros(L.N_C, dtype=np.float64)
-        C[L.C_MAX_LOSS] = self.max_loss_per_trade
-        C[L.C_DAILY_DD] = self.daily_drawdown
-        C[L.C_MAX_CAPITAL] = self.max_capital_in_use
-        C[L.C_MAX_POSITION] = self.max_position
-        C[L.C_VAR95] = self.var95_limit
-        C[L.C_CONF_FLOOR] = self.confidence_floor
-        C[L.C_CONF_FULL] = self.confidence_full
-        C[L.C_MIN_CONF_SCALE] = self.min_confidence_scale
-        C[L.C_MAX_ADDS] = self.max_adds
-        C[L.C_ADD_FACTOR] = self.add_size_factor
-        C[L.C_MAX_HOLD_NS] = round(self.max_holding_s * L.NS)
-        C[L.C_MIN_INTERVAL_NS] = round(self.min_trade_interval_s * L.NS)
-        C[L.C_MAX_TRADES] = self.max_trades_24h
-        C[L.C_HV_PCT] = self.high_vol_percentile
-        C[L.C_HV_FACTOR] = self.high_vol_size_factor
+        C = np.zeros(RL.N_C, dtype=np.float64)
+        C[RL.C_MAX_LOSS] = self.max_loss_per_trade
+        C[RL.C_DAILY_DD] = self.daily_drawdown
+        C[RL.C_MAX_CAPITAL] = self.max_capital_in_use
+        C[RL.C_MAX_POSITION] = self.max_position
+        C[RL.C_VAR95] = self.var95_limit
+        C[RL.C_CONF_FLOOR] = self.confidence_floor
+        C[RL.C_CONF_FULL] = self.confidence_full
+        C[RL.C_MIN_CONF_SCALE] = self.min_confidence_scale
+        C[RL.C_MAX_ADDS] = self.max_adds
+        C[RL.C_ADD_FACTOR] = self.add_size_factor
+        C[RL.C_MAX_HOLD_NS] = round(self.max_holding_s * RL.NS)
+        C[RL.C_MIN_INTERVAL_NS] = round(self.min_trade_interval_s * RL.NS)
+        C[RL.C_MAX_TRADES] = self.max_trades_24h
+        C[RL.C_HV_PCT] = self.high_vol_percentile
+        C[RL.C_HV_FACTOR] = self.high_vol_size_factor
         return C
 
     @classmethod

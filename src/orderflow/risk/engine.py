@@ -16,8 +16,8 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from orderflow.risk import kernels as K
-from orderflow.risk import layout as L
+from orderflow.risk import kernels as RK
+from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
 
 log = logging.getLogger(__name__)
@@ -61,42 +61,42 @@ def _pct(x: float) -> str:
 
 
 _CAP_WORDS = {
-    L.MAX_POSITION: "the position",
-    L.MAX_CAPITAL: "the capital in use",
-    L.VAR95: "the 95% VaR",
+    RL.MAX_POSITION: "the position",
+    RL.MAX_CAPITAL: "the capital in use",
+    RL.VAR95: "the 95% VaR",
 }
 
 
 def _refusal_message(code: int, value: float, limit: float, bad_name: str) -> str:
-    rule = L.RULES[code]
+    rule = RL.RULES[code]
     head = f"refused by {rule}: "
-    if code == L.KILL_SWITCH:
-        return head + f"kill switch is {L.KILL_MODES[int(value)]!r} (entries need 'off')"
-    if code == L.BAD_INPUT:
+    if code == RL.KILL_SWITCH:
+        return head + f"kill switch is {RL.KILL_MODES[int(value)]!r} (entries need 'off')"
+    if code == RL.BAD_INPUT:
         return head + f"{bad_name} = {value!r} is not a valid value"
-    if code == L.DAILY_DRAWDOWN:
+    if code == RL.DAILY_DRAWDOWN:
         return head + (
             f"equity fell {_pct(value)} below the UTC day's start, limit {_pct(limit)}; "
             "entries halted until 00:00 UTC"
         )
-    if code == L.MIN_INTERVAL:
+    if code == RL.MIN_INTERVAL:
         return head + f"{value:.3f} s since the last entry, limit {limit:.3f} s"
-    if code == L.MAX_TRADES_24H:
+    if code == RL.MAX_TRADES_24H:
         return head + f"{value:.0f} entries in the last 24 h, limit {limit:.0f}"
-    if code == L.OPPOSITE_POSITION:
+    if code == RL.OPPOSITE_POSITION:
         return head + f"position {value:g} is on the other side; exit it first"
-    if code == L.MAX_ADDS:
+    if code == RL.MAX_ADDS:
         return head + f"{value:.0f} adds to the open position, limit {limit:.0f}"
-    if code == L.CONFIDENCE:
+    if code == RL.CONFIDENCE:
         return head + f"confidence {value:.3f} is below the floor {limit:.3f}"
-    if code == L.HIGH_VOL:
+    if code == RL.HIGH_VOL:
         return head + f"volatility percentile {value:.3f} >= {limit:.3f} and high_vol_size_factor is 0"
     if code in _CAP_WORDS:
         return head + (
             f"the smallest tradeable entry makes {_CAP_WORDS[code]} {_pct(value)} of equity, "
             f"limit {_pct(limit)}"
         )
-    if code == L.MIN_SIZE:
+    if code == RL.MIN_SIZE:
         return head + f"sized notional {value:.2f} is under the smallest tradeable notional {limit:.2f}"
     return head + f"value {value!r}, limit {limit!r}"
 
@@ -105,11 +105,11 @@ def _approval_message(qty: float, value: float, limit: float, resized: int) -> s
     msg = f"approved {qty:g}"
     if resized in _CAP_WORDS:
         return msg + (
-            f", resized by {L.RULES[resized]}: {_CAP_WORDS[resized]} is {_pct(value)} of equity after the "
+            f", resized by {RL.RULES[resized]}: {_CAP_WORDS[resized]} is {_pct(value)} of equity after the "
             f"entry, limit {_pct(limit)}"
         )
     msg += f": loss at the stop {_pct(value)} of equity (max_loss_per_trade {_pct(limit)})"
-    if resized == L.HIGH_VOL:
+    if resized == RL.HIGH_VOL:
         msg += ", resized by high_vol"
     return msg
 
@@ -123,8 +123,8 @@ class RiskEngine:
     def __init__(self, cfg: RiskConfig | None = None) -> None:
         self.cfg = cfg if cfg is not None else RiskConfig()
         self.C = self.cfg.to_array()
-        self.S = np.zeros(L.N_S, dtype=np.int64)
-        self.F = np.zeros(L.N_F, dtype=np.float64)
+        self.RS = np.zeros(RL.N_S, dtype=np.int64)
+        self.RSF = np.zeros(RL.N_F, dtype=np.float64)
         self.ring = np.zeros(self.cfg.max_trades_24h, dtype=np.int64)
         self._last_ts: int | None = None
 
@@ -153,29 +153,29 @@ class RiskEngine:
         price, stop_dist, equity, lot_size = float(price), float(stop_dist), float(equity), float(lot_size)
         vol_horizon, vol_pct, pos_qty = float(vol_horizon), float(vol_pct), float(pos_qty)
         other, min_notional = float(other_gross_notional), float(min_notional)
-        qty, code, value, limit, resized = K.check_entry(
-            self.S, self.F, self.ring, self.C, ts, side, price, stop_dist, float(confidence), vol_horizon,
+        qty, code, value, limit, resized = RK.check_entry(
+            self.RS, self.RSF, self.ring, self.C, ts, side, price, stop_dist, float(confidence), vol_horizon,
             vol_pct, equity, pos_qty, other, lot_size, min_notional,
         )  # fmt: skip
         self._last_ts = ts
-        if code != L.OK:
+        if code != RL.OK:
             bad_name = ""
-            if code == L.BAD_INPUT:
-                idx, _ = K.first_bad_input(
+            if code == RL.BAD_INPUT:
+                idx, _ = RK.first_bad_input(
                     side, price, stop_dist, equity, lot_size, vol_horizon, min_notional, other, pos_qty,
                     vol_pct,
                 )  # fmt: skip
-                bad_name = L.BAD_INPUT_NAMES[idx]
+                bad_name = RL.BAD_INPUT_NAMES[idx]
             message = _refusal_message(code, value, limit, bad_name)
             log.debug("risk: %s", message)
-            return RiskDecision(False, 0.0, L.RULES[code], value, limit, None, message, ts, side)
+            return RiskDecision(False, 0.0, RL.RULES[code], value, limit, None, message, ts, side)
         return RiskDecision(
             True,
             qty,
             "ok",
             value,
             limit,
-            L.RULES[resized] if resized != L.OK else None,
+            RL.RULES[resized] if resized != RL.OK else None,
             _approval_message(qty, value, limit, resized),
             ts,
             side,
@@ -183,25 +183,25 @@ class RiskEngine:
 
     def record_entry(self, *, ts: int, side: int, is_add: bool) -> None:
         """Record an entry sent at ``ts`` (an add when the position was already open on that side)."""
-        K.record_entry(self.S, self.ring, int(ts), int(side), bool(is_add))
+        RK.record_entry(self.RS, self.ring, int(ts), int(side), bool(is_add))
         self._last_ts = int(ts)
 
     def record_flat(self) -> None:
         """The position is back to 0."""
-        K.record_flat(self.S)
+        RK.record_flat(self.RS)
 
     # -------------------------------------------------------------------------------- equity, exits
     def on_equity(self, *, ts: int, equity: float) -> RiskAlert | None:
         """Observe equity (quote); returns an alert when the daily breaker trips at this update."""
         ts = int(ts)
         self._last_ts = ts
-        code = K.on_equity(self.S, self.F, self.C, ts, float(equity))
-        if code == L.OK:
+        code = RK.on_equity(self.RS, self.RSF, self.C, ts, float(equity))
+        if code == RL.OK:
             return None
-        dd, lim = float(self.F[L.F_TRIP_DD]), float(self.C[L.C_DAILY_DD])
+        dd, lim = float(self.RSF[RL.F_TRIP_DD]), float(self.C[RL.C_DAILY_DD])
         msg = (
             f"daily_drawdown tripped: equity {equity:.2f} is {_pct(dd)} below the day's start "
-            f"{self.F[L.F_DAY_START_EQ]:.2f}, limit {_pct(lim)}; entries halted until 00:00 UTC"
+            f"{self.RSF[RL.F_DAY_START_EQ]:.2f}, limit {_pct(lim)}; entries halted until 00:00 UTC"
         )
         log.warning("risk: %s", msg)
         return RiskAlert(ts, "daily_drawdown", dd, lim, msg)
@@ -209,70 +209,70 @@ class RiskEngine:
     def exit_due(self, *, ts: int, pos_qty: float) -> RiskAlert | None:
         """An alert when the open position is older than max_holding_s (close it), else None."""
         ts = int(ts)
-        code = K.exit_due(self.S, self.C, ts, float(pos_qty))
-        if code == L.OK:
+        code = RK.exit_due(self.RS, self.C, ts, float(pos_qty))
+        if code == RL.OK:
             return None
-        age = (ts - int(self.S[L.S_OPEN_TS])) / L.NS
+        age = (ts - int(self.RS[RL.S_OPEN_TS])) / RL.NS
         lim = self.cfg.max_holding_s
         msg = f"max_holding: position {pos_qty:g} open for {age:.3f} s, limit {lim:g} s; close it"
         return RiskAlert(ts, "max_holding", age, lim, msg)
 
     def check_exit(self, *, ts: int = 0, qty: float = 0.0, side: int = 0) -> RiskDecision:
         """Exits are approved except in kill mode 'halt'. ``qty`` is echoed back when approved."""
-        code = K.check_exit(self.S)
-        if code == L.OK:
+        code = RK.check_exit(self.RS)
+        if code == RL.OK:
             return RiskDecision(True, float(qty), "ok", 0.0, 0.0, None, f"exit of {qty:g} approved", ts, side)
         msg = "refused by kill_switch: mode 'halt' refuses every order, exits included"
-        return RiskDecision(False, 0.0, "kill_switch", float(L.KILL_HALT), 0.0, None, msg, ts, side)
+        return RiskDecision(False, 0.0, "kill_switch", float(RL.KILL_HALT), 0.0, None, msg, ts, side)
 
     # -------------------------------------------------------------------------------- kill switch, state
     def kill(self, mode: KillMode) -> None:
         """Set the kill switch: 'off', 'reduce_only' (entries refused, exits allowed) or 'halt'."""
-        if mode not in L.KILL_MODES:
-            raise ValueError(f"unknown kill mode {mode!r}: use one of {', '.join(L.KILL_MODES)}")
-        K.set_kill(self.S, L.KILL_MODES.index(mode))
+        if mode not in RL.KILL_MODES:
+            raise ValueError(f"unknown kill mode {mode!r}: use one of {', '.join(RL.KILL_MODES)}")
+        RK.set_kill(self.RS, RL.KILL_MODES.index(mode))
         log.warning("risk: kill switch set to %r", mode)
 
     @property
     def kill_mode(self) -> str:
-        return L.KILL_MODES[int(self.S[L.S_KILL])]
+        return RL.KILL_MODES[int(self.RS[RL.S_KILL])]
 
     @property
     def refusals(self) -> dict[str, int]:
         """Refusals so far per rule (entries and exits)."""
-        counts = self.S[L.S_REFUSED0 : L.S_REFUSED0 + L.N_RULES]
-        return {name: int(n) for name, n in zip(L.RULES, counts, strict=True) if name != "ok"}
+        counts = self.RS[RL.S_REFUSED0 : RL.S_REFUSED0 + RL.N_RULES]
+        return {name: int(n) for name, n in zip(RL.RULES, counts, strict=True) if name != "ok"}
 
     def entries_24h(self, ts: int | None = None) -> int:
         """Entries recorded in [ts - 24 h, ts] (ts defaults to the last time the engine saw)."""
         if ts is None:
             ts = self._last_ts
-        head = int(self.S[L.S_HEAD])
+        head = int(self.RS[RL.S_HEAD])
         if ts is None or head == 0:
             return 0
         n = self.ring.shape[0]
         recent = self.ring[: min(head, n)]
-        return int(np.count_nonzero(ts - recent <= L.DAY_NS))
+        return int(np.count_nonzero(ts - recent <= RL.DAY_NS))
 
     def state(self) -> dict[str, Any]:
         """A snapshot for a dashboard (plain JSON-able values)."""
-        S, F = self.S, self.F
-        start = float(F[L.F_DAY_START_EQ])
-        last = float(F[L.F_LAST_EQ])
+        S, F = self.RS, self.RSF
+        start = float(F[RL.F_DAY_START_EQ])
+        last = float(F[RL.F_LAST_EQ])
         return {
             "kill_mode": self.kill_mode,
-            "halted": bool(S[L.S_HALTED]),
-            "utc_day": int(S[L.S_DAY]) if S[L.S_DAY_SET] else None,
-            "day_start_equity": start if S[L.S_DAY_SET] else None,
-            "equity": last if S[L.S_DAY_SET] else None,
-            "drawdown": (start - last) / start if S[L.S_DAY_SET] and start > 0 else None,
-            "breaker_trips": int(S[L.S_TRIPS]),
-            "last_entry_ts": int(S[L.S_LAST_ENTRY_TS]) if S[L.S_HAS_ENTRY] else None,
-            "entries_total": int(S[L.S_HEAD]),
+            "halted": bool(S[RL.S_HALTED]),
+            "utc_day": int(S[RL.S_DAY]) if S[RL.S_DAY_SET] else None,
+            "day_start_equity": start if S[RL.S_DAY_SET] else None,
+            "equity": last if S[RL.S_DAY_SET] else None,
+            "drawdown": (start - last) / start if S[RL.S_DAY_SET] and start > 0 else None,
+            "breaker_trips": int(S[RL.S_TRIPS]),
+            "last_entry_ts": int(S[RL.S_LAST_ENTRY_TS]) if S[RL.S_HAS_ENTRY] else None,
+            "entries_total": int(S[RL.S_HEAD]),
             "entries_24h": self.entries_24h(),
-            "position_open": bool(S[L.S_OPEN]),
-            "position_side": int(S[L.S_SIDE]),
-            "position_open_ts": int(S[L.S_OPEN_TS]) if S[L.S_OPEN] else None,
-            "adds": int(S[L.S_ADDS]),
+            "position_open": bool(S[RL.S_OPEN]),
+            "position_side": int(S[RL.S_SIDE]),
+            "position_open_ts": int(S[RL.S_OPEN_TS]) if S[RL.S_OPEN] else None,
+            "adds": int(S[RL.S_ADDS]),
             "refusals": self.refusals,
         }

@@ -24,15 +24,15 @@ import math
 
 from numba import njit
 
-from orderflow.risk import layout as L
+from orderflow.risk import layout as RL
 
 
 # ------------------------------------------------------------------------------------------ helpers
 @njit(cache=True)
-def _refuse(S, code, value, limit):
+def _refuse(RS, code, value, limit):
     """Count a refusal and build the refused result tuple of check_entry."""
-    S[L.S_REFUSED0 + code] += 1
-    return 0.0, code, value, limit, L.OK
+    RS[RL.S_REFUSED0 + code] += 1
+    return 0.0, code, value, limit, RL.OK
 
 
 @njit(cache=True)
@@ -78,60 +78,60 @@ def first_bad_input(side, price, stop_dist, equity, lot_size, vol_horizon, min_n
 def _cap_ratio(code, C, price, equity, vol_horizon, other_gross_notional, abs_qty):
     """(measure, limit) of cap ``code`` for a position of ``abs_qty`` after the entry."""
     notional = abs_qty * price
-    if code == L.MAX_POSITION:
-        return notional / equity, C[L.C_MAX_POSITION]
-    if code == L.MAX_CAPITAL:
-        return (other_gross_notional + notional) / equity, C[L.C_MAX_CAPITAL]
-    return L.Z95 * vol_horizon * notional / equity, C[L.C_VAR95]
+    if code == RL.MAX_POSITION:
+        return notional / equity, C[RL.C_MAX_POSITION]
+    if code == RL.MAX_CAPITAL:
+        return (other_gross_notional + notional) / equity, C[RL.C_MAX_CAPITAL]
+    return RL.Z95 * vol_horizon * notional / equity, C[RL.C_VAR95]
 
 
 @njit(cache=True)
 def confidence_scale(C, confidence):
     """Size scale for a confidence: 0 below the floor, min_confidence_scale at it, 1 from full up."""
-    floor = C[L.C_CONF_FLOOR]
+    floor = C[RL.C_CONF_FLOOR]
     if not confidence >= floor:  # NaN too
         return 0.0
-    full = C[L.C_CONF_FULL]
+    full = C[RL.C_CONF_FULL]
     if confidence >= full:
         return 1.0
-    lo = C[L.C_MIN_CONF_SCALE]
+    lo = C[RL.C_MIN_CONF_SCALE]
     return lo + (1.0 - lo) * (confidence - floor) / (full - floor)
 
 
 # ------------------------------------------------------------------------------------------ equity
 @njit(cache=True)
-def on_equity(S, F, C, ts, equity):
+def on_equity(RS, RSF, C, ts, equity):
     """Observe account equity (quote) at ``ts``: start a new UTC day at the first observation after
     00:00 UTC (its equity becomes the day's start equity and the breaker resets), and trip the daily
     breaker when ``(start - equity) / start >= daily_drawdown``. Returns DAILY_DRAWDOWN once, at the
     observation that trips it, else OK. A non-finite equity is ignored; a timestamp from an earlier
     day than the current one counts in the current day (no roll backwards)."""
     if not math.isfinite(equity):
-        return L.OK
-    day = ts // L.DAY_NS
-    if S[L.S_DAY_SET] == 0 or day > S[L.S_DAY]:
-        S[L.S_DAY_SET] = 1
-        S[L.S_DAY] = day
-        S[L.S_HALTED] = 0
-        F[L.F_DAY_START_EQ] = equity
-        F[L.F_TRIP_DD] = 0.0
-    F[L.F_LAST_EQ] = equity
-    if S[L.S_HALTED] != 0:
-        return L.OK
-    start = F[L.F_DAY_START_EQ]
+        return RL.OK
+    day = ts // RL.DAY_NS
+    if RS[RL.S_DAY_SET] == 0 or day > RS[RL.S_DAY]:
+        RS[RL.S_DAY_SET] = 1
+        RS[RL.S_DAY] = day
+        RS[RL.S_HALTED] = 0
+        RSF[RL.F_DAY_START_EQ] = equity
+        RSF[RL.F_TRIP_DD] = 0.0
+    RSF[RL.F_LAST_EQ] = equity
+    if RS[RL.S_HALTED] != 0:
+        return RL.OK
+    start = RSF[RL.F_DAY_START_EQ]
     dd = (start - equity) / start if start > 0.0 else 1.0
-    if dd >= C[L.C_DAILY_DD]:
-        S[L.S_HALTED] = 1
-        S[L.S_TRIPS] += 1
-        F[L.F_TRIP_DD] = dd
-        return L.DAILY_DRAWDOWN
-    return L.OK
+    if dd >= C[RL.C_DAILY_DD]:
+        RS[RL.S_HALTED] = 1
+        RS[RL.S_TRIPS] += 1
+        RSF[RL.F_TRIP_DD] = dd
+        return RL.DAILY_DRAWDOWN
+    return RL.OK
 
 
 # ------------------------------------------------------------------------------------------ entries
 @njit(cache=True)
 def check_entry(
-    S, F, ring, C, ts, side, price, stop_dist, confidence, vol_horizon, vol_pct, equity, pos_qty,
+    RS, RSF, ring, C, ts, side, price, stop_dist, confidence, vol_horizon, vol_pct, equity, pos_qty,
     other_gross_notional, lot_size, min_notional,
 ):  # fmt: skip
     """Gate and size one entry.
@@ -156,133 +156,133 @@ def check_entry(
     cap; min_size the sized notional vs the smallest tradeable notional (quote).
 
     Observes ``equity`` like :func:`on_equity` first (a caller that forgot on_equity is still
-    protected); a refusal increments ``S[S_REFUSED0 + code]``. Nothing else is written: the caller
+    protected); a refusal increments ``RS[S_REFUSED0 + code]``. Nothing else is written: the caller
     records a sent entry with :func:`record_entry`.
     """
     if math.isfinite(equity) and equity > 0.0:
-        on_equity(S, F, C, ts, equity)
-    if S[L.S_KILL] != L.KILL_OFF:
-        return _refuse(S, L.KILL_SWITCH, float(S[L.S_KILL]), 0.0)
+        on_equity(RS, RSF, C, ts, equity)
+    if RS[RL.S_KILL] != RL.KILL_OFF:
+        return _refuse(RS, RL.KILL_SWITCH, float(RS[RL.S_KILL]), 0.0)
     bad, bad_value = first_bad_input(side, price, stop_dist, equity, lot_size, vol_horizon, min_notional,
                                      other_gross_notional, pos_qty, vol_pct)  # fmt: skip
     if bad >= 0:
-        return _refuse(S, L.BAD_INPUT, bad_value, 0.0)
+        return _refuse(RS, RL.BAD_INPUT, bad_value, 0.0)
     # breakers and pacing
-    if S[L.S_HALTED] != 0:
-        return _refuse(S, L.DAILY_DRAWDOWN, F[L.F_TRIP_DD], C[L.C_DAILY_DD])
-    if S[L.S_HAS_ENTRY] != 0:
-        since = ts - S[L.S_LAST_ENTRY_TS]
-        if since < C[L.C_MIN_INTERVAL_NS]:
-            return _refuse(S, L.MIN_INTERVAL, since / L.NS, C[L.C_MIN_INTERVAL_NS] / L.NS)
+    if RS[RL.S_HALTED] != 0:
+        return _refuse(RS, RL.DAILY_DRAWDOWN, RSF[RL.F_TRIP_DD], C[RL.C_DAILY_DD])
+    if RS[RL.S_HAS_ENTRY] != 0:
+        since = ts - RS[RL.S_LAST_ENTRY_TS]
+        if since < C[RL.C_MIN_INTERVAL_NS]:
+            return _refuse(RS, RL.MIN_INTERVAL, since / RL.NS, C[RL.C_MIN_INTERVAL_NS] / RL.NS)
     n = ring.shape[0]
-    head = S[L.S_HEAD]
-    if head >= n and ts - ring[head % n] <= L.DAY_NS:  # the n-th last entry is inside [ts - 24 h, ts]
-        return _refuse(S, L.MAX_TRADES_24H, float(n), C[L.C_MAX_TRADES])
+    head = RS[RL.S_HEAD]
+    if head >= n and ts - ring[head % n] <= RL.DAY_NS:  # the n-th last entry is inside [ts - 24 h, ts]
+        return _refuse(RS, RL.MAX_TRADES_24H, float(n), C[RL.C_MAX_TRADES])
     # position
     if pos_qty * side < 0.0:
-        return _refuse(S, L.OPPOSITE_POSITION, pos_qty, 0.0)
+        return _refuse(RS, RL.OPPOSITE_POSITION, pos_qty, 0.0)
     is_add = pos_qty * side > 0.0
-    if is_add and S[L.S_ADDS] >= C[L.C_MAX_ADDS]:
-        return _refuse(S, L.MAX_ADDS, float(S[L.S_ADDS]), C[L.C_MAX_ADDS])
+    if is_add and RS[RL.S_ADDS] >= C[RL.C_MAX_ADDS]:
+        return _refuse(RS, RL.MAX_ADDS, float(RS[RL.S_ADDS]), C[RL.C_MAX_ADDS])
     scale = confidence_scale(C, confidence)
     if scale <= 0.0:
-        return _refuse(S, L.CONFIDENCE, confidence, C[L.C_CONF_FLOOR])
-    high_vol = vol_pct >= C[L.C_HV_PCT]
-    if high_vol and C[L.C_HV_FACTOR] <= 0.0:
-        return _refuse(S, L.HIGH_VOL, vol_pct, C[L.C_HV_PCT])
+        return _refuse(RS, RL.CONFIDENCE, confidence, C[RL.C_CONF_FLOOR])
+    high_vol = vol_pct >= C[RL.C_HV_PCT]
+    if high_vol and C[RL.C_HV_FACTOR] <= 0.0:
+        return _refuse(RS, RL.HIGH_VOL, vol_pct, C[RL.C_HV_PCT])
     # sizing: loss at the stop = max_loss_per_trade * equity * scale (times the add / high-vol factors)
-    q = C[L.C_MAX_LOSS] * equity * scale / stop_dist
+    q = C[RL.C_MAX_LOSS] * equity * scale / stop_dist
     if is_add:
-        q *= C[L.C_ADD_FACTOR]
+        q *= C[RL.C_ADD_FACTOR]
     if high_vol:
-        q *= C[L.C_HV_FACTOR]
+        q *= C[RL.C_HV_FACTOR]
     # caps on the position after the entry (first binding cap wins ties)
     apos = abs(pos_qty)
-    binding = L.OK
+    binding = RL.OK
     qc = q
-    cap = C[L.C_MAX_POSITION] * equity / price - apos
+    cap = C[RL.C_MAX_POSITION] * equity / price - apos
     if cap < qc:
-        qc, binding = cap, L.MAX_POSITION
-    cap = (C[L.C_MAX_CAPITAL] * equity - other_gross_notional) / price - apos
+        qc, binding = cap, RL.MAX_POSITION
+    cap = (C[RL.C_MAX_CAPITAL] * equity - other_gross_notional) / price - apos
     if cap < qc:
-        qc, binding = cap, L.MAX_CAPITAL
+        qc, binding = cap, RL.MAX_CAPITAL
     if vol_horizon > 0.0:
-        cap = C[L.C_VAR95] * equity / (L.Z95 * vol_horizon * price) - apos
+        cap = C[RL.C_VAR95] * equity / (RL.Z95 * vol_horizon * price) - apos
         if cap < qc:
-            qc, binding = cap, L.VAR95
+            qc, binding = cap, RL.VAR95
     # lot grid and minimum notional
-    lots = math.floor(max(qc, 0.0) / lot_size + L.LOT_EPS)
-    min_lots = max(1.0, math.ceil(min_notional / (price * lot_size) - L.LOT_EPS))
+    lots = math.floor(max(qc, 0.0) / lot_size + RL.LOT_EPS)
+    min_lots = max(1.0, math.ceil(min_notional / (price * lot_size) - RL.LOT_EPS))
     if lots < min_lots:
-        if binding != L.OK:
+        if binding != RL.OK:
             value, limit = _cap_ratio(
                 binding, C, price, equity, vol_horizon, other_gross_notional, apos + min_lots * lot_size
             )
-            return _refuse(S, binding, value, limit)
-        return _refuse(S, L.MIN_SIZE, q * price, min_lots * lot_size * price)
+            return _refuse(RS, binding, value, limit)
+        return _refuse(RS, RL.MIN_SIZE, q * price, min_lots * lot_size * price)
     qty = lot_qty(lots, lot_size)
-    if binding != L.OK:
+    if binding != RL.OK:
         value, limit = _cap_ratio(binding, C, price, equity, vol_horizon, other_gross_notional, apos + qty)
-        return qty, L.OK, value, limit, binding
-    resized = L.HIGH_VOL if high_vol else L.OK
-    return qty, L.OK, qty * stop_dist / equity, C[L.C_MAX_LOSS], resized
+        return qty, RL.OK, value, limit, binding
+    resized = RL.HIGH_VOL if high_vol else RL.OK
+    return qty, RL.OK, qty * stop_dist / equity, C[RL.C_MAX_LOSS], resized
 
 
 @njit(cache=True)
-def record_entry(S, ring, ts, side, is_add):
+def record_entry(RS, ring, ts, side, is_add):
     """Record an entry sent at ``ts`` (ns): pacing, the 24 h ring, and the open position (a first
     entry starts the holding clock and resets the add count; an add increments it)."""
     n = ring.shape[0]
-    ring[S[L.S_HEAD] % n] = ts
-    S[L.S_HEAD] += 1
-    S[L.S_HAS_ENTRY] = 1
-    S[L.S_LAST_ENTRY_TS] = ts
-    if not is_add or S[L.S_OPEN] == 0:
-        S[L.S_OPEN] = 1
-        S[L.S_OPEN_TS] = ts
-        S[L.S_ADDS] = 0
-        S[L.S_SIDE] = side
+    ring[RS[RL.S_HEAD] % n] = ts
+    RS[RL.S_HEAD] += 1
+    RS[RL.S_HAS_ENTRY] = 1
+    RS[RL.S_LAST_ENTRY_TS] = ts
+    if not is_add or RS[RL.S_OPEN] == 0:
+        RS[RL.S_OPEN] = 1
+        RS[RL.S_OPEN_TS] = ts
+        RS[RL.S_ADDS] = 0
+        RS[RL.S_SIDE] = side
     if is_add:
-        S[L.S_ADDS] += 1
+        RS[RL.S_ADDS] += 1
 
 
 @njit(cache=True)
-def record_flat(S):
+def record_flat(RS):
     """The position is back to 0: stop the holding clock and forget the adds."""
-    S[L.S_OPEN] = 0
-    S[L.S_OPEN_TS] = 0
-    S[L.S_ADDS] = 0
-    S[L.S_SIDE] = 0
+    RS[RL.S_OPEN] = 0
+    RS[RL.S_OPEN_TS] = 0
+    RS[RL.S_ADDS] = 0
+    RS[RL.S_SIDE] = 0
 
 
 # ------------------------------------------------------------------------------------------ exits
 @njit(cache=True)
-def exit_due(S, C, ts, pos_qty):
+def exit_due(RS, C, ts, pos_qty):
     """MAX_HOLDING when the open position is older than max_holding_s at ``ts``, else OK. A position
     (``pos_qty != 0``) with no recorded entry (e.g. found at start-up) starts its clock at this call."""
     if pos_qty == 0.0 or not math.isfinite(pos_qty):
-        return L.OK
-    if S[L.S_OPEN] == 0:
-        S[L.S_OPEN] = 1
-        S[L.S_OPEN_TS] = ts
-        S[L.S_ADDS] = 0
-        S[L.S_SIDE] = 1 if pos_qty > 0.0 else -1
-        return L.OK
-    if ts - S[L.S_OPEN_TS] > C[L.C_MAX_HOLD_NS]:
-        return L.MAX_HOLDING
-    return L.OK
+        return RL.OK
+    if RS[RL.S_OPEN] == 0:
+        RS[RL.S_OPEN] = 1
+        RS[RL.S_OPEN_TS] = ts
+        RS[RL.S_ADDS] = 0
+        RS[RL.S_SIDE] = 1 if pos_qty > 0.0 else -1
+        return RL.OK
+    if ts - RS[RL.S_OPEN_TS] > C[RL.C_MAX_HOLD_NS]:
+        return RL.MAX_HOLDING
+    return RL.OK
 
 
 @njit(cache=True)
-def check_exit(S):
+def check_exit(RS):
     """Exits (orders that reduce the position) are allowed except in kill mode 'halt' (KILL_SWITCH)."""
-    if S[L.S_KILL] == L.KILL_HALT:
-        S[L.S_REFUSED0 + L.KILL_SWITCH] += 1
-        return L.KILL_SWITCH
-    return L.OK
+    if RS[RL.S_KILL] == RL.KILL_HALT:
+        RS[RL.S_REFUSED0 + RL.KILL_SWITCH] += 1
+        return RL.KILL_SWITCH
+    return RL.OK
 
 
 @njit(cache=True)
-def set_kill(S, mode):
+def set_kill(RS, mode):
     """Set the kill-switch mode (KILL_OFF, KILL_REDUCE_ONLY, KILL_HALT)."""
-    S[L.S_KILL] = mode
+    RS[RL.S_KILL] = mode

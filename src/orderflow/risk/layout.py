@@ -1,15 +1,16 @@
-"""State layout of the risk kernels: indices into the state arrays ``S`` (int64) and ``F`` (float64),
+"""State layout of the risk kernels: indices into the state arrays ``RS`` (int64) and ``RSF`` (float64),
 the config array ``C`` (float64, built by :meth:`RiskConfig.to_array`), kill-switch modes and the
 reason codes (``RULES``). No numba here, so the config module can import it cheaply.
 
 Arrays (one set per :class:`~orderflow.risk.engine.RiskEngine`, i.e. per traded symbol):
 
-- ``S`` (int64, ``N_S``): flags, counters and timestamps. Timestamps are int ns since the epoch and
+- ``RS`` (int64, ``N_S``): flags, counters and timestamps. Timestamps are int ns since the epoch and
   stay int64 because float64 cannot hold a 2024 timestamp to the nanosecond (its spacing there is
-  256 ns), and the rolling 24 h window is exact to 1 ns. ``S[S_REFUSED0 + code]`` counts refusals
+  256 ns), and the rolling 24 h window is exact to 1 ns. ``RS[S_REFUSED0 + code]`` counts refusals
   per reason code.
-- ``F`` (float64, ``N_F``): equity figures of the UTC day (quote currency).
-- ``ring`` (int64, ``max_trades_24h``): timestamps of the last entries, written at ``S[S_HEAD] %
+- ``RSF`` (float64, ``N_F``): equity figures of the UTC day (quote currency). (``RF`` is the simulated
+  exchange's report array: the risk floats are ``RSF`` everywhere.)
+- ``ring`` (int64, ``max_trades_24h``): timestamps of the last entries, written at ``RS[S_HEAD] %
   len(ring)``.
 - ``C`` (float64, ``N_C``): the configuration (fractions, counts, durations in ns).
 """
@@ -72,7 +73,7 @@ BAD_INPUT_NAMES = (
     "vol_pct",
 )
 
-# kill-switch modes (S[S_KILL])
+# kill-switch modes (RS[S_KILL])
 (KILL_OFF, KILL_REDUCE_ONLY, KILL_HALT) = range(3)
 KILL_MODES = ("off", "reduce_only", "halt")
 
@@ -91,7 +92,7 @@ KILL_MODES = ("off", "reduce_only", "halt")
     S_HEAD,  # entries recorded in total (next ring slot = S_HEAD % len(ring))
     S_TRIPS,  # times the daily breaker tripped
 ) = range(12)
-S_REFUSED0 = 12  # S[S_REFUSED0 + code]: refusals with that reason code
+S_REFUSED0 = 12  # RS[S_REFUSED0 + code]: refusals with that reason code
 N_S = S_REFUSED0 + N_RULES
 
 # float64 state

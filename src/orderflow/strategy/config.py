@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orderflow.strategy import layout as L
+from orderflow.strategy import layout as STL
 
 
 class RegimeParams(BaseModel):
@@ -82,29 +82,33 @@ class StrategyConfig(BaseModel):
 
     def to_array(self, taker_fee: float, venue: str = "sim") -> np.ndarray:
         """The kernel config array (indices ``layout.C_*``); ``taker_fee`` (fraction) enters the EV cost."""
-        c = np.zeros(L.N_C, dtype=np.float64)
+        c = np.zeros(STL.N_C, dtype=np.float64)
         r = self.regimes
-        c[L.C_W_OFI], c[L.C_W_AI], c[L.C_THRESHOLD] = self.w_ofi, self.w_ai, self.threshold
-        c[L.C_OFI_SCALE], c[L.C_NEUTRAL] = self.ofi_scale, self.neutral
-        c[L.C_CONF_GATE], c[L.C_QUALITY_GATE], c[L.C_EV_MULT] = (
+        c[STL.C_W_OFI], c[STL.C_W_AI], c[STL.C_THRESHOLD] = self.w_ofi, self.w_ai, self.threshold
+        c[STL.C_OFI_SCALE], c[STL.C_NEUTRAL] = self.ofi_scale, self.neutral
+        c[STL.C_CONF_GATE], c[STL.C_QUALITY_GATE], c[STL.C_EV_MULT] = (
             self.confidence_gate,
             self.quality_gate,
             self.ev_cost_mult,
         )
-        c[L.C_TP_R], c[L.C_SL_R] = self.take_profit_r, self.stop_r
-        c[L.C_TIMEOUT_NS] = self.timeout_s * L.NS
-        c[L.C_TRAIL_START_R], c[L.C_TRAIL_R] = self.trail_start_r, self.trail_r
-        c[L.C_HORIZON_S], c[L.C_RV_WINDOW_S], c[L.C_MIN_R] = self.horizon_s, self.rv_window_s, self.min_r
-        c[L.C_TAKER_FEE] = taker_fee
-        c[L.C_MAX_BOOK_AGE_NS] = self.max_book_age_ms * 1e6
-        c[L.C_MAX_TRADE_AGE_NS] = self.max_trade_age_s * L.NS
-        c[L.C_TARGET_PER_HOUR] = self.target_trades_per_hour
-        c[L.C_ADAPT_NS], c[L.C_ADAPT_STEP] = self.adapt_every_s * L.NS, self.adapt_step
-        c[L.C_THR_MULT_LO], c[L.C_THR_MULT_HI] = self.threshold_mult_range
-        c[L.C_EXIT_ON_SIGNAL], c[L.C_PYRAMID] = float(self.exit_on_signal), float(self.pyramid)
-        c[L.C_ALLOW_SHORT] = float(self.shorts_allowed(venue))
+        c[STL.C_TP_R], c[STL.C_SL_R] = self.take_profit_r, self.stop_r
+        c[STL.C_TIMEOUT_NS] = self.timeout_s * STL.NS
+        c[STL.C_TRAIL_START_R], c[STL.C_TRAIL_R] = self.trail_start_r, self.trail_r
+        c[STL.C_HORIZON_S], c[STL.C_RV_WINDOW_S], c[STL.C_MIN_R] = (
+            self.horizon_s,
+            self.rv_window_s,
+            self.min_r,
+        )
+        c[STL.C_TAKER_FEE] = taker_fee
+        c[STL.C_MAX_BOOK_AGE_NS] = self.max_book_age_ms * 1e6
+        c[STL.C_MAX_TRADE_AGE_NS] = self.max_trade_age_s * STL.NS
+        c[STL.C_TARGET_PER_HOUR] = self.target_trades_per_hour
+        c[STL.C_ADAPT_NS], c[STL.C_ADAPT_STEP] = self.adapt_every_s * STL.NS, self.adapt_step
+        c[STL.C_THR_MULT_LO], c[STL.C_THR_MULT_HI] = self.threshold_mult_range
+        c[STL.C_EXIT_ON_SIGNAL], c[STL.C_PYRAMID] = float(self.exit_on_signal), float(self.pyramid)
+        c[STL.C_ALLOW_SHORT] = float(self.shorts_allowed(venue))
         for i in range(3):
-            c[L.C_REGIME_MULT0 + i] = r.threshold_mult[i]
-            c[L.C_REGIME_ALLOW0 + i] = float(r.allow[i])
-        c[L.C_COUNTER_TREND_FIT] = r.counter_trend_fit
+            c[STL.C_REGIME_MULT0 + i] = r.threshold_mult[i]
+            c[STL.C_REGIME_ALLOW0 + i] = float(r.allow[i])
+        c[STL.C_COUNTER_TREND_FIT] = r.counter_trend_fit
         return c

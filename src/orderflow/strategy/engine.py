@@ -6,8 +6,8 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from orderflow.strategy import kernels as K
-from orderflow.strategy import layout as L
+from orderflow.strategy import kernels as ST
+from orderflow.strategy import layout as STL
 from orderflow.strategy.config import StrategyConfig
 
 
@@ -32,9 +32,9 @@ class Strategy:
     def __init__(self, cfg: StrategyConfig | None = None, taker_fee: float = 0.0005, venue: str = "sim"):
         self.cfg = cfg or StrategyConfig()
         self.C = self.cfg.to_array(taker_fee, venue)
-        self.G = np.zeros(L.N_G, dtype=np.int64)
-        self.H = np.zeros(L.N_H, dtype=np.float64)
-        K.init_state(self.G, self.H)
+        self.G = np.zeros(STL.N_G, dtype=np.int64)
+        self.H = np.zeros(STL.N_H, dtype=np.float64)
+        ST.init_state(self.G, self.H)
 
     def decide(
         self,
@@ -57,54 +57,56 @@ class Strategy:
         risk_exit: bool = False,
     ) -> Decision:
         f8 = np.float64
-        action, side, code = K.decide(
+        action, side, code = ST.decide(
             self.G, self.H, self.C, np.int64(ts), bool(valid), np.int64(book_age_ns),
             np.int64(trade_age_ns), f8(ofi_z), f8(p_down), f8(p_up), f8(rv_bps), f8(vol_state),
-            f8(trend_state), np.asarray(bid_px, f8), np.asarray(bid_sz, f8), np.asarray(ask_px, f8),
-            np.asarray(ask_sz, f8), f8(nominal_qty), bool(risk_exit),
+            f8(trend_state),
+            STL.BookLevels(np.asarray(bid_px, f8), np.asarray(bid_sz, f8), np.asarray(ask_px, f8),
+                         np.asarray(ask_sz, f8)),
+            f8(nominal_qty), bool(risk_exit),
         )  # fmt: skip
         h = self.H
         return Decision(
-            action=L.ACTIONS[action],
+            action=STL.ACTIONS[action],
             side=int(side),
-            gate=L.GATES[code] if action == L.NONE and code != L.PASS else "",
-            exit_reason=L.EXIT_REASONS[code] if action == L.EXIT else "",
-            fused=float(h[L.H_LAST_FUSED]),
-            confidence=float(h[L.H_LAST_CONF]),
-            quality=float(h[L.H_LAST_QUALITY]),
-            ev=float(h[L.H_LAST_EV]),
-            cost=float(h[L.H_LAST_COST]),
+            gate=STL.GATES[code] if action == STL.NONE and code != STL.PASS else "",
+            exit_reason=STL.EXIT_REASONS[code] if action == STL.EXIT else "",
+            fused=float(h[STL.H_LAST_FUSED]),
+            confidence=float(h[STL.H_LAST_CONF]),
+            quality=float(h[STL.H_LAST_QUALITY]),
+            ev=float(h[STL.H_LAST_EV]),
+            cost=float(h[STL.H_LAST_COST]),
         )
 
     def mark_sent(self, action: str) -> None:
-        K.mark_sent(self.G, L.ACTIONS.index(action))
+        ST.mark_sent(self.G, STL.ACTIONS.index(action))
 
     def mark_done(self) -> None:
-        K.mark_done(self.G)
+        ST.mark_done(self.G)
 
     def mark_risk_refused(self) -> None:
-        K.mark_risk_refused(self.G)
+        ST.mark_risk_refused(self.G)
 
     def on_position(self, ts: int, pos_qty: float, avg_px: float) -> None:
-        K.on_position(self.G, self.H, self.C, np.int64(ts), float(pos_qty), float(avg_px))
+        ST.on_position(self.G, self.H, self.C, np.int64(ts), float(pos_qty), float(avg_px))
 
     @property
     def side(self) -> int:
-        return int(self.G[L.G_SIDE])
+        return int(self.G[STL.G_SIDE])
 
     @property
     def barriers(self) -> tuple[float, float]:
         """(take-profit price, stop price) of the open position (NaN when flat)."""
-        return float(self.H[L.H_TP]), float(self.H[L.H_SL])
+        return float(self.H[STL.H_TP]), float(self.H[STL.H_SL])
 
     @property
     def threshold_mult(self) -> float:
-        return float(self.H[L.H_THR_MULT])
+        return float(self.H[STL.H_THR_MULT])
 
     def rejections(self) -> dict[str, int]:
         """Rejections per gate, as ``{"gate:<name>": count}`` for the gates that rejected anything."""
         return {
-            f"gate:{g}": int(self.G[L.G_REJ0 + i])
-            for i, g in enumerate(L.GATES)
-            if i and self.G[L.G_REJ0 + i]
+            f"gate:{g}": int(self.G[STL.G_REJ0 + i])
+            for i, g in enumerate(STL.GATES)
+            if i and self.G[STL.G_REJ0 + i]
         }

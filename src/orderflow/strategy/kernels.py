@@ -41,7 +41,7 @@ import math
 import numpy as np
 from numba import njit
 
-from orderflow.strategy import layout as L
+from orderflow.strategy import layout as STL
 
 
 @njit(cache=True)
@@ -49,10 +49,10 @@ def init_state(G, H):
     """Reset the strategy state (flat, adaptive multiplier 1)."""
     G[:] = 0
     H[:] = 0.0
-    G[L.G_ADAPT_T0] = -1
-    H[L.H_THR_MULT] = 1.0
-    H[L.H_SL] = np.nan
-    H[L.H_TP] = np.nan
+    G[STL.G_ADAPT_T0] = -1
+    H[STL.H_THR_MULT] = 1.0
+    H[STL.H_SL] = np.nan
+    H[STL.H_TP] = np.nan
 
 
 @njit(cache=True)
@@ -60,8 +60,8 @@ def vol_unit(C, rv_bps):
     """R in log-return units from a realised volatility in bps over ``rv_window_s`` (NaN if missing)."""
     if not math.isfinite(rv_bps) or rv_bps < 0.0:
         return np.nan
-    r = rv_bps * 1e-4 * math.sqrt(C[L.C_HORIZON_S] / C[L.C_RV_WINDOW_S])
-    return max(r, C[L.C_MIN_R])
+    r = rv_bps * 1e-4 * math.sqrt(C[STL.C_HORIZON_S] / C[STL.C_RV_WINDOW_S])
+    return max(r, C[STL.C_MIN_R])
 
 
 @njit(cache=True)
@@ -89,7 +89,7 @@ def walk_slippage(px, sz, qty):
 @njit(cache=True)
 def quality_score(C, side, ofi_score, ai_score, fresh, trend_state):
     """Signal quality in [0, 1] (module docstring)."""
-    nt = C[L.C_NEUTRAL]
+    nt = C[STL.C_NEUTRAL]
     agree = 1.0
     for s in (ofi_score, ai_score):
         if abs(s) < nt:
@@ -98,161 +98,163 @@ def quality_score(C, side, ofi_score, ai_score, fresh, trend_state):
             agree = 0.0
     fit = 1.0
     if math.isfinite(trend_state) and trend_state * side < 0.0:
-        fit = C[L.C_COUNTER_TREND_FIT]
+        fit = C[STL.C_COUNTER_TREND_FIT]
     return 0.5 * agree + 0.25 * (1.0 if fresh else 0.0) + 0.25 * fit
 
 
 @njit(cache=True)
 def _adapt(G, H, C, ts):
-    if C[L.C_TARGET_PER_HOUR] <= 0.0:
+    if C[STL.C_TARGET_PER_HOUR] <= 0.0:
         return
-    if G[L.G_ADAPT_T0] < 0:
-        G[L.G_ADAPT_T0] = ts
+    if G[STL.G_ADAPT_T0] < 0:
+        G[STL.G_ADAPT_T0] = ts
         return
-    span = ts - G[L.G_ADAPT_T0]
-    if span < C[L.C_ADAPT_NS]:
+    span = ts - G[STL.G_ADAPT_T0]
+    if span < C[STL.C_ADAPT_NS]:
         return
-    rate = G[L.G_ADAPT_N] / (span / 3.6e12)
-    m = H[L.H_THR_MULT]
-    if rate > C[L.C_TARGET_PER_HOUR]:
-        m *= 1.0 + C[L.C_ADAPT_STEP]
-    elif rate < C[L.C_TARGET_PER_HOUR]:
-        m /= 1.0 + C[L.C_ADAPT_STEP]
-    H[L.H_THR_MULT] = min(max(m, C[L.C_THR_MULT_LO]), C[L.C_THR_MULT_HI])
-    G[L.G_ADAPT_T0] = ts
-    G[L.G_ADAPT_N] = 0
+    rate = G[STL.G_ADAPT_N] / (span / 3.6e12)
+    m = H[STL.H_THR_MULT]
+    if rate > C[STL.C_TARGET_PER_HOUR]:
+        m *= 1.0 + C[STL.C_ADAPT_STEP]
+    elif rate < C[STL.C_TARGET_PER_HOUR]:
+        m /= 1.0 + C[STL.C_ADAPT_STEP]
+    H[STL.H_THR_MULT] = min(max(m, C[STL.C_THR_MULT_LO]), C[STL.C_THR_MULT_HI])
+    G[STL.G_ADAPT_T0] = ts
+    G[STL.G_ADAPT_N] = 0
 
 
 @njit(cache=True)
 def _reject(G, code):
-    G[L.G_REJ0 + code] += 1
-    return L.NONE, 0, code
+    G[STL.G_REJ0 + code] += 1
+    return STL.NONE, 0, code
 
 
 @njit(cache=True)
 def _check_exit(G, H, C, ts, bid, ask, fused, thr, risk_exit):
-    side = G[L.G_SIDE]
+    side = G[STL.G_SIDE]
     px = bid if side > 0 else ask
     if not math.isfinite(px):
-        return L.X_NONE
+        return STL.X_NONE
     if side > 0:
-        H[L.H_PEAK] = max(H[L.H_PEAK], px)
-        if H[L.H_PEAK] >= H[L.H_ENTRY_PX] * math.exp(C[L.C_TRAIL_START_R] * H[L.H_R]):
-            H[L.H_SL] = max(H[L.H_SL], H[L.H_PEAK] * math.exp(-C[L.C_TRAIL_R] * H[L.H_R]))
-        if px >= H[L.H_TP]:
-            return L.X_TAKE_PROFIT
-        if px <= H[L.H_SL]:
-            return L.X_STOP
+        H[STL.H_PEAK] = max(H[STL.H_PEAK], px)
+        if H[STL.H_PEAK] >= H[STL.H_ENTRY_PX] * math.exp(C[STL.C_TRAIL_START_R] * H[STL.H_R]):
+            H[STL.H_SL] = max(H[STL.H_SL], H[STL.H_PEAK] * math.exp(-C[STL.C_TRAIL_R] * H[STL.H_R]))
+        if px >= H[STL.H_TP]:
+            return STL.X_TAKE_PROFIT
+        if px <= H[STL.H_SL]:
+            return STL.X_STOP
     else:
-        H[L.H_PEAK] = min(H[L.H_PEAK], px)
-        if H[L.H_PEAK] <= H[L.H_ENTRY_PX] * math.exp(-C[L.C_TRAIL_START_R] * H[L.H_R]):
-            H[L.H_SL] = min(H[L.H_SL], H[L.H_PEAK] * math.exp(C[L.C_TRAIL_R] * H[L.H_R]))
-        if px <= H[L.H_TP]:
-            return L.X_TAKE_PROFIT
-        if px >= H[L.H_SL]:
-            return L.X_STOP
-    if ts - G[L.G_ENTRY_TS] >= C[L.C_TIMEOUT_NS]:
-        return L.X_TIMEOUT
+        H[STL.H_PEAK] = min(H[STL.H_PEAK], px)
+        if H[STL.H_PEAK] <= H[STL.H_ENTRY_PX] * math.exp(-C[STL.C_TRAIL_START_R] * H[STL.H_R]):
+            H[STL.H_SL] = min(H[STL.H_SL], H[STL.H_PEAK] * math.exp(C[STL.C_TRAIL_R] * H[STL.H_R]))
+        if px <= H[STL.H_TP]:
+            return STL.X_TAKE_PROFIT
+        if px >= H[STL.H_SL]:
+            return STL.X_STOP
+    if ts - G[STL.G_ENTRY_TS] >= C[STL.C_TIMEOUT_NS]:
+        return STL.X_TIMEOUT
     if risk_exit:
-        return L.X_RISK
-    if C[L.C_EXIT_ON_SIGNAL] > 0.0 and math.isfinite(fused) and fused * side <= -thr:
-        return L.X_SIGNAL
-    return L.X_NONE
+        return STL.X_RISK
+    if C[STL.C_EXIT_ON_SIGNAL] > 0.0 and math.isfinite(fused) and fused * side <= -thr:
+        return STL.X_SIGNAL
+    return STL.X_NONE
 
 
 @njit(cache=True, inline="always")
 def decide(
     G, H, C, ts, valid, book_age_ns, trade_age_ns, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state,
-    bid_px, bid_sz, ask_px, ask_sz, nominal_qty, risk_exit,
+    book, nominal_qty, risk_exit,
 ):  # fmt: skip
     """One decision at time ``ts`` -> ``(action, side, code)``.
 
     ``action`` is ``layout.NONE/ENTER/ADD/EXIT``; ``side`` the order side (+1 buy, -1 sell); ``code``
     the rejecting gate for a rejected signal, or the exit reason (``layout.X_*``) for an EXIT.
-    ``bid_px``.. are the book levels (best first); ``nominal_qty`` the largest size the risk engine
-    could approve (for the slippage in the EV cost); ``risk_exit`` True when the risk engine says the
-    position must close. The managed position is ``G[G_SIDE]``, set by :func:`on_position`.
+    ``book`` holds the book levels (:class:`layout.BookLevels`, best first); ``nominal_qty`` the largest
+    size the risk engine could approve (for the slippage in the EV cost); ``risk_exit`` True when the
+    risk engine says the position must close. The managed position is ``G[G_SIDE]``, set by
+    :func:`on_position`.
     """
-    G[L.G_DECISIONS] += 1
+    bid_px, bid_sz, ask_px, ask_sz = book
+    G[STL.G_DECISIONS] += 1
     _adapt(G, H, C, ts)
     bid, ask = bid_px[0], ask_px[0]
     mid = 0.5 * (bid + ask)
-    ofi_score = math.tanh(ofi_z / C[L.C_OFI_SCALE]) if math.isfinite(ofi_z) else np.nan
+    ofi_score = math.tanh(ofi_z / C[STL.C_OFI_SCALE]) if math.isfinite(ofi_z) else np.nan
     ai_score = p_up - p_dn
-    fused = C[L.C_W_OFI] * ofi_score + C[L.C_W_AI] * ai_score
+    fused = C[STL.C_W_OFI] * ofi_score + C[STL.C_W_AI] * ai_score
     vs = int(vol_state) if math.isfinite(vol_state) and 0.0 <= vol_state <= 2.0 else 1
-    thr = C[L.C_THRESHOLD] * H[L.H_THR_MULT] * C[L.C_REGIME_MULT0 + vs]
-    H[L.H_LAST_FUSED] = fused
+    thr = C[STL.C_THRESHOLD] * H[STL.H_THR_MULT] * C[STL.C_REGIME_MULT0 + vs]
+    H[STL.H_LAST_FUSED] = fused
 
-    side_open = G[L.G_SIDE]
-    if side_open != 0 and G[L.G_PENDING] == 0:
+    side_open = G[STL.G_SIDE]
+    if side_open != 0 and G[STL.G_PENDING] == 0:
         reason = _check_exit(G, H, C, ts, bid, ask, fused, thr, risk_exit)
-        if reason != L.X_NONE:
-            return L.EXIT, -side_open, reason
+        if reason != STL.X_NONE:
+            return STL.EXIT, -side_open, reason
     if not math.isfinite(fused) or abs(fused) < thr:
-        return L.NONE, 0, L.PASS
+        return STL.NONE, 0, STL.PASS
     side = 1 if fused > 0.0 else -1
-    action = L.ENTER
+    action = STL.ENTER
     if side_open != 0:
-        if side_open != side or C[L.C_PYRAMID] <= 0.0:
-            return L.NONE, 0, L.PASS  # the exit check above handles an opposite signal
-        action = L.ADD
-    G[L.G_SIGNALS] += 1
-    if G[L.G_PENDING] != 0:
-        return _reject(G, L.GATE_PENDING)
+        if side_open != side or C[STL.C_PYRAMID] <= 0.0:
+            return STL.NONE, 0, STL.PASS  # the exit check above handles an opposite signal
+        action = STL.ADD
+    G[STL.G_SIGNALS] += 1
+    if G[STL.G_PENDING] != 0:
+        return _reject(G, STL.GATE_PENDING)
     r = vol_unit(C, rv_bps)
     if not valid or not math.isfinite(mid) or not math.isfinite(r) or ask <= bid:
-        return _reject(G, L.GATE_INVALID)
-    fresh = book_age_ns <= C[L.C_MAX_BOOK_AGE_NS] and trade_age_ns <= C[L.C_MAX_TRADE_AGE_NS]
+        return _reject(G, STL.GATE_INVALID)
+    fresh = book_age_ns <= C[STL.C_MAX_BOOK_AGE_NS] and trade_age_ns <= C[STL.C_MAX_TRADE_AGE_NS]
     if not fresh:
-        return _reject(G, L.GATE_STALE)
-    if C[L.C_REGIME_ALLOW0 + vs] <= 0.0:
-        return _reject(G, L.GATE_REGIME)
-    if side < 0 and C[L.C_ALLOW_SHORT] <= 0.0:
-        return _reject(G, L.GATE_SPOT_SHORT)
+        return _reject(G, STL.GATE_STALE)
+    if C[STL.C_REGIME_ALLOW0 + vs] <= 0.0:
+        return _reject(G, STL.GATE_REGIME)
+    if side < 0 and C[STL.C_ALLOW_SHORT] <= 0.0:
+        return _reject(G, STL.GATE_SPOT_SHORT)
     p_dir, p_opp = (p_up, p_dn) if side > 0 else (p_dn, p_up)
     conf = p_dir / (p_dir + p_opp) if p_dir + p_opp > 0.0 else 0.5
-    H[L.H_LAST_CONF] = conf
-    if conf < C[L.C_CONF_GATE]:
-        return _reject(G, L.GATE_CONFIDENCE)
+    H[STL.H_LAST_CONF] = conf
+    if conf < C[STL.C_CONF_GATE]:
+        return _reject(G, STL.GATE_CONFIDENCE)
     q = quality_score(C, side, ofi_score, ai_score, fresh, trend_state)
-    H[L.H_LAST_QUALITY] = q
-    if q < C[L.C_QUALITY_GATE]:
-        return _reject(G, L.GATE_QUALITY)
-    ev = mid * r * (p_dir * C[L.C_TP_R] - p_opp * C[L.C_SL_R])
+    H[STL.H_LAST_QUALITY] = q
+    if q < C[STL.C_QUALITY_GATE]:
+        return _reject(G, STL.GATE_QUALITY)
+    ev = mid * r * (p_dir * C[STL.C_TP_R] - p_opp * C[STL.C_SL_R])
     slip = (
         walk_slippage(ask_px, ask_sz, nominal_qty) if side > 0 else walk_slippage(bid_px, bid_sz, nominal_qty)
     )
-    cost = (ask - bid) + 2.0 * C[L.C_TAKER_FEE] * mid + 2.0 * slip
-    H[L.H_LAST_EV] = ev
-    H[L.H_LAST_COST] = cost
-    if ev < C[L.C_EV_MULT] * cost:
-        return _reject(G, L.GATE_EV)
-    H[L.H_R] = r if action == L.ENTER else H[L.H_R]
-    return action, side, L.PASS
+    cost = (ask - bid) + 2.0 * C[STL.C_TAKER_FEE] * mid + 2.0 * slip
+    H[STL.H_LAST_EV] = ev
+    H[STL.H_LAST_COST] = cost
+    if ev < C[STL.C_EV_MULT] * cost:
+        return _reject(G, STL.GATE_EV)
+    H[STL.H_R] = r if action == STL.ENTER else H[STL.H_R]
+    return action, side, STL.PASS
 
 
 @njit(cache=True)
 def mark_sent(G, action):
     """An order for ``action`` was sent: no new decision until :func:`mark_done`."""
-    G[L.G_PENDING] = 1
-    if action == L.ENTER or action == L.ADD:
-        G[L.G_ENTRIES] += 1
-        G[L.G_ADAPT_N] += 1
-    elif action == L.EXIT:
-        G[L.G_EXITS] += 1
+    G[STL.G_PENDING] = 1
+    if action == STL.ENTER or action == STL.ADD:
+        G[STL.G_ENTRIES] += 1
+        G[STL.G_ADAPT_N] += 1
+    elif action == STL.EXIT:
+        G[STL.G_EXITS] += 1
 
 
 @njit(cache=True)
 def mark_done(G):
     """The order in flight is final (filled, cancelled, rejected or expired)."""
-    G[L.G_PENDING] = 0
+    G[STL.G_PENDING] = 0
 
 
 @njit(cache=True)
 def mark_risk_refused(G):
     """The risk engine refused the entry the strategy proposed."""
-    G[L.G_REJ0 + L.GATE_RISK] += 1
+    G[STL.G_REJ0 + STL.GATE_RISK] += 1
 
 
 @njit(cache=True)
@@ -261,17 +263,17 @@ def on_position(G, H, C, ts, pos_qty, avg_px):
     price and the R of the decision; a flat position clears them."""
     side = 1 if pos_qty > 0.0 else (-1 if pos_qty < 0.0 else 0)
     if side == 0:
-        G[L.G_SIDE] = 0
-        G[L.G_ADDS] = 0
-        H[L.H_TP] = np.nan
-        H[L.H_SL] = np.nan
+        G[STL.G_SIDE] = 0
+        G[STL.G_ADDS] = 0
+        H[STL.H_TP] = np.nan
+        H[STL.H_SL] = np.nan
         return
-    if G[L.G_SIDE] == side:
+    if G[STL.G_SIDE] == side:
         return  # an add: the barriers stay those of the first entry
-    G[L.G_SIDE] = side
-    G[L.G_ENTRY_TS] = ts
-    r = H[L.H_R]
-    H[L.H_ENTRY_PX] = avg_px
-    H[L.H_PEAK] = avg_px
-    H[L.H_TP] = avg_px * math.exp(side * C[L.C_TP_R] * r)
-    H[L.H_SL] = avg_px * math.exp(-side * C[L.C_SL_R] * r)
+    G[STL.G_SIDE] = side
+    G[STL.G_ENTRY_TS] = ts
+    r = H[STL.H_R]
+    H[STL.H_ENTRY_PX] = avg_px
+    H[STL.H_PEAK] = avg_px
+    H[STL.H_TP] = avg_px * math.exp(side * C[STL.C_TP_R] * r)
+    H[STL.H_SL] = avg_px * math.exp(-side * C[STL.C_SL_R] * r)

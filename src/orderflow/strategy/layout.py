@@ -8,11 +8,28 @@ Arrays (one set per traded symbol):
 - ``H`` (float64, ``N_H``): the position the strategy manages (entry, barriers, peak) and the adaptive
   threshold.
 - ``C`` (float64, ``N_C``): the configuration, built by :meth:`StrategyConfig.to_array`.
+
+:class:`BookLevels` groups the four top-of-book arrays of one book event that the kernels read (best
+first, NaN = no level); numba compiles it as a named tuple.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
+
 NS = 1_000_000_000
+
+
+class BookLevels(NamedTuple):
+    """The top levels of one book event, best first (float64 arrays of equal length)."""
+
+    bid_px: np.ndarray
+    bid_sz: np.ndarray
+    ask_px: np.ndarray
+    ask_sz: np.ndarray
+
 
 # actions returned by the decision kernel
 NONE, ENTER, ADD, EXIT = 0, 1, 2, 3
