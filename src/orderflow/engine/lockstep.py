@@ -25,7 +25,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orderflow.engine.paper import PaperEngine
+    from orderflow.execution.local.server import LocalExchange
 
 BIG = 2**62
 
@@ -56,8 +60,8 @@ class LockstepRun:
 
 
 async def run_lockstep(
-    engine: Any,  # orderflow.engine.paper.PaperEngine built with clock=clock, snapshot_on_connect=True
-    exchange: Any,  # orderflow.execution.local.server.LocalExchange with clock="lockstep"
+    engine: PaperEngine,  # built with clock=clock, snapshot_on_connect=True
+    exchange: LocalExchange,  # with clock="lockstep"
     clock: ManualClock,
     max_events: int | None = None,
     timeout_s: float = 30.0,
@@ -99,6 +103,7 @@ async def run_lockstep(
     try:
         await until(ready, "the engine to connect and load its book snapshot")
         feed, stream = engine.feed, engine.user_stream
+        assert feed is not None and stream is not None  # ready() waited for both
         fm0, um0 = feed.counters["messages"], stream.stats["messages"]
         xm0, xu0 = exchange.sent["market"], exchange.sent["user"]
 

@@ -18,18 +18,21 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, Trade
 from orderflow.core.instruments import Instrument
-from orderflow.engine.session import TradingSession
+from orderflow.engine.session import OrderRequest, TradingSession
 from orderflow.execution.portfolio import P_FUNDING as PF_FUNDING
 
 if TYPE_CHECKING:  # imported when a run starts (the engine module stays light to import)
+    from orderflow.config import Config
     from orderflow.data.binance.feed import BinanceFeed
-    from orderflow.execution.binance import UserDataStream
+    from orderflow.execution.binance import Credentials, OrderUpdate, UserDataStream
+    from orderflow.journal import Journal
+    from orderflow.models.serving import EnsembleModel, HotReloader
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +86,20 @@ class PaperEngine:
 
     def __init__(
         self,
-        cfg: Any,  # orderflow.config.Config
+        cfg: Config,
         market: str,
         symbol: str,
         rest_url: str,
         ws_url: str,
-        credentials: Any,
+        credentials: Credentials,
         instrument: Instrument,
-        model: Any | None = None,  # EnsembleModel or None (AI score 0)
+        model: EnsembleModel | None = None,  # None: AI score 0
         client_prefix: str = "of",
-        journal: Any | None = None,  # orderflow.journal.Journal: intents, reports, fills, positions, equity
+        journal: Journal | None = None,  # intents, reports, fills, positions, equity
         mode: str = "paper",
         on_stop: str = "close",  # "close" the position when the run ends, or "keep" it
         clock: Callable[[], int] = time.time_ns,  # event receive times (ns); a ManualClock in lockstep
-        reloader: Any | None = None,  # orderflow.models.serving.HotReloader: follow the registry's swaps
+        reloader: HotReloader | None = None,  # follow the registry's swaps
         snapshot_on_connect: bool = False,  # fetch book snapshots at connect (the lockstep driver's need)
         ws_routes: str = "combined",  # USD-M WebSocket layout: "split" on Binance since 2026-04-23
     ) -> None:
@@ -380,6 +383,7 @@ class PaperEngine:
                                ts: int, reason: str = "recovered at start-up") -> None:  # fmt: skip
         from orderflow.journal import JournalError
 
+        assert self.journal is not None  # called only with a journal
         try:
             self.journal.apply_report(cid, status, filled, avg, oid, ts, reason=reason)
         except JournalError as e:  # e.g. the stream's final report got there first
@@ -389,6 +393,7 @@ class PaperEngine:
         # exact decimals from the journaled fills (the core's floats carry rounding error); funding:
         # the core books it paid-positive, the journal stores it received-positive
         funding = -float(self.session.P[PF_FUNDING])
+        assert self.journal is not None and self.run_id is not None  # a journal has a run from the start
         self.journal.sync_position(
             self.run_id,
             self.symbol,
@@ -398,7 +403,7 @@ class PaperEngine:
             opening=self._adopted,
         )
 
-    async def _market(self, feed: Any) -> None:
+    async def _market(self, feed: BinanceFeed) -> None:
         async for ev in feed.events():
             if isinstance(ev, Trade) and ev.symbol == self.symbol:
                 self.features.on_trade(ev.ts_event, ev.price, ev.size, int(ev.aggressor))
@@ -412,7 +417,7 @@ class PaperEngine:
                 if not self.stats.invalid_since_ns:  # a second gap before re-warming extends the first
                     self.stats.invalid_since_ns = ev.ts_recv
 
-    async def _on_book(self, feed: Any, ev: Any) -> None:
+    async def _on_book(self, feed: BinanceFeed, ev: BookDelta | BookSnapshot) -> None:
         t0 = time.perf_counter_ns()
         feed.book(self.symbol).top_into(self.levels, self._row)
         L = self.levels
@@ -449,6 +454,7 @@ class PaperEngine:
                 from orderflow.execution.portfolio import equity
 
                 self._last_eq = ev.ts_recv
+                assert self.run_id is not None  # a journal has a run from the start
                 self.journal.record_equity(self.run_id, ev.ts_recv, equity(self.session.P, mid),
                                            exposure=abs(self.session.P[0]) * mid)  # fmt: skip
         if self.journal is not None:
@@ -472,10 +478,11 @@ class PaperEngine:
         self.model_version = version
         self.stats.model_version = f"version {version}"
         if self.journal is not None:
+            assert self.reloader is not None  # only a reloader's stream changes versions
             self.journal.record_model_version(t, version, "loaded", self.reloader.model.schema_hash,
                                               run_id=self.run_id, message="hot reload")  # fmt: skip
 
-    def _note_signal(self, t: int, req: Any, ofi_z: float, p_dn: float, p_up: float) -> None:
+    def _note_signal(self, t: int, req: OrderRequest | None, ofi_z: float, p_dn: float, p_up: float) -> None:
         """Journal the strategy's decisions: every order it asked for (gate "pass"), and directional
         signals a gate rejected, one row when the rejecting gate changes and then at most one per gate
         per second (a gate can reject every book event for minutes). Written in batches."""
@@ -542,7 +549,7 @@ class PaperEngine:
             await asyncio.sleep(0.02)
         log.warning("order %s-%d: no final report 3 s into the stop", self.prefix, oid)
 
-    async def _send(self, req: Any, t: int) -> None:
+    async def _send(self, req: OrderRequest, t: int) -> None:
         from orderflow.execution.binance import BinanceTradingError
 
         cid = f"{self.prefix}-{req.order_id}"
@@ -559,6 +566,7 @@ class PaperEngine:
 
             purpose = "exit" if req.reduce_only else "entry"
             limit = req.kind == "limit"
+            assert self.run_id is not None  # a journal has a run from the start
             self.journal.record_intent(OrderIntent(cid, self.run_id, self.symbol, req.side, req.qty, t,
                                                    order_type="limit" if limit else "market",
                                                    price=req.price if limit else None,
@@ -593,7 +601,7 @@ class PaperEngine:
             self._journal_report_values(cid, str(o.status.value), o.filled_qty, None, o.order_id,
                                         time.time_ns(), reason="acknowledged")  # fmt: skip
 
-    async def _user_events(self, stream: Any) -> None:
+    async def _user_events(self, stream: UserDataStream) -> None:
         from orderflow.execution.binance import AccountUpdate, OrderUpdate
 
         while True:
@@ -629,10 +637,11 @@ class PaperEngine:
                 if self.journal is not None:
                     self._journal_position(ev.ts_recv)
 
-    def _journal_report(self, ev: Any, status: str) -> None:
+    def _journal_report(self, ev: OrderUpdate, status: str) -> None:
         from orderflow.journal import JournalError
 
         avg = ev.filled_quote / ev.filled_qty if ev.filled_qty > 0 else None
+        assert self.journal is not None  # called only with a journal
         try:
             self.journal.apply_report(ev.client_order_id, status, ev.filled_qty, avg, ev.order_id, ev.ts_recv)
         except JournalError as e:  # a stale report (the stream after REST recovery): already recorded

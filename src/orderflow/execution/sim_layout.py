@@ -247,6 +247,14 @@ def is_terminal(status: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- the state
+# SimState.args: its ten arrays as a plain tuple, in field order (a fixed length, so that a call
+# ``kernel(*state.args, ...)`` is checked argument by argument)
+SimArgs = tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+]  # fmt: skip
+
+
 class SimState(NamedTuple):
     """The arrays of one simulated exchange, the first argument of every public kernel (``sim_kernels``);
     ``args`` is the argument prefix of the internal kernels."""
@@ -263,8 +271,8 @@ class SimState(NamedTuple):
     RF: np.ndarray
 
     @property
-    def args(self) -> tuple[np.ndarray, ...]:
-        return tuple(self)
+    def args(self) -> SimArgs:
+        return (self.I, self.F, self.C, self.OI, self.OF, self.B, self.FI, self.FF, self.RI, self.RF)
 
 
 def make_state(

@@ -86,6 +86,7 @@ def symbol_filters(
         "maxPrice": _g(MAX_PRICE[mk], pd_),
         "tickSize": _g(inst.tick_size, pd_),
     }
+    out: list[dict[str, Any]]
     if futures:
         out = [
             price,

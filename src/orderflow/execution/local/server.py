@@ -603,8 +603,9 @@ class LocalExchange:
         ``eventStreamTerminated``); returns how many were ended."""
         n = 0
         async with self._send_lock:
-            for c in [c for c in self._clients if c.sub_id is not None and not c.ws.closed]:
-                sid, c.sub_id, c.user = c.sub_id, None, False
+            subscribed = [(c, s) for c in self._clients if (s := c.sub_id) is not None and not c.ws.closed]
+            for c, sid in subscribed:
+                c.sub_id, c.user = None, False
                 await self._send_to(c, self._terminated(sid))
                 n += 1
         return n

@@ -66,7 +66,7 @@ def running_local_exchange(
 ) -> Iterator[RunningExchange]:
     """Start a :class:`LocalExchange` on 127.0.0.1 (ephemeral port) in a background thread; stop it
     on exit. Defaults: ``market="usdm"``, ``api_key="localkey"``, ``api_secret="localsecret"``."""
-    cfg = LocalExchangeConfig(source=source, seed=seed, clock=clock, **kw)  # type: ignore[arg-type]
+    cfg = LocalExchangeConfig(source=source, seed=seed, clock=clock, **kw)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     box: dict[str, Any] = {}

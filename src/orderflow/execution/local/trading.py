@@ -107,6 +107,7 @@ def new_order(v: LocalVenue, p: Params) -> dict[str, Any]:
     mkt = v.markets[sym]
     buy = side == "BUY"
     quote_qty = p.decimal("quoteOrderQty") if not v.futures and otype == "MARKET" else None
+    qty: float | None
     if quote_qty is not None:
         qty = _qty_for_quote(v, sym, quote_qty, buy)
     else:
