@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,6 +23,7 @@ from orderflow.backtest.config import VenueAccountConfig
 from orderflow.core.instruments import Instrument
 from orderflow.data.schema import book_arrays
 from orderflow.engine.core import CoreOutputs, CoreParams, CoreState, new_core_state
+from orderflow.engine.results import BacktestResult, equity_frame, fill_frame, rejection_counts, trade_frame
 from orderflow.execution import exec_config as EXC
 from orderflow.execution import portfolio as PF
 from orderflow.execution import sim_layout as SL
@@ -150,21 +150,6 @@ def make_signals(features: pd.DataFrame, probs: np.ndarray | None, cfg: Strategy
     )  # fmt: skip
 
 
-@dataclass
-class BacktestResult:
-    equity: pd.DataFrame  # ts, equity, position, price, regime
-    trades: pd.DataFrame  # the round trips (metrics.TRADE_COLUMNS)
-    fills: pd.DataFrame  # ts, side, qty, price, fee, maker, action
-    rejections: dict[str, int]
-    orders: int
-    seconds: float
-    events: int
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-REGIMES = ("calm", "normal", "high_vol")
-
-
 def execution_array(execution: ExecutionConfig | None, xcfg: SimConfig) -> np.ndarray:
     """The execution config as the core reads it, with the venue's fee rates for cost control."""
     XA = (execution or ExecutionConfig()).to_array()
@@ -241,10 +226,10 @@ def run_backtest(
             "this is a bug in the capacity estimate; please report it"
         )
     return BacktestResult(
-        equity=_equity_frame(eq_ts[:neq], eq_f[:neq]),
-        trades=_trade_frame(tr_i[:ntr], tr_f[:ntr]),
-        fills=_fill_frame(fo_i[:nfo], fo_f[:nfo]),
-        rejections=_rejections(G, S.RS),
+        equity=equity_frame(eq_ts[:neq], eq_f[:neq]),
+        trades=trade_frame(tr_i[:ntr], tr_f[:ntr]),
+        fills=fill_frame(fo_i[:nfo], fo_f[:nfo]),
+        rejections=rejection_counts(G, S.RS),
         orders=int(orders),
         seconds=seconds,
         events=int(market.n_book + market.t_ts.size),
@@ -260,69 +245,3 @@ def run_backtest(
             "taker_fee": xcfg.taker_rate,
         },
     )  # fmt: skip
-
-
-def _rejections(G: np.ndarray, RS: np.ndarray) -> dict[str, int]:
-    out = {f"gate:{g}": int(G[STL.G_REJ0 + i]) for i, g in enumerate(STL.GATES) if i and G[STL.G_REJ0 + i]}
-    out.pop("gate:risk", None)  # counted per rule below
-    for code, rule in enumerate(RL.RULES):
-        c = int(RS[RL.S_REFUSED0 + code]) if code else 0
-        if c:
-            out[f"risk:{rule}"] = c
-    return out
-
-
-def _equity_frame(ts: np.ndarray, f: np.ndarray) -> pd.DataFrame:
-    vs = f[:, LP.EO_VOLSTATE]
-    regime = np.where(np.isfinite(vs), vs, -1).astype(int)
-    return pd.DataFrame(
-        {
-            "ts": ts,
-            "equity": f[:, LP.EO_EQUITY],
-            "position": f[:, LP.EO_POS],
-            "price": f[:, LP.EO_MID],
-            "regime": [REGIMES[r] if 0 <= r < 3 else "unknown" for r in regime],
-        }
-    )
-
-
-def _trade_frame(ti: np.ndarray, tf: np.ndarray) -> pd.DataFrame:
-    qty = tf[:, LP.TF_QTY]
-    xq = tf[:, LP.TF_EXIT_QTY]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        entry_px = tf[:, LP.TF_ENTRY_NOT] / qty
-        exit_px = tf[:, LP.TF_EXIT_NOT] / xq
-    gross, fees, fund = tf[:, LP.TF_GROSS], tf[:, LP.TF_FEES], tf[:, LP.TF_FUND]
-    vs = ti[:, LP.TI_VOLSTATE]
-    return pd.DataFrame(
-        {
-            "entry_ts": ti[:, LP.TI_ENTRY_TS],
-            "exit_ts": ti[:, LP.TI_EXIT_TS],
-            "side": ti[:, LP.TI_SIDE],
-            "qty": qty,
-            "entry_px": entry_px,
-            "exit_px": exit_px,
-            "gross_pnl": gross,
-            "fees": fees,
-            "slippage": tf[:, LP.TF_SLIP],
-            "funding": fund,
-            "net_pnl": gross - fees - fund,
-            "exit_reason": [STL.EXIT_REASONS[r] or "signal" for r in ti[:, LP.TI_REASON]],
-            "regime": [REGIMES[r] if 0 <= r < 3 else "unknown" for r in vs],
-        }
-    )
-
-
-def _fill_frame(fi: np.ndarray, ff: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "ts": fi[:, LP.FO_TS],
-            "side": fi[:, LP.FO_SIDE],
-            "qty": ff[:, LP.FO_QTY],
-            "price": ff[:, LP.FO_PX],
-            "fee": ff[:, LP.FO_FEE],
-            "maker": fi[:, LP.FO_MAKER].astype(bool),
-            "action": [STL.ACTIONS[a] for a in fi[:, LP.FO_ACTION]],
-            "mid_at_decision": ff[:, LP.FO_MID],
-        }
-    )

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from orderflow.backtest.config import VenueAccountConfig, WalkForwardConfig
-from orderflow.backtest.engine import BacktestResult, Market, make_signals, run_backtest
+from orderflow.backtest.engine import Market, make_signals, run_backtest
 from orderflow.backtest.metrics import combine_windows, compute_metrics
 from orderflow.core.instruments import Instrument
+from orderflow.engine.results import BacktestResult
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.models.config import ModelsConfig
 from orderflow.models.dataset import Dataset

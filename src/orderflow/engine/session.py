@@ -11,17 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from orderflow.backtest.config import VenueAccountConfig
-from orderflow.backtest.engine import (
-    BacktestResult,
-    Market,
-    Signals,
-    _equity_frame,
-    _fill_frame,
-    _rejections,
-    _trade_frame,
-)
+from orderflow.backtest.engine import Market, Signals
 from orderflow.core.instruments import Instrument
 from orderflow.engine import core as CO
+from orderflow.engine.results import BacktestResult, equity_frame, fill_frame, rejection_counts, trade_frame
 from orderflow.execution import exec_config as EXC
 from orderflow.execution import portfolio as PF
 from orderflow.execution import sim_layout as SL
@@ -167,10 +160,10 @@ class TradingSession:
         if D[CO.D_OVERFLOW]:
             raise RuntimeError("trading session buffers overflowed; raise the capacity")
         return BacktestResult(
-            equity=_equity_frame(self.eq_ts[: D[CO.D_NEQ]], self.eq_f[: D[CO.D_NEQ]]),
-            trades=_trade_frame(self.tr_i[: D[CO.D_NTR]], self.tr_f[: D[CO.D_NTR]]),
-            fills=_fill_frame(self.fo_i[: D[CO.D_NFO]], self.fo_f[: D[CO.D_NFO]]),
-            rejections=_rejections(self.G, self.RS),
+            equity=equity_frame(self.eq_ts[: D[CO.D_NEQ]], self.eq_f[: D[CO.D_NEQ]]),
+            trades=trade_frame(self.tr_i[: D[CO.D_NTR]], self.tr_f[: D[CO.D_NTR]]),
+            fills=fill_frame(self.fo_i[: D[CO.D_NFO]], self.fo_f[: D[CO.D_NFO]]),
+            rejections=rejection_counts(self.G, self.RS),
             orders=int(D[CO.D_OID]),
             seconds=seconds,
             events=events,
