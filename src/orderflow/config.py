@@ -27,8 +27,8 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.backtest.config import VenueAccountConfig, WalkForwardConfig
-from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.data.config import QualityThresholds, SimulatorConfig
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.features.config import FeatureConfig, LabelConfig, SelectionConfig

@@ -7,9 +7,9 @@ import time
 import pytest
 from aiohttp import web
 
-from orderflow.data.binance.endpoints import loopback_endpoints
-from orderflow.data.binance.replay_server import ReplayServer
-from orderflow.data.binance.rest import BinanceApiError, BinanceRest, IpBanned, depth_weight
+from orderflow.adapters.binance.common.endpoints import loopback_endpoints
+from orderflow.adapters.binance.market import BinanceApiError, BinanceRest, IpBanned, depth_weight
+from orderflow.adapters.binance.replay.server import ReplayServer
 
 pytestmark = pytest.mark.shared_data
 

@@ -31,8 +31,8 @@ from orderflow.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
     from orderflow.config import Config
-    from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig
     from orderflow.data.store import Store
 
 log = logging.getLogger("orderflow")
@@ -359,7 +359,7 @@ def data_facts(cfg: Config, args: argparse.Namespace) -> int:
 
 # -- data record / replay-server / backfill-klines ---------------------------------------------------------
 def _endpoints(cfg: Config, args: argparse.Namespace) -> BinanceEndpoints:
-    from orderflow.data.binance.endpoints import default_endpoints
+    from orderflow.adapters.binance.common.endpoints import default_endpoints
 
     market = args.market
     ep = default_endpoints(market, testnet=True) if args.testnet else cfg.binance.endpoints(market)
@@ -373,7 +373,7 @@ def _endpoints(cfg: Config, args: argparse.Namespace) -> BinanceEndpoints:
 
 def _feed_config(cfg: Config, args: argparse.Namespace) -> FeedConfig:
     """The configured feed section for ``args.market``; market-dependent defaults are re-derived."""
-    from orderflow.data.binance.endpoints import FeedConfig
+    from orderflow.adapters.binance.common.endpoints import FeedConfig
 
     data = cfg.feed.model_dump(exclude_unset=True)
     auto = FeedConfig(market=cfg.feed.market)
@@ -420,7 +420,7 @@ def data_record(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
-    from orderflow.data.binance.replay_server import EmptyRecording, serve
+    from orderflow.adapters.binance.replay.server import EmptyRecording, serve
 
     drops: dict[str, int] = {}
     for spec in args.drop_diff:

@@ -117,12 +117,12 @@ def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str, Any 
 def _venue(args: argparse.Namespace) -> Iterator[tuple[str, str, Any, str]]:
     """(rest_url, ws_url, credentials, description): given URLs and keys from the environment, or an
     in-process local exchange on the simulator."""
-    from orderflow.execution.binance import Credentials
+    from orderflow.adapters.binance.common.signing import Credentials
 
     if args.rest_url:
         if not args.ws_url:
             raise UserError("--rest-url needs --ws-url too")
-        from orderflow.execution.binance.credentials import load_credentials
+        from orderflow.adapters.binance.common.credentials import load_credentials
         from orderflow.secrets import SecretsError
 
         try:
@@ -187,7 +187,7 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
 def live_cmd(cfg: Config, args: argparse.Namespace) -> int:
     """``orderflow live``: the same engine on Binance (or its testnet, or explicit URLs) with real
     orders. Refuses to start without the confirmation flag and API keys from the environment."""
-    from orderflow.data.binance.endpoints import default_endpoints
+    from orderflow.adapters.binance.common.endpoints import default_endpoints
 
     if not args.confirm:
         raise UserError(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, default_endpoints
+from orderflow.adapters.binance.market import BinanceRest
 from orderflow.core.events import Bar
 from orderflow.core.timeutil import NS_PER_MS, interval_ns, ns_to_iso
-from orderflow.data.binance.endpoints import BinanceEndpoints, default_endpoints
-from orderflow.data.binance.rest import BinanceRest
 from orderflow.data.schema import bars_frame
 from orderflow.data.store import Store
 

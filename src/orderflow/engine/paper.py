@@ -28,8 +28,8 @@ from orderflow.engine.session import TradingSession
 from orderflow.execution.portfolio import P_FUNDING as PF_FUNDING
 
 if TYPE_CHECKING:  # imported when a run starts (the engine module stays light to import)
-    from orderflow.data.binance.feed import BinanceFeed
-    from orderflow.execution.binance import UserDataStream
+    from orderflow.adapters.binance.feed import BinanceFeed
+    from orderflow.adapters.binance.userstream import UserDataStream
 
 log = logging.getLogger(__name__)
 
@@ -208,9 +208,11 @@ class PaperEngine:
             raise RunStartError(f"{run} {when}: {cause}") from e
 
     async def _run(self, minutes: float) -> PaperStats:
-        from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig
-        from orderflow.data.binance.feed import BinanceFeed
-        from orderflow.execution.binance import BinanceTradingClient, TradingClientConfig, UserDataStream
+        from orderflow.adapters.binance.common.config import TradingClientConfig
+        from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
+        from orderflow.adapters.binance.feed import BinanceFeed
+        from orderflow.adapters.binance.trading.client import BinanceTradingClient
+        from orderflow.adapters.binance.userstream import UserDataStream
 
         self.compile_kernels()
         ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
@@ -334,7 +336,7 @@ class PaperEngine:
         is cancelled (no one manages it any more), then its final state and any fill the journal missed
         are recorded; an order the exchange never received is marked rejected. Then the exchange's
         position (futures) is adopted by the trading core, whose exits manage it from here."""
-        from orderflow.execution.binance import BinanceTradingError, UnknownOrder
+        from orderflow.adapters.binance.common.errors import BinanceTradingError, UnknownOrder
 
         if self.journal is not None:
             for o in self.journal.open_orders():
@@ -543,7 +545,7 @@ class PaperEngine:
         log.warning("order %s-%d: no final report 3 s into the stop", self.prefix, oid)
 
     async def _send(self, req: Any, t: int) -> None:
-        from orderflow.execution.binance import BinanceTradingError
+        from orderflow.adapters.binance.common.errors import BinanceTradingError
 
         cid = f"{self.prefix}-{req.order_id}"
         if req.kind == "cancel":  # its final report comes on the user data stream
@@ -565,7 +567,7 @@ class PaperEngine:
                                                    tif="gtx" if limit else "ioc", reduce_only=req.reduce_only,
                                                    purpose=purpose))  # fmt: skip
             self.journal.mark_sent(cid, time.time_ns())
-        from orderflow.execution.binance.errors import PostOnlyRejected
+        from orderflow.adapters.binance.common.errors import PostOnlyRejected
 
         try:
             side = "BUY" if req.side > 0 else "SELL"
@@ -594,7 +596,7 @@ class PaperEngine:
                                         time.time_ns(), reason="acknowledged")  # fmt: skip
 
     async def _user_events(self, stream: Any) -> None:
-        from orderflow.execution.binance import AccountUpdate, OrderUpdate
+        from orderflow.adapters.binance.trading.events import AccountUpdate, OrderUpdate
 
         while True:
             ev = await stream.get()

@@ -38,8 +38,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from orderflow.data.binance.endpoints import stream_route
-from orderflow.data.binance.rest import depth_weight, klines_weight
+from orderflow.adapters.binance.common.endpoints import stream_route
+from orderflow.adapters.binance.market import depth_weight, klines_weight
 from orderflow.execution.local import errors as E
 from orderflow.execution.local import trading as T
 from orderflow.execution.local.auth import Authenticator, redact

@@ -23,10 +23,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints
+from orderflow.adapters.binance.decode import DecodeError, SnapshotMsg, decode_snapshot
 from orderflow.core.events import Bar
 from orderflow.core.instruments import Instrument
-from orderflow.data.binance.endpoints import BinanceEndpoints
-from orderflow.data.binance.messages import DecodeError, SnapshotMsg, decode_snapshot
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1_000_000

@@ -37,16 +37,16 @@ from typing import Any
 
 import aiohttp
 
-from orderflow.execution.binance.client import BinanceTradingClient
-from orderflow.execution.binance.errors import (
+from orderflow.adapters.binance.common.errors import (
     BinanceTradingError,
     ListenKeyError,
     UnknownOrder,
     error_from_response,
 )
-from orderflow.execution.binance.events import AccountUpdate, OrderUpdate, StreamStatus
-from orderflow.execution.binance.messages import DecodeError, decode_user_event
-from orderflow.execution.binance.signing import redact
+from orderflow.adapters.binance.common.signing import redact
+from orderflow.adapters.binance.trading.client import BinanceTradingClient
+from orderflow.adapters.binance.trading.decode import DecodeError, decode_user_event
+from orderflow.adapters.binance.trading.events import AccountUpdate, OrderUpdate, StreamStatus
 
 log = logging.getLogger(__name__)
 Event = OrderUpdate | AccountUpdate | StreamStatus

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orderflow.execution.binance.errors import IpBanned, RateLimited
+from orderflow.adapters.binance.common.errors import IpBanned, RateLimited
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000

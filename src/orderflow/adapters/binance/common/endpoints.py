@@ -1,7 +1,7 @@
 """Binance base URLs and the live feed's configuration.
 
 Base URLs are configuration, so the same feed and REST client run against Binance mainnet, the
-Binance testnets or the loopback :class:`~orderflow.data.binance.replay_server.ReplayServer`.
+Binance testnets or the loopback :class:`~orderflow.adapters.binance.replay.server.ReplayServer`.
 
 Testnet URLs (Binance docs, "Testnet General Info" for spot; USD-M futures testnet):
 spot REST ``https://testnet.binance.vision``, streams ``wss://stream.testnet.binance.vision``;

@@ -1,8 +1,8 @@
 """Live Binance market-data feed: combined-stream WebSockets (one; or on USD-M since Binance split its
 URLs, one for the public route and one for the market route, see
-:meth:`~orderflow.data.binance.endpoints.BinanceEndpoints.stream_urls`), a REST snapshot per symbol, and
-a :class:`DepthSync` per symbol, delivering domain events in order (events of the two sockets in the
-order they arrive).
+:meth:`~orderflow.adapters.binance.common.endpoints.BinanceEndpoints.stream_urls`), a REST snapshot
+per symbol, and a :class:`DepthSync` per symbol, delivering domain events in order (events of the two
+sockets in the order they arrive).
 
 Usage::
 
@@ -41,12 +41,12 @@ from typing import Any
 
 import aiohttp
 
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
+from orderflow.adapters.binance.decode import DecodeError, Decoder, decode_snapshot
+from orderflow.adapters.binance.market import BinanceRest, BinanceRestError, IpBanned
+from orderflow.adapters.binance.sync import DepthSync
 from orderflow.core.book import OrderBook
 from orderflow.core.events import BookDelta, BookSnapshot, BookSynced, FeedStatus, GapEvent
-from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig
-from orderflow.data.binance.messages import DecodeError, Decoder, decode_snapshot
-from orderflow.data.binance.rest import BinanceRest, BinanceRestError, IpBanned
-from orderflow.data.binance.sync import DepthSync
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1_000_000

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orderflow.data.binance.endpoints import BinanceEndpoints, default_endpoints
-from orderflow.execution.binance.signing import Credentials
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, default_endpoints
+from orderflow.adapters.binance.common.signing import Credentials
 
 # Binance spot WebSocket API (the user data stream is subscribed there since listen keys were retired)
 _SPOT_WS_API = "wss://ws-api.binance.com:443/ws-api/v3"

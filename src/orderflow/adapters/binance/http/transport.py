@@ -20,17 +20,17 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from orderflow.execution.binance.clock import ServerClock
-from orderflow.execution.binance.config import TradingClientConfig
-from orderflow.execution.binance.errors import (
+from orderflow.adapters.binance.common.clock import ServerClock
+from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.errors import (
     BinanceTradingError,
     ExchangeUnavailable,
     RateLimited,
     TimestampError,
     error_from_response,
 )
-from orderflow.execution.binance.ratelimit import RateLimiter, parse_retry_after
-from orderflow.execution.binance.signing import Credentials, encode_params
+from orderflow.adapters.binance.common.signing import Credentials, encode_params
+from orderflow.adapters.binance.http.ratelimit import RateLimiter, parse_retry_after
 
 log = logging.getLogger(__name__)
 

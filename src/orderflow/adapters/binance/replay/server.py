@@ -1,6 +1,6 @@
 """A loopback Binance: serves recorded raw Binance traffic in Binance's own wire format.
 
-Sources (see :mod:`orderflow.data.binance.replay_source`):
+Sources (see :mod:`orderflow.adapters.binance.replay.source`):
 
 - hftbacktest raw files, ``<local_ts> <raw json>`` per line (combined-stream messages and one REST
   depth snapshot body ``{"lastUpdateId",...}`` near the start); consecutive files continue one chain;
@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from orderflow.data.binance.messages import DecodeError, decode_snapshot
-from orderflow.data.binance.replay_source import Recording, load_recording
-from orderflow.data.binance.rest import depth_weight, klines_weight
-from orderflow.data.binance.sync import DepthSync
+from orderflow.adapters.binance.decode import DecodeError, decode_snapshot
+from orderflow.adapters.binance.market import depth_weight, klines_weight
+from orderflow.adapters.binance.replay.source import Recording, load_recording
+from orderflow.adapters.binance.sync import DepthSync
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1_000_000
@@ -156,7 +156,7 @@ class ReplayServer:
         await self.stop()
 
     def endpoints(self, market: str | None = None):
-        from orderflow.data.binance.endpoints import loopback_endpoints
+        from orderflow.adapters.binance.common.endpoints import loopback_endpoints
 
         mk = market or ("spot" if self.market == "spot" else "usdm")
         return loopback_endpoints(mk, self.host, self.port)  # type: ignore[arg-type]

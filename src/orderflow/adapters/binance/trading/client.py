@@ -38,23 +38,27 @@ from typing import Any
 
 import aiohttp
 
-from orderflow.core.events import Side
-from orderflow.execution.binance.clock import ServerClock
-from orderflow.execution.binance.config import TradingClientConfig
-from orderflow.execution.binance.errors import (
+from orderflow.adapters.binance.common.clock import ServerClock
+from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.errors import (
     BadRequest,
     DuplicateOrder,
     ExchangeUnavailable,
     UnknownOrder,
     UnknownSymbol,
 )
-from orderflow.execution.binance.events import Balance, Order, OrderType, Position, TimeInForce
-from orderflow.execution.binance.filters import SymbolFilters, check_order, parse_exchange_info
-from orderflow.execution.binance.messages import balances_from_account, order_from_rest, positions_from_rest
-from orderflow.execution.binance.ratelimit import RateLimiter, default_rules, rules_from_exchange_info
-from orderflow.execution.binance.signing import Credentials
-from orderflow.execution.binance.tracker import OrderTracker
-from orderflow.execution.binance.transport import RestTransport
+from orderflow.adapters.binance.common.signing import Credentials
+from orderflow.adapters.binance.http.ratelimit import RateLimiter, default_rules, rules_from_exchange_info
+from orderflow.adapters.binance.http.transport import RestTransport
+from orderflow.adapters.binance.trading.decode import (
+    balances_from_account,
+    order_from_rest,
+    positions_from_rest,
+)
+from orderflow.adapters.binance.trading.events import Balance, Order, OrderType, Position, TimeInForce
+from orderflow.adapters.binance.trading.filters import SymbolFilters, check_order, parse_exchange_info
+from orderflow.adapters.binance.trading.tracker import OrderTracker
+from orderflow.core.events import Side
 
 log = logging.getLogger(__name__)
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
