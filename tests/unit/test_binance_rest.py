@@ -8,7 +8,8 @@ import pytest
 from aiohttp import web
 
 from orderflow.adapters.binance.common.endpoints import loopback_endpoints
-from orderflow.adapters.binance.market import BinanceApiError, BinanceRest, IpBanned, depth_weight
+from orderflow.adapters.binance.common.errors import BinanceApiError, IpBanned
+from orderflow.adapters.binance.market import BinanceRest, depth_weight
 from orderflow.adapters.binance.replay.server import ReplayServer
 
 pytestmark = pytest.mark.shared_data

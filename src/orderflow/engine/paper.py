@@ -336,7 +336,7 @@ class PaperEngine:
         is cancelled (no one manages it any more), then its final state and any fill the journal missed
         are recorded; an order the exchange never received is marked rejected. Then the exchange's
         position (futures) is adopted by the trading core, whose exits manage it from here."""
-        from orderflow.adapters.binance.common.errors import BinanceTradingError, UnknownOrder
+        from orderflow.adapters.binance.common.errors import BinanceError, UnknownOrder
 
         if self.journal is not None:
             for o in self.journal.open_orders():
@@ -353,7 +353,7 @@ class PaperEngine:
                 if not x.status.terminal:  # left resting by the dead run: nobody manages it any more
                     try:
                         x = await self.client.cancel_order(self.symbol, client_order_id=o.client_order_id)
-                    except BinanceTradingError as e:
+                    except BinanceError as e:
                         log.info("start-up cancel of %s: %s", o.client_order_id, e)
                         x = await self.client.get_order(self.symbol, client_order_id=o.client_order_id)
                     self.stats.recovered.append(f"{o.client_order_id}: open at start-up, cancelled")
@@ -545,13 +545,13 @@ class PaperEngine:
         log.warning("order %s-%d: no final report 3 s into the stop", self.prefix, oid)
 
     async def _send(self, req: Any, t: int) -> None:
-        from orderflow.adapters.binance.common.errors import BinanceTradingError
+        from orderflow.adapters.binance.common.errors import BinanceError
 
         cid = f"{self.prefix}-{req.order_id}"
         if req.kind == "cancel":  # its final report comes on the user data stream
             try:
                 await self.client.cancel_order(self.symbol, client_order_id=cid)
-            except BinanceTradingError as e:  # e.g. filled meanwhile: the stream says so
+            except BinanceError as e:  # e.g. filled meanwhile: the stream says so
                 log.info("cancel of %s not done: %s", cid, e)
             return
         self._sides[req.order_id] = req.side
@@ -580,7 +580,7 @@ class PaperEngine:
                 o = await self.client.place_order(self.symbol, side, "MARKET", round(req.qty, 9),
                                                   reduce_only=ro, client_order_id=cid,
                                                   ref_price=None)  # fmt: skip
-        except BinanceTradingError as e:
+        except BinanceError as e:
             if isinstance(e, PostOnlyRejected):  # the book moved through the price: a normal outcome
                 self.stats.post_only_rejected += 1
                 log.info("order %s: %s", cid, e)

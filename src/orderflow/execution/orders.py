@@ -35,7 +35,7 @@ import msgspec
 import numpy as np
 
 from orderflow.adapters.binance.common.errors import (
-    BinanceTradingError,
+    BinanceError,
     DuplicateOrder,
     ExchangeUnavailable,
     RateLimited,
@@ -203,7 +203,7 @@ class OrderManager:
                 client_order_id=cid,
                 ref_price=None if math.isnan(intent.ref_price) else _num(intent.ref_price),
             )
-        except BinanceTradingError as e:
+        except BinanceError as e:
             self._reject(mo, f"refused before sending: {type(e).__name__}: {e}")
             return mo
         mo.sent_ns = self.clock()
@@ -225,7 +225,7 @@ class OrderManager:
             self._move(mo, OrderState.UNKNOWN, f"outcome unknown: {type(e).__name__}: {e}")
             self._spawn(self.resolve(cid))
             return mo
-        except BinanceTradingError as e:
+        except BinanceError as e:
             self._reject(mo, f"{type(e).__name__} code={e.code}: {e.msg}")
             return mo
         o = order_from_rest(body, c.venue)

@@ -42,8 +42,9 @@ from typing import Any
 import aiohttp
 
 from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
+from orderflow.adapters.binance.common.errors import BinanceError, IpBanned
 from orderflow.adapters.binance.decode import DecodeError, Decoder, decode_snapshot
-from orderflow.adapters.binance.market import BinanceRest, BinanceRestError, IpBanned
+from orderflow.adapters.binance.market import BinanceRest
 from orderflow.adapters.binance.sync import DepthSync
 from orderflow.core.book import OrderBook
 from orderflow.core.events import BookDelta, BookSnapshot, BookSynced, FeedStatus, GapEvent
@@ -318,7 +319,7 @@ class BinanceFeed:
             self._put_nowait((_STATUS, gen, FeedStatus(self.venue, self.clock(), "stopped", str(e)), None))
             asyncio.get_running_loop().create_task(self.stop())
             return
-        except (TimeoutError, BinanceRestError, aiohttp.ClientError, OSError) as e:
+        except (TimeoutError, BinanceError, aiohttp.ClientError, OSError) as e:
             self.counters["rest_errors"] += 1
             self.last_error = f"depth snapshot {symbol}: {e}"
             log.warning("feed: depth snapshot for %s failed: %s; retrying", symbol, e)
