@@ -43,6 +43,7 @@ import aiohttp
 
 from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
 from orderflow.adapters.binance.common.errors import BinanceError, IpBanned
+from orderflow.adapters.binance.common.venues import VENUES, caps
 from orderflow.adapters.binance.decode import DecodeError, Decoder, decode_snapshot
 from orderflow.adapters.binance.market import BinanceRest
 from orderflow.adapters.binance.sync import DepthSync
@@ -70,7 +71,7 @@ class BinanceFeed:
         seed: int | None = None,
     ) -> None:
         market = market.removeprefix("binance-")
-        if market not in ("usdm", "spot"):
+        if market not in VENUES:
             raise ValueError(f"unknown Binance market {market!r}; expected 'usdm' or 'spot'")
         if endpoints.market != market:
             raise ValueError(f"endpoints are for {endpoints.market!r}, the feed for {market!r}")
@@ -88,8 +89,8 @@ class BinanceFeed:
         self._session = session
         self._own_session = session is None
         self._rng = random.Random(seed)
-        futures = market != "spot"
-        self._syncs = {s: DepthSync(self.venue, s, futures) for s in self.symbols}
+        pu = caps(market).depth_continuity == "pu"  # futures diffs chain on pu, spot on U/u
+        self._syncs = {s: DepthSync(self.venue, s, pu) for s in self.symbols}
         self._decoder = Decoder(self.venue)
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=50_000)
         self._gen = 0  # connection generation; snapshots of an older connection are discarded

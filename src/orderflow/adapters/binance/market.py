@@ -8,9 +8,7 @@ raises :class:`BinanceApiError` without retrying. The errors are the adapter's
 (:mod:`~orderflow.adapters.binance.common.errors`) and the HTTP goes through its one transport
 (:class:`~orderflow.adapters.binance.http.transport.HttpTransport`).
 
-Weights (Binance docs): depth on USD-M 2/5/10/20 for limit <=50/100/500/1000; on spot 5/25/50/250
-for limit <=100/500/1000/5000; klines on USD-M 1/2/5/10 for limit <100/<500/<=1000/>1000, on spot 2;
-exchangeInfo 1 (USD-M) / 20 (spot); time 1.
+Weights and paths per market are in :mod:`~orderflow.adapters.binance.common.venues`; time weighs 1.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ import msgspec
 
 from orderflow.adapters.binance.common.endpoints import BinanceEndpoints
 from orderflow.adapters.binance.common.errors import BinanceApiError, BinanceError, IpBanned, RateLimited
+from orderflow.adapters.binance.common.venues import caps
 from orderflow.adapters.binance.decode import DecodeError, SnapshotMsg, decode_snapshot
 from orderflow.adapters.binance.http.transport import HttpTransport
 from orderflow.core.events import Bar
@@ -34,18 +33,6 @@ from orderflow.core.instruments import Instrument
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1_000_000
-
-
-def depth_weight(market: str, limit: int) -> int:
-    if market == "spot":
-        return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
-    return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
-
-
-def klines_weight(market: str, limit: int) -> int:
-    if market == "spot":
-        return 2
-    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
 
 def _used_weight(headers: Any) -> int | None:
@@ -77,12 +64,13 @@ class BinanceRest:
     ) -> None:
         self.endpoints = endpoints
         self.market = endpoints.market
+        self.caps = caps(self.market)
         self.http = HttpTransport(endpoints.rest_base_url, timeout_s, session)
-        self.max_weight = max_weight_per_minute or (2400 if self.market == "usdm" else 6000)
+        self.max_weight = max_weight_per_minute or self.caps.max_weight_per_minute
         self.weight_safety = weight_safety
         self.max_retries = max_retries
         self.clock = clock
-        self._prefix = "/api/v3" if self.market == "spot" else "/fapi/v1"
+        self._prefix = self.caps.rest_prefix
         self._used = 0
         self._used_minute = -1
         self._lock = asyncio.Lock()
@@ -174,7 +162,7 @@ class BinanceRest:
         """The raw body of ``GET depth`` (for recording), e.g. ``{"lastUpdateId":...,"bids":[...]}``."""
         sym = symbol.upper()
         return await self.request(
-            f"{self._prefix}/depth", {"symbol": sym, "limit": limit}, depth_weight(self.market, limit), sym
+            f"{self._prefix}/depth", {"symbol": sym, "limit": limit}, self.caps.depth_weight(limit), sym
         )
 
     async def depth(self, symbol: str, limit: int = 1000) -> SnapshotMsg:
@@ -207,7 +195,7 @@ class BinanceRest:
             params["startTime"] = int(start_ms)
         if end_ms is not None:
             params["endTime"] = int(end_ms)
-        raw = await self.request(f"{self._prefix}/klines", params, klines_weight(self.market, limit), sym)
+        raw = await self.request(f"{self._prefix}/klines", params, self.caps.klines_weight(limit), sym)
         rows = msgspec.json.decode(raw)
         now_ms = self.clock() // NS_PER_MS
         ts_recv = self.clock()
@@ -241,10 +229,10 @@ class BinanceRest:
         """Instruments (tick from PRICE_FILTER.tickSize, lot from LOT_SIZE.stepSize) by symbol."""
         params: dict[str, Any] = {}
         wanted = [s.upper() for s in symbols] if symbols else None
-        if wanted and self.market == "spot":
+        if wanted and self.caps.exchange_info_by_symbols:
             params["symbols"] = json.dumps(wanted, separators=(",", ":"))
         raw = await self.request(
-            f"{self._prefix}/exchangeInfo", params, 20 if self.market == "spot" else 1, ",".join(wanted or [])
+            f"{self._prefix}/exchangeInfo", params, self.caps.exchange_info_weight, ",".join(wanted or [])
         )
         info = json.loads(raw)
         out: dict[str, Instrument] = {}

@@ -64,7 +64,7 @@ class UserDataStream:
         self.clock = clock or client.server_clock.local_ns
         self.config = client.config
         self.endpoints = client.config.endpoints()
-        self.ws_api = not client.futures  # spot: a signed subscription on the WebSocket API
+        self.ws_api = client.caps.user_stream == "ws-api"  # spot: a signed subscription on the WebSocket API
         self.url = client.config.user_stream_url()
         self.subscription_id: int | None = None
         self._n_requests = 0

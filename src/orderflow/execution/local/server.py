@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 from orderflow.adapters.binance.common.endpoints import stream_route
-from orderflow.adapters.binance.market import depth_weight, klines_weight
+from orderflow.adapters.binance.common.venues import caps
 from orderflow.execution.local import errors as E
 from orderflow.execution.local import trading as T
 from orderflow.execution.local.auth import Authenticator, redact
@@ -356,7 +356,7 @@ class LocalExchange:
             lim = int(p.get("limit") or (500 if self.futures else 100))
         except ValueError:
             lim = 100
-        return depth_weight("usdm" if self.futures else "spot", lim)
+        return caps(self.cfg.market).depth_weight(lim)
 
     def _depth(self, p: Params) -> dict[str, Any]:
         m = self._symbol_market(p)
@@ -371,7 +371,7 @@ class LocalExchange:
             lim = int(p.get("limit") or 500)
         except ValueError:
             lim = 500
-        return klines_weight("usdm" if self.futures else "spot", lim)
+        return caps(self.cfg.market).klines_weight(lim)
 
     def _klines(self, p: Params) -> list[list[Any]]:
         m = self._symbol_market(p)

@@ -39,6 +39,7 @@ from orderflow.adapters.binance.common.errors import (
     error_from_response,
 )
 from orderflow.adapters.binance.common.signing import Credentials, encode_params
+from orderflow.adapters.binance.common.venues import caps
 from orderflow.adapters.binance.http.ratelimit import RateLimiter, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class RestTransport:
         self.clock = clock
         self.http = HttpTransport(config.endpoints().rest_base_url, config.request_timeout_s, session)
         self.base_url = self.http.base_url
-        self.time_path = "/api/v3/time" if config.market == "spot" else "/fapi/v1/time"
+        self.time_path = f"{caps(config.market).rest_prefix}/time"
         self.sleep = sleep
         self.stats = {"requests": 0, "retries_429": 0, "timestamp_resyncs": 0, "unknown_outcomes": 0}
 

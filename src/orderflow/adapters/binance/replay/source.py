@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orderflow.adapters.binance.common.venues import caps
 from orderflow.adapters.binance.decode import DecodeError, Decoder, stream_kind
 from orderflow.core.events import Side, Trade
 from orderflow.core.instruments import MARKET_TO_VENUE, infer_tick, lookup
@@ -145,7 +146,7 @@ class Recording:
                     ],
                 }
             )
-        limit = 6000 if self.market == "spot" else 2400
+        limit = caps(self.market).max_weight_per_minute
         return {
             "timezone": "UTC",
             "serverTime": self.msgs[-1][0] // NS_PER_MS if self.msgs else 0,
