@@ -107,7 +107,7 @@ class PaperEngine:
         self.market = market
         self.symbol = symbol.upper()
         self.rest_url, self.ws_url = rest_url, ws_url
-        from orderflow.execution.local.accounts import split_symbol
+        from orderflow.core.instruments import split_symbol
 
         self.instrument_quote = split_symbol(self.symbol)[1]  # the margin asset funding is paid in
         if ws_routes not in ("combined", "split") or (ws_routes == "split" and market == "spot"):

@@ -49,9 +49,9 @@ from orderflow.adapters.binance.market import BinanceRest
 from orderflow.adapters.binance.sync import DepthSync
 from orderflow.core.book import OrderBook
 from orderflow.core.events import BookDelta, BookSnapshot, BookSynced, FeedStatus, GapEvent
+from orderflow.core.timeutil import NS_PER_MS
 
 log = logging.getLogger(__name__)
-NS_PER_MS = 1_000_000
 RawTap = Callable[[int, bytes, "str | None"], None]
 
 # items of the internal input queue

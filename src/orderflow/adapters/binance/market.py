@@ -30,9 +30,9 @@ from orderflow.adapters.binance.decode import DecodeError, SnapshotMsg, decode_s
 from orderflow.adapters.binance.http.transport import HttpTransport
 from orderflow.core.events import Bar
 from orderflow.core.instruments import Instrument
+from orderflow.core.timeutil import NS_PER_MS
 
 log = logging.getLogger(__name__)
-NS_PER_MS = 1_000_000
 
 
 def _used_weight(headers: Any) -> int | None:

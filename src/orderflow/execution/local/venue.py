@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orderflow.core.instruments import split_symbol
 from orderflow.data.schema import book_columns
 from orderflow.execution import sim_layout as SL
-from orderflow.execution.local.accounts import FuturesAccount, SpotAccount, split_symbol
+from orderflow.execution.local.accounts import FuturesAccount, SpotAccount
 from orderflow.execution.local.config import LocalExchangeConfig
 from orderflow.execution.local.filters import symbol_filters
 from orderflow.execution.local.market import BOOK, TRADE, SymbolData, Timeline

@@ -43,9 +43,9 @@ from orderflow.adapters.binance.common.venues import caps
 from orderflow.adapters.binance.decode import DecodeError, decode_snapshot
 from orderflow.adapters.binance.replay.source import Recording, load_recording
 from orderflow.adapters.binance.sync import DepthSync
+from orderflow.core.timeutil import NS_PER_MS
 
 log = logging.getLogger(__name__)
-NS_PER_MS = 1_000_000
 
 
 def _fmt(x: float) -> str:

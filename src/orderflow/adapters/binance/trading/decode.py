@@ -41,8 +41,8 @@ from orderflow.adapters.binance.trading.events import (
     TimeInForce,
 )
 from orderflow.core.events import Side
+from orderflow.core.timeutil import NS_PER_MS
 
-NS_PER_MS = 1_000_000
 NAN = float("nan")
 
 
