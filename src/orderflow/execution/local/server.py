@@ -86,7 +86,7 @@ class LocalExchange:
 
     def __init__(self, cfg: LocalExchangeConfig, wall_clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
-        self.futures = cfg.market == "usdm"
+        self.futures = caps(cfg.market).futures
         self.wall = wall_clock
         start_ns = cfg.start_ms * 1_000_000 if cfg.start_ms is not None else time.time_ns()
         data = load_source(
