@@ -15,9 +15,9 @@ import os
 import time
 from pathlib import Path
 
+from orderflow.adapters.binance.decode import Decoder, decode_snapshot, is_snapshot
+from orderflow.adapters.binance.sync import DepthSync
 from orderflow.core.events import BookDelta
-from orderflow.data.binance.messages import Decoder, decode_snapshot, is_snapshot
-from orderflow.data.binance.sync import DepthSync
 
 FILES = ["usdm/btcusdt_20240808.gz", "usdm/ethusdt_20240808.gz", "spot/btcusdt_20240808.gz"]
 

@@ -15,7 +15,9 @@ from decimal import Decimal
 import aiohttp
 import numpy as np
 
-from orderflow.execution.binance import BinanceTradingClient, Credentials, TradingClientConfig, sequential_ids
+from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.signing import Credentials
+from orderflow.adapters.binance.trading.client import BinanceTradingClient, sequential_ids
 
 
 async def run(n: int, market: str) -> None:

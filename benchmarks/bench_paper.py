@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from orderflow.adapters.binance.common.signing import Credentials
 from orderflow.config import load_config
 from orderflow.core.instruments import KNOWN
 from orderflow.engine.paper import PaperEngine
-from orderflow.execution.binance import Credentials
 from orderflow.execution.local.testing import running_local_exchange
 
 REPO = Path(__file__).resolve().parents[1]

@@ -33,7 +33,30 @@ MAX_PARAMS = 16
 # that matches a module's dotted name decides its layer, so specific patterns come before general ones.
 LAYERS: list[tuple[str, list[str]]] = [
     ("core", ["orderflow", "orderflow.core", "orderflow.core.*", "orderflow.logutil", "orderflow.secrets"]),
+    # The Binance adapter sits right above core: it decodes wire payloads into core's domain types and
+    # needs nothing else, while the data layer (recorder, backfill, raw importer), execution (order
+    # state, the local exchange) and the app config all use it. Its replay server is the exception: it
+    # reads recordings through the data importers' helpers, so it has a layer of its own above data.
+    (
+        "adapter",
+        [
+            "orderflow.adapters",
+            "orderflow.adapters.binance",
+            "orderflow.adapters.binance.common",
+            "orderflow.adapters.binance.common.*",
+            "orderflow.adapters.binance.http",
+            "orderflow.adapters.binance.http.*",
+            "orderflow.adapters.binance.trading",
+            "orderflow.adapters.binance.trading.*",
+            "orderflow.adapters.binance.decode",
+            "orderflow.adapters.binance.sync",
+            "orderflow.adapters.binance.market",
+            "orderflow.adapters.binance.feed",
+            "orderflow.adapters.binance.userstream",
+        ],
+    ),
     ("data", ["orderflow.data", "orderflow.data.*"]),
+    ("adapter replay", ["orderflow.adapters.binance.replay", "orderflow.adapters.binance.replay.*"]),
     ("features", ["orderflow.features", "orderflow.features.*"]),
     ("models", ["orderflow.models", "orderflow.models.*", "orderflow.research", "orderflow.research.*"]),
     ("strategy", ["orderflow.strategy", "orderflow.strategy.*", "orderflow.risk", "orderflow.risk.*"]),

@@ -27,8 +27,9 @@ import platformdirs
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
+from orderflow.adapters.binance.common.venues import VENUES
 from orderflow.backtest.config import VenueAccountConfig, WalkForwardConfig
-from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.data.config import QualityThresholds, SimulatorConfig
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.features.config import FeatureConfig, LabelConfig, SelectionConfig
@@ -67,7 +68,7 @@ class BinanceConfig(_Frozen):
     spot: BinanceEndpoints = default_endpoints("spot")
 
     def endpoints(self, market: str) -> BinanceEndpoints:
-        if market not in ("usdm", "spot"):
+        if market not in VENUES:
             raise ConfigError(f"unknown market {market!r}: use usdm or spot")
         if self.testnet:
             return default_endpoints(market, testnet=True)  # type: ignore[arg-type]

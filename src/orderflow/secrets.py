@@ -1,6 +1,6 @@
 """Secrets handling shared by every venue: the owner-only check of secrets files, and redaction of
 secrets in logs. Loading API credentials (from the environment or a secrets file, as below) is in
-:mod:`orderflow.execution.binance.credentials`.
+:mod:`orderflow.adapters.binance.common.credentials`.
 
 Environment: ``<PREFIX>_API_KEY`` with ``<PREFIX>_API_SECRET`` (an HMAC secret, or an Ed25519 private
 key in PEM) or ``<PREFIX>_PRIVATE_KEY_PATH`` (an Ed25519 PEM file; ``<PREFIX>_PRIVATE_KEY_PASSPHRASE``

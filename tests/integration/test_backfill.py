@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from orderflow.adapters.binance.market import BinanceRest
+from orderflow.adapters.binance.replay.server import ReplayServer
 from orderflow.data.backfill import backfill_klines_async
-from orderflow.data.binance.replay_server import ReplayServer
-from orderflow.data.binance.rest import BinanceRest
 
 pytestmark = pytest.mark.shared_data
 S = 1_000_000_000

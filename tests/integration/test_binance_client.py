@@ -14,23 +14,19 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from orderflow.execution.binance import (
+from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.errors import (
     BadRequest,
-    BinanceTradingClient,
-    Credentials,
-    ExecType,
     FilterError,
     InsufficientBalance,
-    OrderStatus,
-    OrderUpdate,
     SignatureError,
-    StreamStatus,
-    TradingClientConfig,
     UnknownOrder,
     UnknownSymbol,
-    UserDataStream,
-    sequential_ids,
 )
+from orderflow.adapters.binance.common.signing import Credentials
+from orderflow.adapters.binance.trading.client import BinanceTradingClient, sequential_ids
+from orderflow.adapters.binance.trading.events import ExecType, OrderStatus, OrderUpdate, StreamStatus
+from orderflow.adapters.binance.userstream import UserDataStream
 from support.httpfault import RestFaultProxy
 
 MARKETS = ["spot", "usdm"]

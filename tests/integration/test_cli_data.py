@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from orderflow.adapters.binance.replay.server import ReplayServer
 from orderflow.cli import main
-from orderflow.data.binance.replay_server import ReplayServer
 
 pytestmark = pytest.mark.shared_data
 
@@ -180,9 +180,9 @@ async def test_replay_server_command_serves_a_feed(shared_data):
     import subprocess
     import sys
 
+    from orderflow.adapters.binance.common.endpoints import FeedConfig, loopback_endpoints
+    from orderflow.adapters.binance.feed import BinanceFeed
     from orderflow.core.events import BookSynced, GapEvent
-    from orderflow.data.binance.endpoints import FeedConfig, loopback_endpoints
-    from orderflow.data.binance.feed import BinanceFeed
 
     f = shared_data / "hftbacktest_binance_raw" / "usdm" / "ethusdt_20240808.gz"
     port = _free_port()

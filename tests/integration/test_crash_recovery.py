@@ -61,7 +61,9 @@ def _drop_pg(url: str) -> None:
 
 
 async def _exchange_view(rest: str) -> tuple[dict, float]:
-    from orderflow.execution.binance import BinanceTradingClient, Credentials, TradingClientConfig
+    from orderflow.adapters.binance.common.config import TradingClientConfig
+    from orderflow.adapters.binance.common.signing import Credentials
+    from orderflow.adapters.binance.trading.client import BinanceTradingClient
 
     cfg = TradingClientConfig(market="usdm", rest_base_url=rest, ws_base_url=rest.replace("http", "ws"))
     async with BinanceTradingClient(cfg, Credentials.hmac(KEY, SECRET)) as c:

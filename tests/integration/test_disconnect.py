@@ -21,19 +21,17 @@ import aiohttp
 import numpy as np
 import pytest
 
+from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.signing import Credentials
+from orderflow.adapters.binance.feed import BinanceFeed
+from orderflow.adapters.binance.trading.client import BinanceTradingClient
+from orderflow.adapters.binance.trading.decode import order_from_rest
+from orderflow.adapters.binance.trading.events import OrderUpdate
+from orderflow.adapters.binance.userstream import UserDataStream
 from orderflow.config import load_config
 from orderflow.core.events import BookDelta
 from orderflow.core.instruments import KNOWN
-from orderflow.data.binance.feed import BinanceFeed
 from orderflow.engine.paper import PaperEngine
-from orderflow.execution.binance import (
-    BinanceTradingClient,
-    Credentials,
-    OrderUpdate,
-    TradingClientConfig,
-    UserDataStream,
-)
-from orderflow.execution.binance.messages import order_from_rest
 from orderflow.execution.local.testing import running_local_exchange
 from support.netfault import FaultProxy
 
@@ -106,8 +104,8 @@ def observe(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
                 self.sources[ev.source] += 1
             return ev
 
-    monkeypatch.setattr("orderflow.data.binance.feed.BinanceFeed", Feed)
-    monkeypatch.setattr("orderflow.execution.binance.UserDataStream", Stream)
+    monkeypatch.setattr("orderflow.adapters.binance.feed.BinanceFeed", Feed)
+    monkeypatch.setattr("orderflow.adapters.binance.userstream.UserDataStream", Stream)
     return seen
 
 

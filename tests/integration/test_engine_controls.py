@@ -95,10 +95,12 @@ async def test_stop_while_an_order_is_on_the_wire_waits_for_its_answer(tmp_path)
     """A stop that arrives between an order's journaled intent and the exchange's answer (the REST
     request held 2 s by a proxy) must not cut the send: the answer is journaled, the fill booked, and
     the close-on-stop policy then flattens the position, with nothing left unresolved."""
+    from orderflow.adapters.binance.common.config import TradingClientConfig
+    from orderflow.adapters.binance.common.signing import Credentials
+    from orderflow.adapters.binance.trading.client import BinanceTradingClient
     from orderflow.config import load_config
     from orderflow.core.instruments import KNOWN
     from orderflow.engine.paper import PaperEngine
-    from orderflow.execution.binance import BinanceTradingClient, Credentials, TradingClientConfig
     from orderflow.execution.local.testing import running_local_exchange
     from orderflow.journal import Journal
     from support.httpfault import RestFaultProxy

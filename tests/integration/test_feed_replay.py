@@ -13,10 +13,10 @@ from collections import Counter
 
 import pytest
 
+from orderflow.adapters.binance.common.endpoints import FeedConfig
+from orderflow.adapters.binance.feed import BinanceFeed
+from orderflow.adapters.binance.replay.server import ReplayServer
 from orderflow.core.events import BookDelta, BookSynced, FeedStatus, GapEvent, Quote, Trade
-from orderflow.data.binance.endpoints import FeedConfig
-from orderflow.data.binance.feed import BinanceFeed
-from orderflow.data.binance.replay_server import ReplayServer
 
 pytestmark = pytest.mark.shared_data
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -214,7 +214,7 @@ async def test_429_then_success(usdm_files) -> None:
 
 
 def test_streams_url_and_config() -> None:
-    from orderflow.data.binance.endpoints import default_endpoints
+    from orderflow.adapters.binance.common.endpoints import default_endpoints
 
     feed = BinanceFeed(
         "usdm",

@@ -355,8 +355,8 @@ def test_usdm_market_order_outside_the_band_gets_4131():
 def test_client_filter_helper_agrees_with_the_local_exchange_on_the_band(market: str):
     """The engine's pre-send check (binance/filters.py, reference = the mid) refuses exactly the limit
     prices the local exchange refuses for PERCENT_PRICE / PERCENT_PRICE_BY_SIDE."""
-    from orderflow.execution.binance.errors import FilterError
-    from orderflow.execution.binance.filters import check_order, parse_exchange_info
+    from orderflow.adapters.binance.common.errors import FilterError
+    from orderflow.adapters.binance.trading.filters import check_order, parse_exchange_info
 
     fut = market == "usdm"
     inst = lookup("binance-usdm" if fut else "binance-spot", "BTCUSDT")

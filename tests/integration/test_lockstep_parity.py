@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from orderflow.adapters.binance.common.signing import Credentials
 from orderflow.backtest.engine import Market, make_signals, run_backtest
 from orderflow.config import Config, load_config
 from orderflow.engine import core as CO
 from orderflow.engine.lockstep import ManualClock, run_lockstep
 from orderflow.engine.paper import PaperEngine
 from orderflow.execution import portfolio as PF
-from orderflow.execution.binance import Credentials
 from orderflow.execution.local.config import LocalExchangeConfig
 from orderflow.execution.local.server import LocalExchange
 from orderflow.features.batch import batch_features

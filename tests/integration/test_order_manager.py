@@ -15,9 +15,11 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
+from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.signing import Credentials
+from orderflow.adapters.binance.trading.client import BinanceTradingClient, sequential_ids
+from orderflow.adapters.binance.userstream import UserDataStream
 from orderflow.core.events import Side
-from orderflow.execution.binance import BinanceTradingClient, Credentials, TradingClientConfig, UserDataStream
-from orderflow.execution.binance.client import sequential_ids
 from orderflow.execution.orders import OrderIntent, OrderManager, OrderState
 from support.httpfault import RestFaultProxy
 

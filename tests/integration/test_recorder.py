@@ -7,8 +7,8 @@ import gzip
 
 import pytest
 
-from orderflow.data.binance.endpoints import FeedConfig
-from orderflow.data.binance.replay_server import ReplayServer
+from orderflow.adapters.binance.common.endpoints import FeedConfig
+from orderflow.adapters.binance.replay.server import ReplayServer
 from orderflow.data.importers.binance_raw import import_binance_raw
 from orderflow.data.recorder import record_async
 from orderflow.data.store import Store

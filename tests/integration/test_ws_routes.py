@@ -13,10 +13,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from orderflow.adapters.binance.common.signing import Credentials
 from orderflow.config import load_config
 from orderflow.core.instruments import KNOWN
 from orderflow.engine.paper import PaperEngine
-from orderflow.execution.binance import Credentials
 from orderflow.execution.local.testing import running_local_exchange
 
 OFI_ONLY = Path(__file__).resolve().parents[2] / "config" / "examples" / "ofi-only"

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orderflow.adapters.binance.trading.events import OrderType
 from orderflow.core.events import Side
 from orderflow.execution import algos as A
 from orderflow.execution import costs as C
 from orderflow.execution.allocation import SignalRequest, allocate
-from orderflow.execution.binance.events import OrderType
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.execution.orders import OrderIntent
 

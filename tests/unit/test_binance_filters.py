@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderflow.execution.binance.errors import FilterError
-from orderflow.execution.binance.filters import SymbolFilters, check_order, parse_exchange_info
+from orderflow.adapters.binance.common.errors import FilterError
+from orderflow.adapters.binance.trading.filters import SymbolFilters, check_order, parse_exchange_info
 
 FUT_INFO = {
     "symbols": [
@@ -172,8 +172,8 @@ def _local(futures: bool) -> SymbolFilters:
 
 @pytest.mark.parametrize("futures", [True, False])
 def test_knows_every_filter_the_local_exchange_advertises(futures):
+    from orderflow.adapters.binance.trading.filters import CHECKED, EXCHANGE_CHECKED
     from orderflow.core.instruments import lookup
-    from orderflow.execution.binance.filters import CHECKED, EXCHANGE_CHECKED
     from orderflow.execution.local.filters import symbol_filters
 
     inst = lookup("binance-usdm" if futures else "binance-spot", "BTCUSDT")

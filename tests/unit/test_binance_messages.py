@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from orderflow.adapters.binance.decode import DecodeError, Decoder, decode_snapshot, stream_kind
 from orderflow.core.events import Bar, BookDelta, Quote, Side, Trade
-from orderflow.data.binance.messages import DecodeError, Decoder, decode_snapshot, stream_kind
 
 USDM_DEPTH = (
     b'{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1723161256352,"T":1723161256352,'

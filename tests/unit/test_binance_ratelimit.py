@@ -7,15 +7,11 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from orderflow.execution.binance import (
-    BinanceTradingClient,
-    Credentials,
-    IpBanned,
-    SignatureError,
-    TradingClientConfig,
-)
-from orderflow.execution.binance.errors import RateLimited
-from orderflow.execution.binance.ratelimit import LimitRule, RateLimiter, rules_from_exchange_info
+from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.errors import IpBanned, RateLimited, SignatureError
+from orderflow.adapters.binance.common.signing import Credentials
+from orderflow.adapters.binance.http.ratelimit import LimitRule, RateLimiter, rules_from_exchange_info
+from orderflow.adapters.binance.trading.client import BinanceTradingClient
 
 NS = 1_000_000_000
 

@@ -7,9 +7,11 @@ import time
 import pytest
 from aiohttp import web
 
-from orderflow.data.binance.endpoints import loopback_endpoints
-from orderflow.data.binance.replay_server import ReplayServer
-from orderflow.data.binance.rest import BinanceApiError, BinanceRest, IpBanned, depth_weight
+from orderflow.adapters.binance.common.endpoints import loopback_endpoints
+from orderflow.adapters.binance.common.errors import BinanceApiError, IpBanned
+from orderflow.adapters.binance.common.venues import USDM
+from orderflow.adapters.binance.market import BinanceRest
+from orderflow.adapters.binance.replay.server import ReplayServer
 
 pytestmark = pytest.mark.shared_data
 
@@ -24,7 +26,7 @@ async def test_depth_time_info_klines(btc_file) -> None:
         snap = await rest.depth("btcusdt", 100)
         assert snap.lastUpdateId == 5123107852948  # the recorded snapshot: the replay has not passed it
         assert len(snap.bids) == 100 and snap.bids[0] == (61800.2, 2.909)
-        assert rest.used_weight == depth_weight("usdm", 100) == 5
+        assert rest.used_weight == USDM.depth_weight(100) == 5
         assert abs(await rest.server_time() - 1723161255030) < 1000
         info = await rest.exchange_info(["BTCUSDT"])
         assert (info["BTCUSDT"].tick_size, info["BTCUSDT"].lot_size) == (0.1, 0.001)

@@ -9,9 +9,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from orderflow.execution.binance import errors as E
-from orderflow.execution.binance.messages import decode_user_event
-from orderflow.execution.binance.signing import Credentials, Ed25519Signer, HmacSigner, encode_params, redact
+from orderflow.adapters.binance.common import errors as E
+from orderflow.adapters.binance.common.signing import (
+    Credentials,
+    Ed25519Signer,
+    HmacSigner,
+    encode_params,
+    redact,
+)
+from orderflow.adapters.binance.trading.decode import decode_user_event
 
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"

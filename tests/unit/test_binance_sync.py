@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from orderflow.adapters.binance.sync import DepthSync
 from orderflow.core.events import BookDelta, BookSynced, GapEvent
-from orderflow.data.binance.sync import DepthSync
 
 
 def diff(U: int, u: int, pu: int = -1, bids=(), asks=(), sym: str = "BTCUSDT") -> BookDelta:

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from orderflow.adapters.binance.common.errors import ExchangeUnavailable, UnknownOrder
+from orderflow.adapters.binance.trading.decode import order_from_rest
+from orderflow.adapters.binance.trading.events import ExecType, OrderStatus, OrderType, OrderUpdate
 from orderflow.core.events import Side
-from orderflow.execution.binance.errors import ExchangeUnavailable, UnknownOrder
-from orderflow.execution.binance.events import ExecType, OrderStatus, OrderType, OrderUpdate
-from orderflow.execution.binance.messages import order_from_rest
 from orderflow.execution.orders import (
     TRANSITIONS,
     IllegalTransition,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderflow.execution.binance.credentials import load_credentials
+from orderflow.adapters.binance.common.credentials import load_credentials
 from orderflow.secrets import (
     SECRETS_FILE_ENV,
     RedactingFilter,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orderflow.adapters.binance.common.venues import VENUES, caps
 from orderflow.cli import types as T
 from orderflow.cli.common import (
     HTTP_URL,
@@ -31,8 +32,8 @@ from orderflow.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
     from orderflow.config import Config
-    from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig
     from orderflow.data.store import Store
 
 log = logging.getLogger("orderflow")
@@ -99,7 +100,7 @@ def register(subparsers: Any) -> None:
 
     p = data.add_parser("record", help="record live Binance streams (raw + normalised)")
     add_common(p)
-    p.add_argument("--market", choices=["usdm", "spot"], default="usdm")
+    p.add_argument("--market", choices=list(VENUES), default="usdm")
     p.add_argument(
         "--symbols", required=True, type=T.symbol_list, help="comma-separated, e.g. btcusdt,ethusdt"
     )
@@ -127,7 +128,7 @@ def register(subparsers: Any) -> None:
 
     p = data.add_parser("backfill-klines", help="backfill klines over REST into the store")
     add_common(p)
-    p.add_argument("--market", choices=["usdm", "spot"], default="usdm")
+    p.add_argument("--market", choices=list(VENUES), default="usdm")
     p.add_argument("--symbol", required=True, type=T.symbol)
     p.add_argument("--interval", type=T.interval, default="1m")
     p.add_argument("--start", required=True, type=T.iso_time, help="ISO date/time (UTC)")
@@ -359,21 +360,22 @@ def data_facts(cfg: Config, args: argparse.Namespace) -> int:
 
 # -- data record / replay-server / backfill-klines ---------------------------------------------------------
 def _endpoints(cfg: Config, args: argparse.Namespace) -> BinanceEndpoints:
-    from orderflow.data.binance.endpoints import default_endpoints
+    from orderflow.adapters.binance.common.endpoints import default_endpoints
 
     market = args.market
     ep = default_endpoints(market, testnet=True) if args.testnet else cfg.binance.endpoints(market)
     over = {"rest_base_url": args.rest_url, "ws_base_url": getattr(args, "ws_url", None)}
     over = {k: v for k, v in over.items() if v}
     routes = getattr(args, "ws_routes", "auto")
-    if market == "usdm" and (routes != "auto" or "ws_base_url" in over):  # an explicit URL: legacy layout
+    # an explicit URL: the legacy layout
+    if caps(market).split_routes and (routes != "auto" or "ws_base_url" in over):
         over["ws_routes"] = routes if routes != "auto" else "combined"
     return ep.model_validate({**ep.model_dump(), **over}) if over else ep
 
 
 def _feed_config(cfg: Config, args: argparse.Namespace) -> FeedConfig:
     """The configured feed section for ``args.market``; market-dependent defaults are re-derived."""
-    from orderflow.data.binance.endpoints import FeedConfig
+    from orderflow.adapters.binance.common.endpoints import FeedConfig
 
     data = cfg.feed.model_dump(exclude_unset=True)
     auto = FeedConfig(market=cfg.feed.market)
@@ -420,7 +422,7 @@ def data_record(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
-    from orderflow.data.binance.replay_server import EmptyRecording, serve
+    from orderflow.adapters.binance.replay.server import EmptyRecording, serve
 
     drops: dict[str, int] = {}
     for spec in args.drop_diff:

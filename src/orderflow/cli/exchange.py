@@ -12,6 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from orderflow.adapters.binance.common.venues import VENUES
 from orderflow.cli import types as T
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="PEM file of an Ed25519 public key (Ed25519 signing)",
     )
-    p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
+    p.add_argument("--market", choices=tuple(VENUES), default="usdm")
     p.add_argument("--clock", choices=("realtime", "manual"), default="realtime")
     p.add_argument(
         "--speed",

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from orderflow.adapters.binance.common.venues import VENUES, caps
 from orderflow.cli import types as T
 from orderflow.cli.common import HTTP_URL, WS_URL, UserError, add_registry, add_ws_routes, model_bundle
 
@@ -28,7 +29,7 @@ def register(subparsers: Any) -> None:
     add_registry(p)
     p.add_argument("--minutes", type=T.positive_float, default=2.0, help="how long to run (wall minutes)")
     p.add_argument("--symbol", type=T.symbol, default="BTCUSDT")
-    p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
+    p.add_argument("--market", choices=tuple(VENUES), default="usdm")
     p.add_argument("--model", type=T.model_ref, default="auto",
                    help="auto (the registry champion if any), none, production, VERSION, DIR")  # fmt: skip
     p.add_argument(
@@ -50,7 +51,7 @@ def register(subparsers: Any) -> None:
     add_registry(p)
     p.add_argument("--minutes", type=T.positive_float, default=60.0, help="how long to run (wall minutes)")
     p.add_argument("--symbol", type=T.symbol, default="BTCUSDT")
-    p.add_argument("--market", choices=("usdm", "spot"), default="usdm")
+    p.add_argument("--market", choices=tuple(VENUES), default="usdm")
     p.add_argument(
         "--model", type=T.model_ref, default="production", help="production (the champion), VERSION or DIR"
     )
@@ -117,12 +118,12 @@ def _model(cfg: Config, args: argparse.Namespace) -> tuple[Any | None, str, Any 
 def _venue(args: argparse.Namespace) -> Iterator[tuple[str, str, Any, str]]:
     """(rest_url, ws_url, credentials, description): given URLs and keys from the environment, or an
     in-process local exchange on the simulator."""
-    from orderflow.execution.binance import Credentials
+    from orderflow.adapters.binance.common.signing import Credentials
 
     if args.rest_url:
         if not args.ws_url:
             raise UserError("--rest-url needs --ws-url too")
-        from orderflow.execution.binance.credentials import load_credentials
+        from orderflow.adapters.binance.common.credentials import load_credentials
         from orderflow.secrets import SecretsError
 
         try:
@@ -150,7 +151,7 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.core.instruments import KNOWN, Instrument
     from orderflow.engine.paper import PaperEngine, RunStartError, render_paper
 
-    venue = "binance-spot" if args.market == "spot" else "binance-usdm"
+    venue = caps(args.market).venue
     inst = KNOWN.get((venue, args.symbol.upper())) or Instrument(venue, args.symbol.upper(), 0.1, 0.001, 5.0)
     model, what, reloader = _model(cfg, args)
     from orderflow.journal import Journal, JournalError
@@ -167,9 +168,10 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
             routes = getattr(args, "ws_routes", "auto")
             if routes == "auto":  # Binance's own URLs: its current layout; an explicit venue: legacy
                 routes = getattr(args, "binance_routes", "combined")
+            routes = routes if caps(args.market).split_routes else "combined"
             engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model, journal=journal,
                                  mode=mode, on_stop=getattr(args, "on_stop", "close"), reloader=reloader,
-                                 ws_routes=routes if args.market == "usdm" else "combined")  # fmt: skip
+                                 ws_routes=routes)  # fmt: skip
             t0 = time.perf_counter()
             try:
                 stats = asyncio.run(engine.run(args.minutes))
@@ -187,7 +189,7 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
 def live_cmd(cfg: Config, args: argparse.Namespace) -> int:
     """``orderflow live``: the same engine on Binance (or its testnet, or explicit URLs) with real
     orders. Refuses to start without the confirmation flag and API keys from the environment."""
-    from orderflow.data.binance.endpoints import default_endpoints
+    from orderflow.adapters.binance.common.endpoints import default_endpoints
 
     if not args.confirm:
         raise UserError(

@@ -7,7 +7,7 @@ levels far from the touch, or prices off the tick grid) live in plain dicts and 
 top-N read needs them. When the touch drifts near the band's edge the band is re-centred.
 
 The book is venue-agnostic; keeping it in sync with an exchange (snapshots, update ids, gaps) is the
-adapter's job (see :mod:`orderflow.data.binance.sync`). Prices come back rounded to the tick's decimals,
+adapter's job (see :mod:`orderflow.adapters.binance.sync`). Prices come back rounded to the tick's decimals,
 so they equal the exchange's decimal strings parsed as floats.
 """
 

@@ -2,7 +2,7 @@
 
 Every event carries ``ts_event`` (exchange time) and ``ts_recv`` (local receive time) as integer
 nanoseconds since the Unix epoch. Nothing here knows Binance field names: adapters in
-``orderflow.data.binance`` decode raw payloads and build these.
+``orderflow.adapters.binance`` decode raw payloads and build these.
 
 Prices and sizes are floats parsed from the exchange's decimal strings; the exchange's precision is
 kept by the instrument's tick and lot sizes (see :mod:`orderflow.core.instruments`).

@@ -10,6 +10,16 @@ import msgspec
 VENUES = ("binance-usdm", "binance-spot", "binance-coinm", "sim")
 MARKET_TO_VENUE = {"usdm": "binance-usdm", "spot": "binance-spot", "coinm": "binance-coinm"}
 
+QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """(base, quote) of a Binance symbol, e.g. BTCUSDT -> (BTC, USDT)."""
+    for q in QUOTES:
+        if symbol.endswith(q) and len(symbol) > len(q):
+            return symbol[: -len(q)], q
+    return symbol[:-4], symbol[-4:]
+
 
 class Instrument(msgspec.Struct, frozen=True):
     venue: str

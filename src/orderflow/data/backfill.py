@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, default_endpoints
+from orderflow.adapters.binance.common.venues import caps
+from orderflow.adapters.binance.market import BinanceRest
 from orderflow.core.events import Bar
 from orderflow.core.timeutil import NS_PER_MS, interval_ns, ns_to_iso
-from orderflow.data.binance.endpoints import BinanceEndpoints, default_endpoints
-from orderflow.data.binance.rest import BinanceRest
 from orderflow.data.schema import bars_frame
 from orderflow.data.store import Store
 
 log = logging.getLogger(__name__)
-PAGE_LIMIT = {"usdm": 1500, "spot": 1000}
 
 
 async def backfill_klines_async(
@@ -41,7 +41,7 @@ async def backfill_klines_async(
             f"backfill {symbol} {interval}: end {ns_to_iso(end_ns)} is not after start {ns_to_iso(start_ns)}"
         )
     endpoints = endpoints or default_endpoints(market)  # type: ignore[arg-type]
-    limit = limit or PAGE_LIMIT[endpoints.market]
+    limit = limit or caps(endpoints.market).klines_max_limit
     own = rest is None
     client = rest or BinanceRest(endpoints)
     sym = symbol.upper()

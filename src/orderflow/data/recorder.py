@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
+from orderflow.adapters.binance.decode import DecodeError, decode_snapshot, snapshot_delta
+from orderflow.adapters.binance.feed import BinanceFeed
 from orderflow.core.events import Bar, BookDelta, BookSynced, GapEvent, Quote, Trade
-from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
-from orderflow.data.binance.feed import BinanceFeed
-from orderflow.data.binance.messages import DecodeError, decode_snapshot, snapshot_delta
 from orderflow.data.schema import BookTable, DepthTable, bars_frame, gaps_frame, quotes_frame, trades_frame
 from orderflow.data.store import Store
 

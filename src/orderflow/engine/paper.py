@@ -28,9 +28,11 @@ from orderflow.engine.session import OrderRequest, TradingSession
 from orderflow.execution.portfolio import P_FUNDING as PF_FUNDING
 
 if TYPE_CHECKING:  # imported when a run starts (the engine module stays light to import)
+    from orderflow.adapters.binance.common.signing import Credentials
+    from orderflow.adapters.binance.feed import BinanceFeed
+    from orderflow.adapters.binance.trading.events import OrderUpdate
+    from orderflow.adapters.binance.userstream import UserDataStream
     from orderflow.config import Config
-    from orderflow.data.binance.feed import BinanceFeed
-    from orderflow.execution.binance import Credentials, OrderUpdate, UserDataStream
     from orderflow.journal import Journal
     from orderflow.models.serving import EnsembleModel, HotReloader
 
@@ -110,7 +112,7 @@ class PaperEngine:
         self.market = market
         self.symbol = symbol.upper()
         self.rest_url, self.ws_url = rest_url, ws_url
-        from orderflow.execution.local.accounts import split_symbol
+        from orderflow.core.instruments import split_symbol
 
         self.instrument_quote = split_symbol(self.symbol)[1]  # the margin asset funding is paid in
         if ws_routes not in ("combined", "split") or (ws_routes == "split" and market == "spot"):
@@ -211,9 +213,11 @@ class PaperEngine:
             raise RunStartError(f"{run} {when}: {cause}") from e
 
     async def _run(self, minutes: float) -> PaperStats:
-        from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig
-        from orderflow.data.binance.feed import BinanceFeed
-        from orderflow.execution.binance import BinanceTradingClient, TradingClientConfig, UserDataStream
+        from orderflow.adapters.binance.common.config import TradingClientConfig
+        from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
+        from orderflow.adapters.binance.feed import BinanceFeed
+        from orderflow.adapters.binance.trading.client import BinanceTradingClient
+        from orderflow.adapters.binance.userstream import UserDataStream
 
         self.compile_kernels()
         ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
@@ -337,7 +341,7 @@ class PaperEngine:
         is cancelled (no one manages it any more), then its final state and any fill the journal missed
         are recorded; an order the exchange never received is marked rejected. Then the exchange's
         position (futures) is adopted by the trading core, whose exits manage it from here."""
-        from orderflow.execution.binance import BinanceTradingError, UnknownOrder
+        from orderflow.adapters.binance.common.errors import BinanceError, UnknownOrder
 
         if self.journal is not None:
             for o in self.journal.open_orders():
@@ -354,7 +358,7 @@ class PaperEngine:
                 if not x.status.terminal:  # left resting by the dead run: nobody manages it any more
                     try:
                         x = await self.client.cancel_order(self.symbol, client_order_id=o.client_order_id)
-                    except BinanceTradingError as e:
+                    except BinanceError as e:
                         log.info("start-up cancel of %s: %s", o.client_order_id, e)
                         x = await self.client.get_order(self.symbol, client_order_id=o.client_order_id)
                     self.stats.recovered.append(f"{o.client_order_id}: open at start-up, cancelled")
@@ -550,13 +554,13 @@ class PaperEngine:
         log.warning("order %s-%d: no final report 3 s into the stop", self.prefix, oid)
 
     async def _send(self, req: OrderRequest, t: int) -> None:
-        from orderflow.execution.binance import BinanceTradingError
+        from orderflow.adapters.binance.common.errors import BinanceError
 
         cid = f"{self.prefix}-{req.order_id}"
         if req.kind == "cancel":  # its final report comes on the user data stream
             try:
                 await self.client.cancel_order(self.symbol, client_order_id=cid)
-            except BinanceTradingError as e:  # e.g. filled meanwhile: the stream says so
+            except BinanceError as e:  # e.g. filled meanwhile: the stream says so
                 log.info("cancel of %s not done: %s", cid, e)
             return
         self._sides[req.order_id] = req.side
@@ -573,7 +577,7 @@ class PaperEngine:
                                                    tif="gtx" if limit else "ioc", reduce_only=req.reduce_only,
                                                    purpose=purpose))  # fmt: skip
             self.journal.mark_sent(cid, time.time_ns())
-        from orderflow.execution.binance.errors import PostOnlyRejected
+        from orderflow.adapters.binance.common.errors import PostOnlyRejected
 
         try:
             side = "BUY" if req.side > 0 else "SELL"
@@ -586,7 +590,7 @@ class PaperEngine:
                 o = await self.client.place_order(self.symbol, side, "MARKET", round(req.qty, 9),
                                                   reduce_only=ro, client_order_id=cid,
                                                   ref_price=None)  # fmt: skip
-        except BinanceTradingError as e:
+        except BinanceError as e:
             if isinstance(e, PostOnlyRejected):  # the book moved through the price: a normal outcome
                 self.stats.post_only_rejected += 1
                 log.info("order %s: %s", cid, e)
@@ -602,7 +606,7 @@ class PaperEngine:
                                         time.time_ns(), reason="acknowledged")  # fmt: skip
 
     async def _user_events(self, stream: UserDataStream) -> None:
-        from orderflow.execution.binance import AccountUpdate, OrderUpdate
+        from orderflow.adapters.binance.trading.events import AccountUpdate, OrderUpdate
 
         while True:
             ev = await stream.get()

@@ -25,9 +25,9 @@ import msgspec
 import numpy as np
 from numba import njit
 
+from orderflow.adapters.binance.trading.events import OrderType
 from orderflow.core.events import Side
 from orderflow.execution import exec_config as XC
-from orderflow.execution.binance.events import OrderType
 from orderflow.execution.orders import OrderIntent, check_client_id
 
 LOT_EPS = 1e-9  # tolerance (in lots) when flooring a quantity to the lot grid

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import msgspec
 import numpy as np
 
+from orderflow.adapters.binance.trading.events import OrderStatus, OrderType, TimeInForce
 from orderflow.core.events import Side
-from orderflow.execution.binance.events import OrderStatus, OrderType, TimeInForce
 
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 NAN = float("nan")

@@ -16,7 +16,7 @@ illegal transition raises :class:`IllegalTransition` naming both states.
 The same table is ``TRANSITIONS`` (a bool matrix over ``OrderState.code``) for numba kernels.
 
 :class:`OrderManager` (asyncio) journals every intent before sending it, sends through a
-:class:`~orderflow.execution.binance.client.BinanceTradingClient`, applies the exchange's answers and
+:class:`~orderflow.adapters.binance.trading.client.BinanceTradingClient`, applies the exchange's answers and
 the user stream's :class:`OrderUpdate` s, resolves ``unknown`` orders by query, reconciles with the
 exchange on start and applies cost control to resting orders on book updates.
 """
@@ -34,16 +34,16 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from orderflow.core.events import Side
-from orderflow.execution.binance.errors import (
-    BinanceTradingError,
+from orderflow.adapters.binance.common.errors import (
+    BinanceError,
     DuplicateOrder,
     ExchangeUnavailable,
     RateLimited,
     UnknownOrder,
 )
-from orderflow.execution.binance.events import Order, OrderType, OrderUpdate
-from orderflow.execution.binance.messages import order_from_rest
+from orderflow.adapters.binance.trading.decode import order_from_rest
+from orderflow.adapters.binance.trading.events import Order, OrderType, OrderUpdate
+from orderflow.core.events import Side
 from orderflow.execution.costs import CostDecision, decide
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.execution.order_state import (  # noqa: F401  (re-exported: the public API)
@@ -203,7 +203,7 @@ class OrderManager:
                 client_order_id=cid,
                 ref_price=None if math.isnan(intent.ref_price) else _num(intent.ref_price),
             )
-        except BinanceTradingError as e:
+        except BinanceError as e:
             self._reject(mo, f"refused before sending: {type(e).__name__}: {e}")
             return mo
         mo.sent_ns = self.clock()
@@ -225,7 +225,7 @@ class OrderManager:
             self._move(mo, OrderState.UNKNOWN, f"outcome unknown: {type(e).__name__}: {e}")
             self._spawn(self.resolve(cid))
             return mo
-        except BinanceTradingError as e:
+        except BinanceError as e:
             self._reject(mo, f"{type(e).__name__} code={e.code}: {e.msg}")
             return mo
         o = order_from_rest(body, c.venue)

@@ -18,11 +18,17 @@ from pathlib import Path
 
 import msgspec
 
+from orderflow.adapters.binance.decode import (
+    DecodeError,
+    Decoder,
+    decode_snapshot,
+    is_snapshot,
+    snapshot_delta,
+)
+from orderflow.adapters.binance.sync import DepthSync
 from orderflow.core.events import Bar, BookDelta, GapEvent, Quote, Trade
 from orderflow.core.instruments import Instrument, infer_tick, lookup
 from orderflow.core.timeutil import guess_epoch_unit, to_ns
-from orderflow.data.binance.messages import DecodeError, Decoder, decode_snapshot, is_snapshot, snapshot_delta
-from orderflow.data.binance.sync import DepthSync
 from orderflow.data.importers.base import ImportReport, iter_lines
 from orderflow.data.schema import BookTable, DepthTable, bars_frame, gaps_frame, quotes_frame, trades_frame
 from orderflow.data.store import Store

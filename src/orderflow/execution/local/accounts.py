@@ -14,16 +14,6 @@ from typing import Any
 
 from orderflow.execution.local.streams import fmt
 
-QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
-
-
-def split_symbol(symbol: str) -> tuple[str, str]:
-    """(base, quote) of a Binance symbol, e.g. BTCUSDT -> (BTC, USDT)."""
-    for q in QUOTES:
-        if symbol.endswith(q) and len(symbol) > len(q):
-            return symbol[: -len(q)], q
-    return symbol[:-4], symbol[-4:]
-
 
 class SpotAccount:
     """Spot balances: ``free`` and ``locked`` per asset."""

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from orderflow.adapters.binance.common.venues import caps
 from orderflow.execution.sim_config import SimConfig
 
 
@@ -74,13 +75,13 @@ class LocalExchangeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _spot_only(self) -> LocalExchangeConfig:
-        if self.max_position is not None and self.market != "spot":
+        if self.max_position is not None and caps(self.market).futures:
             raise ValueError(f"max_position is a spot filter; market is {self.market!r}")
         return self
 
     @property
     def venue(self) -> str:
-        return "binance-usdm" if self.market == "usdm" else "binance-spot"
+        return caps(self.market).venue
 
     @property
     def secret(self) -> str | None:

@@ -246,7 +246,7 @@ def _spot_max_algo(v: LocalVenue, o: NewOrder, f: dict[str, Any]) -> None:
 def _spot_max_position(v: LocalVenue, o: NewOrder, f: dict[str, Any]) -> None:
     if not o.buy:
         return
-    from orderflow.execution.local.accounts import split_symbol
+    from orderflow.core.instruments import split_symbol
 
     base = split_symbol(o.symbol)[0]
     held = v.spot.free.get(base, 0.0) + v.spot.locked.get(base, 0.0)

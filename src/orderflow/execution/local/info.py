@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orderflow.core.instruments import Instrument
-from orderflow.execution.local.accounts import split_symbol
+from orderflow.core.instruments import Instrument, split_symbol
 
 
 def _symbol_spot(inst: Instrument, filters: list[dict[str, Any]]) -> dict[str, Any]:

@@ -38,8 +38,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from orderflow.data.binance.endpoints import stream_route
-from orderflow.data.binance.rest import depth_weight, klines_weight
+from orderflow.adapters.binance.common.endpoints import stream_route
+from orderflow.adapters.binance.common.venues import caps
 from orderflow.execution.local import errors as E
 from orderflow.execution.local import trading as T
 from orderflow.execution.local.auth import Authenticator, redact
@@ -86,7 +86,7 @@ class LocalExchange:
 
     def __init__(self, cfg: LocalExchangeConfig, wall_clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
-        self.futures = cfg.market == "usdm"
+        self.futures = caps(cfg.market).futures
         self.wall = wall_clock
         start_ns = cfg.start_ms * 1_000_000 if cfg.start_ms is not None else time.time_ns()
         data = load_source(
@@ -356,7 +356,7 @@ class LocalExchange:
             lim = int(p.get("limit") or (500 if self.futures else 100))
         except ValueError:
             lim = 100
-        return depth_weight("usdm" if self.futures else "spot", lim)
+        return caps(self.cfg.market).depth_weight(lim)
 
     def _depth(self, p: Params) -> dict[str, Any]:
         m = self._symbol_market(p)
@@ -371,7 +371,7 @@ class LocalExchange:
             lim = int(p.get("limit") or 500)
         except ValueError:
             lim = 500
-        return klines_weight("usdm" if self.futures else "spot", lim)
+        return caps(self.cfg.market).klines_weight(lim)
 
     def _klines(self, p: Params) -> list[list[Any]]:
         m = self._symbol_market(p)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from orderflow.core.instruments import split_symbol
 from orderflow.execution.local import errors as E
-from orderflow.execution.local.accounts import split_symbol
 from orderflow.execution.local.filters import NewOrder, check_new_order
 from orderflow.execution.local.orders import LocalOrder
 from orderflow.execution.local.params import Params

@@ -31,9 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orderflow.adapters.binance.common.venues import caps
+from orderflow.core.instruments import split_symbol
 from orderflow.data.schema import book_columns
 from orderflow.execution import sim_layout as SL
-from orderflow.execution.local.accounts import FuturesAccount, SpotAccount, split_symbol
+from orderflow.execution.local.accounts import FuturesAccount, SpotAccount
 from orderflow.execution.local.config import LocalExchangeConfig
 from orderflow.execution.local.filters import symbol_filters
 from orderflow.execution.local.market import BOOK, TRADE, SymbolData, Timeline
@@ -87,7 +89,7 @@ class LocalVenue:
 
     def __init__(self, cfg: LocalExchangeConfig, data: list[SymbolData], start_ns: int) -> None:
         self.cfg = cfg
-        self.futures = cfg.market == "usdm"
+        self.futures = caps(cfg.market).futures
         self.lockstep = cfg.clock == "lockstep"
         if self.lockstep:
             data = [on_wire(d) for d in data]

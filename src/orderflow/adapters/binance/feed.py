@@ -1,8 +1,8 @@
 """Live Binance market-data feed: combined-stream WebSockets (one; or on USD-M since Binance split its
 URLs, one for the public route and one for the market route, see
-:meth:`~orderflow.data.binance.endpoints.BinanceEndpoints.stream_urls`), a REST snapshot per symbol, and
-a :class:`DepthSync` per symbol, delivering domain events in order (events of the two sockets in the
-order they arrive).
+:meth:`~orderflow.adapters.binance.common.endpoints.BinanceEndpoints.stream_urls`), a REST snapshot
+per symbol, and a :class:`DepthSync` per symbol, delivering domain events in order (events of the two
+sockets in the order they arrive).
 
 Usage::
 
@@ -41,15 +41,17 @@ from typing import Any
 
 import aiohttp
 
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
+from orderflow.adapters.binance.common.errors import BinanceError, IpBanned
+from orderflow.adapters.binance.common.venues import VENUES, caps
+from orderflow.adapters.binance.decode import DecodeError, Decoder, decode_snapshot
+from orderflow.adapters.binance.market import BinanceRest
+from orderflow.adapters.binance.sync import DepthSync
 from orderflow.core.book import OrderBook
 from orderflow.core.events import BookDelta, BookSnapshot, BookSynced, FeedStatus, GapEvent
-from orderflow.data.binance.endpoints import BinanceEndpoints, FeedConfig
-from orderflow.data.binance.messages import DecodeError, Decoder, decode_snapshot
-from orderflow.data.binance.rest import BinanceRest, BinanceRestError, IpBanned
-from orderflow.data.binance.sync import DepthSync
+from orderflow.core.timeutil import NS_PER_MS
 
 log = logging.getLogger(__name__)
-NS_PER_MS = 1_000_000
 RawTap = Callable[[int, bytes, "str | None"], None]
 
 # items of the internal input queue
@@ -69,7 +71,7 @@ class BinanceFeed:
         seed: int | None = None,
     ) -> None:
         market = market.removeprefix("binance-")
-        if market not in ("usdm", "spot"):
+        if market not in VENUES:
             raise ValueError(f"unknown Binance market {market!r}; expected 'usdm' or 'spot'")
         if endpoints.market != market:
             raise ValueError(f"endpoints are for {endpoints.market!r}, the feed for {market!r}")
@@ -79,7 +81,7 @@ class BinanceFeed:
         self.venue = endpoints.venue
         self.symbols = [s.upper() for s in symbols]
         self.endpoints = endpoints
-        self.config = config or FeedConfig(market=market)  # type: ignore[arg-type]
+        self.config = config or FeedConfig(market=market)
         if self.config.market != market:
             raise ValueError(f"FeedConfig.market is {self.config.market!r}, the feed is {market!r}")
         self.clock = clock
@@ -87,8 +89,8 @@ class BinanceFeed:
         self._session = session
         self._own_session = session is None
         self._rng = random.Random(seed)
-        futures = market != "spot"
-        self._syncs = {s: DepthSync(self.venue, s, futures) for s in self.symbols}
+        pu = caps(market).depth_continuity == "pu"  # futures diffs chain on pu, spot on U/u
+        self._syncs = {s: DepthSync(self.venue, s, pu) for s in self.symbols}
         self._decoder = Decoder(self.venue)
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=50_000)
         self._gen = 0  # connection generation; snapshots of an older connection are discarded
@@ -318,7 +320,7 @@ class BinanceFeed:
             self._put_nowait((_STATUS, gen, FeedStatus(self.venue, self.clock(), "stopped", str(e)), None))
             asyncio.get_running_loop().create_task(self.stop())
             return
-        except (TimeoutError, BinanceRestError, aiohttp.ClientError, OSError) as e:
+        except (TimeoutError, BinanceError, aiohttp.ClientError, OSError) as e:
             self.counters["rest_errors"] += 1
             self.last_error = f"depth snapshot {symbol}: {e}"
             log.warning("feed: depth snapshot for %s failed: %s; retrying", symbol, e)

@@ -37,16 +37,16 @@ from typing import Any
 
 import aiohttp
 
-from orderflow.execution.binance.client import BinanceTradingClient
-from orderflow.execution.binance.errors import (
-    BinanceTradingError,
+from orderflow.adapters.binance.common.errors import (
+    BinanceError,
     ListenKeyError,
     UnknownOrder,
     error_from_response,
 )
-from orderflow.execution.binance.events import AccountUpdate, OrderUpdate, StreamStatus
-from orderflow.execution.binance.messages import DecodeError, decode_user_event
-from orderflow.execution.binance.signing import redact
+from orderflow.adapters.binance.common.signing import redact
+from orderflow.adapters.binance.trading.client import BinanceTradingClient
+from orderflow.adapters.binance.trading.decode import DecodeError, decode_user_event
+from orderflow.adapters.binance.trading.events import AccountUpdate, OrderUpdate, StreamStatus
 
 log = logging.getLogger(__name__)
 Event = OrderUpdate | AccountUpdate | StreamStatus
@@ -64,7 +64,7 @@ class UserDataStream:
         self.clock = clock or client.server_clock.local_ns
         self.config = client.config
         self.endpoints = client.config.endpoints()
-        self.ws_api = not client.futures  # spot: a signed subscription on the WebSocket API
+        self.ws_api = client.caps.user_stream == "ws-api"  # spot: a signed subscription on the WebSocket API
         self.url = client.config.user_stream_url()
         self.subscription_id: int | None = None
         self._n_requests = 0
@@ -122,7 +122,7 @@ class UserDataStream:
         self._tasks = []
         self._ws = None
         if self.listen_key and not self.ws_api:
-            with contextlib.suppress(BinanceTradingError, aiohttp.ClientError, TimeoutError):
+            with contextlib.suppress(BinanceError, aiohttp.ClientError, TimeoutError):
                 await self.client.close_listen_key(self.listen_key)
         if self._session is not None:
             await self._session.close()
@@ -185,7 +185,7 @@ class UserDataStream:
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 reason = redact(f"{type(e).__name__}: {e}", self.listen_key)
                 self._first_outcome(None)
-            except BinanceTradingError as e:
+            except BinanceError as e:
                 reason = (
                     f"{'subscription refused' if self.subscription_id is None else 'recovery failed'}: {e}"
                 )
@@ -206,7 +206,7 @@ class UserDataStream:
             await asyncio.sleep(delay)
             delay = min(self.config.reconnect_max_s, delay * 2)
             if reason == "listenKeyExpired":
-                with contextlib.suppress(BinanceTradingError):
+                with contextlib.suppress(BinanceError):
                     self.listen_key = await self.client.create_listen_key()
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
@@ -325,7 +325,7 @@ class UserDataStream:
             self.stats["polls"] += 1
             try:
                 await self.recover()
-            except BinanceTradingError as e:
+            except BinanceError as e:
                 log.warning("user stream polling failed: %s", e)
 
     async def _keepalive(self) -> None:
@@ -337,7 +337,7 @@ class UserDataStream:
                 log.warning("listen key expired; creating a new one and reconnecting")
                 self.listen_key = await self.client.create_listen_key()
                 await self.drop_connection()
-            except BinanceTradingError as e:
+            except BinanceError as e:
                 log.warning("listen key keep-alive failed: %s", e)
 
     def __repr__(self) -> str:

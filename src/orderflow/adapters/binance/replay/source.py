@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orderflow.adapters.binance.common.venues import caps
+from orderflow.adapters.binance.decode import DecodeError, Decoder, stream_kind
 from orderflow.core.events import Side, Trade
 from orderflow.core.instruments import MARKET_TO_VENUE, infer_tick, lookup
 from orderflow.core.timeutil import INTERVAL_NS, NS_PER_MS, guess_epoch_unit, interval_ns, to_ns
-from orderflow.data.binance.messages import DecodeError, Decoder, stream_kind
 from orderflow.data.importers.base import ImportReport, iter_lines
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class Recording:
                     ],
                 }
             )
-        limit = 6000 if self.market == "spot" else 2400
+        limit = caps(self.market).max_weight_per_minute
         return {
             "timezone": "UTC",
             "serverTime": self.msgs[-1][0] // NS_PER_MS if self.msgs else 0,

@@ -1,7 +1,7 @@
 """Binance base URLs and the live feed's configuration.
 
 Base URLs are configuration, so the same feed and REST client run against Binance mainnet, the
-Binance testnets or the loopback :class:`~orderflow.data.binance.replay_server.ReplayServer`.
+Binance testnets or the loopback :class:`~orderflow.adapters.binance.replay.server.ReplayServer`.
 
 Testnet URLs (Binance docs, "Testnet General Info" for spot; USD-M futures testnet):
 spot REST ``https://testnet.binance.vision``, streams ``wss://stream.testnet.binance.vision``;
@@ -14,17 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Market = Literal["usdm", "spot"]
+from orderflow.adapters.binance.common.venues import VENUES, caps
 
-_MAINNET = {
-    "usdm": ("https://fapi.binance.com", "wss://fstream.binance.com"),
-    "spot": ("https://api.binance.com", "wss://stream.binance.com:9443"),
-}
-_TESTNET = {
-    "usdm": ("https://testnet.binancefuture.com", "wss://fstream.binancefuture.com"),
-    "spot": ("https://testnet.binance.vision", "wss://stream.testnet.binance.vision"),
-}
-VENUE_OF_MARKET = {"usdm": "binance-usdm", "spot": "binance-spot"}
+Market = Literal["usdm", "spot"]
 
 
 WsRoutes = Literal["combined", "split"]
@@ -64,13 +56,13 @@ class BinanceEndpoints(BaseModel):
 
     @model_validator(mode="after")
     def _routes(self) -> BinanceEndpoints:
-        if self.ws_routes == "split" and self.market == "spot":
+        if self.ws_routes == "split" and not caps(self.market).split_routes:
             raise ValueError("ws_routes 'split' is USD-M's layout; spot streams are combined")
         return self
 
     @property
     def venue(self) -> str:
-        return VENUE_OF_MARKET[self.market]
+        return caps(self.market).venue
 
     def stream_urls(self, streams: list[str]) -> list[str]:
         """The WebSocket URLs carrying ``streams`` (one combined URL, or one per route in use)."""
@@ -92,16 +84,16 @@ class BinanceEndpoints(BaseModel):
 
     @property
     def futures(self) -> bool:
-        return self.market != "spot"
+        return caps(self.market).futures
 
 
 def default_endpoints(market: Market, testnet: bool = False) -> BinanceEndpoints:
     """Mainnet (or testnet) endpoints of ``market`` ("usdm" or "spot")."""
-    table = _TESTNET if testnet else _MAINNET
-    if market not in table:
+    if market not in VENUES:
         raise ValueError(f"unknown Binance market {market!r}; expected 'usdm' or 'spot'")
-    rest, ws = table[market]
-    routes = "split" if market == "usdm" else "combined"
+    v = VENUES[market]
+    rest, ws = v.testnet if testnet else v.mainnet
+    routes = v.default_ws_routes
     return BinanceEndpoints(market=market, rest_base_url=rest, ws_base_url=ws, ws_routes=routes)
 
 
@@ -155,9 +147,9 @@ class FeedConfig(BaseModel):
     @model_validator(mode="after")
     def _defaults(self) -> FeedConfig:
         if not self.depth_stream:
-            object.__setattr__(self, "depth_stream", "depth@0ms" if self.market == "usdm" else "depth@100ms")
+            object.__setattr__(self, "depth_stream", caps(self.market).default_depth_stream)
         if self.max_weight_per_minute <= 0:
-            object.__setattr__(self, "max_weight_per_minute", 2400 if self.market == "usdm" else 6000)
+            object.__setattr__(self, "max_weight_per_minute", caps(self.market).max_weight_per_minute)
         if self.reconnect_max_s < self.reconnect_initial_s:
             raise ValueError("reconnect_max_s must be >= reconnect_initial_s")
         return self

@@ -38,23 +38,28 @@ from typing import Any
 
 import aiohttp
 
-from orderflow.core.events import Side
-from orderflow.execution.binance.clock import ServerClock
-from orderflow.execution.binance.config import TradingClientConfig
-from orderflow.execution.binance.errors import (
+from orderflow.adapters.binance.common.clock import ServerClock
+from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.errors import (
     BadRequest,
     DuplicateOrder,
     ExchangeUnavailable,
     UnknownOrder,
     UnknownSymbol,
 )
-from orderflow.execution.binance.events import Balance, Order, OrderType, Position, TimeInForce
-from orderflow.execution.binance.filters import SymbolFilters, check_order, parse_exchange_info
-from orderflow.execution.binance.messages import balances_from_account, order_from_rest, positions_from_rest
-from orderflow.execution.binance.ratelimit import RateLimiter, default_rules, rules_from_exchange_info
-from orderflow.execution.binance.signing import Credentials
-from orderflow.execution.binance.tracker import OrderTracker
-from orderflow.execution.binance.transport import RestTransport
+from orderflow.adapters.binance.common.signing import Credentials
+from orderflow.adapters.binance.common.venues import caps
+from orderflow.adapters.binance.http.ratelimit import RateLimiter, default_rules, rules_from_exchange_info
+from orderflow.adapters.binance.http.transport import RestTransport
+from orderflow.adapters.binance.trading.decode import (
+    balances_from_account,
+    order_from_rest,
+    positions_from_rest,
+)
+from orderflow.adapters.binance.trading.events import Balance, Order, OrderType, Position, TimeInForce
+from orderflow.adapters.binance.trading.filters import SymbolFilters, check_order, parse_exchange_info
+from orderflow.adapters.binance.trading.tracker import OrderTracker
+from orderflow.core.events import Side
 
 log = logging.getLogger(__name__)
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
@@ -68,22 +73,6 @@ def sequential_ids(prefix: str = "of", token: str | None = None, start: int = 1)
     counter = itertools.count(start)
     head = "-".join(x for x in (prefix, tok) if x)
     return lambda: f"{head}-{next(counter)}"
-
-
-class _Paths:
-    def __init__(self, futures: bool) -> None:
-        if futures:
-            self.order, self.open_orders = "/fapi/v1/order", "/fapi/v1/openOrders"
-            self.account, self.positions = "/fapi/v3/account", "/fapi/v3/positionRisk"
-            self.exchange_info, self.listen_key = "/fapi/v1/exchangeInfo", "/fapi/v1/listenKey"
-            self.w_new, self.w_query, self.w_cancel = 1, 1, 1
-            self.w_open_sym, self.w_open_all, self.w_account, self.w_info, self.w_listen = 1, 40, 5, 1, 1
-        else:
-            self.order, self.open_orders = "/api/v3/order", "/api/v3/openOrders"
-            self.account, self.positions = "/api/v3/account", ""
-            self.exchange_info, self.listen_key = "/api/v3/exchangeInfo", ""  # spot: WebSocket API
-            self.w_new, self.w_query, self.w_cancel = 1, 4, 1
-            self.w_open_sym, self.w_open_all, self.w_account, self.w_info, self.w_listen = 6, 80, 20, 20, 2
 
 
 class BinanceTradingClient:
@@ -106,7 +95,8 @@ class BinanceTradingClient:
         self.credentials = credentials
         self.futures = config.futures
         self.venue = config.endpoints().venue
-        self.paths = _Paths(self.futures)
+        self.caps = caps(config.market)
+        self.paths = self.caps.paths
         self.server_clock = ServerClock(clock)
         self.limiter = RateLimiter(
             default_rules(self.futures),
@@ -194,7 +184,7 @@ class BinanceTradingClient:
             raise UnknownSymbol(
                 f"symbol {sym} is not in exchangeInfo of {self.venue}", code=-1121, symbol=sym
             )
-        if reduce_only and not self.futures:
+        if reduce_only and not self.caps.reduce_only:
             raise BadRequest("reduce_only exists only on futures", symbol=sym)
         if post_only and (otype is not OrderType.LIMIT or tif is not TimeInForce.GTC):
             raise BadRequest(f"post_only needs a GTC LIMIT order, not {otype.value} {tif.value}", symbol=sym)
@@ -226,7 +216,7 @@ class BinanceTradingClient:
             stop_s = None if stop_price is None else str(stop_price)
         p: dict[str, Any] = {"symbol": sym, "side": side_s}
         if otype is OrderType.LIMIT:
-            if post_only and not self.futures:
+            if post_only and self.caps.post_only_as_limit_maker:
                 p["type"] = "LIMIT_MAKER"
             else:
                 p["type"] = "LIMIT"
@@ -234,7 +224,7 @@ class BinanceTradingClient:
         elif otype is OrderType.MARKET:
             p["type"] = "MARKET"
         else:
-            p["type"] = "STOP" if self.futures else "STOP_LOSS_LIMIT"
+            p["type"] = self.caps.stop_limit_type
             p["timeInForce"] = tif.value
         p["quantity"] = qty_s
         if price_s is not None:
@@ -410,7 +400,7 @@ class BinanceTradingClient:
 
     async def positions(self) -> dict[str, Position]:
         """Non-zero futures positions by symbol (spot has none: :class:`BadRequest`)."""
-        if not self.futures:
+        if not self.caps.positions:
             raise BadRequest("positions exist only on futures")
         rows = await self.rest.request("GET", self.paths.positions, {}, weight=5, signed=True)
         return positions_from_rest(rows)
@@ -419,7 +409,7 @@ class BinanceTradingClient:
     async def create_listen_key(self) -> str:
         """USD-M listen key. (Spot listen keys were retired by Binance on 2026-02-20: the spot user data
         stream is a WebSocket API subscription, see :class:`UserDataStream`.)"""
-        if not self.futures:
+        if self.caps.user_stream != "listen-key":
             raise ValueError("spot has no listen keys since 2026-02-20: use UserDataStream (WebSocket API)")
         body = await self.rest.request(
             "POST", self.paths.listen_key, {}, weight=self.paths.w_listen, api_key=True

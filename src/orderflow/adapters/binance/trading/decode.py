@@ -1,5 +1,5 @@
 """Decoding of Binance trading payloads (REST order/account bodies, user data stream events) into
-the domain events of :mod:`orderflow.execution.binance.events`.
+the domain events of :mod:`orderflow.adapters.binance.trading.events`.
 
 Spot ``executionReport`` (user data stream; over the WebSocket API it is wrapped in
 ``{"subscriptionId": 0, "event": {...}}``, both forms are accepted)::
@@ -29,8 +29,7 @@ from typing import Any
 
 import msgspec
 
-from orderflow.core.events import Side
-from orderflow.execution.binance.events import (
+from orderflow.adapters.binance.trading.events import (
     AccountUpdate,
     Balance,
     ExecType,
@@ -41,8 +40,9 @@ from orderflow.execution.binance.events import (
     Position,
     TimeInForce,
 )
+from orderflow.core.events import Side
+from orderflow.core.timeutil import NS_PER_MS
 
-NS_PER_MS = 1_000_000
 NAN = float("nan")
 
 
@@ -228,8 +228,8 @@ def decode_user_event(
     ``"serverShutdown"``), or ``None`` for events the client does not use."""
     try:
         msg = msgspec.json.decode(raw)
-    except msgspec.DecodeError as e:
-        raise DecodeError(f"user stream message is not JSON: {e}") from None
+    except msgspec.DecodeError as bad:
+        raise DecodeError(f"user stream message is not JSON: {bad}") from None
     if isinstance(msg, dict) and "event" in msg and isinstance(msg["event"], dict):
         msg = msg["event"]
     if not isinstance(msg, dict):

@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orderflow.data.binance.endpoints import BinanceEndpoints, default_endpoints
-from orderflow.execution.binance.signing import Credentials
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, default_endpoints
+from orderflow.adapters.binance.common.signing import Credentials
+from orderflow.adapters.binance.common.venues import caps
 
 # Binance spot WebSocket API (the user data stream is subscribed there since listen keys were retired)
 _SPOT_WS_API = "wss://ws-api.binance.com:443/ws-api/v3"
@@ -66,7 +67,7 @@ class TradingClientConfig(BaseModel):
 
     @property
     def futures(self) -> bool:
-        return self.market == "usdm"
+        return caps(self.market).futures
 
     def user_stream_url(self) -> str:
         """Spot: the WebSocket API, where the user data stream is a signed subscription (Binance retired

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
-from orderflow.execution.binance.events import Order, OrderStatus, OrderUpdate
-from orderflow.execution.binance.messages import update_from_order
+from orderflow.adapters.binance.trading.decode import update_from_order
+from orderflow.adapters.binance.trading.events import Order, OrderStatus, OrderUpdate
 
 _RANK = {
     OrderStatus.NEW: 0,

@@ -7,7 +7,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from orderflow.execution.binance.signing import Credentials
+from orderflow.adapters.binance.common.signing import Credentials
 from orderflow.secrets import SECRETS_FILE_ENV, SecretsError, check_owner_only, register_secret
 
 

@@ -11,9 +11,9 @@ from typing import Generic, TypeVar
 import msgspec
 
 from orderflow.core.events import Bar, BookDelta, Quote, Side, Trade
+from orderflow.core.timeutil import NS_PER_MS
 
 T = TypeVar("T")
-NS_PER_MS = 1_000_000
 
 
 class DepthUpdateMsg(msgspec.Struct):

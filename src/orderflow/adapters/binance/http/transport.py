@@ -1,4 +1,11 @@
-"""Signed REST transport: signing, server-clock timestamps, rate limiting, error mapping, retries.
+"""The REST transport of the adapter.
+
+:class:`HttpTransport` is the one HTTP connection both clients use: the session (shared or owned), the
+base URL, the timeout, and a :class:`Reply` with the status, the body, the headers (request-weight and
+order-count counters) and ``Retry-After``. The market-data client (:mod:`..market`) paces and retries
+over it; :class:`RestTransport` adds what the trading client needs:
+
+Signed requests: signing, server-clock timestamps, rate limiting, error mapping, retries.
 
 Parameters go in the query string for GET/DELETE and in an ``application/x-www-form-urlencoded``
 body for POST/PUT (Binance accepts either); ``timestamp`` and ``recvWindow`` are appended, then
@@ -15,28 +22,79 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import msgspec
 
-from orderflow.execution.binance.clock import ServerClock
-from orderflow.execution.binance.config import TradingClientConfig
-from orderflow.execution.binance.errors import (
-    BinanceTradingError,
+from orderflow.adapters.binance.common.clock import ServerClock
+from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.errors import (
+    BinanceError,
     ExchangeUnavailable,
     RateLimited,
     TimestampError,
     error_from_response,
 )
-from orderflow.execution.binance.ratelimit import RateLimiter, parse_retry_after
-from orderflow.execution.binance.signing import Credentials, encode_params
+from orderflow.adapters.binance.common.signing import Credentials, encode_params
+from orderflow.adapters.binance.common.venues import caps
+from orderflow.adapters.binance.http.ratelimit import RateLimiter, parse_retry_after
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One HTTP answer: ``retry_after_s`` is the ``Retry-After`` header in seconds (None when absent)."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    retry_after_s: float | None
+
+
+class HttpTransport:
+    """One market's HTTP connection. ``session`` may be shared; ``close`` closes only an owned session."""
+
+    def __init__(self, base_url: str, timeout_s: float, session: aiohttp.ClientSession | None = None) -> None:
+        self.base_url = base_url
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session = session
+        self._own_session = session is None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send one request (``url`` is the base URL plus the path, with or without a query string) and
+        read the whole answer. Timeouts and connection errors propagate."""
+        async with self.session.request(
+            method, url, params=params, data=data, headers=headers, timeout=self.timeout
+        ) as resp:
+            raw = await resp.read()
+            return Reply(resp.status, raw, resp.headers, parse_retry_after(resp.headers.get("Retry-After")))
+
+
 class RestTransport:
-    """One market's REST calls. ``session`` may be shared; ``close`` closes only an owned session."""
+    """One market's signed REST calls over an :class:`HttpTransport` (``session`` may be shared)."""
 
     def __init__(
         self,
@@ -51,24 +109,14 @@ class RestTransport:
         self.credentials = credentials
         self.limiter = limiter
         self.clock = clock
-        self.base_url = config.endpoints().rest_base_url
-        self.time_path = "/api/v3/time" if config.market == "spot" else "/fapi/v1/time"
+        self.http = HttpTransport(config.endpoints().rest_base_url, config.request_timeout_s, session)
+        self.base_url = self.http.base_url
+        self.time_path = f"{caps(config.market).rest_prefix}/time"
         self.sleep = sleep
-        self._session = session
-        self._own_session = session is None
-        self.timeout = aiohttp.ClientTimeout(total=config.request_timeout_s)
         self.stats = {"requests": 0, "retries_429": 0, "timestamp_resyncs": 0, "unknown_outcomes": 0}
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.http.close()
 
     async def server_time_ms(self) -> int:
         body = await self.request("GET", self.time_path, {}, weight=1, sync_on_timestamp=False)
@@ -118,16 +166,10 @@ class RestTransport:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
             self.stats["requests"] += 1
             try:
-                async with self.session.request(
-                    method, url, data=body_data, headers=headers, timeout=self.timeout
-                ) as resp:
-                    raw = await resp.read()
-                    status = resp.status
-                    self.limiter.update_from_headers(resp.headers)
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                reply = await self.http.send(method, url, data=body_data, headers=headers)
             except (TimeoutError, aiohttp.ClientError) as e:
                 self.stats["unknown_outcomes"] += 1
-                err = ExchangeUnavailable(
+                err: BinanceError = ExchangeUnavailable(
                     f"{type(e).__name__} on {method} {path}: outcome unknown", path=path, symbol=symbol
                 )
                 err.sent_timestamp_ms = ts_ms or self.clock.now_ms()  # type: ignore[attr-defined]
@@ -136,12 +178,14 @@ class RestTransport:
                     await self.sleep(min(2.0, 0.1 * 2**attempt))
                     continue
                 raise err from None
+            raw, status, retry_after = reply.body, reply.status, reply.retry_after_s
+            self.limiter.update_from_headers(reply.headers)
             if status == 200:
                 self.limiter.on_success()
                 try:
                     return msgspec.json.decode(raw) if raw else {}
                 except msgspec.DecodeError:
-                    raise BinanceTradingError(
+                    raise BinanceError(
                         f"response to {method} {path} is not JSON", status=200, path=path
                     ) from None
             if status == 418:

@@ -1,6 +1,6 @@
 """A loopback Binance: serves recorded raw Binance traffic in Binance's own wire format.
 
-Sources (see :mod:`orderflow.data.binance.replay_source`):
+Sources (see :mod:`orderflow.adapters.binance.replay.source`):
 
 - hftbacktest raw files, ``<local_ts> <raw json>`` per line (combined-stream messages and one REST
   depth snapshot body ``{"lastUpdateId",...}`` near the start); consecutive files continue one chain;
@@ -39,13 +39,13 @@ from typing import Any
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from orderflow.data.binance.messages import DecodeError, decode_snapshot
-from orderflow.data.binance.replay_source import Recording, load_recording
-from orderflow.data.binance.rest import depth_weight, klines_weight
-from orderflow.data.binance.sync import DepthSync
+from orderflow.adapters.binance.common.venues import caps
+from orderflow.adapters.binance.decode import DecodeError, decode_snapshot
+from orderflow.adapters.binance.replay.source import Recording, load_recording
+from orderflow.adapters.binance.sync import DepthSync
+from orderflow.core.timeutil import NS_PER_MS
 
 log = logging.getLogger(__name__)
-NS_PER_MS = 1_000_000
 
 
 def _fmt(x: float) -> str:
@@ -85,7 +85,7 @@ class ReplayServer:
             paths, market=market, max_messages=max_messages, kline_file=kline_file, kline_symbol=kline_symbol
         )
         self.market = self.rec.market
-        self._wmarket = "spot" if self.market == "spot" else "usdm"
+        self.caps = caps(self.market)
         self.host, self.port, self.speed = host, port, speed
         self.drop_diff = {k.upper(): v for k, v in (drop_diff or {}).items()}
         self.close_after, self.silent_after, self.silent_s = close_after, silent_after, silent_s
@@ -103,8 +103,8 @@ class ReplayServer:
             "built_snapshots": 0,
             "recorded_snapshots": 0,
         }
-        futures = self.market != "spot"
-        self.syncs = {s: DepthSync(self.rec.venue, s, futures) for s in self.rec.symbols}
+        pu = self.caps.depth_continuity == "pu"  # futures diffs chain on pu, spot on U/u
+        self.syncs = {s: DepthSync(self.rec.venue, s, pu) for s in self.rec.symbols}
         self._diff_count = dict.fromkeys(self.rec.symbols, 0)
         self._snap_passed = dict.fromkeys(self.rec.symbols, 0)
         self._clients: set[_Client] = set()
@@ -156,9 +156,9 @@ class ReplayServer:
         await self.stop()
 
     def endpoints(self, market: str | None = None):
-        from orderflow.data.binance.endpoints import loopback_endpoints
+        from orderflow.adapters.binance.common.endpoints import loopback_endpoints
 
-        mk = market or ("spot" if self.market == "spot" else "usdm")
+        mk = market or self.caps.market
         return loopback_endpoints(mk, self.host, self.port)  # type: ignore[arg-type]
 
     # -- websocket --------------------------------------------------------------------------------
@@ -311,11 +311,11 @@ class ReplayServer:
         if symbol not in self.syncs:
             return self._bad_symbol()
         try:
-            limit = int(request.query.get("limit", "500" if self.market != "spot" else "100"))
+            limit = int(request.query.get("limit", str(self.caps.depth_default_limit)))
         except ValueError:
             return self._json({"code": -1100, "msg": "Illegal characters found in parameter 'limit'."}, 400)
         self.stats["depth_requests"] += 1
-        weight = depth_weight(self._wmarket, limit)
+        weight = self.caps.depth_weight(limit)
         if self.stats["depth_requests"] <= self.reject_depth:
             self.stats["rejected_depth"] += 1
             return self._json(
@@ -338,7 +338,7 @@ class ReplayServer:
         self.stats["built_snapshots"] += 1
         bids, asks = sync.book.top(limit)
         out: dict[str, Any] = {"lastUpdateId": sync.book.update_id}
-        if self.market != "spot":
+        if self.caps.futures:
             out["E"] = out["T"] = self._now_ms()
         out["bids"] = [[_fmt(p), _fmt(q)] for p, q in bids]
         out["asks"] = [[_fmt(p), _fmt(q)] for p, q in asks]
@@ -368,7 +368,7 @@ class ReplayServer:
         info = self.rec.exchange_info()
         if wanted:
             info = {**info, "symbols": [s for s in info["symbols"] if s["symbol"] in wanted]}
-        return self._json(info, weight=20 if self.market == "spot" else 1)
+        return self._json(info, weight=self.caps.exchange_info_weight)
 
     async def _klines(self, request: web.Request) -> web.Response:
         q = request.query
@@ -376,7 +376,7 @@ class ReplayServer:
         if symbol not in self.rec.symbols and symbol != self.rec.kline_symbol:
             return self._bad_symbol()
         interval = q.get("interval", "")
-        max_limit = 1000 if self.market == "spot" else 1500
+        max_limit = self.caps.klines_max_limit
         try:
             limit = int(q.get("limit", "500"))
             start = int(q["startTime"]) if "startTime" in q else None
@@ -396,7 +396,7 @@ class ReplayServer:
         hi = int(np.searchsorted(opens, end, "right")) if end is not None else len(rows)
         # with a start, the first `limit` klines from it; without, the latest `limit` up to the end
         sel = rows[lo:hi][:limit] if start is not None else rows[lo:hi][-limit:]
-        return self._json(sel, weight=klines_weight(self._wmarket, limit))
+        return self._json(sel, weight=self.caps.klines_weight(limit))
 
 
 async def serve_forever(server: ReplayServer) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-NS_PER_MS = 1_000_000
+from orderflow.core.timeutil import NS_PER_MS
 
 
 class ServerClock:

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orderflow.execution.binance.errors import IpBanned, RateLimited
+from orderflow.adapters.binance.common.errors import IpBanned, RateLimited
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -175,6 +175,7 @@ class RateLimiter:
             raise IpBanned(
                 f"IP banned by Binance (HTTP 418); trading stopped for {left:.0f} s more",
                 ban_until_ns=self.banned_until_ns,
+                retry_after_s=left,
                 status=418,
             )
 
@@ -222,6 +223,7 @@ class RateLimiter:
         return IpBanned(
             f"IP banned by Binance (HTTP 418) for {wait:.0f} s; trading stopped",
             ban_until_ns=self.banned_until_ns,
+            retry_after_s=wait,
             status=418,
         )
 

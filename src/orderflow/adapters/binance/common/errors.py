@@ -1,16 +1,19 @@
-"""Typed errors of the Binance trading client, mapped from Binance's error codes.
+"""Typed errors of the Binance adapter (market data and trading), mapped from Binance's error codes.
 
 A Binance error body is ``{"code": -1121, "msg": "Invalid symbol."}`` (spot ``errors.md``; USD-M
 futures "Error Codes"). :func:`error_from_response` turns (HTTP status, code, msg) into the most
 specific class below. ``retryable`` says whether sending the same request again could succeed; the
 client never retries the others. Messages never contain the API key or a signature (the transport
-redacts before building them).
+redacts before building them). The market-data client raises :class:`BinanceApiError` for an error body,
+and the same :class:`IpBanned` and :class:`RateLimited` as the trading client.
 """
 
 from __future__ import annotations
 
+from typing import Any
 
-class BinanceTradingError(Exception):
+
+class BinanceError(Exception):
     """Base class. ``code`` is Binance's error code (0 when the error is local), ``status`` the HTTP
     status (0 when no response), ``path`` the REST path, ``symbol`` the symbol when known."""
 
@@ -25,26 +28,26 @@ class BinanceTradingError(Exception):
         super().__init__(f"{head}{message}")
 
 
-class TimestampError(BinanceTradingError):
+class TimestampError(BinanceError):
     """-1021: the request timestamp is outside ``recvWindow`` (or ahead of the server). The client
     resynchronises its clock offset and retries once."""
 
     retryable = True
 
 
-class SignatureError(BinanceTradingError):
+class SignatureError(BinanceError):
     """-1022: the signature does not match (wrong secret, or the payload was altered)."""
 
 
-class AuthError(BinanceTradingError):
+class AuthError(BinanceError):
     """-2014 / -2015 / -1002: API key format, permissions or IP whitelist."""
 
 
-class UnknownSymbol(BinanceTradingError):
+class UnknownSymbol(BinanceError):
     """-1121: the symbol is not listed (or not in the loaded exchange info)."""
 
 
-class FilterError(BinanceTradingError):
+class FilterError(BinanceError):
     """An order breaks a symbol filter: -1013 (spot "Filter failure: ..."), -4014 / -4003 / -4164 and
     relatives (futures), or the client's own pre-send check. ``filter`` names the filter
     (PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL, ...); ``value`` and ``limit`` are the numbers compared."""
@@ -65,7 +68,7 @@ class FilterError(BinanceTradingError):
         super().__init__(message, code=code, status=status, path=path, symbol=symbol)
 
 
-class OrderRejected(BinanceTradingError):
+class OrderRejected(BinanceError):
     """-2010 (spot NEW_ORDER_REJECTED) and other matching-engine rejections."""
 
 
@@ -82,15 +85,15 @@ class DuplicateOrder(OrderRejected):
     """The client order id is already in use (spot -2010 "Duplicate order sent.", futures -4116)."""
 
 
-class UnknownOrder(BinanceTradingError):
+class UnknownOrder(BinanceError):
     """-2011 (cancel of an unknown order) / -2013 (order does not exist)."""
 
 
-class BadRequest(BinanceTradingError):
+class BadRequest(BinanceError):
     """-1100..-1131: malformed, missing, unknown or unread parameters, bad precision, etc."""
 
 
-class RateLimited(BinanceTradingError):
+class RateLimited(BinanceError):
     """HTTP 429 persisted after the allowed waits, or the local limiter would have to wait longer than
     allowed. ``retry_after_s`` is the server's last ``Retry-After``."""
 
@@ -101,23 +104,33 @@ class RateLimited(BinanceTradingError):
         super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
-class IpBanned(BinanceTradingError):
-    """HTTP 418: the IP is banned until ``ban_until_ns`` (local clock, ns). Trading stops: every call
-    raises this until then."""
+class IpBanned(BinanceError):
+    """HTTP 418: the IP is banned until ``ban_until_ns`` (local clock, ns); ``retry_after_s`` is the
+    server's ``Retry-After``. Trading stops: every call raises this until then; the feed stops."""
 
-    def __init__(self, message: str, *, ban_until_ns: int, **kw: object) -> None:
+    def __init__(self, message: str, *, ban_until_ns: int, retry_after_s: float = 0.0, **kw: object) -> None:
         self.ban_until_ns = ban_until_ns
+        self.retry_after_s = retry_after_s
         super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
-class ExchangeUnavailable(BinanceTradingError):
+class ExchangeUnavailable(BinanceError):
     """HTTP 5xx, -1001/-1006/-1007/-1008, a timeout or a dropped connection: the outcome of the request
     is UNKNOWN (Binance: "do NOT treat this as a failure"). Orders are reconciled by client id."""
 
     retryable = True
 
 
-class ListenKeyError(BinanceTradingError):
+class BinanceApiError(BinanceError):
+    """A market-data request answered with an error body ``{"code": ..., "msg": ...}`` (not retried)."""
+
+    def __init__(self, code: int, msg: str, status: int, symbol: str = "", path: str = "") -> None:
+        where = f" for symbol {symbol!r}" if symbol else ""
+        Exception.__init__(self, f"Binance error {code} (HTTP {status}) on {path}{where}: {msg}")
+        self.code, self.msg, self.status, self.symbol, self.path = code, msg, status, symbol, path
+
+
+class ListenKeyError(BinanceError):
     """-1125: the listen key does not exist (expired); the user stream makes a new one."""
 
 
@@ -157,11 +170,9 @@ def _filter_name(msg: str) -> str:
     return ""
 
 
-def error_from_response(
-    status: int, code: int, msg: str, path: str = "", symbol: str = ""
-) -> BinanceTradingError:
+def error_from_response(status: int, code: int, msg: str, path: str = "", symbol: str = "") -> BinanceError:
     """The typed error for an HTTP ``status`` with a Binance error body ``{code, msg}``."""
-    kw = {"code": code, "status": status, "path": path, "symbol": symbol}
+    kw: dict[str, Any] = {"code": code, "status": status, "path": path, "symbol": symbol}
     low = msg.lower()
     if status >= 500 or code in (-1001, -1006, -1007, -1008):
         return ExchangeUnavailable(msg, **kw)
@@ -191,4 +202,4 @@ def error_from_response(
         return BadRequest(msg, **kw)
     if status == 429 or code in (-1003, -1015):
         return RateLimited(msg, **kw)
-    return BinanceTradingError(msg, **kw)
+    return BinanceError(msg, **kw)

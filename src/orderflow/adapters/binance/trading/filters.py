@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
-from orderflow.execution.binance.errors import BadRequest, FilterError
+from orderflow.adapters.binance.common.errors import BadRequest, FilterError
 
 ZERO = Decimal(0)
 # symbol filters checked here before sending, and those only the exchange can check (account state)

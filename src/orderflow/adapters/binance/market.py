@@ -4,11 +4,11 @@ Rate-limit aware: after each response the used weight is read from ``X-MBX-USED-
 case); before a request the client waits for the next minute when ``used + weight`` would pass
 ``max_weight_per_minute * weight_safety``. HTTP 429 is retried after ``Retry-After`` seconds (bounded),
 HTTP 418 raises :class:`IpBanned`, and a Binance error body ``{"code":-1121,"msg":"Invalid symbol."}``
-raises :class:`BinanceApiError` without retrying.
+raises :class:`BinanceApiError` without retrying. The errors are the adapter's
+(:mod:`~orderflow.adapters.binance.common.errors`) and the HTTP goes through its one transport
+(:class:`~orderflow.adapters.binance.http.transport.HttpTransport`).
 
-Weights (Binance docs): depth on USD-M 2/5/10/20 for limit <=50/100/500/1000; on spot 5/25/50/250
-for limit <=100/500/1000/5000; klines on USD-M 1/2/5/10 for limit <100/<500/<=1000/>1000, on spot 2;
-exchangeInfo 1 (USD-M) / 20 (spot); time 1.
+Weights and paths per market are in :mod:`~orderflow.adapters.binance.common.venues`; time weighs 1.
 """
 
 from __future__ import annotations
@@ -23,50 +23,16 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints
+from orderflow.adapters.binance.common.errors import BinanceApiError, BinanceError, IpBanned, RateLimited
+from orderflow.adapters.binance.common.venues import caps
+from orderflow.adapters.binance.decode import DecodeError, SnapshotMsg, decode_snapshot
+from orderflow.adapters.binance.http.transport import HttpTransport
 from orderflow.core.events import Bar
 from orderflow.core.instruments import Instrument
-from orderflow.data.binance.endpoints import BinanceEndpoints
-from orderflow.data.binance.messages import DecodeError, SnapshotMsg, decode_snapshot
+from orderflow.core.timeutil import NS_PER_MS
 
 log = logging.getLogger(__name__)
-NS_PER_MS = 1_000_000
-
-
-class BinanceRestError(Exception):
-    """Base class of REST errors."""
-
-
-class BinanceApiError(BinanceRestError):
-    """Binance answered with an error body ``{"code": ..., "msg": ...}``."""
-
-    def __init__(self, code: int, msg: str, status: int, symbol: str = "", path: str = "") -> None:
-        self.code, self.msg, self.status, self.symbol, self.path = code, msg, status, symbol, path
-        where = f" for symbol {symbol!r}" if symbol else ""
-        super().__init__(f"Binance error {code} (HTTP {status}) on {path}{where}: {msg}")
-
-
-class IpBanned(BinanceRestError):
-    """HTTP 418: the IP is banned for a while (``retry_after_s``); stop sending requests."""
-
-    def __init__(self, retry_after_s: float, path: str) -> None:
-        self.retry_after_s = retry_after_s
-        super().__init__(f"IP banned by Binance (HTTP 418) on {path}; retry after {retry_after_s:.0f} s")
-
-
-class RateLimited(BinanceRestError):
-    """HTTP 429 persisted after the allowed retries."""
-
-
-def depth_weight(market: str, limit: int) -> int:
-    if market == "spot":
-        return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
-    return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
-
-
-def klines_weight(market: str, limit: int) -> int:
-    if market == "spot":
-        return 2
-    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
 
 def _used_weight(headers: Any) -> int | None:
@@ -98,14 +64,13 @@ class BinanceRest:
     ) -> None:
         self.endpoints = endpoints
         self.market = endpoints.market
-        self._session = session
-        self._own_session = session is None
-        self.max_weight = max_weight_per_minute or (2400 if self.market == "usdm" else 6000)
+        self.caps = caps(self.market)
+        self.http = HttpTransport(endpoints.rest_base_url, timeout_s, session)
+        self.max_weight = max_weight_per_minute or self.caps.max_weight_per_minute
         self.weight_safety = weight_safety
         self.max_retries = max_retries
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.clock = clock
-        self._prefix = "/api/v3" if self.market == "spot" else "/fapi/v1"
+        self._prefix = self.caps.rest_prefix
         self._used = 0
         self._used_minute = -1
         self._lock = asyncio.Lock()
@@ -118,9 +83,7 @@ class BinanceRest:
         await self.close()
 
     async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.http.close()
 
     @property
     def used_weight(self) -> int:
@@ -151,44 +114,47 @@ class BinanceRest:
 
     async def request(self, path: str, params: dict[str, Any], weight: int, symbol: str = "") -> bytes:
         """GET ``path`` and return the raw body; handles weight, 429, 418 and error bodies."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         url = self.endpoints.rest_base_url + path
         for attempt in range(self.max_retries + 1):
             await self._reserve(weight)
             self.stats["requests"] += 1
-            async with self._session.get(url, params=params, timeout=self.timeout) as resp:
-                body = await resp.read()
-                used = _used_weight(resp.headers)
-                if used is not None:
-                    self._used, self._used_minute = used, self._minute()
-                if resp.status == 200:
-                    return body
-                retry_after = float(resp.headers.get("Retry-After", "0") or 0)
-                if resp.status == 418:
-                    raise IpBanned(retry_after, path)
-                if resp.status == 429:
-                    if attempt == self.max_retries:
-                        break
-                    self.stats["retries_429"] += 1
-                    wait_s = retry_after if retry_after > 0 else min(60.0, 2.0**attempt)
-                    log.warning(
-                        "HTTP 429 on %s %s: retrying in %.1f s (attempt %d/%d)",
-                        path,
-                        symbol,
-                        wait_s,
-                        attempt + 1,
-                        self.max_retries,
-                    )
-                    await asyncio.sleep(wait_s)
-                    continue
-                code, msg = -1, body[:200].decode("utf-8", "replace")
-                try:
-                    err = json.loads(body)
-                    code, msg = int(err.get("code", -1)), str(err.get("msg", msg))
-                except (ValueError, AttributeError):
-                    pass
-                raise BinanceApiError(code, msg, resp.status, symbol, path)
+            reply = await self.http.send("GET", url, params=params)
+            body = reply.body
+            used = _used_weight(reply.headers)
+            if used is not None:
+                self._used, self._used_minute = used, self._minute()
+            if reply.status == 200:
+                return body
+            retry_after = reply.retry_after_s or 0.0
+            if reply.status == 418:
+                raise IpBanned(
+                    f"IP banned by Binance (HTTP 418) on {path}; retry after {retry_after:.0f} s",
+                    ban_until_ns=self.clock() + int(retry_after * 1e9),
+                    retry_after_s=retry_after,
+                    path=path,
+                )
+            if reply.status == 429:
+                if attempt == self.max_retries:
+                    break
+                self.stats["retries_429"] += 1
+                wait_s = retry_after if retry_after > 0 else min(60.0, 2.0**attempt)
+                log.warning(
+                    "HTTP 429 on %s %s: retrying in %.1f s (attempt %d/%d)",
+                    path,
+                    symbol,
+                    wait_s,
+                    attempt + 1,
+                    self.max_retries,
+                )
+                await asyncio.sleep(wait_s)
+                continue
+            code, msg = -1, body[:200].decode("utf-8", "replace")
+            try:
+                err = json.loads(body)
+                code, msg = int(err.get("code", -1)), str(err.get("msg", msg))
+            except (ValueError, AttributeError):
+                pass
+            raise BinanceApiError(code, msg, reply.status, symbol, path)
         raise RateLimited(f"HTTP 429 on {path} {symbol} after {self.max_retries} retries")
 
     # -- endpoints ------------------------------------------------------------------------------------
@@ -196,7 +162,7 @@ class BinanceRest:
         """The raw body of ``GET depth`` (for recording), e.g. ``{"lastUpdateId":...,"bids":[...]}``."""
         sym = symbol.upper()
         return await self.request(
-            f"{self._prefix}/depth", {"symbol": sym, "limit": limit}, depth_weight(self.market, limit), sym
+            f"{self._prefix}/depth", {"symbol": sym, "limit": limit}, self.caps.depth_weight(limit), sym
         )
 
     async def depth(self, symbol: str, limit: int = 1000) -> SnapshotMsg:
@@ -204,7 +170,7 @@ class BinanceRest:
         try:
             return decode_snapshot(raw)
         except DecodeError as e:
-            raise BinanceRestError(f"depth snapshot for {symbol}: {e}") from None
+            raise BinanceError(f"depth snapshot for {symbol}: {e}") from None
 
     async def server_time(self) -> int:
         """Server time in milliseconds."""
@@ -229,7 +195,7 @@ class BinanceRest:
             params["startTime"] = int(start_ms)
         if end_ms is not None:
             params["endTime"] = int(end_ms)
-        raw = await self.request(f"{self._prefix}/klines", params, klines_weight(self.market, limit), sym)
+        raw = await self.request(f"{self._prefix}/klines", params, self.caps.klines_weight(limit), sym)
         rows = msgspec.json.decode(raw)
         now_ms = self.clock() // NS_PER_MS
         ts_recv = self.clock()
@@ -263,10 +229,10 @@ class BinanceRest:
         """Instruments (tick from PRICE_FILTER.tickSize, lot from LOT_SIZE.stepSize) by symbol."""
         params: dict[str, Any] = {}
         wanted = [s.upper() for s in symbols] if symbols else None
-        if wanted and self.market == "spot":
+        if wanted and self.caps.exchange_info_by_symbols:
             params["symbols"] = json.dumps(wanted, separators=(",", ":"))
         raw = await self.request(
-            f"{self._prefix}/exchangeInfo", params, 20 if self.market == "spot" else 1, ",".join(wanted or [])
+            f"{self._prefix}/exchangeInfo", params, self.caps.exchange_info_weight, ",".join(wanted or [])
         )
         info = json.loads(raw)
         out: dict[str, Instrument] = {}

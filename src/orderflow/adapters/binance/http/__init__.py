@@ -1,0 +1,1 @@
+"""The REST transport and the request-weight / order-count rate limiter."""

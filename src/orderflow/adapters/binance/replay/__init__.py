@@ -1,0 +1,1 @@
+"""The loopback replay server and the recordings it serves."""

@@ -1,1 +1,0 @@
-"""Binance market-data adapter: wire decoding, local-book sync, the live feed, replay server."""
