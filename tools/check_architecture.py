@@ -32,7 +32,17 @@ MAX_PARAMS = 16
 # Lowest first. A module may import from its own layer and from any layer below it. The first pattern
 # that matches a module's dotted name decides its layer, so specific patterns come before general ones.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("core", ["orderflow", "orderflow.core", "orderflow.core.*", "orderflow.logutil", "orderflow.secrets"]),
+    (
+        "core",
+        [
+            "orderflow",
+            "orderflow.core",
+            "orderflow.core.*",
+            "orderflow.logutil",
+            "orderflow.secrets",
+            "orderflow.kernel_cache",
+        ],
+    ),
     # The Binance adapter sits right above core: it decodes wire payloads into core's domain types and
     # needs nothing else, while the data layer (recorder, backfill, raw importer), execution (order
     # state, the local exchange) and the app config all use it. Its replay server is the exception: it
