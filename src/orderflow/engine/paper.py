@@ -24,6 +24,7 @@ import numpy as np
 
 from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, Trade
 from orderflow.core.instruments import Instrument
+from orderflow.engine.recovery import apply_report_quietly, recover_at_start, recovered_fill_id
 from orderflow.engine.session import OrderRequest, TradingSession
 from orderflow.execution.portfolio import P_FUNDING as PF_FUNDING
 
@@ -41,12 +42,6 @@ log = logging.getLogger(__name__)
 NS = 1_000_000_000
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 _CID = re.compile(r"-(\d+)$")
-
-
-def recovered_fill_id(filled_qty: float) -> str:
-    """Journal key of a fill recovered by REST (it has no trade id): the order's cumulative quantity, so
-    two recovered partial fills of one order stay two fills."""
-    return f"recovered-{filled_qty:g}"
 
 
 class RunStartError(RuntimeError):
@@ -336,62 +331,18 @@ class PaperEngine:
             await asyncio.sleep(0.5)
 
     async def recover(self) -> None:
-        """Start-up reconciliation with the exchange: every order the journal holds as open or unresolved
-        (an earlier run that died) is resolved by its client order id, never re-sent: one still resting
-        is cancelled (no one manages it any more), then its final state and any fill the journal missed
-        are recorded; an order the exchange never received is marked rejected. Then the exchange's
-        position (futures) is adopted by the trading core, whose exits manage it from here."""
-        from orderflow.adapters.binance.common.errors import BinanceError, UnknownOrder
-
-        if self.journal is not None:
-            for o in self.journal.open_orders():
-                if o.symbol != self.symbol:
-                    continue
-                now = time.time_ns()
-                try:
-                    x = await self.client.get_order(self.symbol, client_order_id=o.client_order_id)
-                except UnknownOrder:
-                    why = "not received by the exchange (found at start-up)"
-                    self.journal.apply_report(o.client_order_id, "rejected", 0, None, None, now, reason=why)
-                    self.stats.recovered.append(f"{o.client_order_id}: not received")
-                    continue
-                if not x.status.terminal:  # left resting by the dead run: nobody manages it any more
-                    try:
-                        x = await self.client.cancel_order(self.symbol, client_order_id=o.client_order_id)
-                    except BinanceError as e:
-                        log.info("start-up cancel of %s: %s", o.client_order_id, e)
-                        x = await self.client.get_order(self.symbol, client_order_id=o.client_order_id)
-                    self.stats.recovered.append(f"{o.client_order_id}: open at start-up, cancelled")
-                have = sum(float(f.qty) for f in self.journal.fills(client_order_id=o.client_order_id))
-                if x.filled_qty > have + 1e-12:  # fills the dead run never booked
-                    self.journal.record_fill(o.client_order_id, recovered_fill_id(x.filled_qty), x.avg_price,
-                                             x.filled_qty - have, now, fee=self.taker_fee * x.filled_quote,
-                                             liquidity="taker")  # fmt: skip
-                status = str(x.status.value if hasattr(x.status, "value") else x.status)
-                avg = x.avg_price if x.filled_qty > 0 else None
-                self._journal_report_values(o.client_order_id, status, x.filled_qty, avg, x.order_id, now)
-                self.stats.recovered.append(f"{o.client_order_id}: {status.lower()} {x.filled_qty:g}")
-        if self.market == "usdm":
-            pos = (await self.client.positions()).get(self.symbol)
-            if pos is not None and pos.quantity != 0:
-                from orderflow.strategy import kernels as ST
-
-                P = self.session.P
-                P[0], P[1] = pos.quantity, pos.entry_price  # position, average entry price
-                self._adopted = (pos.quantity, pos.entry_price)
-                ST.on_position(self.session.G, self.session.H, self.session.SC, np.int64(time.time_ns()),
-                                float(pos.quantity), float(pos.entry_price))  # fmt: skip
-                self.stats.recovered.append(f"adopted position {pos.quantity:g} @ {pos.entry_price:g}")
+        """Start-up reconciliation with the exchange (``engine.recovery``); what it changed goes to the
+        run's statistics."""
+        assert self.client is not None
+        rec = await recover_at_start(self.client, self.journal, self.market, self.symbol, self.session,
+                                     self.taker_fee)  # fmt: skip
+        self.stats.recovered.extend(rec.notes)
+        self._adopted = rec.adopted
 
     def _journal_report_values(self, cid: str, status: str, filled: float, avg: float | None, oid: int,
                                ts: int, reason: str = "recovered at start-up") -> None:  # fmt: skip
-        from orderflow.journal import JournalError
-
         assert self.journal is not None  # called only with a journal
-        try:
-            self.journal.apply_report(cid, status, filled, avg, oid, ts, reason=reason)
-        except JournalError as e:  # e.g. the stream's final report got there first
-            log.info("journal: report for %s (%s) not applied: %s", cid, reason, e)
+        apply_report_quietly(self.journal, cid, status, filled, avg, oid, ts, reason)
 
     def _journal_position(self, ts: int) -> None:
         # exact decimals from the journaled fills (the core's floats carry rounding error); funding:
