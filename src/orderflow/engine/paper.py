@@ -339,11 +339,6 @@ class PaperEngine:
         self.stats.recovered.extend(rec.notes)
         self._adopted = rec.adopted
 
-    def _journal_report_values(self, cid: str, status: str, filled: float, avg: float | None, oid: int,
-                               ts: int, reason: str = "recovered at start-up") -> None:  # fmt: skip
-        assert self.journal is not None  # called only with a journal
-        apply_report_quietly(self.journal, cid, status, filled, avg, oid, ts, reason)
-
     def _journal_position(self, ts: int) -> None:
         # exact decimals from the journaled fills (the core's floats carry rounding error); funding:
         # the core books it paid-positive, the journal stores it received-positive
@@ -553,8 +548,8 @@ class PaperEngine:
                 self.journal.apply_report(cid, "rejected", 0, None, None, time.time_ns(), reason=str(e))
             return
         if self.journal is not None and not o.status.terminal:  # acknowledged: resting or working
-            self._journal_report_values(cid, str(o.status.value), o.filled_qty, None, o.order_id,
-                                        time.time_ns(), reason="acknowledged")  # fmt: skip
+            apply_report_quietly(self.journal, cid, str(o.status.value), o.filled_qty, None, o.order_id,
+                                 time.time_ns(), reason="acknowledged")  # fmt: skip
 
     async def _user_events(self, stream: UserDataStream) -> None:
         from orderflow.adapters.binance.trading.events import AccountUpdate, OrderUpdate
