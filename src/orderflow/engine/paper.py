@@ -399,14 +399,14 @@ class PaperEngine:
         self.stats.event_us.append(dt)
         self._last_t, self._last_vs = ev.ts_recv, float(x[c["vs"]])
         if self.journal is not None and ev.ts_recv - self._last_eq >= 10 * NS:  # equity every 10 s
-            mid = self.session.Df[1]
+            mid = self.session.mid
             if math.isfinite(mid):
                 from orderflow.execution.portfolio import equity
 
                 self._last_eq = ev.ts_recv
                 assert self.run_id is not None  # a journal has a run from the start
                 self.journal.record_equity(self.run_id, ev.ts_recv, equity(self.session.P, mid),
-                                           exposure=abs(self.session.P[0]) * mid)  # fmt: skip
+                                           exposure=abs(self.session.position) * mid)  # fmt: skip
         if self.journal is not None:
             self._note_signal(ev.ts_recv, req, float(x[c["ofi"]]), p_dn, p_up)
         if req is not None:
@@ -607,7 +607,7 @@ def render_paper(stats: PaperStats, session: TradingSession, seconds: float) -> 
         f"ran {seconds:.0f} s: {stats.book_events:,} book events ({stats.valid_rows:,} with valid features), "
         f"{stats.trades:,} trades, {stats.gaps} gaps",
         f"orders sent {stats.orders_sent}, fills {stats.fills}, round trips {len(res.trades)}, "
-        f"position {session.P[0]:g}",
+        f"position {session.position:g}",
         f"net PnL {res.trades['net_pnl'].sum() if len(res.trades) else 0.0:,.2f} (fees "
         f"{res.trades['fees'].sum() if len(res.trades) else 0.0:,.2f})",
         "rejections: " + (", ".join(f"{k} {v:,}" for k, v in rej) or "none"),

@@ -147,6 +147,16 @@ class TradingSession:
 
     # -- results
     @property
+    def mid(self) -> float:
+        """The last valid mid the core saw (NaN before the first valid book)."""
+        return float(self.Df[CO.DF_MID])
+
+    @property
+    def position(self) -> float:
+        """The signed position the core books, base units."""
+        return float(self.P[PF.P_POS])
+
+    @property
     def order_in_flight(self) -> int:
         return int(self.D[CO.D_CUR_OID])
 
