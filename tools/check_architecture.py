@@ -41,6 +41,9 @@ LAYERS: list[tuple[str, list[str]]] = [
             "orderflow.logutil",
             "orderflow.secrets",
             "orderflow.kernel_cache",
+            # the telemetry schema and its transports know only msgspec (engines publish, services read)
+            "orderflow.telemetry",
+            "orderflow.telemetry.*",
         ],
     ),
     # The Binance adapter sits right above core: it decodes wire payloads into core's domain types and
