@@ -106,7 +106,7 @@ def _samples(run_id: int = 3) -> list[S._Event]:
             watchdog_trips=0,
             synced=True,
         ),
-        S.Latency(**common, what="tick_to_order", count=10, p50_us=90.0, p99_us=130.0, max_us=150.0),
+        S.Latency(**common, what="tick_to_order", symbol="BTCUSDT", us=120.0),
         S.Resources(
             **common, pid=11, cpu_pct=12.5, rss_bytes=10**8, net_sent_bytes=1, net_recv_bytes=2, threads=4
         ),

@@ -25,7 +25,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -199,7 +199,9 @@ class Publisher:
     """Non-blocking publishing from the trading thread; a daemon thread does the encoding and I/O.
 
     ``state`` is called on the publisher's thread for each heartbeat and returns the engine's
-    component state (``running``, ``halted``...).
+    component state (``running``, ``halted``...). Each of ``observers`` (e.g.
+    :meth:`EngineMetrics.observe_all <orderflow.telemetry.metrics.EngineMetrics.observe_all>`) is
+    called on that thread with every drained batch, before it is written.
     """
 
     def __init__(
@@ -212,8 +214,10 @@ class Publisher:
         state: Callable[[], str] = lambda: "running",
         mode: str = "",
         symbols: tuple[str, ...] = (),
+        observers: Sequence[Callable[[list[_Event]], None]] = (),
     ) -> None:
         self.sink = sink
+        self._observers = tuple(observers)
         self.run_id = run_id
         self.interval_s = interval_s
         self.heartbeat_s = heartbeat_s
@@ -255,28 +259,35 @@ class Publisher:
         )
 
     def _drain(self) -> None:
-        frames = self._pending
+        events: list[_Event] = []
         q = self._queue
         while q:
-            frames.append(encode(q.popleft()))
+            events.append(q.popleft())
         if self._latest:
             with self._lock:
                 latest, self._latest = self._latest, {}
-            frames.extend(encode(e) for e in latest.values())
+            events.extend(latest.values())
         now = time.monotonic()
         if now - self._last_beat >= self.heartbeat_s:
             self._last_beat = now
-            frames.append(encode(self._heartbeat(now)))
-        if not frames:
+            events.append(self._heartbeat(now))
+        if events:
+            for observer in self._observers:
+                try:
+                    observer(events)
+                except Exception as exc:  # an observer (metrics) must not stop the telemetry
+                    log.warning("telemetry observer %r failed: %s", observer, exc)
+            self._pending.extend(encode(e) for e in events)
+        if not self._pending:
             return
         try:
-            self.sink.write(frames)
+            self.sink.write(self._pending)
         except Exception as exc:  # keep the frames; retry on the next drain
             self.sink_errors += 1
             if self.sink_errors == 1 or self.sink_errors % 100 == 0:
                 log.warning("telemetry sink failed (%d times): %s", self.sink_errors, exc)
             return
-        self.frames_written += len(frames)
+        self.frames_written += len(self._pending)
         self._pending = []
 
     def _run(self) -> None:

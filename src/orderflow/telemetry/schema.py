@@ -119,6 +119,7 @@ class FillEvent(_Event, frozen=True, tag="fill"):
     qty: float
     fee: float
     liquidity: str = ""
+    slippage: float = 0.0  # against the decision's mid, a fraction of it; adverse is positive
 
 
 class PositionEvent(_Event, frozen=True, tag="position"):
@@ -180,6 +181,8 @@ class Outcome(_Event, frozen=True, tag="outcome"):
 
 
 class FeedHealth(_Event, frozen=True, tag="feed"):
+    """A symbol's feed: lag of the last event, and counters since the run started."""
+
     symbol: str
     lag_ms: float
     gaps: int
@@ -187,16 +190,17 @@ class FeedHealth(_Event, frozen=True, tag="feed"):
     reconnects: int
     watchdog_trips: int
     synced: bool
+    book_updates: int = 0
+    trades: int = 0
 
 
 class Latency(_Event, frozen=True, tag="latency"):
-    """Percentiles over the last interval, in microseconds; ``kind`` is tick_to_order or ack."""
+    """One measured latency, in microseconds: ``what`` is ``tick_to_order`` (book event received to
+    order sent) or ``ack`` (order sent to the exchange's acknowledgement)."""
 
     what: str
-    count: int
-    p50_us: float
-    p99_us: float
-    max_us: float
+    symbol: str
+    us: float
 
 
 class Resources(_Event, frozen=True, tag="resources"):
