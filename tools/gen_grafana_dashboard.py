@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the panel table keeps each PromQL query on one line
 """Write deploy/grafana/dashboards/orderflow.json, the Grafana dashboard of the engine's metrics.
 
     python tools/gen_grafana_dashboard.py
@@ -29,77 +30,221 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]], str, int]]]] =
             (
                 "Kill switch",
                 "stat",
-                [(f'orderflow_kill_switch{{job="orderflow", orderflow_kill_switch!="off"}} == 1', "{{orderflow_kill_switch}}")],
+                [
+                    (
+                        'orderflow_kill_switch{job="orderflow", orderflow_kill_switch!="off"} == 1',
+                        "{{orderflow_kill_switch}}",
+                    )
+                ],
                 "none",
                 4,
             ),
-            ("Engine up (heartbeat age, s)", "stat", [(f"time() - orderflow_heartbeat_timestamp_seconds{R}", "{{instance}}")], "s", 4),
+            (
+                "Engine up (heartbeat age, s)",
+                "stat",
+                [(f"time() - orderflow_heartbeat_timestamp_seconds{R}", "{{instance}}")],
+                "s",
+                4,
+            ),
         ],
     ),
     (
         "Equity and risk",
         [
-            ("Equity", "timeseries", [(f"orderflow_equity{R}", "equity"), (f"orderflow_exposure{R}", "exposure")], "none", 12),
-            ("Risk usage (value / limit)", "timeseries", [(f"orderflow_risk_usage_ratio{R}", "{{rule}}")], "percentunit", 12),
-            ("Risk refusals by rule (per min)", "timeseries", [(f"sum by (rule) (rate(orderflow_risk_refusals_total{R}[5m])) * 60", "{{rule}}")], "none", 12),
+            (
+                "Equity",
+                "timeseries",
+                [(f"orderflow_equity{R}", "equity"), (f"orderflow_exposure{R}", "exposure")],
+                "none",
+                12,
+            ),
+            (
+                "Risk usage (value / limit)",
+                "timeseries",
+                [(f"orderflow_risk_usage_ratio{R}", "{{rule}}")],
+                "percentunit",
+                12,
+            ),
+            (
+                "Risk refusals by rule (per min)",
+                "timeseries",
+                [(f"sum by (rule) (rate(orderflow_risk_refusals_total{R}[5m])) * 60", "{{rule}}")],
+                "none",
+                12,
+            ),
             ("Unrealised PnL", "timeseries", [(f"orderflow_unrealized_pnl{J}", "{{symbol}}")], "none", 12),
         ],
     ),
     (
         "Decisions and orders",
         [
-            ("Decisions by gate (per min)", "timeseries", [(f"sum by (gate) (rate(orderflow_decisions_total{J}[5m])) * 60", "{{gate}}")], "none", 12),
-            ("Orders and rejects (per min)", "timeseries", [
-                (f"sum by (side) (rate(orderflow_orders_total{J}[5m])) * 60", "orders {{side}}"),
-                (f"sum by (reason) (rate(orderflow_order_rejects_total{J}[5m])) * 60", "reject {{reason}}"),
-            ], "none", 12),
-            ("Fills (per min)", "timeseries", [(f"sum by (symbol, liquidity) (rate(orderflow_fills_total{J}[5m])) * 60", "{{symbol}} {{liquidity}}")], "none", 8),
-            ("Slippage p50 / p95", "timeseries", [
-                (f"histogram_quantile(0.5, sum by (le) (rate(orderflow_slippage_ratio_bucket{J}[15m])))", "p50"),
-                (f"histogram_quantile(0.95, sum by (le) (rate(orderflow_slippage_ratio_bucket{J}[15m])))", "p95"),
-            ], "percentunit", 8),
-            ("Fees (per hour)", "timeseries", [(f"sum by (symbol) (rate(orderflow_fees_total{J}[1h])) * 3600", "{{symbol}}")], "none", 8),
+            (
+                "Decisions by gate (per min)",
+                "timeseries",
+                [(f"sum by (gate) (rate(orderflow_decisions_total{J}[5m])) * 60", "{{gate}}")],
+                "none",
+                12,
+            ),
+            (
+                "Orders and rejects (per min)",
+                "timeseries",
+                [
+                    (f"sum by (side) (rate(orderflow_orders_total{J}[5m])) * 60", "orders {{side}}"),
+                    (
+                        f"sum by (reason) (rate(orderflow_order_rejects_total{J}[5m])) * 60",
+                        "reject {{reason}}",
+                    ),
+                ],
+                "none",
+                12,
+            ),
+            (
+                "Fills (per min)",
+                "timeseries",
+                [
+                    (
+                        f"sum by (symbol, liquidity) (rate(orderflow_fills_total{J}[5m])) * 60",
+                        "{{symbol}} {{liquidity}}",
+                    )
+                ],
+                "none",
+                8,
+            ),
+            (
+                "Slippage p50 / p95",
+                "timeseries",
+                [
+                    (
+                        f"histogram_quantile(0.5, sum by (le) (rate(orderflow_slippage_ratio_bucket{J}[15m])))",
+                        "p50",
+                    ),
+                    (
+                        f"histogram_quantile(0.95, sum by (le) (rate(orderflow_slippage_ratio_bucket{J}[15m])))",
+                        "p95",
+                    ),
+                ],
+                "percentunit",
+                8,
+            ),
+            (
+                "Fees (per hour)",
+                "timeseries",
+                [(f"sum by (symbol) (rate(orderflow_fees_total{J}[1h])) * 3600", "{{symbol}}")],
+                "none",
+                8,
+            ),
         ],
     ),
     (
         "Latency",
         [
-            ("Tick to order p50 / p99", "timeseries", [
-                (f"histogram_quantile(0.5, sum by (le) (rate(orderflow_tick_to_order_seconds_bucket{J}[5m])))", "p50"),
-                (f"histogram_quantile(0.99, sum by (le) (rate(orderflow_tick_to_order_seconds_bucket{J}[5m])))", "p99"),
-            ], "s", 12),
-            ("Order acknowledgement p50 / p99", "timeseries", [
-                (f"histogram_quantile(0.5, sum by (le) (rate(orderflow_order_ack_seconds_bucket{J}[5m])))", "p50"),
-                (f"histogram_quantile(0.99, sum by (le) (rate(orderflow_order_ack_seconds_bucket{J}[5m])))", "p99"),
-            ], "s", 12),
+            (
+                "Tick to order p50 / p99",
+                "timeseries",
+                [
+                    (
+                        f"histogram_quantile(0.5, sum by (le) (rate(orderflow_tick_to_order_seconds_bucket{J}[5m])))",
+                        "p50",
+                    ),
+                    (
+                        f"histogram_quantile(0.99, sum by (le) (rate(orderflow_tick_to_order_seconds_bucket{J}[5m])))",
+                        "p99",
+                    ),
+                ],
+                "s",
+                12,
+            ),
+            (
+                "Order acknowledgement p50 / p99",
+                "timeseries",
+                [
+                    (
+                        f"histogram_quantile(0.5, sum by (le) (rate(orderflow_order_ack_seconds_bucket{J}[5m])))",
+                        "p50",
+                    ),
+                    (
+                        f"histogram_quantile(0.99, sum by (le) (rate(orderflow_order_ack_seconds_bucket{J}[5m])))",
+                        "p99",
+                    ),
+                ],
+                "s",
+                12,
+            ),
         ],
     ),
     (
         "Feed health",
         [
-            ("Book updates (per s)", "timeseries", [(f"rate(orderflow_book_updates_total{J}[1m])", "{{symbol}}")], "none", 8),
+            (
+                "Book updates (per s)",
+                "timeseries",
+                [(f"rate(orderflow_book_updates_total{J}[1m])", "{{symbol}}")],
+                "none",
+                8,
+            ),
             ("Feed lag", "timeseries", [(f"orderflow_feed_lag_seconds{J}", "{{symbol}}")], "s", 8),
-            ("Gaps, resyncs, reconnects (per hour)", "timeseries", [
-                (f"rate(orderflow_feed_gaps_total{J}[1h]) * 3600", "gaps {{symbol}}"),
-                (f"rate(orderflow_feed_resyncs_total{J}[1h]) * 3600", "resyncs {{symbol}}"),
-                (f"rate(orderflow_feed_reconnects_total{J}[1h]) * 3600", "reconnects {{symbol}}"),
-                (f"rate(orderflow_feed_watchdog_trips_total{J}[1h]) * 3600", "watchdog {{symbol}}"),
-            ], "none", 8),
+            (
+                "Gaps, resyncs, reconnects (per hour)",
+                "timeseries",
+                [
+                    (f"rate(orderflow_feed_gaps_total{J}[1h]) * 3600", "gaps {{symbol}}"),
+                    (f"rate(orderflow_feed_resyncs_total{J}[1h]) * 3600", "resyncs {{symbol}}"),
+                    (f"rate(orderflow_feed_reconnects_total{J}[1h]) * 3600", "reconnects {{symbol}}"),
+                    (f"rate(orderflow_feed_watchdog_trips_total{J}[1h]) * 3600", "watchdog {{symbol}}"),
+                ],
+                "none",
+                8,
+            ),
         ],
     ),
     (
         "Model",
         [
-            ("Rolling Brier score", "timeseries", [(f"orderflow_model_brier_score{J}", "{{symbol}}")], "none", 8),
-            ("Inference p99", "timeseries", [(f"histogram_quantile(0.99, sum by (le) (rate(orderflow_model_inference_seconds_bucket{J}[5m])))", "p99")], "s", 8),
-            ("Predictions (per s)", "timeseries", [(f"rate(orderflow_model_predictions_total{J}[1m])", "{{symbol}}")], "none", 8),
+            (
+                "Rolling Brier score",
+                "timeseries",
+                [(f"orderflow_model_brier_score{J}", "{{symbol}}")],
+                "none",
+                8,
+            ),
+            (
+                "Inference p99",
+                "timeseries",
+                [
+                    (
+                        f"histogram_quantile(0.99, sum by (le) (rate(orderflow_model_inference_seconds_bucket{J}[5m])))",
+                        "p99",
+                    )
+                ],
+                "s",
+                8,
+            ),
+            (
+                "Predictions (per s)",
+                "timeseries",
+                [(f"rate(orderflow_model_predictions_total{J}[1m])", "{{symbol}}")],
+                "none",
+                8,
+            ),
         ],
     ),
     (
         "System",
         [
-            ("CPU (cores)", "timeseries", [(f"rate(process_cpu_seconds_total{R}[1m])", "{{instance}}")], "none", 12),
-            ("Resident memory", "timeseries", [(f"process_resident_memory_bytes{R}", "{{instance}}")], "bytes", 12),
+            (
+                "CPU (cores)",
+                "timeseries",
+                [(f"rate(process_cpu_seconds_total{R}[1m])", "{{instance}}")],
+                "none",
+                12,
+            ),
+            (
+                "Resident memory",
+                "timeseries",
+                [(f"process_resident_memory_bytes{R}", "{{instance}}")],
+                "bytes",
+                12,
+            ),
         ],
     ),
 ]
@@ -111,8 +256,16 @@ def build() -> dict:
     y = 0
     ds = {"type": "prometheus", "uid": DATASOURCE_UID}
     for row_title, row in ROWS:
-        panels.append({"id": pid, "type": "row", "title": row_title, "collapsed": False,
-                       "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []})  # fmt: skip
+        panels.append(
+            {
+                "id": pid,
+                "type": "row",
+                "title": row_title,
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+                "panels": [],
+            }
+        )
         pid += 1
         y += 1
         x = 0
@@ -124,13 +277,20 @@ def build() -> dict:
                 {"refId": chr(ord("A") + i), "datasource": ds, "expr": expr, "legendFormat": legend}
                 for i, (expr, legend) in enumerate(queries)
             ]
-            panels.append({
-                "id": pid, "type": kind, "title": title, "datasource": ds, "targets": targets,
-                "gridPos": {"h": height, "w": width, "x": x, "y": y},
-                "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-                "options": {"legend": {"displayMode": "list", "placement": "bottom"}} if kind == "timeseries"
-                else {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"},
-            })  # fmt: skip
+            panels.append(
+                {
+                    "id": pid,
+                    "type": kind,
+                    "title": title,
+                    "datasource": ds,
+                    "targets": targets,
+                    "gridPos": {"h": height, "w": width, "x": x, "y": y},
+                    "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+                    "options": {"legend": {"displayMode": "list", "placement": "bottom"}}
+                    if kind == "timeseries"
+                    else {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"},
+                }
+            )
             pid += 1
             x += width
         y += height
@@ -149,8 +309,10 @@ def build() -> dict:
                     "name": "symbol",
                     "type": "query",
                     "datasource": ds,
-                    "query": {"query": 'label_values(orderflow_book_updates_total{job="orderflow"}, symbol)',
-                              "refId": "symbol"},
+                    "query": {
+                        "query": 'label_values(orderflow_book_updates_total{job="orderflow"}, symbol)',
+                        "refId": "symbol",
+                    },
                     "definition": 'label_values(orderflow_book_updates_total{job="orderflow"}, symbol)',
                     "includeAll": True,
                     "multi": True,
@@ -159,7 +321,7 @@ def build() -> dict:
                     "refresh": 2,
                 }
             ]
-        },  # fmt: skip
+        },
         "panels": panels,
     }
 

@@ -54,7 +54,7 @@ def _events(i: int) -> list[S._Event]:
             synced=True,
             book_updates=50 * i,
             trades=7 * i,
-        ),  # fmt: skip
+        ),
         S.Decision(
             **c,
             symbol=sym,
@@ -67,7 +67,7 @@ def _events(i: int) -> list[S._Event]:
             cost=5e-4,
             action="enter_long" if i % 3 == 0 else "refused",
             gate="pass" if i % 3 == 0 else "confidence",
-        ),  # fmt: skip
+        ),
         S.OrderUpdate(
             **c,
             symbol=sym,
@@ -77,7 +77,7 @@ def _events(i: int) -> list[S._Event]:
             state="rejected" if i % 5 == 0 else "new",
             qty=0.01,
             reason="-2010 insufficient balance" if i % 5 == 0 else "",
-        ),  # fmt: skip
+        ),
         S.FillEvent(
             **c,
             symbol=sym,
@@ -89,7 +89,7 @@ def _events(i: int) -> list[S._Event]:
             fee=4e-4,
             liquidity="taker",
             slippage=(i % 5) * 1e-4,
-        ),  # fmt: skip
+        ),
         S.Latency(**c, what="tick_to_order", symbol=sym, us=100.0 + i % 50),
         S.Latency(**c, what="ack", symbol=sym, us=3000.0 + 10 * (i % 50)),
         S.PositionEvent(
@@ -103,13 +103,13 @@ def _events(i: int) -> list[S._Event]:
             exposure=p * 0.01,
             day_pnl=float(i),
             drawdown=0.001,
-        ),  # fmt: skip
+        ),
         S.RiskState(
             **c,
             rules=(S.RuleState(rule="max_position", value=0.01, limit=0.05, refusals=i),),
             breaker="ok",
             kill_switch="reduce_only",
-        ),  # fmt: skip
+        ),
         S.ModelOutput(
             **c,
             symbol=sym,
@@ -119,10 +119,10 @@ def _events(i: int) -> list[S._Event]:
             p_up=0.3,
             horizon_ns=10**9,
             latency_us=50.0 + i % 20,
-        ),  # fmt: skip
+        ),
         S.Outcome(
             **c, symbol=sym, pred_ts_ns=c["ts_ns"], label=i % 3 - 1, ret=0.0, p_down=0.3, p_flat=0.4, p_up=0.3
-        ),  # fmt: skip
+        ),
     ]
 
 
@@ -161,10 +161,16 @@ def test_a_real_prometheus_answers_every_panel_query_with_data(tmp_path: Path):
         f"  - job_name: orderflow\n    static_configs: [{{targets: ['127.0.0.1:{mport}']}}]\n"
     )
     prom = subprocess.Popen(
-        ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{pport}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            "prometheus",
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{pport}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
