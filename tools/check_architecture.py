@@ -81,6 +81,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engine", ["orderflow.engine", "orderflow.engine.*"]),
     # the aggregate Config of every section; each section's config module sits in its package's layer
     ("app", ["orderflow.config"]),
+    # services in their own processes that read what the engines publish (telemetry, journal)
+    ("services", ["orderflow.dashboard", "orderflow.dashboard.*"]),
 ]
 # The command line sits above everything: these modules are matched before the layers above.
 TOP = ("cli", ["orderflow.cli", "orderflow.cli.*"])

@@ -187,6 +187,16 @@ def _directory(url: str) -> Path:
     return Path(url)
 
 
+def default_url() -> str:
+    """``$ORDERFLOW_TELEMETRY``, else the ``telemetry`` folder of the user data directory."""
+    env = os.environ.get("ORDERFLOW_TELEMETRY")
+    if env:
+        return env
+    import platformdirs
+
+    return str(Path(platformdirs.user_data_dir("orderflow")) / "telemetry")
+
+
 def open_sink(url: str, run_id: int) -> Sink:
     return RedisSink(url, run_id) if _is_redis(url) else FileSink(_directory(url), run_id)
 
