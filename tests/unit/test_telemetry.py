@@ -303,3 +303,12 @@ def test_a_bad_telemetry_url_is_refused_by_name(tmp_path: Path):
     with pytest.raises(ValueError, match="scheme 'kafka' is not file:// or redis://"):
         B.open_sink("kafka://x", 1)
     assert isinstance(B.open_sink(f"file://{tmp_path}", 1), B.FileSink)
+
+
+def test_the_publisher_samples_its_process_resources(tmp_path: Path):
+    pub = B.Publisher(B.FileSink(tmp_path, 2), 2, interval_s=0.01, heartbeat_s=60.0, resources_s=0.05)
+    time.sleep(0.3)
+    pub.close()
+    got = [e for e in B.FileReader(tmp_path).read(2) if isinstance(e, S.Resources)]
+    assert len(got) >= 2
+    assert got[-1].pid == os.getpid() and got[-1].rss_bytes > 10 * 2**20 and got[-1].threads >= 2

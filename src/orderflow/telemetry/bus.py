@@ -34,6 +34,7 @@ from orderflow.telemetry.schema import (
     CONFLATED,
     Event,
     Heartbeat,
+    Resources,
     _Event,
     conflation_key,
     decode,
@@ -211,7 +212,8 @@ class Publisher:
     ``state`` is called on the publisher's thread for each heartbeat and returns the engine's
     component state (``running``, ``halted``...). Each of ``observers`` (e.g.
     :meth:`EngineMetrics.observe_all <orderflow.telemetry.metrics.EngineMetrics.observe_all>`) is
-    called on that thread with every drained batch, before it is written.
+    called on that thread with every drained batch, before it is written. With ``resources_s > 0`` the
+    thread also samples the process's CPU, memory and network (psutil) that often.
     """
 
     def __init__(
@@ -225,9 +227,13 @@ class Publisher:
         mode: str = "",
         symbols: tuple[str, ...] = (),
         observers: Sequence[Callable[[list[_Event]], None]] = (),
+        resources_s: float = 0.0,
     ) -> None:
         self.sink = sink
         self._observers = tuple(observers)
+        self.resources_s = resources_s
+        self._last_resources = 0.0
+        self._proc: Any = None
         self.run_id = run_id
         self.interval_s = interval_s
         self.heartbeat_s = heartbeat_s
@@ -268,6 +274,30 @@ class Publisher:
             interval_s=self.heartbeat_s,
         )
 
+    def _resources(self) -> Resources | None:
+        """CPU, memory, threads and the machine's network counters of this process (psutil)."""
+        try:
+            import psutil
+
+            if self._proc is None:
+                self._proc = psutil.Process()
+                self._proc.cpu_percent(None)  # the first call only starts the interval
+            net = psutil.net_io_counters()
+            with self._proc.oneshot():
+                return Resources(
+                    run_id=self.run_id,
+                    ts_ns=time.time_ns(),
+                    pid=self._proc.pid,
+                    cpu_pct=self._proc.cpu_percent(None),
+                    rss_bytes=self._proc.memory_info().rss,
+                    net_sent_bytes=net.bytes_sent if net else 0,
+                    net_recv_bytes=net.bytes_recv if net else 0,
+                    threads=self._proc.num_threads(),
+                )
+        except Exception as exc:  # resources are best effort; never stop the telemetry for them
+            log.debug("resource sample failed: %s", exc)
+            return None
+
     def _drain(self) -> None:
         events: list[_Event] = []
         q = self._queue
@@ -281,6 +311,11 @@ class Publisher:
         if now - self._last_beat >= self.heartbeat_s:
             self._last_beat = now
             events.append(self._heartbeat(now))
+        if self.resources_s > 0 and now - self._last_resources >= self.resources_s:
+            self._last_resources = now
+            sample = self._resources()
+            if sample is not None:
+                events.append(sample)
         if events:
             for observer in self._observers:
                 try:

@@ -40,6 +40,7 @@ function loadSnapshot(id, st) {
   r.books = st.books;
   r.trades = st.trades;
   r.decisions = st.decisions;
+  r.decisionSeq = (r.decisionSeq || 0) + st.decisions.length + KEEP;  // forces a full draw
   r.orders = new Map(st.orders.map((o) => [o.client_order_id, o]));
   r.fills = st.fills;
   r.equity = st.equity;
@@ -60,7 +61,7 @@ function apply(r, e) {
     case "run_stopped": o.status = "stopped"; o.stop_reason = e.reason; break;
     case "book": r.books[e.symbol] = e; break;
     case "trades": (r.trades[e.symbol] = r.trades[e.symbol] || []); push(r.trades[e.symbol], e, 5000); break;
-    case "decision": push(r.decisions, e); break;
+    case "decision": push(r.decisions, e); r.decisionSeq = (r.decisionSeq || 0) + 1; break;
     case "order": r.orders.set(e.client_order_id, e); if (r.orders.size > KEEP) r.orders.delete(r.orders.keys().next().value); break;
     case "fill": push(r.fills, e); break;
     case "position": r.positions.set(e.symbol, e); o.positions = [...r.positions.values()]; break;
@@ -92,11 +93,13 @@ function schedule() {
 
 function render() {
   scheduled = false;
-  if (S.dirty.has("overview")) renderOverview();
-  if (S.dirty.has(S.tab)) renderTab(S.tab);
+  const shown = new Set();
+  if (S.dirty.has("overview")) { renderOverview(); shown.add("overview"); }
+  if (S.dirty.has(S.tab)) { renderTab(S.tab); shown.add(S.tab); }
   S.dirty.clear();
+  // delay from the engine's event time to the frame that drew it, for events of the views drawn
   const now = Date.now();
-  for (const ts of pendingTs) S.latency.push(now - ts / 1e6);
+  for (const [ts, views] of pendingTs) if (views.some((v) => shown.has(v))) S.latency.push(now - ts / 1e6);
   if (S.latency.length > 20000) S.latency.splice(0, S.latency.length - 20000);
   pendingTs = [];
 }
@@ -161,8 +164,9 @@ function connect() {
       for (const e of msg.events) {
         apply(r, e);
         S.events++;
-        for (const v of VIEWS_BY_KIND[e.kind] || []) if (msg.run_id === S.focus || v === "overview") S.dirty.add(v);
-        if (e.kind !== "heartbeat") pendingTs.push(e.ts_ns);
+        const views = (VIEWS_BY_KIND[e.kind] || []).filter((v) => msg.run_id === S.focus || v === "overview");
+        for (const v of views) S.dirty.add(v);
+        if (e.kind !== "heartbeat" && views.length && pendingTs.length < 50000) pendingTs.push([e.ts_ns, views]);
       }
       if (!S.runs.get(msg.run_id).seenSymbols) fillSymbolSelects();
       schedule();
@@ -273,19 +277,39 @@ function renderChart() {
 }
 
 // -- decisions, orders, fills ------------------------------------------------------------------------
-function renderDecisions() {
-  const r = S.runs.get(S.focus); if (!r) return;
-  const gates = [...new Set(r.decisions.map((d) => d.gate))].sort();
-  const sel = $("#gate-filter"), cur = sel.value;
-  sel.innerHTML = `<option value="">all</option>` + gates.map((g) => `<option>${esc(g)}</option>`).join("");
-  sel.value = gates.includes(cur) ? cur : "";
-  const onlyAcc = $("#only-accepted").checked;
-  const rows = r.decisions.filter((d) => (!sel.value || d.gate === sel.value) && (!onlyAcc || d.gate === "pass")).slice(-300).reverse();
-  $("#decision-count").textContent = `${rows.length} shown of ${r.decisions.length}`;
-  $("#decisions-table tbody").innerHTML = rows.map((d) => `<tr class="${d.gate === "pass" ? "accepted" : "refused"}" data-gate="${esc(d.gate)}">
+const tape = { key: "", seq: 0, gates: "" };
+function decisionRow(d) {
+  return `<tr class="${d.gate === "pass" ? "accepted" : "refused"}" data-gate="${esc(d.gate)}">
     <td>${time(d.ts_ns)}</td><td>${esc(d.symbol)}</td><td>${esc(d.gate)}</td><td>${esc(d.action)}</td><td>${fmt(d.ofi_score, 3)}</td>
     <td>${fmt(d.ai_score, 3)}</td><td>${fmt(d.fused, 3)}</td><td>${fmt(d.confidence, 3)}</td><td>${fmt(d.quality, 2)}</td>
-    <td>${fmt(d.ev * 1e4, 2)} bp</td><td>${fmt(d.cost * 1e4, 2)} bp</td></tr>`).join("");
+    <td>${fmt(d.ev * 1e4, 2)} bp</td><td>${fmt(d.cost * 1e4, 2)} bp</td></tr>`;
+}
+function renderDecisions() {
+  const r = S.runs.get(S.focus); if (!r) return;
+  r.gates = r.gates || new Set();
+  for (const d of r.decisions) r.gates.add(d.gate);
+  const sel = $("#gate-filter");
+  const gates = [...r.gates].sort(), gkey = gates.join(",");
+  if (gkey !== tape.gates) {  // rebuild the filter only when a new gate appears
+    const cur = sel.value;
+    sel.innerHTML = `<option value="">all</option>` + gates.map((g) => `<option>${esc(g)}</option>`).join("");
+    sel.value = gates.includes(cur) ? cur : "";
+    tape.gates = gkey;
+  }
+  const onlyAcc = $("#only-accepted").checked;
+  const keep = (d) => (!sel.value || d.gate === sel.value) && (!onlyAcc || d.gate === "pass");
+  const body = $("#decisions-table tbody");
+  const key = `${S.focus}|${sel.value}|${onlyAcc}`;
+  const seq = r.decisionSeq || 0;
+  if (key !== tape.key || seq - tape.seq > r.decisions.length) {  // a new filter or run: draw it all
+    body.innerHTML = r.decisions.filter(keep).slice(-300).reverse().map(decisionRow).join("");
+  } else if (seq > tape.seq) {  // only the new rows, on top; the oldest leave at the bottom
+    const fresh = r.decisions.slice(r.decisions.length - (seq - tape.seq)).filter(keep);
+    if (fresh.length) body.insertAdjacentHTML("afterbegin", fresh.reverse().map(decisionRow).join(""));
+    while (body.rows.length > 300) body.deleteRow(-1);
+  }
+  tape.key = key; tape.seq = seq;
+  $("#decision-count").textContent = `${body.rows.length} shown · ${seq} received`;
 }
 
 function renderOrders() {
