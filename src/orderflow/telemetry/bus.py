@@ -244,6 +244,7 @@ class Publisher:
         self._latest: dict[tuple[str, str], _Event] = {}
         self._pending: list[bytes] = []  # encoded, not yet accepted by the sink
         self._lock = threading.Lock()  # guards the swap of the conflation dict
+        self._drains = 0
         self._stop = threading.Event()
         self._last_beat = 0.0
         self.frames_written = 0
@@ -338,11 +339,17 @@ class Publisher:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             self._drain()
+            self._drains += 1
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every queued event has reached the sink (tests and shutdown)."""
         end = time.monotonic() + timeout_s
-        while (self._queue or self._latest or self._pending) and time.monotonic() < end:
+        first = self._drains + 2  # a whole drain begun after this call has finished
+        while (
+            self._queue or self._latest or self._pending or self._drains < first
+        ) and time.monotonic() < end:
+            if not self._thread.is_alive():
+                break
             time.sleep(self.interval_s / 2)
         return not (self._queue or self._latest or self._pending)
 

@@ -8,8 +8,9 @@ are msgpack: ``encode(event)`` / ``decode(frame)``. A reader that meets a frame 
 Two delivery classes (``DURABLE`` and ``CONFLATED``):
 
 - durable events (decisions, orders, fills, positions, equity, risk, model outputs and outcomes, feed
-  health, latency, heartbeats) are never dropped: the publisher queues every one;
-- conflated events (the book's top levels, aggregated trades, process resources) keep only the latest
+  health, latency, trades aggregated per interval, heartbeats) are never dropped: the publisher
+  queues every one;
+- conflated events (the book's top levels, process resources) keep only the latest
   value per ``(kind, symbol)`` between two drains, so a burst of book updates costs one frame.
 
 A raw decision frame, decoded::
@@ -243,7 +244,7 @@ Event = (
 
 EVENT_TYPES: tuple[type[_Event], ...] = Event.__args__
 KINDS: dict[str, type[_Event]] = {t.__struct_config__.tag: t for t in EVENT_TYPES}  # type: ignore[misc]
-CONFLATED: frozenset[str] = frozenset({"book", "trades", "resources"})
+CONFLATED: frozenset[str] = frozenset({"book", "resources"})
 DURABLE: frozenset[str] = frozenset(KINDS) - CONFLATED
 
 _encoder = msgspec.msgpack.Encoder()
