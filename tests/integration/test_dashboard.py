@@ -219,7 +219,8 @@ def test_the_page_in_a_real_browser(server: Server, tmp_path: Path):
             # the ladder shows the book of the update id it names
             shown = page.evaluate(
                 "() => { const l = document.querySelector('#ladder');"
-                " return [l.dataset.updateId, l.dataset.bestBid, document.querySelector('#ladder-symbol').value]; }"
+                " return [l.dataset.updateId, l.dataset.bestBid,"
+                " document.querySelector('#ladder-symbol').value]; }"
             )  # one look, so a render in between cannot mix two books
             uid, best_bid, sym = int(shown[0]), float(shown[1]), shown[2]
             events += reader.read(21, max_events=10**6)

@@ -1,8 +1,8 @@
 """The ``orderflow`` command.
 
 One module per command group (``run``, ``config``, ``data``, ``features``, ``models``, ``backtest`` and
-``demo``, ``paper``/``live``/``kill``, ``journal``, ``dashboard``, ``exchange``, ``research``); each ``register``\\s its
-parsers and sets one handler per command, ``handler(cfg, args) -> exit status``. Helpers shared by the
+``demo``, ``paper``/``live``/``kill``, ``journal``, ``dashboard``, ``exchange``, ``research``); each
+``register``\\s its parsers and sets one handler per command, ``handler(cfg, args) -> exit status``. Helpers shared by the
 commands are in :mod:`orderflow.cli.common`, the parse-time argument types in :mod:`orderflow.cli.types`.
 Heavy libraries are imported inside the handlers, so ``orderflow --help`` and ``orderflow config`` stay
 light.
@@ -34,7 +34,19 @@ from orderflow.cli import (
 from orderflow.cli.common import UserError
 
 # the order of `orderflow --help`
-COMMAND_GROUPS = (run, config_cmd, data, features, models, backtest, trading, journal, dashboard, exchange, research)
+COMMAND_GROUPS = (
+    run,
+    config_cmd,
+    data,
+    features,
+    models,
+    backtest,
+    trading,
+    journal,
+    dashboard,
+    exchange,
+    research,
+)
 
 
 class _Parser(argparse.ArgumentParser):
