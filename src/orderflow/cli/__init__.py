@@ -3,9 +3,9 @@
 One module per command group (``run``, ``config``, ``data``, ``features``, ``models``, ``backtest`` and
 ``demo``, ``paper``/``live``/``kill``, ``journal``, ``dashboard``, ``exchange``, ``research``); each
 ``register``\\s its parsers and sets one handler per command, ``handler(cfg, args) -> exit status``.
-Helpers shared by the commands are in :mod:`orderflow.cli.common`, the parse-time argument types in :mod:`orderflow.cli.types`.
-Heavy libraries are imported inside the handlers, so ``orderflow --help`` and ``orderflow config`` stay
-light.
+Helpers shared by the commands are in :mod:`orderflow.cli.common`, the parse-time argument types in
+:mod:`orderflow.cli.types`. Heavy libraries are imported inside the handlers, so ``orderflow --help``
+and ``orderflow config`` stay light.
 
 Every command that reads or writes market data takes ``--store DIR`` (else ``ORDERFLOW_STORE``, else
 the config's ``data.store``, else a folder in the user's data directory).
