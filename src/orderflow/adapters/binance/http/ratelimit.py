@@ -86,6 +86,13 @@ def default_rules(futures: bool) -> list[LimitRule]:
     ]
 
 
+def weight_rules(max_weight_per_minute: int) -> list[LimitRule]:
+    """The one rule market-data calls are paced by: ``REQUEST_WEIGHT`` per minute (they place no orders)."""
+    if max_weight_per_minute <= 0:
+        raise ValueError(f"max_weight_per_minute must be positive, not {max_weight_per_minute}")
+    return [LimitRule("REQUEST_WEIGHT", "MINUTE", 1, max_weight_per_minute)]
+
+
 class RateLimiter:
     """Waits before a request would pass a limit; honours 429 ``Retry-After``; stops on 418.
 
