@@ -65,6 +65,7 @@ class VenueCaps:
     reduce_only: bool
     positions: bool
     funding: bool
+    shorts: bool  # a position can go below zero (spot sells only what the account holds)
 
     def depth_weight(self, limit: int) -> int:
         """Request weight of GET depth with ``limit`` levels."""
@@ -117,6 +118,7 @@ SPOT = VenueCaps(
     reduce_only=False,
     positions=False,
     funding=False,
+    shorts=False,
 )
 
 USDM = VenueCaps(
@@ -157,6 +159,7 @@ USDM = VenueCaps(
     reduce_only=True,
     positions=True,
     funding=True,
+    shorts=True,
 )
 
 # USD-M first: the default market, and the order the command line lists them in
@@ -166,3 +169,28 @@ VENUES: dict[str, VenueCaps] = {USDM.market: USDM, SPOT.market: SPOT}
 def caps(market: str) -> VenueCaps:
     """The facts of ``market``; anything but ``spot`` is USD-M (the callers validate the name first)."""
     return SPOT if market == SPOT.market else USDM
+
+
+# The same facts by the venue name events and the store carry ("binance-usdm", "binance-spot").
+BY_VENUE: dict[str, VenueCaps] = {c.venue: c for c in VENUES.values()}
+
+# Venues the data layer records and imports but the adapter does not trade: their depth diffs chain
+# on ``pu`` (Binance COIN-M futures, "How to manage a local order book correctly").
+_RECORDED_ONLY_CONTINUITY: dict[str, Literal["U/u", "pu"]] = {"binance-coinm": "pu"}
+
+
+def venue_caps(venue: str) -> VenueCaps:
+    """The facts of the Binance market behind ``venue`` (e.g. ``"binance-spot"``); a ``ValueError``
+    names any other venue (use ``BY_VENUE.get`` where simulated or foreign venues are allowed)."""
+    try:
+        return BY_VENUE[venue]
+    except KeyError:
+        raise ValueError(f"unknown Binance venue {venue!r}; expected one of {sorted(BY_VENUE)}") from None
+
+
+def depth_continuity(venue: str) -> Literal["U/u", "pu"]:
+    """How stored depth diffs of ``venue`` chain: the table's rule for spot and USD-M, ``pu`` for COIN-M
+    and for venues outside the table (simulated or imported books; the quality check still falls back
+    to ``U``/``u`` when their rows carry no ``pu``)."""
+    c = BY_VENUE.get(venue)
+    return c.depth_continuity if c is not None else _RECORDED_ONLY_CONTINUITY.get(venue, "pu")
