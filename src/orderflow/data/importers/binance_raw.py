@@ -103,7 +103,7 @@ def import_binance_raw(
     def apply_snapshot(st: _SymbolState, snap, ts_recv: int, where: str) -> None:
         delta = snapshot_delta(venue, st.sync.symbol, snap, ts_recv)
         st.depth.add_delta(delta, is_snapshot=True)
-        events = st.sync.on_snapshot(snap.lastUpdateId, snap.bids, snap.asks, delta.ts_event, ts_recv)
+        events = st.sync.on_snapshot(delta.last_update_id, delta.bids, delta.asks, delta.ts_event, ts_recv)
         handle_events(st, events, where)
 
     unit: str | None = None

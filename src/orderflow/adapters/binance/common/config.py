@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, default_endpoints
 from orderflow.adapters.binance.common.signing import Credentials
-from orderflow.adapters.binance.common.venues import caps
+from orderflow.adapters.binance.common.venues import MarketName, caps
 
 # Binance spot WebSocket API (the user data stream is subscribed there since listen keys were retired)
 _SPOT_WS_API = "wss://ws-api.binance.com:443/ws-api/v3"
@@ -21,7 +21,7 @@ class TradingClientConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    market: Literal["spot", "usdm"] = Field("usdm", description="spot or USD-M futures")
+    market: MarketName = Field("usdm", description="spot or USD-M futures")
     testnet: bool = Field(False, description="use Binance's testnet base URLs")
     rest_base_url: str = Field("", description="REST base URL override (e.g. a local exchange)")
     ws_base_url: str = Field("", description="WebSocket base URL override")

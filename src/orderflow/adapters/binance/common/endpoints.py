@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orderflow.adapters.binance.common.venues import VENUES, caps
+from orderflow.adapters.binance.common.venues import VENUES, MarketName, caps
 
-Market = Literal["usdm", "spot"]
+Market = MarketName  # the names of the capability table
 
 
 WsRoutes = Literal["combined", "split"]
