@@ -65,3 +65,12 @@ def test_venue_names_find_the_same_facts() -> None:
 def test_depth_continuity_of_recorded_venues(venue: str, rule: str) -> None:
     # every venue but spot chains on pu, as the importer and the quality check always did
     assert depth_continuity(venue) == rule
+
+
+@pytest.mark.parametrize("venue", [SPOT, USDM])
+def test_published_rate_limits_agree_with_the_weight_budget(venue) -> None:
+    from orderflow.adapters.binance.http.ratelimit import LimitRule, default_rules
+
+    weight = [r for r in venue.rate_limits if r[:3] == ("REQUEST_WEIGHT", "MINUTE", 1)]
+    assert weight == [("REQUEST_WEIGHT", "MINUTE", 1, venue.max_weight_per_minute)]
+    assert default_rules(venue.futures) == [LimitRule(*r) for r in venue.rate_limits]

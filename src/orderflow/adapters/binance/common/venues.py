@@ -48,6 +48,9 @@ class VenueCaps:
     testnet: tuple[str, str]
     rest_prefix: str  # market data: depth, klines, time, exchangeInfo
     max_weight_per_minute: int  # REQUEST_WEIGHT per minute (Binance's published default)
+    # every published limit as (rateLimitType, interval, intervalNum, limit), used until exchangeInfo
+    # is loaded; the REQUEST_WEIGHT MINUTE 1 entry is max_weight_per_minute
+    rate_limits: tuple[tuple[str, str, int, int], ...]
     exchange_info_weight: int
     exchange_info_by_symbols: bool  # exchangeInfo takes a ``symbols`` JSON list
     klines_max_limit: int  # the largest ``limit`` GET klines accepts
@@ -88,6 +91,12 @@ SPOT = VenueCaps(
     testnet=("https://testnet.binance.vision", "wss://stream.testnet.binance.vision"),
     rest_prefix="/api/v3",
     max_weight_per_minute=6000,
+    rate_limits=(
+        ("REQUEST_WEIGHT", "MINUTE", 1, 6000),
+        ("ORDERS", "SECOND", 10, 100),
+        ("ORDERS", "DAY", 1, 200000),
+        ("RAW_REQUESTS", "MINUTE", 5, 61000),
+    ),
     exchange_info_weight=20,
     exchange_info_by_symbols=True,
     klines_max_limit=1000,
@@ -129,6 +138,11 @@ USDM = VenueCaps(
     testnet=("https://testnet.binancefuture.com", "wss://fstream.binancefuture.com"),
     rest_prefix="/fapi/v1",
     max_weight_per_minute=2400,
+    rate_limits=(
+        ("REQUEST_WEIGHT", "MINUTE", 1, 2400),
+        ("ORDERS", "MINUTE", 1, 1200),
+        ("ORDERS", "SECOND", 10, 300),
+    ),
     exchange_info_weight=1,
     exchange_info_by_symbols=False,
     klines_max_limit=1500,
