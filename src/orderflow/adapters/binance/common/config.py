@@ -72,7 +72,7 @@ class TradingClientConfig(BaseModel):
     def user_stream_url(self) -> str:
         """Spot: the WebSocket API, where the user data stream is a signed subscription (Binance retired
         spot listen keys on 2026-02-20). USD-M: the stream base; the listen key is appended."""
-        if not self.futures:
+        if caps(self.market).user_stream == "ws-api":
             if self.ws_api_url:
                 return self.ws_api_url.rstrip("/")
             if self.ws_base_url:
@@ -87,7 +87,7 @@ class TradingClientConfig(BaseModel):
             )
         else:
             ep = default_endpoints(self.market, self.testnet)
-        if self.ws_routes != "auto" and self.futures:
+        if self.ws_routes != "auto" and caps(self.market).split_routes:
             ep = ep.model_copy(update={"ws_routes": self.ws_routes})
         return ep
 
