@@ -9,7 +9,11 @@ imports do not):
 - **layers**: no import from a lower layer to a higher one (``LAYERS`` below is the order the
   architecture document writes down);
 - **any-fields**: no class attribute annotated ``Any`` in ``orderflow.engine``;
-- **params**: no function takes more than ``MAX_PARAMS`` parameters.
+- **params**: no function takes more than ``MAX_PARAMS`` parameters;
+- **wire-names**: no Binance wire name (``WIRE_NAMES``: request and response fields such as
+  ``recvWindow`` or ``lastUpdateId``, headers, event and filter type names) outside the modules of
+  ``WIRE_MODULES`` (the adapter, and the local exchange, which speaks Binance's wire format), as a string
+  literal (docstrings aside), an attribute (``snap.lastUpdateId``) or a keyword argument.
 
 Prints one line per violation and a summary; exit status 1 when any rule is broken.
 """
@@ -84,6 +88,36 @@ LAYERS: list[tuple[str, list[str]]] = [
     # services in their own processes that read what the engines publish (telemetry, journal)
     ("services", ["orderflow.dashboard", "orderflow.dashboard.*"]),
 ]
+# Names that only Binance's wire format uses. Generic words that other formats share ("symbol",
+# "timestamp", "price") and the one-letter stream fields ("s", "E", "U") are left out: a literal of
+# those says nothing about who knows the venue.
+WIRE_NAMES = frozenset(
+    # request parameters
+    "recvWindow signature newClientOrderId origClientOrderId clientOrderId timeInForce newOrderRespType "
+    "stopPrice reduceOnly closePosition positionSide workingType priceProtect quoteOrderQty "
+    "selfTradePreventionMode goodTillDate orderId orderListId listenKey "
+    # response fields
+    "lastUpdateId executedQty origQty cummulativeQuoteQty cumQuote cumQty avgPrice updateTime "
+    "transactTime workingTime serverTime isBuyerMaker isBestMatch positionAmt entryPrice "
+    "unRealizedProfit marginAsset walletBalance availableBalance crossWalletBalance filterType tickSize "
+    "stepSize minQty maxQty minNotional rateLimits rateLimitType intervalNum "
+    # headers
+    "X-MBX-APIKEY X-MBX-USED-WEIGHT-1M X-MBX-ORDER-COUNT-10S X-MBX-ORDER-COUNT-1D X-MBX-ORDER-COUNT-1M "
+    # stream event types
+    "depthUpdate aggTrade bookTicker executionReport outboundAccountPosition balanceUpdate "
+    "listenKeyExpired ORDER_TRADE_UPDATE ACCOUNT_UPDATE TRADE_LITE "
+    # filter types and Binance-only order types / time in force
+    "PRICE_FILTER LOT_SIZE MARKET_LOT_SIZE MIN_NOTIONAL PERCENT_PRICE PERCENT_PRICE_BY_SIDE "
+    "MAX_NUM_ORDERS MAX_NUM_ALGO_ORDERS LIMIT_MAKER STOP_LOSS_LIMIT GTX".split()
+)
+# Modules allowed to know them: the adapter, and the local exchange (it serves Binance's wire format).
+WIRE_MODULES = [
+    "orderflow.adapters",
+    "orderflow.adapters.*",
+    "orderflow.execution.local",
+    "orderflow.execution.local.*",
+]
+
 # The command line sits above everything: these modules are matched before the layers above.
 TOP = ("cli", ["orderflow.cli", "orderflow.cli.*"])
 
@@ -257,6 +291,42 @@ def param_counts(mods: dict[str, Module], limit: int = MAX_PARAMS) -> list[str]:
     return found
 
 
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the docstring constants of a module, its classes and functions."""
+    out: set[int] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and n.body:
+            first = n.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def wire_names(mods: dict[str, Module], names: frozenset[str] = WIRE_NAMES) -> list[str]:
+    """Binance wire names used outside ``WIRE_MODULES``, one finding per use."""
+    found = []
+    for m in mods.values():
+        if any(fnmatch.fnmatchcase(m.name, p) for p in WIRE_MODULES):
+            continue
+        docs = _docstrings(m.tree)
+        rel = m.path.relative_to(SRC.parent)
+        hits: list[tuple[int, str, str]] = []
+        for node in ast.walk(m.tree):
+            what, name = "", ""
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                what, name = "string", node.value
+            elif isinstance(node, ast.Attribute):
+                what, name = "attribute", node.attr
+            elif isinstance(node, ast.keyword) and node.arg:
+                what, name = "keyword", node.arg
+            if name in names:
+                hits.append((getattr(node, "lineno", 0), what, name))
+        found += [
+            f"{rel}:{line}: {what} {name!r} is a Binance wire name" for line, what, name in sorted(hits)
+        ]
+    return found
+
+
 def check() -> dict[str, list[str]]:
     mods = load()
     return {
@@ -264,13 +334,16 @@ def check() -> dict[str, list[str]]:
         "layers": upward_imports(mods),
         "any-fields": any_fields(mods),
         "params": param_counts(mods),
+        "wire-names": wire_names(mods),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print the findings as JSON")
-    ap.add_argument("--only", choices=("cycles", "layers", "any-fields", "params"), help="one rule only")
+    ap.add_argument(
+        "--only", choices=("cycles", "layers", "any-fields", "params", "wire-names"), help="one rule only"
+    )
     args = ap.parse_args(argv)
     found = check()
     if args.only:

@@ -1,8 +1,9 @@
 """The code's shape, measured by tools/check_architecture.py (the rules in docs/architecture.md).
 
 Each rule's findings must be a subset of its ``KNOWN`` list: a new cycle, upward import, ``Any`` field in
-engine/ or over-long parameter list fails the test. A known violation that has been fixed must also leave
-its list, so the lists only shrink; when one is empty the rule holds without exception.
+engine/, over-long parameter list or Binance wire name outside the adapter fails the test. A known
+violation that has been fixed must also leave its list, so the lists only shrink; when one is empty the
+rule holds without exception.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ KNOWN: dict[str, set[str]] = {
         "src/orderflow/features/kernels.py: step_book takes 32 parameters (at most 16)",
         "src/orderflow/features/kernels.py: step_trade takes 18 parameters (at most 16)",
     },
+    # Binance field names outside orderflow.adapters and orderflow.execution.local (the local exchange
+    # speaks the wire format); the raw importer's snap.lastUpdateId was the last, now delta.last_update_id
+    "wire-names": set(),
 }
 
 
@@ -74,3 +78,31 @@ def test_the_checker_sees_a_long_parameter_list_and_an_upward_import(tmp_path):
     assert any(
         "orderflow.core.fake (core) imports orderflow.engine.paper" in f for f in CA.upward_imports(mods)
     )
+
+
+def test_the_checker_sees_a_wire_name_outside_the_adapter(tmp_path):
+    """A Binance field name as a string, an attribute or a keyword is found outside the adapter and the
+    local exchange, not inside them, and not in a docstring that quotes a raw message."""
+    import ast
+
+    code = (
+        '"""Quotes {"lastUpdateId": 1} as a raw message."""\n'
+        'p = {"recvWindow": 5000}\n'
+        "n = snap.lastUpdateId\n"
+        "f(timeInForce=1)\n"
+    )
+    mods = {}
+    for name in (
+        "orderflow.engine.fake",
+        "orderflow.adapters.binance.fake",
+        "orderflow.execution.local.fake",
+    ):
+        path = CA.SRC / Path(*name.split(".")).with_suffix(".py")
+        mods[name] = CA.Module(name, path, ast.parse(code), False)
+    found = CA.wire_names(mods)
+    assert [f.split(": ", 1)[1] for f in found] == [
+        "string 'recvWindow' is a Binance wire name",
+        "attribute 'lastUpdateId' is a Binance wire name",
+        "keyword 'timeInForce' is a Binance wire name",
+    ]
+    assert all(f.startswith("src/orderflow/engine/fake.py:") for f in found)

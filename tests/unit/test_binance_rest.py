@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from aiohttp import web
 
 from orderflow.adapters.binance.common.endpoints import loopback_endpoints
-from orderflow.adapters.binance.common.errors import BinanceApiError, IpBanned
+from orderflow.adapters.binance.common.errors import (
+    BinanceError,
+    ExchangeUnavailable,
+    IpBanned,
+    UnknownSymbol,
+)
 from orderflow.adapters.binance.common.venues import USDM
 from orderflow.adapters.binance.market import BinanceRest
 from orderflow.adapters.binance.replay.server import ReplayServer
@@ -39,12 +45,12 @@ async def test_depth_time_info_klines(btc_file) -> None:
 
 async def test_invalid_symbol_is_typed_and_not_retried(btc_file) -> None:
     async with ReplayServer([btc_file]) as srv, BinanceRest(srv.endpoints()) as rest:
-        with pytest.raises(BinanceApiError) as ei:
+        with pytest.raises(UnknownSymbol) as ei:
             await rest.depth("NOSUCHUSDT", 1000)
         assert (ei.value.code, ei.value.status, ei.value.msg) == (-1121, 400, "Invalid symbol.")
         assert "NOSUCHUSDT" in str(ei.value)
         assert rest.stats["requests"] == 1
-        with pytest.raises(BinanceApiError):
+        with pytest.raises(UnknownSymbol):
             await rest.exchange_info(["NOSUCHUSDT"])
 
 
@@ -100,9 +106,18 @@ async def test_waits_for_next_minute_when_weight_would_pass_budget() -> None:
 
     minute_end = (time.time_ns() // 60_000_000_000 + 10) * 60_000_000_000
     fake_now = minute_end - 300_000_000  # 0.3 s before a minute boundary
+    slept_ns = 0
+
+    async def sleep(s: float) -> None:  # a real sleep that also moves the fake clock
+        nonlocal slept_ns
+        slept_ns += int(s * 1e9)
+        await asyncio.sleep(s)
+
     runner, port = await _app_server(depth)
     try:
-        async with BinanceRest(loopback_endpoints("usdm", "127.0.0.1", port), clock=lambda: fake_now) as rest:
+        async with BinanceRest(
+            loopback_endpoints("usdm", "127.0.0.1", port), clock=lambda: fake_now + slept_ns, sleep=sleep
+        ) as rest:
             await rest.depth("BTCUSDT", 50)
             assert rest.used_weight == 1915
             await rest.depth("BTCUSDT", 5)  # weight 2: 1917 <= 1920, no wait
@@ -111,5 +126,30 @@ async def test_waits_for_next_minute_when_weight_would_pass_budget() -> None:
             snap = await rest.depth("BTCUSDT", 1000)  # weight 20 would pass the budget: wait
             assert rest.stats["weight_waits"] == 1 and time.monotonic() - t0 >= 0.3
             assert snap.lastUpdateId == 7
+    finally:
+        await runner.cleanup()
+
+
+async def test_5xx_is_exchange_unavailable_after_the_get_retries() -> None:
+    calls = 0
+
+    async def down(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        return web.json_response(
+            {"code": -1001, "msg": "Internal error; unable to process your request."}, status=503
+        )
+
+    runner, port = await _app_server(down)
+    try:
+        async with BinanceRest(loopback_endpoints("usdm", "127.0.0.1", port), max_retries=2) as rest:
+            with pytest.raises(ExchangeUnavailable) as ei:
+                await rest.depth("BTCUSDT", 100)
+            assert (ei.value.code, ei.value.status, ei.value.path) == (-1001, 503, "/fapi/v1/depth")
+            assert calls == 3 and rest.stats["unknown_outcomes"] == 3  # a GET is retried: 1 + 2 retries
+            # the market-data transport has no credentials: a signed call is refused before it is sent
+            with pytest.raises(BinanceError, match="needs an API key"):
+                await rest.rest.request("GET", "/fapi/v1/depth", {"symbol": "BTCUSDT"}, signed=True)
+            assert calls == 3
     finally:
         await runner.cleanup()

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from orderflow.adapters.binance.common.venues import SPOT, USDM, VENUES, caps
+from orderflow.adapters.binance.common.venues import (
+    BY_VENUE,
+    SPOT,
+    USDM,
+    VENUES,
+    caps,
+    depth_continuity,
+    venue_caps,
+)
 
 
 @pytest.mark.parametrize(
@@ -34,3 +42,35 @@ def test_markets_differ_where_binance_does() -> None:
 def test_caps_treats_every_futures_market_as_usdm() -> None:
     # the replay server serves COIN-M recordings with the USD-M protocol
     assert caps("spot") is SPOT and caps("usdm") is USDM and caps("coinm") is USDM
+
+
+def test_venue_names_find_the_same_facts() -> None:
+    assert BY_VENUE == {"binance-usdm": USDM, "binance-spot": SPOT}
+    assert venue_caps("binance-spot") is SPOT and venue_caps("binance-usdm") is USDM
+    assert (SPOT.shorts, USDM.shorts) == (False, True)  # spot sells only what the account holds
+    with pytest.raises(ValueError, match="unknown Binance venue 'sim'"):
+        venue_caps("sim")
+
+
+@pytest.mark.parametrize(
+    ("venue", "rule"),
+    [
+        ("binance-spot", "U/u"),
+        ("binance-usdm", "pu"),
+        ("binance-coinm", "pu"),
+        ("sim", "pu"),
+        ("deribit", "pu"),
+    ],
+)
+def test_depth_continuity_of_recorded_venues(venue: str, rule: str) -> None:
+    # every venue but spot chains on pu, as the importer and the quality check always did
+    assert depth_continuity(venue) == rule
+
+
+@pytest.mark.parametrize("venue", [SPOT, USDM])
+def test_published_rate_limits_agree_with_the_weight_budget(venue) -> None:
+    from orderflow.adapters.binance.http.ratelimit import LimitRule, default_rules
+
+    weight = [r for r in venue.rate_limits if r[:3] == ("REQUEST_WEIGHT", "MINUTE", 1)]
+    assert weight == [("REQUEST_WEIGHT", "MINUTE", 1, venue.max_weight_per_minute)]
+    assert default_rules(venue.futures) == [LimitRule(*r) for r in venue.rate_limits]

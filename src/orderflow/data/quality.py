@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 
+from orderflow.adapters.binance.common.venues import depth_continuity
 from orderflow.core.timeutil import NS_PER_S, ns_to_iso
 from orderflow.data.config import QualityThresholds
 from orderflow.data.store import Store
@@ -183,7 +184,7 @@ class _Checker:
             q.gap_rows = int(self.one("SELECT count(*) FROM SRC", gap_files)[0]) if gap_files else 0
             depth_files = self.files(q, venue, symbol, "depth")
             if depth_files:
-                q.chain_breaks, dup = self._chain(depth_files, futures=venue != "binance-spot")
+                q.chain_breaks, dup = self._chain(depth_files, pu_chained=depth_continuity(venue) == "pu")
                 if kind == "depth":
                     q.duplicates = dup
             q.gaps = q.gap_rows + q.chain_breaks
@@ -229,7 +230,7 @@ class _Checker:
             if off:
                 q.notes.append(f"{off} bars open off the {step // NS_PER_S} s grid")
 
-    def _chain(self, files: list, futures: bool) -> tuple[int, int]:
+    def _chain(self, files: list, pu_chained: bool) -> tuple[int, int]:
         """(chain breaks, duplicate diff messages) over the stored depth messages of one symbol."""
         msgs = self.arr(
             "SELECT first_update_id f, last_update_id l, prev_update_id p, is_snapshot s FROM "
@@ -245,7 +246,7 @@ class _Checker:
         same[1:] = (last[1:] == last[:-1]) & (f[1:] == f[:-1]) & (s[1:] == s[:-1])
         dups = int(same[~s].sum())
         f, last, p, s = f[~same], last[~same], p[~same], s[~same]
-        use_pu = futures and bool(np.any(p[~s] >= 0))
+        use_pu = pu_chained and bool(np.any(p[~s] >= 0))
         prev, after_snap = last[:-1], s[:-1]
         f, last, p, cur_snap = f[1:], last[1:], p[1:], s[1:]
         if use_pu:

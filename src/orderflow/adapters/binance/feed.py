@@ -72,7 +72,7 @@ class BinanceFeed:
     ) -> None:
         market = market.removeprefix("binance-")
         if market not in VENUES:
-            raise ValueError(f"unknown Binance market {market!r}; expected 'usdm' or 'spot'")
+            raise ValueError(f"unknown Binance market {market!r}; expected one of {list(VENUES)}")
         if endpoints.market != market:
             raise ValueError(f"endpoints are for {endpoints.market!r}, the feed for {market!r}")
         if not symbols:

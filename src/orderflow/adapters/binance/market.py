@@ -1,12 +1,15 @@
 """Async Binance REST client for market data (depth snapshots, klines, server time, exchange info).
 
-Rate-limit aware: after each response the used weight is read from ``X-MBX-USED-WEIGHT-1M`` (any
-case); before a request the client waits for the next minute when ``used + weight`` would pass
-``max_weight_per_minute * weight_safety``. HTTP 429 is retried after ``Retry-After`` seconds (bounded),
-HTTP 418 raises :class:`IpBanned`, and a Binance error body ``{"code":-1121,"msg":"Invalid symbol."}``
-raises :class:`BinanceApiError` without retrying. The errors are the adapter's
-(:mod:`~orderflow.adapters.binance.common.errors`) and the HTTP goes through its one transport
-(:class:`~orderflow.adapters.binance.http.transport.HttpTransport`).
+The calls go through the adapter's one REST transport (:class:`~orderflow.adapters.binance.http.
+transport.RestTransport`, unsigned, :meth:`~orderflow.adapters.binance.http.transport.RestTransport.
+public`) and its one :class:`~orderflow.adapters.binance.http.ratelimit.RateLimiter`, paced by request
+weight alone: before a request the limiter waits for the next minute when ``used + weight`` would pass
+``max_weight_per_minute * weight_safety``; after each response ``X-MBX-USED-WEIGHT-1M`` (any case)
+raises the count to the server's. HTTP 429 waits ``Retry-After`` and retries (at most ``max_retries``
+times, then :class:`RateLimited`), HTTP 418 raises :class:`IpBanned`, and an error body
+``{"code":-1121,"msg":"Invalid symbol."}`` raises the typed error of
+:func:`~orderflow.adapters.binance.common.errors.error_from_response` (here :class:`UnknownSymbol`)
+without retrying.
 
 Weights and paths per market are in :mod:`~orderflow.adapters.binance.common.venues`; time weighs 1.
 """
@@ -14,20 +17,20 @@ Weights and paths per market are in :mod:`~orderflow.adapters.binance.common.ven
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import msgspec
 
 from orderflow.adapters.binance.common.endpoints import BinanceEndpoints
-from orderflow.adapters.binance.common.errors import BinanceApiError, BinanceError, IpBanned, RateLimited
+from orderflow.adapters.binance.common.errors import BinanceError, UnknownSymbol
 from orderflow.adapters.binance.common.venues import caps
 from orderflow.adapters.binance.decode import DecodeError, SnapshotMsg, decode_snapshot
-from orderflow.adapters.binance.http.transport import HttpTransport
+from orderflow.adapters.binance.http.ratelimit import RateLimiter, weight_rules
+from orderflow.adapters.binance.http.transport import RestTransport
 from orderflow.core.events import Bar
 from orderflow.core.instruments import Instrument
 from orderflow.core.timeutil import NS_PER_MS
@@ -35,21 +38,11 @@ from orderflow.core.timeutil import NS_PER_MS
 log = logging.getLogger(__name__)
 
 
-def _used_weight(headers: Any) -> int | None:
-    for k, v in headers.items():
-        if k.lower() in ("x-mbx-used-weight-1m", "x-mbx-used-weight"):
-            try:
-                return int(v)
-            except ValueError:
-                return None
-    return None
-
-
 class BinanceRest:
     """Market-data REST calls against ``endpoints`` (spot ``/api/v3/...``, USD-M ``/fapi/v1/...``).
 
     Pass an ``aiohttp.ClientSession`` to share one; otherwise the client makes its own (close it with
-    :meth:`close` or use ``async with``).
+    :meth:`close` or use ``async with``). ``clock`` (ns) and ``sleep`` drive the rate limiter.
     """
 
     def __init__(
@@ -61,20 +54,28 @@ class BinanceRest:
         max_retries: int = 5,
         timeout_s: float = 10.0,
         clock: Callable[[], int] = time.time_ns,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.endpoints = endpoints
         self.market = endpoints.market
         self.caps = caps(self.market)
-        self.http = HttpTransport(endpoints.rest_base_url, timeout_s, session)
         self.max_weight = max_weight_per_minute or self.caps.max_weight_per_minute
         self.weight_safety = weight_safety
         self.max_retries = max_retries
         self.clock = clock
+        self.limiter = RateLimiter(
+            weight_rules(self.max_weight), clock=clock, sleep=sleep, safety=weight_safety
+        )
+        self.rest = RestTransport.unsigned(
+            endpoints,
+            self.limiter,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            session=session,
+            sleep=sleep,
+            local_clock=clock,
+        )
         self._prefix = self.caps.rest_prefix
-        self._used = 0
-        self._used_minute = -1
-        self._lock = asyncio.Lock()
-        self.stats = {"requests": 0, "retries_429": 0, "weight_waits": 0}
 
     async def __aenter__(self) -> BinanceRest:
         return self
@@ -83,79 +84,28 @@ class BinanceRest:
         await self.close()
 
     async def close(self) -> None:
-        await self.http.close()
+        await self.rest.close()
 
     @property
     def used_weight(self) -> int:
-        return self._used if self._used_minute == self._minute() else 0
+        """The request weight counted in the current minute (the server's count when it is higher)."""
+        return self.limiter.used(self.limiter.rules[0])
 
-    def _minute(self) -> int:
-        return self.clock() // (60 * 1_000_000_000)
-
-    async def _reserve(self, weight: int) -> None:
-        async with self._lock:
-            budget = self.max_weight * self.weight_safety
-            minute = self._minute()
-            if minute != self._used_minute:
-                self._used, self._used_minute = 0, minute
-            if self._used + weight > budget:
-                wait_s = ((minute + 1) * 60 * 1_000_000_000 - self.clock()) / 1e9 + 0.05
-                self.stats["weight_waits"] += 1
-                log.warning(
-                    "REST weight %d + %d would pass %.0f/min: waiting %.1f s for the next minute",
-                    self._used,
-                    weight,
-                    budget,
-                    wait_s,
-                )
-                await asyncio.sleep(max(0.0, wait_s))
-                self._used, self._used_minute = 0, self._minute()
-            self._used += weight
+    @property
+    def stats(self) -> dict[str, int]:
+        """``requests`` sent, ``retries_429``, ``weight_waits`` (the limiter's waits before a request)
+        and the transport's ``unknown_outcomes``."""
+        t = self.rest.stats
+        return {
+            "requests": t["requests"],
+            "retries_429": t["retries_429"],
+            "weight_waits": int(self.limiter.stats["waits"]),
+            "unknown_outcomes": t["unknown_outcomes"],
+        }
 
     async def request(self, path: str, params: dict[str, Any], weight: int, symbol: str = "") -> bytes:
         """GET ``path`` and return the raw body; handles weight, 429, 418 and error bodies."""
-        url = self.endpoints.rest_base_url + path
-        for attempt in range(self.max_retries + 1):
-            await self._reserve(weight)
-            self.stats["requests"] += 1
-            reply = await self.http.send("GET", url, params=params)
-            body = reply.body
-            used = _used_weight(reply.headers)
-            if used is not None:
-                self._used, self._used_minute = used, self._minute()
-            if reply.status == 200:
-                return body
-            retry_after = reply.retry_after_s or 0.0
-            if reply.status == 418:
-                raise IpBanned(
-                    f"IP banned by Binance (HTTP 418) on {path}; retry after {retry_after:.0f} s",
-                    ban_until_ns=self.clock() + int(retry_after * 1e9),
-                    retry_after_s=retry_after,
-                    path=path,
-                )
-            if reply.status == 429:
-                if attempt == self.max_retries:
-                    break
-                self.stats["retries_429"] += 1
-                wait_s = retry_after if retry_after > 0 else min(60.0, 2.0**attempt)
-                log.warning(
-                    "HTTP 429 on %s %s: retrying in %.1f s (attempt %d/%d)",
-                    path,
-                    symbol,
-                    wait_s,
-                    attempt + 1,
-                    self.max_retries,
-                )
-                await asyncio.sleep(wait_s)
-                continue
-            code, msg = -1, body[:200].decode("utf-8", "replace")
-            try:
-                err = json.loads(body)
-                code, msg = int(err.get("code", -1)), str(err.get("msg", msg))
-            except (ValueError, AttributeError):
-                pass
-            raise BinanceApiError(code, msg, reply.status, symbol, path)
-        raise RateLimited(f"HTTP 429 on {path} {symbol} after {self.max_retries} retries")
+        return await self.rest.public(path, params, weight=weight, symbol=symbol)
 
     # -- endpoints ------------------------------------------------------------------------------------
     async def depth_raw(self, symbol: str, limit: int = 1000) -> bytes:
@@ -175,7 +125,7 @@ class BinanceRest:
     async def server_time(self) -> int:
         """Server time in milliseconds."""
         raw = await self.request(f"{self._prefix}/time", {}, 1)
-        return int(json.loads(raw)["serverTime"])
+        return int(msgspec.json.decode(raw)["serverTime"])
 
     async def klines(
         self,
@@ -230,11 +180,11 @@ class BinanceRest:
         params: dict[str, Any] = {}
         wanted = [s.upper() for s in symbols] if symbols else None
         if wanted and self.caps.exchange_info_by_symbols:
-            params["symbols"] = json.dumps(wanted, separators=(",", ":"))
+            params["symbols"] = msgspec.json.encode(wanted).decode()
         raw = await self.request(
             f"{self._prefix}/exchangeInfo", params, self.caps.exchange_info_weight, ",".join(wanted or [])
         )
-        info = json.loads(raw)
+        info = msgspec.json.decode(raw)
         out: dict[str, Instrument] = {}
         for s in info.get("symbols", []):
             sym = s.get("symbol", "")
@@ -252,7 +202,11 @@ class BinanceRest:
             out[sym] = Instrument(self.endpoints.venue, sym, tick, lot, min_notional)
         missing = [s for s in wanted or [] if s not in out]
         if missing:
-            raise BinanceApiError(
-                -1121, "Invalid symbol.", 400, ",".join(missing), f"{self._prefix}/exchangeInfo"
+            raise UnknownSymbol(
+                "Invalid symbol.",
+                code=-1121,
+                status=400,
+                path=f"{self._prefix}/exchangeInfo",
+                symbol=",".join(missing),
             )
         return out

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from orderflow.adapters.binance.common.venues import SPOT, USDM, depth_continuity
 from orderflow.adapters.binance.decode import (
     DecodeError,
     Decoder,
@@ -64,9 +65,9 @@ def detect_venue(paths: Sequence[Path], report: ImportReport) -> str:
                 m = re.search(rb'"s":"([A-Z0-9_]+)"', line)
                 sym = m.group(1).decode() if m else ""
                 if not has_pu:
-                    return "binance-spot"
-                return "binance-coinm" if "_" in sym else "binance-usdm"
-    return "binance-spot"
+                    return SPOT.venue
+                return "binance-coinm" if "_" in sym else USDM.venue
+    return SPOT.venue
 
 
 def import_binance_raw(
@@ -78,7 +79,7 @@ def import_binance_raw(
 ) -> ImportReport:
     report = ImportReport("binance-raw", [str(p) for p in paths])
     venue = venue or detect_venue(paths, report)
-    futures = venue != "binance-spot"
+    futures = depth_continuity(venue) == "pu"  # DepthSync's futures mode: diffs chain on pu
     dec = Decoder(venue)
     states: dict[str, _SymbolState] = {}
     pending_snapshot: list[tuple[object, int, str]] = []  # snapshot seen before we know the symbol
@@ -102,7 +103,7 @@ def import_binance_raw(
     def apply_snapshot(st: _SymbolState, snap, ts_recv: int, where: str) -> None:
         delta = snapshot_delta(venue, st.sync.symbol, snap, ts_recv)
         st.depth.add_delta(delta, is_snapshot=True)
-        events = st.sync.on_snapshot(snap.lastUpdateId, snap.bids, snap.asks, delta.ts_event, ts_recv)
+        events = st.sync.on_snapshot(delta.last_update_id, delta.bids, delta.asks, delta.ts_event, ts_recv)
         handle_events(st, events, where)
 
     unit: str | None = None

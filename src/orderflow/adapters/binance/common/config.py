@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, default_endpoints
 from orderflow.adapters.binance.common.signing import Credentials
-from orderflow.adapters.binance.common.venues import caps
+from orderflow.adapters.binance.common.venues import MarketName, caps
 
 # Binance spot WebSocket API (the user data stream is subscribed there since listen keys were retired)
 _SPOT_WS_API = "wss://ws-api.binance.com:443/ws-api/v3"
@@ -21,7 +21,7 @@ class TradingClientConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    market: Literal["spot", "usdm"] = Field("usdm", description="spot or USD-M futures")
+    market: MarketName = Field("usdm", description="spot or USD-M futures")
     testnet: bool = Field(False, description="use Binance's testnet base URLs")
     rest_base_url: str = Field("", description="REST base URL override (e.g. a local exchange)")
     ws_base_url: str = Field("", description="WebSocket base URL override")
@@ -72,7 +72,7 @@ class TradingClientConfig(BaseModel):
     def user_stream_url(self) -> str:
         """Spot: the WebSocket API, where the user data stream is a signed subscription (Binance retired
         spot listen keys on 2026-02-20). USD-M: the stream base; the listen key is appended."""
-        if not self.futures:
+        if caps(self.market).user_stream == "ws-api":
             if self.ws_api_url:
                 return self.ws_api_url.rstrip("/")
             if self.ws_base_url:
@@ -87,7 +87,7 @@ class TradingClientConfig(BaseModel):
             )
         else:
             ep = default_endpoints(self.market, self.testnet)
-        if self.ws_routes != "auto" and self.futures:
+        if self.ws_routes != "auto" and caps(self.market).split_routes:
             ep = ep.model_copy(update={"ws_routes": self.ws_routes})
         return ep
 

@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orderflow.adapters.binance.common.venues import VENUES, caps
+from orderflow.adapters.binance.common.venues import VENUES, MarketName, caps
 
-Market = Literal["usdm", "spot"]
+Market = MarketName  # the names of the capability table
 
 
 WsRoutes = Literal["combined", "split"]
@@ -90,7 +90,7 @@ class BinanceEndpoints(BaseModel):
 def default_endpoints(market: Market, testnet: bool = False) -> BinanceEndpoints:
     """Mainnet (or testnet) endpoints of ``market`` ("usdm" or "spot")."""
     if market not in VENUES:
-        raise ValueError(f"unknown Binance market {market!r}; expected 'usdm' or 'spot'")
+        raise ValueError(f"unknown Binance market {market!r}; expected one of {list(VENUES)}")
     v = VENUES[market]
     rest, ws = v.testnet if testnet else v.mainnet
     routes = v.default_ws_routes

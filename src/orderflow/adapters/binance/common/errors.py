@@ -4,8 +4,8 @@ A Binance error body is ``{"code": -1121, "msg": "Invalid symbol."}`` (spot ``er
 futures "Error Codes"). :func:`error_from_response` turns (HTTP status, code, msg) into the most
 specific class below. ``retryable`` says whether sending the same request again could succeed; the
 client never retries the others. Messages never contain the API key or a signature (the transport
-redacts before building them). The market-data client raises :class:`BinanceApiError` for an error body,
-and the same :class:`IpBanned` and :class:`RateLimited` as the trading client.
+redacts before building them). The market-data client and the trading client share this hierarchy: both
+go through the one REST transport, which maps every error body here.
 """
 
 from __future__ import annotations
@@ -119,15 +119,6 @@ class ExchangeUnavailable(BinanceError):
     is UNKNOWN (Binance: "do NOT treat this as a failure"). Orders are reconciled by client id."""
 
     retryable = True
-
-
-class BinanceApiError(BinanceError):
-    """A market-data request answered with an error body ``{"code": ..., "msg": ...}`` (not retried)."""
-
-    def __init__(self, code: int, msg: str, status: int, symbol: str = "", path: str = "") -> None:
-        where = f" for symbol {symbol!r}" if symbol else ""
-        Exception.__init__(self, f"Binance error {code} (HTTP {status}) on {path}{where}: {msg}")
-        self.code, self.msg, self.status, self.symbol, self.path = code, msg, status, symbol, path
 
 
 class ListenKeyError(BinanceError):

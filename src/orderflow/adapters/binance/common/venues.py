@@ -48,6 +48,9 @@ class VenueCaps:
     testnet: tuple[str, str]
     rest_prefix: str  # market data: depth, klines, time, exchangeInfo
     max_weight_per_minute: int  # REQUEST_WEIGHT per minute (Binance's published default)
+    # every published limit as (rateLimitType, interval, intervalNum, limit), used until exchangeInfo
+    # is loaded; the REQUEST_WEIGHT MINUTE 1 entry is max_weight_per_minute
+    rate_limits: tuple[tuple[str, str, int, int], ...]
     exchange_info_weight: int
     exchange_info_by_symbols: bool  # exchangeInfo takes a ``symbols`` JSON list
     klines_max_limit: int  # the largest ``limit`` GET klines accepts
@@ -65,6 +68,7 @@ class VenueCaps:
     reduce_only: bool
     positions: bool
     funding: bool
+    shorts: bool  # a position can go below zero (spot sells only what the account holds)
 
     def depth_weight(self, limit: int) -> int:
         """Request weight of GET depth with ``limit`` levels."""
@@ -87,6 +91,12 @@ SPOT = VenueCaps(
     testnet=("https://testnet.binance.vision", "wss://stream.testnet.binance.vision"),
     rest_prefix="/api/v3",
     max_weight_per_minute=6000,
+    rate_limits=(
+        ("REQUEST_WEIGHT", "MINUTE", 1, 6000),
+        ("ORDERS", "SECOND", 10, 100),
+        ("ORDERS", "DAY", 1, 200000),
+        ("RAW_REQUESTS", "MINUTE", 5, 61000),
+    ),
     exchange_info_weight=20,
     exchange_info_by_symbols=True,
     klines_max_limit=1000,
@@ -117,6 +127,7 @@ SPOT = VenueCaps(
     reduce_only=False,
     positions=False,
     funding=False,
+    shorts=False,
 )
 
 USDM = VenueCaps(
@@ -127,6 +138,11 @@ USDM = VenueCaps(
     testnet=("https://testnet.binancefuture.com", "wss://fstream.binancefuture.com"),
     rest_prefix="/fapi/v1",
     max_weight_per_minute=2400,
+    rate_limits=(
+        ("REQUEST_WEIGHT", "MINUTE", 1, 2400),
+        ("ORDERS", "MINUTE", 1, 1200),
+        ("ORDERS", "SECOND", 10, 300),
+    ),
     exchange_info_weight=1,
     exchange_info_by_symbols=False,
     klines_max_limit=1500,
@@ -157,6 +173,7 @@ USDM = VenueCaps(
     reduce_only=True,
     positions=True,
     funding=True,
+    shorts=True,
 )
 
 # USD-M first: the default market, and the order the command line lists them in
@@ -166,3 +183,28 @@ VENUES: dict[str, VenueCaps] = {USDM.market: USDM, SPOT.market: SPOT}
 def caps(market: str) -> VenueCaps:
     """The facts of ``market``; anything but ``spot`` is USD-M (the callers validate the name first)."""
     return SPOT if market == SPOT.market else USDM
+
+
+# The same facts by the venue name events and the store carry ("binance-usdm", "binance-spot").
+BY_VENUE: dict[str, VenueCaps] = {c.venue: c for c in VENUES.values()}
+
+# Venues the data layer records and imports but the adapter does not trade: their depth diffs chain
+# on ``pu`` (Binance COIN-M futures, "How to manage a local order book correctly").
+_RECORDED_ONLY_CONTINUITY: dict[str, Literal["U/u", "pu"]] = {"binance-coinm": "pu"}
+
+
+def venue_caps(venue: str) -> VenueCaps:
+    """The facts of the Binance market behind ``venue`` (e.g. ``"binance-spot"``); a ``ValueError``
+    names any other venue (use ``BY_VENUE.get`` where simulated or foreign venues are allowed)."""
+    try:
+        return BY_VENUE[venue]
+    except KeyError:
+        raise ValueError(f"unknown Binance venue {venue!r}; expected one of {sorted(BY_VENUE)}") from None
+
+
+def depth_continuity(venue: str) -> Literal["U/u", "pu"]:
+    """How stored depth diffs of ``venue`` chain: the table's rule for spot and USD-M, ``pu`` for COIN-M
+    and for venues outside the table (simulated or imported books; the quality check still falls back
+    to ``U``/``u`` when their rows carry no ``pu``)."""
+    c = BY_VENUE.get(venue)
+    return c.depth_continuity if c is not None else _RECORDED_ONLY_CONTINUITY.get(venue, "pu")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderflow.adapters.binance.common.errors import IpBanned, RateLimited
+from orderflow.adapters.binance.common.venues import SPOT, USDM
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -71,19 +72,16 @@ def rules_from_exchange_info(rate_limits: list[dict[str, Any]]) -> list[LimitRul
 
 
 def default_rules(futures: bool) -> list[LimitRule]:
-    """Binance's published defaults, used until exchangeInfo is loaded."""
-    if futures:
-        return [
-            LimitRule("REQUEST_WEIGHT", "MINUTE", 1, 2400),
-            LimitRule("ORDERS", "MINUTE", 1, 1200),
-            LimitRule("ORDERS", "SECOND", 10, 300),
-        ]
-    return [
-        LimitRule("REQUEST_WEIGHT", "MINUTE", 1, 6000),
-        LimitRule("ORDERS", "SECOND", 10, 100),
-        LimitRule("ORDERS", "DAY", 1, 200000),
-        LimitRule("RAW_REQUESTS", "MINUTE", 5, 61000),
-    ]
+    """Binance's published defaults of the futures (USD-M) or spot market, from the capability table;
+    used until exchangeInfo is loaded."""
+    return [LimitRule(*r) for r in (USDM if futures else SPOT).rate_limits]
+
+
+def weight_rules(max_weight_per_minute: int) -> list[LimitRule]:
+    """The one rule market-data calls are paced by: ``REQUEST_WEIGHT`` per minute (they place no orders)."""
+    if max_weight_per_minute <= 0:
+        raise ValueError(f"max_weight_per_minute must be positive, not {max_weight_per_minute}")
+    return [LimitRule("REQUEST_WEIGHT", "MINUTE", 1, max_weight_per_minute)]
 
 
 class RateLimiter:

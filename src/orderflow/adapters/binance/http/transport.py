@@ -1,11 +1,12 @@
 """The REST transport of the adapter.
 
-:class:`HttpTransport` is the one HTTP connection both clients use: the session (shared or owned), the
-base URL, the timeout, and a :class:`Reply` with the status, the body, the headers (request-weight and
-order-count counters) and ``Retry-After``. The market-data client (:mod:`..market`) paces and retries
-over it; :class:`RestTransport` adds what the trading client needs:
-
-Signed requests: signing, server-clock timestamps, rate limiting, error mapping, retries.
+:class:`HttpTransport` is the HTTP connection: the session (shared or owned), the base URL, the
+timeout, and a :class:`Reply` with the status, the body, the headers (request-weight and order-count
+counters) and ``Retry-After``. :class:`RestTransport` is the one REST path of both clients over it:
+rate limiting (one :class:`RateLimiter`), error mapping (:func:`error_from_response`) and retries for
+every call, plus signing and server-clock timestamps for signed ones. The trading client signs; the
+market-data client (:mod:`..market`) makes unsigned calls through :meth:`RestTransport.public` on a
+transport built by :meth:`RestTransport.unsigned` (no credentials).
 
 Parameters go in the query string for GET/DELETE and in an ``application/x-www-form-urlencoded``
 body for POST/PUT (Binance accepts either); ``timestamp`` and ``recvWindow`` are appended, then
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,7 @@ import msgspec
 
 from orderflow.adapters.binance.common.clock import ServerClock
 from orderflow.adapters.binance.common.config import TradingClientConfig
+from orderflow.adapters.binance.common.endpoints import BinanceEndpoints
 from orderflow.adapters.binance.common.errors import (
     BinanceError,
     ExchangeUnavailable,
@@ -94,12 +97,14 @@ class HttpTransport:
 
 
 class RestTransport:
-    """One market's signed REST calls over an :class:`HttpTransport` (``session`` may be shared)."""
+    """One market's REST calls over an :class:`HttpTransport` (``session`` may be shared).
+
+    ``credentials`` None: a transport for public calls only (a signed or keyed call raises)."""
 
     def __init__(
         self,
         config: TradingClientConfig,
-        credentials: Credentials,
+        credentials: Credentials | None,
         limiter: RateLimiter,
         clock: ServerClock,
         session: aiohttp.ClientSession | None = None,
@@ -115,8 +120,38 @@ class RestTransport:
         self.sleep = sleep
         self.stats = {"requests": 0, "retries_429": 0, "timestamp_resyncs": 0, "unknown_outcomes": 0}
 
+    @classmethod
+    def unsigned(
+        cls,
+        endpoints: BinanceEndpoints,
+        limiter: RateLimiter,
+        *,
+        timeout_s: float = 10.0,
+        max_retries: int = 5,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Any = asyncio.sleep,
+        local_clock: Callable[[], int] = time.time_ns,
+    ) -> RestTransport:
+        """A transport without credentials for the public (market-data) calls of ``endpoints``."""
+        config = TradingClientConfig(
+            market=endpoints.market,
+            rest_base_url=endpoints.rest_base_url,
+            ws_base_url=endpoints.ws_base_url,
+            request_timeout_s=timeout_s,
+            max_retries=max_retries,
+        )
+        return cls(config, None, limiter, ServerClock(local_clock), session, sleep)
+
     async def close(self) -> None:
         await self.http.close()
+
+    async def public(self, path: str, params: dict[str, Any], *, weight: int, symbol: str = "") -> bytes:
+        """``GET path`` unsigned and without API key; the raw body of a 200 answer (typed errors
+        otherwise, with the retries of :meth:`request`)."""
+        body: bytes = await self.request(
+            "GET", path, params, weight=weight, symbol=symbol, sync_on_timestamp=False, as_bytes=True
+        )
+        return body
 
     async def server_time_ms(self) -> int:
         body = await self.request("GET", self.time_path, {}, weight=1, sync_on_timestamp=False)
@@ -140,8 +175,10 @@ class RestTransport:
         api_key: bool = False,
         symbol: str = "",
         sync_on_timestamp: bool = True,
+        as_bytes: bool = False,
     ) -> Any:
-        """Send one request and return the decoded JSON body (typed errors otherwise)."""
+        """Send one request and return the decoded JSON body, or its bytes when ``as_bytes`` (typed errors
+        otherwise)."""
         resynced = False
         attempt = 0
         while True:
@@ -152,10 +189,10 @@ class RestTransport:
                 ts_ms = self.clock.now_ms()
                 p["recvWindow"] = self.config.recv_window_ms
                 p["timestamp"] = ts_ms
-                payload = self.credentials.signed_payload(p)
+                payload = self._creds(method, path).signed_payload(p)
             else:
                 payload = encode_params(p)
-            headers = {"X-MBX-APIKEY": self.credentials.api_key} if (signed or api_key) else {}
+            headers = {"X-MBX-APIKEY": self._creds(method, path).api_key} if (signed or api_key) else {}
             url = self.base_url + path
             body_data: str | None = None
             if method in ("GET", "DELETE"):
@@ -182,6 +219,8 @@ class RestTransport:
             self.limiter.update_from_headers(reply.headers)
             if status == 200:
                 self.limiter.on_success()
+                if as_bytes:
+                    return raw
                 try:
                     return msgspec.json.decode(raw) if raw else {}
                 except msgspec.DecodeError:
@@ -225,10 +264,18 @@ class RestTransport:
         try:
             d = msgspec.json.decode(raw)
             if isinstance(d, dict):
-                return int(d.get("code", 0) or 0), self.credentials.redact(str(d.get("msg", "")))
+                return int(d.get("code", 0) or 0), self._redact(str(d.get("msg", "")))
         except (msgspec.DecodeError, ValueError, TypeError):
             pass
-        return 0, self.credentials.redact(text)
+        return 0, self._redact(text)
+
+    def _creds(self, method: str, path: str) -> Credentials:
+        if self.credentials is None:
+            raise BinanceError(f"{method} {path} needs an API key; this transport has no credentials")
+        return self.credentials
+
+    def _redact(self, text: str) -> str:
+        return self.credentials.redact(text) if self.credentials is not None else text
 
     def __repr__(self) -> str:
         return f"RestTransport({self.base_url}, {self.credentials!r})"
