@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,8 +140,10 @@ class RestTransport:
         api_key: bool = False,
         symbol: str = "",
         sync_on_timestamp: bool = True,
+        sign: Callable[[dict[str, Any]], str] | None = None,
     ) -> Any:
-        """Send one request and return the decoded JSON body (typed errors otherwise)."""
+        """Send one request and return the decoded JSON body (typed errors otherwise). ``sign``: the
+        caller's signer of a signed request's parameters (default: ``credentials.signed_payload``)."""
         resynced = False
         attempt = 0
         while True:
@@ -152,7 +154,7 @@ class RestTransport:
                 ts_ms = self.clock.now_ms()
                 p["recvWindow"] = self.config.recv_window_ms
                 p["timestamp"] = ts_ms
-                payload = self.credentials.signed_payload(p)
+                payload = (sign or self.credentials.signed_payload)(p)
             else:
                 payload = encode_params(p)
             headers = {"X-MBX-APIKEY": self.credentials.api_key} if (signed or api_key) else {}
