@@ -39,9 +39,11 @@ class TimeInForce(StrEnum):
 
 
 class OrderRequest(msgspec.Struct, frozen=True):
-    """A new order the trading core wants sent. ``order_id`` is the core's order number (``D[D_OID]``);
-    the engine makes the client order id from it. A passive entry is a post-only GTC LIMIT at
-    ``price``; everything else is a MARKET order (IOC: the remainder beyond the book expires)."""
+    """A new order for an exchange by its order number ``order_id``: the trading core's (``D[D_OID]``,
+    from which the engine makes the client order id) or the local exchange's. The core's passive entry
+    is a post-only GTC LIMIT at ``price``, everything else it sends a MARKET order (IOC: the remainder
+    beyond the book expires); a STOP_LIMIT rests a limit at ``price`` once a trade reaches
+    ``stop_price``."""
 
     order_id: int
     side: Side
@@ -51,6 +53,7 @@ class OrderRequest(msgspec.Struct, frozen=True):
     price: float = NAN
     time_in_force: TimeInForce = TimeInForce.IOC
     post_only: bool = False
+    stop_price: float = NAN
 
 
 class CancelRequest(msgspec.Struct, frozen=True):
