@@ -32,7 +32,7 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]], str, int]]]] =
                 "stat",
                 [
                     (
-                        'orderflow_kill_switch{job="orderflow", orderflow_kill_switch!="off"} == 1',
+                        'orderflow_kill_switch{job="orderflow"} == 1',  # the one state in force
                         "{{orderflow_kill_switch}}",
                     )
                 ],
@@ -91,7 +91,8 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]], str, int]]]] =
                 [
                     (f"sum by (side) (rate(orderflow_orders_total{J}[5m])) * 60", "orders {{side}}"),
                     (
-                        f"sum by (reason) (rate(orderflow_order_rejects_total{J}[5m])) * 60",
+                        # 0 when nothing was rejected (the counter has no series until the first reject)
+                        f"sum by (reason) (rate(orderflow_order_rejects_total{J}[5m])) * 60 or on() vector(0)",
                         "reject {{reason}}",
                     ),
                 ],

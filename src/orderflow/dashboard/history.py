@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from orderflow.journal.db import resolve_url, sqlite_path
-from orderflow.journal.models import EquitySnapshot, Fill, Order, Run, Signal
+from orderflow.journal.models import EquitySnapshot, Order, Run, Signal
+from orderflow.journal.models import FillRow as Fill
 
 ROW_LIMIT = 2000
 

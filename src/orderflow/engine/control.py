@@ -11,9 +11,11 @@ the two.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,3 +115,22 @@ def read_kill(path: str | os.PathLike[str] | None = None) -> str:
         return _parse(kill_file(path).read_text()).mode
     except FileNotFoundError:
         return "off"
+
+
+async def watch_kill_switch(
+    mode: str,
+    on_change: Callable[[Control], bool],
+    every_s: float = 0.5,
+    path: str | os.PathLike[str] | None = None,
+    run_id: int | None = None,
+) -> None:
+    """Poll the kill switch of ``run_id`` (the stricter of the global and the run's file, see
+    :func:`read_control`) every ``every_s`` seconds from ``mode`` on; call ``on_change(control)`` at
+    each change, and return once it answers False (the engine stops: ``halt``)."""
+    while True:
+        c = read_control(run_id, path)
+        if c.mode != mode:
+            mode = c.mode
+            if not on_change(c):
+                return
+        await asyncio.sleep(every_s)

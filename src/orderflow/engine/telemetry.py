@@ -408,3 +408,210 @@ class EngineTelemetry:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+
+
+class PaperTap:
+    """The paper/live engine's telemetry: turns what the engine sees (book events, trades, decision
+    rows, order reports, fills, kill-switch changes) into :class:`EngineTelemetry` calls, and every
+    ``state_s`` publishes equity, position, risk state and feed health. Model outputs are sampled
+    every ``model_s`` and resolved into outcomes by :class:`~orderflow.engine.outcomes.OutcomeTracker`
+    (the training labels' triple-barrier rule)."""
+
+    def __init__(
+        self, tele: EngineTelemetry, engine: Any, *, state_s: float = 1.0, model_s: float = 1.0
+    ) -> None:
+        from orderflow.engine.outcomes import OutcomeTracker
+
+        self.tele = tele
+        self.engine = engine
+        self.symbol: str = engine.symbol
+        self.state_ns = int(state_s * NS)
+        self.tracker = (
+            OutcomeTracker(engine.cfg.labels, sample_s=model_s) if engine.model is not None else None
+        )
+        self._last_state = 0
+        self._peak = -np.inf
+        self._acked: set[str] = set()
+        self._mid_at: dict[str, float] = {}
+        self._ev_at: float = 0.0
+        tele.state = "running"
+
+    # -- events from the engine ------------------------------------------------------------------
+    def trade(self, ts_ns: int, price: float, qty: float, buyer_aggressor: bool) -> None:
+        self.tele.trade(self.symbol, ts_ns, price, qty, buyer_aggressor)
+
+    def book(
+        self,
+        ts_ns: int,
+        ts_event: int,
+        update_id: int,
+        bp: np.ndarray,
+        bs: np.ndarray,
+        ap: np.ndarray,
+        asz: np.ndarray,
+        p_dn: float,
+        p_up: float,
+        tick_to_order_us: float | None,
+        infer_us: float,
+    ) -> None:
+        """After a book event's order (if any) has gone out. ``ts_ns`` is the receive (wall) time,
+        ``ts_event`` the exchange's: outcomes are labelled on exchange time, as the training labels are."""
+        t = self.tele
+        t.book(self.symbol, ts_ns, update_id, bp, bs, ap, asz)
+        if tick_to_order_us is not None:
+            t.latency("tick_to_order", self.symbol, ts_ns, tick_to_order_us)
+        mid = self.engine.session.mid
+        if self.tracker is not None and np.isfinite(mid):
+            for r in self.tracker.on_price(ts_event, mid):
+                t.outcome(self.symbol, ts_ns, r.pred_ts_ns, r.label, r.ret, r.probs, r.ev)
+            probs = (p_dn, max(0.0, 1.0 - p_dn - p_up), p_up)
+            if self.tracker.predict(ts_event, probs, self._ev_at):
+                version = self.engine.model_version or str(getattr(self.engine.model, "source", ""))
+                t.model(self.symbol, ts_ns, version, probs, self.tracker.horizon_ns, infer_us)
+        if ts_ns - self._last_state >= self.state_ns:
+            self._last_state = ts_ns
+            self.state(ts_ns)
+
+    def decision(self, row: dict[str, Any]) -> None:
+        from orderflow.strategy.layout import ACTIONS, GATES
+
+        action, gate = row["action"], row["gate"]
+        named = {
+            **row,
+            "action": ACTIONS[action] if isinstance(action, (int, np.integer)) else str(action),
+            "gate": GATES[gate] if isinstance(gate, (int, np.integer)) else str(gate),
+        }
+        ev = row.get("ev")
+        self._ev_at = float(ev) if ev is not None and np.isfinite(ev) else 0.0
+        self.tele.decision(self.symbol, named)
+
+    def order(self, mo: Any, ts_ns: int) -> None:
+        """A state the order manager journaled (``pending_new`` once sent, then each report)."""
+        cid = mo.client_order_id
+        it = mo.intent
+        state = str(mo.state.value)
+        if state == "pending_new" and cid not in self._mid_at:
+            self._mid_at[cid] = it.ref_price if np.isfinite(it.ref_price) else self.engine.session.mid
+        elif cid not in self._acked and state not in ("pending_new", "unknown") and mo.sent_ns:
+            self._acked.add(cid)
+            if mo.error is None:
+                self.tele.latency("ack", self.symbol, ts_ns, max(0.0, (ts_ns - mo.sent_ns) / 1e3))
+        price = float(it.price) if np.isfinite(it.price) else None
+        avg = float(mo.avg_price) if np.isfinite(mo.avg_price) else None
+        self.tele.order(
+            self.symbol,
+            ts_ns,
+            cid,
+            it.side.name,
+            it.order_type.name.lower(),
+            state,
+            float(it.quantity),
+            price,
+            float(mo.filled_qty),
+            avg,
+            mo.reason,
+        )
+
+    def fill(self, mo: Any, f: Any) -> None:
+        ref = self._mid_at.get(mo.client_order_id, float("nan"))
+        side = int(f.side)
+        slip = side * (f.price - ref) / ref if ref and np.isfinite(ref) else 0.0
+        fee = float(f.fee) if np.isfinite(f.fee) else 0.0
+        self.tele.fill(
+            self.symbol,
+            f.ts,
+            mo.client_order_id,
+            str(f.trade_id),
+            f.side.name,
+            float(f.price),
+            float(f.qty),
+            fee,
+            "maker" if f.is_maker else "taker",
+            float(slip),
+        )
+        self.state(f.ts)
+
+    def kill(self, control: Any) -> None:
+        ts = time.time_ns()
+        self.tele.control(ts, "kill_switch", control.mode, control.who or "kill-switch file", control.why)
+        self.tele.state = {"off": "running", "reduce_only": "degraded", "halt": "halted"}.get(
+            control.mode, "running"
+        )
+        self.state(ts)
+
+    # -- periodic state --------------------------------------------------------------------------
+    def state(self, ts_ns: int) -> None:
+        from orderflow.execution import portfolio as PF
+        from orderflow.risk import layout as RL
+
+        e = self.engine
+        s = e.session
+        mid = s.mid
+        P = s.P
+        if np.isfinite(mid):
+            eq = float(PF.equity(P, mid))
+            self._peak = max(self._peak, eq)
+            unreal = float(PF.unrealized(P, mid))
+            pos = float(P[PF.P_POS])
+            day0 = float(s.RSF[RL.F_DAY_START_EQ]) or float(P[PF.P_INITIAL])
+            self.tele.equity(
+                ts_ns,
+                eq,
+                eq - unreal,
+                unreal,
+                abs(pos) * mid,
+                eq - day0,
+                (self._peak - eq) / self._peak if self._peak > 0 else 0.0,
+            )
+            avg = float(P[PF.P_AVG]) if np.isfinite(P[PF.P_AVG]) else None
+            self.tele.position(self.symbol, ts_ns, pos, avg, float(P[PF.P_REALIZED]), unreal, mid)
+            self.tele.risk(
+                ts_ns, self._rules(eq, day0, pos, mid), "tripped" if s.RS[RL.S_HALTED] else "ok", e.kill_mode
+            )
+        fs = e.feed.stats() if e.feed is not None else {}
+        st = e.stats
+        synced = e.feed is not None and e.feed.sync_state(self.symbol) == "synced"
+        lag = (time.time_ns() - e._last_t) / 1e6 if e._last_t else 0.0
+        self.tele.feed(
+            self.symbol,
+            ts_ns,
+            lag_ms=max(0.0, lag),
+            gaps=int(fs.get("gaps", st.gaps)),
+            resyncs=int(fs.get("resyncs", 0)),
+            reconnects=int(fs.get("reconnects", 0)),
+            watchdog_trips=int(fs.get("stale", 0)),
+            synced=synced,
+            book_updates=st.book_events,
+            trades=st.trades,
+        )
+
+    def _rules(self, eq: float, day0: float, pos: float, mid: float) -> list[tuple[str, float, float, int]]:
+        """Every risk rule: its value against its limit where it has one (0/0 where it only refuses),
+        and its refusals so far."""
+        from orderflow.risk import layout as RL
+
+        s, r = self.engine.session, self.engine.cfg.risk
+        refused = s.RS[RL.S_REFUSED0 : RL.S_REFUSED0 + len(RL.RULES)]
+        now = self.engine._last_t
+        ring = s.ring
+        trades_24h = int(np.count_nonzero((ring > 0) & (ring > now - RL.DAY_NS))) if now else 0
+        notional = abs(pos) * mid / eq if eq > 0 else 0.0
+        values = {
+            "daily_drawdown": (max(0.0, (day0 - eq) / day0) if day0 > 0 else 0.0, r.daily_drawdown),
+            "max_position": (notional, r.max_position),
+            "max_capital": (notional, r.max_capital_in_use),
+            "max_trades_24h": (float(trades_24h), float(r.max_trades_24h)),
+            "max_adds": (float(s.RS[RL.S_ADDS]), float(r.max_adds)),
+        }
+        out = []
+        for code, name in enumerate(RL.RULES):
+            if name == "ok":
+                continue
+            v, lim = values.get(name, (0.0, 0.0))
+            out.append((name, float(v), float(lim), int(refused[code])))
+        return out
+
+    def close(self, reason: str) -> None:
+        if self._last_state:
+            self.state(time.time_ns())
+        self.tele.close(reason)
