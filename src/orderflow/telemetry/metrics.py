@@ -155,8 +155,9 @@ class EngineMetrics:
     def _advance(self, counter: Counter, labels: tuple[str, ...], total: int) -> None:
         key = (counter._name, *labels)
         last = self._totals.get(key, 0)
+        child = counter.labels(*labels)  # exists from the first report: a rate of nothing is 0, not absent
         if total > last:
-            counter.labels(*labels).inc(total - last)
+            child.inc(total - last)
         self._totals[key] = max(total, last)
 
     def observe_all(self, events: Iterable[S._Event]) -> None:
