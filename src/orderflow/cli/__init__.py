@@ -26,6 +26,7 @@ from orderflow.cli import (
     features,
     journal,
     models,
+    report,
     research,
     run,
     trading,
@@ -33,7 +34,19 @@ from orderflow.cli import (
 from orderflow.cli.common import UserError
 
 # the order of `orderflow --help`
-COMMAND_GROUPS = (run, config_cmd, data, features, models, backtest, trading, journal, exchange, research)
+COMMAND_GROUPS = (
+    run,
+    config_cmd,
+    data,
+    features,
+    models,
+    backtest,
+    trading,
+    journal,
+    report,
+    exchange,
+    research,
+)
 
 
 class _Parser(argparse.ArgumentParser):
