@@ -418,7 +418,8 @@ def holdout_windows(h0: int, t_end: int, test_hours: float) -> list[tuple[int, i
     """Rolling test windows of ``test_hours`` from ``h0`` to ``t_end`` (a last one of at least half)."""
     out, step, t = [], int(test_hours * H_NS), h0
     while t + step // 2 <= t_end:
-        out.append((t, min(t + step, t_end + 1)))
+        end = t + step
+        out.append((t, end if end < t_end else t_end + 1))  # the last window keeps the last event
         t += step
     return out or ([(h0, t_end + 1)] if t_end > h0 else [])
 
