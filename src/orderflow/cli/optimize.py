@@ -180,6 +180,8 @@ def optimize_run(cfg: Config, args: argparse.Namespace) -> int:
         "space": space.fingerprint(),
         "data": prep.data_key,
         "seed": args.seed,
+        "holdout_start_ns": prep.holdout_start,
+        "search_windows": len(prep.search.windows),
         "trials_run_now": todo,
         "search_seconds": search_s,
         "trials_per_minute": 60 * todo / search_s if todo and search_s > 0 else None,

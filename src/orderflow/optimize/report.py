@@ -191,7 +191,9 @@ def _windows(best: Any, settings: StudySettings) -> Figure:
         return fig
     name = settings.objective if settings.objective != "pnl_dd" else "net_pnl"
     vals = [r[name] for r in rows]
-    ax.bar([str(r["window"]) for r in rows], vals, color=[BEST if v >= 0 else BAD for v in vals])
+    x = np.arange(len(rows))
+    ax.bar(x, vals, color=[BEST if v >= 0 else BAD for v in vals])
+    ax.set_xticks(x, [str(r["window"]) for r in rows])
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("walk-forward test window")
     ax.set_ylabel(name)
