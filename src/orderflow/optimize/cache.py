@@ -84,7 +84,7 @@ def _save(path: Path, wps: list[WindowProbabilities]) -> None:
     ]
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with open(tmp.with_suffix(".npz"), "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]
     tmp.with_suffix(".json").write_text(json.dumps(meta, default=float))
     os.replace(tmp.with_suffix(".npz"), path.with_suffix(".npz"))
     os.replace(tmp.with_suffix(".json"), path.with_suffix(".json"))

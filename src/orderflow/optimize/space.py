@@ -196,20 +196,22 @@ def _field(key: str, where: str) -> tuple[Any, Any]:
     if len(parts) < 2:
         raise SpaceError(f"{where}: {section} is a whole section; name one of its keys")
     model: type[BaseModel] = Config
+    ann: Any = None
+    metadata: list[Any] = []
     for i, part in enumerate(parts):
         fi = model.model_fields.get(part)
         if fi is None:
             owner = ".".join(parts[:i])
             raise SpaceError(f"{where}: unknown key ({owner} has no key {part!r})")
-        ann = fi.annotation
+        ann, metadata = fi.annotation, list(fi.metadata)
         is_model = isinstance(ann, type) and issubclass(ann, BaseModel)
         if i < len(parts) - 1:
             if not is_model:
                 raise SpaceError(f"{where}: {'.'.join(parts[: i + 1])} is a value, not a section")
-            model = ann  # type: ignore[assignment]
+            model = ann
         elif is_model:
             raise SpaceError(f"{where}: {key} is a whole section; name one of its keys")
-    return ann, fi.metadata
+    return ann, metadata
 
 
 def _check_value(adapter: TypeAdapter[Any], value: Any, what: str, where: str) -> None:

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -226,7 +226,9 @@ def open_study(
     import optuna
 
     store = make_storage(storage)
-    directions = ["maximize", "minimize"] if space.multi_objective else ["maximize"]
+    directions: list[Literal["maximize", "minimize"]] = (
+        ["maximize", "minimize"] if space.multi_objective else ["maximize"]
+    )
     try:
         existing = optuna.load_study(study_name=name, storage=store)
     except KeyError:
