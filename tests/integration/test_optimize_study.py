@@ -4,6 +4,8 @@ resumed from its SQLite storage, with the held-back period asserted unseen durin
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +128,62 @@ def test_bad_inputs_are_one_line_errors(sim_store, tmp_path, capsys):
                "--log-level", "WARNING"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and "hold no walk-forward test window" in err and len(err.strip().splitlines()) == 1
+
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+
+
+@pytest.fixture()
+def pg_database():
+    """A fresh PostgreSQL database (trust auth at 127.0.0.1:5432), dropped at the end."""
+    import os
+
+    psycopg = pytest.importorskip("psycopg")
+    name = f"orderflow_optimize_{os.getpid()}"
+    try:
+        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True)
+    except psycopg.OperationalError as e:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required when CI=true: {e}")
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {e}")
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.execute(f"CREATE DATABASE {name}")
+    yield PG.format(db=name)
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_workers_share_one_study_on_postgresql(sim_store, tmp_path, pg_database, capsys):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "c.yaml").write_text(CONFIG)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    common = ["sim/BTCUSDT", "--store", str(sim_store), "--config", str(tmp_path / "cfg"), "--space",
+              str(tmp_path / "space.yaml"), "--quick", "--study", "pg", "--storage", pg_database, "--cache",
+              str(tmp_path / "cache"), "--seed", "3", "--log-level", "WARNING"]  # fmt: skip
+    # the study created and the probabilities cached by one run, then two workers on it at once
+    assert main(["optimize", "run", *common, "--trials", "2", "--json"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    cmd = [sys.executable, "-m", "orderflow.cli", "optimize", "worker", *common, "--trials", "30"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outs = [p.communicate(timeout=800) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert "cached probabilities" in out
+    joined = [int(re.search(r"\((\d+) run by this worker", out).group(1)) for out, _ in outs]
+    assert all(j > 0 for j in joined), joined  # both workers ran trials
+    study = SD.open_study("pg", pg_database, load_space(tmp_path / "space.yaml"), "tpe", 3, 30)
+    trials = study.get_trials()
+    assert 30 <= len(trials) <= 31  # a worker may start one trial while the other finishes the 30th
+    assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none duplicated
+    assert all(t.state.is_finished() for t in trials)
+    assert sum(joined) + 2 == len(trials)
+    points = {tuple(sorted(t.params.items())) for t in trials}
+    assert len(points) == len(trials)  # the workers drew different points

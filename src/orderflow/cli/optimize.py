@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +35,8 @@ SAMPLERS = ("tpe", "nsga2", "cmaes", "random")
 OBJECTIVES = ("sharpe", "sortino", "calmar", "net_pnl", "pnl_dd")
 
 
-def register(subparsers: Any) -> None:
-    """Add ``optimize`` and its sub-commands to ``subparsers``."""
-    opt = subparsers.add_parser(
-        "optimize", help="parameter search over out-of-sample walk-forward results, with PBO and DSR"
-    ).add_subparsers(dest="optimize_command", required=True)
-    p = opt.add_parser("run", help="create or resume a study and run its trials (docs/optimize.md)")
+def _study_args(p: argparse.ArgumentParser) -> None:
+    """The options ``run`` and ``worker`` share."""
     add_common(p)
     add_source(p)
     p.add_argument("--space", required=True, type=T.existing_file, help="search-space YAML file")
@@ -67,15 +65,28 @@ def register(subparsers: Any) -> None:
         "--cache", type=T.dir_path, help="probability cache directory (default: next to the storage)"
     )
     p.add_argument("--quick", action="store_true", help="the small member configurations (smoke runs)")
+    p.add_argument("--start", type=T.iso_time, help="ISO date/time (UTC)")
+    p.add_argument("--end", type=T.iso_time, help="ISO date/time (UTC)")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``optimize`` and its sub-commands to ``subparsers``."""
+    opt = subparsers.add_parser(
+        "optimize", help="parameter search over out-of-sample walk-forward results, with PBO and DSR"
+    ).add_subparsers(dest="optimize_command", required=True)
+    p = opt.add_parser("run", help="create or resume a study and run its trials (docs/optimize.md)")
+    _study_args(p)
     p.add_argument("--report", type=T.dir_path, help="directory for report.html, report.json and trials.csv")
     p.add_argument("--export", type=T.dir_path, help="write the best config as a --config directory")
     p.add_argument(
         "--force", action="store_true", help="export even when PBO or DSR call the best likely luck"
     )
-    p.add_argument("--start", type=T.iso_time, help="ISO date/time (UTC)")
-    p.add_argument("--end", type=T.iso_time, help="ISO date/time (UTC)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=optimize_run)
+
+    p = opt.add_parser("worker", help="join a study on a shared storage (PostgreSQL) and run its trials")
+    _study_args(p)
+    p.set_defaults(handler=optimize_worker)
 
 
 def _progress(total: int, multi: bool) -> tuple[Any, Any]:
@@ -93,19 +104,23 @@ def _progress(total: int, multi: bool) -> tuple[Any, Any]:
     return bar, callback
 
 
-def optimize_run(cfg: Config, args: argparse.Namespace) -> int:
-    from optuna.exceptions import StorageInternalError
+@dataclass
+class _Setup:
+    """What ``run`` and ``worker`` share: the space, the study, the prepared search data."""
 
-    from orderflow.backtest.engine import Market
-    from orderflow.core.instruments import Instrument
-    from orderflow.models.train import labelled_dataset
-    from orderflow.optimize import study as SD
-    from orderflow.optimize.objective import evaluate
-    from orderflow.optimize.report import write_report
+    space: Any
+    name: str
+    storage: str
+    cache: Path
+    models: Any
+    prep: Any
+    study: Any
+    src: str
+
+
+def _space(args: argparse.Namespace) -> Any:
     from orderflow.optimize.space import SpaceError, load_space
 
-    t0 = time.perf_counter()
-    say = (lambda s: print(s, file=sys.stderr)) if args.json else print
     try:
         space = load_space(args.space)
         over: dict[str, Any] = {}
@@ -119,9 +134,20 @@ def optimize_run(cfg: Config, args: argparse.Namespace) -> int:
             space = type(space)(space.params, settings, space.source)
     except SpaceError as e:
         raise UserError(str(e)) from None
-    settings = space.settings
     if args.sampler == "cmaes" and space.multi_objective:
         raise UserError("--sampler cmaes optimises one objective; use nsga2 or tpe with pnl_dd")
+    return space
+
+
+def _setup(cfg: Config, args: argparse.Namespace, say: Any, seed: int | None) -> _Setup:
+    """Load the space and the data, prepare the search (held-back cut, cached probabilities), open the
+    study."""
+    from orderflow.backtest.engine import Market
+    from orderflow.core.instruments import Instrument
+    from orderflow.models.train import labelled_dataset
+    from orderflow.optimize import study as SD
+
+    space = _space(args)
     name = args.study or Path(args.space).stem
     home = cfg.store_dir(getattr(args, "store", None)).parent / "optimize"
     storage = args.storage or SD.default_storage(home)
@@ -140,31 +166,82 @@ def optimize_run(cfg: Config, args: argparse.Namespace) -> int:
         features, book[["ts_event", "bid_px_1", "ask_px_1"]], cfg.labels, models.sample_every_s
     )
     try:
-        prep = SD.prepare(cfg, models, market, features, ds, mid, inst, settings, cache, say)
+        prep = SD.prepare(cfg, models, market, features, ds, mid, inst, space.settings, cache, say)
         say(
             f"{src}: {len(prep.search.windows)} walk-forward test windows before the held-back period "
             f"({'cached' if prep.cache_hit else 'computed'} probabilities); searching {', '.join(space.keys)}"
         )
-        study = SD.open_study(name, storage, space, args.sampler, args.seed, args.trials, prep.data_key)
+        study = SD.open_study(name, storage, space, args.sampler, seed, args.trials, prep.data_key)
     except SD.StudyError as e:
         raise UserError(str(e)) from None
-    todo = max(0, args.trials - SD.finished(study))
-    if todo < args.trials:
-        say(f"study {name}: resuming with {SD.finished(study)} finished trials, {todo} to run")
-    bar, callback = _progress(todo, space.multi_objective)
-    t_search = time.perf_counter()
+    return _Setup(space, name, storage, cache, models, prep, study, src)
+
+
+def _search(cfg: Config, args: argparse.Namespace, st: _Setup, say: Any) -> int | None:
+    """Run the study's remaining trials with a progress bar; how many this process ran, None when Ctrl-C
+    stopped it."""
+    from optuna.exceptions import StorageInternalError
+
+    from orderflow.optimize import study as SD
+
+    done = SD.finished(st.study)
+    todo = max(0, args.trials - done)
+    if done:
+        say(f"study {st.name}: resuming with {done} finished trials, {todo} to run")
+    bar, callback = _progress(todo, st.space.multi_objective)
     try:
-        SD.search(prep, space, cfg, study, args.trials, [callback])
+        SD.search(st.prep, st.space, cfg, st.study, args.trials, [callback])
     except KeyboardInterrupt:
         bar.close()
         print(
-            f"orderflow: interrupted; run the same command to resume study {name} ({storage})",
+            f"orderflow: interrupted; run the same command to resume study {st.name} ({st.storage})",
             file=sys.stderr,
         )
-        return 130
+        return None
     except StorageInternalError as e:
-        raise UserError(f"--storage {storage}: {e}") from None
-    bar.close()
+        raise UserError(f"--storage {st.storage}: {e}") from None
+    finally:
+        bar.close()
+    return int(bar.n)
+
+
+def optimize_worker(cfg: Config, args: argparse.Namespace) -> int:
+    """``orderflow optimize worker``: join a study on a shared storage and run trials until it holds
+    ``--trials`` of them (counted over every worker); the held-back evaluation and the report are the
+    business of ``optimize run``."""
+    from orderflow.optimize import study as SD
+
+    if not args.study or not args.storage:
+        raise UserError("optimize worker: give --study NAME and --storage URL (the study's shared storage)")
+    seed = None if args.seed is None else args.seed + os.getpid()  # workers draw different points
+    st = _setup(cfg, args, print, seed)
+    t0 = time.perf_counter()
+    ran = _search(cfg, args, st, print)
+    if ran is None:
+        return 130
+    n = SD.finished(st.study)
+    took = time.perf_counter() - t0
+    print(f"worker {os.getpid()}: study {st.name} holds {n} finished trials ({ran} run by this worker, "
+          f"{took:.0f} s)")  # fmt: skip
+    return 0
+
+
+def optimize_run(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.optimize import study as SD
+    from orderflow.optimize.objective import evaluate
+    from orderflow.optimize.report import write_report
+
+    t0 = time.perf_counter()
+    say = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    st = _setup(cfg, args, say, args.seed)
+    space, name, storage, cache, models, prep, study, src = (
+        st.space, st.name, st.storage, st.cache, st.models, st.prep, st.study, st.src
+    )  # fmt: skip
+    settings = space.settings
+    todo = max(0, args.trials - SD.finished(study))
+    t_search = time.perf_counter()
+    if _search(cfg, args, st, say) is None:
+        return 130
     search_s = time.perf_counter() - t_search
     analysis = SD.analyse(study, settings)
     baseline = evaluate(cfg, prep.search)

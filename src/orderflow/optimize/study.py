@@ -275,15 +275,17 @@ def run_study(
     n_trials: int,
     callbacks: list[Callable[[Any, Any], None]] | None = None,
 ) -> int:
-    """Run trials until the study holds ``n_trials`` finished ones; returns how many ran now."""
+    """Run trials until the study holds ``n_trials`` finished ones (or that many trials in any state,
+    counted over every worker of a shared storage); returns how many were to run."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     todo = max(0, n_trials - finished(study))
     if todo:
-        study.optimize(
-            objective, n_trials=todo, catch=(InvalidPoint,), callbacks=callbacks or [], gc_after_trial=False
-        )
+        # other workers on a shared storage run trials too: stop when the study holds n_trials
+        cap = optuna.study.MaxTrialsCallback(n_trials, states=None)
+        study.optimize(objective, n_trials=todo, catch=(InvalidPoint,), callbacks=[*(callbacks or []), cap],
+                       gc_after_trial=False)  # fmt: skip
     return todo
 
 
