@@ -187,3 +187,51 @@ def test_two_workers_share_one_study_on_postgresql(sim_store, tmp_path, pg_datab
     assert sum(joined) + 2 == len(trials)
     points = {tuple(sorted(t.params.items())) for t in trials}
     assert len(points) == len(trials)  # the workers drew different points
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_worker_killed_mid_trial_leaves_it_failed_and_retried(sim_store, tmp_path, pg_database, capsys):
+    """SIGKILL one of two workers while both are inside a trial: with a 1 s heartbeat the survivor marks
+    the silent trial failed after 3 s, runs its retry (the same point) and completes the study."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from optuna.trial import TrialState
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "c.yaml").write_text(CONFIG)
+    (tmp_path / "space.yaml").write_text(
+        SPACE.replace("startup_trials: 3}", "startup_trials: 3, heartbeat_s: 1}")
+    )
+    common = ["sim/BTCUSDT", "--store", str(sim_store), "--config", str(tmp_path / "cfg"), "--space",
+              str(tmp_path / "space.yaml"), "--quick", "--study", "kill", "--storage", pg_database, "--cache",
+              str(tmp_path / "cache"), "--seed", "5", "--log-level", "WARNING"]  # fmt: skip
+    assert main(["optimize", "run", *common, "--trials", "2", "--json"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    space = load_space(tmp_path / "space.yaml")
+    study = SD.open_study("kill", pg_database, space, "tpe", 5, 30)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    cmd = [sys.executable, "-m", "orderflow.cli", "optimize", "worker", *common, "--trials", "30"]
+    victim, survivor = (subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         text=True) for _ in range(2))  # fmt: skip
+    deadline = time.monotonic() + 600
+    while len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) < 2:  # both inside a trial
+        assert time.monotonic() < deadline and victim.poll() is None and survivor.poll() is None
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    out, _ = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0 and "run by this worker" in out
+    trials = study.get_trials()
+    assert [t.number for t in trials] == list(range(len(trials))) and len(trials) >= 30
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1, [(t.number, t.state) for t in trials]
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retried) == 1 and retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    # the retry runs the same point (the keys sampled before the kill, the rest sampled anew)
+    assert failed[0].params.items() <= retried[0].params.items()

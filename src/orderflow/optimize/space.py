@@ -88,6 +88,9 @@ class StudySettings(BaseModel):
         "median", description="stops a trial early on its per-window intermediate values"
     )
     startup_trials: int = Field(5, ge=0, description="trials before the pruner may stop any")
+    heartbeat_s: float = Field(
+        30.0, ge=1, le=3600, description="RDB storages: a trial silent for 3 heartbeats is failed and retried"
+    )
 
     @model_validator(mode="after")
     def _even(self) -> StudySettings:

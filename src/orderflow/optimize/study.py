@@ -153,7 +153,7 @@ def default_storage(directory: Path) -> str:
     return f"sqlite:///{(directory / 'optuna.db').resolve()}"
 
 
-def make_storage(url: str) -> Any:
+def make_storage(url: str, heartbeat_s: float = 30.0) -> Any:
     import optuna
     from optuna.storages import RetryFailedTrialCallback
 
@@ -164,10 +164,11 @@ def make_storage(url: str) -> Any:
 
         return optuna.storages.JournalStorage(JournalFileBackend(url))
     try:
+        beat = max(1, round(heartbeat_s))
         return optuna.storages.RDBStorage(
             url,
-            heartbeat_interval=30,
-            grace_period=90,
+            heartbeat_interval=beat,
+            grace_period=3 * beat,
             failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
         )
     except Exception as e:  # a bad URL or an unreachable server: one line
@@ -225,7 +226,7 @@ def open_study(
     space, other data, or the other number of objectives."""
     import optuna
 
-    store = make_storage(storage)
+    store = make_storage(storage, space.settings.heartbeat_s)
     directions: list[Literal["maximize", "minimize"]] = (
         ["maximize", "minimize"] if space.multi_objective else ["maximize"]
     )
