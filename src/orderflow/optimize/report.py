@@ -92,7 +92,8 @@ def _history(study: Any, settings: StudySettings) -> Figure:
 def _importance(study: Any) -> tuple[Figure, dict[str, float]]:
     import optuna
 
-    fig = _figure(h=max(2.5, 0.45 * len(study.best_trials[0].params) + 1.5) if study.best_trials else 3.0)
+    keys = {k for t in study.get_trials(deepcopy=False) for k in t.params}
+    fig = _figure(h=max(2.5, 0.45 * len(keys) + 1.5))
     ax = fig.add_subplot(1, 1, 1)
     imp: dict[str, float] = {}
     try:
