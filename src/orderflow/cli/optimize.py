@@ -86,6 +86,9 @@ def register(subparsers: Any) -> None:
 
     p = opt.add_parser("worker", help="join a study on a shared storage (PostgreSQL) and run its trials")
     _study_args(p)
+    for action in p._actions:  # a worker names the study it joins and where it is
+        if action.dest in ("study", "storage"):
+            action.required = True
     p.set_defaults(handler=optimize_worker)
 
 
@@ -147,14 +150,10 @@ def _setup(cfg: Config, args: argparse.Namespace, say: Any, seed: int | None) ->
     from orderflow.models.train import labelled_dataset
     from orderflow.optimize import study as SD
 
-    space = _space(args)
-    name = args.study or Path(args.space).stem
-    home = cfg.store_dir(getattr(args, "store", None)).parent / "optimize"
-    storage = args.storage or SD.default_storage(home)
-    cache = Path(args.cache) if args.cache else home / "cache"
-    models = cfg.models.quick() if args.quick else cfg.models
     start, end = time_range(args)
+    models = cfg.models.quick() if args.quick else cfg.models
     with resolve_source(open_store(cfg, args), args.source, args.allow_gaps) as (store, venue, symbol, src):
+        space = _space(args)  # refused before the features are built and before anything is written
         features = feature_matrix(cfg, store, venue, symbol, args)
         book = store.read(venue, symbol, "book", start, end)
         market = Market.from_frames(venue, symbol, book, store.read(venue, symbol, "trade", start, end))
@@ -165,6 +164,10 @@ def _setup(cfg: Config, args: argparse.Namespace, say: Any, seed: int | None) ->
     ds, mid = labelled_dataset(
         features, book[["ts_event", "bid_px_1", "ask_px_1"]], cfg.labels, models.sample_every_s
     )
+    name = args.study or Path(args.space).stem
+    home = cfg.store_dir(getattr(args, "store", None)).parent / "optimize"
+    cache = Path(args.cache) if args.cache else home / "cache"
+    storage = args.storage or SD.default_storage(home)
     try:
         prep = SD.prepare(cfg, models, market, features, ds, mid, inst, space.settings, cache, say)
         say(
@@ -211,8 +214,6 @@ def optimize_worker(cfg: Config, args: argparse.Namespace) -> int:
     business of ``optimize run``."""
     from orderflow.optimize import study as SD
 
-    if not args.study or not args.storage:
-        raise UserError("optimize worker: give --study NAME and --storage URL (the study's shared storage)")
     seed = None if args.seed is None else args.seed + os.getpid()  # workers draw different points
     st = _setup(cfg, args, print, seed)
     t0 = time.perf_counter()
