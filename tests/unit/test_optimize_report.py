@@ -13,7 +13,7 @@ from orderflow.optimize.objective import Evaluation
 from orderflow.optimize.report import trials_frame, write_report
 from orderflow.optimize.space import parse_space
 
-PNGS = ("history.png", "importance.png", "holdout.png", "pbo.png", "dsr.png", "windows.png")
+PNGS = ("history.png", "importance.png", "parallel.png", "holdout.png", "pbo.png", "dsr.png", "windows.png")
 
 
 def _evaluation(rng, n_windows=3) -> Evaluation:

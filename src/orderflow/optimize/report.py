@@ -2,11 +2,11 @@
 
 Plots (matplotlib's Agg canvas on ``Figure`` objects, no pyplot, as :mod:`orderflow.backtest.report`):
 the optimisation history (every trial's value, the best so far, pruned and infeasible trials marked),
-the parameter importances (Optuna's fANOVA evaluator), the best trial and the baseline (the config as
-given, no search) in the search's test windows and in the held-back period, the CSCV logits behind the
-PBO with the in-sample winner's in- and out-of-sample Sharpe, the trials' Sharpe ratios against the
-expected maximum SR0 of unskilled trials behind the DSR, the best trial's per-window figures, and the
-Pareto front of a two-objective study. ``report.html`` embeds every PNG as base64.
+the parameter importances (Optuna's fANOVA evaluator), parallel coordinates, the best trial and the
+baseline (the config as given, no search) in the search's test windows and in the held-back period, the
+CSCV logits behind the PBO with the in-sample winner's in- and out-of-sample Sharpe, the trials' Sharpe
+ratios against the expected maximum SR0 of unskilled trials behind the DSR, the best trial's per-window
+figures, and the Pareto front of a two-objective study. ``report.html`` embeds every PNG as base64.
 
 Every trading figure in it is out of sample (walk-forward test windows, or the held-back period) and
 after fees, spread, slippage and funding.
@@ -202,6 +202,42 @@ def _windows(best: Any, settings: StudySettings) -> Figure:
     return fig
 
 
+def _parallel(study: Any) -> Figure:
+    """One line per complete trial across its parameters (each scaled to the range the trials covered;
+    a categorical key by its choice's position), coloured by the trial's first value."""
+    from matplotlib import colormaps
+
+    fig = _figure(h=4.5, w=11.0)
+    ax = fig.add_subplot(1, 1, 1)
+    done = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.values]
+    keys = sorted({k for t in done for k in t.params})
+    if len(done) < 2 or not keys:
+        _say(ax, "too few complete trials")
+        return fig
+    cols = []
+    for k in keys:
+        raw = [t.params.get(k) for t in done]
+        given = [v for v in raw if v is not None]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in given):
+            lo, hi = min(given), max(given)
+            cols.append([np.nan if v is None else (v - lo) / (hi - lo) if hi > lo else 0.5 for v in raw])
+        else:
+            order = {c: i for i, c in enumerate(sorted({str(v) for v in given}))}
+            n = max(len(order) - 1, 1)
+            cols.append([np.nan if v is None else order[str(v)] / n for v in raw])
+    vals = np.array([t.values[0] for t in done], dtype=np.float64)
+    span = np.ptp(vals) or 1.0
+    cmap = colormaps["viridis"]
+    x = np.arange(len(keys))
+    for i in np.argsort(vals):
+        ax.plot(x, [c[i] for c in cols], color=cmap((vals[i] - vals.min()) / span), alpha=0.6, lw=1)
+    ax.set_xticks(x, [k.split(".", 1)[1] for k in keys], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("position in the range tried")
+    ax.set_title("Parallel coordinates (yellow: the highest values)")
+    fig.tight_layout()
+    return fig
+
+
 def _pareto(study: Any, analysis: Analysis) -> Figure:
     fig = _figure(h=4.0, w=7.0)
     ax = fig.add_subplot(1, 1, 1)
@@ -265,6 +301,7 @@ def write_report(
     figs = [
         ("history.png", "Optimisation history", _history(study, settings)),
         ("importance.png", "Parameter importances", imp_fig),
+        ("parallel.png", "Parallel coordinates", _parallel(study)),
         ("holdout.png", "In search against held back", _holdout(search_best, base_score, hold, settings)),
         ("pbo.png", "Probability of backtest overfitting", _pbo(analysis)),
         ("dsr.png", "Deflated Sharpe ratio", _dsr(study, analysis)),
