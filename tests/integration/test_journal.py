@@ -25,13 +25,13 @@ from hypothesis import strategies as st
 
 from orderflow.cli.journal import journal_cmd
 from orderflow.cli.journal import register as add_journal_parser
+from orderflow.core.orders import OrderIntent
 from orderflow.journal import (
     ORDER_STATES,
     TRANSITIONS,
     IllegalTransitionError,
     InconsistentReportError,
     Journal,
-    OrderIntent,
     UnknownOrderError,
     head_revision,
     resolve_url,
@@ -92,10 +92,12 @@ def journal(url):
     j.close()
 
 
-def intent(cid: str, run: int, ts: int = 1_000, **kw) -> OrderIntent:
+def intent(cid: str, ts: int = 1_000, **kw) -> OrderIntent:
     kw.setdefault("price", 100.0)
-    return OrderIntent(client_order_id=cid, run_id=run, symbol=kw.pop("symbol", "BTCUSDT"),
-                       side=kw.pop("side", "buy"), qty=kw.pop("qty", 0.3), ts_ns=ts, **kw)  # fmt: skip
+    if "tif" in kw:
+        kw["time_in_force"] = kw.pop("tif")
+    return OrderIntent(client_order_id=cid, symbol=kw.pop("symbol", "BTCUSDT"), side=kw.pop("side", "buy"),
+                       quantity=kw.pop("qty", 0.3), ts_created=ts, **kw)  # fmt: skip
 
 
 def _tables(j: Journal) -> set[str]:
@@ -123,7 +125,7 @@ def test_migrations_create_schema_from_empty_and_match_models(url):
 def test_migrations_are_idempotent_and_keep_data(url):
     with Journal.open(url) as j:
         run = j.start_run("paper", "binance-usdm", ["btcusdt"], 1)
-        j.record_intent(intent("keep-1", run))
+        j.record_intent(intent("keep-1"), run)
     for _ in range(2):
         with Journal.open(url) as j:
             assert _version(j) == head_revision()
@@ -155,7 +157,7 @@ def test_concurrent_open_of_an_empty_database(url):
 # -- order life cycle --------------------------------------------------------------------------------
 def test_intent_sent_partial_filled_with_events(journal):
     run = journal.start_run("live", "binance-usdm", "BTCUSDT", 10, config_hash="abc")
-    journal.record_intent(intent("c-1", run, ts=100, qty="0.3", price="100.1", tif="GTC", post_only=True))
+    journal.record_intent(intent("c-1", ts=100, qty="0.3", price="100.1", tif="GTC", post_only=True), run)
     assert journal.order("c-1").state == "intent"
     journal.mark_sent("c-1", 101)
     journal.mark_sent("c-1", 999)  # a repeat changes nothing
@@ -181,7 +183,7 @@ def test_intent_sent_partial_filled_with_events(journal):
 
 def test_report_overtaking_mark_sent_and_unknown_resolution(journal):
     run = journal.start_run("paper", "local", ["BTCUSDT"], 1)
-    journal.record_intent(intent("fast", run))
+    journal.record_intent(intent("fast"), run)
     journal.apply_report("fast", "new", 0, None, 5, 2)  # the ack arrived before mark_sent ran
     journal.mark_sent("fast", 3)
     o = journal.order("fast")
@@ -204,7 +206,7 @@ def test_report_overtaking_mark_sent_and_unknown_resolution(journal):
 )
 def test_illegal_transitions_rejected(journal, path, bad):
     run = journal.start_run("paper", "local", ["BTCUSDT"], 1)
-    journal.record_intent(intent("x", run))
+    journal.record_intent(intent("x"), run)
     for i, state in enumerate(path):
         journal.apply_report("x", state, 0.1 if state == "partially_filled" else None, None, None, 10 + i)
     before = journal.order("x")
@@ -219,7 +221,7 @@ def test_illegal_transitions_rejected(journal, path, bad):
 
 def test_inconsistent_reports_and_unknown_orders_rejected(journal):
     run = journal.start_run("paper", "local", ["BTCUSDT"], 1)
-    journal.record_intent(intent("q", run, qty=1))
+    journal.record_intent(intent("q", qty=1), run)
     journal.apply_report("q", "partially_filled", 0.6, 100, None, 2)
     with pytest.raises(InconsistentReportError) as err:
         journal.apply_report("q", "canceled", 0.4, 100, None, 3)
@@ -231,9 +233,9 @@ def test_inconsistent_reports_and_unknown_orders_rejected(journal):
     with pytest.raises(UnknownOrderError):
         journal.record_fill("nope", 1, 100, 1, 3)
     with pytest.raises(DuplicateOrderError):
-        journal.record_intent(intent("q", run))
+        journal.record_intent(intent("q"), run)
     with pytest.raises(ValueError, match="needs a price"):
-        journal.record_intent(intent("r", run, price=None))
+        journal.record_intent(intent("r", price=None), run)
 
 
 def test_transition_table_is_the_specified_one():
@@ -257,7 +259,7 @@ def test_state_machine_matches_the_table(journal, states):
     always follows the last accepted report."""
     run = journal.start_run("paper", "local", ["BTCUSDT"], 1)
     cid = uuid.uuid4().hex[:16]
-    journal.record_intent(intent(cid, run, qty=10))
+    journal.record_intent(intent(cid, qty=10), run)
     cur, filled = "intent", 0
     for i, new in enumerate(states):
         filled += 1 if new in ("partially_filled", "unknown") else 0
@@ -274,7 +276,7 @@ def test_state_machine_matches_the_table(journal, states):
 # -- fills, crash, summary --------------------------------------------------------------------------
 def test_duplicate_fill_stored_once(journal):
     run = journal.start_run("paper", "local", ["BTCUSDT"], 1)
-    journal.record_intent(intent("f", run))
+    journal.record_intent(intent("f"), run)
     assert journal.record_fill("f", 555, 100.0, 0.1, 5, fee=0.004, fee_asset="USDT", liquidity="MAKER")
     assert not journal.record_fill("f", "555", 100.0, 0.1, 6, fee=0.004, fee_asset="USDT")  # from REST
     assert journal.record_fill("f", 556, 100.5, 0.2, 7)
@@ -286,13 +288,14 @@ def test_duplicate_fill_stored_once(journal):
 
 _CRASH = """
 import os, signal, sys
-from orderflow.journal import Journal, OrderIntent
+from orderflow.core.orders import OrderIntent
+from orderflow.journal import Journal
 j = Journal.open(sys.argv[1])
 run = j.start_run("live", "binance-usdm", ["BTCUSDT"], 1)
-j.record_intent(OrderIntent("acked", run, "BTCUSDT", "buy", 1, 2, price=100))
+j.record_intent(OrderIntent("acked", "BTCUSDT", "buy", 1, price=100, ts_created=2), run)
 j.apply_report("acked", "new", 0, None, 9, 3)
-j.record_intent(OrderIntent("never-sent", run, "BTCUSDT", "buy", 1, 4, price=100))
-j.record_intent(OrderIntent("sent-no-ack", run, "BTCUSDT", "sell", 1, 5, price=101))
+j.record_intent(OrderIntent("never-sent", "BTCUSDT", "buy", 1, price=100, ts_created=4), run)
+j.record_intent(OrderIntent("sent-no-ack", "BTCUSDT", "sell", 1, price=101, ts_created=5), run)
 j.mark_sent("sent-no-ack", 6)
 print(run, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
@@ -315,16 +318,16 @@ def test_unresolved_intents_found_after_a_crash(url):
 def test_summary_numbers_by_hand(journal):
     a = journal.start_run("paper", "local", ["BTCUSDT", "ETHUSDT"], 1_000_000_000)
     b = journal.start_run("live", "binance-usdm", ["BTCUSDT"], 2_000_000_000)
-    journal.record_intent(intent("a1", a, qty=0.3, price=100))
+    journal.record_intent(intent("a1", qty=0.3, price=100), a)
     journal.apply_report("a1", "filled", 0.3, 100.5, 1, 10)
     journal.record_fill("a1", 1, 100, 0.1, 10, fee=0.01, fee_asset="USDT")
     journal.record_fill("a1", 2, 101, 0.2, 10, fee=0.02, fee_asset="USDT")
-    journal.record_intent(intent("a2", a, symbol="ETHUSDT", side=-1, qty=2, price=50))
+    journal.record_intent(intent("a2", symbol="ETHUSDT", side=-1, qty=2, price=50), a)
     journal.apply_report("a2", "partially_filled", 1, 50, 2, 11)
     journal.record_fill("a2", 1, 50, 1, 11, fee=0.001, fee_asset="BNB")
-    journal.record_intent(intent("a3", a, qty=1, price=90))
+    journal.record_intent(intent("a3", qty=1, price=90), a)
     journal.apply_report("a3", "rejected", 0, None, None, 12, "post-only would cross")
-    journal.record_intent(intent("b1", b, qty=5, price=100))
+    journal.record_intent(intent("b1", qty=5, price=100), b)
     journal.upsert_position(a, "BTCUSDT", 0.3, 100.5, 0, 0.03, 0, 10)
     journal.upsert_position(
         a, "BTCUSDT", 0.1, 100.5, 1.25, 0.05, -0.01, 20, mark_price=110, unrealized_pnl=0.95
@@ -385,7 +388,7 @@ def test_concurrent_journals_one_run_each(url):
                 run = runs[name] = j.start_run("paper", "local", [name], 1)
                 for i in range(30):
                     cid = f"{name}-{i}"
-                    j.record_intent(intent(cid, run, ts=10 + i, symbol=name))
+                    j.record_intent(intent(cid, ts=10 + i, symbol=name), run)
                     j.mark_sent(cid, 11 + i)
                     j.apply_report(cid, "filled", 0.3, 100, i, 12 + i)
                     j.record_fill(cid, i, 100, 0.3, 12 + i)
@@ -412,7 +415,7 @@ def test_secrets_never_stored(journal):
 
     register_secret("SECRETSECRETSECRET")
     run = journal.start_run("live", "binance-usdm", ["BTCUSDT"], 1)
-    journal.record_intent(intent("s", run))
+    journal.record_intent(intent("s"), run)
     journal.apply_report("s", "rejected", 0, None, None, 2, "HTTP 400 for ...&signature=deadbeef00",
                          report={"raw": "key SECRETSECRETSECRET"})  # fmt: skip
     journal.record_risk_event(3, "auth", None, None, "bad key SECRETSECRETSECRET", run_id=run)
@@ -434,7 +437,7 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_journal_command_table_and_json(url, capsys):
     with Journal.open(url) as j:
         run = j.start_run("paper", "local", ["BTCUSDT"], 1)
-        j.record_intent(intent("c", run))
+        j.record_intent(intent("c"), run)
         j.apply_report("c", "filled", 0.3, 100, 1, 2)
         j.record_fill("c", 1, 100, 0.3, 2, fee=0.03, fee_asset="USDT")
     assert journal_cmd(None, _args("--db", url)) == 0
@@ -511,10 +514,10 @@ def test_position_from_fills_is_exact(journal):
         ("s2", "sell", "64980.9", "0.003", "0.078"),
     ]
     for i, (cid, side, px, qty, fee) in enumerate(fills):
-        journal.record_intent(intent(cid, run, ts=10 + i, side=side, qty=qty, price=px))
+        journal.record_intent(intent(cid, ts=10 + i, side=side, qty=qty, price=px), run)
         journal.record_fill(cid, 1, float(px), float(qty), 10 + i, fee=float(fee), fee_asset="USDT")
         journal.sync_position(run, "BTCUSDT", 10 + i, quote_asset="USDT")  # after each fill, as paper does
-    journal.record_intent(intent("bnb", run, ts=20, qty="0.001", price="64000"))
+    journal.record_intent(intent("bnb", ts=20, qty="0.001", price="64000"), run)
     journal.record_fill("bnb", 1, "64000", "0.001", 20, fee="0.00001", fee_asset="BNB")  # not quote
     ledger = journal.sync_position(run, "BTCUSDT", 30, funding=-0.0123456789123, quote_asset="USDT")
     # FIFO by hand: s1 closes b1 (0.003: (64990.7 - 65000.1) * 0.003 = -0.0282) and 0.001 of b2
@@ -537,7 +540,7 @@ def test_position_from_fills_is_exact(journal):
 @pytest.mark.slow
 def test_position_adopted_at_start_is_booked_before_the_runs_fills(journal):
     run = journal.start_run("live", "binance-usdm", ["BTCUSDT"], 1)
-    journal.record_intent(intent("close", run, side="sell", qty="0.002", price="64100.5"))
+    journal.record_intent(intent("close", side="sell", qty="0.002", price="64100.5"), run)
     journal.record_fill("close", 1, 64100.5, 0.002, 5, fee=0.0512804, fee_asset="USDT")
     journal.sync_position(run, "BTCUSDT", 6, opening=(0.002, 64000.2))  # left by a run that died
     (p,) = journal.positions(run)

@@ -31,7 +31,7 @@ class MemoryJournal:
         self.calls: list[tuple] = []
         self.recs: dict[str, dict] = {}
 
-    def record_intent(self, order: OrderIntent) -> None:
+    def record_intent(self, order: OrderIntent, run_id: int = 0) -> None:
         self.calls.append(("intent", order.client_order_id))
         self.recs[order.client_order_id] = {
             "client_order_id": order.client_order_id,
@@ -51,14 +51,17 @@ class MemoryJournal:
         self.calls.append(("report", cid, state, filled))
         self.recs[cid].update(state=state, filled_qty=filled, avg_price=avg, exchange_order_id=exchange_id)
 
-    def record_fill(self, fill) -> None:
-        self.calls.append(("fill", fill.client_order_id, fill.qty))
+    def record_fill(self, cid, trade_id, price, qty, ts, **kw) -> None:
+        self.calls.append(("fill", cid, qty))
 
     def open_orders(self) -> list[dict]:
         return [r for r in self.recs.values() if r["state"] in ("new", "partially_filled")]
 
     def unresolved_intents(self) -> list[dict]:
         return [r for r in self.recs.values() if r["state"] in ("pending_new", "unknown")]
+
+    def fills(self, client_order_id: str) -> list[dict]:
+        return []
 
     def states(self, cid: str) -> list[str]:
         return [c[2] for c in self.calls if c[0] == "report" and c[1] == cid]

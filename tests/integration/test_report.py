@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from orderflow.journal import Journal, OrderIntent
+from orderflow.core.orders import OrderIntent, OrderType, Side, TimeInForce
+from orderflow.journal import Journal
 from orderflow.reports.build import build_report
 from orderflow.reports.periods import NS, period_of
 
@@ -47,9 +48,16 @@ def journal(tmp_path: Path) -> Path:
         run = j.start_run("paper", "local", ["BTCUSDT"], _t(0.5))
         for k, (h, side, qty, price, fee) in enumerate(FILLS):
             cid = f"of{run}-{k}"
-            j.record_intent(
-                OrderIntent(cid, run, "BTCUSDT", side, D(qty), _t(h), order_type="market", tif="ioc")
+            intent = OrderIntent(
+                cid,
+                "BTCUSDT",
+                Side.BUY if side == "buy" else Side.SELL,
+                float(qty),
+                OrderType.MARKET,
+                time_in_force=TimeInForce.IOC,
+                ts_created=_t(h),
             )
+            j.record_intent(intent, run)
             j.mark_sent(cid, _t(h))
             j.record_fill(cid, k, D(price), D(qty), _t(h), fee=D(fee), fee_asset="USDT", liquidity="taker")
             j.apply_report(cid, "filled", D(qty), D(price), str(k), _t(h))

@@ -9,6 +9,7 @@ import pytest
 
 from orderflow.backtest.config import VenueAccountConfig
 from orderflow.core.instruments import Instrument
+from orderflow.core.orders import CancelRequest, OrderRequest, OrderType, TimeInForce
 from orderflow.engine.session import TradingSession
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.risk.config import RiskConfig
@@ -18,6 +19,17 @@ from orderflow.strategy.config import StrategyConfig
 NS = 1_000_000_000
 INST = Instrument("binance-usdm", "BTCUSDT", 0.1, 0.001, 5.0)
 L = 5
+
+
+def kind(req: OrderRequest | CancelRequest) -> str:
+    """What the core asked for: "cancel", "market" (IOC) or "limit" (post-only GTC)."""
+    if isinstance(req, CancelRequest):
+        return "cancel"
+    if req.order_type is OrderType.LIMIT:
+        assert req.post_only and req.time_in_force is TimeInForce.GTC
+        return "limit"
+    assert req.order_type is OrderType.MARKET and req.time_in_force is TimeInForce.IOC and not req.post_only
+    return "market"
 
 
 def book(bid: float, size: float = 0.05) -> tuple[np.ndarray, ...]:
@@ -52,7 +64,7 @@ def fill(s: TradingSession, req, t_s: float, qty: float | None = None, maker: bo
 def test_market_entry_above_the_depth_share_goes_out_as_twap_children():
     s = session(ExecutionConfig(max_share_of_depth=0.2, depth_levels=5, twap_duration_s=20.0))
     first = tick(s, 1.0)
-    assert first is not None and first.kind == "market" and first.side == 1
+    assert first is not None and kind(first) == "market" and first.side == 1
     # visible ask depth 5 x 0.05 = 0.25: children of at most 20 % of it
     assert first.qty <= 0.05 + 1e-12
     fill(s, first, 1.1)
@@ -63,7 +75,7 @@ def test_market_entry_above_the_depth_share_goes_out_as_twap_children():
         r = tick(s, t)
         if r is None:
             continue
-        assert r.kind == "market" and r.side == 1 and not r.reduce_only
+        assert kind(r) == "market" and r.side == 1 and not r.reduce_only
         children.append(r)
         times.append(t)
         fill(s, r, t + 0.1)
@@ -98,16 +110,16 @@ def test_passive_entry_rests_at_the_touch_and_is_cancelled_when_its_time_is_up()
     s = session(ExecutionConfig(entry_style="passive", passive_ttl_s=5.0, max_share_of_depth=1.0,
                                 max_cost_share_of_ev=10.0))  # fmt: skip
     r = tick(s, 1.0)
-    assert r is not None and r.kind == "limit" and r.side == 1 and r.price == pytest.approx(60_000.0)
+    assert r is not None and kind(r) == "limit" and r.side == 1 and r.price == pytest.approx(60_000.0)
     for k in range(2, 6):
         assert tick(s, float(k)) is None  # rests: nothing new, no cancel yet
     c = tick(s, 6.5)
-    assert c is not None and c.kind == "cancel" and c.order_id == r.order_id
+    assert c is not None and kind(c) == "cancel" and c.order_id == r.order_id
     assert tick(s, 7.0) is None  # one cancel only
     entries = int(s.G[STL.G_ENTRIES])
     fill(s, r, 7.1, qty=0.0)  # cancelled with nothing filled: the parent ends
     nxt = tick(s, 8.0)
-    assert nxt is not None and nxt.kind == "limit"  # the signal holds: a new entry (a new parent)
+    assert nxt is not None and kind(nxt) == "limit"  # the signal holds: a new entry (a new parent)
     assert int(s.G[STL.G_ENTRIES]) == entries + 1 and s.P[0] == 0.0
 
 
@@ -126,15 +138,15 @@ REPRICE = ExecutionConfig(
 def test_a_stale_passive_limit_is_repriced_to_the_new_touch():
     s = session(REPRICE)
     r = tick(s, 1.0)
-    assert r is not None and r.kind == "limit"
+    assert r is not None and kind(r) == "limit"
     assert tick(s, 1.5) is None  # at the touch: within budget
     entries = int(s.G[STL.G_ENTRIES])
     # the market moves up one tick: the resting bid is behind the touch -> reprice (cancel, re-post)
     c = tick(s, 2.0, bid=60_000.1)
-    assert c is not None and c.kind == "cancel" and c.order_id == r.order_id
+    assert c is not None and kind(c) == "cancel" and c.order_id == r.order_id
     fill(s, r, 2.1, qty=0.0)
     again = tick(s, 3.0, bid=60_000.1)
-    assert again is not None and again.kind == "limit" and again.order_id == r.order_id + 1
+    assert again is not None and kind(again) == "limit" and again.order_id == r.order_id + 1
     assert again.price == pytest.approx(60_000.1) and again.qty == pytest.approx(r.qty)
     assert int(s.G[STL.G_ENTRIES]) == entries  # the same parent, not a new entry
 
@@ -142,14 +154,14 @@ def test_a_stale_passive_limit_is_repriced_to_the_new_touch():
 def test_partial_fills_of_passive_children_leave_the_rest_for_the_next_child():
     s = session(REPRICE)
     r = tick(s, 1.0, size=1.0)  # a deep book: one child for the whole entry
-    assert r is not None and r.kind == "limit" and r.qty >= 0.002
+    assert r is not None and kind(r) == "limit" and r.qty >= 0.002
     part = round(r.qty / 2, 3)
     s.on_fill(int(1.5 * NS), 1, part, r.price, 0.0, True)
     c = tick(s, 2.0, bid=60_000.1, size=1.0)  # stale by one tick: reprice
-    assert c is not None and c.kind == "cancel"
+    assert c is not None and kind(c) == "cancel"
     s.on_report(r.order_id, True)
     rest = tick(s, 3.0, bid=60_000.1, size=1.0)
-    assert rest is not None and rest.kind == "limit" and rest.price == pytest.approx(60_000.1)
+    assert rest is not None and kind(rest) == "limit" and rest.price == pytest.approx(60_000.1)
     assert rest.qty == pytest.approx(r.qty - part)
     assert s.P[0] == pytest.approx(part)
 
@@ -157,32 +169,32 @@ def test_partial_fills_of_passive_children_leave_the_rest_for_the_next_child():
 def test_passive_entry_above_the_depth_share_rests_as_iceberg_clips():
     s = session(REPRICE.model_copy(update={"max_share_of_depth": 0.2, "iceberg_clip_share": 0.1}))
     r = tick(s, 1.0)  # own-side depth 0.25: clips of 0.025
-    assert r is not None and r.kind == "limit" and r.qty == pytest.approx(0.025)
+    assert r is not None and kind(r) == "limit" and r.qty == pytest.approx(0.025)
     fill(s, r, 1.2, maker=True)
     nxt = tick(s, 1.5)
-    assert nxt is not None and nxt.kind == "limit" and nxt.order_id == r.order_id + 1
+    assert nxt is not None and kind(nxt) == "limit" and nxt.order_id == r.order_id + 1
     assert nxt.qty == pytest.approx(0.025) and int(s.G[STL.G_ENTRIES]) == 1
 
 
 def test_a_passive_limit_beyond_the_reprice_ticks_is_cancelled_and_its_parent_ends():
     s = session(REPRICE)
     r = tick(s, 1.0)
-    assert r is not None and r.kind == "limit"
+    assert r is not None and kind(r) == "limit"
     entries = int(s.G[STL.G_ENTRIES])
     c = tick(s, 2.0, bid=60_000.5)  # five ticks away
-    assert c is not None and c.kind == "cancel"
+    assert c is not None and kind(c) == "cancel"
     s.on_report(r.order_id, True)
     nxt = tick(s, 3.0, bid=60_000.5)
-    assert nxt is not None and nxt.kind == "limit"  # the signal holds: a new entry, not the old parent
+    assert nxt is not None and kind(nxt) == "limit"  # the signal holds: a new entry, not the old parent
     assert int(s.G[STL.G_ENTRIES]) == entries + 1
 
 
 def test_a_limit_at_the_touch_costing_more_than_the_budget_is_cancelled_at_once():
     s = session(REPRICE.model_copy(update={"max_cost_share_of_ev": 0.5}))  # 12 > 0.5 x 10.6
     r = tick(s, 1.0)
-    assert r is not None and r.kind == "limit"
+    assert r is not None and kind(r) == "limit"
     c = tick(s, 1.5)
-    assert c is not None and c.kind == "cancel" and c.order_id == r.order_id
+    assert c is not None and kind(c) == "cancel" and c.order_id == r.order_id
 
 
 def test_signal_without_a_volatility_percentile_is_invalid_not_a_risk_refusal():

@@ -69,7 +69,7 @@ class FakeJournal:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def record_intent(self, order):
+    def record_intent(self, order, run_id):
         self.calls.append(("intent", order.client_order_id))
 
     def mark_sent(self, cid, ts):
@@ -78,13 +78,16 @@ class FakeJournal:
     def apply_report(self, cid, state, filled, avg, exchange_id, ts, reason):
         self.calls.append(("report", cid, state, filled))
 
-    def record_fill(self, fill):
-        self.calls.append(("fill", fill.client_order_id, fill.qty, fill.trade_id))
+    def record_fill(self, cid, trade_id, price, qty, ts, **kw):
+        self.calls.append(("fill", cid, qty, trade_id))
 
     def open_orders(self):
         return []
 
     def unresolved_intents(self):
+        return []
+
+    def fills(self, client_order_id):
         return []
 
 
@@ -104,8 +107,11 @@ class FakeClient:
         self.post_result, self.known, self.queries = post_result, known or {}, 0
         self.rest = SimpleNamespace(request=self._post)
 
-    def order_params(self, *a, **kw):
-        return {"newClientOrderId": kw["client_order_id"]}
+    def intent_params(self, intent):
+        return {"newClientOrderId": intent.client_order_id}
+
+    async def send_intent(self, params):
+        return order_from_rest(await self._post(), self.venue)
 
     async def _post(self, *a, **kw):
         if isinstance(self.post_result, Exception):

@@ -1,9 +1,10 @@
 """The ``orderflow`` command.
 
 One module per command group (``run``, ``config``, ``data``, ``features``, ``models``, ``backtest`` and
-``demo``, ``paper``/``live``/``kill``, ``journal``, ``exchange``, ``research``); each ``register``\\s its
-parsers and sets one handler per command, ``handler(cfg, args) -> exit status``. Helpers shared by the
-commands are in :mod:`orderflow.cli.common`, the parse-time argument types in :mod:`orderflow.cli.types`.
+``demo``, ``optimize``, ``paper``/``live``/``kill``, ``journal``, ``exchange``, ``research``); each
+``register``\\s its parsers and sets one handler per command, ``handler(cfg, args) -> exit status``.
+Helpers shared by the commands are in :mod:`orderflow.cli.common`, the parse-time argument types in
+:mod:`orderflow.cli.types`.
 Heavy libraries are imported inside the handlers, so ``orderflow --help`` and ``orderflow config`` stay
 light.
 
@@ -26,6 +27,7 @@ from orderflow.cli import (
     features,
     journal,
     models,
+    optimize,
     report,
     research,
     run,
@@ -41,6 +43,7 @@ COMMAND_GROUPS = (
     features,
     models,
     backtest,
+    optimize,
     trading,
     journal,
     report,

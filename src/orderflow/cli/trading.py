@@ -149,7 +149,8 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
     import asyncio
 
     from orderflow.core.instruments import KNOWN, Instrument
-    from orderflow.engine.paper import PaperEngine, RunStartError, render_paper
+    from orderflow.engine.paper import PaperEngine, RunStartError
+    from orderflow.engine.report import render_paper
 
     venue = caps(args.market).venue
     inst = KNOWN.get((venue, args.symbol.upper())) or Instrument(venue, args.symbol.upper(), 0.1, 0.001, 5.0)

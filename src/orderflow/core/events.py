@@ -10,18 +10,11 @@ kept by the instrument's tick and lot sizes (see :mod:`orderflow.core.instrument
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 import msgspec
 
+from orderflow.core.orders import Side  # an aggressor's side is an order side: one definition
+
 Level = tuple[float, float]  # (price, size)
-
-
-class Side(IntEnum):
-    """Aggressor side of a trade, or the side of an order. Values are signs."""
-
-    BUY = 1
-    SELL = -1
 
 
 class BookSnapshot(msgspec.Struct, frozen=True, gc=False):

@@ -8,7 +8,9 @@ order refused; the engine stops trading and exits, keeping what is open). Its pa
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -46,3 +48,16 @@ def read_kill(path: str | os.PathLike[str] | None = None) -> str:
     except FileNotFoundError:
         return "off"
     return word if word in KILL_MODES else "halt"
+
+
+async def watch_kill_switch(mode: str, on_change: Callable[[str], bool], every_s: float = 0.5,
+                            path: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+    """Poll the kill switch every ``every_s`` seconds from ``mode`` on; call ``on_change(new_mode)`` at
+    each change, and return once it answers False (the engine stops: ``halt``)."""
+    while True:
+        new = read_kill(path)
+        if new != mode:
+            mode = new
+            if not on_change(new):
+                return
+        await asyncio.sleep(every_s)

@@ -6,6 +6,13 @@ Against the local exchange (``orderflow paper`` with no URLs starts one in-proce
 fills are simulated by the backtester's matching rules; against Binance (``orderflow live``) they are
 real. Only the clock (wall time), the data source (the WebSocket feed) and the exchange client differ
 from the backtester: the per-event logic is ``engine.core``.
+
+This module is the wiring and the event loop. Orders are placed, tracked, cancelled and recovered by the
+:class:`~orderflow.execution.orders.OrderManager` (an order's route: :meth:`PaperEngine._send` ->
+``OrderManager.submit`` -> ``BinanceTradingClient.intent_params`` / ``send_intent`` / ``signed_payload``);
+start-up recovery is :mod:`orderflow.engine.recovery`, the journal's signal rows
+:mod:`orderflow.engine.signals`, the kill switch :mod:`orderflow.engine.control` and the account of a run
+:mod:`orderflow.engine.report`.
 """
 
 from __future__ import annotations
@@ -14,68 +21,39 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, Trade
 from orderflow.core.instruments import Instrument
-from orderflow.engine.recovery import apply_report_quietly, recover_at_start, recovered_fill_id
-from orderflow.engine.session import OrderRequest, TradingSession
+from orderflow.core.orders import CancelRequest, Fill, OrderIntent, OrderRequest, OrderType
+from orderflow.engine.recovery import recover_at_start
+from orderflow.engine.report import PaperStats
+from orderflow.engine.session import TradingSession
+from orderflow.execution.order_state import ManagedOrder, NoJournal
+from orderflow.execution.orders import OrderManager
 from orderflow.execution.portfolio import P_FUNDING as PF_FUNDING
 
 if TYPE_CHECKING:  # imported when a run starts (the engine module stays light to import)
     from orderflow.adapters.binance.common.signing import Credentials
     from orderflow.adapters.binance.feed import BinanceFeed
-    from orderflow.adapters.binance.trading.events import OrderUpdate
     from orderflow.adapters.binance.userstream import UserDataStream
     from orderflow.config import Config
+    from orderflow.engine.signals import SignalJournal
     from orderflow.journal import Journal
     from orderflow.models.serving import EnsembleModel, HotReloader
 
 log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
-TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
-_CID = re.compile(r"-(\d+)$")
 
 
 class RunStartError(RuntimeError):
     """The run could not start (the venue refused the credentials, the journal failed, ...); the run is
     closed as failed in the journal, with this message as its reason."""
-
-
-@dataclass
-class PaperStats:
-    book_events: int = 0
-    trades: int = 0
-    valid_rows: int = 0
-    gaps: int = 0
-    orders_sent: int = 0
-    order_errors: list[str] = field(default_factory=list)
-    post_only_rejected: int = 0  # passive limits refused because the book had moved through the price
-    fills: int = 0
-    tick_to_order_us: list[float] = field(default_factory=list)  # book event received -> order handed on
-    event_us: list[float] = field(default_factory=list)  # per book event: book, features, model, core
-    model_version: str | None = None
-    model_swaps: list[str] = field(default_factory=list)  # hot reloads during the run: "old -> new"
-    recovered: list[str] = field(default_factory=list)  # what start-up reconciliation changed
-    kill_mode: str = "off"
-    stop_reason: str = ""
-    # funding the exchange charged (USD-M ACCOUNT_UPDATE with reason FUNDING_FEE; quote, paid > 0) and
-    # how many such events; the core books the configured rate, this is what the venue really took
-    exchange_funding: float = 0.0
-    exchange_fundings: int = 0
-    # re-warming after gaps: book events with invalid features from a gap until valid again, wall
-    # seconds from each gap to the first valid book event after it, and the receive time (ns) of a gap
-    # whose features are not valid yet (0: none)
-    gap_invalid_events: int = 0
-    rewarm_s: list[float] = field(default_factory=list)
-    invalid_since_ns: int = 0
 
 
 class PaperEngine:
@@ -162,7 +140,8 @@ class PaperEngine:
         self._last_eq = 0
         self.stats = PaperStats()
         self._row = np.empty(4 * self.levels)
-        self._sides: dict[int, int] = {}
+        self.orders: OrderManager | None = None  # the live order path, once the client is up
+        self._core_ids: dict[str, int] = {}  # client order id -> the core's order number
         self._stop = asyncio.Event()
         self._sending: asyncio.Future[None] | None = None  # the order being sent, if any
         self.clock = clock
@@ -172,18 +151,7 @@ class PaperEngine:
         self.user_stream: UserDataStream | None = None
         self._last_t = 0
         self._last_vs = float("nan")
-        # journaled decisions: rejection counters seen so far, rows waiting for the next write
-        from orderflow.strategy import layout as STL
-
-        self._rej = np.zeros(STL.N_GATES, dtype=np.int64)
-        self._nsig = 0
-        self._gate_t: dict[int, int] = {}
-        self._sig_rows: list[dict[str, object]] = []  # journal signal rows (column -> value)
-        self._sig_flush_t = 0
-
-    def _oid(self, client_id: str) -> int | None:
-        m = _CID.search(client_id)
-        return int(m.group(1)) if m and client_id.startswith(self.prefix + "-") else None
+        self.signals: SignalJournal | None = None  # the journal's decision rows (with a journal)
 
     async def run(self, minutes: float) -> PaperStats:
         """Trade for ``minutes`` (wall time), then stop by the stop policy. A run that fails is closed
@@ -233,12 +201,20 @@ class PaperEngine:
                                                   run_id=self.run_id)  # fmt: skip
             self.prefix = f"{self.prefix}{self.run_id}"  # client ids unique across runs of one journal
             tcfg = tcfg.model_copy(update={"client_id_prefix": self.prefix})
+            from orderflow.engine.signals import SignalJournal
+
+            self.signals = SignalJournal(self.journal, self.run_id, self.symbol, self.cfg.strategy.ofi_scale)
         reason = "completed"
         async with BinanceTradingClient(tcfg, self.credentials) as client:
-            self.client = client
+            # journal stamps in wall time (the event clock may be a lockstep ManualClock)
+            self.orders = OrderManager(client, self.journal if self.journal is not None else NoJournal(),
+                                       self.cfg.execution, run_id=self.run_id or 0, clock=time.time_ns,
+                                       on_fill=self._on_fill, on_done=self._on_done,
+                                       fee_rate=self.taker_fee)  # fmt: skip
             await self.recover()
             async with UserDataStream(client, clock=self.clock) as stream:
                 self.user_stream = stream
+                self.orders.stream_reports = True  # fills and final states from the stream from now on
                 self._started = True
                 fills = asyncio.create_task(self._user_events(stream))
                 market = asyncio.create_task(self._market(feed))
@@ -259,16 +235,19 @@ class PaperEngine:
                 if self.on_stop == "close" and self.kill_mode != "halt":
                     req = self.session.close_position()
                     if req is not None:
-                        if self.journal is not None:
-                            self._note_signal(self.clock(), req, math.nan, 0.0, 0.0)
+                        if self.signals is not None:
+                            self.signals.note(self.clock(), self.session, req, math.nan, 0.0, 0.0)
                         await self._send(req, self.clock())
                         await asyncio.sleep(1.0)  # let the closing fill arrive on the user stream
+                with contextlib.suppress(TimeoutError):  # an order whose outcome is unknown: resolved
+                    await asyncio.wait_for(self.orders.drain(), 10.0)
                 fills.cancel()
         reason = self.stop_reason
         if self._last_t:
             self.session.finish(self._last_t, self._last_vs)
         if self.journal is not None and self.run_id is not None:
-            self._flush_signals(self.clock())
+            if self.signals is not None:
+                self.signals.flush(self.clock())
             self._journal_position(time.time_ns())
             self.journal.stop_run(self.run_id, time.time_ns(), reason)
         self.stats.kill_mode, self.stats.stop_reason = self.kill_mode, reason
@@ -309,33 +288,34 @@ class PaperEngine:
         self._stop.set()
 
     async def _control(self) -> None:
-        """Poll the kill switch; reduce_only refuses entries, halt refuses everything and stops."""
-        from orderflow.engine.control import read_kill
+        """The kill switch (``engine.control``): reduce_only refuses entries, halt refuses everything and
+        stops."""
+        from orderflow.engine.control import watch_kill_switch
+
+        await watch_kill_switch(self.kill_mode, self._on_kill)
+
+    def _on_kill(self, mode: str) -> bool:
+        """The kill switch moved to ``mode``: tell the risk engine, journal it; False (stop) on halt."""
         from orderflow.risk import kernels as RK
         from orderflow.risk.layout import KILL_MODES
 
-        while True:
-            mode = read_kill()
-            if mode != self.kill_mode:
-                log.warning("kill switch: %s -> %s", self.kill_mode, mode)
-                self.kill_mode = mode
-                RK.set_kill(self.session.RS, KILL_MODES.index(mode))
-                if self.journal is not None:
-                    code = float(KILL_MODES.index(mode))
-                    self.journal.record_risk_event(time.time_ns(), "kill_switch", code, 0.0,
-                                                   f"kill switch set to {mode}", run_id=self.run_id,
-                                                   symbol=self.symbol)  # fmt: skip
-                if mode == "halt":
-                    self.request_stop("kill switch: halt")
-                    return
-            await asyncio.sleep(0.5)
+        log.warning("kill switch: %s -> %s", self.kill_mode, mode)
+        self.kill_mode = mode
+        RK.set_kill(self.session.RS, KILL_MODES.index(mode))
+        if self.journal is not None:
+            self.journal.record_risk_event(time.time_ns(), "kill_switch", float(KILL_MODES.index(mode)), 0.0,
+                                           f"kill switch set to {mode}", run_id=self.run_id,
+                                           symbol=self.symbol)  # fmt: skip
+        if mode == "halt":
+            self.request_stop("kill switch: halt")
+            return False
+        return True
 
     async def recover(self) -> None:
         """Start-up reconciliation with the exchange (``engine.recovery``); what it changed goes to the
         run's statistics."""
-        assert self.client is not None
-        rec = await recover_at_start(self.client, self.journal, self.market, self.symbol, self.session,
-                                     self.taker_fee)  # fmt: skip
+        assert self.orders is not None  # made with the client
+        rec = await recover_at_start(self.orders, self.market, self.symbol, self.session)
         self.stats.recovered.extend(rec.notes)
         self._adopted = rec.adopted
 
@@ -407,8 +387,8 @@ class PaperEngine:
                 assert self.run_id is not None  # a journal has a run from the start
                 self.journal.record_equity(self.run_id, ev.ts_recv, equity(self.session.P, mid),
                                            exposure=abs(self.session.position) * mid)  # fmt: skip
-        if self.journal is not None:
-            self._note_signal(ev.ts_recv, req, float(x[c["ofi"]]), p_dn, p_up)
+        if self.signals is not None:
+            self.signals.note(ev.ts_recv, self.session, req, float(x[c["ofi"]]), p_dn, p_up)
         if req is not None:
             self.stats.tick_to_order_us.append(dt)
             self.busy = True
@@ -432,57 +412,6 @@ class PaperEngine:
             self.journal.record_model_version(t, version, "loaded", self.reloader.model.schema_hash,
                                               run_id=self.run_id, message="hot reload")  # fmt: skip
 
-    def _note_signal(self, t: int, req: OrderRequest | None, ofi_z: float, p_dn: float, p_up: float) -> None:
-        """Journal the strategy's decisions: every order it asked for (gate "pass"), and directional
-        signals a gate rejected, one row when the rejecting gate changes and then at most one per gate
-        per second (a gate can reject every book event for minutes). Written in batches."""
-        from orderflow.engine import core as CO
-        from orderflow.strategy import layout as STL
-
-        G, H = self.session.G, self.session.H
-        nsig = int(G[STL.G_SIGNALS])
-        if (req is None or req.kind == "cancel") and nsig == self._nsig:
-            return
-        rej = G[STL.G_REJ0 : STL.G_REJ0 + STL.N_GATES]
-        delta = rej - self._rej
-        self._rej[:] = rej
-        self._nsig = nsig
-        if req is not None and req.kind != "cancel":
-            action, gate = int(self.session.D[CO.D_CUR_ACTION]), STL.PASS
-        elif delta.any():
-            action, gate = STL.NONE, int(np.argmax(delta))
-            last = self._gate_t.get(gate)
-            if last is not None and t - last < NS and self._sig_rows and self._sig_rows[-1]["gate"] == gate:
-                return
-            self._gate_t[gate] = t
-        else:
-            return
-        mid = float(self.session.Df[CO.DF_MID])
-        per_notional = 1.0 / mid if mid > 0 else math.nan
-        ofi = math.tanh(ofi_z / self.cfg.strategy.ofi_scale) if math.isfinite(ofi_z) else math.nan
-        self._sig_rows.append(
-            {
-                "ts_ns": t,
-                "fused": float(H[STL.H_LAST_FUSED]),
-                "ofi_score": ofi,
-                "ai_score": p_up - p_dn,
-                "confidence": float(H[STL.H_LAST_CONF]),
-                "quality": float(H[STL.H_LAST_QUALITY]),
-                "ev": float(H[STL.H_LAST_EV]) * per_notional,
-                "cost": float(H[STL.H_LAST_COST]) * per_notional,
-                "action": action,
-                "gate": gate,
-            }
-        )
-        if len(self._sig_rows) >= 256 or t - self._sig_flush_t >= NS:
-            self._flush_signals(t)
-
-    def _flush_signals(self, t: int) -> None:
-        if self._sig_rows and self.journal is not None and self.run_id is not None:
-            self.journal.record_signals(self.run_id, self.symbol, self._sig_rows)
-        self._sig_rows = []
-        self._sig_flush_t = t
-
     async def _settle_in_flight(self) -> None:
         """Graceful stop with on_stop=close: cancel the resting limit of ours, and wait (briefly) for the
         final report of the order in flight so that its fills are booked before the position is closed."""
@@ -490,70 +419,63 @@ class PaperEngine:
         if oid < 0:
             return
         if self.session.resting_limit:
-            from orderflow.engine.session import OrderRequest
-
-            await self._send(OrderRequest(oid, 0, 0.0, False, "cancel"), self.clock())
+            await self._send(CancelRequest(oid), self.clock())
         for _ in range(150):
             if self.session.order_in_flight != oid:
                 return
             await asyncio.sleep(0.02)
         log.warning("order %s-%d: no final report 3 s into the stop", self.prefix, oid)
 
-    async def _send(self, req: OrderRequest, t: int) -> None:
-        from orderflow.adapters.binance.common.errors import BinanceError
-
+    async def _send(self, req: OrderRequest | CancelRequest, t: int) -> None:
+        """Hand the core's request (decided at event time ``t``) to the order manager: a new order as an
+        intent (journaled before it leaves) under client order id ``{prefix}-{order number}``, or the
+        cancel of the order in flight (its final report comes on the user data stream)."""
+        assert self.orders is not None  # made with the client, before any market event
         cid = f"{self.prefix}-{req.order_id}"
-        if req.kind == "cancel":  # its final report comes on the user data stream
-            try:
-                await self.client.cancel_order(self.symbol, client_order_id=cid)
-            except BinanceError as e:  # e.g. filled meanwhile: the stream says so
-                log.info("cancel of %s not done: %s", cid, e)
+        if isinstance(req, CancelRequest):
+            if cid in self.orders.orders:
+                await self.orders.cancel(cid)
             return
-        self._sides[req.order_id] = req.side
+        self._core_ids[cid] = req.order_id
         self.stats.orders_sent += 1
-        if self.journal is not None:  # the intent is on disk before the order leaves
-            from orderflow.journal import OrderIntent
+        limit = req.order_type is OrderType.LIMIT
+        intent = OrderIntent(cid, self.symbol, req.side, round(req.qty, 9), req.order_type,
+                             req.price if limit else math.nan, req.time_in_force, post_only=req.post_only,
+                             reduce_only=req.reduce_only and self.market != "spot",
+                             purpose="exit" if req.reduce_only else "entry", ts_created=t)  # fmt: skip
+        await self.orders.submit(intent)
 
-            purpose = "exit" if req.reduce_only else "entry"
-            limit = req.kind == "limit"
-            assert self.run_id is not None  # a journal has a run from the start
-            self.journal.record_intent(OrderIntent(cid, self.run_id, self.symbol, req.side, req.qty, t,
-                                                   order_type="limit" if limit else "market",
-                                                   price=req.price if limit else None,
-                                                   tif="gtx" if limit else "ioc", reduce_only=req.reduce_only,
-                                                   purpose=purpose))  # fmt: skip
-            self.journal.mark_sent(cid, time.time_ns())
+    def _on_fill(self, mo: ManagedOrder, f: Fill) -> None:
+        """A fill of one of this run's orders (the manager booked it in the journal): into the core. (A
+        dead run's fills found at start-up are the journal's only: the core adopts the position.)"""
+        if mo.client_order_id not in self._core_ids:
+            return
+        self.session.on_fill(f.ts, int(f.side), f.qty, f.price, f.fee, f.is_maker)
+        self.stats.fills += 1
+
+    def _on_done(self, mo: ManagedOrder) -> None:
+        """One of our orders is final: the core's order in flight is done. One refused before the
+        exchange had it is counted (a post-only limit the book moved through is a normal outcome);
+        after the exchange's final report the journal's position is brought up to date."""
         from orderflow.adapters.binance.common.errors import PostOnlyRejected
 
-        try:
-            side = "BUY" if req.side > 0 else "SELL"
-            ro = req.reduce_only and self.market != "spot"
-            if req.kind == "limit":  # post-only at the touch: GTX on futures, LIMIT_MAKER on spot
-                o = await self.client.place_order(self.symbol, side, "LIMIT", round(req.qty, 9), req.price,
-                                                  post_only=True, reduce_only=ro,
-                                                  client_order_id=cid)  # fmt: skip
-            else:
-                o = await self.client.place_order(self.symbol, side, "MARKET", round(req.qty, 9),
-                                                  reduce_only=ro, client_order_id=cid,
-                                                  ref_price=None)  # fmt: skip
-        except BinanceError as e:
-            if isinstance(e, PostOnlyRejected):  # the book moved through the price: a normal outcome
-                self.stats.post_only_rejected += 1
-                log.info("order %s: %s", cid, e)
-            else:
-                self.stats.order_errors.append(f"{cid}: {type(e).__name__}: {e}")
-                log.warning("order %s failed: %s", cid, e)
-            self.session.on_report(req.order_id, True)
-            if self.journal is not None:
-                self.journal.apply_report(cid, "rejected", 0, None, None, time.time_ns(), reason=str(e))
+        oid = self._core_ids.get(mo.client_order_id)
+        if oid is None:  # a dead run's order, settled at start-up
             return
-        if self.journal is not None and not o.status.terminal:  # acknowledged: resting or working
-            apply_report_quietly(self.journal, cid, str(o.status.value), o.filled_qty, None, o.order_id,
-                                 time.time_ns(), reason="acknowledged")  # fmt: skip
+        self.session.on_report(oid, True)
+        if isinstance(mo.error, PostOnlyRejected):
+            self.stats.post_only_rejected += 1
+        elif mo.error is not None:
+            self.stats.order_errors.append(f"{mo.client_order_id}: {type(mo.error).__name__}: {mo.error}")
+        elif self.journal is not None:
+            self._journal_position(mo.ts_update)
 
     async def _user_events(self, stream: UserDataStream) -> None:
+        """The user data stream: order updates to the order manager, the funding the exchange charged
+        to the run's statistics."""
         from orderflow.adapters.binance.trading.events import AccountUpdate, OrderUpdate
 
+        assert self.orders is not None  # made with the client, before the stream
         while True:
             ev = await stream.get()
             if isinstance(ev, AccountUpdate) and ev.reason == "FUNDING_FEE":
@@ -562,78 +484,5 @@ class PaperEngine:
                 self.stats.exchange_fundings += 1
                 log.info("funding charged by the exchange: %.6f (booked by the model: %.6f in all)", paid,
                          float(self.session.P[PF_FUNDING]))  # fmt: skip
-                continue
-            if not isinstance(ev, OrderUpdate) or ev.symbol != self.symbol:
-                continue
-            oid = self._oid(ev.client_order_id)
-            if oid is None:
-                continue
-            status = str(ev.status.value if hasattr(ev.status, "value") else ev.status)
-            if ev.last_fill_qty > 0:
-                qty, px = ev.last_fill_qty, ev.last_fill_price
-                fee = ev.fee if math.isfinite(ev.fee) else self.taker_fee * qty * px
-                side = int(ev.side)  # core.events.Side: +1 buy, -1 sell
-                self.session.on_fill(ev.ts_recv, side, qty, px, fee, ev.is_maker)
-                self.stats.fills += 1
-                if self.journal is not None:
-                    tid = ev.trade_id if ev.trade_id >= 0 else recovered_fill_id(ev.filled_qty)
-                    self.journal.record_fill(ev.client_order_id, tid, px, qty, ev.ts_recv, fee=fee,
-                                             fee_asset=ev.fee_asset or None,
-                                             liquidity="maker" if ev.is_maker else "taker")  # fmt: skip
-            if self.journal is not None:
-                self._journal_report(ev, status)
-            if status in TERMINAL:
-                self.session.on_report(oid, True)
-                if self.journal is not None:
-                    self._journal_position(ev.ts_recv)
-
-    def _journal_report(self, ev: OrderUpdate, status: str) -> None:
-        from orderflow.journal import JournalError
-
-        avg = ev.filled_quote / ev.filled_qty if ev.filled_qty > 0 else None
-        assert self.journal is not None  # called only with a journal
-        try:
-            self.journal.apply_report(ev.client_order_id, status, ev.filled_qty, avg, ev.order_id, ev.ts_recv)
-        except JournalError as e:  # a stale report (the stream after REST recovery): already recorded
-            log.info("journal: report for %s not applied: %s", ev.client_order_id, e)
-
-
-def render_paper(stats: PaperStats, session: TradingSession, seconds: float) -> str:
-    """A readable account of what the engine did."""
-    res = session.result()
-    rej = sorted(res.rejections.items(), key=lambda kv: -kv[1])
-    lat = np.array(stats.tick_to_order_us)
-    lines = [
-        f"ran {seconds:.0f} s: {stats.book_events:,} book events ({stats.valid_rows:,} with valid features), "
-        f"{stats.trades:,} trades, {stats.gaps} gaps",
-        f"orders sent {stats.orders_sent}, fills {stats.fills}, round trips {len(res.trades)}, "
-        f"position {session.position:g}",
-        f"net PnL {res.trades['net_pnl'].sum() if len(res.trades) else 0.0:,.2f} (fees "
-        f"{res.trades['fees'].sum() if len(res.trades) else 0.0:,.2f})",
-        "rejections: " + (", ".join(f"{k} {v:,}" for k, v in rej) or "none"),
-    ]
-    if lat.size:
-        p50, p99 = np.percentile(lat, [50, 99])
-        lines.append(f"tick-to-order: p50 {p50:.0f} us, p99 {p99:.0f} us over {lat.size} orders")
-    if stats.model_version:
-        lines.append(f"model: {stats.model_version}")
-    if stats.model_swaps:
-        lines.append("model hot reloads: " + ", ".join(stats.model_swaps))
-    if stats.kill_mode != "off":
-        lines.append(f"kill switch: {stats.kill_mode}")
-    if stats.recovered:
-        lines.append("recovered at start-up: " + "; ".join(stats.recovered))
-    if stats.exchange_fundings or session.P[PF_FUNDING]:
-        booked, n = session.P[PF_FUNDING], stats.exchange_fundings
-        lines.append(f"funding: booked {booked:,.4f} at the configured rate; charged by the exchange "
-                     f"{stats.exchange_funding:,.4f} in {n} funding events")  # fmt: skip
-    if stats.post_only_rejected:
-        n = stats.post_only_rejected
-        lines.append(f"post-only limits refused (the book moved through the price): {n:,}")
-    if stats.gaps:
-        rw = ", ".join(f"{x:.1f}" for x in stats.rewarm_s[:5]) or "not yet"
-        lines.append(f"book events with invalid features after gaps: {stats.gap_invalid_events:,}; "
-                     f"re-warmed after (s): {rw}")  # fmt: skip
-    for e in stats.order_errors[:5]:
-        lines.append(f"order error: {e}")
-    return "\n".join(lines)
+            elif isinstance(ev, OrderUpdate) and ev.symbol == self.symbol:
+                self.orders.on_update(ev)

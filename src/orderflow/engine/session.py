@@ -6,13 +6,12 @@ runs the same core functions in its compiled loop; a test checks both drivers gi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from orderflow.backtest.config import VenueAccountConfig
 from orderflow.backtest.engine import Market, Signals
 from orderflow.core.instruments import Instrument
+from orderflow.core.orders import CancelRequest, OrderRequest, OrderType, Side, TimeInForce
 from orderflow.engine import core as CO
 from orderflow.engine.results import BacktestResult, equity_frame, fill_frame, rejection_counts, trade_frame
 from orderflow.execution import exec_config as EXC
@@ -30,18 +29,20 @@ NS = 1_000_000_000
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 
 
-@dataclass(frozen=True)
-class OrderRequest:
-    """What the core wants sent. ``kind``: "market" (IOC), "limit" (post-only GTC at ``price``) or
-    "cancel" (of order ``order_id``). ``order_id`` is the core's client order id (``D[D_OID]``, or the
-    order in flight for a cancel)."""
-
-    order_id: int
-    side: int
-    qty: float
-    reduce_only: bool
-    kind: str = "market"
-    price: float = float("nan")
+def request_from_core(what: int, order_id: int, side: int, qty: float, reduce_only: bool,
+                      price: float) -> OrderRequest | CancelRequest | None:  # fmt: skip
+    """The one boundary from the core's int outputs (``core_book``'s ``what``: NOTHING, SEND_MARKET,
+    SEND_LIMIT or CANCEL) to the order vocabulary: a market order (IOC), a post-only GTC limit at
+    ``price``, or the cancel of order ``order_id``."""
+    if what == CO.NOTHING:
+        return None
+    if what == CO.CANCEL:
+        return CancelRequest(int(order_id))
+    sd = Side.BUY if side > 0 else Side.SELL
+    if what == CO.SEND_LIMIT:
+        return OrderRequest(int(order_id), sd, float(qty), bool(reduce_only), OrderType.LIMIT, float(price),
+                            TimeInForce.GTC, post_only=True)  # fmt: skip
+    return OrderRequest(int(order_id), sd, float(qty), bool(reduce_only))
 
 
 class TradingSession:
@@ -107,8 +108,8 @@ class TradingSession:
         self, t: int, ts_event: int, valid: bool, ofi_z: float, p_dn: float, p_up: float, rv_bps: float,
         vol_state: float, trend_state: float, vol_pct: float, bid_px: np.ndarray, bid_sz: np.ndarray,
         ask_px: np.ndarray, ask_sz: np.ndarray,
-    ) -> OrderRequest | None:  # fmt: skip
-        """The strategy's turn at a book event received at ``t``; the order to send, if any."""
+    ) -> OrderRequest | CancelRequest | None:  # fmt: skip
+        """The strategy's turn at a book event received at ``t``; the order to send or cancel, if any."""
         self._vstate = int(vol_state) if np.isfinite(vol_state) else -1
         what, side, qty, reduce_only, px = CO.core_book(
             self._S, self._O, self._prm, np.int64(t), np.int64(ts_event),
@@ -116,12 +117,8 @@ class TradingSession:
                          float(trend_state), float(vol_pct)),
             STL.BookLevels(bid_px, bid_sz, ask_px, ask_sz),
         )  # fmt: skip
-        if what == CO.NOTHING:
-            return None
-        if what == CO.CANCEL:
-            return OrderRequest(int(self.D[CO.D_CUR_OID]), 0, 0.0, False, "cancel")
-        kind = "limit" if what == CO.SEND_LIMIT else "market"
-        return OrderRequest(int(self.D[CO.D_OID]), int(side), float(qty), bool(reduce_only), kind, float(px))
+        oid = self.D[CO.D_CUR_OID] if what == CO.CANCEL else self.D[CO.D_OID]
+        return request_from_core(int(what), int(oid), int(side), float(qty), bool(reduce_only), float(px))
 
     def on_fill(self, ts: int, side: int, qty: float, price: float, fee: float, maker: bool) -> None:
         CO.core_fill(self._S, self._O, np.int64(ts), np.int64(side), float(qty), float(price), float(fee),
@@ -131,8 +128,12 @@ class TradingSession:
         CO.core_report(self.D, self.Df, self.G, np.int64(order_id), bool(terminal))
 
     def close_position(self) -> OrderRequest | None:
+        """The reduce-only market order that closes the position, if there is one."""
         send, side, qty = CO.core_close(self.D, self.Df, self.G, self.P)
-        return OrderRequest(int(self.D[CO.D_OID]), int(side), float(qty), True) if send else None
+        what = CO.SEND_MARKET if send else CO.NOTHING
+        req = request_from_core(what, int(self.D[CO.D_OID]), int(side), float(qty), True, float("nan"))
+        assert not isinstance(req, CancelRequest)  # core_close sends a market order or nothing
+        return req
 
     def final_equity(self, t: int, vol_state: float) -> None:
         CO.core_final_equity(self.D, self.Df, self.P, self.eq_ts, self.eq_f, np.int64(t), float(vol_state))
@@ -239,14 +240,7 @@ def replay_paper(
                         market.ask_sz[jl])  # fmt: skip
         if req is None:
             continue
-        ts = t + decision_ns
-        if req.kind == "market":
-            ex.submit_market(req.order_id, req.side, req.qty, ts, reduce_only=req.reduce_only)
-        elif req.kind == "limit":
-            ex.submit_limit(req.order_id, req.side, req.price, req.qty, ts, post_only=True,
-                            reduce_only=req.reduce_only)  # fmt: skip
-        else:
-            ex.cancel(req.order_id, ts)
+        ex.submit(req, t + decision_ns)
     big = 2**62
     nxt = lambda: int(ex.state.I[SL.I_NEXT_ARR])  # noqa: E731  (the next pending arrival, as the loop reads it)
     if jl >= 0:
@@ -257,7 +251,7 @@ def replay_paper(
         req = s.close_position()
         if req is not None:
             t_end = t + decision_ns
-            ex.submit_market(req.order_id, req.side, req.qty, t_end, reduce_only=True)
+            ex.submit(req, t_end)
             ta = nxt() if nxt() < big else t_end
             ex.on_book(max(ta, int(market.b_ts[jl])), market.bid_px[jl], market.bid_sz[jl], market.ask_px[jl],
                        market.ask_sz[jl])  # fmt: skip

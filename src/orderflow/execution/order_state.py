@@ -1,20 +1,20 @@
-"""Order states, the legal transitions, order intents, fills and the journal protocol (the data side
-of :mod:`orderflow.execution.orders`)."""
+"""Order states, the legal transitions, the per-order record and the journal protocol (the data side
+of :mod:`orderflow.execution.orders`; intents and fills are :mod:`orderflow.core.orders`')."""
 
 from __future__ import annotations
 
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-import msgspec
 import numpy as np
 
-from orderflow.adapters.binance.trading.events import OrderStatus, OrderType, TimeInForce
-from orderflow.core.events import Side
+from orderflow.adapters.binance.trading.events import OrderStatus
+from orderflow.core.orders import OrderIntent, Side
 
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 NAN = float("nan")
@@ -117,51 +117,6 @@ def check_client_id(cid: str) -> str:
     return cid
 
 
-class OrderIntent(msgspec.Struct, frozen=True):
-    """An order the engine wants: what the journal records before anything is sent.
-
-    ``quantity`` in base units; ``price``/``stop_price`` in quote currency (NaN: none, e.g. MARKET);
-    ``parent_id`` is the sliced parent's client id ("" for none); ``purpose`` entry/add/exit/...;
-    ``ev`` is the signal's expected value in quote currency for the whole quantity and ``ref_price`` the
-    mid when it was decided (NaN: no cost control); ``ts_created`` int ns since the epoch."""
-
-    client_order_id: str
-    symbol: str
-    side: Side
-    quantity: float
-    order_type: OrderType = OrderType.LIMIT
-    price: float = NAN
-    time_in_force: TimeInForce = TimeInForce.GTC
-    post_only: bool = False
-    reduce_only: bool = False
-    stop_price: float = NAN
-    parent_id: str = ""
-    purpose: str = "entry"
-    ev: float = NAN
-    ref_price: float = NAN
-    ts_created: int = 0
-
-
-@dataclass(frozen=True)
-class Fill:
-    """One fill of a managed order (``qty`` base units at ``price`` quote; ``fee`` NaN when unknown,
-    e.g. a fill found by a REST query, whose price is then the average of the recovered quantity).
-    ``trade_id`` is the exchange's, or for recovered fills ``-round(cumulative filled * 1e8)``, which
-    is the same for the same recovered state (the journal stores a fill once per (client id, trade id))."""
-
-    client_order_id: str
-    symbol: str
-    side: Side
-    qty: float
-    price: float
-    fee: float
-    fee_asset: str
-    trade_id: int
-    is_maker: bool
-    ts: int
-    source: str
-
-
 @dataclass
 class ManagedOrder:
     """What the manager knows of one order: state, cumulative fill, exchange id and history
@@ -177,6 +132,7 @@ class ManagedOrder:
     sent_ms: int = 0
     ts_update: int = 0
     history: list[tuple[int, OrderState, OrderState, str]] = field(default_factory=list)
+    error: Exception | None = None  # why the order was refused before the exchange had it, if it was
 
     @property
     def client_order_id(self) -> str:
@@ -208,29 +164,86 @@ class ManagedOrder:
 
 
 class Journal(Protocol):
-    """What the manager needs of the journal (:mod:`orderflow.journal`); states are
-    :class:`OrderState` values (``str``)."""
+    """What the manager needs of the journal: the methods of :class:`orderflow.journal.Journal`, which
+    meets it (states are :class:`OrderState` values; the journal's own ``intent``/``sent`` are
+    ``pending_new`` here). Records returned by the queries are read through :func:`field_of`."""
 
-    def record_intent(self, order: OrderIntent) -> None: ...
+    def record_intent(self, order: OrderIntent, run_id: int) -> None: ...
 
-    def mark_sent(self, client_order_id: str, ts: int) -> None: ...
+    def mark_sent(self, client_order_id: str, ts_ns: int) -> None: ...
 
     def apply_report(
         self,
         client_order_id: str,
         state: str,
         filled: float,
-        avg: float,
-        exchange_id: int,
-        ts: int,
-        reason: str,
-    ) -> None: ...
+        avg: float | None,
+        exchange_id: int | None,
+        ts_ns: int,
+        reason: str | None = None,
+    ) -> object: ...
 
-    def record_fill(self, fill: Fill) -> None: ...
+    def record_fill(
+        self,
+        client_order_id: str,
+        trade_id: str,
+        price: float,
+        qty: float,
+        ts_ns: int,
+        *,
+        fee: float,
+        fee_asset: str | None,
+        liquidity: str | None,
+    ) -> object: ...
 
-    def open_orders(self) -> list[Any]: ...
+    def open_orders(self) -> Sequence[Any]: ...
 
-    def unresolved_intents(self) -> list[Any]: ...
+    def unresolved_intents(self) -> Sequence[Any]: ...
+
+    def fills(self, *, client_order_id: str) -> Sequence[Any]: ...
+
+
+class NoJournal:
+    """The journal of a run that keeps none: records nothing, and holds no order at start."""
+
+    def record_intent(self, order: OrderIntent, run_id: int) -> None:
+        return None
+
+    def mark_sent(self, client_order_id: str, ts_ns: int) -> None:
+        return None
+
+    def apply_report(self, client_order_id: str, state: str, filled: float, avg: float | None,
+                     exchange_id: int | None, ts_ns: int, reason: str | None = None) -> object:  # fmt: skip
+        return False
+
+    def record_fill(self, client_order_id: str, trade_id: str, price: float, qty: float, ts_ns: int, *,
+                    fee: float, fee_asset: str | None, liquidity: str | None) -> object:  # fmt: skip
+        return False
+
+    def open_orders(self) -> Sequence[Any]:
+        return []
+
+    def unresolved_intents(self) -> Sequence[Any]:
+        return []
+
+    def fills(self, *, client_order_id: str) -> Sequence[Any]:
+        return []
+
+
+def side_of(x: Any) -> Side:
+    """``x`` (a Side, +1/-1, or "buy"/"sell") as a :class:`Side`."""
+    if isinstance(x, Side):
+        return x
+    if isinstance(x, str):
+        return Side.BUY if x.strip().lower() in ("buy", "1", "+1") else Side.SELL
+    return Side.BUY if float(x) > 0 else Side.SELL
+
+
+def recovered_fill_id(filled_qty: float) -> str:
+    """Journal key of a fill found by a REST query (it has no trade id): the order's cumulative
+    quantity, so two recovered partial fills of one order stay two fills, and the same recovered state
+    is stored once."""
+    return f"recovered-{filled_qty:g}"
 
 
 def field_of(rec: Any, *names: str, default: Any = None) -> Any:

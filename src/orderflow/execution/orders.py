@@ -15,19 +15,25 @@ illegal transition raises :class:`IllegalTransition` naming both states.
 
 The same table is ``TRANSITIONS`` (a bool matrix over ``OrderState.code``) for numba kernels.
 
-:class:`OrderManager` (asyncio) journals every intent before sending it, sends through a
-:class:`~orderflow.adapters.binance.trading.client.BinanceTradingClient`, applies the exchange's answers and
-the user stream's :class:`OrderUpdate` s, resolves ``unknown`` orders by query, reconciles with the
-exchange on start and applies cost control to resting orders on book updates.
+:class:`OrderManager` (asyncio) is the one live order path: the paper/live engine places, tracks,
+cancels and recovers its orders through it. It journals every intent before sending it, sends through a
+:class:`~orderflow.adapters.binance.trading.client.BinanceTradingClient` (which maps the intent to
+Binance's parameters and signs them), applies the exchange's answers and the user stream's
+:class:`OrderUpdate` s, resolves ``unknown`` orders by query, reconciles with the exchange on start
+(:mod:`orderflow.execution.order_reconcile`) and applies cost control to resting orders on book updates.
+
+While a user data stream delivers the orders' reports (``stream_reports``), a REST answer only
+acknowledges an order (its exchange id, ``new``): fills, with their trade ids, prices and fees, and final
+states come from the stream alone, so each fill is booked once, as the exchange reported it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -38,14 +44,15 @@ from orderflow.adapters.binance.common.errors import (
     BinanceError,
     DuplicateOrder,
     ExchangeUnavailable,
+    PostOnlyRejected,
     RateLimited,
     UnknownOrder,
 )
-from orderflow.adapters.binance.trading.decode import order_from_rest
-from orderflow.adapters.binance.trading.events import Order, OrderType, OrderUpdate
-from orderflow.core.events import Side
+from orderflow.adapters.binance.trading.events import Order, OrderUpdate
+from orderflow.core.orders import Fill, OrderIntent, OrderType, Side
 from orderflow.execution.costs import CostDecision, decide
 from orderflow.execution.exec_config import ExecutionConfig
+from orderflow.execution.order_reconcile import ReconcileReport, reconcile
 from orderflow.execution.order_state import (  # noqa: F401  (re-exported: the public API)
     _CODES,
     _S,
@@ -57,53 +64,20 @@ from orderflow.execution.order_state import (  # noqa: F401  (re-exported: the p
     TERMINAL,
     TRANSITIONS,
     DuplicateIntent,
-    Fill,
     IllegalTransition,
     Journal,
     ManagedOrder,
-    OrderIntent,
+    NoJournal,
     OrderState,
     check_client_id,
     check_transition,
     field_of,
     log,
+    recovered_fill_id,
+    side_of,
 )
 
-_EPS = 1e-12
 _REPRICE_RE = re.compile(r"-r\d+$")
-
-
-@dataclass(frozen=True)
-class ReconcileChange:
-    """What :meth:`OrderManager.reconcile` found for one journaled order. ``action``: adopted_open,
-    adopted_done, not_received or unresolved."""
-
-    client_order_id: str
-    symbol: str
-    action: str
-    old_state: OrderState
-    new_state: OrderState
-    old_filled: float
-    new_filled: float
-    detail: str = ""
-
-
-@dataclass
-class ReconcileReport:
-    """The orders checked, what changed, ids still unresolved and ``foreign`` ids (open on the exchange,
-    absent from the journal: reported, left untouched)."""
-
-    checked: list[ReconcileChange] = field(default_factory=list)
-    unresolved: list[str] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> list[ReconcileChange]:
-        return [
-            c
-            for c in self.checked
-            if c.old_state is not c.new_state or abs(c.new_filled - c.old_filled) > _EPS
-        ]
 
 
 def _num(x: float) -> Decimal:
@@ -111,21 +85,15 @@ def _num(x: float) -> Decimal:
     return Decimal(repr(round(float(x), 12)))
 
 
-def _side(x: Any) -> Side:
-    if isinstance(x, Side):
-        return x
-    if isinstance(x, str):
-        return Side.BUY if x.strip().lower() in ("buy", "1", "+1") else Side.SELL
-    return Side.BUY if float(x) > 0 else Side.SELL
-
-
 class OrderManager:
-    """Orders of one account through ``client`` (a ``BinanceTradingClient``), journaled in ``journal``.
+    """Orders of one account through ``client`` (a ``BinanceTradingClient``), journaled in ``journal``
+    under run ``run_id``.
 
     ``on_fill(order, fill)`` and ``on_done(order)`` are the engine's callbacks; ``clock`` gives int ns
-    (default: the client's local clock); ``id_gen`` makes client order ids (default: the client's).
-    Requests are sent once: the manager calls the REST transport itself (not ``place_order``, whose
-    own recovery re-sends an order it cannot find) so an unknown outcome is visible as ``unknown``."""
+    (default: the client's local clock); ``id_gen`` makes client order ids (default: the client's);
+    ``fee_rate`` is the fee rate booked for a fill whose report carries no fee (NaN: left unknown).
+    Requests are sent once (``client.send_intent``, not ``place_order``, whose own recovery re-sends an
+    order it cannot find) so an unknown outcome is visible as ``unknown``."""
 
     def __init__(
         self,
@@ -133,14 +101,19 @@ class OrderManager:
         journal: Journal,
         config: ExecutionConfig | None = None,
         *,
+        run_id: int = 0,
         clock: Callable[[], int] | None = None,
         id_gen: Callable[[], str] | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         on_fill: Callable[[ManagedOrder, Fill], Any] | None = None,
         on_done: Callable[[ManagedOrder], Any] | None = None,
+        fee_rate: float = NAN,
     ) -> None:
         self.client = client
         self.journal = journal
+        self.run_id = run_id
+        self.fee_rate = fee_rate
+        self.stream_reports = False  # True while a user data stream delivers fills and final states
         self.config = config or ExecutionConfig()
         self.X = self.config.to_array()
         self.clock = clock or client.server_clock.local_ns
@@ -170,7 +143,7 @@ class OrderManager:
         return OrderIntent(
             check_client_id(self.next_id()),
             symbol.upper(),
-            _side(side),
+            side_of(side),
             float(quantity),
             OrderType(str(order_type)),
             float(price),
@@ -187,38 +160,18 @@ class OrderManager:
             raise DuplicateIntent(f"client order id {cid} is already used by a managed order")
         mo = ManagedOrder(intent, ts_update=self.clock())
         self.orders[cid] = mo
-        self.journal.record_intent(intent)
+        self.journal.record_intent(intent, self.run_id)
         c = self.client
         try:
-            params = c.order_params(
-                intent.symbol,
-                intent.side,
-                intent.order_type,
-                _num(intent.quantity),
-                None if math.isnan(intent.price) else _num(intent.price),
-                stop_price=None if math.isnan(intent.stop_price) else _num(intent.stop_price),
-                time_in_force=intent.time_in_force,
-                post_only=intent.post_only,
-                reduce_only=intent.reduce_only,
-                client_order_id=cid,
-                ref_price=None if math.isnan(intent.ref_price) else _num(intent.ref_price),
-            )
+            params = c.intent_params(intent)
         except BinanceError as e:
-            self._reject(mo, f"refused before sending: {type(e).__name__}: {e}")
+            self._reject(mo, f"refused before sending: {type(e).__name__}: {e}", e)
             return mo
         mo.sent_ns = self.clock()
         self.journal.mark_sent(cid, mo.sent_ns)
         self.stats["sent"] += 1
         try:
-            body = await c.rest.request(
-                "POST",
-                c.paths.order,
-                params,
-                weight=c.paths.w_new,
-                orders=1,
-                signed=True,
-                symbol=intent.symbol,
-            )
+            o = await c.send_intent(params)
         except (ExchangeUnavailable, DuplicateOrder) as e:
             mo.sent_ms = int(getattr(e, "sent_timestamp_ms", 0) or c.server_clock.now_ms())
             self.stats["unknown"] += 1
@@ -226,10 +179,8 @@ class OrderManager:
             self._spawn(self.resolve(cid))
             return mo
         except BinanceError as e:
-            self._reject(mo, f"{type(e).__name__} code={e.code}: {e.msg}")
+            self._reject(mo, f"{type(e).__name__} code={e.code}: {e.msg}", e)
             return mo
-        o = order_from_rest(body, c.venue)
-        c.tracker.on_order(o)
         self.apply_order(o)
         return mo
 
@@ -245,21 +196,25 @@ class OrderManager:
             self.handle(ev)
 
     def on_update(self, u: OrderUpdate) -> bool:
-        """Apply a stream (or recovered) update; return whether it changed the order."""
+        """Apply a stream (or recovered) update, at its receive time; return whether it changed the
+        order."""
         return self._apply(
             u.client_order_id,
             FROM_EXCHANGE[u.status],
             u.filled_qty,
             u.filled_quote,
             u.order_id,
-            u.ts_event,
+            u.ts_recv,
             u.reject_reason,
             u,
             u.source,
         )
 
-    def apply_order(self, o: Order, source: str = "rest") -> bool:
-        """Apply an order state from a REST answer (place, cancel, query)."""
+    def apply_order(self, o: Order, source: str = "rest", *, final: bool | None = None) -> bool:
+        """Apply an order state from a REST answer (place, cancel, query). With ``final`` false (the
+        default while ``stream_reports``) the answer only acknowledges the order (:meth:`_acknowledge`)."""
+        if not (not self.stream_reports if final is None else final):
+            return self._acknowledge(o)
         return self._apply(
             o.client_order_id,
             FROM_EXCHANGE[o.status],
@@ -271,6 +226,19 @@ class OrderManager:
             None,
             source,
         )
+
+    def _acknowledge(self, o: Order) -> bool:
+        """A REST answer while the stream reports: the exchange has the order (its id; ``new`` unless
+        the answer is already final, whose report the stream brings with the fills)."""
+        mo = self.orders.get(o.client_order_id)
+        if mo is None or mo.state.terminal:
+            return False
+        if o.order_id >= 0:
+            mo.exchange_id = o.order_id
+        if o.status.terminal or mo.state not in (OrderState.PENDING_NEW, OrderState.UNKNOWN):
+            return False
+        self._move(mo, OrderState.NEW, "acknowledged")
+        return True
 
     def _apply(
         self,
@@ -304,6 +272,7 @@ class OrderManager:
         f = None
         if fill:
             px, fee, asset, tid, maker = (quote - mo.filled_quote) / dq, NAN, "", -round(filled * 1e8), False
+            key = recovered_fill_id(filled)
             if (
                 last is not None
                 and last.trade_id >= 0
@@ -316,17 +285,19 @@ class OrderManager:
                     last.trade_id,
                     last.is_maker,
                 )
+                key = str(tid)
+            if math.isnan(fee) and not math.isnan(self.fee_rate):
+                fee = self.fee_rate * dq * px
             mo.filled_qty, mo.filled_quote = filled, quote
             f = Fill(cid, mo.symbol, mo.intent.side, dq, px, fee, asset, tid, maker, ts, source)
             self.fills.append(f)
             self.position[mo.symbol] = self.position.get(mo.symbol, 0.0) + int(mo.intent.side) * dq
-            self.journal.record_fill(f)
+            self.journal.record_fill(cid, key, px, dq, ts, fee=fee, fee_asset=asset or None,
+                                    liquidity="maker" if maker else "taker")  # fmt: skip
         if target is not mo.state or target is OrderState.PARTIALLY_FILLED:
             self._move(mo, target, reason, ts)
         else:
-            self.journal.apply_report(
-                cid, mo.state.value, mo.filled_qty, mo.avg_price, mo.exchange_id, ts, reason
-            )
+            self._report(mo, ts, reason)
         if f is not None and self.on_fill is not None:
             self.on_fill(mo, f)
         if mo.state.terminal and self.on_done is not None:
@@ -336,12 +307,17 @@ class OrderManager:
     def _move(self, mo: ManagedOrder, new: OrderState, reason: str = "", ts: int | None = None) -> None:
         t = self.clock() if ts is None else ts
         mo.move(new, t, reason)
-        self.journal.apply_report(
-            mo.client_order_id, new.value, mo.filled_qty, mo.avg_price, mo.exchange_id, t, reason
-        )
+        self._report(mo, t, reason)
 
-    def _reject(self, mo: ManagedOrder, reason: str) -> None:
-        log.warning("order %s rejected: %s", mo.client_order_id, reason)
+    def _report(self, mo: ManagedOrder, ts: int, reason: str) -> None:
+        avg = None if math.isnan(mo.avg_price) else mo.avg_price
+        ex = None if mo.exchange_id < 0 else mo.exchange_id
+        self.journal.apply_report(mo.client_order_id, mo.state.value, mo.filled_qty, avg, ex, ts, reason)
+
+    def _reject(self, mo: ManagedOrder, reason: str, error: Exception | None = None) -> None:
+        level = logging.INFO if isinstance(error, PostOnlyRejected) else logging.WARNING  # a normal outcome
+        log.log(level, "order %s rejected: %s", mo.client_order_id, reason)
+        mo.error = error
         self._move(mo, OrderState.REJECTED, reason)
         if self.on_done is not None:
             self.on_done(mo)
@@ -417,6 +393,9 @@ class OrderManager:
                 return mo
         except ExchangeUnavailable as e:
             log.warning("cancel of %s: outcome unknown, order still open: %s", cid, e)
+            return mo
+        except BinanceError as e:  # refused (e.g. filled meanwhile): its reports say what happened
+            log.info("cancel of %s not done: %s", cid, e)
             return mo
         self.apply_order(o)
         return mo
@@ -502,91 +481,9 @@ class OrderManager:
         return out
 
     # -- reconcile -----------------------------------------------------------------------------------------
-    async def reconcile(self, symbols: tuple[str, ...] | list[str] = ()) -> ReconcileReport:
-        """On start: compare the journal's open and unresolved orders with the exchange (open orders of
-        their symbols, then each missing one by client id), adopt states and fills, resolve pending or
-        unknown ones (not found after recvWindow: rejected ``not received``), and report."""
-        recs: dict[str, Any] = {}
-        for rec in [*self.journal.open_orders(), *self.journal.unresolved_intents()]:
-            cid = str(field_of(rec, "client_order_id", "coid", "cid"))
-            recs.setdefault(cid, rec)
-        syms = {str(field_of(r, "symbol", default="")).upper() for r in recs.values()}
-        syms |= {s.upper() for s in symbols}
-        on_ex: dict[str, Order] = {}
-        for s in sorted(x for x in syms if x):
-            for o in await self.client.open_orders(s):
-                on_ex[o.client_order_id] = o
-        report = ReconcileReport()
-        for cid, rec in recs.items():
-            mo = self.orders.get(cid) or self._from_record(cid, rec, on_ex.get(cid))
-            old_state, old_filled = mo.state, mo.filled_qty
-            action, detail = "adopted_open", ""
-            if cid in on_ex:
-                self.apply_order(on_ex[cid])
-            else:
-                try:
-                    o = await self.client.get_order(mo.symbol, client_order_id=cid)
-                except UnknownOrder:
-                    if mo.state in (OrderState.PENDING_NEW, OrderState.UNKNOWN):
-                        await self.resolve(cid)
-                    else:
-                        detail = f"journal says {mo.state.value}; the exchange does not know the id"
-                except (ExchangeUnavailable, RateLimited) as e:
-                    detail = f"query failed: {e}"
-                else:
-                    self.apply_order(o)
-                if mo.state is OrderState.REJECTED and mo.reason.startswith("not received"):
-                    action = "not_received"
-                elif mo.state.terminal:
-                    action = "adopted_done"
-                elif detail or mo.state in (OrderState.UNKNOWN, OrderState.PENDING_NEW):
-                    action = "unresolved"
-            if action == "unresolved":
-                report.unresolved.append(cid)
-            report.checked.append(
-                ReconcileChange(
-                    cid, mo.symbol, action, old_state, mo.state, old_filled, mo.filled_qty, detail
-                )
-            )
-        report.foreign = sorted(c for c in on_ex if c not in recs and c not in self.orders)
-        log.info(
-            "reconcile: %d orders checked, %d changed, %d unresolved, %d foreign",
-            len(report.checked),
-            len(report.changed),
-            len(report.unresolved),
-            len(report.foreign),
-        )
-        return report
-
-    def _from_record(self, cid: str, rec: Any, o: Order | None) -> ManagedOrder:
-        """A managed order rebuilt from a journal record (and the exchange's copy when there is one)."""
-        g = lambda *n, d=None: field_of(rec, *n, default=d)  # noqa: E731
-        otype = g("order_type", "type", d=o.order_type if o else OrderType.LIMIT)
-        intent = OrderIntent(
-            cid,
-            str(g("symbol", d=o.symbol if o else "")).upper(),
-            _side(g("side", d=o.side if o else 1)),
-            float(g("quantity", "qty", d=o.quantity if o else 0.0)),
-            OrderType(str(otype).upper()),
-            float(g("price", d=o.price if o else NAN)),
-            parent_id=str(g("parent_id", d="")),
-            purpose=str(g("purpose", d="entry")),
-            ts_created=int(g("created_ns", "ts_created", d=0)),
-        )
-        try:
-            state = OrderState(str(g("state", d="pending_new")).lower())
-        except ValueError:
-            state = OrderState.PENDING_NEW
-        filled = float(g("filled_qty", "filled", d=0.0))
-        avg = float(g("avg_price", "avg", d=0.0) or 0.0)
-        mo = ManagedOrder(
-            intent,
-            state=state,
-            filled_qty=filled,
-            filled_quote=filled * avg if filled > 0 else 0.0,
-            exchange_id=int(g("exchange_order_id", "exchange_id", "order_id", d=-1)),
-            sent_ns=int(g("sent_ns", "ts_sent", d=0)),
-            ts_update=self.clock(),
-        )
-        self.orders[cid] = mo
-        return mo
+    async def reconcile(
+        self, symbols: tuple[str, ...] | list[str] = (), only: str | None = None
+    ) -> ReconcileReport:
+        """On start: the journal's open and unresolved orders (of symbol ``only``, or all) checked
+        against the exchange (:func:`orderflow.execution.order_reconcile.reconcile`)."""
+        return await reconcile(self, symbols, only)

@@ -23,6 +23,7 @@ from typing import Literal, TypeVar
 import msgspec
 import numpy as np
 
+from orderflow.core.orders import CancelRequest, OrderRequest, OrderType, TimeInForce
 from orderflow.execution import sim_kernels as SK
 from orderflow.execution.sim_config import SimConfig
 from orderflow.execution.sim_layout import (
@@ -192,6 +193,25 @@ class SimulatedExchange:
     ) -> None:
         """Limit order (GTC rests, IOC remainder expires); post-only is rejected if it would cross."""
         self._submit(order_id, LIMIT, side, price, math.nan, qty, ts, tif, post_only, reduce_only)
+
+    def submit(self, req: OrderRequest | CancelRequest, ts: int) -> None:
+        """A request sent at strategy time ``ts``, converted to the simulator's ints here (the one
+        boundary): MARKET -> ``submit_market``, LIMIT -> ``submit_limit`` with its time in force and
+        post-only flag, STOP_LIMIT -> ``submit_stop_limit``, a cancel -> :meth:`cancel`."""
+        if isinstance(req, CancelRequest):
+            self.cancel(req.order_id, ts)
+            return
+        tif: Literal["GTC", "IOC"] = "GTC" if req.time_in_force is TimeInForce.GTC else "IOC"
+        if req.order_type is OrderType.MARKET:
+            self.submit_market(req.order_id, int(req.side), req.qty, ts, reduce_only=req.reduce_only)
+        elif req.time_in_force is TimeInForce.FOK:
+            raise ValueError(f"order {req.order_id}: the simulator takes GTC or IOC limits, not FOK")
+        elif req.order_type is OrderType.LIMIT:
+            self.submit_limit(req.order_id, int(req.side), req.price, req.qty, ts, post_only=req.post_only,
+                              reduce_only=req.reduce_only, tif=tif)  # fmt: skip
+        else:
+            self.submit_stop_limit(req.order_id, int(req.side), req.stop_price, req.price, req.qty, ts,
+                                   reduce_only=req.reduce_only, tif=tif)  # fmt: skip
 
     def submit_market(self, order_id: int, side: int, qty: float, ts: int, reduce_only: bool = False) -> None:
         """Market order: takes the visible levels; the remainder beyond them expires."""

@@ -20,7 +20,7 @@ from orderflow.journal.models import (
     JournalError,
     UnknownOrderError,
 )
-from orderflow.journal.repository import Journal, OrderIntent
+from orderflow.journal.repository import Journal
 
 __all__ = [
     "OPEN_STATES",
@@ -34,7 +34,6 @@ __all__ = [
     "Journal",
     "JournalDatabaseError",
     "JournalError",
-    "OrderIntent",
     "UnknownOrderError",
     "default_url",
     "head_revision",

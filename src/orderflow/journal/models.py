@@ -244,7 +244,7 @@ class OrderEvent(Base):
     report: Mapped[str | None] = mapped_column(sa.Text)  # JSON of further report fields
 
 
-class Fill(Base):
+class FillRow(Base):
     """One trade of an order; unique per (client order id, trade id), so a repeat is stored once."""
 
     __tablename__ = "fills"

@@ -17,7 +17,6 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from orderflow.core.orders import OrderIntent
 from orderflow.journal.db import (
     JournalDatabaseError,
     check_url,
@@ -49,7 +49,7 @@ from orderflow.journal.models import (
     UNRESOLVED_STATES,
     DuplicateOrderError,
     EquitySnapshot,
-    Fill,
+    FillRow,
     InconsistentReportError,
     JournalError,
     ModelVersion,
@@ -92,29 +92,6 @@ def _float(x: float | None) -> float | None:
 
 def _text(x: str | None) -> str | None:
     return None if x is None else redact(str(x))
-
-
-@dataclass(frozen=True, slots=True)
-class OrderIntent:
-    """An order the engine is about to send. Prices in quote currency (``None`` for market orders),
-    ``qty`` in base units, ``ts_ns`` the engine time of the decision; ``parent_id`` is the client id of
-    the parent order of a slice (TWAP, iceberg)."""
-
-    client_order_id: str
-    run_id: int
-    symbol: str
-    side: str | int
-    qty: Num
-    ts_ns: int
-    order_type: str = "limit"
-    price: Num | None = None
-    stop_price: Num | None = None
-    tif: str | None = "gtc"
-    reduce_only: bool = False
-    post_only: bool = False
-    parent_id: str | None = None
-    purpose: str = "entry"
-    reason: str | None = None
 
 
 class Journal:
@@ -221,42 +198,42 @@ class Journal:
             run.stopped_ns, run.stop_reason = int(ts_ns), _text(reason)
 
     # -- orders ----------------------------------------------------------------------------------
-    def record_intent(self, order: OrderIntent) -> None:
-        """Journal ``order`` in state ``intent`` and commit (call before sending it)."""
+    def record_intent(self, order: OrderIntent, run_id: int) -> None:
+        """Journal ``order`` of run ``run_id`` in state ``intent`` and commit (call before sending it).
+        NaN prices are stored as none; ``parent_id`` and ``reason`` "" as none."""
         otype = _choice(order.order_type, ORDER_TYPES, "order_type")
-        qty, price, stop = to_decimal(order.qty, "qty"), to_decimal(order.price), to_decimal(order.stop_price)
+        qty = to_decimal(order.quantity, "qty")
+        price, stop = to_decimal(order.price), to_decimal(order.stop_price)
         if qty is None or qty <= 0:
-            raise ValueError(f"order {order.client_order_id}: qty {order.qty} must be > 0")
+            raise ValueError(f"order {order.client_order_id}: qty {order.quantity} must be > 0")
         if otype in ("limit", "stop_limit") and (price is None or price <= 0):
             raise ValueError(f"order {order.client_order_id}: a {otype} order needs a price > 0")
         if otype.startswith("stop") and (stop is None or stop <= 0):
             raise ValueError(f"order {order.client_order_id}: a {otype} order needs a stop price > 0")
         row = Order(
             client_order_id=order.client_order_id,
-            run_id=order.run_id,
+            run_id=run_id,
             symbol=order.symbol.upper(),
             side=_side(order.side),
             order_type=otype,
-            tif=None if order.tif is None else _choice(order.tif, TIME_IN_FORCE, "tif"),
+            tif=None if order.time_in_force is None else _choice(order.time_in_force, TIME_IN_FORCE, "tif"),
             price=price,
             stop_price=stop,
             qty=qty,
             reduce_only=bool(order.reduce_only),
             post_only=bool(order.post_only),
-            parent_id=order.parent_id,
+            parent_id=order.parent_id or None,
             purpose=_choice(order.purpose, PURPOSES, "purpose"),
             state="intent",
             filled_qty=Decimal(0),
-            created_ns=int(order.ts_ns),
-            updated_ns=int(order.ts_ns),
-            reason=_text(order.reason),
+            created_ns=int(order.ts_created),
+            updated_ns=int(order.ts_created),
+            reason=_text(order.reason or None),
         )
         try:
             with self._write() as s:
-                if s.get(Run, order.run_id) is None:
-                    raise JournalError(
-                        f"order {order.client_order_id}: run {order.run_id} not in the journal"
-                    )
+                if s.get(Run, run_id) is None:
+                    raise JournalError(f"order {order.client_order_id}: run {run_id} not in the journal")
                 s.add(row)
                 s.flush()
                 s.add(
@@ -379,7 +356,7 @@ class Journal:
             if o is None:
                 raise UnknownOrderError(client_order_id)
             stmt = (
-                self._insert(s, Fill.__table__)
+                self._insert(s, FillRow.__table__)
                 .values(
                     client_order_id=client_order_id,
                     trade_id=str(trade_id),
@@ -395,7 +372,7 @@ class Journal:
                     ts_ns=int(ts_ns),
                 )
                 .on_conflict_do_nothing(index_elements=["client_order_id", "trade_id"])
-                .returning(Fill.__table__.c.id)
+                .returning(FillRow.__table__.c.id)
             )
             return s.execute(stmt).scalar_one_or_none() is not None
 
@@ -459,9 +436,9 @@ class Journal:
                 price = to_decimal(opening[1], "price") or Decimal(0)
                 ledger.apply("buy" if oq > 0 else "sell", abs(oq), price)
         q = (
-            sa.select(Fill)
-            .where(Fill.run_id == run_id, Fill.symbol == symbol.upper(), Fill.id > last_id)
-            .order_by(Fill.id)
+            sa.select(FillRow)
+            .where(FillRow.run_id == run_id, FillRow.symbol == symbol.upper(), FillRow.id > last_id)
+            .order_by(FillRow.id)
         )
         with self._read() as s:
             for f in s.scalars(q):
@@ -648,15 +625,15 @@ class Journal:
 
     def fills(
         self, run: int | None = None, *, client_order_id: str | None = None, symbol: str | None = None
-    ) -> list[Fill]:
+    ) -> list[FillRow]:
         """Fills in the order they were stored, optionally of one run, order or symbol."""
-        q = sa.select(Fill).order_by(Fill.id)
+        q = sa.select(FillRow).order_by(FillRow.id)
         if run is not None:
-            q = q.where(Fill.run_id == run)
+            q = q.where(FillRow.run_id == run)
         if client_order_id is not None:
-            q = q.where(Fill.client_order_id == client_order_id)
+            q = q.where(FillRow.client_order_id == client_order_id)
         if symbol is not None:
-            q = q.where(Fill.symbol == symbol.upper())
+            q = q.where(FillRow.symbol == symbol.upper())
         with self._read() as s:
             return list(s.scalars(q))
 

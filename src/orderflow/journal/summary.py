@@ -23,7 +23,7 @@ from orderflow.journal.models import (
     TERMINAL_STATES,
     UNRESOLVED_STATES,
     EquitySnapshot,
-    Fill,
+    FillRow,
     ModelVersion,
     Order,
     Position,
@@ -55,7 +55,11 @@ def build_summary(s: Session, run: int | None = None) -> dict[str, Any]:
     n_fills, vol_base, vol_quote = 0, ZERO, ZERO
     fees_by_asset: dict[str, Decimal] = {}
     by_symbol: dict[str, dict[str, Any]] = {}
-    q = _where_run(sa.select(Fill.symbol, Fill.price, Fill.qty, Fill.fee, Fill.fee_asset), Fill.run_id, run)
+    q = _where_run(
+        sa.select(FillRow.symbol, FillRow.price, FillRow.qty, FillRow.fee, FillRow.fee_asset),
+        FillRow.run_id,
+        run,
+    )
     for sym, price, qty, fee, asset in s.execute(q.execution_options(yield_per=10_000)):
         n_fills += 1
         vol_base += qty

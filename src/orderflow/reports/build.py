@@ -34,7 +34,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from orderflow.journal.ledger import ZERO, Ledger
-from orderflow.journal.models import EquitySnapshot, Fill, Position, RiskEvent, Run, Signal
+from orderflow.journal.models import EquitySnapshot, Position, RiskEvent, Run, Signal
+from orderflow.journal.models import FillRow as Fill
 from orderflow.reports.periods import NS, Period
 
 MINUTES_PER_YEAR = 365 * 24 * 60

@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from orderflow.core.instruments import split_symbol
+from orderflow.core.orders import OrderRequest, OrderType, Side, TimeInForce
 from orderflow.execution.local import errors as E
 from orderflow.execution.local.filters import NewOrder, check_new_order
 from orderflow.execution.local.orders import LocalOrder
@@ -198,36 +199,24 @@ def new_order(v: LocalVenue, p: Params) -> dict[str, Any]:
         v.fut.open_order_margin[oid] = price_f * qty / pos.leverage  # type: ignore[union-attr]
     ts = v.order_time_ns()
     m = v.matchers[sym]
-    sd = 1 if buy else -1
     if fok_fails:  # spot FOK that cannot fill: accepted, then expired without a fill
         v.user_out.append(o.execution_report(v.now_ms, "NEW"))
         o.status = "EXPIRED"
         v._finish(o)
         v.user_out.append(o.execution_report(v.now_ms, "EXPIRED"))
-    elif otype == "MARKET":
-        m.submit_market(oid, sd, qty, ts, reduce_only=reduce)
-    elif otype in ("STOP_LOSS_LIMIT", "STOP"):
-        m.submit_stop_limit(
-            oid,
-            sd,
-            stop_f,
-            price_f,
-            qty,
-            ts,
-            reduce_only=reduce,
-            tif="IOC" if tif in ("IOC", "FOK") else "GTC",
+    else:  # the wire's order as the order vocabulary (FOK matches as IOC: its fill was checked above)
+        kind = (
+            OrderType.MARKET
+            if otype == "MARKET"
+            else OrderType.STOP_LIMIT
+            if otype in ("STOP_LOSS_LIMIT", "STOP")
+            else OrderType.LIMIT
         )
-    else:
-        m.submit_limit(
-            oid,
-            sd,
-            price_f,
-            qty,
+        m.submit(
+            OrderRequest(oid, Side.BUY if buy else Side.SELL, qty, reduce, kind, price_f,
+                         TimeInForce.IOC if tif in ("IOC", "FOK") else TimeInForce.GTC, post_only, stop_f),
             ts,
-            post_only=post_only,
-            reduce_only=reduce,
-            tif="IOC" if tif in ("IOC", "FOK") else "GTC",
-        )
+        )  # fmt: skip
     if not fok_fails:
         if not v.lockstep:  # in lockstep the order is still on its way (the latency model)
             m.flush(ts)

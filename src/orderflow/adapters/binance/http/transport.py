@@ -176,9 +176,11 @@ class RestTransport:
         symbol: str = "",
         sync_on_timestamp: bool = True,
         as_bytes: bool = False,
+        sign: Callable[[dict[str, Any]], str] | None = None,
     ) -> Any:
         """Send one request and return the decoded JSON body, or its bytes when ``as_bytes`` (typed errors
-        otherwise)."""
+        otherwise). ``sign``: the caller's signer of a signed request's parameters (default: the
+        credentials' ``signed_payload``)."""
         resynced = False
         attempt = 0
         while True:
@@ -189,7 +191,7 @@ class RestTransport:
                 ts_ms = self.clock.now_ms()
                 p["recvWindow"] = self.config.recv_window_ms
                 p["timestamp"] = ts_ms
-                payload = self._creds(method, path).signed_payload(p)
+                payload = (sign or self._creds(method, path).signed_payload)(p)
             else:
                 payload = encode_params(p)
             headers = {"X-MBX-APIKEY": self._creds(method, path).api_key} if (signed or api_key) else {}

@@ -19,6 +19,13 @@ id already used raises :class:`DuplicateOrder` locally. When the outcome of a pl
 id, and adopts it if it exists; only if it does not is the same request re-sent. A "duplicate order"
 answer to a re-send also resolves to the existing order. So one intent makes at most one order.
 
+The order vocabulary (:mod:`orderflow.core.orders`) becomes Binance's parameters in one place,
+:meth:`BinanceTradingClient.order_params` (type, time in force and post-only by the table above), and an
+order request is signed here, by :meth:`BinanceTradingClient.signed_payload` (the transport adds
+``recvWindow`` and ``timestamp`` and sends exactly the string it returns).
+:meth:`BinanceTradingClient.send_intent` sends an :class:`OrderIntent` once, without the re-send above
+(the :class:`~orderflow.execution.orders.OrderManager` resolves an unknown outcome by query itself).
+
 Filters from exchangeInfo are applied before sending (:mod:`.filters`); rate limits come from
 exchangeInfo ``rateLimits`` and the response headers (:mod:`.ratelimit`).
 """
@@ -47,7 +54,7 @@ from orderflow.adapters.binance.common.errors import (
     UnknownOrder,
     UnknownSymbol,
 )
-from orderflow.adapters.binance.common.signing import Credentials
+from orderflow.adapters.binance.common.signing import Credentials, encode_params
 from orderflow.adapters.binance.common.venues import caps
 from orderflow.adapters.binance.http.ratelimit import RateLimiter, default_rules, rules_from_exchange_info
 from orderflow.adapters.binance.http.transport import RestTransport
@@ -56,10 +63,10 @@ from orderflow.adapters.binance.trading.decode import (
     order_from_rest,
     positions_from_rest,
 )
-from orderflow.adapters.binance.trading.events import Balance, Order, OrderType, Position, TimeInForce
+from orderflow.adapters.binance.trading.events import Balance, Order, Position
 from orderflow.adapters.binance.trading.filters import SymbolFilters, check_order, parse_exchange_info
 from orderflow.adapters.binance.trading.tracker import OrderTracker
-from orderflow.core.events import Side
+from orderflow.core.orders import OrderIntent, OrderType, Side, TimeInForce
 
 log = logging.getLogger(__name__)
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
@@ -238,6 +245,48 @@ class BinanceTradingClient:
         p["newOrderRespType"] = "RESULT"
         return p
 
+    def signed_payload(self, params: dict[str, Any]) -> str:
+        """The bytes a signed order request carries: ``params`` (the order's, then the transport's
+        ``recvWindow`` and ``timestamp``) percent-encoded in insertion order, and ``&signature=`` over
+        exactly that string (HMAC-SHA256 hex or Ed25519 base64, by the key)."""
+        payload = encode_params(params)
+        return f"{payload}&signature={self.credentials.signer.sign(payload)}"
+
+    def intent_params(self, intent: OrderIntent) -> dict[str, Any]:
+        """The Binance parameters of ``intent`` (:meth:`order_params`; NaN prices are none), after the
+        filter checks (no request is made)."""
+        return self.order_params(
+            intent.symbol,
+            intent.side,
+            intent.order_type,
+            _num(intent.quantity),
+            _num_or_none(intent.price),
+            stop_price=_num_or_none(intent.stop_price),
+            time_in_force=intent.time_in_force,
+            post_only=intent.post_only,
+            reduce_only=intent.reduce_only,
+            client_order_id=intent.client_order_id,
+            ref_price=_num_or_none(intent.ref_price),
+        )
+
+    async def send_intent(self, params: dict[str, Any]) -> Order:
+        """POST an order's parameters (:meth:`intent_params`) once; its state from the answer. An
+        unknown outcome raises :class:`ExchangeUnavailable` (with ``sent_timestamp_ms``) and is not
+        re-sent: the caller resolves it by querying the client order id."""
+        body = await self.rest.request(
+            "POST",
+            self.paths.order,
+            params,
+            weight=self.paths.w_new,
+            orders=1,
+            signed=True,
+            symbol=params["symbol"],
+            sign=self.signed_payload,
+        )
+        o = order_from_rest(body, self.venue)
+        self.tracker.on_order(o)
+        return o
+
     async def place_order(
         self,
         symbol: str,
@@ -301,6 +350,7 @@ class BinanceTradingClient:
                     orders=1,
                     signed=True,
                     symbol=sym,
+                    sign=self.signed_payload,
                 )
                 o = order_from_rest(body, self.venue)
                 self.tracker.on_order(o)
@@ -427,6 +477,15 @@ class BinanceTradingClient:
         return f"BinanceTradingClient({self.venue} at {self.rest.base_url}, {self.credentials!r})"
 
     __str__ = __repr__
+
+
+def _num(x: float) -> Decimal:
+    """A float as the Decimal sent (float noise of ``k * step`` removed)."""
+    return Decimal(repr(round(float(x), 12)))
+
+
+def _num_or_none(x: float) -> Decimal | None:
+    return None if x != x else _num(x)  # NaN: none
 
 
 def _side_str(side: Side | str) -> str:

@@ -35,12 +35,10 @@ from orderflow.adapters.binance.trading.events import (
     ExecType,
     Order,
     OrderStatus,
-    OrderType,
     OrderUpdate,
     Position,
-    TimeInForce,
 )
-from orderflow.core.events import Side
+from orderflow.core.orders import OrderType, Side, TimeInForce
 from orderflow.core.timeutil import NS_PER_MS
 
 NAN = float("nan")

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import msgspec
 
-from orderflow.core.events import Side
+from orderflow.core.orders import OrderType, Side, TimeInForce
 
 
 class OrderStatus(StrEnum):
@@ -40,20 +40,6 @@ class ExecType(StrEnum):
     EXPIRED = "EXPIRED"
     AMENDMENT = "AMENDMENT"
     RECOVERED = "RECOVERED"
-
-
-class OrderType(StrEnum):
-    """Domain order types: LIMIT (post-only is a flag), MARKET, STOP_LIMIT (a stop that rests a limit)."""
-
-    LIMIT = "LIMIT"
-    MARKET = "MARKET"
-    STOP_LIMIT = "STOP_LIMIT"
-
-
-class TimeInForce(StrEnum):
-    GTC = "GTC"
-    IOC = "IOC"
-    FOK = "FOK"
 
 
 class Order(msgspec.Struct, frozen=True):
