@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
         "--date", help="a UTC date (YYYY-MM-DD) inside the period (default: the last complete one)"
     )
     p.add_argument("--run", type=T.positive_int, help="only this run id")
-    p.add_argument("--out", type=Path, help="output directory (default reports/<period>-<label>)")
+    p.add_argument("--out", type=T.dir_path, help="output directory (default reports/<period>-<label>)")
     p.add_argument(
         "--db",
         type=T.db_location,
@@ -76,7 +76,7 @@ def report_cmd(cfg: Config | None, args: argparse.Namespace) -> int:
         raise UserError(f"journal {url}: {' '.join(str(exc).split())[:200]}") from None
     finally:
         engine.dispose()
-    out = args.out or Path("reports") / f"{period.kind}-{period.label}"
+    out = Path(args.out) if args.out else Path("reports") / f"{period.kind}-{period.label}"
     paths = write_report(rep, out, pdf=not args.no_pdf)
     if args.json:
         print(json.dumps(plain(rep), indent=2))
