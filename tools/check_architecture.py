@@ -84,6 +84,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("app", ["orderflow.config"]),
     # the parameter search: it validates its space against the app's Config and drives the backtest
     ("optimize", ["orderflow.optimize", "orderflow.optimize.*"]),
+    # period reports read the journal only
+    ("reports", ["orderflow.reports", "orderflow.reports.*"]),
 ]
 # Names that only Binance's wire format uses. Generic words that other formats share ("symbol",
 # "timestamp", "price") and the one-letter stream fields ("s", "E", "U") are left out: a literal of

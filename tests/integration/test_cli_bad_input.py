@@ -93,6 +93,7 @@ BAD: dict[str, list[str | tuple[str, str]]] = {
     "--holdout-hours": ["nan", "-1", "x"],
     "--cache": ["{file}", "{file}/sub"],
     "--export": ["{file}", "{file}/sub"],
+    "report --date": TIME,
 }
 # values for the other required arguments of a command, so that only the one under test is bad
 GOOD = {

@@ -28,6 +28,7 @@ from orderflow.cli import (
     journal,
     models,
     optimize,
+    report,
     research,
     run,
     trading,
@@ -35,8 +36,20 @@ from orderflow.cli import (
 from orderflow.cli.common import UserError
 
 # the order of `orderflow --help`
-COMMAND_GROUPS = (run, config_cmd, data, features, models, backtest, optimize, trading, journal, exchange,
-                  research)  # fmt: skip
+COMMAND_GROUPS = (
+    run,
+    config_cmd,
+    data,
+    features,
+    models,
+    backtest,
+    optimize,
+    trading,
+    journal,
+    report,
+    exchange,
+    research,
+)
 
 
 class _Parser(argparse.ArgumentParser):
