@@ -85,6 +85,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engine", ["orderflow.engine", "orderflow.engine.*"]),
     # the aggregate Config of every section; each section's config module sits in its package's layer
     ("app", ["orderflow.config"]),
+    # the parameter search: it validates its space against the app's Config and drives the backtest
+    ("optimize", ["orderflow.optimize", "orderflow.optimize.*"]),
+    # period reports read the journal only
+    ("reports", ["orderflow.reports", "orderflow.reports.*"]),
     # services in their own processes that read what the engines publish (telemetry, journal)
     ("services", ["orderflow.dashboard", "orderflow.dashboard.*"]),
 ]

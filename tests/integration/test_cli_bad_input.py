@@ -86,6 +86,14 @@ BAD: dict[str, list[str | tuple[str, str]]] = {
     "paths": ["{missing}", "{dir}"],
     "data replay-server paths": ["{missing}", "{dir}", ("{empty}", "no recorded events in empty.gz")],
     "source": ["{dir}", "{missing}", "nota/sym bol"],
+    "--space": ["{missing}", "{dir}"],
+    "--trials": INT_POS,
+    "--study": [""],
+    "--storage": [""],
+    "--holdout-hours": ["nan", "-1", "x"],
+    "--cache": ["{file}", "{file}/sub"],
+    "--export": ["{file}", "{file}/sub"],
+    "report --date": TIME,
 }
 # values for the other required arguments of a command, so that only the one under test is bad
 GOOD = {
@@ -100,6 +108,9 @@ GOOD = {
     "--out": "{ws}/out.parquet",
     "version": "1",
     "mode": "halt",
+    "--space": "{file}",
+    "--study": "s",
+    "--storage": "sqlite:///{ws}/optuna.db",
 }
 
 

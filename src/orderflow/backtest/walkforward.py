@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,45 +87,48 @@ def window_spans(t_start: int, t_end: int, wf: WalkForwardConfig) -> list[tuple[
     return out
 
 
-def walk_forward(
-    market: Market,
+@dataclass(frozen=True)
+class WindowProbabilities:
+    """The out-of-sample ensemble probabilities of one test window ``[start_ns, end_ns)``: feature rows
+    ``r0:r1`` (the window's book events), scored by members fitted only on samples whose labels ended
+    before ``start_ns``; ``model_row`` is the window's row of the walk-forward model table."""
+
+    window: int
+    start_ns: int
+    end_ns: int
+    r0: int
+    r1: int
+    probs: np.ndarray  # (r1 - r0, 3): classes -1, 0, +1
+    train_samples: int
+    train_from_ns: int
+    train_labels_until_ns: int
+    weights: dict[str, float]
+    model_row: dict[str, Any]
+    seconds: float  # training and scoring time
+
+
+def iter_window_probabilities(
     features: pd.DataFrame,
     ds: Dataset,
-    instrument: Instrument,
     models: ModelsConfig,
     work_dir: Path,
-    wf: WalkForwardConfig | None = None,
-    backtest: VenueAccountConfig | None = None,
-    strategy: StrategyConfig | None = None,
-    risk: RiskConfig | None = None,
+    windows: list[tuple[int, int]],
+    wf: WalkForwardConfig,
     mid: np.ndarray | None = None,
-    progress: Callable[[str], None] | None = None,
-    execution: ExecutionConfig | None = None,
-) -> WalkForwardResult:
-    """Run the walk-forward backtest (module docstring). ``features`` has one row per book event of
-    ``market`` (as ``build_features`` writes it) and ``ds`` is built from those rows; ``execution`` says
-    how entries are sent (as in :func:`~orderflow.backtest.engine.run_backtest`)."""
+    say: Callable[[str], None] | None = None,
+    notes: list[str] | None = None,
+) -> Iterator[WindowProbabilities]:
+    """Steps 1-3 of the module docstring for each test window of ``windows`` in turn (a skipped window
+    adds a line to ``notes``); the backtest of step 4 is the caller's. The probabilities depend on the
+    data, the features, the labels, the models and the windows only, never on the strategy, risk or
+    execution settings, so a caller may cache them and backtest them many times."""
     from orderflow.models.serving import EnsembleModel
 
-    wf = wf or WalkForwardConfig()
-    strategy = strategy or StrategyConfig()
-    say = progress or (lambda s: log.info("%s", s))
-    t0 = time.perf_counter()
+    say = say or (lambda s: log.info("%s", s))
+    notes = [] if notes is None else notes
     fts = features["ts_event"].to_numpy(np.int64)
-    if len(fts) != market.n_book or not np.array_equal(fts, market.b_ts):
-        raise ValueError("walk_forward: the feature rows must be the market's book events, in order")
-    windows = window_spans(int(market.b_ts[0]), int(market.b_ts[-1]), wf)
-    if not windows:
-        raise WalkForwardError(
-            f"walk_forward: {(market.b_ts[-1] - market.b_ts[0]) / H_NS:.2f} h of data is too short for "
-            f"{wf.train_hours} h of training plus half a {wf.test_hours} h test window"
-        )
     ens = HedgeEnsemble(list(models.members), models.ensemble)
     sample_ts = ds.sample_ts
-    results: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]] = []
-    info: list[dict[str, Any]] = []
-    table: list[dict[str, Any]] = []
-    notes: list[str] = []
     for k, (ts0, ts1) in enumerate(windows):
         lo = 0 if wf.expanding else ts0 - int(wf.train_hours * H_NS)
         train = np.flatnonzero((sample_ts >= lo) & (ds.t_touch < ts0))
@@ -156,7 +159,65 @@ def walk_forward(
             done = ds.t_touch[in_win] < ts1  # labels known by the end of the window
             if done.any():
                 ens.update({n: p[rows[done]] for n, p in per.items()}, ds.y[in_win[done]])
-        table.append(row)
+        yield WindowProbabilities(k, ts0, ts1, int(r0), int(r1), np.asarray(probs), int(train.size),
+                                  int(sample_ts[train].min()), int(ds.t_touch[train].max()), w, row,
+                                  time.perf_counter() - tw)  # fmt: skip
+
+
+def window_probabilities(
+    features: pd.DataFrame,
+    ds: Dataset,
+    models: ModelsConfig,
+    work_dir: Path,
+    windows: list[tuple[int, int]],
+    wf: WalkForwardConfig,
+    mid: np.ndarray | None = None,
+    say: Callable[[str], None] | None = None,
+    notes: list[str] | None = None,
+) -> list[WindowProbabilities]:
+    """Every window of :func:`iter_window_probabilities` (the ones not skipped), in order."""
+    return list(iter_window_probabilities(features, ds, models, work_dir, windows, wf, mid, say, notes))
+
+
+def walk_forward(
+    market: Market,
+    features: pd.DataFrame,
+    ds: Dataset,
+    instrument: Instrument,
+    models: ModelsConfig,
+    work_dir: Path,
+    wf: WalkForwardConfig | None = None,
+    backtest: VenueAccountConfig | None = None,
+    strategy: StrategyConfig | None = None,
+    risk: RiskConfig | None = None,
+    mid: np.ndarray | None = None,
+    progress: Callable[[str], None] | None = None,
+    execution: ExecutionConfig | None = None,
+) -> WalkForwardResult:
+    """Run the walk-forward backtest (module docstring). ``features`` has one row per book event of
+    ``market`` (as ``build_features`` writes it) and ``ds`` is built from those rows; ``execution`` says
+    how entries are sent (as in :func:`~orderflow.backtest.engine.run_backtest`)."""
+    wf = wf or WalkForwardConfig()
+    strategy = strategy or StrategyConfig()
+    say = progress or (lambda s: log.info("%s", s))
+    t0 = time.perf_counter()
+    fts = features["ts_event"].to_numpy(np.int64)
+    if len(fts) != market.n_book or not np.array_equal(fts, market.b_ts):
+        raise ValueError("walk_forward: the feature rows must be the market's book events, in order")
+    windows = window_spans(int(market.b_ts[0]), int(market.b_ts[-1]), wf)
+    if not windows:
+        raise WalkForwardError(
+            f"walk_forward: {(market.b_ts[-1] - market.b_ts[0]) / H_NS:.2f} h of data is too short for "
+            f"{wf.train_hours} h of training plus half a {wf.test_hours} h test window"
+        )
+    results: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]] = []
+    info: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for wp in iter_window_probabilities(features, ds, models, work_dir, windows, wf, mid, say, notes):
+        k, ts0, ts1, r0, r1, probs = wp.window, wp.start_ns, wp.end_ns, wp.r0, wp.r1, wp.probs
+        tw = time.perf_counter() - wp.seconds
+        table.append(wp.model_row)
         mask = (market.b_ts >= ts0) & (market.b_ts < ts1)
         sig = make_signals(features.iloc[int(r0) : int(r1)], probs, strategy)
         res: BacktestResult = run_backtest(market.window(ts0, ts1), sig, instrument, backtest, strategy,
@@ -164,10 +225,10 @@ def walk_forward(
         assert int(mask.sum()) == len(probs)
         results.append((res.equity, res.trades, res.fills, res.rejections))
         net = float(res.trades["net_pnl"].sum()) if len(res.trades) else 0.0
-        info.append({"window": k, "start_ns": ts0, "end_ns": ts1, "train_samples": int(train.size),
-                     "train_from_ns": int(sample_ts[train].min()),
-                     "train_labels_until_ns": int(ds.t_touch[train].max()), "trades": len(res.trades),
-                     "net_pnl": net, "seconds": time.perf_counter() - tw, "weights": w})  # fmt: skip
+        info.append({"window": k, "start_ns": ts0, "end_ns": ts1, "train_samples": wp.train_samples,
+                     "train_from_ns": wp.train_from_ns,
+                     "train_labels_until_ns": wp.train_labels_until_ns, "trades": len(res.trades),
+                     "net_pnl": net, "seconds": time.perf_counter() - tw, "weights": wp.weights})  # fmt: skip
         say(f"window {k + 1}/{len(windows)}: {len(res.trades)} trades, net PnL {net:,.2f} "
             f"({time.perf_counter() - tw:.0f} s)")  # fmt: skip
     if not results:

@@ -1,0 +1,1 @@
+"""Period reports (daily, weekly, monthly, UTC) built from the journal."""

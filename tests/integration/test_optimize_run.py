@@ -1,0 +1,242 @@
+"""``orderflow optimize run`` end to end on the simulator: a small study over the cached walk-forward,
+resumed from its SQLite storage, with the held-back period asserted unseen during the search."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orderflow.cli import main
+from orderflow.data.config import SimulatorConfig
+from orderflow.data.simulator import simulate
+from orderflow.data.store import Store
+from orderflow.optimize import objective as OBJ
+from orderflow.optimize import study as SD
+from orderflow.optimize.space import load_space
+
+CONFIG = """\
+walkforward: {train_hours: 0.5, test_hours: 0.25, min_train_samples: 100}
+strategy: {confidence_gate: 0.5, ev_cost_mult: 0.0, quality_gate: 0.5}
+models: {members: [expert_lgbm]}
+"""
+SPACE = """\
+study: {holdout_hours: 0.25, min_trades: 1, period_minutes: 1, cscv_blocks: 8, startup_trials: 3}
+space:
+  strategy.confidence_gate: {low: 0.5, high: 0.9}
+  strategy.threshold: {low: 0.05, high: 0.6}
+  risk.max_loss_per_trade: {low: 0.01, high: 0.03, log: true}
+  execution.entry_style: {choices: [market, passive]}
+  execution.passive_ttl_s: {low: 2, high: 30, when: {execution.entry_style: passive}}
+"""
+
+
+@pytest.fixture(scope="module")
+def sim_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("opt") / "store"
+    simulate(SimulatorConfig(hours=1.5, seed=5), Store(root))
+    return root
+
+
+@pytest.mark.timeout(600)
+def test_a_study_runs_resumes_and_never_sees_the_held_back_period(sim_store, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "c.yaml").write_text(CONFIG)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    seen: dict[str, list[int]] = {"search": [], "after": []}
+    trained: list[tuple[int, int]] = []
+    phase = ["before"]
+    real_bt, real_search, real_wp = OBJ.run_backtest, SD.search, SD.window_probabilities
+
+    def spy_backtest(market, *a, **k):
+        seen["search" if phase[0] == "search" else "after"].append(int(market.b_ts.max()))
+        return real_bt(market, *a, **k)
+
+    def spy_search(*a, **k):
+        phase[0] = "search"
+        try:
+            return real_search(*a, **k)
+        finally:
+            phase[0] = "after"
+
+    def spy_wp(features, ds, *a, **k):  # what the walk-forward trains and scores on
+        trained.append((int(features["ts_event"].max()), int(ds.t_touch.max())))
+        return real_wp(features, ds, *a, **k)
+
+    monkeypatch.setattr(OBJ, "run_backtest", spy_backtest)
+    monkeypatch.setattr(SD, "search", spy_search)
+    monkeypatch.setattr(SD, "window_probabilities", spy_wp)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["optimize", "run", "sim/BTCUSDT", "--store", str(sim_store), "--config", str(tmp_path / "cfg"),
+            "--space", str(tmp_path / "space.yaml"), "--sampler", "tpe", "--seed", "1", "--quick",
+            "--study", "it", "--storage", storage, "--cache", str(tmp_path / "cache"), "--json",
+            "--log-level", "WARNING"]  # fmt: skip
+    rc = main([*args, "--trials", "10", "--report", str(tmp_path / "rep")])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    s = json.loads(out)
+    h0 = s["holdout_start_ns"]
+    assert s["search_windows"] == 3 and s["trials_run_now"] == 10 and "computed probabilities" in err
+    # the held-back period: no trial's backtest read an event at or after its start ...
+    assert seen["search"] and max(seen["search"]) < h0
+    # ... and the search's walk-forward trained and scored only rows and labels before it
+    (f_max, label_max), (f_hold, _) = trained[0], trained[1]
+    assert f_max < h0 and label_max < h0 and f_hold >= h0
+    # it was scored once at the end, next to the baseline
+    assert s["holdout_looks"] == 1 and max(seen["after"]) >= h0
+    assert {"holdout_best", "holdout_baseline", "baseline_search", "pbo", "dsr"} <= set(s)
+    assert s["trials_complete"] + s["trials_pruned"] + s["trials_failed"] == 10
+    rep = tmp_path / "rep"
+    html = (rep / "report.html").read_text()
+    for png in ("history.png", "importance.png", "holdout.png", "pbo.png", "dsr.png", "windows.png"):
+        assert (rep / png).stat().st_size > 5000 and png in html
+    assert "out of sample and after fees" in html
+    r = json.loads((rep / "report.json").read_text())
+    assert r["holdout"]["looks"] == 1 and r["search"]["baseline"] == pytest.approx(s["baseline_search"])
+
+    # resumed from the storage: four more trials, probabilities from the cache, a second look counted
+    trained.clear()
+    rc = main([*args, "--trials", "14", "--export", str(tmp_path / "best")])
+    out, err = capsys.readouterr()
+    if rc == 0:
+        s2 = json.loads(out)
+        assert (tmp_path / "best" / "config.yaml").is_file()
+    else:  # refused: the numbers are in the one-line error, the summary was printed first
+        assert rc == 2 and "export refused: the best trial is likely luck" in err
+        assert "PBO" in err or "DSR" in err
+        s2 = json.loads(out)
+    assert "resuming with 10 finished trials, 4 to run" in err and "cached probabilities" in err
+    assert s2["trials_run_now"] == 4 and s2["holdout_looks"] == 2
+    assert trained == []  # nothing trained again: the held-back windows' probabilities are cached too
+    study = SD.open_study("it", storage, load_space(tmp_path / "space.yaml"), "tpe", 1, 14)
+    assert SD.finished(study) == 14 and np.all(np.diff([t.number for t in study.trials]) == 1)
+
+
+def test_bad_inputs_are_one_line_errors(sim_store, tmp_path, capsys):
+    (tmp_path / "space.yaml").write_text("space:\n  strategy.confidence_gat: {low: 0.5, high: 0.9}\n")
+    rc = main(["optimize", "run", "sim/BTCUSDT", "--store", str(sim_store), "--space",
+               str(tmp_path / "space.yaml"), "--trials", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "strategy.confidence_gat: unknown key" in err
+    (tmp_path / "space.yaml").write_text("space:\n  strategy.confidence_gate: {low: 0.5, high: 0.9}\n")
+    rc = main(["optimize", "run", "sim/BTCUSDT", "--store", str(sim_store), "--space",
+               str(tmp_path / "space.yaml"), "--trials", "2", "--quick",
+               "--log-level", "WARNING"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "hold no walk-forward test window" in err and len(err.strip().splitlines()) == 1
+
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+
+
+@pytest.fixture()
+def pg_database():
+    """A fresh PostgreSQL database (trust auth at 127.0.0.1:5432), dropped at the end."""
+    import os
+
+    psycopg = pytest.importorskip("psycopg")
+    name = f"orderflow_optimize_{os.getpid()}"
+    try:
+        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True)
+    except psycopg.OperationalError as e:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required when CI=true: {e}")
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {e}")
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.execute(f"CREATE DATABASE {name}")
+    yield PG.format(db=name)
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_workers_share_one_study_on_postgresql(sim_store, tmp_path, pg_database, capsys):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "c.yaml").write_text(CONFIG)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    common = ["sim/BTCUSDT", "--store", str(sim_store), "--config", str(tmp_path / "cfg"), "--space",
+              str(tmp_path / "space.yaml"), "--quick", "--study", "pg", "--storage", pg_database, "--cache",
+              str(tmp_path / "cache"), "--seed", "3", "--log-level", "WARNING"]  # fmt: skip
+    # the study created and the probabilities cached by one run, then two workers on it at once
+    assert main(["optimize", "run", *common, "--trials", "2", "--json"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    cmd = [sys.executable, "-m", "orderflow.cli", "optimize", "worker", *common, "--trials", "30"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outs = [p.communicate(timeout=800) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert "cached probabilities" in out
+    joined = [int(re.search(r"\((\d+) run by this worker", out).group(1)) for out, _ in outs]
+    assert all(j > 0 for j in joined), joined  # both workers ran trials
+    study = SD.open_study("pg", pg_database, load_space(tmp_path / "space.yaml"), "tpe", 3, 30)
+    trials = study.get_trials()
+    assert 30 <= len(trials) <= 31  # a worker may start one trial while the other finishes the 30th
+    assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none duplicated
+    assert all(t.state.is_finished() for t in trials)
+    assert sum(joined) + 2 == len(trials)
+    # the workers drew different points; a retry of a trial failed for a stale heartbeat (possible on a
+    # loaded machine) runs the same point again, so retries do not count
+    states = [(t.number, t.state.name, t.system_attrs.get("failed_trial")) for t in trials]
+    fresh = [t for t in trials if "failed_trial" not in t.system_attrs]
+    assert len({tuple(sorted(t.params.items())) for t in fresh}) == len(fresh), states
+    failed = [t.number for t in trials if t.state.name == "FAIL"]
+    assert sorted(t.system_attrs["failed_trial"] for t in trials if t not in fresh) == failed, states
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_worker_killed_mid_trial_leaves_it_failed_and_retried(sim_store, tmp_path, pg_database, capsys):
+    """SIGKILL one of two workers while both are inside a trial: with a 1 s heartbeat the survivor marks
+    the silent trial failed after 3 s, runs its retry (the same point) and completes the study."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from optuna.trial import TrialState
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "c.yaml").write_text(CONFIG)
+    (tmp_path / "space.yaml").write_text(
+        SPACE.replace("startup_trials: 3}", "startup_trials: 3, heartbeat_s: 1}")
+    )
+    common = ["sim/BTCUSDT", "--store", str(sim_store), "--config", str(tmp_path / "cfg"), "--space",
+              str(tmp_path / "space.yaml"), "--quick", "--study", "kill", "--storage", pg_database, "--cache",
+              str(tmp_path / "cache"), "--seed", "5", "--log-level", "WARNING"]  # fmt: skip
+    assert main(["optimize", "run", *common, "--trials", "2", "--json"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    space = load_space(tmp_path / "space.yaml")
+    study = SD.open_study("kill", pg_database, space, "tpe", 5, 30)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    cmd = [sys.executable, "-m", "orderflow.cli", "optimize", "worker", *common, "--trials", "30"]
+    victim, survivor = (subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         text=True) for _ in range(2))  # fmt: skip
+    deadline = time.monotonic() + 600
+    while len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) < 2:  # both inside a trial
+        assert time.monotonic() < deadline and victim.poll() is None and survivor.poll() is None
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    out, _ = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0 and "run by this worker" in out
+    trials = study.get_trials()
+    assert [t.number for t in trials] == list(range(len(trials))) and len(trials) >= 30
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1, [(t.number, t.state) for t in trials]
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retried) == 1 and retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    # the retry runs the same point (the keys sampled before the kill, the rest sampled anew)
+    assert failed[0].params.items() <= retried[0].params.items()
