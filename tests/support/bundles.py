@@ -48,5 +48,3 @@ def lr_bundle(d: Path, sign: float, features: list[str] = FEATURES, schema: str 
     )
     write_manifest(d, manifest)
     return d
-
-

@@ -1,7 +1,7 @@
 """``orderflow dashboard``: the web dashboard of running and past runs, in its own process.
 
     orderflow dashboard [--host 127.0.0.1] [--port 8080] [--telemetry URL] [--db URL] [--reports DIR]...
-    orderflow dashboard passwd            # set the operator password (needed for control)
+    orderflow dashboard --set-password    # set the operator password (needed for control)
 
 It reads the engines' telemetry (``--telemetry``: a directory, ``file://`` or ``redis://`` URL; default
 ``$ORDERFLOW_TELEMETRY`` or the user data directory) and the journal read-only (``--db``). Binding to
@@ -26,12 +26,16 @@ if TYPE_CHECKING:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "dashboard", help="web dashboard: live runs, decisions, orders, risk, model; kill switch"
+        "dashboard", help="web dashboard: live runs, decisions, orders, risk, model; a guarded kill switch"
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--host", type=T.non_empty, default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
     p.add_argument("--port", type=T.int_range(0, 65535), default=8080, help="port (default 8080)")
     p.add_argument(
-        "--telemetry", help="telemetry directory or URL (default: $ORDERFLOW_TELEMETRY or the user data dir)"
+        "--telemetry",
+        type=T.telemetry_location,
+        help="telemetry directory or URL (default: $ORDERFLOW_TELEMETRY or the user data dir)",
     )
     p.add_argument(
         "--db",
@@ -40,27 +44,32 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--reports",
-        type=Path,
+        type=T.dir_path,
         action="append",
         default=None,
         help="a directory of HTML reports to list (repeatable; default ./reports)",
     )
     p.add_argument(
-        "--kill-file", type=Path, help="kill-switch file (default: $ORDERFLOW_KILL_FILE or the user data dir)"
+        "--kill-file",
+        type=T.file_path,
+        help="kill-switch file (default: $ORDERFLOW_KILL_FILE or the data dir)",
     )
-    p.add_argument("--password-file", type=Path, help="operator password file (default: the user config dir)")
+    p.add_argument(
+        "--password-file", type=T.file_path, help="operator password file (default: the user config dir)"
+    )
+    p.add_argument(
+        "--set-password",
+        action="store_true",
+        help="set the operator password (argon2 hash in an owner-only file) and exit",
+    )
+    p.add_argument("--password-stdin", action="store_true", help="with --set-password: read it from stdin")
     p.set_defaults(config=None, log_level=None, handler=dashboard_cmd)
-    sub = p.add_subparsers(dest="dashboard_command")
-    pw = sub.add_parser("passwd", help="set the operator password (argon2 hash in an owner-only file)")
-    pw.add_argument("--password-file", type=Path, help="where to write it (default: the user config dir)")
-    pw.add_argument("--stdin", action="store_true", help="read the password from standard input")
-    pw.set_defaults(config=None, log_level=None, handler=passwd_cmd)
 
 
-def passwd_cmd(cfg: Config | None, args: argparse.Namespace) -> int:
+def passwd_cmd(args: argparse.Namespace) -> int:
     from orderflow.dashboard.auth import set_password
 
-    if args.stdin:
+    if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = getpass.getpass("operator password: ")
@@ -75,6 +84,8 @@ def passwd_cmd(cfg: Config | None, args: argparse.Namespace) -> int:
 
 
 def dashboard_cmd(cfg: Config | None, args: argparse.Namespace) -> int:
+    if args.set_password:
+        return passwd_cmd(args)
     import uvicorn
 
     from orderflow.dashboard.app import DashboardConfig, create_app
@@ -88,14 +99,16 @@ def dashboard_cmd(cfg: Config | None, args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and hashed is None:
         raise UserError(
             f"--host {args.host}: binding beyond loopback needs an operator password "
-            "(run `orderflow dashboard passwd`), and a TLS proxy or SSH tunnel in front"
+            "(run `orderflow dashboard --set-password`), and a TLS proxy or SSH tunnel in front"
         )
+    if args.telemetry == "off":
+        raise UserError("--telemetry off: the dashboard needs telemetry to read")
     dcfg = DashboardConfig(
-        telemetry_url=args.telemetry or default_url(),
+        telemetry_url=default_url() if args.telemetry in (None, "default") else args.telemetry,
         journal_url=args.db,
-        reports=args.reports or [Path("reports")],
-        kill_file=args.kill_file,
-        password_file=args.password_file,
+        reports=[Path(r) for r in args.reports] if args.reports else [Path("reports")],
+        kill_file=Path(args.kill_file) if args.kill_file else None,
+        password_file=Path(args.password_file) if args.password_file else None,
     )
     busy = T.port_in_use(args.host, args.port)
     if busy:

@@ -82,6 +82,7 @@ def _add_db_and_on_stop(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--telemetry",
+        type=T.telemetry_location,
         help="where to publish telemetry for `orderflow dashboard`: a directory, file:// or redis:// URL, or "
         "off (default: monitor.telemetry, the user data dir)",
     )

@@ -288,7 +288,7 @@ def create_app(cfg: DashboardConfig) -> FastAPI:
         body = await _body(request)
         client = _client(request)
         if not guard.enabled:
-            raise HTTPException(403, "no operator password is set: run `orderflow dashboard passwd`")
+            raise HTTPException(403, "no operator password is set: run `orderflow dashboard --set-password`")
         if guard.throttled(client):
             raise HTTPException(429, "too many wrong passwords; wait a minute")
         if not guard.check(str(body.get("password", "")), client):

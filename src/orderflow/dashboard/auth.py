@@ -4,7 +4,7 @@ Read-only views need no login on loopback. Control (the kill switch) needs the o
 
 - the password is stored as an argon2id hash in a file only its owner may read
   (``$ORDERFLOW_DASHBOARD_PASSWORD_FILE`` or ``<user config dir>/orderflow/dashboard-password``),
-  written by ``orderflow dashboard passwd``; there is no default secret, and a file others can read is
+  written by ``orderflow dashboard --set-password``; there is no default secret, and a file others can read is
   refused by name;
 - logging in gives a random session token in an ``HttpOnly``, ``SameSite=Strict`` cookie and a CSRF
   token the page sends back in a header;
@@ -72,7 +72,7 @@ def load_hash(path: str | os.PathLike[str] | None = None) -> str | None:
     text = p.read_text().strip()
     if not text.startswith("$argon2"):
         raise PasswordFileError(
-            f"operator password file {p} holds no argon2 hash: rerun `orderflow dashboard passwd`"
+            f"operator password file {p} holds no argon2 hash: rerun `orderflow dashboard --set-password`"
         )
     return text
 
