@@ -45,6 +45,9 @@ LAYERS: list[tuple[str, list[str]]] = [
             "orderflow.logutil",
             "orderflow.secrets",
             "orderflow.kernel_cache",
+            # the telemetry schema and its transports know only msgspec (engines publish, services read)
+            "orderflow.telemetry",
+            "orderflow.telemetry.*",
         ],
     ),
     # The Binance adapter sits right above core: it decodes wire payloads into core's domain types and
@@ -86,6 +89,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("optimize", ["orderflow.optimize", "orderflow.optimize.*"]),
     # period reports read the journal only
     ("reports", ["orderflow.reports", "orderflow.reports.*"]),
+    # services in their own processes that read what the engines publish (telemetry, journal)
+    ("services", ["orderflow.dashboard", "orderflow.dashboard.*"]),
 ]
 # Names that only Binance's wire format uses. Generic words that other formats share ("symbol",
 # "timestamp", "price") and the one-letter stream fields ("s", "E", "U") are left out: a literal of

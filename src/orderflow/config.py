@@ -36,6 +36,7 @@ from orderflow.features.config import FeatureConfig, LabelConfig, SelectionConfi
 from orderflow.models.config import ModelsConfig
 from orderflow.risk.config import RiskConfig
 from orderflow.strategy.config import StrategyConfig
+from orderflow.telemetry.config import MonitorConfig
 
 log = logging.getLogger(__name__)
 REPO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -91,6 +92,7 @@ class Config(_Frozen):
     backtest: VenueAccountConfig = VenueAccountConfig()
     execution: ExecutionConfig = ExecutionConfig()
     walkforward: WalkForwardConfig = WalkForwardConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     def store_dir(self, override: str | None = None) -> Path:
         chosen = override or os.environ.get("ORDERFLOW_STORE") or self.data.store

@@ -93,6 +93,11 @@ BAD: dict[str, list[str | tuple[str, str]]] = {
     "--holdout-hours": ["nan", "-1", "x"],
     "--cache": ["{file}", "{file}/sub"],
     "--export": ["{file}", "{file}/sub"],
+    "--telemetry": ["kafka://x", "{file}", "redis://", "file://{file}/sub"],
+    "--metrics-port": ["-1", "65536", "x"],
+    "--reports": ["{file}", "{file}/sub"],
+    "--kill-file": ["{dir}", "{file}/sub"],
+    "--password-file": ["{dir}", "{file}/sub"],
     "report --date": TIME,
 }
 # values for the other required arguments of a command, so that only the one under test is bad

@@ -80,6 +80,17 @@ def _add_db_and_on_stop(p: argparse.ArgumentParser) -> None:
         type=T.db_location,
         help="journal database URL or SQLite file (default: $ORDERFLOW_DB or the data dir)",
     )
+    p.add_argument(
+        "--telemetry",
+        type=T.telemetry_location,
+        help="where to publish telemetry for `orderflow dashboard`: a directory, file:// or redis:// URL, or "
+        "off (default: monitor.telemetry, the user data dir)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=T.int_range(0, 65535),
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics (default: monitor.metrics_port, none)",
+    )
     p.add_argument("--on-stop", choices=("close", "keep"), default="close",
                    help="at the end of the run or on SIGTERM/SIGINT: close or keep the position")  # fmt: skip
 
@@ -158,6 +169,13 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
     from orderflow.journal import Journal, JournalError
 
     mode = "live" if args.command == "live" else "paper"
+    given = (
+        ("telemetry", getattr(args, "telemetry", None)),
+        ("metrics_port", getattr(args, "metrics_port", None)),
+    )
+    monitor = {k: v for k, v in given if v is not None}
+    if monitor:
+        cfg = cfg.model_copy(update={"monitor": cfg.monitor.model_copy(update=monitor)})
     try:
         journal = Journal.open(getattr(args, "db", None))
     except (JournalError, OSError, ValueError) as e:

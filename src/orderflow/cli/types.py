@@ -184,6 +184,22 @@ def url(*schemes: str) -> Callable[[str], str]:
 
 
 # -- paths ---------------------------------------------------------------------------------------------
+def telemetry_location(text: str) -> str:
+    """Where engines publish telemetry: ``off``, ``default``, a ``redis://`` / ``rediss://`` URL, a
+    ``file://`` URL or a directory path (existing, or creatable)."""
+    if text in ("off", "default"):
+        return text
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        if scheme in ("redis", "rediss"):
+            return url("redis", "rediss")(text)
+        if scheme != "file":
+            raise _fail("must be off, default, a directory, file:// or redis:// URL", text)
+        dir_path(text[len("file://") :])
+        return text
+    return dir_path(text)
+
+
 def _nearest_existing(p: Path) -> Path:
     while not p.exists() and p != p.parent:
         p = p.parent

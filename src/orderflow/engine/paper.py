@@ -42,7 +42,9 @@ if TYPE_CHECKING:  # imported when a run starts (the engine module stays light t
     from orderflow.adapters.binance.feed import BinanceFeed
     from orderflow.adapters.binance.userstream import UserDataStream
     from orderflow.config import Config
+    from orderflow.engine.control import Control
     from orderflow.engine.signals import SignalJournal
+    from orderflow.engine.telemetry import PaperTap
     from orderflow.journal import Journal
     from orderflow.models.serving import EnsembleModel, HotReloader
 
@@ -152,6 +154,8 @@ class PaperEngine:
         self._last_t = 0
         self._last_vs = float("nan")
         self.signals: SignalJournal | None = None  # the journal's decision rows (with a journal)
+        self.telemetry_url = cfg.monitor.telemetry_url()  # telemetry and metrics: the monitor section
+        self.tap: PaperTap | None = None  # telemetry and metrics, when published
 
     async def run(self, minutes: float) -> PaperStats:
         """Trade for ``minutes`` (wall time), then stop by the stop policy. A run that fails is closed
@@ -170,6 +174,9 @@ class PaperEngine:
                     self.journal.stop_run(self.run_id, time.time_ns(), f"{when}: {cause}")
                 except Exception as je:  # the journal itself is what failed: nowhere to record it
                     log.warning("journal: run %s not closed as failed: %s", self.run_id, je)
+            if self.tap is not None:
+                self.tap.close(f"{when}: {cause}")
+                self.tap = None
             if self._started:
                 raise
             run = f"{self.mode} run" + ("" if self.run_id is None else f" {self.run_id}")
@@ -204,13 +211,15 @@ class PaperEngine:
             from orderflow.engine.signals import SignalJournal
 
             self.signals = SignalJournal(self.journal, self.run_id, self.symbol, self.cfg.strategy.ofi_scale)
+        if self.telemetry_url is not None:
+            self._start_telemetry()
         reason = "completed"
         async with BinanceTradingClient(tcfg, self.credentials) as client:
             # journal stamps in wall time (the event clock may be a lockstep ManualClock)
             self.orders = OrderManager(client, self.journal if self.journal is not None else NoJournal(),
                                        self.cfg.execution, run_id=self.run_id or 0, clock=time.time_ns,
                                        on_fill=self._on_fill, on_done=self._on_done,
-                                       fee_rate=self.taker_fee)  # fmt: skip
+                                       fee_rate=self.taker_fee, on_report=self._on_report)  # fmt: skip
             await self.recover()
             async with UserDataStream(client, clock=self.clock) as stream:
                 self.user_stream = stream
@@ -251,7 +260,32 @@ class PaperEngine:
             self._journal_position(time.time_ns())
             self.journal.stop_run(self.run_id, time.time_ns(), reason)
         self.stats.kill_mode, self.stats.stop_reason = self.kill_mode, reason
+        if self.tap is not None:
+            self.tap.close(reason)
+            self.tap = None
         return self.stats
+
+    def _start_telemetry(self) -> None:
+        """Publish this run's telemetry (and serve its metrics); the run id is the journal's."""
+        from orderflow.engine.telemetry import EngineTelemetry, PaperTap
+
+        assert self.telemetry_url is not None
+        run_id = self.run_id if self.run_id is not None else int(time.time())
+        tele = EngineTelemetry(
+            self.telemetry_url,
+            run_id,
+            mode=self.mode,
+            venue=self.venue,
+            symbols=(self.symbol,),
+            metrics_port=self.cfg.monitor.metrics_port,
+            metrics_host=self.cfg.monitor.metrics_host,
+            journal_url=self.journal.url if self.journal is not None else "",
+        )
+        self.tap = PaperTap(tele, self)
+        if self.signals is not None:
+            self.signals.on_row = self.tap.decision
+        if tele.metrics_url:
+            log.warning("metrics: %s", tele.metrics_url)
 
     def compile_kernels(self) -> None:
         """Run the numba kernels (features, trading core) once on throwaway state before connecting,
@@ -292,20 +326,34 @@ class PaperEngine:
         stops."""
         from orderflow.engine.control import watch_kill_switch
 
-        await watch_kill_switch(self.kill_mode, self._on_kill)
+        await watch_kill_switch(self.kill_mode, self._on_kill, run_id=self.run_id)
 
-    def _on_kill(self, mode: str) -> bool:
-        """The kill switch moved to ``mode``: tell the risk engine, journal it; False (stop) on halt."""
+    def _on_kill(self, control: Control) -> bool:
+        """The kill switch moved (the stricter of the global and this run's file): tell the risk engine,
+        journal it with who set it and why; False (stop) on halt."""
         from orderflow.risk import kernels as RK
         from orderflow.risk.layout import KILL_MODES
 
-        log.warning("kill switch: %s -> %s", self.kill_mode, mode)
+        mode = control.mode
+        log.warning(
+            "kill switch: %s -> %s%s",
+            self.kill_mode,
+            mode,
+            f" ({control.who}: {control.why})" if control.who else "",
+        )
         self.kill_mode = mode
         RK.set_kill(self.session.RS, KILL_MODES.index(mode))
         if self.journal is not None:
+            by = (
+                f" by {control.who}: {control.why}"
+                if control.who
+                else (f": {control.why}" if control.why else "")
+            )
             self.journal.record_risk_event(time.time_ns(), "kill_switch", float(KILL_MODES.index(mode)), 0.0,
-                                           f"kill switch set to {mode}", run_id=self.run_id,
+                                           f"kill switch set to {mode}{by}", run_id=self.run_id,
                                            symbol=self.symbol)  # fmt: skip
+        if self.tap is not None:
+            self.tap.kill(control)
         if mode == "halt":
             self.request_stop("kill switch: halt")
             return False
@@ -339,6 +387,8 @@ class PaperEngine:
                 self.features.on_trade(ev.ts_event, ev.price, ev.size, int(ev.aggressor))
                 self.session.on_trade(ev.ts_recv)
                 self.stats.trades += 1
+                if self.tap is not None:
+                    self.tap.trade(ev.ts_recv, ev.price, ev.size, int(ev.aggressor) > 0)
             elif isinstance(ev, (BookDelta, BookSnapshot)) and ev.symbol == self.symbol:
                 await self._on_book(feed, ev)
             elif isinstance(ev, GapEvent):
@@ -363,6 +413,7 @@ class PaperEngine:
             else:
                 self.stats.gap_invalid_events += 1
         p_dn = p_up = 0.0
+        t_model = time.perf_counter_ns()
         if self.hot is not None:  # a registry alias: the served version may change between events
             version, probs = self.hot.update(x[self.model_cols])
             if version != self.model_version:
@@ -371,6 +422,7 @@ class PaperEngine:
         elif self.model is not None:
             probs = self.model.predict(x[self.model_cols].astype(np.float32), self.state)
             p_dn, p_up = float(probs[0, 0]), float(probs[0, 2])
+        infer_us = (time.perf_counter_ns() - t_model) / 1e3
         c = self.col
         req = self.session.on_book(ev.ts_recv, ev.ts_event, valid, x[c["ofi"]], p_dn, p_up, x[c["rv"]],
                                    x[c["vs"]], x[c["ts"]], x[c["vp"]], bp.copy(), bs.copy(), ap.copy(),
@@ -399,6 +451,10 @@ class PaperEngine:
                 await asyncio.shield(self._sending)
             finally:
                 self.busy = False
+        if self.tap is not None:  # after the order has gone out: never between a book event and its order
+            uid = ev.update_id if isinstance(ev, BookSnapshot) else ev.last_update_id
+            t2o = dt if req is not None else None
+            self.tap.book(ev.ts_recv, ev.ts_event, uid, bp, bs, ap, asz, p_dn, p_up, t2o, infer_us)
 
     def _on_new_version(self, version: str, t: int) -> None:
         """The registry's alias moved and the reloader swapped models (its state re-warmed on recent
@@ -452,6 +508,13 @@ class PaperEngine:
             return
         self.session.on_fill(f.ts, int(f.side), f.qty, f.price, f.fee, f.is_maker)
         self.stats.fills += 1
+        if self.tap is not None:
+            self.tap.fill(mo, f)
+
+    def _on_report(self, mo: ManagedOrder, ts: int) -> None:
+        """A state of one of this run's orders the manager journaled: to the telemetry."""
+        if self.tap is not None and mo.client_order_id in self._core_ids:
+            self.tap.order(mo, ts)
 
     def _on_done(self, mo: ManagedOrder) -> None:
         """One of our orders is final: the core's order in flight is done. One refused before the

@@ -6,6 +6,7 @@ written in batches (256 rows or one second)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +33,7 @@ class SignalJournal:
         self._gate_t: dict[int, int] = {}
         self._rows: list[dict[str, object]] = []  # rows waiting for the next write (column -> value)
         self._flush_t = 0
+        self.on_row: Callable[[dict[str, object]], None] | None = None  # each row as it is made (telemetry)
 
     def note(self, t: int, session: TradingSession, req: OrderRequest | CancelRequest | None, ofi_z: float,
              p_dn: float, p_up: float) -> None:  # fmt: skip
@@ -71,6 +73,8 @@ class SignalJournal:
                 "gate": gate,
             }
         )
+        if self.on_row is not None:
+            self.on_row(self._rows[-1])
         if len(self._rows) >= 256 or t - self._flush_t >= NS:
             self.flush(t)
 

@@ -89,8 +89,9 @@ class OrderManager:
     """Orders of one account through ``client`` (a ``BinanceTradingClient``), journaled in ``journal``
     under run ``run_id``.
 
-    ``on_fill(order, fill)`` and ``on_done(order)`` are the engine's callbacks; ``clock`` gives int ns
-    (default: the client's local clock); ``id_gen`` makes client order ids (default: the client's);
+    ``on_fill(order, fill)``, ``on_done(order)`` and ``on_report(order, ts)`` (every state the journal
+    records, the intent's ``pending_new`` once sent included) are the engine's callbacks; ``clock`` gives
+    int ns (default: the client's local clock); ``id_gen`` makes client order ids (default: the client's);
     ``fee_rate`` is the fee rate booked for a fill whose report carries no fee (NaN: left unknown).
     Requests are sent once (``client.send_intent``, not ``place_order``, whose own recovery re-sends an
     order it cannot find) so an unknown outcome is visible as ``unknown``."""
@@ -108,6 +109,7 @@ class OrderManager:
         on_fill: Callable[[ManagedOrder, Fill], Any] | None = None,
         on_done: Callable[[ManagedOrder], Any] | None = None,
         fee_rate: float = NAN,
+        on_report: Callable[[ManagedOrder, int], Any] | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
@@ -121,6 +123,7 @@ class OrderManager:
         self._sleep = sleep
         self.on_fill = on_fill
         self.on_done = on_done
+        self.on_report = on_report
         self.orders: dict[str, ManagedOrder] = {}
         self.fills: list[Fill] = []
         self.position: dict[str, float] = {}
@@ -170,6 +173,8 @@ class OrderManager:
         mo.sent_ns = self.clock()
         self.journal.mark_sent(cid, mo.sent_ns)
         self.stats["sent"] += 1
+        if self.on_report is not None:
+            self.on_report(mo, mo.sent_ns)
         try:
             o = await c.send_intent(params)
         except (ExchangeUnavailable, DuplicateOrder) as e:
@@ -313,6 +318,8 @@ class OrderManager:
         avg = None if math.isnan(mo.avg_price) else mo.avg_price
         ex = None if mo.exchange_id < 0 else mo.exchange_id
         self.journal.apply_report(mo.client_order_id, mo.state.value, mo.filled_qty, avg, ex, ts, reason)
+        if self.on_report is not None:
+            self.on_report(mo, ts)
 
     def _reject(self, mo: ManagedOrder, reason: str, error: Exception | None = None) -> None:
         level = logging.INFO if isinstance(error, PostOnlyRejected) else logging.WARNING  # a normal outcome

@@ -1,0 +1,617 @@
+"""What a paper/live engine tells the outside while it trades: telemetry events and Prometheus metrics.
+
+:class:`EngineTelemetry` is the engine's one door to both. Its methods take plain values, build the
+schema's events and hand them to the :class:`~orderflow.telemetry.bus.Publisher` (a deque append; the
+encoding, the I/O and the metrics happen on the publisher's thread). The engine calls them after an
+order has gone out, never between a book event and its order, and nothing here runs inside a numba
+kernel. Two things are thinned on the trading thread itself, because they come with every event:
+
+- the book's top levels are built at most every ``book_interval_s`` per symbol (the dashboard's
+  ladder needs no more; book updates are still counted in the feed health);
+- market trades are aggregated per ``trade_interval_s`` (count, buy and sell volume, VWAP, last,
+  high, low) and published once per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+import numpy as np
+
+from orderflow.telemetry import schema as S
+from orderflow.telemetry.bus import Publisher, open_sink
+from orderflow.telemetry.metrics import EngineMetrics, serve
+
+log = logging.getLogger(__name__)
+NS = 1_000_000_000
+
+
+@dataclass
+class _Trades:
+    start_ns: int = 0
+    count: int = 0
+    buy: float = 0.0
+    sell: float = 0.0
+    notional: float = 0.0
+    last: float = 0.0
+    high: float = -np.inf
+    low: float = np.inf
+
+
+class EngineTelemetry:
+    def __init__(
+        self,
+        url: str,
+        run_id: int,
+        *,
+        mode: str,
+        venue: str,
+        symbols: tuple[str, ...],
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        book_levels: int = 10,
+        book_interval_s: float = 0.1,
+        trade_interval_s: float = 0.25,
+        journal_url: str = "",
+    ) -> None:
+        self.run_id = run_id
+        self.symbols = symbols
+        self.levels = book_levels
+        self.book_interval_ns = int(book_interval_s * NS)
+        self.trade_interval_ns = int(trade_interval_s * NS)
+        self.state = "starting"
+        self.metrics = EngineMetrics()
+        self.publisher = Publisher(
+            open_sink(url, run_id),
+            run_id,
+            state=lambda: self.state,
+            mode=mode,
+            symbols=symbols,
+            observers=[self.metrics.observe_all],
+            resources_s=1.0,
+        )
+        self._server: WSGIServer | None = None
+        self.metrics_url = ""
+        if metrics_port is not None:
+            self._server, port = serve(self.metrics, metrics_port, metrics_host)
+            self.metrics_url = f"http://{metrics_host}:{port}/metrics"
+            log.info("metrics on %s", self.metrics_url)
+        self._book_t: dict[str, int] = {}
+        self._trades: dict[str, _Trades] = {}
+        self.publish(
+            S.RunStarted(
+                run_id=run_id,
+                ts_ns=time.time_ns(),
+                mode=mode,
+                venue=venue,
+                symbols=symbols,
+                pid=os.getpid(),
+                journal_url=journal_url,
+                metrics_url=self.metrics_url,
+            )
+        )
+
+    def publish(self, event: S._Event) -> None:
+        self.publisher.publish(event)
+
+    # -- market ----------------------------------------------------------------------------------
+    def book(
+        self,
+        symbol: str,
+        ts_ns: int,
+        update_id: int,
+        bp: np.ndarray,
+        bs: np.ndarray,
+        ap: np.ndarray,
+        asz: np.ndarray,
+    ) -> None:
+        """The top levels (best first), at most every ``book_interval_s`` per symbol."""
+        if ts_ns - self._book_t.get(symbol, 0) < self.book_interval_ns:
+            return
+        self._book_t[symbol] = ts_ns
+        n = self.levels
+        bids = tuple(
+            (float(p), float(q)) for p, q in zip(bp[:n], bs[:n], strict=True) if np.isfinite(p) and q > 0
+        )
+        asks = tuple(
+            (float(p), float(q)) for p, q in zip(ap[:n], asz[:n], strict=True) if np.isfinite(p) and q > 0
+        )
+        self.publish(
+            S.BookTop(
+                run_id=self.run_id, ts_ns=ts_ns, symbol=symbol, update_id=int(update_id), bids=bids, asks=asks
+            )
+        )
+
+    def trade(self, symbol: str, ts_ns: int, price: float, qty: float, buyer_aggressor: bool) -> None:
+        a = self._trades.get(symbol)
+        if a is None:
+            a = self._trades[symbol] = _Trades(start_ns=ts_ns)
+        elif ts_ns - a.start_ns >= self.trade_interval_ns and a.count:
+            self._flush_trades(symbol, a, ts_ns)
+            a = self._trades[symbol] = _Trades(start_ns=ts_ns)
+        a.count += 1
+        if buyer_aggressor:
+            a.buy += qty
+        else:
+            a.sell += qty
+        a.notional += price * qty
+        a.last = price
+        a.high = max(a.high, price)
+        a.low = min(a.low, price)
+
+    def _flush_trades(self, symbol: str, a: _Trades, ts_ns: int) -> None:
+        vol = a.buy + a.sell
+        self.publish(
+            S.TradeAgg(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                symbol=symbol,
+                start_ns=a.start_ns,
+                count=a.count,
+                buy_qty=a.buy,
+                sell_qty=a.sell,
+                vwap=a.notional / vol if vol > 0 else a.last,
+                last=a.last,
+                high=a.high,
+                low=a.low,
+            )
+        )
+
+    def feed(
+        self,
+        symbol: str,
+        ts_ns: int,
+        *,
+        lag_ms: float,
+        gaps: int,
+        resyncs: int,
+        reconnects: int,
+        watchdog_trips: int,
+        synced: bool,
+        book_updates: int,
+        trades: int,
+    ) -> None:
+        self.publish(
+            S.FeedHealth(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                symbol=symbol,
+                lag_ms=lag_ms,
+                gaps=gaps,
+                resyncs=resyncs,
+                reconnects=reconnects,
+                watchdog_trips=watchdog_trips,
+                synced=synced,
+                book_updates=book_updates,
+                trades=trades,
+            )
+        )
+
+    # -- decisions, orders, fills ----------------------------------------------------------------
+    def decision(self, symbol: str, row: dict[str, Any]) -> None:
+        """A journal signal row (``ts_ns``, scores, ``action``, ``gate`` as names)."""
+
+        def f(k: str) -> float:
+            v = row.get(k)
+            return float(v) if v is not None and np.isfinite(v) else 0.0
+
+        self.publish(
+            S.Decision(
+                run_id=self.run_id,
+                ts_ns=int(row["ts_ns"]),
+                symbol=symbol,
+                fused=f("fused"),
+                ofi_score=f("ofi_score"),
+                ai_score=f("ai_score"),
+                confidence=f("confidence"),
+                quality=f("quality"),
+                ev=f("ev"),
+                cost=f("cost"),
+                action=str(row["action"]),
+                gate=str(row["gate"]),
+            )
+        )
+
+    def order(
+        self,
+        symbol: str,
+        ts_ns: int,
+        client_order_id: str,
+        side: str,
+        order_type: str,
+        state: str,
+        qty: float,
+        price: float | None = None,
+        filled_qty: float = 0.0,
+        avg_price: float | None = None,
+        reason: str = "",
+    ) -> None:
+        self.publish(
+            S.OrderUpdate(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                symbol=symbol,
+                client_order_id=client_order_id,
+                side=side,
+                order_type=order_type,
+                state=state,
+                qty=qty,
+                price=price,
+                filled_qty=filled_qty,
+                avg_price=avg_price,
+                reason=reason,
+            )
+        )
+
+    def fill(
+        self,
+        symbol: str,
+        ts_ns: int,
+        client_order_id: str,
+        trade_id: str,
+        side: str,
+        price: float,
+        qty: float,
+        fee: float,
+        liquidity: str,
+        slippage: float,
+    ) -> None:
+        self.publish(
+            S.FillEvent(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                symbol=symbol,
+                client_order_id=client_order_id,
+                trade_id=trade_id,
+                side=side,
+                price=price,
+                qty=qty,
+                fee=fee,
+                liquidity=liquidity,
+                slippage=slippage,
+            )
+        )
+
+    def position(
+        self,
+        symbol: str,
+        ts_ns: int,
+        qty: float,
+        avg_price: float | None,
+        realized: float,
+        unrealized: float,
+        mark: float | None,
+    ) -> None:
+        self.publish(
+            S.PositionEvent(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                symbol=symbol,
+                qty=qty,
+                avg_price=avg_price,
+                realized_pnl=realized,
+                unrealized_pnl=unrealized,
+                mark_price=mark,
+            )
+        )
+
+    def equity(
+        self,
+        ts_ns: int,
+        equity: float,
+        balance: float,
+        unrealized: float,
+        exposure: float,
+        day_pnl: float,
+        drawdown: float,
+    ) -> None:
+        self.publish(
+            S.EquityPoint(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                equity=equity,
+                balance=balance,
+                unrealized_pnl=unrealized,
+                exposure=exposure,
+                day_pnl=day_pnl,
+                drawdown=drawdown,
+            )
+        )
+
+    def risk(
+        self, ts_ns: int, rules: list[tuple[str, float, float, int]], breaker: str, kill_switch: str
+    ) -> None:
+        """Every rule as ``(name, value, limit, refusals so far)``."""
+        self.publish(
+            S.RiskState(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                rules=tuple(
+                    S.RuleState(rule=n, value=v, limit=lim, refusals=int(k)) for n, v, lim, k in rules
+                ),
+                breaker=breaker,
+                kill_switch=kill_switch,
+            )
+        )
+
+    def latency(self, what: str, symbol: str, ts_ns: int, us: float) -> None:
+        self.publish(S.Latency(run_id=self.run_id, ts_ns=ts_ns, what=what, symbol=symbol, us=us))
+
+    def model(
+        self,
+        symbol: str,
+        ts_ns: int,
+        version: str,
+        p: tuple[float, float, float],
+        horizon_ns: int,
+        latency_us: float,
+    ) -> None:
+        self.publish(
+            S.ModelOutput(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                symbol=symbol,
+                version=version,
+                p_down=p[0],
+                p_flat=p[1],
+                p_up=p[2],
+                horizon_ns=horizon_ns,
+                latency_us=latency_us,
+            )
+        )
+
+    def outcome(
+        self,
+        symbol: str,
+        ts_ns: int,
+        pred_ts_ns: int,
+        label: int,
+        ret: float,
+        p: tuple[float, float, float],
+        ev: float,
+    ) -> None:
+        self.publish(
+            S.Outcome(
+                run_id=self.run_id,
+                ts_ns=ts_ns,
+                symbol=symbol,
+                pred_ts_ns=pred_ts_ns,
+                label=label,
+                ret=ret,
+                p_down=p[0],
+                p_flat=p[1],
+                p_up=p[2],
+                ev=ev,
+            )
+        )
+
+    def control(self, ts_ns: int, action: str, value: str, who: str, why: str) -> None:
+        self.publish(
+            S.ControlAction(run_id=self.run_id, ts_ns=ts_ns, action=action, value=value, who=who, why=why)
+        )
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def close(self, reason: str) -> None:
+        """Publish the run's end, flush everything queued and stop the metrics server."""
+        now = time.time_ns()
+        for symbol, a in self._trades.items():
+            if a.count:
+                self._flush_trades(symbol, a, now)
+        self.state = "stopped"
+        self.publish(S.RunStopped(run_id=self.run_id, ts_ns=now, reason=reason))
+        self.publisher.close()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+
+class PaperTap:
+    """The paper/live engine's telemetry: turns what the engine sees (book events, trades, decision
+    rows, order reports, fills, kill-switch changes) into :class:`EngineTelemetry` calls, and every
+    ``state_s`` publishes equity, position, risk state and feed health. Model outputs are sampled
+    every ``model_s`` and resolved into outcomes by :class:`~orderflow.engine.outcomes.OutcomeTracker`
+    (the training labels' triple-barrier rule)."""
+
+    def __init__(
+        self, tele: EngineTelemetry, engine: Any, *, state_s: float = 1.0, model_s: float = 1.0
+    ) -> None:
+        from orderflow.engine.outcomes import OutcomeTracker
+
+        self.tele = tele
+        self.engine = engine
+        self.symbol: str = engine.symbol
+        self.state_ns = int(state_s * NS)
+        self.tracker = (
+            OutcomeTracker(engine.cfg.labels, sample_s=model_s) if engine.model is not None else None
+        )
+        self._last_state = 0
+        self._peak = -np.inf
+        self._acked: set[str] = set()
+        self._mid_at: dict[str, float] = {}
+        self._ev_at: float = 0.0
+        tele.state = "running"
+
+    # -- events from the engine ------------------------------------------------------------------
+    def trade(self, ts_ns: int, price: float, qty: float, buyer_aggressor: bool) -> None:
+        self.tele.trade(self.symbol, ts_ns, price, qty, buyer_aggressor)
+
+    def book(
+        self,
+        ts_ns: int,
+        ts_event: int,
+        update_id: int,
+        bp: np.ndarray,
+        bs: np.ndarray,
+        ap: np.ndarray,
+        asz: np.ndarray,
+        p_dn: float,
+        p_up: float,
+        tick_to_order_us: float | None,
+        infer_us: float,
+    ) -> None:
+        """After a book event's order (if any) has gone out. ``ts_ns`` is the receive (wall) time,
+        ``ts_event`` the exchange's: outcomes are labelled on exchange time, as the training labels are."""
+        t = self.tele
+        t.book(self.symbol, ts_ns, update_id, bp, bs, ap, asz)
+        if tick_to_order_us is not None:
+            t.latency("tick_to_order", self.symbol, ts_ns, tick_to_order_us)
+        mid = self.engine.session.mid
+        if self.tracker is not None and np.isfinite(mid):
+            for r in self.tracker.on_price(ts_event, mid):
+                t.outcome(self.symbol, ts_ns, r.pred_ts_ns, r.label, r.ret, r.probs, r.ev)
+            probs = (p_dn, max(0.0, 1.0 - p_dn - p_up), p_up)
+            if self.tracker.predict(ts_event, probs, self._ev_at):
+                version = self.engine.model_version or str(getattr(self.engine.model, "source", ""))
+                t.model(self.symbol, ts_ns, version, probs, self.tracker.horizon_ns, infer_us)
+        if ts_ns - self._last_state >= self.state_ns:
+            self._last_state = ts_ns
+            self.state(ts_ns)
+
+    def decision(self, row: dict[str, Any]) -> None:
+        from orderflow.strategy.layout import ACTIONS, GATES
+
+        action, gate = row["action"], row["gate"]
+        named = {
+            **row,
+            "action": ACTIONS[action] if isinstance(action, (int, np.integer)) else str(action),
+            "gate": GATES[gate] if isinstance(gate, (int, np.integer)) else str(gate),
+        }
+        ev = row.get("ev")
+        self._ev_at = float(ev) if ev is not None and np.isfinite(ev) else 0.0
+        self.tele.decision(self.symbol, named)
+
+    def order(self, mo: Any, ts_ns: int) -> None:
+        """A state the order manager journaled (``pending_new`` once sent, then each report)."""
+        cid = mo.client_order_id
+        it = mo.intent
+        state = str(mo.state.value)
+        if state == "pending_new" and cid not in self._mid_at:
+            self._mid_at[cid] = it.ref_price if np.isfinite(it.ref_price) else self.engine.session.mid
+        elif cid not in self._acked and state not in ("pending_new", "unknown") and mo.sent_ns:
+            self._acked.add(cid)
+            if mo.error is None:
+                self.tele.latency("ack", self.symbol, ts_ns, max(0.0, (ts_ns - mo.sent_ns) / 1e3))
+        price = float(it.price) if np.isfinite(it.price) else None
+        avg = float(mo.avg_price) if np.isfinite(mo.avg_price) else None
+        self.tele.order(
+            self.symbol,
+            ts_ns,
+            cid,
+            it.side.name,
+            it.order_type.name.lower(),
+            state,
+            float(it.quantity),
+            price,
+            float(mo.filled_qty),
+            avg,
+            mo.reason,
+        )
+
+    def fill(self, mo: Any, f: Any) -> None:
+        ref = self._mid_at.get(mo.client_order_id, float("nan"))
+        side = int(f.side)
+        slip = side * (f.price - ref) / ref if ref and np.isfinite(ref) else 0.0
+        fee = float(f.fee) if np.isfinite(f.fee) else 0.0
+        self.tele.fill(
+            self.symbol,
+            f.ts,
+            mo.client_order_id,
+            str(f.trade_id),
+            f.side.name,
+            float(f.price),
+            float(f.qty),
+            fee,
+            "maker" if f.is_maker else "taker",
+            float(slip),
+        )
+        self.state(f.ts)
+
+    def kill(self, control: Any) -> None:
+        ts = time.time_ns()
+        self.tele.control(ts, "kill_switch", control.mode, control.who or "kill-switch file", control.why)
+        self.tele.state = {"off": "running", "reduce_only": "degraded", "halt": "halted"}.get(
+            control.mode, "running"
+        )
+        self.state(ts)
+
+    # -- periodic state --------------------------------------------------------------------------
+    def state(self, ts_ns: int) -> None:
+        from orderflow.execution import portfolio as PF
+        from orderflow.risk import layout as RL
+
+        e = self.engine
+        s = e.session
+        mid = s.mid
+        P = s.P
+        if np.isfinite(mid):
+            eq = float(PF.equity(P, mid))
+            self._peak = max(self._peak, eq)
+            unreal = float(PF.unrealized(P, mid))
+            pos = float(P[PF.P_POS])
+            day0 = float(s.RSF[RL.F_DAY_START_EQ]) or float(P[PF.P_INITIAL])
+            self.tele.equity(
+                ts_ns,
+                eq,
+                eq - unreal,
+                unreal,
+                abs(pos) * mid,
+                eq - day0,
+                (self._peak - eq) / self._peak if self._peak > 0 else 0.0,
+            )
+            avg = float(P[PF.P_AVG]) if np.isfinite(P[PF.P_AVG]) else None
+            self.tele.position(self.symbol, ts_ns, pos, avg, float(P[PF.P_REALIZED]), unreal, mid)
+            self.tele.risk(
+                ts_ns, self._rules(eq, day0, pos, mid), "tripped" if s.RS[RL.S_HALTED] else "ok", e.kill_mode
+            )
+        fs = e.feed.stats() if e.feed is not None else {}
+        st = e.stats
+        synced = e.feed is not None and e.feed.sync_state(self.symbol) == "synced"
+        lag = (time.time_ns() - e._last_t) / 1e6 if e._last_t else 0.0
+        self.tele.feed(
+            self.symbol,
+            ts_ns,
+            lag_ms=max(0.0, lag),
+            gaps=int(fs.get("gaps", st.gaps)),
+            resyncs=int(fs.get("resyncs", 0)),
+            reconnects=int(fs.get("reconnects", 0)),
+            watchdog_trips=int(fs.get("stale", 0)),
+            synced=synced,
+            book_updates=st.book_events,
+            trades=st.trades,
+        )
+
+    def _rules(self, eq: float, day0: float, pos: float, mid: float) -> list[tuple[str, float, float, int]]:
+        """Every risk rule: its value against its limit where it has one (0/0 where it only refuses),
+        and its refusals so far."""
+        from orderflow.risk import layout as RL
+
+        s, r = self.engine.session, self.engine.cfg.risk
+        refused = s.RS[RL.S_REFUSED0 : RL.S_REFUSED0 + len(RL.RULES)]
+        now = self.engine._last_t
+        ring = s.ring
+        trades_24h = int(np.count_nonzero((ring > 0) & (ring > now - RL.DAY_NS))) if now else 0
+        notional = abs(pos) * mid / eq if eq > 0 else 0.0
+        values = {
+            "daily_drawdown": (max(0.0, (day0 - eq) / day0) if day0 > 0 else 0.0, r.daily_drawdown),
+            "max_position": (notional, r.max_position),
+            "max_capital": (notional, r.max_capital_in_use),
+            "max_trades_24h": (float(trades_24h), float(r.max_trades_24h)),
+            "max_adds": (float(s.RS[RL.S_ADDS]), float(r.max_adds)),
+        }
+        out = []
+        for code, name in enumerate(RL.RULES):
+            if name == "ok":
+                continue
+            v, lim = values.get(name, (0.0, 0.0))
+            out.append((name, float(v), float(lim), int(refused[code])))
+        return out
+
+    def close(self, reason: str) -> None:
+        if self._last_state:
+            self.state(time.time_ns())
+        self.tele.close(reason)

@@ -1,0 +1,1 @@
+"""Engine telemetry: the versioned event schema and the transports that carry it to readers."""
