@@ -7,9 +7,10 @@ exchange client).
 State (one set per symbol), grouped in named tuples that numba compiles (built once in Python by the
 backtester and :class:`orderflow.engine.session.TradingSession`, passed down unchanged):
 
-- :class:`CoreState`: the strategy's ``G``/``H``/``SC`` (:mod:`orderflow.strategy.layout`), the risk
-  engine's ``RS``/``RSF``/``ring``/``RC`` (:mod:`orderflow.risk.layout`), the portfolio ``P``
-  (:mod:`orderflow.execution.portfolio`), the execution config ``X`` and ``D`` (int64) / ``Df``
+- :class:`CoreState`: the strategy's ``G``/``H`` (:mod:`orderflow.strategy.layout`) and config record
+  ``SC``, the risk engine's ``RS``/``RSF``/``ring`` (:mod:`orderflow.risk.layout`) and config record
+  ``RC``, the portfolio ``P`` (:mod:`orderflow.execution.portfolio`), the execution config record ``X``
+  (the configs are 1-element record arrays read by field name, ``SC[0].w_ofi``) and ``D`` (int64) / ``Df``
   (float64), the core's own bookkeeping (indices below): order ids, the order in flight, the open round
   trip, output counters, the last equity sample, funding and trade times;
 - :class:`CoreOutputs`: fills ``fo_i``/``fo_f``, equity ``eq_ts``/``eq_f``, round trips ``tr_i``/``tr_f``
@@ -23,8 +24,8 @@ at a price, both with client order id ``D[D_OID]``, or the CANCEL of the order i
 (``D[D_CUR_OID]``); the caller sends it and later reports fills with :func:`core_fill` and each order's
 end with :func:`core_report`.
 
-Execution (``X``, :class:`orderflow.execution.exec_config.ExecutionConfig`): an approved entry becomes a
-parent of whole lots sent as children, one at a time:
+Execution (``X``, the record of :class:`orderflow.execution.exec_config.ExecutionConfig`): an approved
+entry becomes a parent of whole lots sent as children, one at a time:
 
 - ``entry_style="market"``: MARKET children. A parent above ``max_share_of_depth`` of the visible depth
   the order would take (``depth_levels`` levels) is sliced TWAP-style: ``n`` children (at most
@@ -117,12 +118,12 @@ class CoreState(NamedTuple):
     P: np.ndarray  # float64: the portfolio (execution.portfolio P_*)
     G: np.ndarray  # int64: strategy counters (strategy.layout G_*)
     H: np.ndarray  # float64: strategy position and threshold (H_*)
-    SC: np.ndarray  # float64: strategy config (C_*)
+    SC: np.ndarray  # the strategy config record, 1 element (StrategyConfig.to_record)
     RS: np.ndarray  # int64: risk state (risk.layout S_*)
     RSF: np.ndarray  # float64: risk state, the day's equity figures (risk.layout F_*)
     ring: np.ndarray  # int64: risk's entry times of the last 24 h
-    RC: np.ndarray  # float64: risk config (risk.layout C_*)
-    X: np.ndarray  # float64: execution config (execution.exec_config X_*)
+    RC: np.ndarray  # the risk config record, 1 element (RiskConfig.to_record)
+    X: np.ndarray  # the execution config record, 1 element (ExecutionConfig.to_record)
 
 
 class CoreOutputs(NamedTuple):
@@ -197,7 +198,7 @@ def core_fill(S, O, ts, side, qty, px, fee, maker, vstate):
     """A fill of the order in flight reached the strategy at ``ts`` (state ``S``: :class:`CoreState`,
     outputs ``O``: :class:`CoreOutputs`): the portfolio books it, the round trip and the fill are
     recorded, the strategy and the risk engine learn the new position."""
-    D, Df, P, G, H, SC, RS = S.D, S.Df, S.P, S.G, S.H, S.SC, S.RS
+    D, Df, P, G, H, SC, RS = S.D, S.Df, S.P, S.G, S.H, S.SC[0], S.RS
     fo_i, fo_f, tr_i, tr_f = O.fo_i, O.fo_f, O.tr_i, O.tr_f
     prev = P[PF.P_POS]
     Df[DF_CUR_FILLED] += qty
@@ -281,7 +282,8 @@ def core_book(S, O, prm, t, ts_event, sig, book):
     then exits / entries through the strategy and the risk engine. Returns ``(what, side, qty,
     reduce_only, price)`` with ``what`` in NOTHING / SEND_MARKET / SEND_LIMIT (client order id
     ``D[D_OID]``, recorded as in flight) / CANCEL (of ``D[D_CUR_OID]``)."""
-    D, Df, P, G, H, SC, RS, RSF, ring, RC, X = S
+    D, Df, P, G, H, RS, RSF, ring = S.D, S.Df, S.P, S.G, S.H, S.RS, S.RSF, S.ring
+    SC, RC, X = S.SC[0], S.RC[0], S.X[0]  # the config records
     eq_ts, eq_f = O.eq_ts, O.eq_f
     lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns, tick = prm
     valid, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state, vol_pct = sig
@@ -344,7 +346,7 @@ def core_book(S, O, prm, t, ts_event, sig, book):
     if action == STL.ENTER or action == STL.ADD:
         r = H[STL.H_R]
         qty, _c, _v, _l, _rs = RK.check_entry(
-            RS, RSF, ring, RC, t, side, mid, SC[STL.C_SL_R] * r * mid, H[STL.H_LAST_CONF], r, vol_pct,
+            RS, RSF, ring, RC, t, side, mid, SC.stop_r * r * mid, H[STL.H_LAST_CONF], r, vol_pct,
             eqv, pos, 0.0, lot, min_notional,
         )  # fmt: skip
         if qty <= 0.0:
@@ -373,24 +375,24 @@ def _start_parent(D, Df, t, side, action, qty, mid, ev_unit, bid_sz, ask_sz, lot
     """An approved entry of ``qty`` becomes a parent of whole lots, sliced when it is above the depth
     share (module docstring)."""
     lots = round(qty / lot)
-    passive = X[XC.X_ENTRY_STYLE] == XC.STYLE_PASSIVE
+    passive = X.entry_style == XC.STYLE_PASSIVE
     sizes = (bid_sz if side > 0 else ask_sz) if passive else (ask_sz if side > 0 else bid_sz)
-    depth = AL.visible_depth(sizes, int(X[XC.X_DEPTH_LEVELS]))
+    depth = AL.visible_depth(sizes, X.depth_levels)
     child = lots
     step = np.int64(0)
     if AL.slice_check(qty, lot, depth, X) == AL.SLICE_ABOVE_DEPTH_SHARE:
         if passive:  # iceberg clips, the next posted when the last is done
-            child = max(1, math.floor(X[XC.X_ICE_CLIP_SHARE] * depth / lot + AL.LOT_EPS))
+            child = max(1, math.floor(X.iceberg_clip_share * depth / lot + AL.LOT_EPS))
         else:  # TWAP children spread over the duration
-            allowed = max(1, math.floor(X[XC.X_MAX_SHARE] * depth / lot + AL.LOT_EPS))
-            n = min(max(2, (lots + allowed - 1) // allowed), int(X[XC.X_TWAP_MAX_CHILDREN]), lots)
+            allowed = max(1, math.floor(X.max_share_of_depth * depth / lot + AL.LOT_EPS))
+            n = min(max(2, (lots + allowed - 1) // allowed), X.twap_max_children, lots)
             child = (lots + n - 1) // n
-            step = np.int64(X[XC.X_TWAP_DURATION_NS]) // n
+            step = X.twap_duration_ns // n
     D[D_PAR_LOTS] = lots
     D[D_PAR_CHILD] = min(child, lots)
     D[D_PAR_NEXT_TS] = t
     D[D_PAR_STEP_NS] = step
-    D[D_PAR_END_TS] = t + np.int64(X[XC.X_PASSIVE_TTL_NS]) if passive else np.int64(2**62)
+    D[D_PAR_END_TS] = t + X.passive_ttl_ns if passive else np.int64(2**62)
     D[D_PAR_SIDE] = side
     D[D_PAR_ACTION] = action
     Df[DF_PAR_EV] = ev_unit
@@ -410,7 +412,7 @@ def _send_child(D, Df, G, t, best_bid, best_ask, lot, X):
     D[D_CUR_TS], D[D_CANCEL_SENT] = t, 0
     D[D_PAR_NEXT_TS] = t + D[D_PAR_STEP_NS]
     Df[DF_CUR_FILLED] = 0.0
-    if X[XC.X_ENTRY_STYLE] == XC.STYLE_PASSIVE:
+    if X.entry_style == XC.STYLE_PASSIVE:
         px = best_bid if side > 0 else best_ask
         D[D_CUR_KIND] = SEND_LIMIT
         Df[DF_CUR_PX] = px

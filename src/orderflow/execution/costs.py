@@ -32,8 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from orderflow.execution import exec_config as XC
-
 # actions
 KEEP, REPRICE, CANCEL = range(3)
 ACTIONS = ("keep", "reprice", "cancel")
@@ -163,16 +161,16 @@ def cost_decision(
     bids: np.ndarray,
     asks: np.ndarray,
     tick: float,
-    X: np.ndarray,
+    X: np.void,
     out: np.ndarray,
 ) -> tuple[int, int]:
     """``(action, reason)`` for an order of ``qty`` at ``price`` (NaN: market) whose signal expects
     ``ev`` (quote). ``out`` (``N_O``) receives the numbers; ``out[O_NEW_PRICE]`` is the reprice target."""
     for i in range(N_O):
         out[i] = math.nan
-    maker, taker = X[XC.X_MAKER_FEE], X[XC.X_TAKER_FEE]
-    out[O_TICK_LIMIT] = X[XC.X_MAX_REPRICE_TICKS]
-    out[O_BUDGET] = X[XC.X_MAX_COST_SHARE] * ev
+    maker, taker = X["maker_fee"], X["taker_fee"]
+    out[O_TICK_LIMIT] = X["max_reprice_ticks"]
+    out[O_BUDGET] = X["max_cost_share_of_ev"] * ev
     cost = order_cost(side, price, qty, ref_mid, bids, asks, maker, taker, out)
     out[O_COST] = cost
     if math.isnan(cost):
@@ -191,7 +189,7 @@ def cost_decision(
     out[O_TICKS] = ticks
     out[O_NEW_COST] = order_cost(side, own_touch, qty, ref_mid, bids, asks, maker, taker, out)
     out[O_SPREAD], out[O_SLIPPAGE], out[O_FEE] = spread, slip, fee
-    if ticks > X[XC.X_MAX_REPRICE_TICKS]:
+    if ticks > X["max_reprice_ticks"]:
         return CANCEL, R_BEYOND_TICKS
     if out[O_NEW_COST] > out[O_BUDGET] + _EPS:
         return CANCEL, R_STILL_TOO_COSTLY
@@ -226,7 +224,7 @@ def decide(
     bids: np.ndarray,
     asks: np.ndarray,
     tick: float,
-    X: np.ndarray,
+    X: np.void,
 ) -> CostDecision:
     """Python wrapper of :func:`cost_decision` (same kernel) returning a :class:`CostDecision`."""
     out = np.empty(N_O, dtype=np.float64)

@@ -11,7 +11,7 @@ quote currency, times in int ns since the epoch, rates as fractions.
 - ``funding(P, ts_prev, ts, mark, rate, interval_ns)``: at each funding time crossed,
   ``ts_prev < k * interval_ns <= ts`` (k integer, so 8 h gives 00:00, 08:00 and 16:00 UTC), charges
   ``position * mark * rate``: longs pay when the rate is positive, shorts receive. Perpetuals only:
-  pass rate 0 (``SimConfig.to_array()[C_FUNDING_RATE]`` is 0 for spot venues).
+  pass rate 0 (``SimConfig.to_record()["funding_rate"]`` is 0 for spot venues).
 - ``equity(P, mark) = initial + realized + position * (mark - avg) - fees - funding``.
 """
 

@@ -8,7 +8,8 @@ and funding rates as fractions (0.0005 = 5 bp).
 State of one simulated exchange (one symbol), all numpy arrays (see :class:`SimState`):
 
 - ``I`` int64 scalars (``I_*``) and ``F`` float64 scalars (``F_*``);
-- ``C`` float64 config (``C_*``, from ``SimConfig.to_array()``);
+- ``C`` the config, a 1-element record array (``SimConfig.to_record()``); kernels read ``C[0]`` by
+  field name (``C.maker_fee``);
 - ``OI`` int64 / ``OF`` float64 order table, one row per slot (columns ``OI_*`` / ``OF_*``); a slot is
   used from submit until the order is terminal (or, if a cancel is in flight, until that cancel
   arrives). Slots ``[0, I[I_HI])`` may be used;
@@ -28,7 +29,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit, types
+from numba import from_dtype, njit, types
+
+from orderflow.execution.sim_config import LATENCY_KINDS, QUEUE_MODELS
+from orderflow.execution.sim_config import RECORD as CONFIG_RECORD
 
 # order sides (signs); aggressor side 0 = unknown
 BUY, SELL = 1, -1
@@ -106,26 +110,8 @@ REASONS = (
 )
 
 # latency kinds and queue models (codes in C)
-(LAT_CONSTANT, LAT_LOGNORMAL) = range(2)
-LATENCY_KINDS = ("constant", "lognormal")
-(Q_RISK_AVERSE, Q_POWER, Q_LOG) = range(3)
-QUEUE_MODELS = ("risk_averse", "power", "log")
-
-# float config (SimConfig.to_array)
-(
-    C_MAKER,  # maker fee rate
-    C_TAKER,  # taker fee rate
-    C_LAT_KIND,  # LAT_* code
-    C_ENTRY_NS,  # entry latency (constant) or its median (lognormal), ns
-    C_RESP_NS,  # response latency (constant) or its median (lognormal), ns
-    C_LAT_SIGMA,  # lognormal sigma
-    C_QUEUE_MODEL,  # Q_* code
-    C_QUEUE_N,  # exponent of the power queue model
-    C_FUNDING_RATE,  # funding rate per interval (portfolio kernel)
-    C_FUNDING_NS,  # funding interval, ns
-    C_PERPETUAL,  # 1.0 for perpetual futures (funding applies)
-) = range(11)
-N_C = 11
+(LAT_CONSTANT, LAT_LOGNORMAL) = range(len(LATENCY_KINDS))
+(Q_RISK_AVERSE, Q_POWER, Q_LOG) = range(len(QUEUE_MODELS))
 
 # int state
 (
@@ -212,7 +198,8 @@ QTY_REL_EPS = 1e-9  # a remainder below this share of the order qty counts as fi
 # explicit signatures built from these: numba would otherwise compile one specialization per literal
 # status / reason code passed to them (tens of copies, a long first compile).
 T_VI = types.int64[::1]  # I
-T_VF = types.float64[::1]  # F, C
+T_VF = types.float64[::1]  # F
+T_C = from_dtype(CONFIG_RECORD.dtype)  # C: the config record (SimConfig.to_record()[0])
 T_MI = types.int64[:, ::1]  # OI, FI, RI
 T_MF = types.float64[:, ::1]  # OF, B, FF, RF
 i8, f8, b1, void = types.int64, types.float64, types.boolean, types.void
@@ -247,10 +234,11 @@ def is_terminal(status: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- the state
-# SimState.args: its ten arrays as a plain tuple, in field order (a fixed length, so that a call
-# ``kernel(*state.args, ...)`` is checked argument by argument)
+# SimState.args: its ten arrays as a plain tuple, in field order, with the config record ``C[0]`` in
+# place of ``C`` (a fixed length, so that a call ``kernel(*state.args, ...)`` is checked argument by
+# argument)
 SimArgs = tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+    np.ndarray, np.ndarray, np.void, np.ndarray, np.ndarray,
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
 ]  # fmt: skip
 
@@ -272,7 +260,7 @@ class SimState(NamedTuple):
 
     @property
     def args(self) -> SimArgs:
-        return (self.I, self.F, self.C, self.OI, self.OF, self.B, self.FI, self.FF, self.RI, self.RF)
+        return (self.I, self.F, self.C[0], self.OI, self.OF, self.B, self.FI, self.FF, self.RI, self.RF)
 
 
 def make_state(
@@ -307,7 +295,7 @@ def make_state(
     return SimState(
         I=I,
         F=F,
-        C=cfg.to_array(),
+        C=cfg.to_record(),
         OI=OI,
         OF=OF,
         B=B,

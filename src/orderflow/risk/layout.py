@@ -1,5 +1,5 @@
 """State layout of the risk kernels: indices into the state arrays ``RS`` (int64) and ``RSF`` (float64),
-the config array ``C`` (float64, built by :meth:`RiskConfig.to_array`), kill-switch modes and the
+kill-switch modes and the
 reason codes (``RULES``). No numba here, so the config module can import it cheaply.
 
 Arrays (one set per :class:`~orderflow.risk.engine.RiskEngine`, i.e. per traded symbol):
@@ -12,7 +12,8 @@ Arrays (one set per :class:`~orderflow.risk.engine.RiskEngine`, i.e. per traded 
   exchange's report array: the risk floats are ``RSF`` everywhere.)
 - ``ring`` (int64, ``max_trades_24h``): timestamps of the last entries, written at ``RS[S_HEAD] %
   len(ring)``.
-- ``C`` (float64, ``N_C``): the configuration (fractions, counts, durations in ns).
+- ``C``: the configuration, a record built by :meth:`RiskConfig.to_record` and read by field name
+  (``C.max_position``; fractions, counts, durations in int ns).
 """
 
 from __future__ import annotations
@@ -102,23 +103,3 @@ N_S = S_REFUSED0 + N_RULES
     F_TRIP_DD,  # drawdown (fraction) at which the breaker tripped today
 ) = range(3)
 N_F = 3
-
-# float64 config
-(
-    C_MAX_LOSS,  # loss at the stop of one entry / equity
-    C_DAILY_DD,  # drawdown from the day's start equity that halts entries
-    C_MAX_CAPITAL,  # gross notional of all positions / equity
-    C_MAX_POSITION,  # notional of this symbol's position / equity
-    C_VAR95,  # 95 % VaR of the position / equity
-    C_CONF_FLOOR,  # confidence below which entries are refused
-    C_CONF_FULL,  # confidence at which the size scale reaches 1
-    C_MIN_CONF_SCALE,  # size scale at the floor
-    C_MAX_ADDS,  # adds allowed per position
-    C_ADD_FACTOR,  # size multiplier of an add
-    C_MAX_HOLD_NS,  # holding time after which the position must be closed (ns)
-    C_MIN_INTERVAL_NS,  # least time between two entries (ns)
-    C_MAX_TRADES,  # entries allowed in any rolling 24 h
-    C_HV_PCT,  # volatility percentile at or above which size is scaled
-    C_HV_FACTOR,  # size multiplier in high volatility (0 = no entries)
-) = range(15)
-N_C = 15

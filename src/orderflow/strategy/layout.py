@@ -1,4 +1,4 @@
-"""State layout of the strategy kernels: indices into the state arrays, the config array, the actions,
+"""State layout of the strategy kernels: indices into the state arrays, the actions,
 the gate codes and the exit reasons. No numba here, so configuration code imports it cheaply.
 
 Arrays (one set per traded symbol):
@@ -7,7 +7,8 @@ Arrays (one set per traded symbol):
   ``G[G_REJ0 + code]`` counts rejections per gate code.
 - ``H`` (float64, ``N_H``): the position the strategy manages (entry, barriers, peak) and the adaptive
   threshold.
-- ``C`` (float64, ``N_C``): the configuration, built by :meth:`StrategyConfig.to_array`.
+- ``C``: the configuration, a record (:mod:`orderflow.core.records`) built by
+  :meth:`StrategyConfig.to_record` and read by field name (``C.w_ofi``).
 
 :class:`BookLevels` groups the four top-of-book arrays of one book event that the kernels read (best
 first, NaN = no level); numba compiles it as a named tuple.
@@ -86,42 +87,3 @@ N_G = G_REJ0 + N_GATES
     H_LAST_COST,
 ) = range(11)
 N_H = 11
-
-# config C
-(
-    C_W_OFI,
-    C_W_AI,
-    C_THRESHOLD,
-    C_OFI_SCALE,
-    C_NEUTRAL,
-    C_CONF_GATE,
-    C_QUALITY_GATE,
-    C_EV_MULT,
-    C_TP_R,
-    C_SL_R,
-    C_TIMEOUT_NS,
-    C_TRAIL_START_R,
-    C_TRAIL_R,
-    C_HORIZON_S,
-    C_RV_WINDOW_S,
-    C_MIN_R,
-    C_TAKER_FEE,
-    C_MAX_BOOK_AGE_NS,
-    C_MAX_TRADE_AGE_NS,
-    C_TARGET_PER_HOUR,
-    C_ADAPT_NS,
-    C_ADAPT_STEP,
-    C_THR_MULT_LO,
-    C_THR_MULT_HI,
-    C_EXIT_ON_SIGNAL,
-    C_PYRAMID,
-    C_ALLOW_SHORT,
-    C_REGIME_MULT0,  # threshold multiplier per vol_state 0, 1, 2
-    C_REGIME_MULT1,
-    C_REGIME_MULT2,
-    C_REGIME_ALLOW0,  # 1.0 if entries are allowed in vol_state 0, 1, 2
-    C_REGIME_ALLOW1,
-    C_REGIME_ALLOW2,
-    C_COUNTER_TREND_FIT,  # regime-fit score of an entry against the trend state
-) = range(34)
-N_C = 34
