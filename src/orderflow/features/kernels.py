@@ -39,8 +39,8 @@ def reset(S, reason):
     """Forget every window and running statistic of the state ``S`` (the arrays of
     :class:`FeatureState` as a plain tuple, module docstring) at a start, gap or bad book; ``reason`` is
     kept."""
-    (I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
-     zv, zs, kv, vp, pv, P, Q, W, IX) = S  # fmt: skip
+    (I, F, prev, D, _tsb, _vb, _bwns, bptr, bacc, bref, _tst, _vt, _twns, tptr, tacc, _tref, _dq,
+     _zv, zs, kv, vp, pv, _P, _Q, _W, _IX) = S  # fmt: skip
     hb = I[I_HEAD_B]
     ht = I[I_HEAD_T]
     over = I[I_OVERFLOW]
