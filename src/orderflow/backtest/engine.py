@@ -22,6 +22,7 @@ from orderflow.backtest import loop as LP
 from orderflow.backtest.config import VenueAccountConfig
 from orderflow.core.instruments import Instrument
 from orderflow.data.schema import book_arrays
+from orderflow.engine import core as CO
 from orderflow.engine.core import CoreOutputs, CoreParams, CoreState, new_core_state
 from orderflow.engine.results import BacktestResult, equity_frame, fill_frame, rejection_counts, trade_frame
 from orderflow.execution import portfolio as PF
@@ -194,9 +195,9 @@ def run_backtest(
     cap_eq = int(span_s / cfg.equity_every_s) + 16
     t0 = time.perf_counter()
     O = CoreOutputs(
-        fo_i=np.zeros((cap_fills, 4), np.int64), fo_f=np.zeros((cap_fills, 4)),
-        eq_ts=np.zeros(cap_eq, np.int64), eq_f=np.zeros((cap_eq, 4)),
-        tr_i=np.zeros((cap_trades, 5), np.int64), tr_f=np.zeros((cap_trades, 8)),
+        fo_i=np.zeros((cap_fills, CO.N_FO_I), np.int64), fo_f=np.zeros((cap_fills, CO.N_FO_F)),
+        eq_ts=np.zeros(cap_eq, np.int64), eq_f=np.zeros((cap_eq, CO.N_EO)),
+        tr_i=np.zeros((cap_trades, CO.N_TI), np.int64), tr_f=np.zeros((cap_trades, CO.N_TF)),
     )  # fmt: skip
     prm = CoreParams(
         lot=float(instrument.lot_size), min_notional=float(instrument.min_notional),
@@ -231,8 +232,7 @@ def run_backtest(
         seconds=seconds,
         events=int(market.n_book + market.t_ts.size),
         info={
-            "portfolio": {k: float(P[i]) for i, k in enumerate(
-                ("position", "avg_price", "realized", "fees", "funding", "initial", "volume", "fills"))},
+            "portfolio": PF.by_name(P),
             "signals": int(G[STL.G_SIGNALS]),
             "entries_sent": int(G[STL.G_ENTRIES]),
             "exits_sent": int(G[STL.G_EXITS]),

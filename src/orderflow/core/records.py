@@ -144,3 +144,25 @@ class RecordSpec:
         for d in self.derived:
             rec[d.name][0] = d.get(cfg, ctx)
         return rec
+
+
+class Indices:
+    """Index constants of a layout, numbered in the order they are taken, and their count, so that no
+    count is written by hand::
+
+        _d = Indices()
+        D_NFO = _d()  # fill rows written
+        D_REJ0 = _d(N_GATES)  # the first of a block of N_GATES indices
+        N_D = _d.n
+
+    The constants are plain ints (numba reads module globals as compile-time constants)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, width: int = 1) -> int:
+        if width < 1:
+            raise ValueError(f"Indices: a block of {width} indices")
+        i = self.n
+        self.n += width
+        return i

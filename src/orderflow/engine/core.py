@@ -50,6 +50,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from orderflow.core.records import Indices
 from orderflow.execution import algos as AL
 from orderflow.execution import costs as XK
 from orderflow.execution import exec_config as XC
@@ -59,55 +60,81 @@ from orderflow.risk import layout as RL
 from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 
-# fill output columns
-FO_TS, FO_SIDE, FO_MAKER, FO_ACTION = range(4)  # int64
-FO_PX, FO_QTY, FO_FEE, FO_MID = range(4)  # float64 (FO_MID: mid when the order was decided)
-# equity output columns (float64; ts in a separate int64 array)
-EO_EQUITY, EO_POS, EO_MID, EO_VOLSTATE = range(4)
-# trade output columns
-TI_ENTRY_TS, TI_EXIT_TS, TI_SIDE, TI_REASON, TI_VOLSTATE = range(5)  # int64
-TF_QTY, TF_ENTRY_NOT, TF_EXIT_QTY, TF_EXIT_NOT, TF_FEES, TF_SLIP, TF_FUND, TF_GROSS = range(8)  # float64
+# output columns
+_fo_i = Indices()  # fills, int64
+FO_TS = _fo_i()
+FO_SIDE = _fo_i()
+FO_MAKER = _fo_i()
+FO_ACTION = _fo_i()
+N_FO_I = _fo_i.n
+_fo_f = Indices()  # fills, float64 (FO_MID: mid when the order was decided)
+FO_PX = _fo_f()
+FO_QTY = _fo_f()
+FO_FEE = _fo_f()
+FO_MID = _fo_f()
+N_FO_F = _fo_f.n
+_eo = Indices()  # equity samples, float64 (their times in a separate int64 array)
+EO_EQUITY = _eo()
+EO_POS = _eo()
+EO_MID = _eo()
+EO_VOLSTATE = _eo()
+N_EO = _eo.n
+_ti = Indices()  # round trips, int64
+TI_ENTRY_TS = _ti()
+TI_EXIT_TS = _ti()
+TI_SIDE = _ti()
+TI_REASON = _ti()
+TI_VOLSTATE = _ti()
+N_TI = _ti.n
+_tf = Indices()  # round trips, float64
+TF_QTY = _tf()
+TF_ENTRY_NOT = _tf()
+TF_EXIT_QTY = _tf()
+TF_EXIT_NOT = _tf()
+TF_FEES = _tf()
+TF_SLIP = _tf()
+TF_FUND = _tf()
+TF_GROSS = _tf()
+N_TF = _tf.n
 
 # core bookkeeping D (int64) and Df (float64)
-(
-    D_NFO,  # fill rows written
-    D_NTR,  # trade rows written (closed trades)
-    D_OPEN,  # 1 while a trade is open
-    D_OID,  # last client order id used
-    D_CUR_OID,  # the order in flight (-1: none)
-    D_CUR_ACTION,
-    D_CUR_REASON,
-    D_F_HEAD,  # fill inbox FIFO pointers (used by the backtest loop)
-    D_F_TAIL,
-    D_R_HEAD,  # report inbox FIFO pointers (used by the backtest loop)
-    D_R_TAIL,
-    D_OVERFLOW,
-    D_NEQ,  # equity rows written
-    D_LAST_EQ,  # time of the last equity sample
-    D_LAST_FUND,  # time funding was last checked (-1: never)
-    D_LAST_TRADE,  # receive time of the last trade seen (-1: none)
-    D_CUR_KIND,  # SEND_MARKET / SEND_LIMIT: the order in flight
-    D_CUR_TS,  # when it was sent
-    D_CANCEL_SENT,  # 1 once its cancel was sent
-    D_CANCEL_WHY,  # CXL_*: why
-    D_PAR_LOTS,  # lots of the current parent not yet filled (0: no parent)
-    D_PAR_CHILD,  # lots per child
-    D_PAR_NEXT_TS,  # earliest time of the next child
-    D_PAR_END_TS,  # passive parents: cancel what is left after this time
-    D_PAR_SIDE,
-    D_PAR_ACTION,
-    D_PAR_STEP_NS,  # time between children
-) = range(27)
-N_D = 27
-(
-    DF_CUR_MID,  # mid when the order in flight was decided (its parent's decision)
-    DF_MID,  # the last valid mid
-    DF_CUR_PX,  # limit price of the order in flight (NaN: market)
-    DF_CUR_FILLED,  # quantity filled of the order in flight
-    DF_PAR_EV,  # the parent's expected value per unit (quote), for cost control
-    DF_LOT,  # the instrument's lot size
-) = range(6)
-N_DF = 6
+_d = Indices()
+D_NFO = _d()  # fill rows written
+D_NTR = _d()  # trade rows written (closed trades)
+D_OPEN = _d()  # 1 while a trade is open
+D_OID = _d()  # last client order id used
+D_CUR_OID = _d()  # the order in flight (-1: none)
+D_CUR_ACTION = _d()
+D_CUR_REASON = _d()
+D_F_HEAD = _d()  # fill inbox FIFO pointers (used by the backtest loop)
+D_F_TAIL = _d()
+D_R_HEAD = _d()  # report inbox FIFO pointers (used by the backtest loop)
+D_R_TAIL = _d()
+D_OVERFLOW = _d()
+D_NEQ = _d()  # equity rows written
+D_LAST_EQ = _d()  # time of the last equity sample
+D_LAST_FUND = _d()  # time funding was last checked (-1: never)
+D_LAST_TRADE = _d()  # receive time of the last trade seen (-1: none)
+D_CUR_KIND = _d()  # SEND_MARKET / SEND_LIMIT: the order in flight
+D_CUR_TS = _d()  # when it was sent
+D_CANCEL_SENT = _d()  # 1 once its cancel was sent
+D_CANCEL_WHY = _d()  # CXL_*: why
+D_PAR_LOTS = _d()  # lots of the current parent not yet filled (0: no parent)
+D_PAR_CHILD = _d()  # lots per child
+D_PAR_NEXT_TS = _d()  # earliest time of the next child
+D_PAR_END_TS = _d()  # passive parents: cancel what is left after this time
+D_PAR_SIDE = _d()
+D_PAR_ACTION = _d()
+D_PAR_STEP_NS = _d()  # time between children
+N_D = _d.n
+_df = Indices()
+DF_CUR_MID = _df()  # mid when the order in flight was decided (its parent's decision)
+DF_MID = _df()  # the last valid mid
+DF_CUR_PX = _df()  # limit price of the order in flight (NaN: market)
+DF_CUR_FILLED = _df()  # quantity filled of the order in flight
+DF_PAR_EV = _df()  # the parent's expected value per unit (quote), for cost control
+DF_LOT = _df()  # the instrument's lot size
+N_DF = _df.n
 
 
 class CoreState(NamedTuple):
@@ -129,12 +156,12 @@ class CoreState(NamedTuple):
 class CoreOutputs(NamedTuple):
     """Preallocated output buffers, filled row by row (columns FO_*, EO_*, TI_*/TF_*)."""
 
-    fo_i: np.ndarray  # (n, 4) int64 fills
-    fo_f: np.ndarray  # (n, 4) float64 fills
+    fo_i: np.ndarray  # (n, N_FO_I) int64 fills
+    fo_f: np.ndarray  # (n, N_FO_F) float64 fills
     eq_ts: np.ndarray  # (m,) int64 equity sample times
-    eq_f: np.ndarray  # (m, 4) float64 equity samples
-    tr_i: np.ndarray  # (k, 5) int64 round trips
-    tr_f: np.ndarray  # (k, 8) float64 round trips
+    eq_f: np.ndarray  # (m, N_EO) float64 equity samples
+    tr_i: np.ndarray  # (k, N_TI) int64 round trips
+    tr_f: np.ndarray  # (k, N_TF) float64 round trips
 
 
 class CoreParams(NamedTuple):

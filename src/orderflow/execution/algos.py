@@ -32,8 +32,8 @@ from orderflow.execution.orders import OrderIntent, check_client_id
 LOT_EPS = 1e-9  # tolerance (in lots) when flooring a quantity to the lot grid
 
 # slicing reasons
-NO_SLICE, SLICE_ABOVE_DEPTH_SHARE, SLICE_NO_DEPTH, TOO_SMALL = range(4)
 SLICE_REASONS = ("within_depth_share", "above_depth_share", "no_visible_depth", "below_one_lot")
+NO_SLICE, SLICE_ABOVE_DEPTH_SHARE, SLICE_NO_DEPTH, TOO_SMALL = range(len(SLICE_REASONS))
 
 
 @njit(cache=True)

@@ -32,20 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from orderflow.core.records import Indices
+
 # actions
-KEEP, REPRICE, CANCEL = range(3)
 ACTIONS = ("keep", "reprice", "cancel")
+KEEP, REPRICE, CANCEL = range(len(ACTIONS))
 
 # reasons
-(
-    R_WITHIN_BUDGET,
-    R_NO_BOOK,
-    R_EV_NONPOSITIVE,
-    R_REPRICED,
-    R_AT_TOUCH_TOO_COSTLY,
-    R_BEYOND_TICKS,
-    R_STILL_TOO_COSTLY,
-) = range(7)
 COST_REASONS = (
     "within_budget",
     "no_book",
@@ -55,20 +48,28 @@ COST_REASONS = (
     "beyond_reprice_ticks",
     "still_too_costly",
 )
+(
+    R_WITHIN_BUDGET,
+    R_NO_BOOK,
+    R_EV_NONPOSITIVE,
+    R_REPRICED,
+    R_AT_TOUCH_TOO_COSTLY,
+    R_BEYOND_TICKS,
+    R_STILL_TOO_COSTLY,
+) = range(len(COST_REASONS))
 
 # out columns (float64)
-(
-    O_COST,  # expected cost at the order's price
-    O_BUDGET,  # max_cost_share_of_ev * ev
-    O_SPREAD,  # components of O_COST
-    O_SLIPPAGE,
-    O_FEE,
-    O_NEW_PRICE,  # reprice target (NaN unless REPRICE or a target was examined)
-    O_NEW_COST,  # cost at the target
-    O_TICKS,  # distance to the target in ticks
-    O_TICK_LIMIT,  # max_reprice_ticks
-) = range(9)
-N_O = 9
+_o = Indices()
+O_COST = _o()  # expected cost at the order's price
+O_BUDGET = _o()  # max_cost_share_of_ev * ev
+O_SPREAD = _o()  # components of O_COST
+O_SLIPPAGE = _o()
+O_FEE = _o()
+O_NEW_PRICE = _o()  # reprice target (NaN unless REPRICE or a target was examined)
+O_NEW_COST = _o()  # cost at the target
+O_TICKS = _o()  # distance to the target in ticks
+O_TICK_LIMIT = _o()  # max_reprice_ticks
+N_O = _o.n
 _EPS = 1e-12
 
 

@@ -18,30 +18,14 @@ Arrays (one set per :class:`~orderflow.risk.engine.RiskEngine`, i.e. per traded 
 
 from __future__ import annotations
 
+from orderflow.core.records import Indices
+
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
 Z95 = 1.645  # one-sided 95 % quantile of the standard normal (VaR)
 LOT_EPS = 1e-9  # lots: tolerance when rounding a quantity down to the lot grid (float noise)
 
 # reason codes (indices into RULES); 0 = approved
-(
-    OK,
-    KILL_SWITCH,
-    DAILY_DRAWDOWN,
-    MIN_INTERVAL,
-    MAX_TRADES_24H,
-    OPPOSITE_POSITION,
-    MAX_ADDS,
-    CONFIDENCE,
-    HIGH_VOL,
-    MAX_POSITION,
-    MAX_CAPITAL,
-    VAR95,
-    MIN_SIZE,
-    MAX_HOLDING,
-    BAD_INPUT,
-) = range(15)
-N_RULES = 15
 RULES = (
     "ok",
     "kill_switch",
@@ -59,6 +43,24 @@ RULES = (
     "max_holding",
     "bad_input",
 )
+(
+    OK,
+    KILL_SWITCH,
+    DAILY_DRAWDOWN,
+    MIN_INTERVAL,
+    MAX_TRADES_24H,
+    OPPOSITE_POSITION,
+    MAX_ADDS,
+    CONFIDENCE,
+    HIGH_VOL,
+    MAX_POSITION,
+    MAX_CAPITAL,
+    VAR95,
+    MIN_SIZE,
+    MAX_HOLDING,
+    BAD_INPUT,
+) = range(len(RULES))
+N_RULES = len(RULES)
 
 # entry inputs checked by kernels.first_bad_input, in order (a bad_input refusal names the first)
 BAD_INPUT_NAMES = (
@@ -75,31 +77,29 @@ BAD_INPUT_NAMES = (
 )
 
 # kill-switch modes (RS[S_KILL])
-(KILL_OFF, KILL_REDUCE_ONLY, KILL_HALT) = range(3)
 KILL_MODES = ("off", "reduce_only", "halt")
+(KILL_OFF, KILL_REDUCE_ONLY, KILL_HALT) = range(len(KILL_MODES))
 
 # int64 state
-(
-    S_DAY_SET,  # 1 once a UTC day has been seen
-    S_DAY,  # UTC day id: ts // DAY_NS
-    S_HALTED,  # 1: the daily drawdown breaker tripped in the current day
-    S_KILL,  # kill-switch mode (KILL_*)
-    S_HAS_ENTRY,  # 1 once an entry has been recorded
-    S_LAST_ENTRY_TS,  # ts of the last recorded entry (ns)
-    S_OPEN,  # 1: a position is open (first entry recorded, not flat since)
-    S_OPEN_TS,  # ts the open position was first entered (ns)
-    S_ADDS,  # adds recorded in the open position
-    S_SIDE,  # side of the open position (+1 / -1, 0 when flat)
-    S_HEAD,  # entries recorded in total (next ring slot = S_HEAD % len(ring))
-    S_TRIPS,  # times the daily breaker tripped
-) = range(12)
-S_REFUSED0 = 12  # RS[S_REFUSED0 + code]: refusals with that reason code
-N_S = S_REFUSED0 + N_RULES
+_s = Indices()
+S_DAY_SET = _s()  # 1 once a UTC day has been seen
+S_DAY = _s()  # UTC day id: ts // DAY_NS
+S_HALTED = _s()  # 1: the daily drawdown breaker tripped in the current day
+S_KILL = _s()  # kill-switch mode (KILL_*)
+S_HAS_ENTRY = _s()  # 1 once an entry has been recorded
+S_LAST_ENTRY_TS = _s()  # ts of the last recorded entry (ns)
+S_OPEN = _s()  # 1: a position is open (first entry recorded, not flat since)
+S_OPEN_TS = _s()  # ts the open position was first entered (ns)
+S_ADDS = _s()  # adds recorded in the open position
+S_SIDE = _s()  # side of the open position (+1 / -1, 0 when flat)
+S_HEAD = _s()  # entries recorded in total (next ring slot = S_HEAD % len(ring))
+S_TRIPS = _s()  # times the daily breaker tripped
+S_REFUSED0 = _s(N_RULES)  # RS[S_REFUSED0 + code]: refusals with that reason code
+N_S = _s.n
 
 # float64 state
-(
-    F_DAY_START_EQ,  # first equity seen in the current UTC day (quote)
-    F_LAST_EQ,  # last equity seen (quote)
-    F_TRIP_DD,  # drawdown (fraction) at which the breaker tripped today
-) = range(3)
-N_F = 3
+_f = Indices()
+F_DAY_START_EQ = _f()  # first equity seen in the current UTC day (quote)
+F_LAST_EQ = _f()  # last equity seen (quote)
+F_TRIP_DD = _f()  # drawdown (fraction) at which the breaker tripped today
+N_F = _f.n
