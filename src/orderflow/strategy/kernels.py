@@ -2,8 +2,9 @@
 
 One definition for backtest, paper and live: the backtester calls these inside its ``@njit`` event
 loop; the live engine calls them per event through :class:`orderflow.strategy.engine.Strategy`.
-Layouts and codes are in :mod:`orderflow.strategy.layout`; parameters in
-:class:`orderflow.strategy.config.StrategyConfig`.
+Layouts and codes are in :mod:`orderflow.strategy.layout`. Parameters: ``C``, the record of
+:class:`orderflow.strategy.config.StrategyConfig` (``StrategyConfig.to_record()[0]``), read by the
+config's own field names (``C.w_ofi``).
 
 Decision at a row (a book event whose features and model probabilities are known):
 
