@@ -19,7 +19,7 @@ from orderflow.execution.orders import OrderIntent
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS
-X = ExecutionConfig().to_array()  # max share 0.2, TWAP 60 s / 20 children, clip 0.1, reprice 2 ticks
+X = ExecutionConfig().to_record()[0]  # max share 0.2, TWAP 60 s / 20 children, clip 0.1, reprice 2 ticks
 
 
 def parent(qty: float, side: Side = Side.BUY, otype: OrderType = OrderType.LIMIT, price: float = 100.0):
@@ -70,7 +70,7 @@ def test_side_depth_uses_the_queue_joined_or_the_side_taken():
     nmax=st.integers(2, 50),
 )
 def test_twap_plan_invariants(lots_total, lot, depth_lots, nmax):
-    x = ExecutionConfig(twap_max_children=nmax).to_array()
+    x = ExecutionConfig(twap_max_children=nmax).to_record()[0]
     q, t = np.zeros(nmax), np.zeros(nmax, dtype=np.int64)
     qty = lots_total * lot
     n = A.twap_plan(qty, lot, depth_lots * lot, x, T0, q, t)
@@ -110,7 +110,7 @@ def test_iceberg_refreshes_at_the_touch_when_a_clip_fills():
 
 
 def test_iceberg_offset_behind_the_touch_for_both_sides():
-    x = ExecutionConfig(iceberg_offset_ticks=2).to_array()
+    x = ExecutionConfig(iceberg_offset_ticks=2).to_record()[0]
     b = A.IcebergSlicer.plan(parent(1.0), 2.0, 0.001, 0.1, x).first(100.0, 100.1, T0)
     s = A.IcebergSlicer.plan(parent(1.0, Side.SELL), 2.0, 0.001, 0.1, x).first(100.0, 100.1, T0)
     assert b.price == pytest.approx(99.8) and s.price == pytest.approx(100.3)

@@ -26,12 +26,7 @@ KNOWN: dict[str, set[str]] = {
     "cycles": set(),
     "layers": set(),
     "any-fields": set(),
-    "params": {
-        # called from Python once per event by the streaming engine: numba checks a tuple argument field
-        # by field on every call, which cost the streaming p50 more than its budget (kernels_layout)
-        "src/orderflow/features/kernels.py: step_book takes 32 parameters (at most 16)",
-        "src/orderflow/features/kernels.py: step_trade takes 18 parameters (at most 16)",
-    },
+    "params": set(),
     # Binance field names outside orderflow.adapters and orderflow.execution.local (the local exchange
     # speaks the wire format); the raw importer's snap.lastUpdateId was the last, now delta.last_update_id
     "wire-names": set(),

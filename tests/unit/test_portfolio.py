@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from orderflow.execution import portfolio as PF
 from orderflow.execution.portfolio import Portfolio
 from orderflow.execution.sim_config import SimConfig
-from orderflow.execution.sim_layout import C_FUNDING_NS, C_FUNDING_RATE
 
 H = 3_600_000_000_000
 EIGHT_H = 8 * H
@@ -93,9 +92,9 @@ def test_funding_at_00_08_16_utc_crossings():
 
 
 def test_funding_settings_come_from_the_config():
-    C = SimConfig().to_array()
-    assert C[C_FUNDING_NS] == EIGHT_H and C[C_FUNDING_RATE] == 0.0001
-    assert SimConfig(venue="binance-spot").to_array()[C_FUNDING_RATE] == 0.0  # spot: no funding
+    C = SimConfig().to_record()[0]
+    assert C["funding_ns"] == EIGHT_H and C["funding_rate"] == 0.0001
+    assert SimConfig(venue="binance-spot").to_record()[0]["funding_rate"] == 0.0  # spot: no funding
 
 
 def test_wrapper_validates_inputs():

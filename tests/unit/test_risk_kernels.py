@@ -62,16 +62,17 @@ def test_max_loss_per_trade_out_of_range_names_the_field(tmp_path):
         RiskConfig(max_adds=1, kill="halt")  # type: ignore[call-arg]
 
 
-def test_config_array():
-    C = RiskConfig(max_holding_s=1.5, min_trade_interval_s=0.25).to_array()
-    assert C.dtype == np.float64 and C.shape == (RL.N_C,)
-    assert C[RL.C_MAX_HOLD_NS] == 1_500_000_000 and C[RL.C_MIN_INTERVAL_NS] == 250_000_000
-    assert C[RL.C_MAX_LOSS] == 0.02 and C[RL.C_MAX_TRADES] == 500 and C[RL.C_HV_FACTOR] == 0.5
+def test_config_record():
+    rec = RiskConfig(max_holding_s=1.5, min_trade_interval_s=0.25).to_record()
+    assert rec.shape == (1,) and rec.dtype.names is not None
+    C = rec[0]
+    assert C["max_holding_ns"] == 1_500_000_000 and C["min_trade_interval_ns"] == 250_000_000
+    assert C["max_loss_per_trade"] == 0.02 and C["max_trades_24h"] == 500 and C["high_vol_size_factor"] == 0.5
     assert len(RULES) == RL.N_RULES and RULES[RL.MAX_HOLDING] == "max_holding"
 
 
 def test_confidence_scale_kernel():
-    C = RiskConfig().to_array()
+    C = RiskConfig().to_record()[0]
     assert RK.confidence_scale(C, 0.4999) == 0.0
     assert RK.confidence_scale(C, math.nan) == 0.0
     assert RK.confidence_scale(C, 0.5) == pytest.approx(0.25)
@@ -82,7 +83,7 @@ def test_confidence_scale_kernel():
 # ------------------------------------------------------------------------------------------ kernels
 def _arrays(cfg: RiskConfig):
     ring = np.zeros(cfg.max_trades_24h, np.int64)
-    return np.zeros(RL.N_S, np.int64), np.zeros(RL.N_F), ring, cfg.to_array()
+    return np.zeros(RL.N_S, np.int64), np.zeros(RL.N_F), ring, cfg.to_record()[0]
 
 
 def test_check_entry_kernel_returns_numbers_and_counts_refusals():

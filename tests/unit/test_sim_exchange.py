@@ -16,9 +16,6 @@ from orderflow.execution import sim_kernels as SK
 from orderflow.execution.sim_config import LatencyConfig, SimConfig, default_fees
 from orderflow.execution.sim_exchange import SimulatedExchange
 from orderflow.execution.sim_layout import (
-    C_ENTRY_NS,
-    C_MAKER,
-    C_TAKER,
     FF_FEE,
     FF_PRICE,
     FF_QTY,
@@ -28,7 +25,6 @@ from orderflow.execution.sim_layout import (
     I_LOST_FILLS,
     I_NFILL,
     I_NREP,
-    N_C,
     REASONS,
     RI_ID,
     RI_REASON,
@@ -80,10 +76,10 @@ def test_default_fees_and_config_array():
     assert default_fees("sim") == default_fees("binance-usdm")
     with pytest.raises(ValueError, match="unknown venue"):
         default_fees("kraken")
-    C = SimConfig(venue="binance-spot", latency=LatencyConfig(entry_ms=2.5)).to_array()
-    assert C.shape == (N_C,) and C[C_MAKER] == 0.001 and C[C_TAKER] == 0.001
-    assert C[C_ENTRY_NS] == 2_500_000
-    assert SimConfig(maker_fee=-0.0001).to_array()[C_MAKER] == -0.0001
+    C = SimConfig(venue="binance-spot", latency=LatencyConfig(entry_ms=2.5)).to_record()
+    assert C.shape == (1,) and C[0]["maker_fee"] == 0.001 and C[0]["taker_fee"] == 0.001
+    assert C[0]["entry_ns"] == 2_500_000
+    assert SimConfig(maker_fee=-0.0001).to_record()[0]["maker_fee"] == -0.0001
     with pytest.raises(ValueError, match="funding_interval_h"):
         SimConfig(funding_interval_h=5)
     with pytest.raises(ValueError, match="extra"):

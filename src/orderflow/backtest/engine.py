@@ -22,11 +22,10 @@ from orderflow.backtest import loop as LP
 from orderflow.backtest.config import VenueAccountConfig
 from orderflow.core.instruments import Instrument
 from orderflow.data.schema import book_arrays
+from orderflow.engine import core as CO
 from orderflow.engine.core import CoreOutputs, CoreParams, CoreState, new_core_state
 from orderflow.engine.results import BacktestResult, equity_frame, fill_frame, rejection_counts, trade_frame
-from orderflow.execution import exec_config as EXC
 from orderflow.execution import portfolio as PF
-from orderflow.execution import sim_layout as SL
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.execution.sim_config import SimConfig
 from orderflow.execution.sim_layout import make_state
@@ -150,11 +149,10 @@ def make_signals(features: pd.DataFrame, probs: np.ndarray | None, cfg: Strategy
     )  # fmt: skip
 
 
-def execution_array(execution: ExecutionConfig | None, xcfg: SimConfig) -> np.ndarray:
-    """The execution config as the core reads it, with the venue's fee rates for cost control."""
-    XA = (execution or ExecutionConfig()).to_array()
-    XA[EXC.X_MAKER_FEE], XA[EXC.X_TAKER_FEE] = xcfg.maker_rate, xcfg.taker_rate
-    return XA
+def execution_record(execution: ExecutionConfig | None, xcfg: SimConfig) -> np.ndarray:
+    """The execution config record the core reads, with the venue's fee rates for cost control."""
+    fees = {"maker_fee": xcfg.maker_rate, "taker_fee": xcfg.taker_rate}
+    return (execution or ExecutionConfig()).model_copy(update=fees).to_record()
 
 
 def run_backtest(
@@ -183,9 +181,9 @@ def run_backtest(
     G = np.zeros(STL.N_G, dtype=np.int64)
     H = np.zeros(STL.N_H)
     ST.init_state(G, H)
-    SC = strategy.to_array(xcfg.taker_rate, venue)
-    RC = risk.to_array()
-    XA = execution_array(execution, xcfg)
+    SC = strategy.to_record(xcfg.taker_rate, venue)
+    RC = risk.to_record()
+    XA = execution_record(execution, xcfg)
     D, Df = new_core_state()
     S = CoreState(
         D=D, Df=Df, P=P, G=G, H=H, SC=SC, RS=np.zeros(RL.N_S, dtype=np.int64), RSF=np.zeros(RL.N_F),
@@ -197,14 +195,14 @@ def run_backtest(
     cap_eq = int(span_s / cfg.equity_every_s) + 16
     t0 = time.perf_counter()
     O = CoreOutputs(
-        fo_i=np.zeros((cap_fills, 4), np.int64), fo_f=np.zeros((cap_fills, 4)),
-        eq_ts=np.zeros(cap_eq, np.int64), eq_f=np.zeros((cap_eq, 4)),
-        tr_i=np.zeros((cap_trades, 5), np.int64), tr_f=np.zeros((cap_trades, 8)),
+        fo_i=np.zeros((cap_fills, CO.N_FO_I), np.int64), fo_f=np.zeros((cap_fills, CO.N_FO_F)),
+        eq_ts=np.zeros(cap_eq, np.int64), eq_f=np.zeros((cap_eq, CO.N_EO)),
+        tr_i=np.zeros((cap_trades, CO.N_TI), np.int64), tr_f=np.zeros((cap_trades, CO.N_TF)),
     )  # fmt: skip
     prm = CoreParams(
         lot=float(instrument.lot_size), min_notional=float(instrument.min_notional),
         equity_every_ns=int(cfg.equity_every_s * NS), max_position_frac=float(risk.max_position),
-        funding_rate=float(X.C[SL.C_FUNDING_RATE]), funding_ns=int(X.C[SL.C_FUNDING_NS]),
+        funding_rate=float(X.C[0]["funding_rate"]), funding_ns=int(X.C[0]["funding_ns"]),
         tick=float(instrument.tick_size),
     )  # fmt: skip
     nfo, neq, ntr, overflow, orders = LP.run_loop(
@@ -234,8 +232,7 @@ def run_backtest(
         seconds=seconds,
         events=int(market.n_book + market.t_ts.size),
         info={
-            "portfolio": {k: float(P[i]) for i, k in enumerate(
-                ("position", "avg_price", "realized", "fees", "funding", "initial", "volume", "fills"))},
+            "portfolio": PF.by_name(P),
             "signals": int(G[STL.G_SIGNALS]),
             "entries_sent": int(G[STL.G_ENTRIES]),
             "exits_sent": int(G[STL.G_EXITS]),

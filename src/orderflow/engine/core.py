@@ -7,9 +7,10 @@ exchange client).
 State (one set per symbol), grouped in named tuples that numba compiles (built once in Python by the
 backtester and :class:`orderflow.engine.session.TradingSession`, passed down unchanged):
 
-- :class:`CoreState`: the strategy's ``G``/``H``/``SC`` (:mod:`orderflow.strategy.layout`), the risk
-  engine's ``RS``/``RSF``/``ring``/``RC`` (:mod:`orderflow.risk.layout`), the portfolio ``P``
-  (:mod:`orderflow.execution.portfolio`), the execution config ``X`` and ``D`` (int64) / ``Df``
+- :class:`CoreState`: the strategy's ``G``/``H`` (:mod:`orderflow.strategy.layout`) and config record
+  ``SC``, the risk engine's ``RS``/``RSF``/``ring`` (:mod:`orderflow.risk.layout`) and config record
+  ``RC``, the portfolio ``P`` (:mod:`orderflow.execution.portfolio`), the execution config record ``X``
+  (the configs are 1-element record arrays read by field name, ``SC[0].w_ofi``) and ``D`` (int64) / ``Df``
   (float64), the core's own bookkeeping (indices below): order ids, the order in flight, the open round
   trip, output counters, the last equity sample, funding and trade times;
 - :class:`CoreOutputs`: fills ``fo_i``/``fo_f``, equity ``eq_ts``/``eq_f``, round trips ``tr_i``/``tr_f``
@@ -23,8 +24,8 @@ at a price, both with client order id ``D[D_OID]``, or the CANCEL of the order i
 (``D[D_CUR_OID]``); the caller sends it and later reports fills with :func:`core_fill` and each order's
 end with :func:`core_report`.
 
-Execution (``X``, :class:`orderflow.execution.exec_config.ExecutionConfig`): an approved entry becomes a
-parent of whole lots sent as children, one at a time:
+Execution (``X``, the record of :class:`orderflow.execution.exec_config.ExecutionConfig`): an approved
+entry becomes a parent of whole lots sent as children, one at a time:
 
 - ``entry_style="market"``: MARKET children. A parent above ``max_share_of_depth`` of the visible depth
   the order would take (``depth_levels`` levels) is sliced TWAP-style: ``n`` children (at most
@@ -49,6 +50,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from orderflow.core.records import Indices
 from orderflow.execution import algos as AL
 from orderflow.execution import costs as XK
 from orderflow.execution import exec_config as XC
@@ -58,55 +60,81 @@ from orderflow.risk import layout as RL
 from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 
-# fill output columns
-FO_TS, FO_SIDE, FO_MAKER, FO_ACTION = range(4)  # int64
-FO_PX, FO_QTY, FO_FEE, FO_MID = range(4)  # float64 (FO_MID: mid when the order was decided)
-# equity output columns (float64; ts in a separate int64 array)
-EO_EQUITY, EO_POS, EO_MID, EO_VOLSTATE = range(4)
-# trade output columns
-TI_ENTRY_TS, TI_EXIT_TS, TI_SIDE, TI_REASON, TI_VOLSTATE = range(5)  # int64
-TF_QTY, TF_ENTRY_NOT, TF_EXIT_QTY, TF_EXIT_NOT, TF_FEES, TF_SLIP, TF_FUND, TF_GROSS = range(8)  # float64
+# output columns
+_fo_i = Indices()  # fills, int64
+FO_TS = _fo_i()
+FO_SIDE = _fo_i()
+FO_MAKER = _fo_i()
+FO_ACTION = _fo_i()
+N_FO_I = _fo_i.n
+_fo_f = Indices()  # fills, float64 (FO_MID: mid when the order was decided)
+FO_PX = _fo_f()
+FO_QTY = _fo_f()
+FO_FEE = _fo_f()
+FO_MID = _fo_f()
+N_FO_F = _fo_f.n
+_eo = Indices()  # equity samples, float64 (their times in a separate int64 array)
+EO_EQUITY = _eo()
+EO_POS = _eo()
+EO_MID = _eo()
+EO_VOLSTATE = _eo()
+N_EO = _eo.n
+_ti = Indices()  # round trips, int64
+TI_ENTRY_TS = _ti()
+TI_EXIT_TS = _ti()
+TI_SIDE = _ti()
+TI_REASON = _ti()
+TI_VOLSTATE = _ti()
+N_TI = _ti.n
+_tf = Indices()  # round trips, float64
+TF_QTY = _tf()
+TF_ENTRY_NOT = _tf()
+TF_EXIT_QTY = _tf()
+TF_EXIT_NOT = _tf()
+TF_FEES = _tf()
+TF_SLIP = _tf()
+TF_FUND = _tf()
+TF_GROSS = _tf()
+N_TF = _tf.n
 
 # core bookkeeping D (int64) and Df (float64)
-(
-    D_NFO,  # fill rows written
-    D_NTR,  # trade rows written (closed trades)
-    D_OPEN,  # 1 while a trade is open
-    D_OID,  # last client order id used
-    D_CUR_OID,  # the order in flight (-1: none)
-    D_CUR_ACTION,
-    D_CUR_REASON,
-    D_F_HEAD,  # fill inbox FIFO pointers (used by the backtest loop)
-    D_F_TAIL,
-    D_R_HEAD,  # report inbox FIFO pointers (used by the backtest loop)
-    D_R_TAIL,
-    D_OVERFLOW,
-    D_NEQ,  # equity rows written
-    D_LAST_EQ,  # time of the last equity sample
-    D_LAST_FUND,  # time funding was last checked (-1: never)
-    D_LAST_TRADE,  # receive time of the last trade seen (-1: none)
-    D_CUR_KIND,  # SEND_MARKET / SEND_LIMIT: the order in flight
-    D_CUR_TS,  # when it was sent
-    D_CANCEL_SENT,  # 1 once its cancel was sent
-    D_CANCEL_WHY,  # CXL_*: why
-    D_PAR_LOTS,  # lots of the current parent not yet filled (0: no parent)
-    D_PAR_CHILD,  # lots per child
-    D_PAR_NEXT_TS,  # earliest time of the next child
-    D_PAR_END_TS,  # passive parents: cancel what is left after this time
-    D_PAR_SIDE,
-    D_PAR_ACTION,
-    D_PAR_STEP_NS,  # time between children
-) = range(27)
-N_D = 27
-(
-    DF_CUR_MID,  # mid when the order in flight was decided (its parent's decision)
-    DF_MID,  # the last valid mid
-    DF_CUR_PX,  # limit price of the order in flight (NaN: market)
-    DF_CUR_FILLED,  # quantity filled of the order in flight
-    DF_PAR_EV,  # the parent's expected value per unit (quote), for cost control
-    DF_LOT,  # the instrument's lot size
-) = range(6)
-N_DF = 6
+_d = Indices()
+D_NFO = _d()  # fill rows written
+D_NTR = _d()  # trade rows written (closed trades)
+D_OPEN = _d()  # 1 while a trade is open
+D_OID = _d()  # last client order id used
+D_CUR_OID = _d()  # the order in flight (-1: none)
+D_CUR_ACTION = _d()
+D_CUR_REASON = _d()
+D_F_HEAD = _d()  # fill inbox FIFO pointers (used by the backtest loop)
+D_F_TAIL = _d()
+D_R_HEAD = _d()  # report inbox FIFO pointers (used by the backtest loop)
+D_R_TAIL = _d()
+D_OVERFLOW = _d()
+D_NEQ = _d()  # equity rows written
+D_LAST_EQ = _d()  # time of the last equity sample
+D_LAST_FUND = _d()  # time funding was last checked (-1: never)
+D_LAST_TRADE = _d()  # receive time of the last trade seen (-1: none)
+D_CUR_KIND = _d()  # SEND_MARKET / SEND_LIMIT: the order in flight
+D_CUR_TS = _d()  # when it was sent
+D_CANCEL_SENT = _d()  # 1 once its cancel was sent
+D_CANCEL_WHY = _d()  # CXL_*: why
+D_PAR_LOTS = _d()  # lots of the current parent not yet filled (0: no parent)
+D_PAR_CHILD = _d()  # lots per child
+D_PAR_NEXT_TS = _d()  # earliest time of the next child
+D_PAR_END_TS = _d()  # passive parents: cancel what is left after this time
+D_PAR_SIDE = _d()
+D_PAR_ACTION = _d()
+D_PAR_STEP_NS = _d()  # time between children
+N_D = _d.n
+_df = Indices()
+DF_CUR_MID = _df()  # mid when the order in flight was decided (its parent's decision)
+DF_MID = _df()  # the last valid mid
+DF_CUR_PX = _df()  # limit price of the order in flight (NaN: market)
+DF_CUR_FILLED = _df()  # quantity filled of the order in flight
+DF_PAR_EV = _df()  # the parent's expected value per unit (quote), for cost control
+DF_LOT = _df()  # the instrument's lot size
+N_DF = _df.n
 
 
 class CoreState(NamedTuple):
@@ -117,23 +145,23 @@ class CoreState(NamedTuple):
     P: np.ndarray  # float64: the portfolio (execution.portfolio P_*)
     G: np.ndarray  # int64: strategy counters (strategy.layout G_*)
     H: np.ndarray  # float64: strategy position and threshold (H_*)
-    SC: np.ndarray  # float64: strategy config (C_*)
+    SC: np.ndarray  # the strategy config record, 1 element (StrategyConfig.to_record)
     RS: np.ndarray  # int64: risk state (risk.layout S_*)
     RSF: np.ndarray  # float64: risk state, the day's equity figures (risk.layout F_*)
     ring: np.ndarray  # int64: risk's entry times of the last 24 h
-    RC: np.ndarray  # float64: risk config (risk.layout C_*)
-    X: np.ndarray  # float64: execution config (execution.exec_config X_*)
+    RC: np.ndarray  # the risk config record, 1 element (RiskConfig.to_record)
+    X: np.ndarray  # the execution config record, 1 element (ExecutionConfig.to_record)
 
 
 class CoreOutputs(NamedTuple):
     """Preallocated output buffers, filled row by row (columns FO_*, EO_*, TI_*/TF_*)."""
 
-    fo_i: np.ndarray  # (n, 4) int64 fills
-    fo_f: np.ndarray  # (n, 4) float64 fills
+    fo_i: np.ndarray  # (n, N_FO_I) int64 fills
+    fo_f: np.ndarray  # (n, N_FO_F) float64 fills
     eq_ts: np.ndarray  # (m,) int64 equity sample times
-    eq_f: np.ndarray  # (m, 4) float64 equity samples
-    tr_i: np.ndarray  # (k, 5) int64 round trips
-    tr_f: np.ndarray  # (k, 8) float64 round trips
+    eq_f: np.ndarray  # (m, N_EO) float64 equity samples
+    tr_i: np.ndarray  # (k, N_TI) int64 round trips
+    tr_f: np.ndarray  # (k, N_TF) float64 round trips
 
 
 class CoreParams(NamedTuple):
@@ -197,7 +225,7 @@ def core_fill(S, O, ts, side, qty, px, fee, maker, vstate):
     """A fill of the order in flight reached the strategy at ``ts`` (state ``S``: :class:`CoreState`,
     outputs ``O``: :class:`CoreOutputs`): the portfolio books it, the round trip and the fill are
     recorded, the strategy and the risk engine learn the new position."""
-    D, Df, P, G, H, SC, RS = S.D, S.Df, S.P, S.G, S.H, S.SC, S.RS
+    D, Df, P, G, H, SC, RS = S.D, S.Df, S.P, S.G, S.H, S.SC[0], S.RS
     fo_i, fo_f, tr_i, tr_f = O.fo_i, O.fo_f, O.tr_i, O.tr_f
     prev = P[PF.P_POS]
     Df[DF_CUR_FILLED] += qty
@@ -281,7 +309,8 @@ def core_book(S, O, prm, t, ts_event, sig, book):
     then exits / entries through the strategy and the risk engine. Returns ``(what, side, qty,
     reduce_only, price)`` with ``what`` in NOTHING / SEND_MARKET / SEND_LIMIT (client order id
     ``D[D_OID]``, recorded as in flight) / CANCEL (of ``D[D_CUR_OID]``)."""
-    D, Df, P, G, H, SC, RS, RSF, ring, RC, X = S
+    D, Df, P, G, H, RS, RSF, ring = S.D, S.Df, S.P, S.G, S.H, S.RS, S.RSF, S.ring
+    SC, RC, X = S.SC[0], S.RC[0], S.X[0]  # the config records
     eq_ts, eq_f = O.eq_ts, O.eq_f
     lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns, tick = prm
     valid, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state, vol_pct = sig
@@ -344,7 +373,7 @@ def core_book(S, O, prm, t, ts_event, sig, book):
     if action == STL.ENTER or action == STL.ADD:
         r = H[STL.H_R]
         qty, _c, _v, _l, _rs = RK.check_entry(
-            RS, RSF, ring, RC, t, side, mid, SC[STL.C_SL_R] * r * mid, H[STL.H_LAST_CONF], r, vol_pct,
+            RS, RSF, ring, RC, t, side, mid, SC.stop_r * r * mid, H[STL.H_LAST_CONF], r, vol_pct,
             eqv, pos, 0.0, lot, min_notional,
         )  # fmt: skip
         if qty <= 0.0:
@@ -373,24 +402,24 @@ def _start_parent(D, Df, t, side, action, qty, mid, ev_unit, bid_sz, ask_sz, lot
     """An approved entry of ``qty`` becomes a parent of whole lots, sliced when it is above the depth
     share (module docstring)."""
     lots = round(qty / lot)
-    passive = X[XC.X_ENTRY_STYLE] == XC.STYLE_PASSIVE
+    passive = X.entry_style == XC.STYLE_PASSIVE
     sizes = (bid_sz if side > 0 else ask_sz) if passive else (ask_sz if side > 0 else bid_sz)
-    depth = AL.visible_depth(sizes, int(X[XC.X_DEPTH_LEVELS]))
+    depth = AL.visible_depth(sizes, X.depth_levels)
     child = lots
     step = np.int64(0)
     if AL.slice_check(qty, lot, depth, X) == AL.SLICE_ABOVE_DEPTH_SHARE:
         if passive:  # iceberg clips, the next posted when the last is done
-            child = max(1, math.floor(X[XC.X_ICE_CLIP_SHARE] * depth / lot + AL.LOT_EPS))
+            child = max(1, math.floor(X.iceberg_clip_share * depth / lot + AL.LOT_EPS))
         else:  # TWAP children spread over the duration
-            allowed = max(1, math.floor(X[XC.X_MAX_SHARE] * depth / lot + AL.LOT_EPS))
-            n = min(max(2, (lots + allowed - 1) // allowed), int(X[XC.X_TWAP_MAX_CHILDREN]), lots)
+            allowed = max(1, math.floor(X.max_share_of_depth * depth / lot + AL.LOT_EPS))
+            n = min(max(2, (lots + allowed - 1) // allowed), X.twap_max_children, lots)
             child = (lots + n - 1) // n
-            step = np.int64(X[XC.X_TWAP_DURATION_NS]) // n
+            step = X.twap_duration_ns // n
     D[D_PAR_LOTS] = lots
     D[D_PAR_CHILD] = min(child, lots)
     D[D_PAR_NEXT_TS] = t
     D[D_PAR_STEP_NS] = step
-    D[D_PAR_END_TS] = t + np.int64(X[XC.X_PASSIVE_TTL_NS]) if passive else np.int64(2**62)
+    D[D_PAR_END_TS] = t + X.passive_ttl_ns if passive else np.int64(2**62)
     D[D_PAR_SIDE] = side
     D[D_PAR_ACTION] = action
     Df[DF_PAR_EV] = ev_unit
@@ -410,7 +439,7 @@ def _send_child(D, Df, G, t, best_bid, best_ask, lot, X):
     D[D_CUR_TS], D[D_CANCEL_SENT] = t, 0
     D[D_PAR_NEXT_TS] = t + D[D_PAR_STEP_NS]
     Df[DF_CUR_FILLED] = 0.0
-    if X[XC.X_ENTRY_STYLE] == XC.STYLE_PASSIVE:
+    if X.entry_style == XC.STYLE_PASSIVE:
         px = best_bid if side > 0 else best_ask
         D[D_CUR_KIND] = SEND_LIMIT
         Df[DF_CUR_PX] = px

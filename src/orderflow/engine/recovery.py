@@ -48,7 +48,7 @@ async def recover_at_start(
             P = session.P
             P[PF.P_POS], P[PF.P_AVG] = pos.quantity, pos.entry_price
             out.adopted = (pos.quantity, pos.entry_price)
-            ST.on_position(session.G, session.H, session.SC, np.int64(time.time_ns()), float(pos.quantity),
+            ST.on_position(session.G, session.H, session.SC[0], np.int64(time.time_ns()), float(pos.quantity),
                            float(pos.entry_price))  # fmt: skip
             out.notes.append(f"adopted position {pos.quantity:g} @ {pos.entry_price:g}")
     return out

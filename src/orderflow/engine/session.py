@@ -14,7 +14,6 @@ from orderflow.core.instruments import Instrument
 from orderflow.core.orders import CancelRequest, OrderRequest, OrderType, Side, TimeInForce
 from orderflow.engine import core as CO
 from orderflow.engine.results import BacktestResult, equity_frame, fill_frame, rejection_counts, trade_frame
-from orderflow.execution import exec_config as EXC
 from orderflow.execution import portfolio as PF
 from orderflow.execution import sim_layout as SL
 from orderflow.execution.exec_config import ExecutionConfig
@@ -71,12 +70,10 @@ class TradingSession:
         self.G = np.zeros(STL.N_G, dtype=np.int64)
         self.H = np.zeros(STL.N_H)
         ST.init_state(self.G, self.H)
-        self.SC = self.strategy.to_array(taker_fee, venue)
-        self.RC = self.risk.to_array()
-        self.XA = (execution or ExecutionConfig()).to_array()
-        self.XA[EXC.X_TAKER_FEE] = taker_fee
-        if maker_fee is not None:
-            self.XA[EXC.X_MAKER_FEE] = maker_fee
+        self.SC = self.strategy.to_record(taker_fee, venue)
+        self.RC = self.risk.to_record()
+        fees = {"taker_fee": taker_fee} | ({} if maker_fee is None else {"maker_fee": maker_fee})
+        self.XA = (execution or ExecutionConfig()).model_copy(update=fees).to_record()
         self.RS = np.zeros(RL.N_S, dtype=np.int64)
         self.RSF = np.zeros(RL.N_F)
         self.ring = np.zeros(self.risk.max_trades_24h, dtype=np.int64)
@@ -198,7 +195,7 @@ def replay_paper(
     venue = market.venue if market.venue in ("binance-usdm", "binance-spot") else "sim"
     xcfg = cfg.exchange if cfg.exchange.venue == venue else cfg.exchange.model_copy(update={"venue": venue})
     ex = SimulatedExchange(xcfg, levels=market.bid_px.shape[1])
-    s = TradingSession(instrument, venue, xcfg.taker_rate, xcfg.to_array()[SL.C_FUNDING_RATE],
+    s = TradingSession(instrument, venue, xcfg.taker_rate, float(xcfg.to_record()["funding_rate"][0]),
                        xcfg.funding_interval_ns, strategy, risk, cfg, execution=execution,
                        maker_fee=xcfg.maker_rate)  # fmt: skip
     decision_ns = int(cfg.decision_latency_us * 1000)

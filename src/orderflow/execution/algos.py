@@ -27,14 +27,13 @@ from numba import njit
 
 from orderflow.adapters.binance.trading.events import OrderType
 from orderflow.core.events import Side
-from orderflow.execution import exec_config as XC
 from orderflow.execution.orders import OrderIntent, check_client_id
 
 LOT_EPS = 1e-9  # tolerance (in lots) when flooring a quantity to the lot grid
 
 # slicing reasons
-NO_SLICE, SLICE_ABOVE_DEPTH_SHARE, SLICE_NO_DEPTH, TOO_SMALL = range(4)
 SLICE_REASONS = ("within_depth_share", "above_depth_share", "no_visible_depth", "below_one_lot")
+NO_SLICE, SLICE_ABOVE_DEPTH_SHARE, SLICE_NO_DEPTH, TOO_SMALL = range(len(SLICE_REASONS))
 
 
 @njit(cache=True)
@@ -56,13 +55,13 @@ def visible_depth(sizes: np.ndarray, levels: int) -> float:
 
 
 @njit(cache=True)
-def slice_check(qty: float, lot: float, depth: float, X: np.ndarray) -> int:
+def slice_check(qty: float, lot: float, depth: float, X: np.void) -> int:
     """Slicing reason: ``NO_SLICE`` when ``qty <= max_share * depth``, else why it is split."""
     if lots(qty, lot) < 2:
-        return TOO_SMALL if qty > X[XC.X_MAX_SHARE] * depth else NO_SLICE
+        return TOO_SMALL if qty > X["max_share_of_depth"] * depth else NO_SLICE
     if depth <= 0.0:
         return SLICE_NO_DEPTH
-    if qty > X[XC.X_MAX_SHARE] * depth * (1.0 + 1e-12):
+    if qty > X["max_share_of_depth"] * depth * (1.0 + 1e-12):
         return SLICE_ABOVE_DEPTH_SHARE
     return NO_SLICE
 
@@ -72,7 +71,7 @@ def twap_plan(
     qty: float,
     lot: float,
     depth: float,
-    X: np.ndarray,
+    X: np.void,
     start_ns: int,
     out_qty: np.ndarray,
     out_ts: np.ndarray,
@@ -83,15 +82,15 @@ def twap_plan(
     q = lots(qty, lot)
     if q == 0:
         return 0
-    allowed = math.floor(X[XC.X_MAX_SHARE] * depth / lot + LOT_EPS)
+    allowed = math.floor(X["max_share_of_depth"] * depth / lot + LOT_EPS)
     if allowed < 1:
         allowed = 1
     n = (q + allowed - 1) // allowed
-    nmax = int(X[XC.X_TWAP_MAX_CHILDREN])
+    nmax = X["twap_max_children"]
     n = max(2, min(n, nmax))
     n = min(n, q)
     base = q // n
-    dur = int(X[XC.X_TWAP_DURATION_NS])
+    dur = X["twap_duration_ns"]
     for i in range(n):
         out_qty[i] = base * lot
         out_ts[i] = start_ns + (i * dur) // n
@@ -100,10 +99,10 @@ def twap_plan(
 
 
 @njit(cache=True)
-def iceberg_clip(qty: float, lot: float, depth: float, X: np.ndarray) -> float:
+def iceberg_clip(qty: float, lot: float, depth: float, X: np.void) -> float:
     """Visible clip size: ``iceberg_clip_share * depth`` in whole lots, at least one lot, at most
     the parent (0 when the parent is below one lot)."""
-    c = math.floor(X[XC.X_ICE_CLIP_SHARE] * depth / lot + LOT_EPS)
+    c = math.floor(X["iceberg_clip_share"] * depth / lot + LOT_EPS)
     c = min(max(1, c), lots(qty, lot))
     return c * lot
 
@@ -173,13 +172,13 @@ class TwapSlicer:
     released: int = 0
 
     @classmethod
-    def plan(cls, parent: OrderIntent, depth: float, lot: float, start_ns: int, X: np.ndarray) -> TwapSlicer:
-        """Plan the children of ``parent`` (``depth`` from :func:`side_depth`, ``X`` from
-        :meth:`ExecutionConfig.to_array`). An order within the depth share is one child, itself."""
+    def plan(cls, parent: OrderIntent, depth: float, lot: float, start_ns: int, X: np.void) -> TwapSlicer:
+        """Plan the children of ``parent`` (``depth`` from :func:`side_depth`, ``X`` the record
+        ``ExecutionConfig.to_record()[0]``). An order within the depth share is one child, itself."""
         reason = int(slice_check(parent.quantity, lot, depth, X))
         if reason in (NO_SLICE, TOO_SMALL):
             return cls(parent, [parent], [start_ns], SLICE_REASONS[reason], depth)
-        nmax = int(X[XC.X_TWAP_MAX_CHILDREN])
+        nmax = int(X["twap_max_children"])
         q, t = np.zeros(nmax), np.zeros(nmax, dtype=np.int64)
         n = int(twap_plan(parent.quantity, lot, depth, X, start_ns, q, t))
         kids = [_child(parent, "t", i, float(q[i]), lot, ts_created=int(t[i])) for i in range(n)]
@@ -212,9 +211,9 @@ class IcebergSlicer:
     children: list[OrderIntent] = field(default_factory=list)
 
     @classmethod
-    def plan(cls, parent: OrderIntent, depth: float, lot: float, tick: float, X: np.ndarray) -> IcebergSlicer:
+    def plan(cls, parent: OrderIntent, depth: float, lot: float, tick: float, X: np.void) -> IcebergSlicer:
         clip = float(iceberg_clip(parent.quantity, lot, depth, X))
-        return cls(parent, clip, lot, tick, float(X[XC.X_ICE_OFFSET_TICKS]))
+        return cls(parent, clip, lot, tick, float(X["iceberg_offset_ticks"]))
 
     def _post(self, best_bid: float, best_ask: float, now_ns: int) -> OrderIntent | None:
         size = float(iceberg_next(self.parent.quantity, self.filled, self.clip, self.lot))

@@ -32,22 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from orderflow.execution import exec_config as XC
+from orderflow.core.records import Indices
 
 # actions
-KEEP, REPRICE, CANCEL = range(3)
 ACTIONS = ("keep", "reprice", "cancel")
+KEEP, REPRICE, CANCEL = range(len(ACTIONS))
 
 # reasons
-(
-    R_WITHIN_BUDGET,
-    R_NO_BOOK,
-    R_EV_NONPOSITIVE,
-    R_REPRICED,
-    R_AT_TOUCH_TOO_COSTLY,
-    R_BEYOND_TICKS,
-    R_STILL_TOO_COSTLY,
-) = range(7)
 COST_REASONS = (
     "within_budget",
     "no_book",
@@ -57,20 +48,28 @@ COST_REASONS = (
     "beyond_reprice_ticks",
     "still_too_costly",
 )
+(
+    R_WITHIN_BUDGET,
+    R_NO_BOOK,
+    R_EV_NONPOSITIVE,
+    R_REPRICED,
+    R_AT_TOUCH_TOO_COSTLY,
+    R_BEYOND_TICKS,
+    R_STILL_TOO_COSTLY,
+) = range(len(COST_REASONS))
 
 # out columns (float64)
-(
-    O_COST,  # expected cost at the order's price
-    O_BUDGET,  # max_cost_share_of_ev * ev
-    O_SPREAD,  # components of O_COST
-    O_SLIPPAGE,
-    O_FEE,
-    O_NEW_PRICE,  # reprice target (NaN unless REPRICE or a target was examined)
-    O_NEW_COST,  # cost at the target
-    O_TICKS,  # distance to the target in ticks
-    O_TICK_LIMIT,  # max_reprice_ticks
-) = range(9)
-N_O = 9
+_o = Indices()
+O_COST = _o()  # expected cost at the order's price
+O_BUDGET = _o()  # max_cost_share_of_ev * ev
+O_SPREAD = _o()  # components of O_COST
+O_SLIPPAGE = _o()
+O_FEE = _o()
+O_NEW_PRICE = _o()  # reprice target (NaN unless REPRICE or a target was examined)
+O_NEW_COST = _o()  # cost at the target
+O_TICKS = _o()  # distance to the target in ticks
+O_TICK_LIMIT = _o()  # max_reprice_ticks
+N_O = _o.n
 _EPS = 1e-12
 
 
@@ -163,16 +162,16 @@ def cost_decision(
     bids: np.ndarray,
     asks: np.ndarray,
     tick: float,
-    X: np.ndarray,
+    X: np.void,
     out: np.ndarray,
 ) -> tuple[int, int]:
     """``(action, reason)`` for an order of ``qty`` at ``price`` (NaN: market) whose signal expects
     ``ev`` (quote). ``out`` (``N_O``) receives the numbers; ``out[O_NEW_PRICE]`` is the reprice target."""
     for i in range(N_O):
         out[i] = math.nan
-    maker, taker = X[XC.X_MAKER_FEE], X[XC.X_TAKER_FEE]
-    out[O_TICK_LIMIT] = X[XC.X_MAX_REPRICE_TICKS]
-    out[O_BUDGET] = X[XC.X_MAX_COST_SHARE] * ev
+    maker, taker = X["maker_fee"], X["taker_fee"]
+    out[O_TICK_LIMIT] = X["max_reprice_ticks"]
+    out[O_BUDGET] = X["max_cost_share_of_ev"] * ev
     cost = order_cost(side, price, qty, ref_mid, bids, asks, maker, taker, out)
     out[O_COST] = cost
     if math.isnan(cost):
@@ -191,7 +190,7 @@ def cost_decision(
     out[O_TICKS] = ticks
     out[O_NEW_COST] = order_cost(side, own_touch, qty, ref_mid, bids, asks, maker, taker, out)
     out[O_SPREAD], out[O_SLIPPAGE], out[O_FEE] = spread, slip, fee
-    if ticks > X[XC.X_MAX_REPRICE_TICKS]:
+    if ticks > X["max_reprice_ticks"]:
         return CANCEL, R_BEYOND_TICKS
     if out[O_NEW_COST] > out[O_BUDGET] + _EPS:
         return CANCEL, R_STILL_TOO_COSTLY
@@ -226,7 +225,7 @@ def decide(
     bids: np.ndarray,
     asks: np.ndarray,
     tick: float,
-    X: np.ndarray,
+    X: np.void,
 ) -> CostDecision:
     """Python wrapper of :func:`cost_decision` (same kernel) returning a :class:`CostDecision`."""
     out = np.empty(N_O, dtype=np.float64)

@@ -2,47 +2,30 @@
 resolution of orders whose outcome is unknown.
 
 Fractions are plain fractions (0.2 = 20 %; fees 0.0005 = 5 bp), durations in seconds here and packed
-as int-valued ns by :meth:`ExecutionConfig.to_array` into the float64 array ``X`` the numba kernels of
-:mod:`orderflow.execution.algos` and :mod:`orderflow.execution.costs` read (indices ``X_*`` below).
+as int ns by :meth:`ExecutionConfig.to_record` into the record ``X`` the numba kernels of
+:mod:`orderflow.execution.algos` and :mod:`orderflow.execution.costs` read by field name.
 No numba here, so this module imports cheaply.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from orderflow.core.records import Derived, RecordSpec
+
 NS = 1_000_000_000
 
-# slicing algorithms (X[X_ALGO])
-ALGO_TWAP, ALGO_ICEBERG = range(2)
-ALGOS = ("twap", "iceberg")
-
-# indices into X (float64)
-(
-    X_MAX_SHARE,  # max_share_of_depth
-    X_DEPTH_LEVELS,  # depth_levels
-    X_ALGO,  # ALGO_TWAP / ALGO_ICEBERG
-    X_TWAP_DURATION_NS,  # twap_duration_s in ns
-    X_TWAP_MAX_CHILDREN,  # twap_max_children
-    X_ICE_CLIP_SHARE,  # iceberg_clip_share
-    X_ICE_OFFSET_TICKS,  # iceberg_offset_ticks
-    X_MAX_COST_SHARE,  # max_cost_share_of_ev
-    X_MAX_REPRICE_TICKS,  # max_reprice_ticks
-    X_MAKER_FEE,  # maker_fee
-    X_TAKER_FEE,  # taker_fee
-    X_ALLOC_FLOOR,  # alloc_confidence_floor
-    X_ALLOC_SYMBOL_CAP,  # alloc_max_symbol_share
-    X_ENTRY_STYLE,  # STYLE_MARKET / STYLE_PASSIVE
-    X_PASSIVE_TTL_NS,  # passive_ttl_s in ns
-) = range(15)
-N_X = 15
-
-# entry styles (X[X_ENTRY_STYLE])
-STYLE_MARKET, STYLE_PASSIVE = range(2)
-ENTRY_STYLES = ("market", "passive")
+# slicing algorithms and entry styles; the record holds the index in the Literal (X.slicing_algo,
+# X.entry_style)
+SlicingAlgo = Literal["twap", "iceberg"]
+ALGOS: tuple[str, ...] = get_args(SlicingAlgo)
+ALGO_TWAP, ALGO_ICEBERG = range(len(ALGOS))
+EntryStyle = Literal["market", "passive"]
+ENTRY_STYLES: tuple[str, ...] = get_args(EntryStyle)
+STYLE_MARKET, STYLE_PASSIVE = range(len(ENTRY_STYLES))
 
 
 class ExecutionConfig(BaseModel):
@@ -51,7 +34,7 @@ class ExecutionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    entry_style: Literal["market", "passive"] = Field(
+    entry_style: EntryStyle = Field(
         "market",
         description="how the trading core enters: market orders (TWAP children when sliced), or passive "
         "post-only limits at the own touch (iceberg clips when sliced) kept at most passive_ttl_s and "
@@ -70,7 +53,7 @@ class ExecutionConfig(BaseModel):
         description="an order above this share of the visible depth on its side is sliced (default 0.2)",
     )
     depth_levels: int = Field(5, ge=1, le=100, description="book levels counted as visible depth (default 5)")
-    slicing_algo: Literal["twap", "iceberg"] = Field(
+    slicing_algo: SlicingAlgo = Field(
         "twap", description="how an order above the depth share is split (default twap)"
     )
     twap_duration_s: float = Field(
@@ -134,22 +117,14 @@ class ExecutionConfig(BaseModel):
         description="queries tried per resolution before the order stays 'unknown' (default 5)",
     )
 
-    def to_array(self) -> np.ndarray:
-        """The config as the float64 array ``X`` the kernels read (indices ``X_*``)."""
-        X = np.zeros(N_X, dtype=np.float64)
-        X[X_MAX_SHARE] = self.max_share_of_depth
-        X[X_DEPTH_LEVELS] = self.depth_levels
-        X[X_ALGO] = ALGOS.index(self.slicing_algo)
-        X[X_TWAP_DURATION_NS] = round(self.twap_duration_s * NS)
-        X[X_TWAP_MAX_CHILDREN] = self.twap_max_children
-        X[X_ICE_CLIP_SHARE] = self.iceberg_clip_share
-        X[X_ICE_OFFSET_TICKS] = self.iceberg_offset_ticks
-        X[X_MAX_COST_SHARE] = self.max_cost_share_of_ev
-        X[X_MAX_REPRICE_TICKS] = self.max_reprice_ticks
-        X[X_MAKER_FEE] = self.maker_fee
-        X[X_TAKER_FEE] = self.taker_fee
-        X[X_ALLOC_FLOOR] = self.alloc_confidence_floor
-        X[X_ALLOC_SYMBOL_CAP] = self.alloc_max_symbol_share
-        X[X_ENTRY_STYLE] = ENTRY_STYLES.index(self.entry_style)
-        X[X_PASSIVE_TTL_NS] = round(self.passive_ttl_s * NS)
-        return X
+    def to_record(self) -> np.ndarray:
+        """The kernels' config record ``X`` (:data:`RECORD`; kernels read ``rec[0]`` by field name)."""
+        return RECORD.build(self)
+
+
+def _ns(path: str) -> Derived:
+    """A duration in seconds as int ns, under the field's name with ``_ns`` for ``_s``."""
+    return Derived(path[:-2] + "_ns", np.int64, lambda c, _ctx: round(getattr(c, path) * NS), (path,))
+
+
+RECORD = RecordSpec(ExecutionConfig, derived=(_ns("twap_duration_s"), _ns("passive_ttl_s")))

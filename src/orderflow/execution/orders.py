@@ -117,7 +117,7 @@ class OrderManager:
         self.fee_rate = fee_rate
         self.stream_reports = False  # True while a user data stream delivers fills and final states
         self.config = config or ExecutionConfig()
-        self.X = self.config.to_array()
+        self.X = self.config.to_record()[0]  # the config record the cost-control kernel reads
         self.clock = clock or client.server_clock.local_ns
         self.next_id = id_gen or client.next_client_id
         self._sleep = sleep

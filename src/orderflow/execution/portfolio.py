@@ -11,7 +11,7 @@ quote currency, times in int ns since the epoch, rates as fractions.
 - ``funding(P, ts_prev, ts, mark, rate, interval_ns)``: at each funding time crossed,
   ``ts_prev < k * interval_ns <= ts`` (k integer, so 8 h gives 00:00, 08:00 and 16:00 UTC), charges
   ``position * mark * rate``: longs pay when the rate is positive, shorts receive. Perpetuals only:
-  pass rate 0 (``SimConfig.to_array()[C_FUNDING_RATE]`` is 0 for spot venues).
+  pass rate 0 (``SimConfig.to_record()["funding_rate"]`` is 0 for spot venues).
 - ``equity(P, mark) = initial + realized + position * (mark - avg) - fees - funding``.
 """
 
@@ -23,17 +23,36 @@ import msgspec
 import numpy as np
 from numba import njit
 
-(
-    P_POS,  # signed position, base units
-    P_AVG,  # average entry price of the position (NaN when flat)
-    P_REALIZED,  # realized price PnL, quote (before fees and funding)
-    P_FEES,  # fees paid, quote
-    P_FUNDING,  # funding paid, quote (negative = received)
-    P_INITIAL,  # initial equity, quote
-    P_VOLUME,  # traded notional, quote
-    P_NFILLS,  # number of fills
-) = range(8)
-N_P = 8
+from orderflow.core.records import Indices
+
+_p = Indices()
+P_POS = _p()  # signed position, base units
+P_AVG = _p()  # average entry price of the position (NaN when flat)
+P_REALIZED = _p()  # realized price PnL, quote (before fees and funding)
+P_FEES = _p()  # fees paid, quote
+P_FUNDING = _p()  # funding paid, quote (negative = received)
+P_INITIAL = _p()  # initial equity, quote
+P_VOLUME = _p()  # traded notional, quote
+P_NFILLS = _p()  # number of fills
+N_P = _p.n
+
+# the fields of P by name, as the backtest reports them
+P_NAMES = {
+    "position": P_POS,
+    "avg_price": P_AVG,
+    "realized": P_REALIZED,
+    "fees": P_FEES,
+    "funding": P_FUNDING,
+    "initial": P_INITIAL,
+    "volume": P_VOLUME,
+    "fills": P_NFILLS,
+}
+
+
+def by_name(P: np.ndarray) -> dict[str, float]:
+    """The portfolio array ``P`` as ``{name: value}`` (names in :data:`P_NAMES`)."""
+    return {k: float(P[i]) for k, i in P_NAMES.items()}
+
 
 _POS_EPS = 1e-12  # a position below this share of the larger of old position and fill is flat
 

@@ -1,21 +1,26 @@
 """Configuration of the simulated exchange: fees, latency model, queue model, funding.
 
-Rates are fractions (0.0005 = 5 bp); latencies are milliseconds here and ns in the kernel array.
-``SimConfig.to_array()`` packs the config into the float64 array the kernels read (indices ``C_*`` in
-:mod:`orderflow.execution.sim_layout`).
+Rates are fractions (0.0005 = 5 bp); latencies are milliseconds here and ns in the kernels' record.
+``SimConfig.to_record()`` builds the config record the kernels read by field name (``C.maker_fee``).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orderflow.core.records import Derived, RecordSpec
 
 NS_PER_MS = 1_000_000
 NS_PER_H = 3_600_000_000_000
 
 Venue = Literal["binance-usdm", "binance-spot", "sim"]
+LatencyKind = Literal["constant", "lognormal"]
+LATENCY_KINDS: tuple[str, ...] = get_args(LatencyKind)
+QueueModel = Literal["risk_averse", "power", "log"]
+QUEUE_MODELS: tuple[str, ...] = get_args(QueueModel)
 
 # (maker, taker) fee rates at Binance's base tier (no BNB discount, VIP 0)
 _FEES: dict[str, tuple[float, float]] = {
@@ -43,7 +48,7 @@ class LatencyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["constant", "lognormal"] = Field("constant", description="latency model")
+    kind: LatencyKind = Field("constant", description="latency model")
     entry_ms: float = Field(10.0, ge=0, le=60_000, description="entry latency (or median), ms")
     response_ms: float = Field(10.0, ge=0, le=60_000, description="response latency (or median), ms")
     sigma: float = Field(0.5, ge=0, le=3, description="lognormal sigma (log-space std); unused if constant")
@@ -63,7 +68,7 @@ class SimConfig(BaseModel):
         None, ge=0, le=0.01, description="taker fee rate (fraction); None = default_fees(venue)"
     )
     latency: LatencyConfig = Field(default_factory=LatencyConfig, description="latency model")
-    queue_model: Literal["risk_averse", "power", "log"] = Field(
+    queue_model: QueueModel = Field(
         "risk_averse",
         description="share of a level's cancellations that happened ahead of a resting order: "
         "risk_averse none, power ahead^n/(ahead^n+behind^n), log log(1+ahead)/(log(1+ahead)+log(1+behind))",
@@ -96,21 +101,34 @@ class SimConfig(BaseModel):
     def funding_interval_ns(self) -> int:
         return self.funding_interval_h * NS_PER_H
 
-    def to_array(self) -> np.ndarray:
-        """The float64 config array of the kernels (indices ``C_*``)."""
-        # the layout module compiles its numba helpers on import: configuration code stays light
-        from orderflow.execution import sim_layout as SL
+    def to_record(self) -> np.ndarray:
+        """The kernels' config record ``C`` (:data:`RECORD`; kernels read ``rec[0]`` by field name)."""
+        return RECORD.build(self)
 
-        C = np.zeros(SL.N_C)
-        C[SL.C_MAKER] = self.maker_rate
-        C[SL.C_TAKER] = self.taker_rate
-        C[SL.C_LAT_KIND] = SL.LATENCY_KINDS.index(self.latency.kind)
-        C[SL.C_ENTRY_NS] = self.latency.entry_ms * NS_PER_MS
-        C[SL.C_RESP_NS] = self.latency.response_ms * NS_PER_MS
-        C[SL.C_LAT_SIGMA] = self.latency.sigma
-        C[SL.C_QUEUE_MODEL] = SL.QUEUE_MODELS.index(self.queue_model)
-        C[SL.C_QUEUE_N] = self.queue_power
-        C[SL.C_FUNDING_RATE] = self.funding_rate if self.perpetual else 0.0
-        C[SL.C_FUNDING_NS] = self.funding_interval_ns
-        C[SL.C_PERPETUAL] = float(self.perpetual)
-        return C
+
+def _latency_ns(path: str) -> Derived:
+    """A latency (or its median) in ms as float64 ns, ``latency.entry_ms`` -> ``entry_ns``."""
+    leaf = path.rsplit(".", 1)[1]
+    return Derived(leaf[:-3] + "_ns", np.float64, lambda c, _: getattr(c.latency, leaf) * NS_PER_MS, (path,))
+
+
+def _funding_rate(c: SimConfig, _: object) -> float:
+    """Funding applies on perpetual venues only (the portfolio kernel is passed rate 0 elsewhere)."""
+    return c.funding_rate if c.perpetual else 0.0
+
+
+RECORD = RecordSpec(
+    SimConfig,
+    derived=(
+        Derived("maker_fee", np.float64, lambda c, _: c.maker_rate, ("maker_fee",)),
+        Derived("taker_fee", np.float64, lambda c, _: c.taker_rate, ("taker_fee",)),
+        Derived(
+            "latency_kind", np.int64, lambda c, _: LATENCY_KINDS.index(c.latency.kind), ("latency.kind",)
+        ),
+        _latency_ns("latency.entry_ms"),
+        _latency_ns("latency.response_ms"),
+        Derived("funding_rate", np.float64, _funding_rate, ("funding_rate",)),
+        Derived("funding_ns", np.int64, lambda c, _: c.funding_interval_ns, ("funding_interval_h",)),
+        Derived("perpetual", np.bool_, lambda c, _: c.perpetual),
+    ),
+)

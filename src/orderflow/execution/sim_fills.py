@@ -24,8 +24,6 @@ from orderflow.execution.sim_layout import (
     B_TAKEN_ASK,
     B_TAKEN_BID,
     BUY,
-    C_MAKER,
-    C_TAKER,
     EXPIRED,
     F_POS,
     FF_FEE,
@@ -72,6 +70,7 @@ from orderflow.execution.sim_layout import (
     RI_STATUS,
     RI_TS_EX,
     RI_TS_ST,
+    T_C,
     T_MF,
     T_MI,
     T_VF,
@@ -85,7 +84,7 @@ from orderflow.execution.sim_layout import (
 )
 
 
-@njit(void(T_VI, T_VF, T_MI, T_MF, i8, b1, i8, i8, i8, f8, f8, f8, f8, f8), cache=True)
+@njit(void(T_VI, T_C, T_MI, T_MF, i8, b1, i8, i8, i8, f8, f8, f8, f8, f8), cache=True)
 def write_report(
     I, C, RI, RF, t_ex, ordered, oid, status, reason, filled, avg_px, remaining, value, limit
 ) -> None:
@@ -108,7 +107,7 @@ def write_report(
     I[I_NREP] = n + 1
 
 
-@njit(void(T_VI, T_VF, T_MI, T_MF, T_MI, T_MF, i8, i8, i8, i8, f8, f8), cache=True)
+@njit(void(T_VI, T_C, T_MI, T_MF, T_MI, T_MF, i8, i8, i8, i8, f8, f8), cache=True)
 def report_order(I, C, OI, OF, RI, RF, s, t_ex, status, reason, value, limit) -> None:
     """Report on the order in slot ``s`` with its filled qty, average price and remaining qty."""
     filled = OF[s, OF_FILLED]
@@ -131,7 +130,7 @@ def release(I, OI, s) -> None:
     I[I_HI] = hi
 
 
-@njit(void(T_VI, T_VF, T_MI, T_MF, T_MI, T_MF, i8, i8, i8, i8, f8, f8), cache=True)
+@njit(void(T_VI, T_C, T_MI, T_MF, T_MI, T_MF, i8, i8, i8, i8, f8, f8), cache=True)
 def finish(I, C, OI, OF, RI, RF, s, t_ex, status, reason, value, limit) -> None:
     """Move the order in slot ``s`` to a terminal status, report it and free its slot."""
     OI[s, OI_STATUS] = status
@@ -140,7 +139,7 @@ def finish(I, C, OI, OF, RI, RF, s, t_ex, status, reason, value, limit) -> None:
     release(I, OI, s)
 
 
-@njit(f8(T_VI, T_VF, T_VF, T_MI, T_MF, T_MI, T_MF, T_MI, T_MF, i8, f8, f8, b1, i8), cache=True)
+@njit(f8(T_VI, T_VF, T_C, T_MI, T_MF, T_MI, T_MF, T_MI, T_MF, i8, f8, f8, b1, i8), cache=True)
 def fill_order(I, F, C, OI, OF, FI, FF, RI, RF, s, px, q, maker, t_ex) -> float:
     """Fill up to ``q`` of the order in slot ``s`` at ``px``; returns the qty filled.
 
@@ -169,7 +168,7 @@ def fill_order(I, F, C, OI, OF, FI, FF, RI, RF, s, px, q, maker, t_ex) -> float:
         filled = qty
     else:
         filled += q
-    fee = C[C_MAKER if maker else C_TAKER] * q * px
+    fee = (C.maker_fee if maker else C.taker_fee) * q * px
     OF[s, OF_FILLED] = filled
     OF[s, OF_NOTIONAL] += q * px
     OF[s, OF_FEES] += fee
@@ -202,7 +201,7 @@ def fill_order(I, F, C, OI, OF, FI, FF, RI, RF, s, px, q, maker, t_ex) -> float:
     return q
 
 
-@njit(void(T_VI, T_VF, T_VF, T_MI, T_MF, T_MF, T_MI, T_MF, T_MI, T_MF, i8, f8, i8), cache=True)
+@njit(void(T_VI, T_VF, T_C, T_MI, T_MF, T_MF, T_MI, T_MF, T_MI, T_MF, i8, f8, i8), cache=True)
 def take(I, F, C, OI, OF, B, FI, FF, RI, RF, s, limit_px, t_ex) -> None:
     """Taker part of the order in slot ``s``: walk the opposite side best first at the book's prices
     while the price reaches ``limit_px`` (+inf / -inf for a market order), using only size not taken

@@ -57,8 +57,6 @@ from orderflow.execution.sim_layout import (
     B_TAKEN_ASK,
     B_TAKEN_BID,
     BUY,
-    C_QUEUE_MODEL,
-    C_QUEUE_N,
     F_MID,
     GTC,
     I_BAD_TRADES,
@@ -143,7 +141,7 @@ def submit_order(
     +1 / -1; ``price`` limit price (ignored for MARKET), ``stop_px`` (STOP_LIMIT only), ``qty`` base
     units; ``tif`` GTC / IOC (MARKET is always IOC); flags 0/1. Returns 0, or the reason code of an
     immediate rejection (also written as a REJECTED report)."""
-    I, C, OI, OF, RI, RF = S.I, S.C, S.OI, S.OF, S.RI, S.RF
+    I, C, OI, OF, RI, RF = S.I, S.C[0], S.OI, S.OF, S.RI, S.RF
     arr = arrival_ts(I, C, ts)
     code = 0
     value = np.nan
@@ -214,7 +212,7 @@ def cancel_order(
 ) -> int:
     """Send a cancel at strategy time ``ts``. Returns 0, or the reason code of an immediate answer
     (id not open: R_CANCEL_NOT_OPEN; a cancel already in flight: R_CANCEL_PENDING), also reported."""
-    I, C, OI, OF, RI, RF = S.I, S.C, S.OI, S.OF, S.RI, S.RF
+    I, C, OI, OF, RI, RF = S.I, S.C[0], S.OI, S.OF, S.RI, S.RF
     arr = arrival_ts(I, C, ts)
     for s in range(I[I_HI]):
         if OI[s, OI_USED] == 1 and OI[s, OI_ID] == oid and not is_terminal(OI[s, OI_STATUS]):
@@ -250,6 +248,7 @@ def on_book(
     """Apply a book event at exchange time ``ts``: the top levels, best first (bids descending, asks
     ascending; NaN = no level; arrays longer than L are cut, shorter ones padded with NaN)."""
     I, F, C, OI, OF, B, FI, FF, RI, RF = S
+    C = C[0]  # the config record
     process_arrivals(I, F, C, OI, OF, B, FI, FF, RI, RF, ts)
     I[I_LAST_TS] = ts
     L = B.shape[1]
@@ -263,8 +262,8 @@ def on_book(
     bb = B[B_BID_PX, 0]
     ba = B[B_ASK_PX, 0]
     F[F_MID] = 0.5 * (bb + ba)  # NaN if a side is empty
-    model = np.int64(C[C_QUEUE_MODEL])
-    n = C[C_QUEUE_N]
+    model = C.queue_model
+    n = C.queue_power
     for s in range(I[I_HI]):
         if OI[s, OI_USED] == 0 or OI[s, OI_RESTING] == 0 or not is_live(OI[s, OI_STATUS]):
             continue
@@ -291,6 +290,7 @@ def on_trade(
     """Apply a trade at exchange time ``ts``: ``price``, ``size`` (base units), aggressor ``side``
     (+1 buyer, -1 seller, 0 unknown)."""
     I, F, C, OI, OF, B, FI, FF, RI, RF = S
+    C = C[0]  # the config record
     process_arrivals(I, F, C, OI, OF, B, FI, FF, RI, RF, ts)
     I[I_LAST_TS] = ts
     if not (size > 0.0) or not (price > 0.0):

@@ -1,6 +1,6 @@
 """Latency model of the simulated exchange (numba): a seeded splitmix64 RNG held in the state array
 (each exchange has its own stream, so runs are deterministic for a seed and exchanges do not disturb
-each other) and the entry / response latency draws selected by ``C[C_LAT_KIND]``.
+each other) and the entry / response latency draws selected by ``C.latency_kind``.
 
 Requests from one client travel on one FIFO channel: an arrival is never earlier than the previous
 one (a cancel never overtakes its order). Event-driven responses (fills, status reports) are FIFO too.
@@ -14,15 +14,11 @@ import numpy as np
 from numba import njit
 
 from orderflow.execution.sim_layout import (
-    C_ENTRY_NS,
-    C_LAT_KIND,
-    C_LAT_SIGMA,
-    C_RESP_NS,
     I_LAST_ARR,
     I_LAST_RESP,
     I_RNG,
     LAT_LOGNORMAL,
-    T_VF,
+    T_C,
     T_VI,
     b1,
     f8,
@@ -55,29 +51,29 @@ def normal(I: np.ndarray) -> float:
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@njit(i8(T_VI, T_VF, f8), cache=True)
-def latency_ns(I: np.ndarray, C: np.ndarray, median_ns: float) -> int:
+@njit(i8(T_VI, T_C, f8), cache=True)
+def latency_ns(I: np.ndarray, C: np.void, median_ns: float) -> int:
     """One latency draw in ns: the value itself (constant) or median * exp(sigma * z) (lognormal)."""
-    if C[C_LAT_KIND] == LAT_LOGNORMAL and median_ns > 0.0:
-        return np.int64(round(median_ns * math.exp(C[C_LAT_SIGMA] * normal(I))))
+    if C.latency_kind == LAT_LOGNORMAL and median_ns > 0.0:
+        return np.int64(round(median_ns * math.exp(C.sigma * normal(I))))
     return np.int64(round(median_ns))
 
 
-@njit(i8(T_VI, T_VF, i8), cache=True)
-def arrival_ts(I: np.ndarray, C: np.ndarray, ts: int) -> int:
+@njit(i8(T_VI, T_C, i8), cache=True)
+def arrival_ts(I: np.ndarray, C: np.void, ts: int) -> int:
     """Exchange time at which a request sent at strategy time ``ts`` arrives (FIFO)."""
-    a = ts + latency_ns(I, C, C[C_ENTRY_NS])
+    a = ts + latency_ns(I, C, C.entry_ns)
     if a < I[I_LAST_ARR]:
         a = I[I_LAST_ARR]
     I[I_LAST_ARR] = a
     return a
 
 
-@njit(i8(T_VI, T_VF, i8, b1), cache=True)
-def response_ts(I: np.ndarray, C: np.ndarray, t_ex: int, ordered: bool) -> int:
+@njit(i8(T_VI, T_C, i8, b1), cache=True)
+def response_ts(I: np.ndarray, C: np.void, t_ex: int, ordered: bool) -> int:
     """Strategy time at which a message sent at exchange time ``t_ex`` arrives. ``ordered``: FIFO
     with the previous event-driven messages (False for answers computed ahead, at submit time)."""
-    r = t_ex + latency_ns(I, C, C[C_RESP_NS])
+    r = t_ex + latency_ns(I, C, C.response_ns)
     if ordered:
         if r < I[I_LAST_RESP]:
             r = I[I_LAST_RESP]

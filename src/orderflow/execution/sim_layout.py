@@ -8,7 +8,8 @@ and funding rates as fractions (0.0005 = 5 bp).
 State of one simulated exchange (one symbol), all numpy arrays (see :class:`SimState`):
 
 - ``I`` int64 scalars (``I_*``) and ``F`` float64 scalars (``F_*``);
-- ``C`` float64 config (``C_*``, from ``SimConfig.to_array()``);
+- ``C`` the config, a 1-element record array (``SimConfig.to_record()``); kernels read ``C[0]`` by
+  field name (``C.maker_fee``);
 - ``OI`` int64 / ``OF`` float64 order table, one row per slot (columns ``OI_*`` / ``OF_*``); a slot is
   used from submit until the order is terminal (or, if a cancel is in flight, until that cancel
   arrives). Slots ``[0, I[I_HI])`` may be used;
@@ -28,31 +29,24 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit, types
+from numba import from_dtype, njit, types
+
+from orderflow.core.records import Indices
+from orderflow.execution.sim_config import LATENCY_KINDS, QUEUE_MODELS
+from orderflow.execution.sim_config import RECORD as CONFIG_RECORD
 
 # order sides (signs); aggressor side 0 = unknown
 BUY, SELL = 1, -1
 
 # order types
-(LIMIT, MARKET, STOP_LIMIT) = range(3)
 ORDER_TYPES = ("LIMIT", "MARKET", "STOP_LIMIT")
+(LIMIT, MARKET, STOP_LIMIT) = range(len(ORDER_TYPES))
 
 # time in force
-(GTC, IOC) = range(2)
 TIFS = ("GTC", "IOC")
+(GTC, IOC) = range(len(TIFS))
 
 # order statuses (UNKNOWN: only in reports about an id the exchange does not hold)
-(
-    PENDING_NEW,  # sent, not yet at the exchange
-    NEW,
-    PARTIALLY_FILLED,
-    FILLED,
-    CANCELED,
-    REJECTED,
-    EXPIRED,  # IOC / market remainder, or a reduce-only remainder once the position is flat
-    PENDING_CANCEL,  # shown by the wrapper for a live order whose cancel is in flight
-    UNKNOWN,
-) = range(9)
 STATUSES = (
     "PENDING_NEW",
     "NEW",
@@ -64,27 +58,19 @@ STATUSES = (
     "PENDING_CANCEL",
     "UNKNOWN",
 )
+(
+    PENDING_NEW,  # sent, not yet at the exchange
+    NEW,
+    PARTIALLY_FILLED,
+    FILLED,
+    CANCELED,
+    REJECTED,
+    EXPIRED,  # IOC / market remainder, or a reduce-only remainder once the position is flat
+    PENDING_CANCEL,  # shown by the wrapper for a live order whose cancel is in flight
+    UNKNOWN,
+) = range(len(STATUSES))
 
 # report reasons; each report also carries a value and the limit it was compared with (see REASONS)
-(
-    R_ACCEPTED,  # value, limit: NaN
-    R_PARTIALLY_FILLED,  # filled qty, order qty
-    R_FILLED,  # filled qty, order qty
-    R_CANCELED,  # remaining qty, order qty
-    R_EXPIRED,  # remaining qty, order qty
-    R_TRIGGERED,  # stop-limit: trade price, stop price
-    R_REDUCE_ONLY_TRIMMED,  # reduce-only qty cut to the position: old qty, new qty
-    R_POST_ONLY,  # rejected post-only: order price, best available opposite price
-    R_REDUCE_ONLY,  # rejected/expired reduce-only: position, 0
-    R_DUPLICATE_ID,  # client id already live: id, NaN
-    R_INVALID_QTY,  # qty, 0 (must be > 0 and finite)
-    R_INVALID_PRICE,  # price (or stop price), 0
-    R_INVALID_SIDE,  # side, NaN (must be +1 or -1)
-    R_INVALID_TYPE,  # order type, time in force
-    R_TOO_MANY_ORDERS,  # orders held, capacity of the order table
-    R_CANCEL_NOT_OPEN,  # cancel of an id that is not open (unknown or terminal): NaN, NaN
-    R_CANCEL_PENDING,  # a second cancel while one is in flight: NaN, NaN
-) = range(17)
 REASONS = (
     "accepted",
     "partially_filled",
@@ -104,104 +90,126 @@ REASONS = (
     "cancel_not_open",
     "cancel_pending",
 )
+(
+    R_ACCEPTED,  # value, limit: NaN
+    R_PARTIALLY_FILLED,  # filled qty, order qty
+    R_FILLED,  # filled qty, order qty
+    R_CANCELED,  # remaining qty, order qty
+    R_EXPIRED,  # remaining qty, order qty
+    R_TRIGGERED,  # stop-limit: trade price, stop price
+    R_REDUCE_ONLY_TRIMMED,  # reduce-only qty cut to the position: old qty, new qty
+    R_POST_ONLY,  # rejected post-only: order price, best available opposite price
+    R_REDUCE_ONLY,  # rejected/expired reduce-only: position, 0
+    R_DUPLICATE_ID,  # client id already live: id, NaN
+    R_INVALID_QTY,  # qty, 0 (must be > 0 and finite)
+    R_INVALID_PRICE,  # price (or stop price), 0
+    R_INVALID_SIDE,  # side, NaN (must be +1 or -1)
+    R_INVALID_TYPE,  # order type, time in force
+    R_TOO_MANY_ORDERS,  # orders held, capacity of the order table
+    R_CANCEL_NOT_OPEN,  # cancel of an id that is not open (unknown or terminal): NaN, NaN
+    R_CANCEL_PENDING,  # a second cancel while one is in flight: NaN, NaN
+) = range(len(REASONS))
 
 # latency kinds and queue models (codes in C)
-(LAT_CONSTANT, LAT_LOGNORMAL) = range(2)
-LATENCY_KINDS = ("constant", "lognormal")
-(Q_RISK_AVERSE, Q_POWER, Q_LOG) = range(3)
-QUEUE_MODELS = ("risk_averse", "power", "log")
-
-# float config (SimConfig.to_array)
-(
-    C_MAKER,  # maker fee rate
-    C_TAKER,  # taker fee rate
-    C_LAT_KIND,  # LAT_* code
-    C_ENTRY_NS,  # entry latency (constant) or its median (lognormal), ns
-    C_RESP_NS,  # response latency (constant) or its median (lognormal), ns
-    C_LAT_SIGMA,  # lognormal sigma
-    C_QUEUE_MODEL,  # Q_* code
-    C_QUEUE_N,  # exponent of the power queue model
-    C_FUNDING_RATE,  # funding rate per interval (portfolio kernel)
-    C_FUNDING_NS,  # funding interval, ns
-    C_PERPETUAL,  # 1.0 for perpetual futures (funding applies)
-) = range(11)
-N_C = 11
+(LAT_CONSTANT, LAT_LOGNORMAL) = range(len(LATENCY_KINDS))
+(Q_RISK_AVERSE, Q_POWER, Q_LOG) = range(len(QUEUE_MODELS))
 
 # int state
-(
-    I_HI,  # slots [0, I_HI) may be used
-    I_NLIVE,  # used slots
-    I_SEQ,  # next request sequence number (orders and cancels share one FIFO channel)
-    I_NEXT_ARR,  # earliest pending arrival (order or cancel), NO_TS when none
-    I_LAST_ARR,  # last arrival time handed out (arrivals are FIFO: never earlier than the previous)
-    I_LAST_RESP,  # last strategy time of an event-driven message (responses are FIFO too)
-    I_LAST_TS,  # ts of the last market event applied
-    I_NFILL,  # rows in the fill buffer
-    I_NREP,  # rows in the report buffer
-    I_LOST_FILLS,  # fills that did not fit in the buffer (callers must check)
-    I_LOST_REPORTS,  # reports that did not fit in the buffer
-    I_RNG,  # splitmix64 state of the latency RNG
-    I_BAD_TRADES,  # trades ignored (size <= 0, price <= 0 or NaN)
-) = range(13)
-N_I = 13
+_i = Indices()
+I_HI = _i()  # slots [0, I_HI) may be used
+I_NLIVE = _i()  # used slots
+I_SEQ = _i()  # next request sequence number (orders and cancels share one FIFO channel)
+I_NEXT_ARR = _i()  # earliest pending arrival (order or cancel), NO_TS when none
+I_LAST_ARR = _i()  # last arrival time handed out (arrivals are FIFO: never earlier than the previous)
+I_LAST_RESP = _i()  # last strategy time of an event-driven message (responses are FIFO too)
+I_LAST_TS = _i()  # ts of the last market event applied
+I_NFILL = _i()  # rows in the fill buffer
+I_NREP = _i()  # rows in the report buffer
+I_LOST_FILLS = _i()  # fills that did not fit in the buffer (callers must check)
+I_LOST_REPORTS = _i()  # reports that did not fit in the buffer
+I_RNG = _i()  # splitmix64 state of the latency RNG
+I_BAD_TRADES = _i()  # trades ignored (size <= 0, price <= 0 or NaN)
+N_I = _i.n
 
 # float state
-(
-    F_POS,  # net position the exchange holds for us (base units, signed); reduce-only checks it
-    F_MID,  # mid of the last book (infers unknown trade aggressors)
-) = range(2)
-N_F = 2
+_f = Indices()
+F_POS = _f()  # net position the exchange holds for us (base units, signed); reduce-only checks it
+F_MID = _f()  # mid of the last book (infers unknown trade aggressors)
+N_F = _f.n
 
 # book rows
-(B_BID_PX, B_BID_SZ, B_ASK_PX, B_ASK_SZ, B_TAKEN_BID, B_TAKEN_ASK) = range(6)
-N_B = 6
+_b = Indices()
+B_BID_PX = _b()
+B_BID_SZ = _b()
+B_ASK_PX = _b()
+B_ASK_SZ = _b()
+B_TAKEN_BID = _b()
+B_TAKEN_ASK = _b()
+N_B = _b.n
 
 # order table, int columns
-(
-    OI_USED,
-    OI_ID,  # client order id
-    OI_STATUS,
-    OI_SIDE,  # +1 buy, -1 sell
-    OI_TYPE,
-    OI_TIF,
-    OI_POST_ONLY,
-    OI_REDUCE_ONLY,
-    OI_TRIGGERED,  # stop-limit has triggered
-    OI_RESTING,  # on the book: queue position tracked
-    OI_ARRIVED,  # reached the exchange
-    OI_SEQ,  # sequence number of the submit
-    OI_TS_SUBMIT,  # strategy time of the submit
-    OI_TS_ARRIVE,  # exchange time the order arrives
-    OI_CANCEL_AT,  # exchange time its cancel arrives, NO_TS when none in flight
-    OI_CANCEL_SEQ,
-) = range(16)
-N_OI = 16
+_oi = Indices()
+OI_USED = _oi()
+OI_ID = _oi()  # client order id
+OI_STATUS = _oi()
+OI_SIDE = _oi()  # +1 buy, -1 sell
+OI_TYPE = _oi()
+OI_TIF = _oi()
+OI_POST_ONLY = _oi()
+OI_REDUCE_ONLY = _oi()
+OI_TRIGGERED = _oi()  # stop-limit has triggered
+OI_RESTING = _oi()  # on the book: queue position tracked
+OI_ARRIVED = _oi()  # reached the exchange
+OI_SEQ = _oi()  # sequence number of the submit
+OI_TS_SUBMIT = _oi()  # strategy time of the submit
+OI_TS_ARRIVE = _oi()  # exchange time the order arrives
+OI_CANCEL_AT = _oi()  # exchange time its cancel arrives, NO_TS when none in flight
+OI_CANCEL_SEQ = _oi()
+N_OI = _oi.n
 
 # order table, float columns
-(
-    OF_PRICE,  # limit price (NaN for market)
-    OF_STOP,  # stop price (NaN unless stop-limit)
-    OF_QTY,  # order qty (a reduce-only order may be trimmed)
-    OF_FILLED,
-    OF_NOTIONAL,  # sum of price * qty of the fills (avg price = notional / filled)
-    OF_FEES,
-    OF_QUEUE,  # queue_ahead: displayed size ahead of us at our price (inf = level not visible yet)
-    OF_LEVEL,  # displayed size at our price in the last book (NaN = not visible)
-    OF_TRADED,  # trade volume at our price on our side since the last book
-) = range(9)
-N_OF = 9
+_of = Indices()
+OF_PRICE = _of()  # limit price (NaN for market)
+OF_STOP = _of()  # stop price (NaN unless stop-limit)
+OF_QTY = _of()  # order qty (a reduce-only order may be trimmed)
+OF_FILLED = _of()
+OF_NOTIONAL = _of()  # sum of price * qty of the fills (avg price = notional / filled)
+OF_FEES = _of()
+OF_QUEUE = _of()  # queue_ahead: displayed size ahead of us at our price (inf = level not visible yet)
+OF_LEVEL = _of()  # displayed size at our price in the last book (NaN = not visible)
+OF_TRADED = _of()  # trade volume at our price on our side since the last book
+N_OF = _of.n
 
 # fill buffer
-(FI_TS_EX, FI_TS_ST, FI_ID, FI_SIDE, FI_MAKER) = range(5)
-N_FI = 5
-(FF_PRICE, FF_QTY, FF_FEE, FF_REMAINING) = range(4)
-N_FF = 4
+_fi = Indices()
+FI_TS_EX = _fi()
+FI_TS_ST = _fi()
+FI_ID = _fi()
+FI_SIDE = _fi()
+FI_MAKER = _fi()
+N_FI = _fi.n
+_ff = Indices()
+FF_PRICE = _ff()
+FF_QTY = _ff()
+FF_FEE = _ff()
+FF_REMAINING = _ff()
+N_FF = _ff.n
 
 # report buffer
-(RI_TS_EX, RI_TS_ST, RI_ID, RI_STATUS, RI_REASON) = range(5)
-N_RI = 5
-(RF_FILLED, RF_AVG_PX, RF_REMAINING, RF_VALUE, RF_LIMIT) = range(5)
-N_RF = 5
+_ri = Indices()
+RI_TS_EX = _ri()
+RI_TS_ST = _ri()
+RI_ID = _ri()
+RI_STATUS = _ri()
+RI_REASON = _ri()
+N_RI = _ri.n
+_rf = Indices()
+RF_FILLED = _rf()
+RF_AVG_PX = _rf()
+RF_REMAINING = _rf()
+RF_VALUE = _rf()
+RF_LIMIT = _rf()
+N_RF = _rf.n
 
 NO_TS = 9_223_372_036_854_775_807  # int64 max: "no time"
 PX_REL_EPS = 1e-9  # two prices are equal when they differ by at most this share of their size
@@ -212,7 +220,8 @@ QTY_REL_EPS = 1e-9  # a remainder below this share of the order qty counts as fi
 # explicit signatures built from these: numba would otherwise compile one specialization per literal
 # status / reason code passed to them (tens of copies, a long first compile).
 T_VI = types.int64[::1]  # I
-T_VF = types.float64[::1]  # F, C
+T_VF = types.float64[::1]  # F
+T_C = from_dtype(CONFIG_RECORD.dtype)  # C: the config record (SimConfig.to_record()[0])
 T_MI = types.int64[:, ::1]  # OI, FI, RI
 T_MF = types.float64[:, ::1]  # OF, B, FF, RF
 i8, f8, b1, void = types.int64, types.float64, types.boolean, types.void
@@ -247,10 +256,11 @@ def is_terminal(status: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------- the state
-# SimState.args: its ten arrays as a plain tuple, in field order (a fixed length, so that a call
-# ``kernel(*state.args, ...)`` is checked argument by argument)
+# SimState.args: its ten arrays as a plain tuple, in field order, with the config record ``C[0]`` in
+# place of ``C`` (a fixed length, so that a call ``kernel(*state.args, ...)`` is checked argument by
+# argument)
 SimArgs = tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+    np.ndarray, np.ndarray, np.void, np.ndarray, np.ndarray,
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
 ]  # fmt: skip
 
@@ -272,7 +282,7 @@ class SimState(NamedTuple):
 
     @property
     def args(self) -> SimArgs:
-        return (self.I, self.F, self.C, self.OI, self.OF, self.B, self.FI, self.FF, self.RI, self.RF)
+        return (self.I, self.F, self.C[0], self.OI, self.OF, self.B, self.FI, self.FF, self.RI, self.RF)
 
 
 def make_state(
@@ -307,7 +317,7 @@ def make_state(
     return SimState(
         I=I,
         F=F,
-        C=cfg.to_array(),
+        C=cfg.to_record(),
         OI=OI,
         OF=OF,
         B=B,

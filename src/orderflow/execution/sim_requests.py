@@ -59,6 +59,7 @@ from orderflow.execution.sim_layout import (
     R_REDUCE_ONLY_TRIMMED,
     REJECTED,
     STOP_LIMIT,
+    T_C,
     T_MF,
     T_MI,
     T_VF,
@@ -73,7 +74,7 @@ from orderflow.execution.sim_layout import (
 from orderflow.execution.sim_queue import own_level
 
 
-@njit(void(T_VI, T_VF, T_VF, T_MI, T_MF, T_MF, T_MI, T_MF, T_MI, T_MF, i8, i8, b1), cache=True)
+@njit(void(T_VI, T_VF, T_C, T_MI, T_MF, T_MF, T_MI, T_MF, T_MI, T_MF, i8, i8, b1), cache=True)
 def activate(I, F, C, OI, OF, B, FI, FF, RI, RF, s, t_ex, announce) -> None:
     """A limit or market order becomes active: reduce-only check, 'accepted' report (``announce``),
     taker part, then IOC/market remainder expires or the rest joins the queue at its price."""
@@ -110,7 +111,7 @@ def activate(I, F, C, OI, OF, B, FI, FF, RI, RF, s, t_ex, announce) -> None:
     OF[s, OF_TRADED] = 0.0
 
 
-@njit(void(T_VI, T_VF, T_VF, T_MI, T_MF, T_MF, T_MI, T_MF, T_MI, T_MF, i8, i8), cache=True)
+@njit(void(T_VI, T_VF, T_C, T_MI, T_MF, T_MF, T_MI, T_MF, T_MI, T_MF, i8, i8), cache=True)
 def arrive(I, F, C, OI, OF, B, FI, FF, RI, RF, s, t_ex) -> None:
     OI[s, OI_ARRIVED] = 1
     side = OI[s, OI_SIDE]
@@ -127,7 +128,7 @@ def arrive(I, F, C, OI, OF, B, FI, FF, RI, RF, s, t_ex) -> None:
     activate(I, F, C, OI, OF, B, FI, FF, RI, RF, s, t_ex, True)
 
 
-@njit(void(T_VI, T_VF, T_MI, T_MF, T_MI, T_MF, i8, i8), cache=True)
+@njit(void(T_VI, T_C, T_MI, T_MF, T_MI, T_MF, i8, i8), cache=True)
 def cancel_arrive(I, C, OI, OF, RI, RF, s, t_ex) -> None:
     OI[s, OI_CANCEL_AT] = NO_TS
     st = OI[s, OI_STATUS]
@@ -140,7 +141,7 @@ def cancel_arrive(I, C, OI, OF, RI, RF, s, t_ex) -> None:
     finish(I, C, OI, OF, RI, RF, s, t_ex, CANCELED, R_CANCELED, rem, OF[s, OF_QTY])
 
 
-@njit(void(T_VI, T_VF, T_VF, T_MI, T_MF, T_MF, T_MI, T_MF, T_MI, T_MF, i8), cache=True)
+@njit(void(T_VI, T_VF, T_C, T_MI, T_MF, T_MF, T_MI, T_MF, T_MI, T_MF, i8), cache=True)
 def process_arrivals(I, F, C, OI, OF, B, FI, FF, RI, RF, ts) -> None:
     """Process every request that has arrived by ``ts``, in the order sent."""
     if I[I_NEXT_ARR] > ts:

@@ -60,7 +60,7 @@ class StreamingFeatureEngine:
 
     def on_trade(self, ts_ns: int, price: float, size: float, side: int) -> None:
         """A trade: aggressor ``side`` +1 buyer, -1 seller, 0 unknown (tick rule)."""
-        FK.step_trade(*self._k.trade_args, ts_ns, price, size, side)
+        FK.step_trade(self._k.trade_args, ts_ns, price, size, side)
         if self._tech is not None:
             self._tech.on_trade(ts_ns, price, size, side)
 
@@ -78,7 +78,7 @@ class StreamingFeatureEngine:
         """A book event: the top levels after it (arrays of at least ``levels`` values, NaN = absent)."""
         L = self._L
         st = FK.step_book(
-            *self._k.book_args, ts_ns, bid_px[:L], bid_sz[:L], ask_px[:L], ask_sz[:L], self._core
+            self._k.book_args, ts_ns, bid_px[:L], bid_sz[:L], ask_px[:L], ask_sz[:L], self._core
         )
         if self._tech is not None:
             self._tech.advance(ts_ns)

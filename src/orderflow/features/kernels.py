@@ -35,8 +35,12 @@ from orderflow.features.kernels_write import _write
 
 # ------------------------------------------------------------------------------------------- reset
 @njit(cache=True)
-def reset(I, F, prev, D, bptr, bacc, bref, tptr, tacc, zs, kv, vp, pv, reason):
-    """Forget every window and running statistic (start, gap, bad book); ``reason`` is kept."""
+def reset(S, reason):
+    """Forget every window and running statistic of the state ``S`` (the arrays of
+    :class:`FeatureState` as a plain tuple, module docstring) at a start, gap or bad book; ``reason`` is
+    kept."""
+    (I, F, prev, D, _tsb, _vb, _bwns, bptr, bacc, bref, _tst, _vt, _twns, tptr, tacc, _tref, _dq,
+     _zv, zs, kv, vp, pv, _P, _Q, _W, _IX) = S  # fmt: skip
     hb = I[I_HEAD_B]
     ht = I[I_HEAD_T]
     over = I[I_OVERFLOW]
@@ -143,8 +147,10 @@ def _vpin_add(I, F, vp, notional, s, vbucket):
 
 # -------------------------------------------------------------------------------------------- trade
 @njit(cache=True)
-def step_trade(I, F, tst, vt, twns, tptr, tacc, tref, dq, kv, vp, pv, P, Q, ts, px, sz, side):
-    """One trade (aggressor ``side`` +1/-1, 0 = unknown: tick rule). Returns the signed size used."""
+def step_trade(T, ts, px, sz, side):
+    """One trade (aggressor ``side`` +1/-1, 0 = unknown: tick rule) applied to the trade state ``T``
+    (the arrays of :class:`TradeState` as a plain tuple). Returns the signed size used."""
+    I, F, tst, vt, twns, tptr, tacc, tref, dq, kv, vp, pv, P, Q = T
     if not (math.isfinite(px) and px > 0.0 and math.isfinite(sz) and sz >= 0.0):
         I[I_BAD_TRADES] += 1
         return np.nan
@@ -246,12 +252,12 @@ def ofi_cvd_core(book_ts, bid_px, bid_sz, ask_px, ask_sz, trade_ts, trade_sz, tr
 
 
 @njit(cache=True)
-def step_book(
-    I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
-    zv, zs, kv, vp, pv, P, Q, W, IX, ts, bp, bs, ap, aq, out,
-):  # fmt: skip
-    """One book event (top-L arrays after it): update the state, write the feature vector into
-    ``out`` and return the status (OK, WARMUP, GAP or BAD_BOOK)."""
+def step_book(S, ts, bp, bs, ap, aq, out):
+    """One book event (top-L arrays after it) applied to the state ``S`` (the arrays of
+    :class:`FeatureState` as a plain tuple): update the state, write the feature vector into ``out`` and
+    return the status (OK, WARMUP, GAP or BAD_BOOK)."""
+    (I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
+     zv, zs, kv, vp, pv, P, Q, W, IX) = S  # fmt: skip
     L = Q[Q_L]
     bad = not (bs[0] > 0.0 and aq[0] > 0.0 and bp[0] < ap[0])  # NaN fails every comparison
     for m in range(L):
@@ -262,7 +268,7 @@ def step_book(
     ofi_w = np.nan
     ofi_i = np.nan
     if bad:
-        reset(I, F, prev, D, bptr, bacc, bref, tptr, tacc, zs, kv, vp, pv, BAD_BOOK)
+        reset(S, BAD_BOOK)
     else:
         if I[I_T0] < 0:
             I[I_T0] = ts
@@ -314,9 +320,9 @@ def step_book(
         I[I_NSAMP] += 1
     _win_evict(tst, vt, twns, tptr, tacc, tref, I[I_HEAD_T], ts, -1)
     _dq_front(I, dq, tptr[Q[Q_TMAX_T]])
-    S = FeatureState(I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
+    N = FeatureState(I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
                      zv, zs, kv, vp, pv, P, Q, W, IX)  # fmt: skip
-    return _write(S, e, ofi_w, ofi_i, ts, bp, bs, ap, aq, out, bad)
+    return _write(N, e, ofi_w, ofi_i, ts, bp, bs, ap, aq, out, bad)
 
 
 @njit(cache=True)
@@ -327,6 +333,10 @@ def run_batch(S, book_ts, bid_px, bid_sz, ask_px, ask_sz, trade_ts, trade_px, tr
     status at book event i."""
     (I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
      zv, zs, kv, vp, pv, P, Q, W, IX) = S  # fmt: skip
+    # the plain tuples the step kernels take (the same types the streaming engine passes: one compile)
+    SS = (I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
+          zv, zs, kv, vp, pv, P, Q, W, IX)  # fmt: skip
+    T = (I, F, tst, vt, twns, tptr, tacc, tref, dq, kv, vp, pv, P, Q)
     it = 0
     ig = 0
     nt = trade_ts.shape[0]
@@ -335,14 +345,10 @@ def run_batch(S, book_ts, bid_px, bid_sz, ask_px, ask_sz, trade_ts, trade_px, tr
         tb = book_ts[i]
         while (it < nt and trade_ts[it] <= tb) or (ig < ng and gap_ts[ig] <= tb):
             if it < nt and trade_ts[it] <= tb and (ig >= ng or trade_ts[it] <= gap_ts[ig]):
-                step_trade(I, F, tst, vt, twns, tptr, tacc, tref, dq, kv, vp, pv, P, Q,
-                           trade_ts[it], trade_px[it], trade_sz[it], trade_side[it])  # fmt: skip
+                step_trade(T, trade_ts[it], trade_px[it], trade_sz[it], trade_side[it])
                 it += 1
             else:
-                reset(I, F, prev, D, bptr, bacc, bref, tptr, tacc, zs, kv, vp, pv, GAP)
+                reset(SS, GAP)
                 ig += 1
-        status[i] = step_book(
-            I, F, prev, D, tsb, vb, bwns, bptr, bacc, bref, tst, vt, twns, tptr, tacc, tref, dq,
-            zv, zs, kv, vp, pv, P, Q, W, IX, tb, bid_px[i], bid_sz[i], ask_px[i], ask_sz[i], out[i],
-        )  # fmt: skip
+        status[i] = step_book(SS, tb, bid_px[i], bid_sz[i], ask_px[i], ask_sz[i], out[i])
     return it

@@ -92,20 +92,18 @@ class KernelState:
         self.vp = np.zeros(cfg.vpin_buckets)
         self.pv = np.full(cfg.vol_pct_buckets, np.nan)
         self.n_core = len(core_specs(cfg))
-        self.trade_args = (self.I, self.F, self.tst, self.vt, self.twns, self.tptr, self.tacc, self.tref,
-                           self.dq, self.kv, self.vp, self.pv, self.P, self.Q)  # fmt: skip
         self.state = FK.FeatureState(
             self.I, self.F, self.prev, self.D, self.tsb, self.vb, self.bwns, self.bptr, self.bacc, self.bref,
             self.tst, self.vt, self.twns, self.tptr, self.tacc, self.tref, self.dq, self.zv, self.zs,
             self.kv, self.vp, self.pv, self.P, self.Q, self.W, self.IX,
         )  # fmt: skip
-        self.book_args = tuple(self.state)  # step_book's state parameters (kernels_layout: why flat)
-        self.reset_args = (self.I, self.F, self.prev, self.D, self.bptr, self.bacc, self.bref, self.tptr,
-                           self.tacc, self.zs, self.kv, self.vp, self.pv)  # fmt: skip
+        # the plain tuples the step kernels take (kernels_layout: why not the named tuples)
+        self.book_args = tuple(self.state)
+        self.trade_args = tuple(FK.TradeState.of(self.state))
         self.reset(FK.WARMUP)
 
     def reset(self, reason: int) -> None:
-        FK.reset(*self.reset_args, reason)
+        FK.reset(self.book_args, reason)
 
 
 def combine_validity(status: np.ndarray, tech: np.ndarray | None, require_tech: bool) -> np.ndarray:

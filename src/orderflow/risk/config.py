@@ -1,7 +1,7 @@
 """Risk limits (``risk:`` section; defaults in ``config/risk.yaml``).
 
 Fractions are of account equity (quote currency) unless stated; durations in seconds here, packed as
-int-valued ns into the kernel array by :meth:`RiskConfig.to_array`. Per-instrument figures (lot size,
+int ns into the kernels' config record by :meth:`RiskConfig.to_record`. Per-instrument figures (lot size,
 minimum notional) are passed at call time, and the kill switch is runtime state, not configuration.
 """
 
@@ -14,7 +14,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orderflow.risk import layout as RL
+from orderflow.core.records import Derived, RecordSpec
+
+NS = 1_000_000_000
 
 
 class RiskConfigError(ValueError):
@@ -124,25 +126,9 @@ class RiskConfig(BaseModel):
             )
         return self
 
-    def to_array(self) -> np.ndarray:
-        """The config as the float64 array ``C`` the kernels read (indices ``layout.C_*``)."""
-        C = np.zeros(RL.N_C, dtype=np.float64)
-        C[RL.C_MAX_LOSS] = self.max_loss_per_trade
-        C[RL.C_DAILY_DD] = self.daily_drawdown
-        C[RL.C_MAX_CAPITAL] = self.max_capital_in_use
-        C[RL.C_MAX_POSITION] = self.max_position
-        C[RL.C_VAR95] = self.var95_limit
-        C[RL.C_CONF_FLOOR] = self.confidence_floor
-        C[RL.C_CONF_FULL] = self.confidence_full
-        C[RL.C_MIN_CONF_SCALE] = self.min_confidence_scale
-        C[RL.C_MAX_ADDS] = self.max_adds
-        C[RL.C_ADD_FACTOR] = self.add_size_factor
-        C[RL.C_MAX_HOLD_NS] = round(self.max_holding_s * RL.NS)
-        C[RL.C_MIN_INTERVAL_NS] = round(self.min_trade_interval_s * RL.NS)
-        C[RL.C_MAX_TRADES] = self.max_trades_24h
-        C[RL.C_HV_PCT] = self.high_vol_percentile
-        C[RL.C_HV_FACTOR] = self.high_vol_size_factor
-        return C
+    def to_record(self) -> np.ndarray:
+        """The kernels' config record (:data:`RECORD`; kernels read ``rec[0]`` by field name)."""
+        return RECORD.build(self)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> RiskConfig:
@@ -170,3 +156,11 @@ class RiskConfig(BaseModel):
                 msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
                 lines.append(f"  {loc}: {msg}")
             raise RiskConfigError(f"invalid risk configuration in {p}:\n" + "\n".join(lines)) from None
+
+
+def _ns(path: str) -> Derived:
+    """A duration in seconds as int ns, under the field's name with ``_ns`` for ``_s``."""
+    return Derived(path[:-2] + "_ns", np.int64, lambda c, _ctx: round(getattr(c, path) * NS), (path,))
+
+
+RECORD = RecordSpec(RiskConfig, derived=(_ns("max_holding_s"), _ns("min_trade_interval_s")))

@@ -122,7 +122,7 @@ class RiskEngine:
 
     def __init__(self, cfg: RiskConfig | None = None) -> None:
         self.cfg = cfg if cfg is not None else RiskConfig()
-        self.C = self.cfg.to_array()
+        self.C = self.cfg.to_record()[0]  # the config record, read by field name
         self.RS = np.zeros(RL.N_S, dtype=np.int64)
         self.RSF = np.zeros(RL.N_F, dtype=np.float64)
         self.ring = np.zeros(self.cfg.max_trades_24h, dtype=np.int64)
@@ -198,7 +198,7 @@ class RiskEngine:
         code = RK.on_equity(self.RS, self.RSF, self.C, ts, float(equity))
         if code == RL.OK:
             return None
-        dd, lim = float(self.RSF[RL.F_TRIP_DD]), float(self.C[RL.C_DAILY_DD])
+        dd, lim = float(self.RSF[RL.F_TRIP_DD]), float(self.C["daily_drawdown"])
         msg = (
             f"daily_drawdown tripped: equity {equity:.2f} is {_pct(dd)} below the day's start "
             f"{self.RSF[RL.F_DAY_START_EQ]:.2f}, limit {_pct(lim)}; entries halted until 00:00 UTC"

@@ -79,22 +79,22 @@ def _cap_ratio(code, C, price, equity, vol_horizon, other_gross_notional, abs_qt
     """(measure, limit) of cap ``code`` for a position of ``abs_qty`` after the entry."""
     notional = abs_qty * price
     if code == RL.MAX_POSITION:
-        return notional / equity, C[RL.C_MAX_POSITION]
+        return notional / equity, C.max_position
     if code == RL.MAX_CAPITAL:
-        return (other_gross_notional + notional) / equity, C[RL.C_MAX_CAPITAL]
-    return RL.Z95 * vol_horizon * notional / equity, C[RL.C_VAR95]
+        return (other_gross_notional + notional) / equity, C.max_capital_in_use
+    return RL.Z95 * vol_horizon * notional / equity, C.var95_limit
 
 
 @njit(cache=True)
 def confidence_scale(C, confidence):
     """Size scale for a confidence: 0 below the floor, min_confidence_scale at it, 1 from full up."""
-    floor = C[RL.C_CONF_FLOOR]
+    floor = C.confidence_floor
     if not confidence >= floor:  # NaN too
         return 0.0
-    full = C[RL.C_CONF_FULL]
+    full = C.confidence_full
     if confidence >= full:
         return 1.0
-    lo = C[RL.C_MIN_CONF_SCALE]
+    lo = C.min_confidence_scale
     return lo + (1.0 - lo) * (confidence - floor) / (full - floor)
 
 
@@ -120,7 +120,7 @@ def on_equity(RS, RSF, C, ts, equity):
         return RL.OK
     start = RSF[RL.F_DAY_START_EQ]
     dd = (start - equity) / start if start > 0.0 else 1.0
-    if dd >= C[RL.C_DAILY_DD]:
+    if dd >= C.daily_drawdown:
         RS[RL.S_HALTED] = 1
         RS[RL.S_TRIPS] += 1
         RSF[RL.F_TRIP_DD] = dd
@@ -169,45 +169,45 @@ def check_entry(
         return _refuse(RS, RL.BAD_INPUT, bad_value, 0.0)
     # breakers and pacing
     if RS[RL.S_HALTED] != 0:
-        return _refuse(RS, RL.DAILY_DRAWDOWN, RSF[RL.F_TRIP_DD], C[RL.C_DAILY_DD])
+        return _refuse(RS, RL.DAILY_DRAWDOWN, RSF[RL.F_TRIP_DD], C.daily_drawdown)
     if RS[RL.S_HAS_ENTRY] != 0:
         since = ts - RS[RL.S_LAST_ENTRY_TS]
-        if since < C[RL.C_MIN_INTERVAL_NS]:
-            return _refuse(RS, RL.MIN_INTERVAL, since / RL.NS, C[RL.C_MIN_INTERVAL_NS] / RL.NS)
+        if since < C.min_trade_interval_ns:
+            return _refuse(RS, RL.MIN_INTERVAL, since / RL.NS, C.min_trade_interval_ns / RL.NS)
     n = ring.shape[0]
     head = RS[RL.S_HEAD]
     if head >= n and ts - ring[head % n] <= RL.DAY_NS:  # the n-th last entry is inside [ts - 24 h, ts]
-        return _refuse(RS, RL.MAX_TRADES_24H, float(n), C[RL.C_MAX_TRADES])
+        return _refuse(RS, RL.MAX_TRADES_24H, float(n), float(C.max_trades_24h))
     # position
     if pos_qty * side < 0.0:
         return _refuse(RS, RL.OPPOSITE_POSITION, pos_qty, 0.0)
     is_add = pos_qty * side > 0.0
-    if is_add and RS[RL.S_ADDS] >= C[RL.C_MAX_ADDS]:
-        return _refuse(RS, RL.MAX_ADDS, float(RS[RL.S_ADDS]), C[RL.C_MAX_ADDS])
+    if is_add and RS[RL.S_ADDS] >= C.max_adds:
+        return _refuse(RS, RL.MAX_ADDS, float(RS[RL.S_ADDS]), float(C.max_adds))
     scale = confidence_scale(C, confidence)
     if scale <= 0.0:
-        return _refuse(RS, RL.CONFIDENCE, confidence, C[RL.C_CONF_FLOOR])
-    high_vol = vol_pct >= C[RL.C_HV_PCT]
-    if high_vol and C[RL.C_HV_FACTOR] <= 0.0:
-        return _refuse(RS, RL.HIGH_VOL, vol_pct, C[RL.C_HV_PCT])
+        return _refuse(RS, RL.CONFIDENCE, confidence, C.confidence_floor)
+    high_vol = vol_pct >= C.high_vol_percentile
+    if high_vol and C.high_vol_size_factor <= 0.0:
+        return _refuse(RS, RL.HIGH_VOL, vol_pct, C.high_vol_percentile)
     # sizing: loss at the stop = max_loss_per_trade * equity * scale (times the add / high-vol factors)
-    q = C[RL.C_MAX_LOSS] * equity * scale / stop_dist
+    q = C.max_loss_per_trade * equity * scale / stop_dist
     if is_add:
-        q *= C[RL.C_ADD_FACTOR]
+        q *= C.add_size_factor
     if high_vol:
-        q *= C[RL.C_HV_FACTOR]
+        q *= C.high_vol_size_factor
     # caps on the position after the entry (first binding cap wins ties)
     apos = abs(pos_qty)
     binding = RL.OK
     qc = q
-    cap = C[RL.C_MAX_POSITION] * equity / price - apos
+    cap = C.max_position * equity / price - apos
     if cap < qc:
         qc, binding = cap, RL.MAX_POSITION
-    cap = (C[RL.C_MAX_CAPITAL] * equity - other_gross_notional) / price - apos
+    cap = (C.max_capital_in_use * equity - other_gross_notional) / price - apos
     if cap < qc:
         qc, binding = cap, RL.MAX_CAPITAL
     if vol_horizon > 0.0:
-        cap = C[RL.C_VAR95] * equity / (RL.Z95 * vol_horizon * price) - apos
+        cap = C.var95_limit * equity / (RL.Z95 * vol_horizon * price) - apos
         if cap < qc:
             qc, binding = cap, RL.VAR95
     # lot grid and minimum notional
@@ -225,7 +225,7 @@ def check_entry(
         value, limit = _cap_ratio(binding, C, price, equity, vol_horizon, other_gross_notional, apos + qty)
         return qty, RL.OK, value, limit, binding
     resized = RL.HIGH_VOL if high_vol else RL.OK
-    return qty, RL.OK, qty * stop_dist / equity, C[RL.C_MAX_LOSS], resized
+    return qty, RL.OK, qty * stop_dist / equity, C.max_loss_per_trade, resized
 
 
 @njit(cache=True)
@@ -268,7 +268,7 @@ def exit_due(RS, C, ts, pos_qty):
         RS[RL.S_ADDS] = 0
         RS[RL.S_SIDE] = 1 if pos_qty > 0.0 else -1
         return RL.OK
-    if ts - RS[RL.S_OPEN_TS] > C[RL.C_MAX_HOLD_NS]:
+    if ts - RS[RL.S_OPEN_TS] > C.max_holding_ns:
         return RL.MAX_HOLDING
     return RL.OK
 

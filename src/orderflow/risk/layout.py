@@ -1,5 +1,5 @@
 """State layout of the risk kernels: indices into the state arrays ``RS`` (int64) and ``RSF`` (float64),
-the config array ``C`` (float64, built by :meth:`RiskConfig.to_array`), kill-switch modes and the
+kill-switch modes and the
 reason codes (``RULES``). No numba here, so the config module can import it cheaply.
 
 Arrays (one set per :class:`~orderflow.risk.engine.RiskEngine`, i.e. per traded symbol):
@@ -12,10 +12,13 @@ Arrays (one set per :class:`~orderflow.risk.engine.RiskEngine`, i.e. per traded 
   exchange's report array: the risk floats are ``RSF`` everywhere.)
 - ``ring`` (int64, ``max_trades_24h``): timestamps of the last entries, written at ``RS[S_HEAD] %
   len(ring)``.
-- ``C`` (float64, ``N_C``): the configuration (fractions, counts, durations in ns).
+- ``C``: the configuration, a record built by :meth:`RiskConfig.to_record` and read by field name
+  (``C.max_position``; fractions, counts, durations in int ns).
 """
 
 from __future__ import annotations
+
+from orderflow.core.records import Indices
 
 NS = 1_000_000_000
 DAY_NS = 86_400 * NS
@@ -23,24 +26,6 @@ Z95 = 1.645  # one-sided 95 % quantile of the standard normal (VaR)
 LOT_EPS = 1e-9  # lots: tolerance when rounding a quantity down to the lot grid (float noise)
 
 # reason codes (indices into RULES); 0 = approved
-(
-    OK,
-    KILL_SWITCH,
-    DAILY_DRAWDOWN,
-    MIN_INTERVAL,
-    MAX_TRADES_24H,
-    OPPOSITE_POSITION,
-    MAX_ADDS,
-    CONFIDENCE,
-    HIGH_VOL,
-    MAX_POSITION,
-    MAX_CAPITAL,
-    VAR95,
-    MIN_SIZE,
-    MAX_HOLDING,
-    BAD_INPUT,
-) = range(15)
-N_RULES = 15
 RULES = (
     "ok",
     "kill_switch",
@@ -58,6 +43,24 @@ RULES = (
     "max_holding",
     "bad_input",
 )
+(
+    OK,
+    KILL_SWITCH,
+    DAILY_DRAWDOWN,
+    MIN_INTERVAL,
+    MAX_TRADES_24H,
+    OPPOSITE_POSITION,
+    MAX_ADDS,
+    CONFIDENCE,
+    HIGH_VOL,
+    MAX_POSITION,
+    MAX_CAPITAL,
+    VAR95,
+    MIN_SIZE,
+    MAX_HOLDING,
+    BAD_INPUT,
+) = range(len(RULES))
+N_RULES = len(RULES)
 
 # entry inputs checked by kernels.first_bad_input, in order (a bad_input refusal names the first)
 BAD_INPUT_NAMES = (
@@ -74,51 +77,29 @@ BAD_INPUT_NAMES = (
 )
 
 # kill-switch modes (RS[S_KILL])
-(KILL_OFF, KILL_REDUCE_ONLY, KILL_HALT) = range(3)
 KILL_MODES = ("off", "reduce_only", "halt")
+(KILL_OFF, KILL_REDUCE_ONLY, KILL_HALT) = range(len(KILL_MODES))
 
 # int64 state
-(
-    S_DAY_SET,  # 1 once a UTC day has been seen
-    S_DAY,  # UTC day id: ts // DAY_NS
-    S_HALTED,  # 1: the daily drawdown breaker tripped in the current day
-    S_KILL,  # kill-switch mode (KILL_*)
-    S_HAS_ENTRY,  # 1 once an entry has been recorded
-    S_LAST_ENTRY_TS,  # ts of the last recorded entry (ns)
-    S_OPEN,  # 1: a position is open (first entry recorded, not flat since)
-    S_OPEN_TS,  # ts the open position was first entered (ns)
-    S_ADDS,  # adds recorded in the open position
-    S_SIDE,  # side of the open position (+1 / -1, 0 when flat)
-    S_HEAD,  # entries recorded in total (next ring slot = S_HEAD % len(ring))
-    S_TRIPS,  # times the daily breaker tripped
-) = range(12)
-S_REFUSED0 = 12  # RS[S_REFUSED0 + code]: refusals with that reason code
-N_S = S_REFUSED0 + N_RULES
+_s = Indices()
+S_DAY_SET = _s()  # 1 once a UTC day has been seen
+S_DAY = _s()  # UTC day id: ts // DAY_NS
+S_HALTED = _s()  # 1: the daily drawdown breaker tripped in the current day
+S_KILL = _s()  # kill-switch mode (KILL_*)
+S_HAS_ENTRY = _s()  # 1 once an entry has been recorded
+S_LAST_ENTRY_TS = _s()  # ts of the last recorded entry (ns)
+S_OPEN = _s()  # 1: a position is open (first entry recorded, not flat since)
+S_OPEN_TS = _s()  # ts the open position was first entered (ns)
+S_ADDS = _s()  # adds recorded in the open position
+S_SIDE = _s()  # side of the open position (+1 / -1, 0 when flat)
+S_HEAD = _s()  # entries recorded in total (next ring slot = S_HEAD % len(ring))
+S_TRIPS = _s()  # times the daily breaker tripped
+S_REFUSED0 = _s(N_RULES)  # RS[S_REFUSED0 + code]: refusals with that reason code
+N_S = _s.n
 
 # float64 state
-(
-    F_DAY_START_EQ,  # first equity seen in the current UTC day (quote)
-    F_LAST_EQ,  # last equity seen (quote)
-    F_TRIP_DD,  # drawdown (fraction) at which the breaker tripped today
-) = range(3)
-N_F = 3
-
-# float64 config
-(
-    C_MAX_LOSS,  # loss at the stop of one entry / equity
-    C_DAILY_DD,  # drawdown from the day's start equity that halts entries
-    C_MAX_CAPITAL,  # gross notional of all positions / equity
-    C_MAX_POSITION,  # notional of this symbol's position / equity
-    C_VAR95,  # 95 % VaR of the position / equity
-    C_CONF_FLOOR,  # confidence below which entries are refused
-    C_CONF_FULL,  # confidence at which the size scale reaches 1
-    C_MIN_CONF_SCALE,  # size scale at the floor
-    C_MAX_ADDS,  # adds allowed per position
-    C_ADD_FACTOR,  # size multiplier of an add
-    C_MAX_HOLD_NS,  # holding time after which the position must be closed (ns)
-    C_MIN_INTERVAL_NS,  # least time between two entries (ns)
-    C_MAX_TRADES,  # entries allowed in any rolling 24 h
-    C_HV_PCT,  # volatility percentile at or above which size is scaled
-    C_HV_FACTOR,  # size multiplier in high volatility (0 = no entries)
-) = range(15)
-N_C = 15
+_f = Indices()
+F_DAY_START_EQ = _f()  # first equity seen in the current UTC day (quote)
+F_LAST_EQ = _f()  # last equity seen (quote)
+F_TRIP_DD = _f()  # drawdown (fraction) at which the breaker tripped today
+N_F = _f.n

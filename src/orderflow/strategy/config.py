@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orderflow.strategy import layout as STL
+from orderflow.core.records import Derived, RecordSpec
+
+NS = 1_000_000_000
 
 
 class RegimeParams(BaseModel):
@@ -80,35 +82,30 @@ class StrategyConfig(BaseModel):
     def shorts_allowed(self, venue: str) -> bool:
         return self.allow_short if self.allow_short is not None else venue != "binance-spot"
 
-    def to_array(self, taker_fee: float, venue: str = "sim") -> np.ndarray:
-        """The kernel config array (indices ``layout.C_*``); ``taker_fee`` (fraction) enters the EV cost."""
-        c = np.zeros(STL.N_C, dtype=np.float64)
-        r = self.regimes
-        c[STL.C_W_OFI], c[STL.C_W_AI], c[STL.C_THRESHOLD] = self.w_ofi, self.w_ai, self.threshold
-        c[STL.C_OFI_SCALE], c[STL.C_NEUTRAL] = self.ofi_scale, self.neutral
-        c[STL.C_CONF_GATE], c[STL.C_QUALITY_GATE], c[STL.C_EV_MULT] = (
-            self.confidence_gate,
-            self.quality_gate,
-            self.ev_cost_mult,
-        )
-        c[STL.C_TP_R], c[STL.C_SL_R] = self.take_profit_r, self.stop_r
-        c[STL.C_TIMEOUT_NS] = self.timeout_s * STL.NS
-        c[STL.C_TRAIL_START_R], c[STL.C_TRAIL_R] = self.trail_start_r, self.trail_r
-        c[STL.C_HORIZON_S], c[STL.C_RV_WINDOW_S], c[STL.C_MIN_R] = (
-            self.horizon_s,
-            self.rv_window_s,
-            self.min_r,
-        )
-        c[STL.C_TAKER_FEE] = taker_fee
-        c[STL.C_MAX_BOOK_AGE_NS] = self.max_book_age_ms * 1e6
-        c[STL.C_MAX_TRADE_AGE_NS] = self.max_trade_age_s * STL.NS
-        c[STL.C_TARGET_PER_HOUR] = self.target_trades_per_hour
-        c[STL.C_ADAPT_NS], c[STL.C_ADAPT_STEP] = self.adapt_every_s * STL.NS, self.adapt_step
-        c[STL.C_THR_MULT_LO], c[STL.C_THR_MULT_HI] = self.threshold_mult_range
-        c[STL.C_EXIT_ON_SIGNAL], c[STL.C_PYRAMID] = float(self.exit_on_signal), float(self.pyramid)
-        c[STL.C_ALLOW_SHORT] = float(self.shorts_allowed(venue))
-        for i in range(3):
-            c[STL.C_REGIME_MULT0 + i] = r.threshold_mult[i]
-            c[STL.C_REGIME_ALLOW0 + i] = float(r.allow[i])
-        c[STL.C_COUNTER_TREND_FIT] = r.counter_trend_fit
-        return c
+    def to_record(self, taker_fee: float, venue: str = "sim") -> np.ndarray:
+        """The kernels' config record (:data:`RECORD`; kernels read ``rec[0]`` by field name);
+        ``taker_fee`` (fraction) enters the EV cost, ``venue`` decides ``allow_short`` when it is None."""
+        return RECORD.build(self, taker_fee=taker_fee, venue=venue)
+
+
+def _ns(path: str, per_unit: float) -> Derived:
+    """A duration field in ns (float64, as the kernels compare it with int ns differences)."""
+    name = path.rsplit("_", 1)[0] + "_ns"
+    return Derived(name, np.float64, lambda c, _ctx: getattr(c, path) * per_unit, (path,))
+
+
+RECORD = RecordSpec(
+    StrategyConfig,
+    derived=(
+        _ns("timeout_s", NS),
+        _ns("max_book_age_ms", 1e6),
+        _ns("max_trade_age_s", NS),
+        _ns("adapt_every_s", NS),
+        Derived("allow_short", np.bool_, lambda c, ctx: c.shorts_allowed(ctx["venue"]), ("allow_short",)),
+        Derived("taker_fee", np.float64, lambda _c, ctx: ctx["taker_fee"]),
+    ),
+    skip={
+        "ofi_feature": "a feature name: backtest.engine.make_signals picks the column",
+        "rv_feature": "a feature name: backtest.engine.make_signals picks the column",
+    },
+)

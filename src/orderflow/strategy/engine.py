@@ -31,7 +31,7 @@ class Strategy:
 
     def __init__(self, cfg: StrategyConfig | None = None, taker_fee: float = 0.0005, venue: str = "sim"):
         self.cfg = cfg or StrategyConfig()
-        self.C = self.cfg.to_array(taker_fee, venue)
+        self.C = self.cfg.to_record(taker_fee, venue)[0]  # the config record, read by field name
         self.G = np.zeros(STL.N_G, dtype=np.int64)
         self.H = np.zeros(STL.N_H, dtype=np.float64)
         ST.init_state(self.G, self.H)

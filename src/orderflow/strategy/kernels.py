@@ -2,8 +2,9 @@
 
 One definition for backtest, paper and live: the backtester calls these inside its ``@njit`` event
 loop; the live engine calls them per event through :class:`orderflow.strategy.engine.Strategy`.
-Layouts and codes are in :mod:`orderflow.strategy.layout`; parameters in
-:class:`orderflow.strategy.config.StrategyConfig`.
+Layouts and codes are in :mod:`orderflow.strategy.layout`. Parameters: ``C``, the record of
+:class:`orderflow.strategy.config.StrategyConfig` (``StrategyConfig.to_record()[0]``), read by the
+config's own field names (``C.w_ofi``).
 
 Decision at a row (a book event whose features and model probabilities are known):
 
@@ -60,8 +61,8 @@ def vol_unit(C, rv_bps):
     """R in log-return units from a realised volatility in bps over ``rv_window_s`` (NaN if missing)."""
     if not math.isfinite(rv_bps) or rv_bps < 0.0:
         return np.nan
-    r = rv_bps * 1e-4 * math.sqrt(C[STL.C_HORIZON_S] / C[STL.C_RV_WINDOW_S])
-    return max(r, C[STL.C_MIN_R])
+    r = rv_bps * 1e-4 * math.sqrt(C.horizon_s / C.rv_window_s)
+    return max(r, C.min_r)
 
 
 @njit(cache=True)
@@ -89,7 +90,7 @@ def walk_slippage(px, sz, qty):
 @njit(cache=True)
 def quality_score(C, side, ofi_score, ai_score, fresh, trend_state):
     """Signal quality in [0, 1] (module docstring)."""
-    nt = C[STL.C_NEUTRAL]
+    nt = C.neutral
     agree = 1.0
     for s in (ofi_score, ai_score):
         if abs(s) < nt:
@@ -98,27 +99,27 @@ def quality_score(C, side, ofi_score, ai_score, fresh, trend_state):
             agree = 0.0
     fit = 1.0
     if math.isfinite(trend_state) and trend_state * side < 0.0:
-        fit = C[STL.C_COUNTER_TREND_FIT]
+        fit = C.counter_trend_fit
     return 0.5 * agree + 0.25 * (1.0 if fresh else 0.0) + 0.25 * fit
 
 
 @njit(cache=True)
 def _adapt(G, H, C, ts):
-    if C[STL.C_TARGET_PER_HOUR] <= 0.0:
+    if C.target_trades_per_hour <= 0.0:
         return
     if G[STL.G_ADAPT_T0] < 0:
         G[STL.G_ADAPT_T0] = ts
         return
     span = ts - G[STL.G_ADAPT_T0]
-    if span < C[STL.C_ADAPT_NS]:
+    if span < C.adapt_every_ns:
         return
     rate = G[STL.G_ADAPT_N] / (span / 3.6e12)
     m = H[STL.H_THR_MULT]
-    if rate > C[STL.C_TARGET_PER_HOUR]:
-        m *= 1.0 + C[STL.C_ADAPT_STEP]
-    elif rate < C[STL.C_TARGET_PER_HOUR]:
-        m /= 1.0 + C[STL.C_ADAPT_STEP]
-    H[STL.H_THR_MULT] = min(max(m, C[STL.C_THR_MULT_LO]), C[STL.C_THR_MULT_HI])
+    if rate > C.target_trades_per_hour:
+        m *= 1.0 + C.adapt_step
+    elif rate < C.target_trades_per_hour:
+        m /= 1.0 + C.adapt_step
+    H[STL.H_THR_MULT] = min(max(m, C.threshold_mult_range[0]), C.threshold_mult_range[1])
     G[STL.G_ADAPT_T0] = ts
     G[STL.G_ADAPT_N] = 0
 
@@ -137,25 +138,25 @@ def _check_exit(G, H, C, ts, bid, ask, fused, thr, risk_exit):
         return STL.X_NONE
     if side > 0:
         H[STL.H_PEAK] = max(H[STL.H_PEAK], px)
-        if H[STL.H_PEAK] >= H[STL.H_ENTRY_PX] * math.exp(C[STL.C_TRAIL_START_R] * H[STL.H_R]):
-            H[STL.H_SL] = max(H[STL.H_SL], H[STL.H_PEAK] * math.exp(-C[STL.C_TRAIL_R] * H[STL.H_R]))
+        if H[STL.H_PEAK] >= H[STL.H_ENTRY_PX] * math.exp(C.trail_start_r * H[STL.H_R]):
+            H[STL.H_SL] = max(H[STL.H_SL], H[STL.H_PEAK] * math.exp(-C.trail_r * H[STL.H_R]))
         if px >= H[STL.H_TP]:
             return STL.X_TAKE_PROFIT
         if px <= H[STL.H_SL]:
             return STL.X_STOP
     else:
         H[STL.H_PEAK] = min(H[STL.H_PEAK], px)
-        if H[STL.H_PEAK] <= H[STL.H_ENTRY_PX] * math.exp(-C[STL.C_TRAIL_START_R] * H[STL.H_R]):
-            H[STL.H_SL] = min(H[STL.H_SL], H[STL.H_PEAK] * math.exp(C[STL.C_TRAIL_R] * H[STL.H_R]))
+        if H[STL.H_PEAK] <= H[STL.H_ENTRY_PX] * math.exp(-C.trail_start_r * H[STL.H_R]):
+            H[STL.H_SL] = min(H[STL.H_SL], H[STL.H_PEAK] * math.exp(C.trail_r * H[STL.H_R]))
         if px <= H[STL.H_TP]:
             return STL.X_TAKE_PROFIT
         if px >= H[STL.H_SL]:
             return STL.X_STOP
-    if ts - G[STL.G_ENTRY_TS] >= C[STL.C_TIMEOUT_NS]:
+    if ts - G[STL.G_ENTRY_TS] >= C.timeout_ns:
         return STL.X_TIMEOUT
     if risk_exit:
         return STL.X_RISK
-    if C[STL.C_EXIT_ON_SIGNAL] > 0.0 and math.isfinite(fused) and fused * side <= -thr:
+    if C.exit_on_signal and math.isfinite(fused) and fused * side <= -thr:
         return STL.X_SIGNAL
     return STL.X_NONE
 
@@ -179,11 +180,11 @@ def decide(
     _adapt(G, H, C, ts)
     bid, ask = bid_px[0], ask_px[0]
     mid = 0.5 * (bid + ask)
-    ofi_score = math.tanh(ofi_z / C[STL.C_OFI_SCALE]) if math.isfinite(ofi_z) else np.nan
+    ofi_score = math.tanh(ofi_z / C.ofi_scale) if math.isfinite(ofi_z) else np.nan
     ai_score = p_up - p_dn
-    fused = C[STL.C_W_OFI] * ofi_score + C[STL.C_W_AI] * ai_score
+    fused = C.w_ofi * ofi_score + C.w_ai * ai_score
     vs = int(vol_state) if math.isfinite(vol_state) and 0.0 <= vol_state <= 2.0 else 1
-    thr = C[STL.C_THRESHOLD] * H[STL.H_THR_MULT] * C[STL.C_REGIME_MULT0 + vs]
+    thr = C.threshold * H[STL.H_THR_MULT] * C.threshold_mult[vs]
     H[STL.H_LAST_FUSED] = fused
 
     side_open = G[STL.G_SIDE]
@@ -196,7 +197,7 @@ def decide(
     side = 1 if fused > 0.0 else -1
     action = STL.ENTER
     if side_open != 0:
-        if side_open != side or C[STL.C_PYRAMID] <= 0.0:
+        if side_open != side or not C.pyramid:
             return STL.NONE, 0, STL.PASS  # the exit check above handles an opposite signal
         action = STL.ADD
     G[STL.G_SIGNALS] += 1
@@ -205,30 +206,30 @@ def decide(
     r = vol_unit(C, rv_bps)
     if not valid or not math.isfinite(mid) or not math.isfinite(r) or ask <= bid:
         return _reject(G, STL.GATE_INVALID)
-    fresh = book_age_ns <= C[STL.C_MAX_BOOK_AGE_NS] and trade_age_ns <= C[STL.C_MAX_TRADE_AGE_NS]
+    fresh = book_age_ns <= C.max_book_age_ns and trade_age_ns <= C.max_trade_age_ns
     if not fresh:
         return _reject(G, STL.GATE_STALE)
-    if C[STL.C_REGIME_ALLOW0 + vs] <= 0.0:
+    if C.allow[vs] == 0:
         return _reject(G, STL.GATE_REGIME)
-    if side < 0 and C[STL.C_ALLOW_SHORT] <= 0.0:
+    if side < 0 and not C.allow_short:
         return _reject(G, STL.GATE_SPOT_SHORT)
     p_dir, p_opp = (p_up, p_dn) if side > 0 else (p_dn, p_up)
     conf = p_dir / (p_dir + p_opp) if p_dir + p_opp > 0.0 else 0.5
     H[STL.H_LAST_CONF] = conf
-    if conf < C[STL.C_CONF_GATE]:
+    if conf < C.confidence_gate:
         return _reject(G, STL.GATE_CONFIDENCE)
     q = quality_score(C, side, ofi_score, ai_score, fresh, trend_state)
     H[STL.H_LAST_QUALITY] = q
-    if q < C[STL.C_QUALITY_GATE]:
+    if q < C.quality_gate:
         return _reject(G, STL.GATE_QUALITY)
-    ev = mid * r * (p_dir * C[STL.C_TP_R] - p_opp * C[STL.C_SL_R])
+    ev = mid * r * (p_dir * C.take_profit_r - p_opp * C.stop_r)
     slip = (
         walk_slippage(ask_px, ask_sz, nominal_qty) if side > 0 else walk_slippage(bid_px, bid_sz, nominal_qty)
     )
-    cost = (ask - bid) + 2.0 * C[STL.C_TAKER_FEE] * mid + 2.0 * slip
+    cost = (ask - bid) + 2.0 * C.taker_fee * mid + 2.0 * slip
     H[STL.H_LAST_EV] = ev
     H[STL.H_LAST_COST] = cost
-    if ev < C[STL.C_EV_MULT] * cost:
+    if ev < C.ev_cost_mult * cost:
         return _reject(G, STL.GATE_EV)
     H[STL.H_R] = r if action == STL.ENTER else H[STL.H_R]
     return action, side, STL.PASS
@@ -275,5 +276,5 @@ def on_position(G, H, C, ts, pos_qty, avg_px):
     r = H[STL.H_R]
     H[STL.H_ENTRY_PX] = avg_px
     H[STL.H_PEAK] = avg_px
-    H[STL.H_TP] = avg_px * math.exp(side * C[STL.C_TP_R] * r)
-    H[STL.H_SL] = avg_px * math.exp(-side * C[STL.C_SL_R] * r)
+    H[STL.H_TP] = avg_px * math.exp(side * C.take_profit_r * r)
+    H[STL.H_SL] = avg_px * math.exp(-side * C.stop_r * r)

@@ -1,4 +1,4 @@
-"""State layout of the strategy kernels: indices into the state arrays, the config array, the actions,
+"""State layout of the strategy kernels: indices into the state arrays, the actions,
 the gate codes and the exit reasons. No numba here, so configuration code imports it cheaply.
 
 Arrays (one set per traded symbol):
@@ -7,7 +7,8 @@ Arrays (one set per traded symbol):
   ``G[G_REJ0 + code]`` counts rejections per gate code.
 - ``H`` (float64, ``N_H``): the position the strategy manages (entry, barriers, peak) and the adaptive
   threshold.
-- ``C`` (float64, ``N_C``): the configuration, built by :meth:`StrategyConfig.to_array`.
+- ``C``: the configuration, a record (:mod:`orderflow.core.records`) built by
+  :meth:`StrategyConfig.to_record` and read by field name (``C.w_ofi``).
 
 :class:`BookLevels` groups the four top-of-book arrays of one book event that the kernels read (best
 first, NaN = no level); numba compiles it as a named tuple.
@@ -18,6 +19,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
+from orderflow.core.records import Indices
 
 NS = 1_000_000_000
 
@@ -32,10 +35,11 @@ class BookLevels(NamedTuple):
 
 
 # actions returned by the decision kernel
-NONE, ENTER, ADD, EXIT = 0, 1, 2, 3
 ACTIONS = ("none", "enter", "add", "exit")
+NONE, ENTER, ADD, EXIT = range(len(ACTIONS))
 
 # gate codes (why a directional signal did not become an order); 0 = passed
+GATES = ("pass", "invalid", "stale", "regime", "confidence", "quality", "ev", "risk", "pending", "spot_short")
 (
     PASS,
     GATE_INVALID,  # feature vector invalid (warm-up, gap, bad book)
@@ -47,81 +51,39 @@ ACTIONS = ("none", "enter", "add", "exit")
     GATE_RISK,  # the risk engine refused (its own rule is counted there)
     GATE_PENDING,  # an order of ours is still in flight
     GATE_SPOT_SHORT,  # a short entry on a venue without shorting
-) = range(10)
-GATES = ("pass", "invalid", "stale", "regime", "confidence", "quality", "ev", "risk", "pending", "spot_short")
+) = range(len(GATES))
 N_GATES = len(GATES)
 
 # exit reasons
-X_NONE, X_TAKE_PROFIT, X_STOP, X_TIMEOUT, X_SIGNAL, X_RISK, X_END = range(7)
 EXIT_REASONS = ("", "take_profit", "stop", "timeout", "signal", "risk", "end")
+X_NONE, X_TAKE_PROFIT, X_STOP, X_TIMEOUT, X_SIGNAL, X_RISK, X_END = range(len(EXIT_REASONS))
 
 # int state G
-(
-    G_SIDE,  # side of the managed position: +1, -1, 0 flat
-    G_ENTRY_TS,  # time of the first entry of the position
-    G_ADDS,  # adds made to the position
-    G_PENDING,  # 1 while an order of ours is in flight
-    G_ADAPT_T0,  # start of the current threshold-adaptation window (-1: none yet)
-    G_ADAPT_N,  # entries in the current adaptation window
-    G_DECISIONS,  # rows evaluated
-    G_SIGNALS,  # rows with a directional fused signal
-    G_ENTRIES,
-    G_EXITS,
-) = range(10)
-G_REJ0 = 10
-N_G = G_REJ0 + N_GATES
+_g = Indices()
+G_SIDE = _g()  # side of the managed position: +1, -1, 0 flat
+G_ENTRY_TS = _g()  # time of the first entry of the position
+G_ADDS = _g()  # adds made to the position
+G_PENDING = _g()  # 1 while an order of ours is in flight
+G_ADAPT_T0 = _g()  # start of the current threshold-adaptation window (-1: none yet)
+G_ADAPT_N = _g()  # entries in the current adaptation window
+G_DECISIONS = _g()  # rows evaluated
+G_SIGNALS = _g()  # rows with a directional fused signal
+G_ENTRIES = _g()
+G_EXITS = _g()
+G_REJ0 = _g(N_GATES)  # G[G_REJ0 + code]: rejections with that gate code
+N_G = _g.n
 
 # float state H
-(
-    H_ENTRY_PX,  # reference price of the first entry (mid at decision)
-    H_R,  # volatility unit R at entry (log-return units)
-    H_TP,  # take-profit price
-    H_SL,  # stop price (moves with the trailing stop)
-    H_PEAK,  # best favourable exit price seen since entry
-    H_THR_MULT,  # adaptive multiplier of the fused threshold
-    H_LAST_FUSED,
-    H_LAST_CONF,
-    H_LAST_QUALITY,
-    H_LAST_EV,
-    H_LAST_COST,
-) = range(11)
-N_H = 11
-
-# config C
-(
-    C_W_OFI,
-    C_W_AI,
-    C_THRESHOLD,
-    C_OFI_SCALE,
-    C_NEUTRAL,
-    C_CONF_GATE,
-    C_QUALITY_GATE,
-    C_EV_MULT,
-    C_TP_R,
-    C_SL_R,
-    C_TIMEOUT_NS,
-    C_TRAIL_START_R,
-    C_TRAIL_R,
-    C_HORIZON_S,
-    C_RV_WINDOW_S,
-    C_MIN_R,
-    C_TAKER_FEE,
-    C_MAX_BOOK_AGE_NS,
-    C_MAX_TRADE_AGE_NS,
-    C_TARGET_PER_HOUR,
-    C_ADAPT_NS,
-    C_ADAPT_STEP,
-    C_THR_MULT_LO,
-    C_THR_MULT_HI,
-    C_EXIT_ON_SIGNAL,
-    C_PYRAMID,
-    C_ALLOW_SHORT,
-    C_REGIME_MULT0,  # threshold multiplier per vol_state 0, 1, 2
-    C_REGIME_MULT1,
-    C_REGIME_MULT2,
-    C_REGIME_ALLOW0,  # 1.0 if entries are allowed in vol_state 0, 1, 2
-    C_REGIME_ALLOW1,
-    C_REGIME_ALLOW2,
-    C_COUNTER_TREND_FIT,  # regime-fit score of an entry against the trend state
-) = range(34)
-N_C = 34
+_h = Indices()
+H_ENTRY_PX = _h()  # reference price of the first entry (mid at decision)
+H_R = _h()  # volatility unit R at entry (log-return units)
+H_TP = _h()  # take-profit price
+H_SL = _h()  # stop price (moves with the trailing stop)
+H_PEAK = _h()  # best favourable exit price seen since entry
+H_THR_MULT = _h()  # adaptive multiplier of the fused threshold
+H_LAST_FUSED = _h()
+H_LAST_CONF = _h()
+H_LAST_QUALITY = _h()
+H_LAST_EV = _h()
+H_LAST_COST = _h()
+N_H = _h.n
