@@ -235,7 +235,7 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_and_retried(sim_store, tmp_p
     assert [t.number for t in trials] == list(range(len(trials))) and len(trials) >= 30
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1, [(t.number, t.state) for t in trials]
+    assert len(failed) == 1, [(t.number, t.state.name, t.system_attrs) for t in trials]
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
     assert len(retried) == 1 and retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     # the retry runs the same point (the keys sampled before the kill, the rest sampled anew)

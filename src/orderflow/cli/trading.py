@@ -180,6 +180,14 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
         journal = Journal.open(getattr(args, "db", None))
     except (JournalError, OSError, ValueError) as e:
         raise UserError(f"journal: {e}") from None
+    if not args.rest_url:
+        # compile (or load) the kernels before the in-process exchange starts its clock: on a cold
+        # numba cache that takes tens of seconds, which the simulated market would spend unwatched
+        from orderflow.adapters.binance.common.signing import Credentials
+
+        unused = Credentials.hmac("warm-up", "warm-up")  # nothing is sent: the engine only compiles
+        PaperEngine(cfg, args.market, args.symbol, "http://127.0.0.1:9", "ws://127.0.0.1:9", unused, inst,
+                    model).compile_kernels()  # fmt: skip
     try:
         with _venue(args) as (rest, ws, creds, where):
             print(f"{mode} trading {args.symbol.upper()} ({args.market}) for {args.minutes:g} min on "

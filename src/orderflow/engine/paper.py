@@ -307,6 +307,10 @@ class PaperEngine:
         s.on_fill(t, 1, 1.0, 100.0, 0.0, False)
         s.on_report(1, True)
         s.close_position()
+        t2 = t + 3600 * NS  # an hour on: the technical indicators' bars close, and the run's final equity
+        fe.on_trade(t2, 100.0, 1.0, -1)
+        fe.on_book(t2, bp, sz, ap, sz)
+        s.finish(t2, 0.0)
 
     def _install_signals(self) -> None:
         """SIGTERM / SIGINT stop the run gracefully (the stop policy then applies)."""

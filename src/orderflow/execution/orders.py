@@ -290,6 +290,7 @@ class OrderManager:
                     last.trade_id,
                     last.is_maker,
                 )
+                dq = last.last_fill_qty  # the exchange's quantity, not a difference of floats
                 key = str(tid)
             if math.isnan(fee) and not math.isnan(self.fee_rate):
                 fee = self.fee_rate * dq * px

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -281,13 +282,103 @@ def run_study(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    reap_silent_trials(study)
     todo = max(0, n_trials - finished(study))
     if todo:
         # other workers on a shared storage run trials too: stop when the study holds n_trials
         cap = optuna.study.MaxTrialsCallback(n_trials, states=None)
-        study.optimize(objective, n_trials=todo, catch=(InvalidPoint,), callbacks=[*(callbacks or []), cap],
-                       gc_after_trial=False)  # fmt: skip
+        reaper = lambda st, _t: reap_silent_trials(st)  # noqa: E731 - a trial's end looks for dead ones
+        study.optimize(objective, n_trials=todo, catch=(InvalidPoint,),
+                       callbacks=[*(callbacks or []), reaper, cap], gc_after_trial=False)  # fmt: skip
+    # a trial of a worker that died (before its first heartbeat, or after its last one): wait out the
+    # grace period, fail it and run its retry here
+    while _unattended(study):
+        time.sleep(0.5)
+        optuna.storages.fail_stale_trials(study)
+        reap_silent_trials(study)
+        waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        if waiting:
+            study.optimize(objective, n_trials=len(waiting), catch=(InvalidPoint,), gc_after_trial=False)
     return todo
+
+
+def _heartbeats(study: Any) -> tuple[Any, float] | None:
+    """The RDB storage behind the study (optuna wraps it in a cache) and its grace period, when it keeps
+    heartbeats."""
+    storage = getattr(study._storage, "_backend", study._storage)
+    interval = getattr(storage, "heartbeat_interval", None)
+    if not interval:
+        return None
+    return storage, float(storage.grace_period or 2 * interval)
+
+
+def _beats(study: Any) -> dict[int, float]:
+    """Seconds since each running trial's last heartbeat (by the database clock), by trial id."""
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    storage = getattr(study._storage, "_backend", study._storage)
+    with _create_scoped_session(storage.scoped_session) as session:  # optuna's own session helper
+        now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)
+        rows = session.query(models.TrialHeartbeatModel.trial_id, models.TrialHeartbeatModel.heartbeat).all()
+    return {tid: (now - hb.replace(tzinfo=None)).total_seconds() for tid, hb in rows}
+
+
+def _unattended(study: Any) -> bool:
+    """A running trial nobody keeps alive: no heartbeat at all, or none for 1.5 heartbeat intervals."""
+    hb = _heartbeats(study)
+    if hb is None:
+        return False
+    from optuna.trial import TrialState
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return False
+    beats = _beats(study)
+    interval = float(hb[0].heartbeat_interval)
+    return any(beats.get(t._trial_id, float("inf")) > 1.5 * interval for t in running)
+
+
+def silent_trials(study: Any) -> list[Any]:
+    """Running trials that never recorded a heartbeat: their process died between starting the trial and
+    its first heartbeat, and optuna's stale-trial check, which looks only at heartbeats, misses them."""
+    if _heartbeats(study) is None:
+        return []
+    from optuna.trial import TrialState
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return []
+    beaten = _beats(study)
+    return [t for t in running if t._trial_id not in beaten]
+
+
+def reap_silent_trials(study: Any) -> int:
+    """Fail the :func:`silent_trials` older than the grace period and let the storage's callback queue
+    their retry (as it does for a stale heartbeat); how many were failed."""
+    import datetime as _dt
+
+    import optuna
+
+    hb = _heartbeats(study)
+    if hb is None:
+        return 0
+    storage, grace = hb
+    n = 0
+    for t in silent_trials(study):
+        start = t.datetime_start
+        if start is None or (_dt.datetime.now() - start).total_seconds() < grace:
+            continue
+        try:
+            study._storage.set_trial_state_values(t._trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # it finished meanwhile
+        n += 1
+        callback = storage.get_failed_trial_callback()
+        if callback is not None:
+            callback(study, study._storage.get_trial(t._trial_id))
+    return n
 
 
 def search(
