@@ -111,6 +111,9 @@ def test_control_needs_the_password_the_session_and_the_csrf_token(server: Serve
     c = read_control(5, server.kill_file)
     assert (c.mode, c.why) == ("reduce_only", "news at 14:30") and c.who.startswith("alice@")
     assert read_control(6, server.kill_file).mode == "off"  # another run is untouched
+    status, out, _ = server.post("/api/control/kill", {**order, "run_id": "all", "mode": "halt"}, csrf)
+    assert status == 200 and out["run"] == "all"
+    assert read_control(6, server.kill_file).mode == "halt"  # every run: the global file
 
 
 def test_binding_beyond_loopback_without_a_password_is_refused(tmp_path: Path):

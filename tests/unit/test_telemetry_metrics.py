@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from orderflow import __version__ as VERSION
 from orderflow.telemetry import bus as B
 from orderflow.telemetry import metrics as M
 from orderflow.telemetry import schema as S
@@ -171,7 +172,13 @@ def test_events_become_metrics_on_a_live_endpoint(served):
     assert v[
         (
             "orderflow_run_info",
-            (("mode", "paper"), ("run_id", "5"), ("symbols", "BTCUSDT"), ("venue", "local")),
+            (
+                ("mode", "paper"),
+                ("run_id", "5"),
+                ("symbols", "BTCUSDT"),
+                ("venue", "local"),
+                ("version", VERSION),
+            ),
         )
     ]
     assert ("process_resident_memory_bytes", ()) in v

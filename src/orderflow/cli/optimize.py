@@ -214,7 +214,9 @@ def optimize_worker(cfg: Config, args: argparse.Namespace) -> int:
     business of ``optimize run``."""
     from orderflow.optimize import study as SD
 
-    seed = None if args.seed is None else args.seed + os.getpid()  # workers draw different points
+    # workers draw different points: the pid is spread far apart, because the study adds the number of
+    # trials it found (two workers a pid and a trial apart would otherwise get one seed)
+    seed = None if args.seed is None else (args.seed + os.getpid() * 1_000_003) % 2**31
     st = _setup(cfg, args, print, seed)
     t0 = time.perf_counter()
     ran = _search(cfg, args, st, print)

@@ -174,8 +174,16 @@ class EngineMetrics:
             self.heartbeat.set(e.ts_ns / 1e9)
             self.state.state(e.state if e.state in self.state._states else "unknown")
         elif isinstance(e, S.RunStarted):
+            from orderflow import __version__
+
             self.run_info.info(
-                {"run_id": str(e.run_id), "mode": e.mode, "venue": e.venue, "symbols": ",".join(e.symbols)}
+                {
+                    "run_id": str(e.run_id),
+                    "mode": e.mode,
+                    "venue": e.venue,
+                    "symbols": ",".join(e.symbols),
+                    "version": __version__,
+                }
             )
         elif isinstance(e, S.Decision):
             self.decisions.labels(e.symbol, e.gate, e.action).inc()

@@ -202,6 +202,9 @@ function renderOverview() {
       <div class="controls"><span class="kill-state muted">kill switch</span>${ctl}</div>
     </div>`;
   }).join("");
+  $("#all-controls").innerHTML = S.session.logged_in
+    ? `<span class="muted">kill switch of every run</span>` + ["off", "reduce_only", "halt"].map((m) => `<button type="button" class="${m === "halt" ? "danger" : ""}" data-kill="${m}" data-run="all">${m}</button>`).join("")
+    : "";
   document.querySelectorAll("[data-kill]").forEach((b) => b.addEventListener("click", () => openKill(b.dataset.run, b.dataset.kill)));
 }
 
@@ -437,7 +440,7 @@ $("#login-form").addEventListener("submit", async (ev) => {
 
 let killTarget = null;
 function openKill(runId, mode) {
-  killTarget = { run_id: Number(runId), mode };
+  killTarget = { run_id: runId === "all" ? "all" : Number(runId), mode };
   $("#kill-run").textContent = runId; $("#kill-mode").textContent = mode;
   $("#kill-error").textContent = ""; $("#kill-password").value = ""; $("#kill-why").value = "";
   $("#kill-dialog").showModal();
