@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 KEEP_S = 7 * 86_400
@@ -65,3 +66,33 @@ def _prune(root: Path, keep: Path) -> None:
                 shutil.rmtree(other, ignore_errors=True)
         except OSError:
             pass  # another process removed it first
+
+
+class Direct:
+    """Call a numba dispatcher's one compiled overload straight through its entry point.
+
+    A dispatcher resolves the numba type of every argument at every call; for tuples, NamedTuples and
+    record arrays that runs in Python and costs microseconds per call, more than the kernel itself on
+    the live engine's per-event path. The first call goes through the dispatcher (compiling or loading
+    the cache); after it, while exactly one overload exists, calls go to that overload's entry point.
+    Arguments the overload cannot take (a ``TypeError`` from unboxing) go back to the dispatcher,
+    which then resolves every call again."""
+
+    __slots__ = ("_entry", "_off", "dispatcher")
+
+    def __init__(self, dispatcher: Any) -> None:
+        self.dispatcher = dispatcher
+        self._entry: Any = None
+        self._off = False
+
+    def __call__(self, *args: Any) -> Any:
+        entry = self._entry
+        if entry is not None:
+            try:
+                return entry(*args)
+            except TypeError:
+                self._entry, self._off = None, True
+        out = self.dispatcher(*args)
+        if not self._off and len(self.dispatcher.signatures) == 1:
+            self._entry = self.dispatcher.overloads[self.dispatcher.signatures[0]].entry_point
+        return out

@@ -18,6 +18,7 @@ from orderflow.execution import portfolio as PF
 from orderflow.execution import sim_layout as SL
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.execution.sim_exchange import SimulatedExchange
+from orderflow.kernel_cache import Direct
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
 from orderflow.strategy import kernels as ST
@@ -27,6 +28,11 @@ from orderflow.strategy.config import StrategyConfig
 NS = 1_000_000_000
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 
+
+
+# the per-event entry points, called without the dispatcher's per-call type resolution
+_CORE_BOOK = Direct(CO.core_book)
+_CORE_FILL = Direct(CO.core_fill)
 
 def request_from_core(what: int, order_id: int, side: int, qty: float, reduce_only: bool,
                       price: float) -> OrderRequest | CancelRequest | None:  # fmt: skip
@@ -108,7 +114,7 @@ class TradingSession:
     ) -> OrderRequest | CancelRequest | None:  # fmt: skip
         """The strategy's turn at a book event received at ``t``; the order to send or cancel, if any."""
         self._vstate = int(vol_state) if np.isfinite(vol_state) else -1
-        what, side, qty, reduce_only, px = CO.core_book(
+        what, side, qty, reduce_only, px = _CORE_BOOK(
             self._S, self._O, self._prm, np.int64(t), np.int64(ts_event),
             CO.SignalRow(bool(valid), float(ofi_z), float(p_dn), float(p_up), float(rv_bps), float(vol_state),
                          float(trend_state), float(vol_pct)),
@@ -118,7 +124,7 @@ class TradingSession:
         return request_from_core(int(what), int(oid), int(side), float(qty), bool(reduce_only), float(px))
 
     def on_fill(self, ts: int, side: int, qty: float, price: float, fee: float, maker: bool) -> None:
-        CO.core_fill(self._S, self._O, np.int64(ts), np.int64(side), float(qty), float(price), float(fee),
+        _CORE_FILL(self._S, self._O, np.int64(ts), np.int64(side), float(qty), float(price), float(fee),
                      np.int64(maker), np.int64(self._vstate))  # fmt: skip
 
     def on_report(self, order_id: int, terminal: bool) -> None:

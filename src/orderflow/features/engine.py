@@ -29,9 +29,16 @@ from orderflow.features.registry import default_specs
 from orderflow.features.spec import FeatureSpec
 from orderflow.features.state import KernelState
 from orderflow.features.technical import TechnicalStream
+from orderflow.kernel_cache import Direct
 
 log = logging.getLogger(__name__)
 
+
+
+# the per-event kernels, called without the dispatcher's per-call type resolution (their state is a
+# tuple of arrays, which the dispatcher types in Python at every call)
+_STEP_BOOK = Direct(FK.step_book)
+_STEP_TRADE = Direct(FK.step_trade)
 
 class StreamingFeatureEngine:
     """Per-event features for live trading: O(1) (amortised) work per event in the numba kernels.
@@ -60,7 +67,7 @@ class StreamingFeatureEngine:
 
     def on_trade(self, ts_ns: int, price: float, size: float, side: int) -> None:
         """A trade: aggressor ``side`` +1 buyer, -1 seller, 0 unknown (tick rule)."""
-        FK.step_trade(self._k.trade_args, ts_ns, price, size, side)
+        _STEP_TRADE(self._k.trade_args, ts_ns, price, size, side)
         if self._tech is not None:
             self._tech.on_trade(ts_ns, price, size, side)
 
@@ -77,7 +84,7 @@ class StreamingFeatureEngine:
     ) -> np.ndarray:
         """A book event: the top levels after it (arrays of at least ``levels`` values, NaN = absent)."""
         L = self._L
-        st = FK.step_book(
+        st = _STEP_BOOK(
             self._k.book_args, ts_ns, bid_px[:L], bid_sz[:L], ask_px[:L], ask_sz[:L], self._core
         )
         if self._tech is not None:
