@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FEED = ROOT / "tests" / "support" / "telemetry_feed.py"
 CHROMIUM = "/usr/bin/chromium"
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 @pytest.fixture

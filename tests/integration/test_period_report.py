@@ -188,6 +188,7 @@ def test_the_ratios_equal_a_recomputation_from_the_equity(journal: Path):
     assert "365-day, 24-hour year" in rep["ratios"]["annualisation"]
 
 
+@pytest.mark.slow
 def test_the_command_writes_html_json_and_pdf(journal: Path, tmp_path: Path):
     out = tmp_path / "out"
     cmd = [
@@ -215,6 +216,7 @@ def test_the_command_writes_html_json_and_pdf(journal: Path, tmp_path: Path):
         assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+@pytest.mark.slow
 def test_a_missing_journal_is_named(tmp_path: Path):
     cmd = [sys.executable, "-m", "orderflow.cli", "report", "--db", str(tmp_path / "none.sqlite")]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

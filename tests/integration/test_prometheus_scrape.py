@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "orderflow.json"
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(
         shutil.which("prometheus") is None, reason="prometheus not installed (apt-get install prometheus)"
     ),

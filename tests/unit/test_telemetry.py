@@ -224,6 +224,7 @@ def test_a_reader_waits_for_a_frame_still_being_written(tmp_path: Path):
     assert reader.runs() == [4]
 
 
+@pytest.mark.slow
 def test_a_reader_in_another_process_follows_a_live_run(tmp_path: Path):
     """The engine side publishes from a child process; this process reads while it is still writing."""
     code = textwrap.dedent(
