@@ -99,6 +99,10 @@ class EngineTelemetry:
     def publish(self, event: S._Event) -> None:
         self.publisher.publish(event)
 
+    def emit(self, kind: type[S._Event], ts_ns: int, **fields: Any) -> None:
+        """Publish one event of ``kind`` of this run at ``ts_ns`` (the schema names the fields)."""
+        self.publisher.publish(kind(run_id=self.run_id, ts_ns=ts_ns, **fields))
+
     # -- market ----------------------------------------------------------------------------------
     def book(
         self,
@@ -162,36 +166,6 @@ class EngineTelemetry:
             )
         )
 
-    def feed(
-        self,
-        symbol: str,
-        ts_ns: int,
-        *,
-        lag_ms: float,
-        gaps: int,
-        resyncs: int,
-        reconnects: int,
-        watchdog_trips: int,
-        synced: bool,
-        book_updates: int,
-        trades: int,
-    ) -> None:
-        self.publish(
-            S.FeedHealth(
-                run_id=self.run_id,
-                ts_ns=ts_ns,
-                symbol=symbol,
-                lag_ms=lag_ms,
-                gaps=gaps,
-                resyncs=resyncs,
-                reconnects=reconnects,
-                watchdog_trips=watchdog_trips,
-                synced=synced,
-                book_updates=book_updates,
-                trades=trades,
-            )
-        )
-
     # -- decisions, orders, fills ----------------------------------------------------------------
     def decision(self, symbol: str, row: dict[str, Any]) -> None:
         """A journal signal row (``ts_ns``, scores, ``action``, ``gate`` as names)."""
@@ -217,112 +191,6 @@ class EngineTelemetry:
             )
         )
 
-    def order(
-        self,
-        symbol: str,
-        ts_ns: int,
-        client_order_id: str,
-        side: str,
-        order_type: str,
-        state: str,
-        qty: float,
-        price: float | None = None,
-        filled_qty: float = 0.0,
-        avg_price: float | None = None,
-        reason: str = "",
-    ) -> None:
-        self.publish(
-            S.OrderUpdate(
-                run_id=self.run_id,
-                ts_ns=ts_ns,
-                symbol=symbol,
-                client_order_id=client_order_id,
-                side=side,
-                order_type=order_type,
-                state=state,
-                qty=qty,
-                price=price,
-                filled_qty=filled_qty,
-                avg_price=avg_price,
-                reason=reason,
-            )
-        )
-
-    def fill(
-        self,
-        symbol: str,
-        ts_ns: int,
-        client_order_id: str,
-        trade_id: str,
-        side: str,
-        price: float,
-        qty: float,
-        fee: float,
-        liquidity: str,
-        slippage: float,
-    ) -> None:
-        self.publish(
-            S.FillEvent(
-                run_id=self.run_id,
-                ts_ns=ts_ns,
-                symbol=symbol,
-                client_order_id=client_order_id,
-                trade_id=trade_id,
-                side=side,
-                price=price,
-                qty=qty,
-                fee=fee,
-                liquidity=liquidity,
-                slippage=slippage,
-            )
-        )
-
-    def position(
-        self,
-        symbol: str,
-        ts_ns: int,
-        qty: float,
-        avg_price: float | None,
-        realized: float,
-        unrealized: float,
-        mark: float | None,
-    ) -> None:
-        self.publish(
-            S.PositionEvent(
-                run_id=self.run_id,
-                ts_ns=ts_ns,
-                symbol=symbol,
-                qty=qty,
-                avg_price=avg_price,
-                realized_pnl=realized,
-                unrealized_pnl=unrealized,
-                mark_price=mark,
-            )
-        )
-
-    def equity(
-        self,
-        ts_ns: int,
-        equity: float,
-        balance: float,
-        unrealized: float,
-        exposure: float,
-        day_pnl: float,
-        drawdown: float,
-    ) -> None:
-        self.publish(
-            S.EquityPoint(
-                run_id=self.run_id,
-                ts_ns=ts_ns,
-                equity=equity,
-                balance=balance,
-                unrealized_pnl=unrealized,
-                exposure=exposure,
-                day_pnl=day_pnl,
-                drawdown=drawdown,
-            )
-        )
-
     def risk(
         self, ts_ns: int, rules: list[tuple[str, float, float, int]], breaker: str, kill_switch: str
     ) -> None:
@@ -337,62 +205,6 @@ class EngineTelemetry:
                 breaker=breaker,
                 kill_switch=kill_switch,
             )
-        )
-
-    def latency(self, what: str, symbol: str, ts_ns: int, us: float) -> None:
-        self.publish(S.Latency(run_id=self.run_id, ts_ns=ts_ns, what=what, symbol=symbol, us=us))
-
-    def model(
-        self,
-        symbol: str,
-        ts_ns: int,
-        version: str,
-        p: tuple[float, float, float],
-        horizon_ns: int,
-        latency_us: float,
-    ) -> None:
-        self.publish(
-            S.ModelOutput(
-                run_id=self.run_id,
-                ts_ns=ts_ns,
-                symbol=symbol,
-                version=version,
-                p_down=p[0],
-                p_flat=p[1],
-                p_up=p[2],
-                horizon_ns=horizon_ns,
-                latency_us=latency_us,
-            )
-        )
-
-    def outcome(
-        self,
-        symbol: str,
-        ts_ns: int,
-        pred_ts_ns: int,
-        label: int,
-        ret: float,
-        p: tuple[float, float, float],
-        ev: float,
-    ) -> None:
-        self.publish(
-            S.Outcome(
-                run_id=self.run_id,
-                ts_ns=ts_ns,
-                symbol=symbol,
-                pred_ts_ns=pred_ts_ns,
-                label=label,
-                ret=ret,
-                p_down=p[0],
-                p_flat=p[1],
-                p_up=p[2],
-                ev=ev,
-            )
-        )
-
-    def control(self, ts_ns: int, action: str, value: str, who: str, why: str) -> None:
-        self.publish(
-            S.ControlAction(run_id=self.run_id, ts_ns=ts_ns, action=action, value=value, who=who, why=why)
         )
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -459,15 +271,36 @@ class PaperTap:
         t = self.tele
         t.book(self.symbol, ts_ns, update_id, bp, bs, ap, asz)
         if tick_to_order_us is not None:
-            t.latency("tick_to_order", self.symbol, ts_ns, tick_to_order_us)
+            t.emit(S.Latency, ts_ns, what="tick_to_order", symbol=self.symbol, us=tick_to_order_us)
         mid = self.engine.session.mid
         if self.tracker is not None and np.isfinite(mid):
             for r in self.tracker.on_price(ts_event, mid):
-                t.outcome(self.symbol, ts_ns, r.pred_ts_ns, r.label, r.ret, r.probs, r.ev)
+                t.emit(
+                    S.Outcome,
+                    ts_ns,
+                    symbol=self.symbol,
+                    pred_ts_ns=r.pred_ts_ns,
+                    label=r.label,
+                    ret=r.ret,
+                    p_down=r.probs[0],
+                    p_flat=r.probs[1],
+                    p_up=r.probs[2],
+                    ev=r.ev,
+                )
             probs = (p_dn, max(0.0, 1.0 - p_dn - p_up), p_up)
             if self.tracker.predict(ts_event, probs, self._ev_at):
                 version = self.engine.model_version or str(getattr(self.engine.model, "source", ""))
-                t.model(self.symbol, ts_ns, version, probs, self.tracker.horizon_ns, infer_us)
+                t.emit(
+                    S.ModelOutput,
+                    ts_ns,
+                    symbol=self.symbol,
+                    version=version,
+                    p_down=probs[0],
+                    p_flat=probs[1],
+                    p_up=probs[2],
+                    horizon_ns=self.tracker.horizon_ns,
+                    latency_us=infer_us,
+                )
         if ts_ns - self._last_state >= self.state_ns:
             self._last_state = ts_ns
             self.state(ts_ns)
@@ -495,21 +328,23 @@ class PaperTap:
         elif cid not in self._acked and state not in ("pending_new", "unknown") and mo.sent_ns:
             self._acked.add(cid)
             if mo.error is None:
-                self.tele.latency("ack", self.symbol, ts_ns, max(0.0, (ts_ns - mo.sent_ns) / 1e3))
+                us = max(0.0, (ts_ns - mo.sent_ns) / 1e3)
+                self.tele.emit(S.Latency, ts_ns, what="ack", symbol=self.symbol, us=us)
         price = float(it.price) if np.isfinite(it.price) else None
         avg = float(mo.avg_price) if np.isfinite(mo.avg_price) else None
-        self.tele.order(
-            self.symbol,
+        self.tele.emit(
+            S.OrderUpdate,
             ts_ns,
-            cid,
-            it.side.name,
-            it.order_type.name.lower(),
-            state,
-            float(it.quantity),
-            price,
-            float(mo.filled_qty),
-            avg,
-            mo.reason,
+            symbol=self.symbol,
+            client_order_id=cid,
+            side=it.side.name,
+            order_type=it.order_type.name.lower(),
+            state=state,
+            qty=float(it.quantity),
+            price=price,
+            filled_qty=float(mo.filled_qty),
+            avg_price=avg,
+            reason=mo.reason,
         )
 
     def fill(self, mo: Any, f: Any) -> None:
@@ -517,23 +352,31 @@ class PaperTap:
         side = int(f.side)
         slip = side * (f.price - ref) / ref if ref and np.isfinite(ref) else 0.0
         fee = float(f.fee) if np.isfinite(f.fee) else 0.0
-        self.tele.fill(
-            self.symbol,
+        self.tele.emit(
+            S.FillEvent,
             f.ts,
-            mo.client_order_id,
-            str(f.trade_id),
-            f.side.name,
-            float(f.price),
-            float(f.qty),
-            fee,
-            "maker" if f.is_maker else "taker",
-            float(slip),
+            symbol=self.symbol,
+            client_order_id=mo.client_order_id,
+            trade_id=str(f.trade_id),
+            side=f.side.name,
+            price=float(f.price),
+            qty=float(f.qty),
+            fee=fee,
+            liquidity="maker" if f.is_maker else "taker",
+            slippage=float(slip),
         )
         self.state(f.ts)
 
     def kill(self, control: Any) -> None:
         ts = time.time_ns()
-        self.tele.control(ts, "kill_switch", control.mode, control.who or "kill-switch file", control.why)
+        self.tele.emit(
+            S.ControlAction,
+            ts,
+            action="kill_switch",
+            value=control.mode,
+            who=control.who or "kill-switch file",
+            why=control.why,
+        )
         self.tele.state = {"off": "running", "reduce_only": "degraded", "halt": "halted"}.get(
             control.mode, "running"
         )
@@ -554,17 +397,28 @@ class PaperTap:
             unreal = float(PF.unrealized(P, mid))
             pos = float(P[PF.P_POS])
             day0 = float(s.RSF[RL.F_DAY_START_EQ]) or float(P[PF.P_INITIAL])
-            self.tele.equity(
+            dd = (self._peak - eq) / self._peak if self._peak > 0 else 0.0
+            self.tele.emit(
+                S.EquityPoint,
                 ts_ns,
-                eq,
-                eq - unreal,
-                unreal,
-                abs(pos) * mid,
-                eq - day0,
-                (self._peak - eq) / self._peak if self._peak > 0 else 0.0,
+                equity=eq,
+                balance=eq - unreal,
+                unrealized_pnl=unreal,
+                exposure=abs(pos) * mid,
+                day_pnl=eq - day0,
+                drawdown=dd,
             )
             avg = float(P[PF.P_AVG]) if np.isfinite(P[PF.P_AVG]) else None
-            self.tele.position(self.symbol, ts_ns, pos, avg, float(P[PF.P_REALIZED]), unreal, mid)
+            self.tele.emit(
+                S.PositionEvent,
+                ts_ns,
+                symbol=self.symbol,
+                qty=pos,
+                avg_price=avg,
+                realized_pnl=float(P[PF.P_REALIZED]),
+                unrealized_pnl=unreal,
+                mark_price=mid,
+            )
             self.tele.risk(
                 ts_ns, self._rules(eq, day0, pos, mid), "tripped" if s.RS[RL.S_HALTED] else "ok", e.kill_mode
             )
@@ -572,9 +426,10 @@ class PaperTap:
         st = e.stats
         synced = e.feed is not None and e.feed.sync_state(self.symbol) == "synced"
         lag = (time.time_ns() - e._last_t) / 1e6 if e._last_t else 0.0
-        self.tele.feed(
-            self.symbol,
+        self.tele.emit(
+            S.FeedHealth,
             ts_ns,
+            symbol=self.symbol,
             lag_ms=max(0.0, lag),
             gaps=int(fs.get("gaps", st.gaps)),
             resyncs=int(fs.get("resyncs", 0)),
