@@ -29,10 +29,10 @@ NS = 1_000_000_000
 TERMINAL = {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
 
 
-
 # the per-event entry points, called without the dispatcher's per-call type resolution
 _CORE_BOOK = Direct(CO.core_book)
 _CORE_FILL = Direct(CO.core_fill)
+
 
 def request_from_core(what: int, order_id: int, side: int, qty: float, reduce_only: bool,
                       price: float) -> OrderRequest | CancelRequest | None:  # fmt: skip

@@ -34,11 +34,11 @@ from orderflow.kernel_cache import Direct
 log = logging.getLogger(__name__)
 
 
-
 # the per-event kernels, called without the dispatcher's per-call type resolution (their state is a
 # tuple of arrays, which the dispatcher types in Python at every call)
 _STEP_BOOK = Direct(FK.step_book)
 _STEP_TRADE = Direct(FK.step_trade)
+
 
 class StreamingFeatureEngine:
     """Per-event features for live trading: O(1) (amortised) work per event in the numba kernels.
@@ -84,9 +84,7 @@ class StreamingFeatureEngine:
     ) -> np.ndarray:
         """A book event: the top levels after it (arrays of at least ``levels`` values, NaN = absent)."""
         L = self._L
-        st = _STEP_BOOK(
-            self._k.book_args, ts_ns, bid_px[:L], bid_sz[:L], ask_px[:L], ask_sz[:L], self._core
-        )
+        st = _STEP_BOOK(self._k.book_args, ts_ns, bid_px[:L], bid_sz[:L], ask_px[:L], ask_sz[:L], self._core)
         if self._tech is not None:
             self._tech.advance(ts_ns)
             tv = self._tech.values
