@@ -40,7 +40,8 @@ from orderflow.journal.models import Base, DuplicateOrderError
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 TABLES = {"runs", "orders", "order_events", "fills", "positions", "equity", "signals", "risk_events",
-          "model_versions", "alembic_version"}  # fmt: skip
+          "model_versions", "alerts", "alert_deliveries", "alert_incidents", "report_sends",
+          "alerter_state", "alembic_version"}  # fmt: skip
 
 
 def _pg_unavailable(reason: str) -> None:

@@ -59,6 +59,9 @@ ORDER_TYPES = ("limit", "market", "stop_limit", "stop_market")
 TIME_IN_FORCE = ("gtc", "ioc", "fok", "gtx")
 RUN_MODES = ("paper", "live", "backtest")
 MODEL_EVENTS = ("loaded", "refused")
+SEVERITIES = ("info", "warning", "critical")
+ALERT_KINDS = ("trigger", "resolved", "escalation", "test", "report")
+DELIVERY_STATES = ("pending", "sent", "failed")
 
 
 class JournalError(Exception):
@@ -348,3 +351,86 @@ class ModelVersion(Base):
     event: Mapped[str] = mapped_column(sa.String(16))
     schema_hash: Mapped[str] = mapped_column(sa.String(128))
     message: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Alert(Base):
+    """One message the alerter composed: an incident opening (``trigger``), its ``resolved`` or
+    ``escalation`` follow-up, a ``test`` message or a scheduled ``report``. ``numbers`` is the JSON of
+    the figures that triggered it; ``incident`` the key that deduplicates one incident's messages."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.CheckConstraint(_in("severity", SEVERITIES), name="severity"),
+        sa.CheckConstraint(_in("kind", ALERT_KINDS), name="kind"),
+        sa.Index("ix_alerts_ts_ns", "ts_ns"),
+    )
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    ts_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    rule: Mapped[str] = mapped_column(sa.String(64))
+    severity: Mapped[str] = mapped_column(sa.String(16))
+    incident: Mapped[str] = mapped_column(sa.String(200), index=True)
+    run_id: Mapped[int | None] = mapped_column(sa.Integer)  # no foreign key: an alert may outlive its run row
+    symbol: Mapped[str | None] = mapped_column(sa.String(32))
+    title: Mapped[str] = mapped_column(sa.Text)
+    body: Mapped[str] = mapped_column(sa.Text)
+    numbers: Mapped[str] = mapped_column(sa.Text)  # JSON object
+    link: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class AlertDelivery(Base):
+    """An alert's delivery to one channel: ``pending`` until sent or given up (``failed``), with the
+    attempts made, the next try and the last error (secrets redacted)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("alert_id", "channel", name="uq_alert_deliveries_alert_id_channel"),
+        sa.CheckConstraint(_in("state", DELIVERY_STATES), name="state"),
+        sa.Index("ix_alert_deliveries_state_next_ns", "state", "next_ns"),
+    )
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id"))
+    channel: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    next_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    sent_ns: Mapped[int | None] = mapped_column(sa.BigInteger)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class AlertIncident(Base):
+    """An incident the alerter has open (or had): survives a restart, so an open incident is not
+    announced twice and its escalation clock keeps running."""
+
+    __tablename__ = "alert_incidents"
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    rule: Mapped[str] = mapped_column(sa.String(64))
+    severity: Mapped[str] = mapped_column(sa.String(16))
+    run_id: Mapped[int | None] = mapped_column(sa.Integer)
+    symbol: Mapped[str | None] = mapped_column(sa.String(32))
+    opened_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    last_sent_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    escalations: Mapped[int] = mapped_column(sa.Integer)
+    resolved_ns: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class ReportSend(Base):
+    """A scheduled report claimed for sending, one row per (period kind, label): the claim is what
+    makes a restart never send a period twice."""
+
+    __tablename__ = "report_sends"
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    label: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    alert_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alerts.id"))
+    claimed_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    late: Mapped[bool] = mapped_column(sa.Boolean)
+    note: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class AlerterState(Base):
+    """Small durable values of the alerter (the Telegram update offset, pending confirmations)."""
+
+    __tablename__ = "alerter_state"
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+    updated_ns: Mapped[int] = mapped_column(sa.BigInteger)
