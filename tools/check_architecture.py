@@ -90,7 +90,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # period reports read the journal only
     ("reports", ["orderflow.reports", "orderflow.reports.*"]),
     # services in their own processes that read what the engines publish (telemetry, journal)
-    ("services", ["orderflow.dashboard", "orderflow.dashboard.*"]),
+    ("services", ["orderflow.dashboard", "orderflow.dashboard.*", "orderflow.alerts", "orderflow.alerts.*"]),
 ]
 # Names that only Binance's wire format uses. Generic words that other formats share ("symbol",
 # "timestamp", "price") and the one-letter stream fields ("s", "E", "U") are left out: a literal of

@@ -1,0 +1,1 @@
+"""Alerts: rules over the engines' telemetry, anomaly detection, delivery to channels, scheduled reports."""
