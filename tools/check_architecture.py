@@ -83,6 +83,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("trading core", ["orderflow.engine.core", "orderflow.engine.results"]),
     ("backtest", ["orderflow.backtest", "orderflow.backtest.*"]),
     ("engine", ["orderflow.engine", "orderflow.engine.*"]),
+    # the alerter's section: models only, so that the app config can hold it
+    ("alerts config", ["orderflow.alerts.config"]),
     # the aggregate Config of every section; each section's config module sits in its package's layer
     ("app", ["orderflow.config"]),
     # the parameter search: it validates its space against the app's Config and drives the backtest

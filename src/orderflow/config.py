@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.adapters.binance.common.venues import VENUES
+from orderflow.alerts.config import AlertsConfig
 from orderflow.backtest.config import VenueAccountConfig, WalkForwardConfig
 from orderflow.data.config import QualityThresholds, SimulatorConfig
 from orderflow.execution.exec_config import ExecutionConfig
@@ -93,6 +94,7 @@ class Config(_Frozen):
     execution: ExecutionConfig = ExecutionConfig()
     walkforward: WalkForwardConfig = WalkForwardConfig()
     monitor: MonitorConfig = MonitorConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     def store_dir(self, override: str | None = None) -> Path:
         chosen = override or os.environ.get("ORDERFLOW_STORE") or self.data.store

@@ -111,6 +111,9 @@ def _samples(run_id: int = 3) -> list[S._Event]:
             **common, pid=11, cpu_pct=12.5, rss_bytes=10**8, net_sent_bytes=1, net_recv_bytes=2, threads=4
         ),
         S.ControlAction(**common, action="kill_switch", value="reduce_only", who="operator", why="test"),
+        S.ApiHealth(**common, http_429=1, http_418=0, waits=3, retry_after_s=2.0),
+        S.Reconcile(**common, symbol="BTCUSDT", engine_qty=0.01, exchange_qty=0.01),
+        S.FeatureDrift(**common, symbol="BTCUSDT", psi=(("ofi_1", 0.03),), samples=500, reference="training"),
     ]
 
 

@@ -1,11 +1,11 @@
 """The ``orderflow`` command.
 
 One module per command group (``run``, ``config``, ``data``, ``features``, ``models``, ``backtest`` and
-``demo``, ``optimize``, ``paper``/``live``/``kill``, ``journal``, ``report``, ``dashboard``, ``exchange``,
-``research``); each ``register``\\s its parsers and sets one handler per command, ``handler(cfg, args) ->
-exit status``. Helpers shared by the commands are in :mod:`orderflow.cli.common`, the parse-time
-argument types in :mod:`orderflow.cli.types`. Heavy libraries are imported inside the handlers, so
-``orderflow --help`` and ``orderflow config`` stay light.
+``demo``, ``optimize``, ``paper``/``live``/``kill``, ``journal``, ``report``, ``dashboard``, ``alerts``,
+``exchange``, ``research``); each ``register``\\s its parsers and sets one handler per command,
+``handler(cfg, args) -> exit status``. Helpers shared by the commands are in :mod:`orderflow.cli.common`,
+the parse-time argument types in :mod:`orderflow.cli.types`. Heavy libraries are imported inside the
+handlers, so ``orderflow --help`` and ``orderflow config`` stay light.
 
 Every command that reads or writes market data takes ``--store DIR`` (else ``ORDERFLOW_STORE``, else
 the config's ``data.store``, else a folder in the user's data directory).
@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from orderflow import __version__
 from orderflow.cli import (
+    alerts,
     backtest,
     config_cmd,
     dashboard,
@@ -48,6 +49,7 @@ COMMAND_GROUPS = (
     journal,
     report,
     dashboard,
+    alerts,
     exchange,
     research,
 )

@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
 
 
 def report_cmd(cfg: Config | None, args: argparse.Namespace) -> int:
-    from orderflow.journal.db import resolve_url, sqlite_path
+    from orderflow.journal.db import readonly_engine, resolve_url, sqlite_path
     from orderflow.reports.build import build_report, plain
     from orderflow.reports.periods import last_complete, parse_day, period_of
     from orderflow.reports.render import write_report
@@ -61,14 +61,7 @@ def report_cmd(cfg: Config | None, args: argparse.Namespace) -> int:
         raise UserError(f"journal {path} does not exist (--db, $ORDERFLOW_DB)")
     import sqlalchemy as sa
 
-    if path is not None:
-        import sqlite3
-
-        engine = sa.create_engine(
-            "sqlite://", creator=lambda: sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        )
-    else:
-        engine = sa.create_engine(url, connect_args={"options": "-c default_transaction_read_only=on"})
+    engine = readonly_engine(url)
     try:
         with engine.connect() as conn:
             rep = build_report(conn, period, args.run)

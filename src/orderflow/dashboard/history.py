@@ -8,13 +8,12 @@ error, so the dashboard can start before the first engine.
 
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from orderflow.journal.db import resolve_url, sqlite_path
+from orderflow.journal.db import readonly_engine, resolve_url, sqlite_path
 from orderflow.journal.models import EquitySnapshot, Order, Run, Signal
 from orderflow.journal.models import FillRow as Fill
 
@@ -34,17 +33,7 @@ class History:
         self.url = resolve_url(url)
         path = sqlite_path(self.url)
         self._path = path
-        if path is not None:
-            self.engine = sa.create_engine(
-                "sqlite://",
-                creator=lambda: sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, timeout=5, check_same_thread=False
-                ),
-            )
-        else:
-            self.engine = sa.create_engine(
-                self.url, pool_pre_ping=True, connect_args={"options": "-c default_transaction_read_only=on"}
-            )
+        self.engine = readonly_engine(self.url)
 
     def available(self) -> bool:
         return self._path is None or self._path.exists()

@@ -108,6 +108,14 @@ def read_control(run_id: int | None = None, path: str | os.PathLike[str] | None 
     return max(found, key=lambda c: KILL_MODES.index(c.mode))
 
 
+def read_control_file(p: Path) -> Control:
+    """The setting of one kill-switch file alone (``off`` when it is missing; unreadable is ``halt``)."""
+    try:
+        return _parse(p.read_text())
+    except FileNotFoundError:
+        return Control("off")
+
+
 def read_kill(path: str | os.PathLike[str] | None = None) -> str:
     """The kill switch's mode; ``off`` when the file is missing or unreadable garbage is treated as
     ``halt`` (fail safe)."""

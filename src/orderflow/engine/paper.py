@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -228,12 +228,13 @@ class PaperEngine:
                 fills = asyncio.create_task(self._user_events(stream))
                 market = asyncio.create_task(self._market(feed))
                 control = asyncio.create_task(self._control())
+                monitor = asyncio.create_task(self._monitor(client))
                 self._install_signals()
                 stop = asyncio.create_task(self._stop.wait())
                 tasks = [market, control, stop]
                 await asyncio.wait(tasks, timeout=minutes * 60.0, return_when=asyncio.FIRST_COMPLETED)
                 stop.cancel()
-                for t in (market, control):
+                for t in (market, control, monitor):
                     t.cancel()
                 await feed.stop()
                 if self._sending is not None and not self._sending.done():
@@ -362,6 +363,45 @@ class PaperEngine:
             self.request_stop("kill switch: halt")
             return False
         return True
+
+    async def _monitor(self, client: Any) -> None:
+        """Every ``monitor.reconcile_s``: publish the API's 429/418 counts and, on a venue with
+        positions, the exchange's position against the engine's (skipped while an order is in flight,
+        whose fill may have reached one side only). Telemetry only: a failure here is logged, never
+        fatal."""
+        from orderflow.adapters.binance.common.venues import caps
+        from orderflow.telemetry import schema as S
+
+        every = self.cfg.monitor.reconcile_s
+        if every <= 0:
+            return
+        while True:
+            await asyncio.sleep(every)
+            tap = self.tap
+            if tap is None:
+                continue
+            st = client.limiter.stats
+            lim = client.limiter
+            retry = max(0.0, (max(lim.blocked_until_ns, lim.banned_until_ns) - lim.clock()) / 1e9)
+            tap.tele.emit(S.ApiHealth, time.time_ns(), http_429=int(st.get("http_429", 0)),
+                          http_418=int(st.get("http_418", 0)), waits=int(st.get("waits", 0)),
+                          retry_after_s=retry)  # fmt: skip
+            if not caps(self.market).positions or self.orders is None or self.orders.open_orders(self.symbol):
+                continue
+            if self._sending is not None and not self._sending.done():
+                continue
+            try:
+                pos = (await client.positions()).get(self.symbol)
+            except Exception as exc:  # a monitoring read: the trading path reports its own errors
+                log.warning("position reconciliation: %s", exc)
+                continue
+            if self.orders.open_orders(self.symbol) or (
+                self._sending is not None and not self._sending.done()
+            ):
+                continue  # an order went out while we asked
+            tap.tele.emit(S.Reconcile, time.time_ns(), symbol=self.symbol,
+                          engine_qty=float(self.session.position),
+                          exchange_qty=float(pos.quantity) if pos is not None else 0.0)  # fmt: skip
 
     async def recover(self) -> None:
         """Start-up reconciliation with the exchange (``engine.recovery``); what it changed goes to the

@@ -116,6 +116,26 @@ def make_engine(url: str, *, synchronous: str = "NORMAL") -> sa.Engine:
     return engine
 
 
+def readonly_engine(url: str) -> sa.Engine:
+    """An engine that can only read the journal at ``url`` (reports, the dashboard, the alerter's
+    reports): SQLite opened with ``mode=ro`` (the writer's WAL keeps it consistent; the file must
+    exist), PostgreSQL with ``default_transaction_read_only``. It never migrates the schema."""
+    import sqlite3
+
+    url = resolve_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        return sa.create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, timeout=5, check_same_thread=False
+            ),
+        )
+    return sa.create_engine(
+        url, pool_pre_ping=True, connect_args={"options": "-c default_transaction_read_only=on"}
+    )
+
+
 def upgrade_schema(engine: sa.Engine) -> None:
     """Upgrade the database to the newest revision shipped in ``orderflow.journal.migrations``
     (creates the schema on an empty database; a no-op when already there). Concurrent callers queue."""

@@ -17,6 +17,12 @@ class MonitorConfig(BaseModel):
         None, ge=0, le=65535, description="serve Prometheus /metrics on metrics_host:port (0: any free port)"
     )
     metrics_host: str = Field("127.0.0.1", description="address of the metrics server (keep it on loopback)")
+    reconcile_s: float = Field(
+        30.0,
+        ge=0,
+        description="how often the engine compares its position with the exchange's and publishes "
+        "the API's 429/418 counts (0: never)",
+    )
 
     def telemetry_url(self) -> str | None:
         """The transport URL, or None when telemetry is off."""

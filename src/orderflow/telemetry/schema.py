@@ -222,6 +222,33 @@ class ControlAction(_Event, frozen=True, tag="control"):
     why: str
 
 
+class ApiHealth(_Event, frozen=True, tag="api"):
+    """The exchange API's answers so far: HTTP 429 (a rate limit hit) and 418 (an IP ban) counts, the
+    rate limiter's waits, and the ``Retry-After`` of the last one."""
+
+    http_429: int
+    http_418: int
+    waits: int = 0
+    retry_after_s: float = 0.0
+
+
+class Reconcile(_Event, frozen=True, tag="reconcile"):
+    """The engine's position (what the journal holds) against the exchange's, read back from it."""
+
+    symbol: str
+    engine_qty: float
+    exchange_qty: float
+
+
+class FeatureDrift(_Event, frozen=True, tag="drift"):
+    """Population stability index of each model input against its training reference."""
+
+    symbol: str
+    psi: tuple[tuple[str, float], ...]
+    samples: int = 0
+    reference: str = ""
+
+
 Event = (
     Heartbeat
     | RunStarted
@@ -240,6 +267,9 @@ Event = (
     | Latency
     | Resources
     | ControlAction
+    | ApiHealth
+    | Reconcile
+    | FeatureDrift
 )
 
 EVENT_TYPES: tuple[type[_Event], ...] = Event.__args__

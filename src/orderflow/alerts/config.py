@@ -1,0 +1,314 @@
+"""The ``alerts:`` section (``config/alerts.yaml``): channels by URL, routing by severity, the rules, the
+anomaly detectors, Telegram commands, the report schedule and delivery retries.
+
+Rules are on by default with the thresholds below; channels are none by default (nothing is sent until
+one is configured). Unknown keys are errors, as in every section. A channel URL is an apprise URL
+(``mailto://``, ``tgram://``, ``twilio://``, ``json://``, ``slack://``, ``ntfy://``...) in which
+``${NAME}`` stands for a secret: it is read from the environment variable ``NAME``, else from the
+``[alerts]`` table of the owner-only secrets file (``$ORDERFLOW_SECRETS_FILE``, key ``name`` in lower
+case), and registered for log redaction. :func:`resolve_channels` does that at the alerter's start and
+refuses, in one line naming the channel, a URL whose secret is missing.
+
+This module holds only models (it sits below the app config, which includes the section); the
+alerter's behaviour is in the rest of :mod:`orderflow.alerts`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orderflow.secrets import SECRETS_FILE_ENV, SecretsError, check_owner_only, register_secret
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+_SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- channels and delivery -------------------------------------------------------------------------
+class ChannelConfig(_Frozen):
+    url: str = Field(description="an apprise URL; ${NAME} is a secret from the environment or secrets file")
+    digest_s: float = Field(
+        0.0,
+        ge=0,
+        description="batch this channel's messages into one every digest_s seconds (0: each at once)",
+    )
+
+
+class RoutingConfig(_Frozen):
+    """Which channels each severity goes to."""
+
+    info: tuple[str, ...] = ()
+    warning: tuple[str, ...] = ()
+    critical: tuple[str, ...] = ()
+
+    def channels(self, severity: str) -> tuple[str, ...]:
+        return tuple(getattr(self, severity))
+
+
+class RetryConfig(_Frozen):
+    attempts: int = Field(8, ge=1, description="tries per channel before a delivery is marked failed")
+    backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles at each failure")
+    max_backoff_s: float = Field(300.0, gt=0, description="the longest delay between two tries")
+    timeout_s: float = Field(10.0, gt=0, description="connect/read timeout of one send")
+
+
+# -- rules -----------------------------------------------------------------------------------------
+class RuleBase(_Frozen):
+    enabled: bool = True
+    severity: Severity = "warning"
+    cooldown_s: float = Field(
+        300.0, ge=0, description="a key that re-triggers within this time after it resolved reopens silently"
+    )
+    escalate_after_s: float | None = Field(
+        900.0, gt=0, description="an incident still open after this long is escalated (null: never)"
+    )
+    max_escalations: int = Field(2, ge=0, description="escalations of one incident at most")
+
+
+class EventRule(RuleBase):
+    """A rule fired by events: its incident stays open while they keep coming and resolves after
+    ``quiet_s`` without one."""
+
+    quiet_s: float = Field(
+        120.0, gt=0, description="the incident resolves after this long without a new event"
+    )
+
+
+class DrawdownBreakerRule(RuleBase):
+    severity: Severity = "critical"
+
+
+class KillSwitchRule(RuleBase):
+    severity: Severity = "critical"
+    escalate_after_s: float | None = None
+
+
+class RefusalBurstRule(EventRule):
+    count: int = Field(20, ge=1, description="risk refusals within window_s that make a burst")
+    window_s: float = Field(60.0, gt=0)
+
+
+class LossStreakRule(EventRule):
+    trades: int = Field(5, ge=2, description="consecutive losing round trips")
+    quiet_s: float = Field(3600.0, gt=0)
+
+
+class EquityDropRule(RuleBase):
+    fraction: float = Field(0.02, gt=0, lt=1, description="equity down this fraction from its UTC-day high")
+
+
+class OrderRejectedRule(EventRule):
+    pass
+
+
+class PositionMismatchRule(RuleBase):
+    severity: Severity = "critical"
+    tolerance: float = Field(1e-9, ge=0, description="absolute quantity difference tolerated")
+
+
+class FeedGapRule(EventRule):
+    pass
+
+
+class StaleFeedRule(RuleBase):
+    lag_ms: float = Field(5000.0, gt=0, description="the last market event older than this")
+    escalate_after_s: float | None = 300.0
+
+
+class ReconnectStormRule(EventRule):
+    count: int = Field(3, ge=1, description="reconnects within window_s")
+    window_s: float = Field(300.0, gt=0)
+
+
+class RateLimitedRule(EventRule):
+    severity: Severity = "critical"
+
+
+class EngineDownRule(RuleBase):
+    severity: Severity = "critical"
+    silence_s: float = Field(5.0, gt=0, description="no heartbeat for this long (and at least 3 intervals)")
+    max_age_s: float = Field(
+        86400.0, gt=0, description="a run silent for longer than this when the alerter starts is not reported"
+    )
+    escalate_after_s: float | None = 600.0
+
+
+class LatencyRule(RuleBase):
+    p99_us: float = Field(50_000.0, gt=0, description="tick-to-order p99 above this, in microseconds")
+    window: int = Field(200, ge=10, description="the last samples the p99 is taken over")
+    min_samples: int = Field(50, ge=1)
+
+
+class CalibrationRule(RuleBase):
+    ece: float = Field(
+        0.15, gt=0, description="expected calibration error of the last window outcomes above this"
+    )
+    brier: float | None = Field(
+        None, gt=0, description="rolling multi-class Brier score above this (null: not checked)"
+    )
+    window: int = Field(500, ge=20)
+    min_samples: int = Field(200, ge=10)
+
+
+class FeatureDriftRule(RuleBase):
+    psi: float = Field(0.25, gt=0, description="population stability index of a model input above this")
+
+
+class ModelChangeRule(EventRule):
+    severity: Severity = "info"
+    escalate_after_s: float | None = None
+    quiet_s: float = Field(60.0, gt=0)
+
+
+class RulesConfig(_Frozen):
+    drawdown_breaker: DrawdownBreakerRule = DrawdownBreakerRule()
+    kill_switch: KillSwitchRule = KillSwitchRule()
+    refusal_burst: RefusalBurstRule = RefusalBurstRule()
+    loss_streak: LossStreakRule = LossStreakRule()
+    equity_drop: EquityDropRule = EquityDropRule()
+    order_rejected: OrderRejectedRule = OrderRejectedRule()
+    position_mismatch: PositionMismatchRule = PositionMismatchRule()
+    feed_gap: FeedGapRule = FeedGapRule()
+    stale_feed: StaleFeedRule = StaleFeedRule()
+    reconnect_storm: ReconnectStormRule = ReconnectStormRule()
+    rate_limited: RateLimitedRule = RateLimitedRule()
+    engine_down: EngineDownRule = EngineDownRule()
+    latency: LatencyRule = LatencyRule()
+    calibration: CalibrationRule = CalibrationRule()
+    feature_drift: FeatureDriftRule = FeatureDriftRule()
+    model_change: ModelChangeRule = ModelChangeRule()
+
+
+# -- anomalies -------------------------------------------------------------------------------------
+class MetricConfig(_Frozen):
+    enabled: bool = True
+    z: float = Field(6.0, gt=0, description="robust z-score (median/MAD) that opens an anomaly")
+    min_mad: float = Field(0.0, ge=0, description="floor of the MAD, in the metric's unit")
+    warmup: int = Field(200, ge=1, description="samples before any alarm")
+    window: int = Field(2000, ge=10, description="samples in the rolling baseline")
+    confirm: int = Field(1, ge=1, description="consecutive abnormal samples that open an anomaly")
+    clear: int = Field(20, ge=1, description="consecutive normal samples that clear it")
+    severity: Severity = "warning"
+
+
+METRICS: dict[str, MetricConfig] = {
+    "trade_rate": MetricConfig(z=6.0, min_mad=1.0, warmup=60, window=1440),
+    "flip_flop": MetricConfig(z=6.0, min_mad=1.0, warmup=60, window=1440),
+    "slippage": MetricConfig(z=8.0, min_mad=1e-4, warmup=50, window=1000),
+    "fill_distance": MetricConfig(z=8.0, min_mad=1e-4, warmup=50, window=1000),
+    "trade_pnl": MetricConfig(z=6.0, min_mad=1e-6, warmup=30, window=500),
+    "feed_lag": MetricConfig(z=10.0, min_mad=50.0, warmup=120, window=3600),
+    "spread": MetricConfig(z=10.0, min_mad=1.0, warmup=300, window=5000),
+}
+
+
+class AnomalyConfig(_Frozen):
+    enabled: bool = True
+    metrics: dict[str, MetricConfig] = Field(default_factory=lambda: dict(METRICS))
+
+    @model_validator(mode="after")
+    def _known(self) -> AnomalyConfig:
+        unknown = sorted(set(self.metrics) - set(METRICS))
+        if unknown:
+            raise ValueError(f"unknown anomaly metric(s) {unknown}: use {', '.join(METRICS)}")
+        return self
+
+
+# -- Telegram commands and reports -----------------------------------------------------------------
+class TelegramConfig(_Frozen):
+    enabled: bool = False
+    token: str = Field("${TELEGRAM_BOT_TOKEN}", description="the bot token (a ${NAME} secret)")
+    chat_ids: tuple[int, ...] = Field((), description="the only chats whose commands are answered")
+    confirm_s: float = Field(60.0, gt=0, description="time to confirm a /kill with its code")
+    long_poll_s: float = Field(25.0, gt=0, le=50)
+
+
+class ReportsConfig(_Frozen):
+    periods: tuple[Literal["daily", "weekly", "monthly"], ...] = ("daily", "weekly", "monthly")
+    channels: tuple[str, ...] = Field((), description="where reports go (empty: the info route)")
+    out: str | None = Field(
+        None, description="where report files are written (default: <user data dir>/reports)"
+    )
+    pdf: bool = True
+    run: int | None = Field(None, description="report one run only (null: every run in the journal)")
+
+
+class AlertsConfig(_Frozen):
+    dashboard_url: str = Field("http://127.0.0.1:8080", description="links in messages point here")
+    poll_s: float = Field(0.25, gt=0, le=5, description="how often telemetry is read")
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()
+    retry: RetryConfig = RetryConfig()
+    endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="service base URLs for apprise and the Telegram poller (telegram, twilio): a "
+        "self-hosted Bot API server, or loopback test servers",
+    )
+    rules: RulesConfig = RulesConfig()
+    anomaly: AnomalyConfig = AnomalyConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    reports: ReportsConfig = ReportsConfig()
+
+    @model_validator(mode="after")
+    def _routes_name_channels(self) -> AlertsConfig:
+        for sev in SEVERITIES:
+            for ch in self.routing.channels(sev):
+                if ch not in self.channels:
+                    raise ValueError(f"routing.{sev} names channel {ch!r}, which is not under channels")
+        for ch in self.reports.channels:
+            if ch not in self.channels:
+                raise ValueError(f"reports.channels names channel {ch!r}, which is not under channels")
+        return self
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+def _secrets_table(environ: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+    name = environ.get(SECRETS_FILE_ENV)
+    if not name:
+        return {}, None
+    path = check_owner_only(Path(name).expanduser())
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SecretsError(f"secrets file {path}: not valid TOML ({type(e).__name__})") from None
+    table = data.get("alerts", {})
+    if not isinstance(table, dict):
+        raise SecretsError(f"secrets file {path}: [alerts] is not a table")
+    return {str(k).lower(): str(v) for k, v in table.items()}, str(path)
+
+
+def resolve_secret_text(text: str, what: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with each ``${NAME}`` replaced by its secret (environment, then the secrets file's
+    ``[alerts]`` table); :class:`SecretsError` names ``what`` and the missing secret."""
+    env = os.environ if environ is None else environ
+    names = _SECRET.findall(text)
+    if not names:
+        return text
+    table, path = _secrets_table(env)
+    values: dict[str, str] = {}
+    for n in names:
+        v = env.get(n) or table.get(n.lower())
+        if not v:
+            where = f" or key {n.lower()!r} in [alerts] of {path}" if path else f" (or ${SECRETS_FILE_ENV})"
+            raise SecretsError(f"{what}: secret ${{{n}}} is not set: set environment variable {n}{where}")
+        values[n] = v
+        register_secret(v)
+    return _SECRET.sub(lambda m: values[m.group(1)], text)
+
+
+def resolve_channels(cfg: AlertsConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every channel's URL with its secrets filled in (and registered for redaction)."""
+    return {
+        name: resolve_secret_text(ch.url, f"channel {name!r}", environ) for name, ch in cfg.channels.items()
+    }
