@@ -225,6 +225,8 @@ def _validate(data: dict[str, Any], source: str) -> Config:
             loc = ".".join(str(x) for x in err["loc"])
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             lines.append(f"  {loc}: {msg}")
+        if len(lines) == 1:  # one problem: one line naming it
+            raise ConfigError(f"invalid configuration in {source}: {lines[0].strip()}") from None
         raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(lines)) from None
 
 

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from orderflow.alerts.anomaly import AnomalyMonitor
 from orderflow.alerts.config import AlertsConfig, RuleBase
 from orderflow.alerts.incidents import NS, Incidents
 from orderflow.telemetry import schema as S
@@ -136,7 +135,11 @@ class Rules:
         self.clock = clock
         self.kill_state = kill_state
         self.runs: dict[int, RunState] = {}
-        self.anomaly = AnomalyMonitor(cfg.anomaly) if cfg.anomaly.enabled else None
+        self.anomaly: Any = None
+        if cfg.anomaly.enabled:
+            from orderflow.alerts.anomaly import AnomalyMonitor
+
+            self.anomaly = AnomalyMonitor(cfg.anomaly)
         self._anomaly_cfg: dict[str, RuleBase] = {
             m: RuleBase(severity=c.severity, escalate_after_s=None) for m, c in cfg.anomaly.metrics.items()
         }

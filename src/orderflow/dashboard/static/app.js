@@ -463,8 +463,21 @@ document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("cli
 }));
 for (const id of ["#ladder-symbol", "#chart-symbol", "#gate-filter", "#only-accepted"]) $(id).addEventListener("change", () => markAll());
 
+// deep links (alert messages point at them): #view=<tab>&run=<id>
+function applyHash() {
+  const h = new URLSearchParams(location.hash.slice(1));
+  const run = Number(h.get("run"));
+  if (Number.isInteger(run) && run > 0) {
+    S.follow.add(run); S.focus = run;
+  }
+  const tab = document.querySelector(`#tabs button[data-tab="${CSS.escape(h.get("view") || "")}"]`);
+  if (tab) tab.click();
+}
+window.addEventListener("hashchange", () => { applyHash(); renderRunChips(); connect(); markAll(); });
+
 (async function start() {
   await loadSession();
+  applyHash();
   await loadRuns();
   connect();
   setInterval(loadRuns, 5000);
