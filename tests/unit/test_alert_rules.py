@@ -55,7 +55,7 @@ def _cycle(rules, inc, clock, events=(), dt_s=1.0):
 
 def test_engine_down_is_a_dead_mans_switch_and_a_clean_stop_is_not(env):
     rules, inc, store, clock, _ = env
-    for i in range(3):
+    for _ in range(3):
         _cycle(rules, inc, clock, [S.Heartbeat(run_id=1, ts_ns=clock.t, state="running", pid=42)])
         _cycle(rules, inc, clock, [S.Heartbeat(run_id=2, ts_ns=clock.t, state="running", pid=43)])
     assert _kinds(store) == []
