@@ -165,8 +165,8 @@ def test_latency_calibration_drift_model_change_rate_limit_and_mismatch(env):
     _cycle(rules, inc, clock, evs)
     got = {a["incident"]: a for a in store.alerts()}
     assert set(got) == {
-        "latency:run=1", f"calibration:run=1:{SYM}", f"feature_drift:run=1:{SYM}", f"model_change:run=1:{SYM}",
-        "rate_limited:run=1", f"position_mismatch:run=1:{SYM}",
+        "latency:run=1", f"calibration:run=1:{SYM}", f"feature_drift:run=1:{SYM}",
+        f"model_change:run=1:{SYM}", "rate_limited:run=1", f"position_mismatch:run=1:{SYM}",
     }  # fmt: skip
     assert got["latency:run=1"]["numbers"]["p99_us"] == 80_000.0
     assert got[f"calibration:run=1:{SYM}"]["numbers"]["ece"] > 0.8
