@@ -322,6 +322,33 @@ def test_a_restart_neither_replays_old_updates_nor_forgets_a_pending_confirmatio
     second.close()
 
 
+def test_an_offset_older_than_six_days_is_not_sent(fake, journal, cmds):
+    """After a week without updates Telegram numbers the next one afresh: an old offset would hide it."""
+    clock = Clock()
+    bot = make_bot(fake, journal, cmds, clock=clock)
+    fake.say(ME, "/status")
+    bot.poll_once(0)
+    bot.poll_once(0)
+    assert fake.calls[-1][1]["offset"] == int(journal.get_state(OFFSET_KEY) or 0)
+    clock.advance(6 * 86400 + 1)
+    bot.poll_once(0)
+    assert "offset" not in fake.calls[-1][1]
+
+
+def test_failed_replies_are_retried_unless_telegram_refuses_them(fake, journal, cmds, caplog):
+    bot = make_bot(fake, journal, cmds)
+    fake.fail("sendMessage", 500, times=2)
+    fake.say(ME, "/status")
+    bot.poll_once(0)
+    assert fake.sent(ME) == ["engine running; kill switch off"] and fake.count("sendMessage") == 3
+    fake.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    fake.say(ME, "/status")
+    with caplog.at_level(logging.WARNING, logger="orderflow.alerts.telegram"):
+        assert bot.poll_once(0) == 1  # the update is done with: the offset moves on
+    assert fake.count("sendMessage") == 4 and len(fake.sent(ME)) == 1
+    assert "reply to chat 4242 not sent: telegram sendMessage: Forbidden: bot was blocked" in caplog.text
+
+
 def test_a_second_bot_on_the_same_journal_is_refused_while_the_lease_lives(fake, journal, cmds, caplog):
     clock = Clock()
     one = make_bot(fake, journal, cmds, clock=clock)
@@ -367,9 +394,13 @@ def test_the_lease_of_a_dead_process_on_this_host_is_taken_at_once(fake, journal
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
     dead_pid = int(gone.stdout)
     far = time.time_ns() + 3600 * 10**9
-    lease = {"owner": "x", "pid": dead_pid, "host": socket.gethostname(), "expires_ns": far}
-    journal.set_state(LEASE_KEY, json.dumps(lease), 0)
+    pidns = os.readlink("/proc/self/ns/pid")
+    lease = {"owner": "x", "pid": dead_pid, "host": socket.gethostname(), "expires_ns": far, "pidns": pidns}
+    elsewhere = dict(lease, pidns="pid:[1]")  # a container with the same host name: its pids are not ours
+    journal.set_state(LEASE_KEY, json.dumps(elsewhere), 0)
     bot = make_bot(fake, journal, cmds)
+    assert bot.poll_once(0) == 0 and not bot.has_lease
+    journal.set_state(LEASE_KEY, json.dumps(lease), 0)
     fake.say(ME, "/status")
     assert bot.poll_once(0) == 1
     live = dict(lease, pid=os.getppid())  # a live process: its lease holds until it expires

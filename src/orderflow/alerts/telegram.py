@@ -53,6 +53,7 @@ LEASE_KEY = "telegram.lease"
 CONFIRM_KEY = "telegram.confirm"
 MAX_TEXT = 4096  # Telegram's limit, in UTF-16 code units
 PERIODS = ("daily", "weekly", "monthly")
+_OFFSET_MAX_AGE_NS = 6 * 86400 * 10**9
 _KEEP_EXPIRED_NS = 3600 * 10**9  # an expired code is remembered an hour, to say "expired" not "wrong"
 HELP = (
     "orderflow commands:\n"
@@ -108,6 +109,14 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return out
 
 
+def _pid_namespace() -> str:
+    """This process's pid namespace (two containers may share a host name, never a pid namespace)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 @dataclass(frozen=True)
 class Lease:
     """Who polls the token, until when (``telegram.lease``)."""
@@ -116,18 +125,22 @@ class Lease:
     pid: int
     host: str
     expires_ns: int
+    pidns: str = ""
 
     @classmethod
     def parse(cls, value: str) -> Lease | None:
         try:
             d = json.loads(value)
-            return cls(str(d["owner"]), int(d["pid"]), str(d["host"]), int(d["expires_ns"]))
-        except (ValueError, KeyError, TypeError):
+            return cls(
+                str(d["owner"]), int(d["pid"]), str(d["host"]), int(d["expires_ns"]), str(d.get("pidns", ""))
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def dead(self) -> bool:
-        """Its process is gone (known only for a process on this host)."""
-        if self.host != socket.gethostname() or self.pid == os.getpid():
+        """Its process is gone (known only for a process on this host, in this pid namespace)."""
+        here = (socket.gethostname(), _pid_namespace())
+        if (self.host, self.pidns) != here or self.pid == os.getpid():
             return False
         try:
             os.kill(self.pid, 0)
@@ -201,7 +214,8 @@ class TelegramBot:
 
     def send(self, chat_id: int, text: str) -> bool:
         """Send ``text`` (split at 4096 characters) as plain text; a failed piece is retried twice
-        (after ``retry_after`` on 429, up to 30 s) and then logged. True when every piece went."""
+        (after ``retry_after`` on 429 when it is at most 10 s) and then logged. True when every piece
+        went."""
         ok = True
         for piece in split_text(text):
             for attempt in range(3):
@@ -209,12 +223,12 @@ class TelegramBot:
                     self._call("sendMessage", {"chat_id": chat_id, "text": piece}, self.timeout_s)
                     break
                 except TelegramError as e:
-                    retry = e.code in (0, 429) or e.code >= 500
+                    retry = e.code == 0 or e.code >= 500 or (e.code == 429 and (e.retry_after or 0) <= 10)
                     if not retry or attempt == 2:
                         log.warning("telegram: reply to chat %d not sent: %s", chat_id, e)
                         ok = False
                         break
-                    time.sleep(min(float(e.retry_after or 0.5 * 2**attempt), 30.0))
+                    time.sleep(float(e.retry_after or self.backoff_s[0] * 2**attempt))
         return ok
 
     # -- the lease --------------------------------------------------------------------------------
@@ -225,7 +239,9 @@ class TelegramBot:
         """Take or renew the lease in one write transaction; False (logged once) while another live
         bot holds it."""
         now = self.clock()
-        mine = Lease(self.owner, os.getpid(), socket.gethostname(), now + self._ttl_ns(long_poll_s))
+        mine = Lease(
+            self.owner, os.getpid(), socket.gethostname(), now + self._ttl_ns(long_poll_s), _pid_namespace()
+        )
         with Session(self._write_engine) as s, s.begin():
             row = s.get(AlerterState, LEASE_KEY, with_for_update=True)
             cur = Lease.parse(row.value) if row is not None else None
@@ -272,8 +288,7 @@ class TelegramBot:
             me = self._call("getMe", {}, self.timeout_s)
             self.username = str(me.get("username") or "") if isinstance(me, dict) else ""
             log.info("telegram: polling as @%s for chats %s", self.username, sorted(self.chat_ids))
-        stored = self.store.get_state(OFFSET_KEY)
-        offset = int(stored) if stored else None
+        offset = self._offset()
         params: dict[str, Any] = {"timeout": int(lp), "limit": 100, "allowed_updates": ["message"]}
         if offset is not None:
             params["offset"] = offset
@@ -293,6 +308,18 @@ class TelegramBot:
             self.store.set_state(OFFSET_KEY, str(offset), self.clock())
             handled += 1
         return handled
+
+    def _offset(self) -> int | None:
+        """The stored offset; none when it is older than six days: Telegram has forgotten the updates
+        it acknowledged, and after a week without updates it numbers the next one afresh (randomly),
+        so an old offset could hide every new update."""
+        with Session(self.store.engine) as s:
+            row = s.get(AlerterState, OFFSET_KEY)
+            if row is None or not row.value:
+                return None
+            if self.clock() - row.updated_ns > _OFFSET_MAX_AGE_NS:
+                return None
+            return int(row.value)
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set, backing off exponentially (with jitter) on errors; never raises.
@@ -439,7 +466,9 @@ class TelegramBot:
         if int(p["expires_ns"]) <= now:
             return f"code {code} expired: nothing done; send /kill {mode} again"
         log.warning("telegram: /kill %s confirmed by %s in chat %d", mode, user, chat_id)
-        return self.commands.kill(mode, f"telegram:{chat_id}:{user}", f"/kill {mode} confirmed in Telegram")
+        return self.commands.kill(
+            mode, who=f"telegram:{chat_id}:{user}", why=f"/kill {mode} confirmed in Telegram"
+        )
 
 
 __all__ = ["Commands", "TelegramBot", "TelegramError", "split_text"]
