@@ -227,8 +227,11 @@ def send_once(
     secrets: Sequence[str] = (),
 ) -> tuple[bool, str]:
     """Send one message to one apprise URL in this thread: ``(True, "")`` or ``(False, reason)``, the
-    reason being apprise's own log lines for the send, masked. Never raises."""
+    reason being apprise's own log lines for the send, with ``secrets`` and the URL's own secrets
+    masked (in apprise's log records too). Never raises."""
+    secrets = (*secrets, *url_secrets(url))
     try:
+        _hook_apprise_log(secrets)
         plugin = Apprise.instantiate(url, asset=_ASSET)
         if plugin is None:
             return False, "apprise could not load the channel URL"
