@@ -253,6 +253,9 @@ def test_a_hung_channel_does_not_delay_a_healthy_one(journal, deliverers, hook, 
     hook.hold_s = 5.0
     retry = RetryConfig(attempts=3, backoff_s=1.0, timeout_s=3.0)
     d = _start(deliverers, journal, {"hook": hook.url(), "mail": smtp.url()}, retry)
+    _record(journal, ["hook"], "first")
+    d.kick()
+    assert hook.requests.wait(1, 2.0), "the hook channel never tried"  # it now hangs for timeout_s
     alert = _record(journal, ["hook", "mail"])
     t0 = time.monotonic()
     d.kick()
@@ -260,7 +263,13 @@ def test_a_hung_channel_does_not_delay_a_healthy_one(journal, deliverers, hook, 
     took = time.monotonic() - t0
     assert took < 2.0, took
     assert _settled(journal, alert, "mail", "sent", 1.0)["attempts"] == 1
-    assert hook.requests.items() and _delivery(journal, alert, "hook")["state"] == "pending"
+    assert len(hook.requests.items()) == 1  # still in its first send
+    assert _delivery(journal, alert, "hook") == {
+        "channel": "hook",
+        "state": "pending",
+        "attempts": 0,
+        "last_error": None,
+    }
 
 
 def test_pending_deliveries_left_by_a_crashed_deliverer_are_sent_once(deliverers, tmp_path, hook):
