@@ -10,10 +10,11 @@ has recorded alerts; otherwise a thread sleeps until its earliest retry, polling
 delivery is at-least-once: a crash between a send and its ``mark_sent`` sends that message again.
 
 Channels are apprise URLs (``mailto://``, ``json://``, ``twilio://``, ``tgram://``...). Each send makes a
-fresh plugin instance: apprise throttles per instance, and a reused email plugin would wait up to 5.5 s
-between two sends (Twilio 0.2 s) with ``RetryConfig.timeout_s`` as its socket connect and read
-timeouts, and runs in the calling thread (the asset's ``service_timeout=0``: apprise would otherwise run
-it in its process-wide pool of a few threads, which hung channels could exhaust).
+fresh plugin instance (apprise throttles per instance: a reused email plugin would wait up to 5.5 s
+between two sends, Twilio 0.2 s), sets ``RetryConfig.timeout_s`` as its socket connect and read
+timeouts (the instance attributes that ``?cto=``/``?rto=`` set), and runs it in the calling thread (the
+asset's ``service_timeout=0``: apprise would otherwise run it in its process-wide pool of a few
+threads, which hung channels could exhaust).
 
 Secrets: the secret parts of each channel URL (the password of ``user:password@``, Telegram's bot
 token, query values and ``+Header`` values named like pass/token/key/secret) are registered with
