@@ -57,10 +57,23 @@ class RoutingConfig(_Frozen):
 
 
 class RetryConfig(_Frozen):
-    attempts: int = Field(8, ge=1, description="tries per channel before a delivery is marked failed")
-    backoff_s: float = Field(2.0, gt=0, description="first retry delay; doubles at each failure")
-    max_backoff_s: float = Field(300.0, gt=0, description="the longest delay between two tries")
-    timeout_s: float = Field(10.0, gt=0, description="connect/read timeout of one send")
+    """How a failed delivery is retried: ``attempts`` tries in all, waiting ``backoff_s`` after the
+    first failure and twice as long after each next one, at most ``max_backoff_s``."""
+
+    attempts: int = Field(8, ge=1, le=100, description="tries per delivery, then it is marked failed")
+    backoff_s: float = Field(2.0, gt=0, le=3600, description="wait after the first failure, doubling")
+    max_backoff_s: float = Field(300.0, gt=0, le=86400, description="longest wait between two tries")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="socket connect and read timeout per send")
+
+    @model_validator(mode="after")
+    def _order(self) -> RetryConfig:
+        if self.max_backoff_s < self.backoff_s:
+            raise ValueError(f"max_backoff_s {self.max_backoff_s} is below backoff_s {self.backoff_s}")
+        return self
+
+    def delay_s(self, tries: int) -> float:
+        """The wait after the ``tries``-th failed try (1: ``backoff_s``, 2: twice that, ... capped)."""
+        return min(self.backoff_s * 2.0 ** max(0, tries - 1), self.max_backoff_s)
 
 
 # -- rules -----------------------------------------------------------------------------------------

@@ -35,12 +35,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Self
 from urllib.parse import unquote, urlsplit
 
 from apprise import Apprise, AppriseAsset, NotifyFormat, NotifyType
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orderflow.alerts.config import RetryConfig
 from orderflow.alerts.store import AlertStore, Due
 from orderflow.secrets import redact, register_secret
 
@@ -50,28 +49,6 @@ _ASSET = AppriseAsset(service_timeout=0, storage_mode="memory")
 _SECRET_NAME = re.compile(r"pass|token|key|secret|auth|sig", re.IGNORECASE)
 _DETAIL = ("Socket Exception", "Notification Exception")
 _LOUD = {"WARNING", "ERROR", "CRITICAL", "DEPRECATION WARNING"}
-
-
-class RetryConfig(BaseModel):
-    """How a failed delivery is retried: ``attempts`` tries in all, waiting ``backoff_s`` after the
-    first failure and twice as long after each next one, at most ``max_backoff_s``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    attempts: int = Field(8, ge=1, le=100, description="tries per delivery, then it is failed")
-    backoff_s: float = Field(2.0, gt=0, le=3600, description="wait after the first failure, doubling")
-    max_backoff_s: float = Field(300.0, gt=0, le=86400, description="longest wait between two tries")
-    timeout_s: float = Field(10.0, gt=0, le=300, description="socket connect and read timeout per send")
-
-    @model_validator(mode="after")
-    def _order(self) -> Self:
-        if self.max_backoff_s < self.backoff_s:
-            raise ValueError(f"max_backoff_s {self.max_backoff_s} is below backoff_s {self.backoff_s}")
-        return self
-
-    def delay_s(self, tries: int) -> float:
-        """The wait after the ``tries``-th failed try (1: ``backoff_s``, 2: twice that, ... capped)."""
-        return min(self.backoff_s * 2.0 ** max(0, tries - 1), self.max_backoff_s)
 
 
 # -- secrets and apprise's log ----------------------------------------------------------------------

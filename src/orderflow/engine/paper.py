@@ -365,7 +365,8 @@ class PaperEngine:
         return True
 
     async def _monitor(self, client: Any) -> None:
-        """Every ``monitor.reconcile_s``: publish the API's 429/418 counts and, on a venue with
+        """Every second, the periodic state if no book event published it (a silent feed shows as
+        stale). Every ``monitor.reconcile_s``: publish the API's 429/418 counts and, on a venue with
         positions, the exchange's position against the engine's (skipped while an order is in flight,
         whose fill may have reached one side only). Telemetry only: a failure here is logged, never
         fatal."""
@@ -373,13 +374,16 @@ class PaperEngine:
         from orderflow.telemetry import schema as S
 
         every = self.cfg.monitor.reconcile_s
-        if every <= 0:
-            return
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(1.0)
             tap = self.tap
             if tap is None:
                 continue
+            tap.idle(time.time_ns())  # the state goes on while the feed is silent
+            if every <= 0 or time.monotonic() - last < every:
+                continue
+            last = time.monotonic()
             st = client.limiter.stats
             lim = client.limiter
             retry = max(0.0, (max(lim.blocked_until_ns, lim.banned_until_ns) - lim.clock()) / 1e9)

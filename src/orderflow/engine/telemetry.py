@@ -305,6 +305,13 @@ class PaperTap:
             self._last_state = ts_ns
             self.state(ts_ns)
 
+    def idle(self, ts_ns: int) -> None:
+        """Publish the periodic state when no book event has done so for ``state_s``: a feed that went
+        silent then shows as stale (its lag grows) instead of going quiet."""
+        if ts_ns - self._last_state >= self.state_ns:
+            self._last_state = ts_ns
+            self.state(ts_ns)
+
     def decision(self, row: dict[str, Any]) -> None:
         from orderflow.strategy.layout import ACTIONS, GATES
 
