@@ -299,7 +299,7 @@ class Rules:
         R = self.R
         s = r.sym(ev.symbol)
         key = f"feed:run={r.run_id}:{ev.symbol}"
-        common = {"run_id": r.run_id, "symbol": ev.symbol, "view": "feed"}
+        common: dict[str, Any] = {"run_id": r.run_id, "symbol": ev.symbol, "view": "feed"}
         if s.gaps >= 0 and R.feed_gap.enabled and (ev.gaps > s.gaps or ev.resyncs > s.resyncs):
             self.inc.event(
                 "feed_gap", R.feed_gap, key, ev.ts_ns,
