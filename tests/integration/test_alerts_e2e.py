@@ -136,8 +136,9 @@ def test_alerts_end_to_end_kill_switch_feed_fault_and_sigkill(tmp_path):
 
     telemetry, db, kill = tmp_path / "telemetry", tmp_path / "journal.sqlite", tmp_path / "kill-switch"
     with (
-        running_local_exchange(source="sim", seed=5, clock="realtime", speed=20, market="usdm", sim_hours=3.0,
-                               symbol="BTCUSDT") as ex,  # fmt: skip
+        running_local_exchange(
+            source="sim", seed=5, clock="realtime", speed=20, market="usdm", sim_hours=3.0, symbol="BTCUSDT"
+        ) as ex,  # fmt: skip
         SmtpServer() as smtp,
         FakeTelegram() as tg,
         TwilioServer() as sms,
@@ -174,7 +175,9 @@ def test_alerts_end_to_end_kill_switch_feed_fault_and_sigkill(tmp_path):
             return beats
 
         try:
-            _wait(lambda: any(b.state == "running" for b in heartbeats()), 180, "the engine's first heartbeat")
+            _wait(
+                lambda: any(b.state == "running" for b in heartbeats()), 180, "the engine's first heartbeat"
+            )
             run_id = beats[-1].run_id
             _wait(lambda: tg.count("getUpdates") >= 1, 60, "the alerter's Telegram poller")
             hook.status = 500  # the webhook is down when the first alert comes
@@ -184,7 +187,9 @@ def test_alerts_end_to_end_kill_switch_feed_fault_and_sigkill(tmp_path):
             time.sleep(3)
             assert tg.sent(INTRUDER) == [] and not kill.exists()
             tg.say(CHAT, "/kill reduce_only", user="alice")
-            reply = _wait(lambda: [t for t in tg.sent(CHAT) if "/confirm" in t], 30, "the confirmation request")
+            reply = _wait(
+                lambda: [t for t in tg.sent(CHAT) if "/confirm" in t], 30, "the confirmation request"
+            )
             code = re.search(r"/confirm (\d+)", reply[-1]).group(1)
             tg.say(INTRUDER, f"/confirm {code}", user="mallory")
             time.sleep(1)
