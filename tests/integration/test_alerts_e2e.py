@@ -206,9 +206,10 @@ def test_alerts_end_to_end_kill_switch_feed_fault_and_sigkill(tmp_path):
             # 2. the market-data connection cut, reconnects refused for 8 s
             proxy.call(proxy.proxy.block, "market", 8.0)
             assert proxy.call(proxy.proxy.drop, "market") >= 1
-            _wait(lambda: _count(_texts_tg(tg), "[WARNING]") and _count(_texts_tg(tg), "feed"), 40,
-                  "the feed alert")  # fmt: skip
-            _wait(lambda: _count(_texts_tg(tg), "[RESOLVED]"), 60, "the feed's resolved message")
+            feed_key = f"incident: feed:run={run_id}:BTCUSDT"
+            _wait(lambda: _count(_texts_tg(tg), feed_key), 40, "the feed alert")
+            _wait(lambda: [t for t in _texts_tg(tg) if feed_key in t and "[RESOLVED]" in t], 60,
+                  "the feed's resolved message")  # fmt: skip
 
             # 3. SIGKILL: engine down within 10 s on all four channels
             assert engine.poll() is None, "the engine stopped by itself"
@@ -228,14 +229,14 @@ def test_alerts_end_to_end_kill_switch_feed_fault_and_sigkill(tmp_path):
             hooks = [m["title"] + "\n" + m["message"] for m in hook.messages]
             for texts in (tgm, hooks):
                 assert _count(texts, "kill switch set to reduce_only") == 1, texts
-                assert _count(texts, f"incident: feed:run={run_id}:BTCUSDT") == 2, texts  # trigger + resolved
+                assert _count(texts, feed_key) == 2, texts  # trigger + resolved
                 assert _count(texts, f"incident: engine_down:run={run_id}") == 1, texts
             sms_bodies = [m["body"] for m in sms.messages]
             assert len(sms_bodies) == 1 and "engine down" in sms_bodies[0], sms_bodies
             mails = smtp.messages
             assert len(mails) == 1 and "engine down" in mails[0].subject, [m.subject for m in mails]
-            assert "silence_s=" in mails[0].body and f"#view=system&run={run_id}" in mails[0].body
-            assert smtp.failed_logins == 0
+            assert "silence_s=" in mails[0].text and f"#view=system&run={run_id}" in mails[0].text
+            assert mails[0].login == "alerts" and smtp.failed_logins == 0  # it logged in with AUTH
         finally:
             for p in (engine, alerter):
                 if p.poll() is None:
@@ -247,7 +248,8 @@ def test_alerts_end_to_end_kill_switch_feed_fault_and_sigkill(tmp_path):
             engine_log.close()
             alerter_log.close()
             proxy.close()
-            print((tmp_path / "alerter.log").read_text()[-4000:])
+            print("alerter log:\n" + (tmp_path / "alerter.log").read_text()[-4000:])
+            print("telegram alerts:\n" + "\n---\n".join(_texts_tg(tg)))
 
     # the journal has every message and its delivery per channel; the webhook's first tries failed
     from orderflow.alerts.store import AlertStore

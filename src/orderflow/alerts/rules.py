@@ -204,7 +204,7 @@ class Rules:
                 "drawdown_breaker", R.drawdown_breaker, f"drawdown_breaker:run={r.run_id}",
                 ev.breaker == "tripped", ev.ts_ns, run_id=r.run_id, text=text, numbers=nums, view="risk",
             )  # fmt: skip
-        total = sum(x.refusals for x in ev.rules)
+        total = sum(x.refusals for x in ev.rules if x.rule != "kill_switch")  # those are the operator's
         q = r.refusals
         q.append((ev.ts_ns, total))
         horizon = ev.ts_ns - int(R.refusal_burst.window_s * NS)
@@ -212,7 +212,9 @@ class Rules:
             q.popleft()
         burst = total - q[0][1]
         if R.refusal_burst.enabled and burst >= R.refusal_burst.count:
-            by_rule = ", ".join(f"{x.rule} {x.refusals}" for x in ev.rules if x.refusals)
+            by_rule = ", ".join(
+                f"{x.rule} {x.refusals}" for x in ev.rules if x.refusals and x.rule != "kill_switch"
+            )
             self.inc.event(
                 "refusal_burst", R.refusal_burst, f"refusal_burst:run={r.run_id}", ev.ts_ns, run_id=r.run_id,
                 text=f"{burst} risk refusals in the last {R.refusal_burst.window_s:g} s (so far: {by_rule})",
@@ -308,20 +310,22 @@ class Rules:
                 numbers={"gaps": ev.gaps, "resyncs": ev.resyncs}, **common,
             )  # fmt: skip
         s.gaps, s.resyncs = ev.gaps, ev.resyncs
-        if s.reconnects_total >= 0 and ev.reconnects > s.reconnects_total:
-            s.reconnects.extend([ev.ts_ns] * (ev.reconnects - s.reconnects_total))
+        new = ev.reconnects - s.reconnects_total if s.reconnects_total >= 0 else 0
+        if new > 0:
+            s.reconnects.extend([ev.ts_ns] * new)
         s.reconnects_total = ev.reconnects
         horizon = ev.ts_ns - int(R.reconnect_storm.window_s * NS)
         while s.reconnects and s.reconnects[0] < horizon:
             s.reconnects.popleft()
-        if R.reconnect_storm.enabled and len(s.reconnects) >= R.reconnect_storm.count:
+        if R.reconnect_storm.enabled and new > 0 and len(s.reconnects) >= R.reconnect_storm.count:
             self.inc.event(
                 "reconnect_storm", R.reconnect_storm, key, ev.ts_ns,
                 text=f"reconnect storm: {len(s.reconnects)} reconnects in {R.reconnect_storm.window_s:g} s",
                 numbers={"reconnects_in_window": len(s.reconnects), "reconnects": ev.reconnects}, **common,
             )  # fmt: skip
         s.lag_ms, s.synced = ev.lag_ms, ev.synced
-        stale = ev.lag_ms > R.stale_feed.lag_ms or not ev.synced
+        starting = r.started_ns and (ev.ts_ns - r.started_ns) / 1e6 < R.stale_feed.lag_ms
+        stale = ev.lag_ms > R.stale_feed.lag_ms or (not ev.synced and not starting)
         if R.stale_feed.enabled:
             self.inc.hold(
                 "stale_feed", R.stale_feed, key, stale, ev.ts_ns,
@@ -377,6 +381,8 @@ class Rules:
     def _on_outcome(self, r: RunState, ev: S.Outcome) -> None:
         R = self.R.calibration
         s = r.sym(ev.symbol)
+        if not all(np.isfinite((ev.p_down, ev.p_flat, ev.p_up))):
+            return  # a prediction made before the model had valid inputs: nothing to calibrate
         s.outcomes.append((ev.p_down, ev.p_flat, ev.p_up, ev.label + 1))
         if not R.enabled or len(s.outcomes) < R.min_samples:
             return
