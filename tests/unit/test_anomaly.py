@@ -158,6 +158,15 @@ def test_a_step_opens_one_incident_and_clears_once():
     assert after["mad"] == pytest.approx(before["mad"], rel=0.15)
 
 
+def test_confirm_needs_the_samples_and_the_seconds():
+    mon = AnomalyMonitor(cfg("feed_lag", confirm=3, confirm_s=1.0, clear=2))
+    feed(mon, [10.0] * 600)  # 0.1 s apart
+    assert feed(mon, [5000.0] * 5 + [10.0] * 3, t0=1000 * NS) == []  # 5 samples over 0.4 s: a blip
+    out = feed(mon, [5000.0] * 12 + [10.0] * 2, t0=2000 * NS)
+    # the 11th abnormal sample is 1.0 s after the first: open; the 2nd normal one clears
+    assert [(a.active, a.ts_ns) for a in out] == [(True, 2000 * NS + NS), (False, 2000 * NS + 13 * NS // 10)]
+
+
 def test_without_holding_out_a_long_incident_would_clear_itself():
     """Why the anomaly's samples stay out of the baseline: a step longer than half the window would
     move the median onto it. Held out, it stays open for the whole step (up to the level-shift rule)."""
@@ -319,7 +328,7 @@ def test_orders_and_market_trades_per_minute():
 
 
 def test_runs_and_symbols_are_apart_and_a_stopped_run_clears_its_incidents():
-    mon = AnomalyMonitor(cfg("spread", warmup=10, confirm=1))
+    mon = AnomalyMonitor(cfg("spread", warmup=10, confirm=1, confirm_s=0.0))
     for i in range(20):
         mon.observe(book(i * NS, 100.0, 100.01))
         mon.observe(book(i * NS, 10.0, 10.01, sym="ETHUSDT"))

@@ -6,7 +6,8 @@ last ``window`` samples. A sample ``x`` scores ``z = (x - median) / (1.4826 * MA
 at ``max(min_mad, min_mad_rel * |median|)`` so that a constant series (a one-tick spread) does not
 alarm on its first change. No alarm before ``warmup`` samples. It returns transitions only: an
 incident opens (``active=True``) after ``confirm`` consecutive samples beyond ``z`` in the metric's
-direction and clears (``active=False``) after ``clear`` consecutive samples that are not.
+direction, spanning at least ``confirm_s`` seconds of event time, and clears (``active=False``) after
+``clear`` consecutive samples that are not.
 
 The metrics, one sample each:
 
@@ -36,7 +37,8 @@ later). On :class:`RunStopped` every open incident of the run clears and its sta
 Cost per sample: ``O(log n)`` comparisons on a sorted list (insertion and removal add a memmove of
 at most ``window`` pointers, faster than a SortedList at these sizes); the exact MAD (a selection over
 the deviations on both sides of the median, ``O(log n)``) is computed only when cheap bounds on it
-cannot decide the sample.
+cannot decide the sample. (river's rolling quantiles give the median but not the MAD, which needs the
+deviations about a moving median.)
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class MetricConfig(BaseModel):
     warmup: int = Field(ge=1, description="samples in the baseline before any alarm")
     window: int = Field(ge=3, le=100_000, description="samples in the rolling baseline")
     confirm: int = Field(1, ge=1, description="consecutive abnormal samples to open an incident")
+    confirm_s: float = Field(0.0, ge=0, description="... spanning at least this many seconds of event time")
     clear: int = Field(3, ge=1, description="consecutive normal samples to clear it")
     direction: Literal["high", "low", "both"] = Field("high", description="which tail alarms")
     severity: Literal["info", "warning", "critical"] = "warning"
@@ -91,13 +94,33 @@ def _m(unit: str, **kw: Any) -> _Spec:
     return _Spec(unit, MetricConfig(**kw))
 
 
-# Defaults tuned on real recordings (tests/integration/test_anomaly_recording.py prints the figures).
+# Defaults tuned on real recordings replayed as telemetry (tests/integration/test_anomaly_recording.py
+# prints the figures): 49 minutes of Binance BTCUSDT/ETHUSDT (USD-M and spot) and 24 hours of NEXOUSDT.
+# - spread: one tick is 0.016 bps on BTCUSDT and 8 bps on NEXOUSDT, so the floor is half the median
+#   (a spread of 7+ ticks alarms from a one-tick median; x10 scores 12); confirm_s because sub-second
+#   blowouts are routine in fast markets (BTCUSDT USD-M 2024-08-08: 150 ticks for 0.46 s);
+# - slippage, fill_distance: a liquid pair's median is the half spread with a MAD of ~0, the floors
+#   put the alarm near 3 and 12 bps (real fills reached 2.2 and 7.9 bps there);
+# - trade_pnl: round trips are heavy-tailed and zero-inflated (24 of 58 ETHUSDT trips lost exactly one
+#   tick), so a higher z and 50 trips of warm-up; min_mad is in quote currency: scale it to the account;
+# - market_trade_rate: bursts of 80-300 trades in a minute against a median of 5 happen several times a
+#   day on an illiquid pair (0.29 alarms per hour there at z 10): info only.
 METRICS: dict[str, _Spec] = {
-    "spread": _m("bps", z=8.0, min_mad=0.005, min_mad_rel=0.5, warmup=300, window=3000, confirm=3, clear=20),
+    "spread": _m(
+        "bps",
+        z=8.0,
+        min_mad=0.005,
+        min_mad_rel=0.5,
+        warmup=300,
+        window=3000,
+        confirm=3,
+        confirm_s=1.0,
+        clear=20,
+    ),
     "feed_lag": _m("ms", z=8.0, min_mad=25.0, warmup=60, window=600, confirm=2, clear=5),
-    "slippage": _m("bps", z=8.0, min_mad=0.15, warmup=30, window=500, clear=5),
+    "slippage": _m("bps", z=8.0, min_mad=0.25, warmup=30, window=500, clear=5),
     "fill_distance": _m("bps", z=8.0, min_mad=1.0, warmup=30, window=500, clear=5, severity="critical"),
-    "trade_pnl": _m("quote", z=8.0, min_mad=0.01, warmup=30, window=300, clear=3, direction="both"),
+    "trade_pnl": _m("quote", z=10.0, min_mad=0.05, warmup=50, window=300, clear=3, direction="both"),
     "trade_rate": _m("per min", z=8.0, min_mad=1.0, warmup=30, window=240, clear=3, severity="critical"),
     "market_trade_rate": _m(
         "per min", z=10.0, min_mad=5.0, min_mad_rel=0.25, warmup=30, window=240, clear=3, severity="info"
@@ -194,7 +217,9 @@ class _Series:
     __slots__ = (
         "active",
         "bad",
+        "bad_since",
         "cfg",
+        "confirm_ns",
         "count",
         "good",
         "held",
@@ -211,12 +236,12 @@ class _Series:
 
     def __init__(self, cfg: MetricConfig) -> None:
         self.cfg = cfg
-        self.warmup, self.window, self.min_mad, self.rel = (
-            cfg.warmup,
-            cfg.window,
-            cfg.min_mad,
-            cfg.min_mad_rel,
-        )
+        self.warmup = cfg.warmup
+        self.window = cfg.window
+        self.min_mad = cfg.min_mad
+        self.rel = cfg.min_mad_rel
+        self.confirm_ns = round(cfg.confirm_s * 1e9)
+        self.bad_since = 0  # event time of the first sample of the current abnormal run
         self.limit = cfg.z * K  # |x - median| beyond limit * MAD is abnormal
         self.sign = {"high": 1.0, "low": -1.0, "both": 0.0}[cfg.direction]
         self.win: deque[float] = deque()  # the baseline, oldest first
@@ -258,8 +283,9 @@ class _Series:
             return True
         return a > self.limit * max(self.mad(m), floor)
 
-    def add(self, x: float) -> tuple[bool, float, float, float] | None:
-        """Score ``x`` and update: ``(active, median, mad, z)`` when the incident opens or clears."""
+    def add(self, x: float, ts_ns: int) -> tuple[bool, float, float, float] | None:
+        """Score ``x`` (at ``ts_ns``) and update: ``(active, median, mad, z)`` when the incident opens or
+        clears."""
         win, srt, window = self.win, self.sorted, self.window
         n = len(win)
         self.count = c = self.count + 1
@@ -275,7 +301,10 @@ class _Series:
             if held and (self.sign == 0.0 or dev * self.sign > 0):
                 self.bad += 1
                 self.good = 0
-                if not self.active and self.bad >= self.cfg.confirm:
+                if self.bad == 1:
+                    self.bad_since = ts_ns
+                confirmed = self.bad >= self.cfg.confirm and ts_ns - self.bad_since >= self.confirm_ns
+                if not self.active and confirmed:
                     self.active = True
                     out = self._numbers(True, x, m)
             else:
@@ -411,7 +440,7 @@ class AnomalyMonitor:
             s = st.series[metric] = _Series(cfg)
         if x != x or x in (math.inf, -math.inf):
             return
-        r = s.add(x)
+        r = s.add(x, ts_ns)
         if r is not None:
             active, med, mad, z = r
             out.append(
