@@ -111,8 +111,13 @@ class _PassOn(logging.Handler):
         self.before = level
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(_silenced, "on", False):  # a check that reports apprise's reason itself
+            return
         if record.levelno >= (self.before or logging.getLogger().getEffectiveLevel()):
             logging.getLogger().handle(record)
+
+
+_silenced = threading.local()
 
 
 _MASK = _MaskSecrets()
@@ -154,11 +159,15 @@ def check_channel_url(name: str, url: str) -> None:
     where = _where(url, secrets) if isinstance(url, str) else f"({type(url).__name__})"
     if not isinstance(url, str) or not url.strip():
         raise ValueError(f"channel {name!r}: malformed URL {where}: empty")
-    with _Capture() as cap:
-        try:
-            plugin = Apprise.instantiate(url, asset=_ASSET, suppress_exceptions=False)
-        except Exception as e:  # the plugin refused its arguments (apprise says which)
-            plugin, cap.lines = None, [*cap.lines, str(e)]
+    _silenced.on = True
+    try:
+        with _Capture() as cap:
+            try:
+                plugin = Apprise.instantiate(url, asset=_ASSET, suppress_exceptions=False)
+            except Exception as e:  # the plugin refused its arguments (apprise says which)
+                plugin, cap.lines = None, [*cap.lines, str(e)]
+    finally:
+        _silenced.on = False
     if plugin is None:
         reason = "; ".join(dict.fromkeys(cap.lines)) or "apprise does not know this URL"
         raise ValueError(f"channel {name!r}: malformed URL {where}: {redact(reason, *secrets)}")
