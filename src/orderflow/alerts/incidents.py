@@ -327,10 +327,9 @@ class Incidents:
             head = f"{name}{where}: still open after {_dur(now - opened)} (escalated to {severity})"
         else:
             title = f"[{severity.upper()}] {'changed: ' if changed else ''}{name}{where}"
-            head = f"{name}{where}" + (" changed" if changed else "")
-        lines = [head]
-        texts = c.history if kind == "resolved" else {r: p.text for r, p in c.parts.items()}
-        lines += [t for t in texts.values() if t]
+            head = ""  # the title says it
+        lines = [head] if head else []
+        lines += [t for t in c.history.values() if t]  # every rule seen in the incident, its latest line
         if c.count > 1:
             lines.append(f"events in this incident: {c.count}")
         nums = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(c.numbers.items()))
