@@ -25,7 +25,7 @@ run: setup
 
 ## the fast lane (under 3 minutes): every test not marked slow; the whole suite is `make test`
 test-fast: setup
-	@$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## the whole test suite in TEST_WORKERS processes (exit status 5 = no tests collected is reported, not hidden)
 test: setup
