@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.Column("numbers", sa.Text, nullable=False),
         sa.Column("link", sa.Text, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_alerts"),
-        sa.CheckConstraint(
-            _in("severity", ("info", "warning", "critical")), name=op.f("ck_alerts_severity")
-        ),
+        sa.CheckConstraint(_in("severity", ("info", "warning", "critical")), name=op.f("ck_alerts_severity")),
         sa.CheckConstraint(
             _in("kind", ("trigger", "resolved", "escalation", "test", "report")), name=op.f("ck_alerts_kind")
         ),
