@@ -81,7 +81,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("funding_events", "model_inputs", "predictions"):
         op.drop_table(table)
-    with op.batch_alter_table("fills") as b:  # SQLite drops a column by rebuilding the table
-        b.drop_column("ref_price")
-    with op.batch_alter_table("orders") as b:
-        b.drop_column("ref_price")
+    for table in ("fills", "orders"):
+        if op.get_bind().dialect.name == "sqlite":
+            # SQLite >= 3.35 drops a column in place; a batch rebuild would drop ``orders``, which
+            # ``fills`` and ``order_events`` reference
+            op.execute(f"ALTER TABLE {table} DROP COLUMN ref_price")
+        else:
+            op.drop_column(table, "ref_price")
