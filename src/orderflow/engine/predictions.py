@@ -188,8 +188,3 @@ class PredictionLog:
         self._rows, self._outcomes = [], []
         self._waiting.clear()
         self._flush_t = t
-
-
-def decode_inputs(blob: bytes) -> list[float]:
-    """A row's ``inputs`` (msgpack array of floats) as a list."""
-    return [float(v) for v in msgspec.msgpack.decode(blob)]

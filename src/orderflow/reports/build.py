@@ -594,8 +594,9 @@ def _drift(conn: sa.Connection, period: Period, run: int | None, n_ref: int) -> 
     for r in conn.execute(cur_q.order_by(Prediction.ts_ns, Prediction.id)):
         cur_by_v[r.version].append(r)
     out: dict[str, Any] = {
-        "reference": f"each model version's first {n_ref} journaled input vectors (its first live data); "
-        "the registry keeps no training feature statistics",
+        "reference": f"each model version's first {n_ref} journaled input vectors (its first live data"
+        + (f", in run {run}" if run is not None else "")
+        + "); the registry keeps no training feature statistics",
         "rule_of_thumb": "PSI < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift",
         "versions": {},
         "top": [],
