@@ -79,6 +79,9 @@ def paper(tmp_path_factory) -> SimpleNamespace:
     tmp = tmp_path_factory.mktemp("paper-predictions")
     db = tmp / "journal.sqlite"
     cfg = _config()
+    cfg = cfg.model_copy(
+        update={"monitor": cfg.monitor.model_copy(update={"telemetry": str(tmp / "telemetry")})}
+    )
 
     async def go() -> SimpleNamespace:
         xcfg = LocalExchangeConfig(source="sim", seed=21, sim_hours=0.2, clock="lockstep", market="usdm",
@@ -183,6 +186,25 @@ def test_funding_payments_are_journaled_as_booked_and_as_charged(paper):
     assert rep["pnl"]["funding"] == D(model[0].amount) and rep["pnl"]["funding_exchange"] == D(
         venue[0].amount
     )
+
+
+def test_the_telemetry_carries_the_same_predictions_and_outcomes(paper):
+    from orderflow.telemetry import schema as S
+    from orderflow.telemetry.bus import FileReader
+
+    run = paper.engine.run_id
+    events = FileReader(paper.tmp / "telemetry").read(run, max_events=10_000_000)
+    outputs = [e for e in events if isinstance(e, S.ModelOutput)]
+    outcomes = [e for e in events if isinstance(e, S.Outcome)]
+    preds = _rows(paper.db, "select * from predictions order by seq")
+    # one tracker serves both: every journaled prediction was published, every outcome too
+    assert [(o.p_down, o.p_up, o.ts_ns) for o in outputs] == [(p.p_down, p.p_up, p.ts_ns) for p in preds]
+    by_event = {(p.event_ns, p.p_down): p for p in preds}
+    resolved = [p for p in preds if p.label is not None]
+    assert len(outcomes) == len(resolved)
+    for o in outcomes:
+        p = by_event[o.pred_ts_ns, o.p_down]
+        assert (o.label, o.ret, o.p_down) == (p.label, p.ret, p.p_down)
 
 
 def _ece(conf: np.ndarray, hit: np.ndarray) -> float:
