@@ -41,7 +41,7 @@ from orderflow.journal.models import Base, DuplicateOrderError
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 TABLES = {"runs", "orders", "order_events", "fills", "positions", "equity", "signals", "risk_events",
           "model_versions", "alerts", "alert_deliveries", "alert_incidents", "report_sends",
-          "alerter_state", "alembic_version"}  # fmt: skip
+          "alerter_state", "predictions", "model_inputs", "funding_events", "alembic_version"}  # fmt: skip
 
 
 def _pg_unavailable(reason: str) -> None:

@@ -80,6 +80,13 @@ def report_cmd(cfg: Config | None, args: argparse.Namespace) -> int:
             f"{float(pnl['gross']):,.4f} - fees {float(pnl['fees']):,.4f} + funding "
             f"{float(pnl['funding']):,.4f}; {rep['trades']['count']} round trips"
         )
+        m = rep["model"]
+        if m is not None and m.get("brier") is not None:
+            print(
+                f"  model: {m['resolved']} predictions with an outcome, Brier {m['brier']:.4f} (baseline "
+                f"{m['baseline']['brier']:.4f}), log loss {m['log_loss']:.4f} (baseline "
+                f"{m['baseline']['log_loss']:.4f}), ECE {m['reliability']['ece']:.4f}"
+            )
         for kind, p in paths.items():
             print(f"  {kind}: {p}")
     return 0

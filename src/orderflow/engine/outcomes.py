@@ -9,6 +9,12 @@ first touches ``+pt·R`` (label +1) or ``−sl·R`` (−1), or, once an event ar
 barrier ``t + horizon``, with label 0 and the return of the last event at or before it. A prediction
 made during warm-up (``R`` NaN) or with ``R == 0`` is never labelled, as in batch.
 ``tests/unit/test_outcomes.py`` checks the streaming labels against :func:`triple_barrier`.
+
+Cost: ``on_price`` runs at every book event. It scans the pending predictions only when the mid
+reaches the nearest barrier of any of them (kept, with a margin of 1e-9 in log-return units, as the
+lowest upper and the highest lower barrier) or the oldest one's vertical barrier has passed; otherwise
+an event costs the volatility update and three comparisons, whatever the number pending. The scan
+applies each prediction's exact test, so the margin changes no label.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from orderflow.features.config import LabelConfig
 NS = 1_000_000_000
 
 
+_MARGIN = 1e-9  # log-return units: the fast path's barriers are this much nearer than the exact ones
+
+
 @dataclass
 class Pending:
     ts_ns: int
@@ -29,7 +38,7 @@ class Pending:
     unit: float
     probs: tuple[float, float, float]
     ev: float
-    last_logp: float
+    key: int = -1  # the caller's name for the prediction (the journal's sequence number)
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class Resolved:
     ret: float
     probs: tuple[float, float, float]
     ev: float
+    key: int = -1
 
 
 class _Vol:
@@ -129,6 +139,9 @@ class OutcomeTracker:
         self.pending: deque[Pending] = deque()
         self._last_sample = -(2**62)
         self.dropped = 0
+        self._lo_up = math.inf  # the lowest upper barrier of the pending (log price, less the margin)
+        self._hi_dn = -math.inf  # the highest lower barrier (plus the margin)
+        self._first = 2**62  # the earliest sample time pending
 
     def on_price(self, ts_ns: int, price: float) -> list[Resolved]:
         """A new mid; returns the predictions it resolved."""
@@ -136,34 +149,58 @@ class OutcomeTracker:
             return []
         logp = math.log(price)
         out: list[Resolved] = []
-        if self.pending:
-            keep: deque[Pending] = deque()
-            for p in self.pending:
-                if ts_ns > p.ts_ns + self.horizon_ns:  # past the vertical barrier: the last event before it
-                    out.append(
-                        Resolved(p.ts_ns, p.ts_ns + self.horizon_ns, 0, p.last_logp - p.logp, p.probs, p.ev)
-                    )
-                    continue
-                r = logp - p.logp  # every event after the sample's row counts, even at the same time
-                if r >= self.cfg.pt * p.unit:
-                    out.append(Resolved(p.ts_ns, ts_ns, 1, r, p.probs, p.ev))
-                    continue
-                if r <= -self.cfg.sl * p.unit:
-                    out.append(Resolved(p.ts_ns, ts_ns, -1, r, p.probs, p.ev))
-                    continue
-                p.last_logp = logp
-                keep.append(p)
-            self.pending = keep
+        if self.pending and (
+            logp >= self._lo_up or logp <= self._hi_dn or ts_ns > self._first + self.horizon_ns
+        ):
+            out = self._scan(ts_ns, logp)
         var = self.vol.update(ts_ns, logp)
         u = math.sqrt(var * self.cfg.horizon_s) if not math.isnan(var) else math.nan
         self.unit = max(u, self.cfg.min_vol) if not math.isnan(u) else math.nan
         self.logp, self.ts = logp, ts_ns
         return out
 
+    def _scan(self, ts_ns: int, logp: float) -> list[Resolved]:
+        """Each pending prediction's exact test at the new log price ``logp``; keeps the others."""
+        out: list[Resolved] = []
+        keep: deque[Pending] = deque()
+        last = self.logp  # the previous event's log price: where an expired prediction stood
+        pt, sl, h = self.cfg.pt, self.cfg.sl, self.horizon_ns
+        lo_up, hi_dn, first = math.inf, -math.inf, 2**62
+        for p in self.pending:
+            if ts_ns > p.ts_ns + h:  # past the vertical barrier: the last event before it
+                out.append(Resolved(p.ts_ns, p.ts_ns + h, 0, last - p.logp, p.probs, p.ev, p.key))
+                continue
+            r = logp - p.logp  # every event after the sample's row counts, even at the same time
+            if r >= pt * p.unit:
+                out.append(Resolved(p.ts_ns, ts_ns, 1, r, p.probs, p.ev, p.key))
+                continue
+            if r <= -sl * p.unit:
+                out.append(Resolved(p.ts_ns, ts_ns, -1, r, p.probs, p.ev, p.key))
+                continue
+            keep.append(p)
+            lo_up = min(lo_up, p.logp + pt * p.unit - _MARGIN)
+            hi_dn = max(hi_dn, p.logp - sl * p.unit + _MARGIN)
+            first = min(first, p.ts_ns)
+        self.pending = keep
+        self._lo_up, self._hi_dn, self._first = lo_up, hi_dn, first
+        return out
+
+    def due(self, ts_ns: int) -> bool:
+        """A sample at ``ts_ns`` would be taken (``sample_s`` has passed since the last one)."""
+        return ts_ns - self._last_sample >= self.sample_ns
+
     def predict(
-        self, ts_ns: int, probs: tuple[float, float, float], ev: float = 0.0, *, force: bool = False
+        self,
+        ts_ns: int,
+        probs: tuple[float, float, float],
+        ev: float = 0.0,
+        *,
+        force: bool = False,
+        key: int = -1,
     ) -> bool:
-        """Sample the prediction made at the last price (at most every ``sample_s``); True if kept."""
+        """Sample the prediction made at the last price (at most every ``sample_s``, or now with
+        ``force``); True if kept (never during the volatility warm-up). ``key`` comes back with its
+        :class:`Resolved`."""
         if not force and ts_ns - self._last_sample < self.sample_ns:
             return False
         if not (self.unit > 0.0) or math.isnan(self.logp):
@@ -172,5 +209,9 @@ class OutcomeTracker:
         if len(self.pending) >= self.max_pending:
             self.pending.popleft()
             self.dropped += 1
-        self.pending.append(Pending(ts_ns, self.logp, self.unit, probs, ev, self.logp))
+        p = Pending(ts_ns, self.logp, self.unit, probs, ev, key)
+        self.pending.append(p)
+        self._lo_up = min(self._lo_up, p.logp + self.cfg.pt * p.unit - _MARGIN)
+        self._hi_dn = max(self._hi_dn, p.logp - self.cfg.sl * p.unit + _MARGIN)
+        self._first = min(self._first, ts_ns)
         return True

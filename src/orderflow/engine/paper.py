@@ -11,8 +11,13 @@ This module is the wiring and the event loop. Orders are placed, tracked, cancel
 :class:`~orderflow.execution.orders.OrderManager` (an order's route: :meth:`PaperEngine._send` ->
 ``OrderManager.submit`` -> ``BinanceTradingClient.intent_params`` / ``send_intent`` / ``signed_payload``);
 start-up recovery is :mod:`orderflow.engine.recovery`, the journal's signal rows
-:mod:`orderflow.engine.signals`, the kill switch :mod:`orderflow.engine.control` and the account of a run
-:mod:`orderflow.engine.report`.
+:mod:`orderflow.engine.signals`, its predictions and their outcomes :mod:`orderflow.engine.predictions`,
+the kill switch :mod:`orderflow.engine.control` and the account of a run :mod:`orderflow.engine.report`.
+
+With a journal the engine also records, per order, the decision's mid (the intent's ``ref_price``: the
+core's reference for the order, its parent's mid for a slice), which the journal copies onto the
+order's fills, and each funding payment: the core's, when its booked funding changes at a book event,
+and the exchange's, from the user data stream.
 """
 
 from __future__ import annotations
@@ -30,12 +35,14 @@ import numpy as np
 from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, Trade
 from orderflow.core.instruments import Instrument
 from orderflow.core.orders import CancelRequest, Fill, OrderIntent, OrderRequest, OrderType
+from orderflow.engine import core as CO
 from orderflow.engine.recovery import recover_at_start
 from orderflow.engine.report import PaperStats
 from orderflow.engine.session import TradingSession
 from orderflow.execution.order_state import ManagedOrder, NoJournal
 from orderflow.execution.orders import OrderManager
 from orderflow.execution.portfolio import P_FUNDING as PF_FUNDING
+from orderflow.execution.portfolio import P_POS as PF_POS
 
 if TYPE_CHECKING:  # imported when a run starts (the engine module stays light to import)
     from orderflow.adapters.binance.common.signing import Credentials
@@ -43,6 +50,7 @@ if TYPE_CHECKING:  # imported when a run starts (the engine module stays light t
     from orderflow.adapters.binance.userstream import UserDataStream
     from orderflow.config import Config
     from orderflow.engine.control import Control
+    from orderflow.engine.predictions import PredictionLog
     from orderflow.engine.signals import SignalJournal
     from orderflow.engine.telemetry import PaperTap
     from orderflow.journal import Journal
@@ -156,6 +164,11 @@ class PaperEngine:
         self.signals: SignalJournal | None = None  # the journal's decision rows (with a journal)
         self.telemetry_url = cfg.monitor.telemetry_url()  # telemetry and metrics: the monitor section
         self.tap: PaperTap | None = None  # telemetry and metrics, when published
+        self.predictions: PredictionLog | None = None  # sampled predictions (a model, a journal or telemetry)
+        self.prediction_sample_s = 1.0  # exchange time between two sampled predictions
+        self.prediction_inputs_every = 10  # one prediction row in this many carries the model's inputs
+        self._funding = 0.0  # the core's booked funding (paid) already journaled
+        self._funding_rate = funding
 
     async def run(self, minutes: float) -> PaperStats:
         """Trade for ``minutes`` (wall time), then stop by the stop policy. A run that fails is closed
@@ -213,6 +226,8 @@ class PaperEngine:
             self.signals = SignalJournal(self.journal, self.run_id, self.symbol, self.cfg.strategy.ofi_scale)
         if self.telemetry_url is not None:
             self._start_telemetry()
+        if self.model is not None and (self.journal is not None or self.tap is not None):
+            self._start_predictions()
         reason = "completed"
         async with BinanceTradingClient(tcfg, self.credentials) as client:
             # journal stamps in wall time (the event clock may be a lockstep ManualClock)
@@ -255,6 +270,8 @@ class PaperEngine:
         reason = self.stop_reason
         if self._last_t:
             self.session.finish(self._last_t, self._last_vs)
+        if self.predictions is not None:
+            self.predictions.flush(self.clock())
         if self.journal is not None and self.run_id is not None:
             if self.signals is not None:
                 self.signals.flush(self.clock())
@@ -287,6 +304,24 @@ class PaperEngine:
             self.signals.on_row = self.tap.decision
         if tele.metrics_url:
             log.warning("metrics: %s", tele.metrics_url)
+
+    def _start_predictions(self) -> None:
+        """Sample the model's predictions and resolve them (:mod:`orderflow.engine.predictions`): into
+        the journal, and to the telemetry when it is published."""
+        from orderflow.engine.outcomes import OutcomeTracker
+        from orderflow.engine.predictions import PredictionLog
+
+        assert self.model is not None
+        version = self.model_version or str(getattr(self.model, "source", ""))
+        tracker = OutcomeTracker(self.cfg.labels, sample_s=self.prediction_sample_s)
+        names = list(self.model.manifest.feature_names)
+        self.predictions = PredictionLog(tracker, self.symbol, version, names, self.model_cols,
+                                         journal=self.journal, run_id=self.run_id,
+                                         inputs_every=self.prediction_inputs_every,
+                                         ts_ns=time.time_ns())  # fmt: skip
+        if self.tap is not None:
+            self.predictions.on_output = self.tap.model_output
+            self.predictions.on_outcome = self.tap.outcome
 
     def compile_kernels(self) -> None:
         """Run the numba kernels (features, trading core) once on throwaway state before connecting,
@@ -460,16 +495,16 @@ class PaperEngine:
                 self.stats.invalid_since_ns = 0
             else:
                 self.stats.gap_invalid_events += 1
-        p_dn = p_up = 0.0
+        p_dn = p_fl = p_up = 0.0
         t_model = time.perf_counter_ns()
         if self.hot is not None:  # a registry alias: the served version may change between events
             version, probs = self.hot.update(x[self.model_cols])
             if version != self.model_version:
                 self._on_new_version(version, ev.ts_recv)
-            p_dn, p_up = float(probs[0, 0]), float(probs[0, 2])
+            p_dn, p_fl, p_up = float(probs[0, 0]), float(probs[0, 1]), float(probs[0, 2])
         elif self.model is not None:
             probs = self.model.predict(x[self.model_cols].astype(np.float32), self.state)
-            p_dn, p_up = float(probs[0, 0]), float(probs[0, 2])
+            p_dn, p_fl, p_up = float(probs[0, 0]), float(probs[0, 1]), float(probs[0, 2])
         infer_us = (time.perf_counter_ns() - t_model) / 1e3
         c = self.col
         req = self.session.on_book(ev.ts_recv, ev.ts_event, valid, x[c["ofi"]], p_dn, p_up, x[c["rv"]],
@@ -499,10 +534,26 @@ class PaperEngine:
                 await asyncio.shield(self._sending)
             finally:
                 self.busy = False
-        if self.tap is not None:  # after the order has gone out: never between a book event and its order
+        # after the order has gone out: never between a book event and its order
+        if self.predictions is not None:
+            cid = f"{self.prefix}-{req.order_id}" if isinstance(req, OrderRequest) else None
+            self.predictions.on_book(ev.ts_recv, ev.ts_event, self.session, x, (p_dn, p_fl, p_up), cid,
+                                     infer_us, valid)  # fmt: skip
+        if self.journal is not None and self.session.P[PF_FUNDING] != self._funding:
+            self._journal_funding(ev.ts_recv)
+        if self.tap is not None:
             uid = ev.update_id if isinstance(ev, BookSnapshot) else ev.last_update_id
             t2o = dt if req is not None else None
-            self.tap.book(ev.ts_recv, ev.ts_event, uid, bp, bs, ap, asz, p_dn, p_up, t2o, infer_us)
+            self.tap.book(ev.ts_recv, uid, bp, bs, ap, asz, t2o)
+
+    def _journal_funding(self, t: int) -> None:
+        """The core booked a funding payment at this book event: journal it (received positive)."""
+        assert self.journal is not None and self.run_id is not None  # a journal has a run from the start
+        booked = float(self.session.P[PF_FUNDING])
+        paid, self._funding = booked - self._funding, booked
+        self.journal.record_funding(self.run_id, t, self.symbol, -paid, "model",
+                                    position=float(self.session.P[PF_POS]), mark=self.session.mid,
+                                    rate=self._funding_rate)  # fmt: skip
 
     def _on_new_version(self, version: str, t: int) -> None:
         """The registry's alias moved and the reloader swapped models (its state re-warmed on recent
@@ -511,6 +562,8 @@ class PaperEngine:
         self.stats.model_swaps.append(f"{self.model_version} -> {version}")
         self.model_version = version
         self.stats.model_version = f"version {version}"
+        if self.predictions is not None:
+            self.predictions.set_version(version, t)
         if self.journal is not None:
             assert self.reloader is not None  # only a reloader's stream changes versions
             self.journal.record_model_version(t, version, "loaded", self.reloader.model.schema_hash,
@@ -543,10 +596,14 @@ class PaperEngine:
         self._core_ids[cid] = req.order_id
         self.stats.orders_sent += 1
         limit = req.order_type is OrderType.LIMIT
+        # the core's decision mid for this order; a mid of two exchange prices has at most 9 decimals,
+        # so rounding there drops the float tail of 0.5 * (bid + ask) and keeps the exact mid
+        ref = round(float(self.session.Df[CO.DF_CUR_MID]), 9)
         intent = OrderIntent(cid, self.symbol, req.side, round(req.qty, 9), req.order_type,
                              req.price if limit else math.nan, req.time_in_force, post_only=req.post_only,
                              reduce_only=req.reduce_only and self.market != "spot",
-                             purpose="exit" if req.reduce_only else "entry", ts_created=t)  # fmt: skip
+                             purpose="exit" if req.reduce_only else "entry", ts_created=t,
+                             ref_price=ref if math.isfinite(ref) and ref > 0 else math.nan)  # fmt: skip
         await self.orders.submit(intent)
 
     def _on_fill(self, mo: ManagedOrder, f: Fill) -> None:
@@ -593,6 +650,9 @@ class PaperEngine:
                 paid = -sum(bc for a, bc in ev.changes if a == self.instrument_quote)
                 self.stats.exchange_funding += paid
                 self.stats.exchange_fundings += 1
+                if self.journal is not None and self.run_id is not None:
+                    self.journal.record_funding(self.run_id, ev.ts_event or ev.ts_recv, self.symbol, -paid,
+                                                "exchange")  # fmt: skip
                 log.info("funding charged by the exchange: %.6f (booked by the model: %.6f in all)", paid,
                          float(self.session.P[PF_FUNDING]))  # fmt: skip
             elif isinstance(ev, OrderUpdate) and ev.symbol == self.symbol:

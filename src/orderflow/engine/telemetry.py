@@ -225,22 +225,18 @@ class EngineTelemetry:
 class PaperTap:
     """The paper/live engine's telemetry: turns what the engine sees (book events, trades, decision
     rows, order reports, fills, kill-switch changes) into :class:`EngineTelemetry` calls, and every
-    ``state_s`` publishes equity, position, risk state and feed health. Model outputs are sampled
-    every ``model_s`` and resolved into outcomes by :class:`~orderflow.engine.outcomes.OutcomeTracker`
-    (the training labels' triple-barrier rule)."""
+    ``state_s`` publishes equity, position, risk state and feed health. Model outputs and their outcomes
+    come from the engine's :class:`~orderflow.engine.predictions.PredictionLog` (sampled predictions
+    resolved by the training labels' triple-barrier rule), through :meth:`model_output` and
+    :meth:`outcome`; an outcome carries the expected value of the last decision row before its
+    prediction."""
 
-    def __init__(
-        self, tele: EngineTelemetry, engine: Any, *, state_s: float = 1.0, model_s: float = 1.0
-    ) -> None:
-        from orderflow.engine.outcomes import OutcomeTracker
-
+    def __init__(self, tele: EngineTelemetry, engine: Any, *, state_s: float = 1.0) -> None:
         self.tele = tele
         self.engine = engine
         self.symbol: str = engine.symbol
         self.state_ns = int(state_s * NS)
-        self.tracker = (
-            OutcomeTracker(engine.cfg.labels, sample_s=model_s) if engine.model is not None else None
-        )
+        self._ev_of: dict[int, float] = {}  # a pending prediction's expected value, by its number
         self._last_state = 0
         self._peak = -np.inf
         self._acked: set[str] = set()
@@ -255,52 +251,18 @@ class PaperTap:
     def book(
         self,
         ts_ns: int,
-        ts_event: int,
         update_id: int,
         bp: np.ndarray,
         bs: np.ndarray,
         ap: np.ndarray,
         asz: np.ndarray,
-        p_dn: float,
-        p_up: float,
         tick_to_order_us: float | None,
-        infer_us: float,
     ) -> None:
-        """After a book event's order (if any) has gone out. ``ts_ns`` is the receive (wall) time,
-        ``ts_event`` the exchange's: outcomes are labelled on exchange time, as the training labels are."""
+        """After a book event's order (if any) has gone out; ``ts_ns`` is the receive (wall) time."""
         t = self.tele
         t.book(self.symbol, ts_ns, update_id, bp, bs, ap, asz)
         if tick_to_order_us is not None:
             t.emit(S.Latency, ts_ns, what="tick_to_order", symbol=self.symbol, us=tick_to_order_us)
-        mid = self.engine.session.mid
-        if self.tracker is not None and np.isfinite(mid):
-            for r in self.tracker.on_price(ts_event, mid):
-                t.emit(
-                    S.Outcome,
-                    ts_ns,
-                    symbol=self.symbol,
-                    pred_ts_ns=r.pred_ts_ns,
-                    label=r.label,
-                    ret=r.ret,
-                    p_down=r.probs[0],
-                    p_flat=r.probs[1],
-                    p_up=r.probs[2],
-                    ev=r.ev,
-                )
-            probs = (p_dn, max(0.0, 1.0 - p_dn - p_up), p_up)
-            if self.tracker.predict(ts_event, probs, self._ev_at):
-                version = self.engine.model_version or str(getattr(self.engine.model, "source", ""))
-                t.emit(
-                    S.ModelOutput,
-                    ts_ns,
-                    symbol=self.symbol,
-                    version=version,
-                    p_down=probs[0],
-                    p_flat=probs[1],
-                    p_up=probs[2],
-                    horizon_ns=self.tracker.horizon_ns,
-                    latency_us=infer_us,
-                )
         if ts_ns - self._last_state >= self.state_ns:
             self._last_state = ts_ns
             self.state(ts_ns)
@@ -311,6 +273,24 @@ class PaperTap:
         if ts_ns - self._last_state >= self.state_ns:
             self._last_state = ts_ns
             self.state(ts_ns)
+
+    def model_output(
+        self, ts_ns: int, seq: int, probs: tuple[float, float, float], version: str, infer_us: float
+    ) -> None:
+        """A sampled prediction (number ``seq``) of the model ``version``."""
+        self._ev_of[seq] = self._ev_at
+        if len(self._ev_of) > 50_000:  # predictions the tracker dropped never resolve
+            del self._ev_of[next(iter(self._ev_of))]
+        tracker = self.engine.predictions.tracker
+        self.tele.emit(S.ModelOutput, ts_ns, symbol=self.symbol, version=version, p_down=probs[0],
+                       p_flat=probs[1], p_up=probs[2], horizon_ns=tracker.horizon_ns,
+                       latency_us=infer_us)  # fmt: skip
+
+    def outcome(self, ts_ns: int, r: Any) -> None:
+        """The outcome of an earlier prediction (an :class:`~orderflow.engine.outcomes.Resolved`)."""
+        self.tele.emit(S.Outcome, ts_ns, symbol=self.symbol, pred_ts_ns=r.pred_ts_ns, label=r.label,
+                       ret=r.ret, p_down=r.probs[0], p_flat=r.probs[1], p_up=r.probs[2],
+                       ev=self._ev_of.pop(r.key, 0.0))  # fmt: skip
 
     def decision(self, row: dict[str, Any]) -> None:
         from orderflow.strategy.layout import ACTIONS, GATES

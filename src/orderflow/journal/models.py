@@ -9,7 +9,7 @@ would silently turn them into binary floats). Reasons: the journal is the record
 reconciled against (``0.1 + 0.2`` must equal ``0.3`` there), the exchange itself speaks decimal
 strings, and both back ends then return identical values. Floats from the engine are converted
 through their shortest ``repr`` (``0.1`` -> ``Decimal('0.1')``). Model scores and risk numbers
-(``signals``, ``risk_events``) are floats: they are kernel outputs, not amounts.
+(``signals``, ``risk_events``, ``predictions``) are floats: they are kernel outputs, not amounts.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ MODEL_EVENTS = ("loaded", "refused")
 SEVERITIES = ("info", "warning", "critical")
 ALERT_KINDS = ("trigger", "resolved", "escalation", "test", "report")
 DELIVERY_STATES = ("pending", "sent", "failed")
+FUNDING_SOURCES = ("model", "exchange")  # booked by the engine at the configured rate / charged by the venue
 
 
 class JournalError(Exception):
@@ -229,6 +230,8 @@ class Order(Base):
     sent_ns: Mapped[int | None] = mapped_column(sa.BigInteger)
     updated_ns: Mapped[int] = mapped_column(sa.BigInteger)
     reason: Mapped[str | None] = mapped_column(sa.Text)
+    # the mid when the order was decided (its parent's decision for a slice): the slippage reference
+    ref_price: Mapped[Decimal | None] = mapped_column(Dec)  # migration 0003
 
 
 class OrderEvent(Base):
@@ -269,6 +272,8 @@ class FillRow(Base):
     liquidity: Mapped[str | None] = mapped_column(sa.String(8))  # maker / taker
     realized_pnl: Mapped[Decimal | None] = mapped_column(Dec)
     ts_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    # the order's decision mid (copied from ``orders.ref_price``): slippage = side * (price - ref) * qty
+    ref_price: Mapped[Decimal | None] = mapped_column(Dec)  # migration 0003
 
 
 class Position(Base):
@@ -434,3 +439,76 @@ class AlerterState(Base):
     key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     value: Mapped[str] = mapped_column(sa.Text)
     updated_ns: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+# -- model evaluation, funding (migration 0003) -----------------------------------------------------
+class Prediction(Base):
+    """A sampled prediction of a paper/live run and, once its horizon has passed, what happened.
+
+    ``seq`` numbers a run's predictions (the key its outcome is written under). ``ts_ns`` is the
+    engine's receive time of the book event, ``event_ns`` the exchange's (the outcome is labelled in
+    exchange time, as the training labels are; ``outcome_ns`` is the touch or the vertical barrier).
+    ``ev``, ``cost`` (fractions of notional) and ``side`` are the strategy's pricing of a trade at this
+    very event, NULL when it priced none; ``client_order_id`` the order the event sent, if any.
+    ``label`` (-1, 0, 1) and ``ret`` (log return to the outcome) are NULL until resolved, and stay NULL
+    when the run ended first. ``inputs`` holds the model's input values (msgpack array of floats, in
+    the order of ``model_inputs.names``) for a sampled subset of the rows, NULL otherwise."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "seq", name="uq_predictions_run_id_seq"),
+        sa.Index("ix_predictions_run_id_ts_ns", "run_id", "ts_ns"),
+        sa.Index("ix_predictions_ts_ns", "ts_ns"),
+    )
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id"))
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    ts_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    event_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    symbol: Mapped[str] = mapped_column(sa.String(32))
+    version: Mapped[str] = mapped_column(sa.String(128))
+    p_down: Mapped[float] = mapped_column(sa.Float)
+    p_flat: Mapped[float] = mapped_column(sa.Float)
+    p_up: Mapped[float] = mapped_column(sa.Float)
+    horizon_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    mid: Mapped[float] = mapped_column(sa.Float)
+    ev: Mapped[float | None] = mapped_column(sa.Float)
+    cost: Mapped[float | None] = mapped_column(sa.Float)
+    side: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    client_order_id: Mapped[str | None] = mapped_column(sa.String(64))
+    label: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    ret: Mapped[float | None] = mapped_column(sa.Float)
+    outcome_ns: Mapped[int | None] = mapped_column(sa.BigInteger)
+    inputs: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+
+class ModelInputs(Base):
+    """The names of the values a run fed a model version (the order of ``predictions.inputs``)."""
+
+    __tablename__ = "model_inputs"
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id"), primary_key=True)
+    version: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    ts_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    names: Mapped[str] = mapped_column(sa.Text)  # JSON list
+
+
+class FundingEvent(Base):
+    """One funding payment of a run's position, received positive (quote currency): ``model`` as the
+    engine books it (the configured rate at each funding time; what its PnL carries), ``exchange`` as
+    the venue charged it (USD-M ``ACCOUNT_UPDATE`` with reason ``FUNDING_FEE``). ``position`` (signed,
+    base units), ``mark`` and ``rate`` are the engine's for a ``model`` payment, NULL for the venue's."""
+
+    __tablename__ = "funding_events"
+    __table_args__ = (
+        sa.CheckConstraint(_in("source", FUNDING_SOURCES), name="source"),
+        sa.Index("ix_funding_events_run_id_ts_ns", "run_id", "ts_ns"),
+    )
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id"))
+    ts_ns: Mapped[int] = mapped_column(sa.BigInteger)
+    symbol: Mapped[str] = mapped_column(sa.String(32))
+    source: Mapped[str] = mapped_column(sa.String(16))
+    amount: Mapped[Decimal] = mapped_column(Dec)
+    position: Mapped[Decimal | None] = mapped_column(Dec)
+    mark: Mapped[Decimal | None] = mapped_column(Dec)
+    rate: Mapped[float | None] = mapped_column(sa.Float)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from orderflow.journal.ledger import Ledger
 
 from orderflow.journal.models import (
+    FUNDING_SOURCES,
     MODEL_EVENTS,
     OPEN_STATES,
     ORDER_STATES,
@@ -50,12 +51,15 @@ from orderflow.journal.models import (
     DuplicateOrderError,
     EquitySnapshot,
     FillRow,
+    FundingEvent,
     InconsistentReportError,
     JournalError,
+    ModelInputs,
     ModelVersion,
     Order,
     OrderEvent,
     Position,
+    Prediction,
     RiskEvent,
     Run,
     Signal,
@@ -92,6 +96,19 @@ def _float(x: float | None) -> float | None:
 
 def _text(x: str | None) -> str | None:
     return None if x is None else redact(str(x))
+
+
+def _version(v: object) -> str:
+    """A model version as stored (at most 128 characters: a long source path keeps its tail)."""
+    s = str(v)
+    return s if len(s) <= 128 else "..." + s[-125:]
+
+
+def _label(y: object) -> int:
+    v = int(y)  # type: ignore[call-overload]
+    if v not in (-1, 0, 1):
+        raise ValueError(f"outcome label {y!r}: use -1, 0 or 1")
+    return v
 
 
 class Journal:
@@ -200,7 +217,8 @@ class Journal:
     # -- orders ----------------------------------------------------------------------------------
     def record_intent(self, order: OrderIntent, run_id: int) -> None:
         """Journal ``order`` of run ``run_id`` in state ``intent`` and commit (call before sending it).
-        NaN prices are stored as none; ``parent_id`` and ``reason`` "" as none."""
+        NaN prices are stored as none; ``parent_id`` and ``reason`` "" as none. ``order.ref_price`` (the
+        mid at the decision) is kept as the reference its fills' slippage is measured against."""
         otype = _choice(order.order_type, ORDER_TYPES, "order_type")
         qty = to_decimal(order.quantity, "qty")
         price, stop = to_decimal(order.price), to_decimal(order.stop_price)
@@ -229,6 +247,7 @@ class Journal:
             created_ns=int(order.ts_created),
             updated_ns=int(order.ts_created),
             reason=_text(order.reason or None),
+            ref_price=to_decimal(order.ref_price, "ref_price"),
         )
         try:
             with self._write() as s:
@@ -347,7 +366,8 @@ class Journal:
         realized_pnl: Num | None = None,
     ) -> bool:
         """Record one trade of an order (price in quote currency, qty in base units, fee paid in
-        ``fee_asset``). Idempotent: True if stored, False if (client order id, trade id) was already."""
+        ``fee_asset``), with the order's reference price (its decision mid, when the intent gave one).
+        Idempotent: True if stored, False if (client order id, trade id) was already."""
         p, q = to_decimal(price, "price"), to_decimal(qty, "qty")
         if p is None or q is None or p <= 0 or q <= 0:
             raise ValueError(f"fill {client_order_id}/{trade_id}: price {price} and qty {qty} must be > 0")
@@ -370,6 +390,7 @@ class Journal:
                     liquidity=None if liquidity is None else liquidity.lower(),
                     realized_pnl=to_decimal(realized_pnl, "realized_pnl"),
                     ts_ns=int(ts_ns),
+                    ref_price=o.ref_price,
                 )
                 .on_conflict_do_nothing(index_elements=["client_order_id", "trade_id"])
                 .returning(FillRow.__table__.c.id)
@@ -580,6 +601,125 @@ class Journal:
         )
         with self._write() as s:
             s.add(row)
+
+    # -- model evaluation, funding ---------------------------------------------------------------
+    def record_predictions(
+        self,
+        run_id: int,
+        symbol: str,
+        rows: list[dict[str, Any]],
+        outcomes: list[tuple[int, int, float, int]] | None = None,
+    ) -> int:
+        """New predictions of run ``run_id`` in ``symbol`` (keys: the :class:`Prediction` columns but
+        ``id``, ``run_id`` and ``symbol``; ``ev``, ``cost``, ``side``, ``client_order_id``, ``label``,
+        ``ret``, ``outcome_ns`` and ``inputs`` may be left out) and the outcomes of earlier ones as
+        ``(seq, label, ret, outcome_ns)``, in one transaction. Returns the rows inserted."""
+        table = Prediction.__table__
+        sym = symbol.upper()
+        new = []
+        for r in rows:
+            label = r.get("label")
+            new.append(
+                {
+                    "run_id": run_id,
+                    "seq": int(r["seq"]),
+                    "ts_ns": int(r["ts_ns"]),
+                    "event_ns": int(r["event_ns"]),
+                    "symbol": sym,
+                    "version": _version(r["version"]),
+                    "p_down": float(r["p_down"]),
+                    "p_flat": float(r["p_flat"]),
+                    "p_up": float(r["p_up"]),
+                    "horizon_ns": int(r["horizon_ns"]),
+                    "mid": float(r["mid"]),
+                    "ev": _float(r.get("ev")),
+                    "cost": _float(r.get("cost")),
+                    "side": None if r.get("side") is None else int(r["side"]),
+                    "client_order_id": r.get("client_order_id"),
+                    "label": None if label is None else _label(label),
+                    "ret": _float(r.get("ret")),
+                    "outcome_ns": None if r.get("outcome_ns") is None else int(r["outcome_ns"]),
+                    "inputs": r.get("inputs"),
+                }
+            )
+        upd = [
+            {"k_run": run_id, "k_seq": int(q), "label": _label(y), "ret": _float(ret), "outcome_ns": int(t)}
+            for q, y, ret, t in outcomes or ()
+        ]
+        if not new and not upd:
+            return 0
+        with self._write() as s:
+            c = s.connection()
+            if new:
+                c.execute(sa.insert(table), new)
+            if upd:
+                stmt = (
+                    sa.update(table)
+                    .where(table.c.run_id == sa.bindparam("k_run"), table.c.seq == sa.bindparam("k_seq"))
+                    .values(label=sa.bindparam("label"), ret=sa.bindparam("ret"),
+                            outcome_ns=sa.bindparam("outcome_ns"))
+                )  # fmt: skip
+                c.execute(stmt, upd)
+        return len(new)
+
+    def record_model_inputs(self, run_id: int, version: str, names: list[str], ts_ns: int) -> None:
+        """The names of the values run ``run_id`` feeds model ``version`` (the order of a prediction's
+        ``inputs``); a repeat for the same (run, version) keeps the first."""
+        with self._write() as s:
+            stmt = self._insert(s, ModelInputs.__table__).values(
+                run_id=run_id, version=_version(version), ts_ns=int(ts_ns), names=json.dumps(list(names))
+            )
+            s.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "version"]))
+
+    def record_funding(
+        self,
+        run_id: int,
+        ts_ns: int,
+        symbol: str,
+        amount: Num,
+        source: str,
+        *,
+        position: Num | None = None,
+        mark: Num | None = None,
+        rate: float | None = None,
+    ) -> None:
+        """One funding payment (quote currency, received positive) booked by the engine (``model``) or
+        charged by the venue (``exchange``). A float amount is rounded to 1e-8 quote (Binance's balance
+        precision) as :meth:`sync_position` rounds the run's total, so no float tail is stored as
+        exact."""
+        amt = to_decimal(amount, "funding amount")
+        if amt is None:
+            raise ValueError(f"funding of run {run_id} at {ts_ns}: amount is NaN")
+        if isinstance(amount, float):
+            amt = amt.quantize(Decimal("1e-8")).normalize()
+        row = FundingEvent(
+            run_id=run_id,
+            ts_ns=int(ts_ns),
+            symbol=symbol.upper(),
+            source=_choice(source, FUNDING_SOURCES, "funding source"),
+            amount=amt,
+            position=to_decimal(position, "position"),
+            mark=to_decimal(mark, "mark"),
+            rate=_float(rate),
+        )
+        with self._write() as s:
+            s.add(row)
+
+    def predictions(self, run: int | None = None) -> list[Prediction]:
+        """Journaled predictions in time order (optionally of one run)."""
+        q = sa.select(Prediction).order_by(Prediction.ts_ns, Prediction.id)
+        if run is not None:
+            q = q.where(Prediction.run_id == run)
+        with self._read() as s:
+            return list(s.scalars(q))
+
+    def funding_events(self, run: int | None = None) -> list[FundingEvent]:
+        """Journaled funding payments in time order (optionally of one run)."""
+        q = sa.select(FundingEvent).order_by(FundingEvent.ts_ns, FundingEvent.id)
+        if run is not None:
+            q = q.where(FundingEvent.run_id == run)
+        with self._read() as s:
+            return list(s.scalars(q))
 
     # -- queries ---------------------------------------------------------------------------------
     def _orders(self, states: frozenset[str] | None, run: int | None) -> list[Order]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orderflow.reports.build import plain
+from orderflow.reports.render_model import model_html
 
 log = logging.getLogger(__name__)
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
@@ -133,7 +134,16 @@ def render_html(rep: dict[str, Any]) -> str:
                     _money(pnl["funding"], 4)
                     + f" <span class='muted'>({html.escape(pnl['funding_note'])})</span>",
                 ),
-                ("slippage", f"<span class='muted'>{html.escape(pnl['slippage_note'])}</span>"),
+                ("funding charged by the exchange", _money(pnl["funding_exchange"], 4)),
+                (
+                    "slippage against the decision mid",
+                    (
+                        _money(pnl["slippage"], 4) + f" over {pnl['slippage_fills']} fills "
+                        if pnl["slippage"] is not None
+                        else ""
+                    )
+                    + f"<span class='muted'>({html.escape(pnl['slippage_note'])})</span>",
+                ),
                 ("net", f"<b>{_money(pnl['net'], 4)}</b>"),
                 ("cost share of gross PnL", _pct(rep["cost_share"])),
             ]
@@ -173,7 +183,7 @@ def render_html(rep: dict[str, Any]) -> str:
         _grid(["risk rule", "events"], [[html.escape(r), str(n)] for r, n in rep["risk_by_rule"].items()]),
         "<h2>Per symbol</h2>",
         _grid(
-            ["symbol", "fills", "notional", "gross", "fees", "net", "round trips"],
+            ["symbol", "fills", "notional", "gross", "fees", "slippage", "net", "round trips"],
             [
                 [
                     html.escape(s),
@@ -181,6 +191,7 @@ def render_html(rep: dict[str, Any]) -> str:
                     _money(v["notional"]),
                     _money(v["gross"], 4),
                     _money(v["fees"], 4),
+                    _money(v["slippage"], 4),
                     _money(v["net"], 4),
                     str(v["trips"]),
                 ]
@@ -202,8 +213,7 @@ def render_html(rep: dict[str, Any]) -> str:
                 for d, v in rep["by_day"].items()
             ],
         ),
-        "<h2>Model</h2>",
-        f"<p class='muted'>{html.escape(rep['model_note'])}</p>",
+        model_html(rep),
     ]
     return f"<!doctype html><html><head><meta charset='utf-8'><title>orderflow {p['kind']} {p['label']}</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
 
