@@ -177,6 +177,9 @@ class CalibrationRule(RuleBase):
 
 class FeatureDriftRule(RuleBase):
     psi: float = Field(0.25, gt=0, description="population stability index of a model input above this")
+    every_s: float = Field(300.0, gt=0, description="how often the journaled model inputs are compared")
+    window_s: float = Field(3600.0, gt=0, description="the recent inputs compared: the last window_s")
+    reference: int = Field(300, ge=50, description="a model version's first journaled inputs: the reference")
 
 
 class ModelChangeRule(EventRule):

@@ -40,6 +40,7 @@ import numpy as np
 
 from orderflow.alerts.config import AlertsConfig, RuleBase
 from orderflow.alerts.incidents import NS, Incidents
+from orderflow.reports import evaluation as EV
 from orderflow.telemetry import schema as S
 
 SEVERITY_OF_MODE = {"reduce_only": "warning", "halt": "critical"}
@@ -99,23 +100,14 @@ class RunState:
 
 
 def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error of the predicted class: |confidence − hit rate| weighted by bin."""
-    conf = probs.max(axis=1)
-    hit = (probs.argmax(axis=1) == labels).astype(float)
-    edges = np.minimum((conf * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = edges == b
-        if m.any():
-            total += m.mean() * abs(conf[m].mean() - hit[m].mean())
-    return float(total)
+    """Expected calibration error of the predicted class (``labels`` are class indices 0, 1, 2)."""
+    e = EV.reliability(probs, labels - 1, bins)["ece"]
+    return float(e) if e is not None else 0.0
 
 
 def brier(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Multi-class Brier score: the mean squared distance to the one-hot outcome (0 best, 2 worst)."""
-    onehot = np.zeros_like(probs)
-    onehot[np.arange(len(labels)), labels] = 1.0
-    return float(((probs - onehot) ** 2).sum(axis=1).mean())
+    """Multi-class Brier score (0 best, 2 worst; ``labels`` are class indices 0, 1, 2)."""
+    return EV.brier(probs, labels - 1)
 
 
 class Rules:

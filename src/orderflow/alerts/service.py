@@ -94,6 +94,7 @@ class AlertService:
         self.bot: Any = None
         self._done: set[int] = set()  # runs stopped (or long dead): not read any more
         self._last_report_check = 0
+        self._last_drift = clock()
         self.events = 0
 
     # -- the kill switch ---------------------------------------------------------------------------
@@ -145,10 +146,50 @@ class AlertService:
         now = self.clock()
         self.rules.tick(now)
         sent = self.incidents.sync(now)
+        R = self.cfg.rules.feature_drift
+        if R.enabled and now - self._last_drift >= R.every_s * NS:
+            self._last_drift = now
+            self.drift(now)
+            sent += self.incidents.sync(now)
         if now - self._last_report_check >= 10 * NS:
             self._last_report_check = now
             sent += len(self.scheduler.step(now))
         return sent
+
+    def drift(self, now: int) -> int:
+        """Compare each live run's recent model inputs (journaled by the engine) with its model
+        version's first ones: one ``drift`` event per run and version for the rules. Returns how many."""
+        from orderflow.journal.db import readonly_engine
+        from orderflow.reports.build import input_drift
+        from orderflow.telemetry.schema import FeatureDrift
+
+        R = self.cfg.rules.feature_drift
+        live = [r for r in self.rules.runs.values() if r.stopped is None and r.last_beat_ns]
+        if not live:
+            return 0
+        n = 0
+        engine = readonly_engine(self.scheduler.journal_url)
+        try:
+            with engine.connect() as conn:
+                for r in live:
+                    start = max(r.started_ns, now - int(R.window_s * NS))
+                    out = input_drift(conn, start, now, r.run_id, R.reference)
+                    for version, v in out["versions"].items():
+                        feats = v.get("features")
+                        if not feats:
+                            continue
+                        psi = tuple((f["name"], round(float(f["psi"]), 4)) for f in feats)
+                        symbol = r.symbols[0] if r.symbols else ""
+                        self.rules.observe(FeatureDrift(
+                            run_id=r.run_id, ts_ns=now, symbol=symbol, psi=psi, samples=int(v["n_cur"]),
+                            reference=f"{version}: its first {v['n_ref']} inputs",
+                        ))  # fmt: skip
+                        n += 1
+        except Exception as exc:  # the journal busy or older than the engine: try at the next check
+            log.warning("feature drift check failed: %s", exc)
+        finally:
+            engine.dispose()
+        return n
 
     def start(self) -> None:
         self.deliverer.start()

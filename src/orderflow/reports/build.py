@@ -44,6 +44,7 @@ import sqlalchemy as sa
 
 from orderflow.journal.ledger import ZERO, Ledger
 from orderflow.journal.models import (
+    Alert,
     EquitySnapshot,
     FundingEvent,
     ModelInputs,
@@ -344,6 +345,7 @@ def build_report(
             {"ts_ns": e.ts_ns, "symbol": e.symbol, "rule": e.rule, "message": e.message}
             for e in conn.execute(events_q)
         ],
+        "alerts": _alerts(conn, period, run),
         "by_symbol": {k: {**v, "net": v["gross"] - v["fees"]} for k, v in sorted(sym.items())},
         "by_day": {k: {**v, "net": v["gross"] - v["fees"]} for k, v in sorted(day.items())},
         "model": _model(conn, period, run, fills, psi_reference),
@@ -635,6 +637,50 @@ def _drift(conn: sa.Connection, period: Period, run: int | None, n_ref: int) -> 
     top: list[dict[str, Any]] = out["top"]
     out["top"] = sorted(top, key=lambda f: -f["psi"])[:TOP_DRIFT]
     return out
+
+
+def _alerts(conn: sa.Connection, period: Period, run: int | None) -> dict[str, Any]:
+    """The alerter's messages in the period (of the run, with ``run``): counts by rule and kind, and the
+    incidents opened (at most 200 listed)."""
+    q = sa.select(Alert.ts_ns, Alert.kind, Alert.rule, Alert.severity, Alert.incident, Alert.title).where(
+        Alert.ts_ns >= period.start_ns, Alert.ts_ns < period.end_ns, Alert.kind != "report"
+    )
+    if run is not None:
+        q = q.where(Alert.run_id == run)
+    rows = list(conn.execute(q.order_by(Alert.ts_ns, Alert.id)))
+    by_rule: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        by_rule[r.rule][r.kind] += 1
+    opened = [r for r in rows if r.kind == "trigger"]
+    return {
+        "messages": len(rows),
+        "by_rule": {k: dict(v) for k, v in sorted(by_rule.items())},
+        "opened": [
+            {
+                "ts_ns": r.ts_ns,
+                "rule": r.rule,
+                "severity": r.severity,
+                "incident": r.incident,
+                "title": r.title,
+            }
+            for r in opened[:200]
+        ],
+    }
+
+
+def input_drift(
+    conn: sa.Connection, start_ns: int, end_ns: int, run: int | None, n_ref: int
+) -> dict[str, Any]:
+    """PSI per model input between ``start_ns`` and ``end_ns`` (the alerter's live drift check), as in
+    the report: against each version's first ``n_ref`` journaled input vectors."""
+    import datetime as dt
+
+    period = Period(
+        "run",
+        dt.datetime.fromtimestamp(start_ns // NS, tz=dt.UTC),
+        dt.datetime.fromtimestamp(-(-end_ns // NS), tz=dt.UTC),
+    )
+    return _drift(conn, period, run, n_ref)
 
 
 def _json_list(text: str) -> list[str]:

@@ -101,6 +101,29 @@ img { max-width: 100%; }
 """
 
 
+def _alerts_html(a: dict[str, Any]) -> str:
+    if not a.get("messages"):
+        return "<p class='muted'>no alert in the period</p>"
+    import time
+
+    counts = _grid(
+        ["rule", "opened", "resolved", "escalated"],
+        [
+            [html.escape(r), str(k.get("trigger", 0)), str(k.get("resolved", 0)), str(k.get("escalation", 0))]
+            for r, k in a["by_rule"].items()
+        ],
+    )
+    opened = _grid(
+        ["time (UTC)", "severity", "incident"],
+        [
+            [time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(o["ts_ns"] / 1e9)), html.escape(o["severity"]),
+             html.escape(o["title"])]
+            for o in a["opened"][:50]
+        ],
+    )  # fmt: skip
+    return counts + opened
+
+
 def render_html(rep: dict[str, Any]) -> str:
     p, pnl, tr, ra = rep["period"], rep["pnl"], rep["trades"], rep["ratios"]
     net = float(pnl["net"])
@@ -181,6 +204,8 @@ def render_html(rep: dict[str, Any]) -> str:
             ["gate", "rejections"], [[html.escape(g), str(n)] for g, n in rep["rejections_by_gate"].items()]
         ),
         _grid(["risk rule", "events"], [[html.escape(r), str(n)] for r, n in rep["risk_by_rule"].items()]),
+        "<h2>Alerts</h2>",
+        _alerts_html(rep.get("alerts") or {}),
         "<h2>Per symbol</h2>",
         _grid(
             ["symbol", "fills", "notional", "gross", "fees", "slippage", "net", "round trips"],
