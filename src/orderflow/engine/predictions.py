@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 NS = 1_000_000_000
 # the gates a signal can fail before the strategy computes its expected value and cost
 _BEFORE_EV = ("pending", "invalid", "stale", "regime", "spot_short", "confidence", "quality")
-_EARLY = np.array([STL.G_REJ0 + STL.GATES.index(g) for g in _BEFORE_EV])
+_EARLY = tuple(STL.GATES.index(g) for g in _BEFORE_EV)
+_REJ = slice(STL.G_REJ0, STL.G_REJ0 + STL.N_GATES)
 _encode = msgspec.msgpack.Encoder().encode
 
 Probs = tuple[float, float, float]
@@ -122,7 +123,8 @@ class PredictionLog:
         nsig = int(G[STL.G_SIGNALS])
         priced = False
         if nsig != self._nsig:  # a directional signal at this event: priced unless an early gate refused
-            early = int(G[_EARLY].sum())
+            rej = G[_REJ].tolist()
+            early = sum(rej[k] for k in _EARLY)
             priced = self._nsig >= 0 and early == self._early
             self._nsig, self._early = nsig, early
         mid = session.mid
