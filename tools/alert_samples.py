@@ -47,7 +47,10 @@ def main() -> None:
         cycle()
         kill["v"] = ("off", "", "")
         cycle()
-        rules_state = (S.RuleState("daily_drawdown", 0.031, 0.03, 0), S.RuleState("max_position", 0.4, 0.5, 0))
+        rules_state = (
+            S.RuleState("daily_drawdown", 0.031, 0.03, 0),
+            S.RuleState("max_position", 0.4, 0.5, 0),
+        )
         cycle(S.RiskState(**c, ts_ns=t[0], rules=rules_state, breaker="ok", kill_switch="off"))
         burst = (S.RuleState("daily_drawdown", 0.031, 0.03, 0), S.RuleState("max_position", 0.4, 0.5, 27))
         cycle(S.RiskState(**c, ts_ns=t[0], rules=burst, breaker="tripped", kill_switch="off"))
@@ -64,7 +67,9 @@ def main() -> None:
         cycle(S.Reconcile(**c, ts_ns=t[0], symbol=SYM, engine_qty=0.01, exchange_qty=0.0))
         f = {"symbol": SYM, "watchdog_trips": 0}
         cycle(S.FeedHealth(**c, ts_ns=t[0], lag_ms=40.0, gaps=0, resyncs=0, reconnects=0, synced=True, **f))
-        cycle(S.FeedHealth(**c, ts_ns=t[0], lag_ms=6_400.0, gaps=0, resyncs=0, reconnects=1, synced=False, **f))
+        cycle(
+            S.FeedHealth(**c, ts_ns=t[0], lag_ms=6_400.0, gaps=0, resyncs=0, reconnects=1, synced=False, **f)
+        )
         cycle(S.FeedHealth(**c, ts_ns=t[0], lag_ms=35.0, gaps=1, resyncs=1, reconnects=1, synced=True, **f))
         cycle(S.ApiHealth(**c, ts_ns=t[0], http_429=0, http_418=0))
         cycle(S.ApiHealth(**c, ts_ns=t[0], http_429=3, http_418=0, waits=5, retry_after_s=12.0))
