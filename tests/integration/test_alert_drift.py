@@ -24,8 +24,8 @@ def test_a_shifted_input_opens_one_drift_incident(tmp_path):
         for k in range(900):
             shift = 3.0 if k >= 600 else 0.0  # the last third: spread_bps moves by 3 sigma
             x = [float(rng.normal()), float(rng.normal() + shift)]
-            rows.append({"seq": k, "ts_ns": t0 + k * NS, "event_ns": t0 + k * NS, "version": "v1", "p_down": 0.3,
-                         "p_flat": 0.4, "p_up": 0.3, "horizon_ns": 60 * NS, "mid": 100.0,
+            rows.append({"seq": k, "ts_ns": t0 + k * NS, "event_ns": t0 + k * NS, "version": "v1",
+                         "p_down": 0.3, "p_flat": 0.4, "p_up": 0.3, "horizon_ns": 60 * NS, "mid": 100.0,
                          "inputs": msgspec.msgpack.encode(x)})  # fmt: skip
         j.record_predictions(run, "BTCUSDT", rows)
     now = t0 + 900 * NS
