@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from orderflow.reports.build import plain
-from orderflow.reports.render_model import model_html
+from orderflow.reports.render_model import _grid, model_html
+from orderflow.reports.render_model import _kv as _table
 
 log = logging.getLogger(__name__)
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
@@ -66,22 +67,6 @@ def _plot(rep: dict[str, Any]) -> str:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
-
-
-def _table(rows: list[tuple[str, str]]) -> str:
-    return (
-        "<table class='kv'>"
-        + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
-        + "</table>"
-    )
-
-
-def _grid(head: list[str], rows: list[list[str]]) -> str:
-    if not rows:
-        return "<p class='muted'>none</p>"
-    h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table class='grid'><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
 
 CSS = """
