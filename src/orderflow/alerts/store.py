@@ -13,8 +13,7 @@ the dashboard's reads going).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +68,6 @@ class AlertStore:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self.engine = journal.engine
-        self._write_engine = journal.engine.execution_options(journal_write=True)
 
     @classmethod
     def open(cls, url: str | None = None) -> AlertStore:
@@ -78,15 +76,11 @@ class AlertStore:
     def close(self) -> None:
         self.journal.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with Session(self._write_engine, expire_on_commit=False) as s, s.begin():
-            yield s
+    def _write(self) -> Any:
+        return self.journal.session(write=True)
 
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as s, s.begin():
-            yield s
+    def _read(self) -> Any:
+        return self.journal.session()
 
     # -- alerts and deliveries --------------------------------------------------------------------
     def record(self, msg: Message, channels: Sequence[str], ts_ns: int) -> int:

@@ -192,7 +192,6 @@ class TelegramBot:
         self.username: str | None = None
         self.has_lease = False
         self._refusal_logged = False
-        self._write_engine = store.engine.execution_options(journal_write=True)
 
     # -- the Bot API ------------------------------------------------------------------------------
     def _call(self, method: str, params: dict[str, Any], read_timeout: float) -> Any:
@@ -242,7 +241,7 @@ class TelegramBot:
         mine = Lease(
             self.owner, os.getpid(), socket.gethostname(), now + self._ttl_ns(long_poll_s), _pid_namespace()
         )
-        with Session(self._write_engine) as s, s.begin():
+        with self.store.journal.session(write=True) as s:
             row = s.get(AlerterState, LEASE_KEY, with_for_update=True)
             cur = Lease.parse(row.value) if row is not None else None
             if cur is not None and cur.owner != self.owner and cur.expires_ns > now and not cur.dead():
@@ -269,7 +268,7 @@ class TelegramBot:
 
     def release_lease(self) -> None:
         """Give the lease up (a clean stop), so that a restarted alerter polls at once."""
-        with Session(self._write_engine) as s, s.begin():
+        with self.store.journal.session(write=True) as s:
             row = s.get(AlerterState, LEASE_KEY, with_for_update=True)
             cur = Lease.parse(row.value) if row is not None else None
             if row is not None and cur is not None and cur.owner == self.owner:

@@ -170,6 +170,11 @@ class Journal:
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
             yield s
 
+    def session(self, write: bool = False) -> Any:
+        """One transaction on the journal's database (a write one takes the lock up front), for the
+        services that keep tables of their own in it (the alerter)."""
+        return self._write() if write else self._read()
+
     def _insert(self, session: Session, table: Any) -> Any:
         dialect = session.get_bind().dialect.name
         if dialect == "postgresql":
