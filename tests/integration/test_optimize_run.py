@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from orderflow.cli import main
+from orderflow.cli import optimize as CO
 from orderflow.data.config import SimulatorConfig
 from orderflow.data.simulator import simulate
 from orderflow.data.store import Store
@@ -113,6 +114,77 @@ def test_a_study_runs_resumes_and_never_sees_the_held_back_period(sim_store, tmp
     assert trained == []  # nothing trained again: the held-back windows' probabilities are cached too
     study = SD.open_study("it", storage, load_space(tmp_path / "space.yaml"), "tpe", 1, 14)
     assert SD.finished(study) == 14 and np.all(np.diff([t.number for t in study.trials]) == 1)
+
+
+SPACE_B = """\
+study: {holdout_hours: 0.25, min_trades: 0, period_minutes: 1, cscv_blocks: 8, pruner: none}
+space:
+  features.zscore_window: {choices: [600, 1200]}
+  labels.horizon_s: {choices: [30.0, 60.0]}
+  models.expert.lgbm_n_estimators: {choices: [20, 40]}
+  strategy.confidence_gate: {low: 0.5, high: 0.9}
+"""
+KEYS_B = ("features.zscore_window", "labels.horizon_s", "models.expert.lgbm_n_estimators")
+
+
+@pytest.mark.timeout(900)
+def test_feature_label_and_model_keys_retrain_per_point_with_a_cache_and_never_see_the_held_back_period(
+    sim_store, tmp_path, capsys, monkeypatch
+):
+    """Level (b): labels and a model key searched next to a strategy key, in one study. Each distinct
+    (labels, model) point trains its windows once; a point seen again, in this run or a resumed one,
+    trains nothing; every training reads only rows and labels before the held-back period."""
+    from orderflow.optimize import recompute as RC
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "c.yaml").write_text(CONFIG)
+    (tmp_path / "space.yaml").write_text(SPACE_B)
+    trained: list[tuple[int, int, int]] = []  # (estimators, last feature row's ts, last label end)
+    real = RC.iter_window_probabilities
+
+    def spy(features, ds, models, *a, **k):
+        for w in real(features, ds, models, *a, **k):
+            trained.append((models.expert.lgbm_n_estimators, int(features["ts_event"].max()),
+                            int(ds.t_touch.max())))  # fmt: skip
+            yield w
+
+    monkeypatch.setattr(RC, "iter_window_probabilities", spy)
+    built: list[int] = []
+    real_fm = CO.feature_matrix
+
+    def spy_fm(cfg, *a, **k):
+        built.append(cfg.features.zscore_window)
+        return real_fm(cfg, *a, **k)
+
+    monkeypatch.setattr(CO, "feature_matrix", spy_fm)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["optimize", "run", "sim/BTCUSDT", "--store", str(sim_store), "--config", str(tmp_path / "cfg"),
+            "--space", str(tmp_path / "space.yaml"), "--sampler", "random", "--seed", "3", "--quick",
+            "--study", "b", "--storage", storage, "--cache", str(tmp_path / "cache"), "--json",
+            "--log-level", "WARNING"]  # fmt: skip
+    rc = main([*args, "--trials", "8"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    s = json.loads(out)
+    assert "level (b)" in err and s["trials_complete"] == 8, s
+    h0 = s["holdout_start_ns"]
+    study = SD.open_study("b", storage, load_space(tmp_path / "space.yaml"), "random", 3, 8)
+    points = {tuple(t.params[k] for k in KEYS_B) for t in study.trials}
+    # the base (z-score window 1200, horizon 60, the quick members' 60 estimators) is never drawn
+    assert len(points) >= 3 and len(points) < 8, points  # some points are drawn twice
+    # each point trained its 3 search windows once, with its own model key, before the held-back start
+    assert len(trained) == 3 * len(points) and {e for e, _, _ in trained} == {p[2] for p in points}
+    assert all(f < h0 and lab < h0 for _, f, lab in trained)
+    # the features were built for the base and once for the other z-score window (kept in memory)
+    assert sorted(built) == sorted([1200, *({p[0] for p in points} - {1200})])
+    # resumed: every point's probabilities come from the disk cache
+    trained.clear()
+    rc = main([*args, "--trials", "12"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    study = SD.open_study("b", storage, load_space(tmp_path / "space.yaml"), "random", 3, 12)
+    later = {tuple(t.params[k] for k in KEYS_B) for t in study.trials[8:]}
+    assert len(trained) == 3 * len(later - points)
 
 
 def test_bad_inputs_are_one_line_errors(sim_store, tmp_path, capsys):

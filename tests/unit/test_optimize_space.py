@@ -42,7 +42,9 @@ def test_the_example_space_file_parses_and_the_config_dir_ignores_its_folder():
         ({"execution.entry_style": {"choices": ["market", "pasive"]}}, r"choice 'pasive' is out of range"),
         ({"execution.entry_style": {"low": 0, "high": 1}}, r"is not a number .*; give choices"),
         ({"strategy.regimes": {"low": 0, "high": 1}}, r"strategy\.regimes is a whole section"),
-        ({"models.n_folds": {"low": 1, "high": 3}}, r"level \(b\)\), not supported yet"),
+        ({"walkforward.test_hours": {"low": 1, "high": 3}}, r"walkforward keys move the test windows"),
+        ({"features.tick_size": {"low": 0.1, "high": 1.0}}, r"features\.tick_size is not searchable"),
+        ({"models.n_folds": {"low": 1.5, "high": 3}}, r"models\.n_folds is an integer key"),
         ({"data.store": {"choices": ["a"]}}, r"the data section is not searchable"),
         ({"strategy.threshold": {"low": 0.1, "hi": 0.2}}, r"unknown entry 'hi'"),
         ({"strategy.passive_ttl_s": {"low": 1, "high": 2, "when": {"execution.entry_style": "passive"}}},
@@ -116,3 +118,20 @@ def test_the_fingerprint_follows_the_space_and_its_settings():
         a.fingerprint()
         == parse_space({"space": {"strategy.threshold": {"low": 0.1, "high": 0.2}}}).fingerprint()
     )
+
+
+def test_feature_label_and_model_keys_are_level_b_and_share_a_study_with_backtest_keys():
+    a = parse_space({"space": {"strategy.confidence_gate": {"low": 0.5, "high": 0.9}}}, "a.yaml")
+    b = parse_space(
+        {
+            "space": {
+                "strategy.confidence_gate": {"low": 0.5, "high": 0.9},
+                "labels.horizon_s": {"low": 30.0, "high": 120.0},
+                "features.zscore_window": {"low": 200, "high": 2000, "step": 200},
+                "models.expert.lgbm_n_estimators": {"low": 20, "high": 80},
+            }
+        },
+        "b.yaml",
+    )
+    assert not a.recomputes and b.recomputes
+    assert [p.kind for p in b.params] == ["float", "float", "int", "int"]

@@ -119,6 +119,7 @@ class _Setup:
     prep: Any
     study: Any
     src: str
+    close: Any  # releases the source's store (level (b) keeps it open for the run)
 
 
 def _space(args: argparse.Namespace) -> Any:
@@ -144,7 +145,8 @@ def _space(args: argparse.Namespace) -> Any:
 
 def _setup(cfg: Config, args: argparse.Namespace, say: Any, seed: int | None) -> _Setup:
     """Load the space and the data, prepare the search (held-back cut, cached probabilities), open the
-    study."""
+    study. A space with feature, label or model keys (level (b)) keeps the source's store open for the
+    run (``_Setup.close``): its trials rebuild features from it."""
     from orderflow.backtest.engine import Market
     from orderflow.core.instruments import Instrument
     from orderflow.models.train import labelled_dataset
@@ -152,7 +154,11 @@ def _setup(cfg: Config, args: argparse.Namespace, say: Any, seed: int | None) ->
 
     start, end = time_range(args)
     models = cfg.models.quick() if args.quick else cfg.models
-    with resolve_source(open_store(cfg, args), args.source, args.allow_gaps) as (store, venue, symbol, src):
+    stack = contextlib.ExitStack()
+    try:
+        store, venue, symbol, src = stack.enter_context(
+            resolve_source(open_store(cfg, args), args.source, args.allow_gaps)
+        )
         space = _space(args)  # refused before the features are built and before anything is written
         features = feature_matrix(cfg, store, venue, symbol, args)
         book = store.read(venue, symbol, "book", start, end)
@@ -161,23 +167,37 @@ def _setup(cfg: Config, args: argparse.Namespace, say: Any, seed: int | None) ->
         if inst is None:
             raise UserError(f"{venue}/{symbol}: instrument (tick, lot) unknown in {store.root}")
         inst = inst if isinstance(inst, Instrument) else Instrument(**inst)
-    ds, mid = labelled_dataset(
-        features, book[["ts_event", "bid_px_1", "ask_px_1"]], cfg.labels, models.sample_every_s
-    )
-    name = args.study or Path(args.space).stem
-    home = cfg.store_dir(getattr(args, "store", None)).parent / "optimize"
-    cache = Path(args.cache) if args.cache else home / "cache"
-    storage = args.storage or SD.default_storage(home)
-    try:
-        prep = SD.prepare(cfg, models, market, features, ds, mid, inst, space.settings, cache, say)
-        say(
-            f"{src}: {len(prep.search.windows)} walk-forward test windows before the held-back period "
-            f"({'cached' if prep.cache_hit else 'computed'} probabilities); searching {', '.join(space.keys)}"
-        )
-        study = SD.open_study(name, storage, space, args.sampler, seed, args.trials, prep.data_key)
-    except SD.StudyError as e:
-        raise UserError(str(e)) from None
-    return _Setup(space, name, storage, cache, models, prep, study, src)
+        top = book[["ts_event", "bid_px_1", "ask_px_1"]]
+        del book
+        ds, mid = labelled_dataset(features, top, cfg.labels, models.sample_every_s)
+        name = args.study or Path(args.space).stem
+        home = cfg.store_dir(getattr(args, "store", None)).parent / "optimize"
+        cache = Path(args.cache) if args.cache else home / "cache"
+        storage = args.storage or SD.default_storage(home)
+        try:
+            prep = SD.prepare(cfg, models, market, features, ds, mid, inst, space.settings, cache, say)
+            level = "level (b): features, labels and members per point" if space.recomputes else "level (a)"
+            say(
+                f"{src}: {len(prep.search.windows)} walk-forward test windows before the held-back period "
+                f"({'cached' if prep.cache_hit else 'computed'} probabilities); searching "
+                f"{', '.join(space.keys)} ({level})"
+            )
+            if space.recomputes:
+                from orderflow.optimize.recompute import Recompute
+
+                def build(c: Config) -> Any:
+                    return feature_matrix(c, store, venue, symbol, args)
+
+                prep.recompute = Recompute(cfg, prep, build, top, cache, say)
+            else:
+                stack.close()
+            study = SD.open_study(name, storage, space, args.sampler, seed, args.trials, prep.data_key)
+        except SD.StudyError as e:
+            raise UserError(str(e)) from None
+    except BaseException:
+        stack.close()
+        raise
+    return _Setup(space, name, storage, cache, models, prep, study, src, stack.close)
 
 
 def _search(cfg: Config, args: argparse.Namespace, st: _Setup, say: Any) -> int | None:
@@ -219,7 +239,10 @@ def optimize_worker(cfg: Config, args: argparse.Namespace) -> int:
     seed = None if args.seed is None else (args.seed + os.getpid() * 1_000_003) % 2**31
     st = _setup(cfg, args, print, seed)
     t0 = time.perf_counter()
-    ran = _search(cfg, args, st, print)
+    try:
+        ran = _search(cfg, args, st, print)
+    finally:
+        st.close()
     if ran is None:
         return 130
     n = SD.finished(st.study)
@@ -230,15 +253,22 @@ def optimize_worker(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def optimize_run(cfg: Config, args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    say = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    st = _setup(cfg, args, say, args.seed)
+    try:
+        return _run(cfg, args, st, say, t0)
+    finally:
+        st.close()
+
+
+def _run(cfg: Config, args: argparse.Namespace, st: _Setup, say: Any, t0: float) -> int:
     from orderflow.optimize import study as SD
     from orderflow.optimize.objective import evaluate
     from orderflow.optimize.report import write_report
 
-    t0 = time.perf_counter()
-    say = (lambda s: print(s, file=sys.stderr)) if args.json else print
-    st = _setup(cfg, args, say, args.seed)
-    space, name, storage, cache, models, prep, study, src = (
-        st.space, st.name, st.storage, st.cache, st.models, st.prep, st.study, st.src
+    space, name, storage, cache, prep, study, src = (
+        st.space, st.name, st.storage, st.cache, st.prep, st.study, st.src
     )  # fmt: skip
     settings = space.settings
     todo = max(0, args.trials - SD.finished(study))
@@ -250,7 +280,7 @@ def optimize_run(cfg: Config, args: argparse.Namespace) -> int:
     baseline = evaluate(cfg, prep.search)
     hold = None
     if analysis.best is not None:
-        hold = SD.holdout_evaluation(prep, study, cfg, analysis.best_values, models, settings, cache, say)
+        hold = SD.holdout_evaluation(prep, study, cfg, analysis.best_values, settings, cache, say)
     meta = {
         "study": name,
         "storage": storage,

@@ -99,16 +99,25 @@ def _load(path: Path) -> list[WindowProbabilities] | None:
         return [WindowProbabilities(probs=z[f"p{i}"], **m) for i, m in enumerate(meta)]
 
 
+def load(directory: Path | None, key: str) -> list[WindowProbabilities] | None:
+    """The entry ``key`` of ``directory`` (None: not there, or no directory)."""
+    return None if directory is None else _load(directory / key)
+
+
+def store(directory: Path | None, key: str, wps: list[WindowProbabilities]) -> None:
+    """Write the entry ``key`` (nothing without a directory or windows)."""
+    if directory is not None and wps:
+        _save(directory / key, wps)
+
+
 def cached_probabilities(
     directory: Path | None, key: str, compute: Callable[[], list[WindowProbabilities]]
 ) -> tuple[list[WindowProbabilities], bool]:
     """The entry ``key`` of ``directory``, else ``compute()`` stored under it (no directory: computed,
     not stored). Returns the windows and whether they came from the cache."""
-    if directory is not None:
-        got = _load(directory / key)
-        if got is not None:
-            return got, True
+    got = load(directory, key)
+    if got is not None:
+        return got, True
     wps = compute()
-    if directory is not None and wps:
-        _save(directory / key, wps)
+    store(directory, key, wps)
     return wps, False

@@ -24,7 +24,7 @@ windows are kept for the overfitting statistics (:mod:`orderflow.optimize.stats`
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,16 @@ class EvalData:
     @property
     def n_periods(self) -> int:
         return sum(max(0, (w.end_ns - w.start_ns) // self.period_ns) for w in self.windows)
+
+    @property
+    def n_windows(self) -> int:
+        """Test windows a trial is scored on (an upper bound while they are still being computed)."""
+        return len(self.windows)
+
+    def items(self) -> Iterator[tuple[WindowProbabilities, Market, pd.DataFrame]]:
+        """Each window with its events and feature rows, in order (a level (b) trial's are computed as
+        the backtest reaches them: :class:`orderflow.optimize.recompute.LazyEvalData`)."""
+        return zip(self.windows, self.markets, self.features, strict=True)
 
 
 @dataclass
@@ -136,7 +146,7 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     rets: list[np.ndarray] = []
     figs: dict[str, list[float]] = {"sharpe": [], "sortino": [], "calmar": [], "net_pnl": []}
-    for k, (w, market, feats) in enumerate(zip(data.windows, data.markets, data.features, strict=True)):
+    for k, (w, market, feats) in enumerate(data.items()):
         if market.n_book and int(market.b_ts[-1]) >= data.limit_ns:  # the held-back period stays unseen
             raise AssertionError(f"window {w.window} reads events at or after {data.limit_ns}")
         sig = make_signals(feats, w.probs, cfg.strategy)
@@ -175,9 +185,20 @@ class Objective:
     ``data``. The trial keeps its point, windows, returns and totals in the ``eval`` user attribute and
     its trade-count constraint in ``constraint``."""
 
-    def __init__(self, space: SearchSpace, base: Config, data: EvalData) -> None:
-        self.space, self.base, self.data = space, base, data
+    def __init__(
+        self,
+        space: SearchSpace,
+        base: Config,
+        data: EvalData,
+        recompute: Callable[[dict[str, Any]], EvalData] | None = None,
+    ) -> None:
+        self.space, self.base, self.data, self.recompute = space, base, data, recompute
         self.settings = space.settings
+
+    def data_for(self, values: dict[str, Any]) -> EvalData:
+        """The search data a point is scored on: the cached level (a) data, or, when the space searches
+        feature, label or model keys, what :mod:`orderflow.optimize.recompute` builds for them."""
+        return self.data if self.recompute is None else self.recompute(values)
 
     def __call__(self, trial: Any) -> float | tuple[float, float]:
         import optuna
@@ -187,13 +208,15 @@ class Objective:
         prune = not self.space.multi_objective and self.settings.pruner != "none"
         name = self.settings.objective
 
+        data = self.data_for(values)
+
         def on_window(k: int, figs: dict[str, list[float]]) -> None:
-            if prune and k < len(self.data.windows) - 1:
+            if prune and k < data.n_windows - 1:
                 trial.report(combine(figs[name], 0.0), k)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after window {k + 1}/{len(self.data.windows)}")
+                    raise optuna.TrialPruned(f"pruned after window {k + 1}/{data.n_windows}")
 
-        ev = evaluate(cfg, self.data, on_window)
+        ev = evaluate(cfg, data, on_window)
         # two writes: each user attribute is one transaction of an RDB storage
         trial.set_user_attr(
             "eval",

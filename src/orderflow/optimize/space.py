@@ -19,10 +19,13 @@ Rules, each refused by name in one line (:class:`SpaceError`):
 
 - a key names a field of :class:`orderflow.config.Config` (``section.key`` or ``section.sub.key``);
   an unknown section or key, or a key that is a whole section, is refused;
-- the searchable sections are those a backtest reads (level (a) of issue 16: ``strategy``, ``risk``,
-  ``execution``, ``backtest``): their trials re-run only the backtest over cached out-of-sample
-  probabilities. Feature, label, model and walk-forward keys (level (b): retraining per trial) are
-  refused with that reason;
+- two levels of cost share one study. **Level (a)**, the sections a backtest reads (``strategy``,
+  ``risk``, ``execution``, ``backtest``): a trial re-runs only the backtest over cached out-of-sample
+  probabilities. **Level (b)**, ``features``, ``labels`` and ``models``: a trial recomputes the
+  features and labels and retrains the members per window (:mod:`orderflow.optimize.recompute`),
+  cached by what they depend on. ``walkforward`` keys are refused: the test windows are the frame
+  every trial of a study is scored on (their return series must line up for the PBO); so are
+  ``features.tick_size`` and ``features.futures``, which the instrument and venue set;
 - ``low``/``high`` (and every ``choices`` entry) must pass the field's own constraints (``ge``, ``lt``,
   the type: an int field takes integer bounds), ``low < high``, ``log`` needs ``low > 0`` and no
   ``step``; a field that is neither int nor float needs ``choices`` (scalars only);
@@ -51,7 +54,8 @@ if TYPE_CHECKING:
     import optuna
 
 LEVEL_A = ("strategy", "risk", "execution", "backtest")  # re-run only the backtest
-LEVEL_B = ("features", "labels", "models", "walkforward")  # recompute features / retrain (not yet)
+LEVEL_B = ("features", "labels", "models")  # recompute features and labels, retrain per window
+FIXED = {"features.tick_size": "the instrument sets it", "features.futures": "the venue sets it"}
 SPEC_KEYS = {"low", "high", "step", "log", "choices", "when", "one_minus"}
 Scalar = bool | int | float | str
 
@@ -129,6 +133,11 @@ class SearchSpace:
         return [p.key for p in self.params]
 
     @property
+    def recomputes(self) -> bool:
+        """Whether a trial recomputes features or retrains (a level (b) key is searched)."""
+        return any(p.section in LEVEL_B for p in self.params)
+
+    @property
     def multi_objective(self) -> bool:
         return self.settings.objective == "pnl_dd"
 
@@ -187,15 +196,17 @@ def _field(key: str, where: str) -> tuple[Any, Any]:
     section = parts[0]
     if section not in Config.model_fields:
         raise SpaceError(f"{where}: unknown section {section!r} (sections: {', '.join(Config.model_fields)})")
-    if section in LEVEL_B:
+    if section == "walkforward":
         raise SpaceError(
-            f"{where}: {section} keys recompute features or retrain the models per trial (level (b)), "
-            f"not supported yet; search {', '.join(LEVEL_A)} keys"
+            f"{where}: walkforward keys move the test windows every trial is scored on (their returns "
+            "must line up for the PBO); run one study per window layout"
         )
-    if section not in LEVEL_A:
+    if section not in LEVEL_A + LEVEL_B:
         raise SpaceError(
-            f"{where}: the {section} section is not searchable; search {', '.join(LEVEL_A)} keys"
+            f"{where}: the {section} section is not searchable; search {', '.join(LEVEL_A + LEVEL_B)} keys"
         )
+    if key in FIXED:
+        raise SpaceError(f"{where}: {key} is not searchable ({FIXED[key]})")
     if len(parts) < 2:
         raise SpaceError(f"{where}: {section} is a whole section; name one of its keys")
     model: type[BaseModel] = Config

@@ -67,12 +67,22 @@ class Prepared:
     data_end: int
     data_key: str
     cache_hit: bool
-    # for the held-back evaluation only (never handed to a trial)
+    spans: list[tuple[int, int]]  # the search's walk-forward test windows
+    # for the held-back evaluation and level (b) only (never handed to a trial)
     _market: Market = field(repr=False)
     _features: pd.DataFrame = field(repr=False)
     _ds: Dataset = field(repr=False)
     _mid: np.ndarray | None = field(repr=False)
     _instrument: Instrument = field(repr=False)
+    _models: ModelsConfig = field(repr=False)
+    # level (b): rebuilds the features, labels and probabilities of a point's own configs
+    recompute: Any = field(default=None, repr=False)
+
+    def inputs(self, values: dict[str, Any]) -> tuple[pd.DataFrame, Dataset, np.ndarray | None, ModelsConfig]:
+        """The whole span's features, dataset, mid and models config of a point (level (a): the base's)."""
+        if self.recompute is None:
+            return self._features, self._ds, self._mid, self._models
+        return self.recompute.inputs(values)
 
 
 def holdout_start(t_first: int, t_last: int, settings: StudySettings) -> int:
@@ -91,9 +101,9 @@ def holdout_start(t_first: int, t_last: int, settings: StudySettings) -> int:
     return t_last - back
 
 
-def _probability_key(
-    cfg: Config, models: ModelsConfig, market: Market, windows: list[tuple[int, int]]
-) -> str:
+def probability_key(cfg: Config, models: ModelsConfig, market: Market, windows: list[tuple[int, int]]) -> str:
+    """The cache key of the walk-forward probabilities of ``windows``: the data, the feature, label,
+    model and walk-forward configs (:mod:`orderflow.optimize.cache`)."""
     configs = {
         "features": cfg.features.model_dump(mode="json"),
         "labels": cfg.labels.model_dump(mode="json"),
@@ -101,6 +111,29 @@ def _probability_key(
         "walkforward": cfg.walkforward.model_dump(mode="json"),
     }
     return C.cache_key(C.data_hash(market), configs, windows)
+
+
+@dataclass
+class SearchPart:
+    """What lies before the held-back period: the events, the feature rows, the labelled samples whose
+    label ended before it, and the mid at each row."""
+
+    market: Market
+    features: pd.DataFrame
+    ds: Dataset
+    mid: np.ndarray | None
+
+
+def search_part(
+    market: Market, features: pd.DataFrame, ds: Dataset, mid: np.ndarray | None, h0: int
+) -> SearchPart:
+    r_h = int(np.searchsorted(market.b_ts, h0))
+    keep = (ds.sample_ts < h0) & (ds.t_touch < h0)  # labels that end before the held-back period
+    s_ds = subset(
+        Dataset(ds.X[:r_h], ds.feature_names, ds.ts[:r_h], ds.sample_idx, ds.y, ds.t_touch, ds.schema_hash),
+        np.flatnonzero(keep),
+    )
+    return SearchPart(market.window(None, h0), features.iloc[:r_h], s_ds, None if mid is None else mid[:r_h])
 
 
 def prepare(
@@ -126,26 +159,18 @@ def prepare(
             f"test window (train {wf.train_hours:g} h + half a {wf.test_hours:g} h test window); shorten "
             "walkforward.*, hold back less or give more data"
         )
-    r_h = int(np.searchsorted(market.b_ts, h0))
-    s_market = market.window(None, h0)
-    s_features = features.iloc[:r_h]
-    keep = (ds.sample_ts < h0) & (ds.t_touch < h0)  # labels that end before the held-back period
-    s_ds = subset(
-        Dataset(ds.X[:r_h], ds.feature_names, ds.ts[:r_h], ds.sample_idx, ds.y, ds.t_touch, ds.schema_hash),
-        np.flatnonzero(keep),
-    )
-    s_mid = None if mid is None else mid[:r_h]
-    key = _probability_key(cfg, models, s_market, spans)
+    part = search_part(market, features, ds, mid, h0)
+    key = probability_key(cfg, models, part.market, spans)
 
     def compute() -> list[WindowProbabilities]:
         with tempfile.TemporaryDirectory() as tmp:
-            return window_probabilities(s_features, s_ds, models, Path(tmp), spans, wf, s_mid, say)
+            return window_probabilities(part.features, part.ds, models, Path(tmp), spans, wf, part.mid, say)
 
     wps, hit = C.cached_probabilities(cache_dir, key, compute)
     if not wps:
         raise StudyError("every walk-forward window was skipped (too few training samples)")
-    search = EvalData.build(s_market, s_features, wps, instrument, h0, settings.period_minutes)
-    return Prepared(search, h0, t_last, key, hit, market, features, ds, mid, instrument)
+    search = EvalData.build(part.market, part.features, wps, instrument, h0, settings.period_minutes)
+    return Prepared(search, h0, t_last, key, hit, spans, market, features, ds, mid, instrument, models)
 
 
 # -- the study ------------------------------------------------------------------------------------------
@@ -390,7 +415,8 @@ def search(
     callbacks: list[Callable[[Any, Any], None]] | None = None,
 ) -> int:
     """:func:`run_study` with the walk-forward :class:`Objective` over the search data only."""
-    return run_study(study, Objective(space, base, prepared.search), n_trials, callbacks)
+    recompute = None if prepared.recompute is None else prepared.recompute.search_data
+    return run_study(study, Objective(space, base, prepared.search, recompute), n_trials, callbacks)
 
 
 # -- judgement ------------------------------------------------------------------------------------------
@@ -533,7 +559,6 @@ def holdout_evaluation(
     study: Any,
     base: Config,
     best_values: dict[str, Any],
-    models: ModelsConfig,
     settings: StudySettings,
     cache_dir: Path | None,
     say: Callable[[str], None] = print,
@@ -545,22 +570,31 @@ def holdout_evaluation(
         return None
     wf = base.walkforward
     spans = holdout_windows(h0, t_end, wf.test_hours)
-    key = _probability_key(base, models, prepared._market, spans)
+    built: dict[str, EvalData] = {}
 
-    def compute() -> list[WindowProbabilities]:
-        with tempfile.TemporaryDirectory() as tmp:
-            return window_probabilities(
-                prepared._features, prepared._ds, models, Path(tmp), spans, wf, prepared._mid, say
+    def data_of(values: dict[str, Any]) -> EvalData:
+        features, ds, mid, mcfg = prepared.inputs(values)
+        key = probability_key(apply_values(base, values), mcfg, prepared._market, spans)
+        if key not in built:
+
+            def compute() -> list[WindowProbabilities]:
+                with tempfile.TemporaryDirectory() as tmp:
+                    return window_probabilities(features, ds, mcfg, Path(tmp), spans, wf, mid, say)
+
+            wps, _ = C.cached_probabilities(cache_dir, key, compute)
+            if not wps:
+                raise StudyError(
+                    "the held-back windows were all skipped (too few training samples before them)"
+                )
+            built[key] = EvalData.build(
+                prepared._market, features, wps, prepared._instrument, t_end + 1, settings.period_minutes
             )
+        return built[key]
 
-    wps, _ = C.cached_probabilities(cache_dir, key, compute)
-    if not wps:
-        raise StudyError("the held-back windows were all skipped (too few training samples before them)")
-    data = EvalData.build(
-        prepared._market, prepared._features, wps, prepared._instrument, t_end + 1, settings.period_minutes
-    )
-    best = evaluate(apply_values(base, best_values), data)
-    baseline = evaluate(base, data)
+    best = evaluate(apply_values(base, best_values), data_of(best_values))
+    base_data = data_of({})
+    baseline = evaluate(base, base_data)
+    wps = base_data.windows
     looks = int(study.user_attrs.get("holdout_looks", 0)) + 1
     study.set_user_attr("holdout_looks", looks)
     return Holdout(best, baseline, len(wps), looks)
