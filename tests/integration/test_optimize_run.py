@@ -75,10 +75,23 @@ def test_a_study_runs_resumes_and_never_sees_the_held_back_period(sim_store, tmp
             "--space", str(tmp_path / "space.yaml"), "--sampler", "tpe", "--seed", "1", "--quick",
             "--study", "it", "--storage", storage, "--cache", str(tmp_path / "cache"), "--json",
             "--log-level", "WARNING"]  # fmt: skip
-    rc = main([*args, "--trials", "10", "--report", str(tmp_path / "rep")])
+    rc = main(
+        [*args, "--trials", "10", "--report", str(tmp_path / "rep"), "--registry", str(tmp_path / "reg")]
+    )
     out, err = capsys.readouterr()
     assert rc == 0, err
     s = json.loads(out)
+    # logged to MLflow next to the model registry: data hash, revision, seed, space, the judgement
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'reg' / 'mlflow.db'}")
+    run = client.get_run(s["mlflow_run"])
+    assert run.data.params["data"] == s["data"] and run.data.params["seed"] == "1"
+    assert run.data.params["space"] == s["space"] and run.data.tags["code_version"]
+    assert run.data.metrics["trials_complete"] == s["trials_complete"]
+    assert run.data.metrics["holdout_best"] == pytest.approx(s["holdout_best"])
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"space.yaml", "rep"} <= names
     h0 = s["holdout_start_ns"]
     assert s["search_windows"] == 3 and s["trials_run_now"] == 10 and "computed probabilities" in err
     # the held-back period: no trial's backtest read an event at or after its start ...

@@ -20,6 +20,7 @@ from orderflow.cli import types as T
 from orderflow.cli.common import (
     UserError,
     add_common,
+    add_registry,
     add_source,
     feature_matrix,
     open_store,
@@ -35,9 +36,9 @@ SAMPLERS = ("tpe", "nsga2", "cmaes", "random")
 OBJECTIVES = ("sharpe", "sortino", "calmar", "net_pnl", "pnl_dd")
 
 
-def _study_args(p: argparse.ArgumentParser) -> None:
-    """The options ``run`` and ``worker`` share."""
-    add_common(p)
+def _study_args(p: argparse.ArgumentParser, registry: bool = False) -> None:
+    """The options ``run`` and ``worker`` share (``run`` also logs to the registry's MLflow)."""
+    (add_registry if registry else add_common)(p)
     add_source(p)
     p.add_argument("--space", required=True, type=T.existing_file, help="search-space YAML file")
     p.add_argument(
@@ -75,7 +76,12 @@ def register(subparsers: Any) -> None:
         "optimize", help="parameter search over out-of-sample walk-forward results, with PBO and DSR"
     ).add_subparsers(dest="optimize_command", required=True)
     p = opt.add_parser("run", help="create or resume a study and run its trials (docs/optimize.md)")
-    _study_args(p)
+    _study_args(p, registry=True)
+    p.add_argument(
+        "--no-mlflow",
+        action="store_true",
+        help="do not log the run to MLflow (the tracking store of the registry)",
+    )
     p.add_argument("--report", type=T.dir_path, help="directory for report.html, report.json and trials.csv")
     p.add_argument("--export", type=T.dir_path, help="write the best config as a --config directory")
     p.add_argument(
@@ -300,6 +306,8 @@ def _run(cfg: Config, args: argparse.Namespace, st: _Setup, say: Any, t0: float)
     if args.report:
         report = write_report(Path(args.report), study, analysis, settings, baseline, hold, meta)
     summary = _summary(meta, analysis, baseline, hold, settings)
+    if not args.no_mlflow:
+        summary["mlflow_run"] = _log_mlflow(args, summary, space, report)
     if args.export:
         try:
             path = SD.export_config(
@@ -312,6 +320,42 @@ def _run(cfg: Config, args: argparse.Namespace, st: _Setup, say: Any, t0: float)
     _print(summary, args.json, report)
     say(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _log_mlflow(args: argparse.Namespace, s: dict[str, Any], space: Any, report: Path | None) -> str:
+    """Log the study's run to MLflow next to the model registry (experiment ``orderflow-optimize``):
+    the data hash, git revision, seed and space as parameters, the judgement as metrics, the space file
+    and the report as artifacts. Returns the run id."""
+    from orderflow.models.registry import Registry, RegistryError
+
+    params = {
+        k: s[k]
+        for k in ("study", "storage", "sampler", "objective", "source", "space", "data", "seed",
+                  "holdout_start_ns", "search_windows")
+    }  # fmt: skip
+    params["space_keys"] = ",".join(space.keys)
+    params["best_params"] = s["best_params"]
+    best = s["best_value"][0] if isinstance(s["best_value"], list) else s["best_value"]
+    metrics = {
+        "best_value": best,
+        "pbo": s["pbo"],
+        "dsr": s["dsr"],
+        "baseline_search": s["baseline_search"],
+        "holdout_best": s.get("holdout_best"),
+        "holdout_baseline": s.get("holdout_baseline"),
+        "holdout_best_net_pnl": s.get("holdout_best_net_pnl"),
+        "holdout_looks": s.get("holdout_looks"),
+        "trials_complete": s["trials_complete"],
+        "trials_feasible": s["trials_feasible"],
+        "trials_per_minute": s["trials_per_minute"],
+    }
+    try:
+        reg = Registry(getattr(args, "registry", None))
+        arts = [Path(args.space)] + ([report.parent] if report is not None else [])
+        return reg.log_run("orderflow-optimize", f"{s['study']}", params, metrics,
+                           {"orderflow.kind": "optimize", "verdict": s["verdict"]}, arts)  # fmt: skip
+    except (RegistryError, OSError) as e:
+        raise UserError(f"--registry: cannot log the run to MLflow: {e} (--no-mlflow skips it)") from None
 
 
 def _summary(meta: dict[str, Any], analysis: Any, baseline: Any, hold: Any, settings: Any) -> dict[str, Any]:
@@ -376,5 +420,7 @@ def _print(s: dict[str, Any], as_json: bool, report: Path | None) -> None:
         print(f"note: {n}")
     if "exported" in s:
         print(f"exported: {s['exported']}")
+    if "mlflow_run" in s:
+        print(f"mlflow: run {s['mlflow_run']} in experiment orderflow-optimize")
     if report is not None:
         print(f"report: {report}")

@@ -61,7 +61,7 @@ import os
 import shutil
 import subprocess
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -387,6 +387,50 @@ class Registry:
         return f"Registry({self.uri!r})"
 
     # -- writing
+    def log_run(
+        self,
+        experiment: str,
+        run_name: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float | None],
+        tags: Mapping[str, str] | None = None,
+        artifacts: Sequence[Path] = (),
+    ) -> str:
+        """Log a run that is not a model version (a parameter study, say) in ``experiment``, next to
+        the models: parameters, finite metrics, tags and artifact files or directories. Returns the run
+        id; the run is marked FAILED if logging breaks half way."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        with _quiet():
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is not None:
+                eid = exp.experiment_id
+            else:
+                where = None if self.root is None else (self.root / "artifacts" / experiment).as_uri()
+                eid = self.client.create_experiment(experiment, artifact_location=where)
+            run = self.client.create_run(eid, tags={"mlflow.runName": run_name, **(tags or {})})
+            rid = run.info.run_id
+            try:
+                now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+                plist = [Param(k[:250], str(v)[:6000]) for k, v in _flatten(params).items()]
+                for i in range(0, len(plist), 100):
+                    self.client.log_batch(rid, params=plist[i : i + 100])
+                ms = [Metric(k, float(v), now, 0) for k, v in metrics.items()
+                      if v is not None and math.isfinite(float(v))]  # fmt: skip
+                self.client.log_batch(rid, metrics=ms)
+                self.client.log_batch(rid, tags=[RunTag("code_version", code_version())])
+                for a in artifacts:
+                    a = Path(a)
+                    if a.is_dir():
+                        self.client.log_artifacts(rid, str(a), a.name)
+                    elif a.is_file():
+                        self.client.log_artifact(rid, str(a))
+                self.client.set_terminated(rid)
+            except Exception:
+                self.client.set_terminated(rid, status="FAILED")
+                raise
+        return str(rid)
+
     def register(
         self,
         bundle_dir: str | os.PathLike[str],
