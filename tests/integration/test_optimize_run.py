@@ -105,11 +105,15 @@ def test_a_study_runs_resumes_and_never_sees_the_held_back_period(sim_store, tmp
     assert s["trials_complete"] + s["trials_pruned"] + s["trials_failed"] == 10
     rep = tmp_path / "rep"
     html = (rep / "report.html").read_text()
-    for png in ("history.png", "importance.png", "holdout.png", "pbo.png", "dsr.png", "windows.png"):
+    pngs = ("history.png", "importance.png", "holdout.png", "pbo.png", "dsr.png", "windows.png", "paths.png")
+    for png in pngs:
         assert (rep / png).stat().st_size > 5000 and png in html
     assert "out of sample and after fees" in html
     r = json.loads((rep / "report.json").read_text())
     assert r["holdout"]["looks"] == 1 and r["search"]["baseline"] == pytest.approx(s["baseline_search"])
+    paths = r["best_paths"]  # one final return per search window of the best trial, its quantiles
+    assert len(paths["final_return"]) == 3 and paths["best_quantiles"]["p5"] <= paths["best_quantiles"]["p95"]
+    assert r["search"]["best"] == pytest.approx(s["best_value"])
 
     # resumed from the storage: four more trials, probabilities from the cache, a second look counted
     trained.clear()

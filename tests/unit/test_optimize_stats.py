@@ -16,6 +16,7 @@ from orderflow.optimize.stats import (
     moments,
     pbo_cscv,
     sharpe,
+    trial_clusters,
 )
 
 
@@ -116,3 +117,20 @@ def test_a_planted_edge_gives_a_low_pbo_and_a_high_dsr():
         dsrs.append(dsr_of_best(m, 0).dsr)
     assert max(pbos) < 0.05, pbos
     assert min(dsrs) > 0.95, dsrs
+
+
+def test_the_effective_number_of_trials_counts_clusters_of_alike_trials():
+    """Three groups of five near-copies (correlation about 0.9 inside a group) and five independent
+    trials are 3 + 5 = 8 effective trials; a column that never varies adds one."""
+    rng = np.random.default_rng(4)
+    t = 2000
+    groups = [rng.normal(0, 1, t) for _ in range(3)]
+    cols = [g + rng.normal(0, 0.3, t) for g in groups for _ in range(5)]
+    cols += [rng.normal(0, 1, t) for _ in range(5)]
+    m = np.column_stack(cols)
+    labels = trial_clusters(m)
+    assert np.unique(labels).size == 8
+    assert all(np.unique(labels[5 * g : 5 * g + 5]).size == 1 for g in range(3))
+    assert np.unique(trial_clusters(np.column_stack([m, np.zeros(t)]))).size == 9
+    d = dsr_of_best(m, 0)
+    assert d.n_effective == 8 and d.n_trials == 20 and 1 < d.participation < 20

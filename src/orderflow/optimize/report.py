@@ -6,7 +6,8 @@ the parameter importances (Optuna's fANOVA evaluator), parallel coordinates, the
 baseline (the config as given, no search) in the search's test windows and in the held-back period, the
 CSCV logits behind the PBO with the in-sample winner's in- and out-of-sample Sharpe, the trials' Sharpe
 ratios against the expected maximum SR0 of unskilled trials behind the DSR, the best trial's per-window
-figures, and the Pareto front of a two-objective study. ``report.html`` embeds every PNG as base64.
+figures and its cumulative return path in each window against every trial's window returns, and the
+Pareto front of a two-objective study. ``report.html`` embeds every PNG as base64.
 
 Every trading figure in it is out of sample (walk-forward test windows, or the held-back period) and
 after fees, spread, slippage and funding.
@@ -202,6 +203,72 @@ def _windows(best: Any, settings: StudySettings) -> Figure:
     return fig
 
 
+def window_paths(ev: dict[str, Any], period_minutes: float) -> list[np.ndarray]:
+    """A trial's cumulative out-of-sample return path in each of its test windows (from its per-period
+    returns on the ``period_minutes`` grid; the windows' periods lie end to end in ``returns``)."""
+    rets = np.asarray(ev.get("returns") or [], dtype=np.float64)
+    period_ns = int(period_minutes * 60e9)
+    out, i = [], 0
+    for w in ev.get("windows") or []:
+        n = max(0, (int(w["end_ns"]) - int(w["start_ns"])) // period_ns)
+        out.append(np.cumprod(1.0 + rets[i : i + n]) - 1.0)
+        i += n
+    return out
+
+
+def path_summary(study: Any, best: Any, settings: StudySettings) -> dict[str, Any] | None:
+    """The distribution of the best trial's out-of-sample paths: each window's final return, worst
+    point and quantiles across windows, next to the same windows' final returns over every complete
+    trial."""
+    if best is None:
+        return None
+    paths = window_paths(trial_eval(best), settings.period_minutes)
+    finals = [float(p[-1]) if p.size else 0.0 for p in paths]
+    worst = [float(p.min()) if p.size else 0.0 for p in paths]
+    every = [
+        float(p[-1]) if p.size else 0.0
+        for t in study.get_trials(deepcopy=False)
+        if trial_eval(t).get("returns")
+        for p in window_paths(trial_eval(t), settings.period_minutes)
+    ]
+    q = lambda a: {f"p{k}": float(np.percentile(a, k)) for k in (5, 25, 50, 75, 95)} if a else {}  # noqa: E731
+    return {"final_return": finals, "worst_point": worst, "best_quantiles": q(finals),
+            "all_trials_quantiles": q(every), "windows_positive": sum(f > 0 for f in finals)}  # fmt: skip
+
+
+def _paths(study: Any, best: Any, settings: StudySettings) -> Figure:
+    fig = _figure(h=4.0)
+    a1, a2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    if best is None:
+        _say(a1, "no best trial")
+        _say(a2, "-")
+        return fig
+    step = settings.period_minutes
+    paths = window_paths(trial_eval(best), step)
+    for k, path in enumerate(paths):
+        a1.plot(np.arange(1, path.size + 1) * step, 100 * path, lw=1, label=f"window {k}" if k < 8 else None)
+    a1.axhline(0, color="black", lw=0.8)
+    a1.set_xlabel("minutes into the test window")
+    a1.set_ylabel("cumulative return, %")
+    a1.set_title(f"Best trial {best.number}: its path in each window")
+    if len(paths) <= 8:
+        a1.legend(fontsize=7)
+    s = path_summary(study, best, settings) or {}
+    every = [
+        float(p[-1]) for t in study.get_trials(deepcopy=False) if trial_eval(t).get("returns")
+        for p in window_paths(trial_eval(t), step) if p.size
+    ]  # fmt: skip
+    a2.hist(100 * np.asarray(every), bins=30, color=MUTED, label="every trial's windows")
+    for f in s.get("final_return", []):
+        a2.axvline(100 * f, color=BEST, lw=1.5)
+    a2.axvline(0, color="black", lw=0.8)
+    a2.set_xlabel("window return, % (blue: the best trial's)")
+    a2.set_title(f"{s.get('windows_positive', 0)} of {len(paths)} windows positive")
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _parallel(study: Any) -> Figure:
     """One line per complete trial across its parameters (each scaled to the range the trials covered;
     a categorical key by its choice's position), coloured by the trial's first value."""
@@ -306,6 +373,7 @@ def write_report(
         ("pbo.png", "Probability of backtest overfitting", _pbo(analysis)),
         ("dsr.png", "Deflated Sharpe ratio", _dsr(study, analysis)),
         ("windows.png", "The best trial's out-of-sample windows", _windows(best, settings)),
+        ("paths.png", "The best trial's out-of-sample paths", _paths(study, best, settings)),
     ]
     if len(study.directions) > 1:
         figs.append(("pareto.png", "Pareto front", _pareto(study, analysis)))
@@ -334,6 +402,7 @@ def write_report(
             "windows": hold.windows,
             "looks": hold.looks,
         },
+        "best_paths": path_summary(study, best, settings),
         "settings": settings.model_dump(),
     }
     (directory / "report.json").write_text(json.dumps(summary, indent=1, default=str))

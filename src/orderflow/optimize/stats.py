@@ -19,8 +19,13 @@ Sharpe ratios here are per period, not annualised, as both papers write them.
   ``DSR = Z((SR - SR0) * sqrt(T - 1) / sqrt(1 - g3 * SR + (g4 - 1) / 4 * SR^2))``
   (g3 skewness, g4 kurtosis, 3 for normal returns).
 - **Effective number of trials**: trials of a search are correlated (neighbouring parameters trade
-  alike), so N in SR0 is the participation ratio of the eigenvalues of the trials' return correlation
-  matrix, ``(sum l)^2 / sum l^2``, between 1 (all alike) and N (all independent).
+  alike), so N in SR0 is the number of clusters of the trials' return series: complete-linkage
+  hierarchical clustering on the distance ``sqrt((1 - rho) / 2)``, cut where every pair inside a
+  cluster has a correlation of at least ``CLUSTER_CORR`` (0.5). Independent trials are N clusters,
+  copies of one trial one cluster (López de Prado's advice in "A data science solution to the
+  multiple-testing crisis in financial research", 2019, with a fixed cut instead of his ONC search).
+  The participation ratio of the correlation matrix's eigenvalues, ``(sum l)^2 / sum l^2``, is
+  reported next to it as a second reading.
 """
 
 from __future__ import annotations
@@ -92,32 +97,59 @@ def effective_trials(returns: np.ndarray) -> float:
     return float(lam.sum() ** 2 / (lam**2).sum()) + (1.0 if flat else 0.0)
 
 
+CLUSTER_CORR = 0.5
+
+
+def trial_clusters(returns: np.ndarray, min_corr: float = CLUSTER_CORR) -> np.ndarray:
+    """Cluster label of each column (module docstring): complete linkage on ``sqrt((1 - rho) / 2)``,
+    cut at the distance of ``min_corr``. Columns that never vary form one cluster between them."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    m = np.asarray(returns, dtype=np.float64)
+    n = m.shape[1] if m.ndim == 2 else 0
+    labels = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return labels
+    live = np.flatnonzero(m.std(axis=0) > 0)
+    if live.size >= 2:
+        rho = np.clip(np.corrcoef(m[:, live], rowvar=False), -1.0, 1.0)
+        dist = np.sqrt(np.clip((1.0 - rho) / 2.0, 0.0, None))
+        np.fill_diagonal(dist, 0.0)
+        z = linkage(squareform(dist, checks=False), method="complete")
+        labels[live] = fcluster(z, t=math.sqrt((1.0 - min_corr) / 2.0), criterion="distance")
+    elif live.size == 1:
+        labels[live] = 1
+    labels[labels == 0] = labels.max() + 1  # the flat columns, together
+    return labels
+
+
 @dataclass(frozen=True)
 class DSRResult:
     sharpe: float  # per period
     sr0: float
     dsr: float
     n_trials: int
-    n_effective: float
+    n_effective: float  # clusters of the trials' returns: the N behind SR0
     n_obs: int
     skew: float
     kurt: float
     var_sharpe: float
+    participation: float = float("nan")  # the eigenvalue reading of N, reported only
 
 
 def dsr_of_best(returns: np.ndarray, best: int) -> DSRResult:
-    """The DSR of column ``best`` of the T x N returns matrix, deflated by the N trials (their
-    effective number) and the variance of their Sharpe ratios."""
+    """The DSR of column ``best`` of the T x N returns matrix, deflated by the effective number of
+    trials (clusters of their returns) and the variance of their Sharpe ratios."""
     m = np.asarray(returns, dtype=np.float64)
     srs = np.array([sharpe(m[:, j]) for j in range(m.shape[1])])
-    n_eff = effective_trials(m)
+    n_eff = float(np.unique(trial_clusters(m)).size)
     var = float(srs.var(ddof=1)) if srs.size > 1 else 0.0
     sr0 = expected_max_sharpe(n_eff, var)
     sk, ku = moments(m[:, best])
     sr = float(srs[best])
-    return DSRResult(
-        sr, sr0, deflated_sharpe(sr, m.shape[0], sk, ku, sr0), m.shape[1], n_eff, m.shape[0], sk, ku, var
-    )
+    dsr = deflated_sharpe(sr, m.shape[0], sk, ku, sr0)
+    return DSRResult(sr, sr0, dsr, m.shape[1], n_eff, m.shape[0], sk, ku, var, effective_trials(m))
 
 
 @dataclass(frozen=True)
