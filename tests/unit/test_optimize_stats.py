@@ -97,16 +97,45 @@ def _strategies(seed: int, n: int = 50, t: int = 960, edge: float = 0.0) -> np.n
 
 
 def test_pbo_is_about_one_half_on_strategies_that_trade_noise_and_the_dsr_does_not_reject_no_skill():
-    """One matrix's PBO varies a lot (sd about 0.17 over seeds, measured), so the mean over 20 seeds is
-    bounded (its sd about 0.04)."""
+    """Random entries at a common rate: the IS winner's OOS rank is uniform, so the PBO's expected value
+    is exactly 1/2. One matrix's PBO varies a lot (sd about 0.17 over seeds, measured), so the mean over
+    40 seeds (its sd about 0.027) must lie within about 2 sd of 1/2. (Seeds 0-4 alone: 0.41; 40 seeds:
+    0.47, measured.)"""
     pbos, dsrs = [], []
-    for seed in range(20):
+    for seed in range(40):
         m = _strategies(seed)
         pbos.append(pbo_cscv(m, 16).pbo)
         best = int(np.argmax([sharpe(m[:, j]) for j in range(m.shape[1])]))
         dsrs.append(dsr_of_best(m, best).dsr)
-    assert 0.4 <= float(np.mean(pbos)) <= 0.7, pbos
+    assert 0.44 <= float(np.mean(pbos)) <= 0.56, pbos
     assert float(np.mean(dsrs)) < 0.95 and np.mean(np.array(dsrs) >= 0.95) <= 0.2, dsrs
+
+
+def _budgeted(seed: int, n: int = 50, t: int = 960, trades: int = 120, cost: float = 1e-3) -> np.ndarray:
+    """``n`` strategies that each make exactly ``trades`` one-period trades in a random direction at
+    random times on one random-walk market (per-period sd 1e-3), paying ``cost`` per unit of position
+    change: every strategy pays the same total cost, only when differs."""
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0.0, 1e-3, t)
+    pos = np.zeros((t, n))
+    for j in range(n):
+        pos[rng.choice(t, trades, replace=False), j] = rng.choice([-1.0, 1.0], trades)
+    return pos * r[:, None] - cost * np.abs(np.diff(pos, axis=0, prepend=0.0))
+
+
+def test_pbo_is_above_one_half_on_random_trades_with_a_budget_and_the_dsr_does_not_reject_no_skill():
+    """Issue 16's case: 50 strategies of random entries over pure noise, PBO averaged over 5 seeds at
+    least 1/2. With a fixed number of trades and costs of the order of a bar's volatility, the in-sample
+    winner is the strategy whose costs happened to fall out of sample, so it is below the median there
+    more often than not (seeds 0-4: 0.81; 40 seeds: 0.78, measured). Its DSR does not reject zero skill."""
+    pbos, dsrs = [], []
+    for seed in range(5):
+        m = _budgeted(seed)
+        pbos.append(pbo_cscv(m, 16).pbo)
+        best = int(np.argmax([sharpe(m[:, j]) for j in range(m.shape[1])]))
+        dsrs.append(dsr_of_best(m, best).dsr)
+    assert float(np.mean(pbos)) >= 0.5, pbos
+    assert max(dsrs) < 0.95, dsrs
 
 
 def test_a_planted_edge_gives_a_low_pbo_and_a_high_dsr():
