@@ -157,6 +157,8 @@ def test_the_held_back_period_is_cut_from_the_end():
     with pytest.raises(SD.StudyError, match="is the whole data"):
         SD.holdout_start(0, 8 * h, StudySettings(holdout_hours=9.0))
     assert SD.holdout_windows(6 * h, 8 * h, 1.0) == [(6 * h, 7 * h), (7 * h, 8 * h + 1)]
+    assert SD.holdout_windows(0, int(4.8 * h), 4.0) == [(0, int(4.8 * h) + 1)]  # 0.8 h joins the window
+    assert SD.holdout_windows(0, 7 * h, 4.0) == [(0, 4 * h), (4 * h, 7 * h + 1)]  # 3 h is a window
 
 
 def test_the_example_space_opens_a_study(tmp_path):

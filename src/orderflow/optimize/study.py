@@ -537,12 +537,14 @@ def verdict(analysis: Analysis, settings: StudySettings) -> str | None:
 
 # -- the held-back period -------------------------------------------------------------------------------
 def holdout_windows(h0: int, t_end: int, test_hours: float) -> list[tuple[int, int]]:
-    """Rolling test windows of ``test_hours`` from ``h0`` to ``t_end`` (a last one of at least half)."""
+    """Rolling test windows of ``test_hours`` from ``h0`` to ``t_end``: a remainder of at least half a
+    window is a window of its own, a shorter one joins the last window, which keeps the last event."""
     out, step, t = [], int(test_hours * H_NS), h0
     while t + step // 2 <= t_end:
-        end = t + step
-        out.append((t, end if end < t_end else t_end + 1))  # the last window keeps the last event
+        out.append((t, t + step))
         t += step
+    if out:
+        out[-1] = (out[-1][0], t_end + 1)
     return out or ([(h0, t_end + 1)] if t_end > h0 else [])
 
 
