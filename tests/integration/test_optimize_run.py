@@ -204,6 +204,74 @@ def test_feature_label_and_model_keys_retrain_per_point_with_a_cache_and_never_s
     assert len(trained) == 3 * len(later - points)
 
 
+@pytest.mark.timeout(600)
+def test_a_level_b_point_trains_its_windows_only_as_far_as_its_backtest_reads(
+    sim_store, tmp_path, monkeypatch
+):
+    """What lets a pruner save training: a point's windows are trained as its backtest reaches them. A
+    trial stopped after its first window trained one; the next trial of the same point trains the rest
+    only, and the finished point is written to the cache (a new process trains nothing)."""
+    from orderflow.backtest.engine import Market
+    from orderflow.config import load_config
+    from orderflow.core.instruments import Instrument
+    from orderflow.features.batch import build_features
+    from orderflow.models.train import labelled_dataset
+    from orderflow.optimize import recompute as RC
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "c.yaml").write_text(CONFIG)
+    cfg = load_config(tmp_path / "cfg")
+    store = Store(sim_store)
+    raw = store.instrument("sim", "BTCUSDT")
+    inst = raw if isinstance(raw, Instrument) else Instrument(**raw)
+
+    def build(c):
+        return build_features(
+            store, "sim", "BTCUSDT", c.features.model_copy(update={"tick_size": inst.tick_size})
+        )
+
+    book = store.read("sim", "BTCUSDT", "book")
+    market = Market.from_frames("sim", "BTCUSDT", book, store.read("sim", "BTCUSDT", "trade"))
+    top = book[["ts_event", "bid_px_1", "ask_px_1"]]
+    models = cfg.models.quick()
+    feats = build(cfg)
+    ds, mid = labelled_dataset(feats, top, cfg.labels, models.sample_every_s)
+    space = load_space_text(tmp_path, SPACE_B)
+    prep = SD.prepare(
+        cfg, models, market, feats, ds, mid, inst, space.settings, tmp_path / "cache", lambda s: None
+    )
+    trained: list[int] = []
+    real = RC.iter_window_probabilities
+
+    def spy(*a, **k):
+        for w in real(*a, **k):
+            trained.append(w.window)
+            yield w
+
+    monkeypatch.setattr(RC, "iter_window_probabilities", spy)
+    rc = RC.Recompute(cfg, prep, build, top, tmp_path / "cache", lambda s: None)
+    point = {"labels.horizon_s": 30.0, "models.expert.lgbm_n_estimators": 20}
+    data = rc.search_data(point)
+    assert isinstance(data, RC.LazyEvalData) and trained == []  # nothing trained before it is read
+    first = next(iter(data.items()))  # a trial pruned after its first window
+    assert trained == [0] and first[0].window == 0 and data.n_windows == 3
+    again = rc.search_data(point)
+    assert again is data and [w.window for w, _, _ in again.items()] == [0, 1, 2] and trained == [0, 1, 2]
+    assert data.complete and data.n_windows == 3
+    # written to the cache once complete: a fresh process's point loads it and trains nothing
+    fresh = RC.Recompute(cfg, prep, build, top, tmp_path / "cache", lambda s: None)
+    loaded = fresh.search_data(point)
+    assert not isinstance(loaded, RC.LazyEvalData) and trained == [0, 1, 2]
+    np.testing.assert_array_equal(loaded.windows[2].probs, data.windows[2].probs)
+    # the base's own point is the base's prepared data
+    assert rc.search_data({}) is prep.search
+
+
+def load_space_text(tmp_path: Path, text: str):
+    (tmp_path / "space.yaml").write_text(text)
+    return load_space(tmp_path / "space.yaml")
+
+
 def test_bad_inputs_are_one_line_errors(sim_store, tmp_path, capsys):
     (tmp_path / "space.yaml").write_text("space:\n  strategy.confidence_gat: {low: 0.5, high: 0.9}\n")
     rc = main(["optimize", "run", "sim/BTCUSDT", "--store", str(sim_store), "--space",
