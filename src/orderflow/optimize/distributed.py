@@ -240,10 +240,11 @@ def run_trials(
             cause = e.cause if isinstance(e.cause, BaseException) else e
             record_failure(trial, f"{type(cause).__name__}: {cause}")
             study.tell(trial, state=TrialState.FAIL)
-            if isinstance(cause, ImportError):
+            text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            if isinstance(cause, ImportError) or "No module named" in text:  # also Ray's RaySystemError
                 raise RayError(
-                    f"the Ray workers cannot run a trial ({type(cause).__name__}: {cause}); "
-                    "start them from the environment orderflow is installed in"
+                    f"the Ray workers cannot import orderflow ({text.removeprefix('System error: ')}): "
+                    "start every node from an environment with the driver's orderflow installed"
                 ) from None
             raise cause from None
         except ray.exceptions.RayError as e:  # a worker or node lost past Ray's retries: this trial only
