@@ -25,7 +25,8 @@ interface:
   is asked once the study holds ``n_trials`` trials in any state (other workers of a shared storage
   count). Trials a dead worker left running are failed after the grace period and their retries run
   here. Running trials get a heartbeat from the driver, so a shared storage's other workers leave them
-  alone.
+  alone. A task whose worker or node is lost (past Ray's own retries) fails its trial only; a scoring
+  that raises fails its trial and stops the run, as it stops a sequential one.
 - **Ctrl-C** cancels the tasks in flight and fails their trials (as Optuna fails the trial a Ctrl-C
   interrupts); the same command resumes the study.
 
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from orderflow.optimize.space import SearchSpace, StudySettings
     from orderflow.optimize.study import Prepared
 
-log = logging.getLogger(__name__)
 NEEDS_RAY = "--ray needs Ray: pip install 'orderflow[scale]'"
 PROBE_TIMEOUT_S = 5.0
 
@@ -122,8 +122,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Iterator
         if address is not None:
             probe(address)
         try:
-            if address is None:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+            if address is None:  # "local": a new Ray, even where `ray start` left a cluster running
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.WARNING)  # fmt: skip
             else:
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
@@ -268,7 +268,8 @@ def run_trials(
                 flight[task.remote(score, box, values)] = trial
                 asked += 1
             if flight:
-                ready, _ = ray.wait(list(flight), num_returns=1, timeout=beat)
+                wake = None if beat is None else beat / 2  # the heartbeats of the trials in flight
+                ready, _ = ray.wait(list(flight), num_returns=1, timeout=wake)
                 for ref in ready:
                     frozen = tell(ref, flight.pop(ref))
                     for cb in callbacks or []:
