@@ -136,3 +136,26 @@ def test_a_seeded_random_sampler_asks_the_points_of_a_sequential_run(local_ray, 
     a, b = seq.get_trials(), ray.get_trials()
     assert [t.params for t in a] == [t.params for t in b]  # in ask order, trial by trial
     assert all(math.isclose(x.value, y.value) for x, y in zip(a, b, strict=True))
+
+
+def test_without_ray_the_options_stop_in_one_line_and_orderflow_still_imports(tmp_path):
+    """A Python where ``import ray`` fails (``sys.modules['ray'] = None``), as without the scale extra."""
+    import subprocess
+    from pathlib import Path
+
+    (tmp_path / "space.yaml").write_text(SPACE)
+    src = Path(__file__).resolve().parents[2] / "src"
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "import orderflow.optimize.distributed, orderflow.optimize.study\n"
+        "from orderflow.cli import main\n"
+        f"sys.exit(main(['optimize', 'run', 'sim/BTCUSDT', '--space', {str(tmp_path / 'space.yaml')!r}, "
+        "sys.argv[1], *sys.argv[2:]]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    for opt in (["--ray"], ["--ray-cpus", "2"]):
+        r = subprocess.run([sys.executable, "-c", code, *opt], env=env, capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip() == "orderflow: --ray needs Ray: pip install 'orderflow[scale]'"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]  # refused before anything ran
