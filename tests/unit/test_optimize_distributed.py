@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from optuna.trial import TrialState
 
 from orderflow.optimize import distributed as DIST
 from orderflow.optimize import study as SD
@@ -112,8 +113,13 @@ def test_ctrl_c_cancels_the_tasks_in_flight_and_leaves_the_study_resumable(local
     study = _study(tmp_path, space)
     slow = {**SHARED, "sleep_s": 1.0}
 
+    running = []
+
     def interrupt(st, t):  # a real SIGINT in the driver, as Ctrl-C sends, after the third trial
         if t.number == 2:
+            # the trials in flight have the driver's heartbeat: a shared storage's workers leave them be
+            running.extend(x.number for x in st.get_trials(states=(TrialState.RUNNING,)))
+            assert not SD.silent_trials(st) and not SD._unattended(st)
             signal.raise_signal(signal.SIGINT)
 
     t0 = time.monotonic()
@@ -121,7 +127,8 @@ def test_ctrl_c_cancels_the_tasks_in_flight_and_leaves_the_study_resumable(local
         DIST.run_trials(study, space, score, slow, 20, [interrupt], say=lambda s: None)
     assert time.monotonic() - t0 < 15  # the remaining 17 trials (9 s on 2 CPUs at best) did not run
     trials = study.get_trials()
-    assert {t.state.name for t in trials} <= {"COMPLETE", "FAIL"}  # the ones in flight failed
+    assert running and all(trials[n].state.name == "FAIL" for n in running)  # the ones in flight failed
+    assert {t.state.name for t in trials} <= {"COMPLETE", "FAIL"}
     assert sum(t.state.name == "COMPLETE" for t in trials) >= 3
     study = _study(tmp_path, space)
     DIST.run_trials(study, space, score, SHARED, 20, say=lambda s: None)
