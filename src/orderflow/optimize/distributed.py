@@ -258,20 +258,24 @@ def run_trials(
         value = list(res.value) if isinstance(res.value, tuple) else res.value
         return study.tell(trial, value)
 
+    asking: list[Any] = []  # a trial asked and not yet in flight (a Ctrl-C can come in between)
     try:
         while True:
             while len(flight) < parallel and more():
                 trial = study.ask()
+                asking.append(trial)
                 values = space.sample(trial)
                 if beat is not None:
                     study._storage.record_heartbeat(trial._trial_id)
                 flight[task.remote(score, box, values)] = trial
+                asking.clear()
                 asked += 1
             if flight:
                 wake = None if beat is None else beat / 2  # the heartbeats of the trials in flight
                 ready, _ = ray.wait(list(flight), num_returns=1, timeout=wake)
                 for ref in ready:
-                    frozen = tell(ref, flight.pop(ref))
+                    frozen = tell(ref, flight[ref])
+                    del flight[ref]  # after the tell: a Ctrl-C during it still finds the trial
                     for cb in callbacks or []:
                         cb(study, frozen)
                     SD.reap_silent_trials(study)
@@ -288,7 +292,7 @@ def run_trials(
     except BaseException:  # Ctrl-C, or a trial that raised: nothing keeps running, nothing stays running
         for ref in flight:
             ray.cancel(ref, force=True)
-        for trial in flight.values():
+        for trial in [*flight.values(), *asking]:
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         raise
     return todo
