@@ -14,7 +14,7 @@ PIN := $(shell command -v taskset >/dev/null 2>&1 && echo "taskset -c 0")
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,scale]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -3,12 +3,16 @@
     .venv/bin/python benchmarks/bench_optimize.py                   # 24 simulated hours, default walk-forward
     .venv/bin/python benchmarks/bench_optimize.py --hours 3 --train-hours 1 --test-hours 0.5 --trials 10 \\
         --budget 30 --seeds 1                                       # a smoke run (about a minute)
+    .venv/bin/python benchmarks/bench_optimize.py --ray-workers 1,2   # also on 1 and 2 local Ray workers
 
 1. **Level (a) trials per minute**: the simulator (``--hours``, seed 1), its features and labels, the
    walk-forward probabilities of the search windows computed once (timed apart: the models' training),
    then ``--trials`` trials of the example space (``config/optimize/space.yaml``) with TPE, each
    re-running only the backtest of every test window: on the default SQLite storage and on a journal
-   file. The first trial (numba's cache load) is timed apart.
+   file. The first trial (numba's cache load) is timed apart. With ``--ray-workers 1,2``: the same on a
+   local Ray of 1 and of 2 CPUs (``orderflow optimize run --ray``: the driver asks and tells on SQLite,
+   the tasks run the backtests), its first round of trials (the workers' start) timed apart, and the
+   speed-up over 1 worker and over a sequential run without the pruner (Ray runs every window).
 2. **Distance to a planted optimum per sampler**: the three-key synthetic objective of
    ``tests/unit/test_optimize_study.py`` (distance scaled to each key's range), ``--budget`` trials per
    study on a journal file, mean and worst best distance over ``--seeds`` seeds for TPE, NSGA-II,
@@ -84,6 +88,7 @@ def level_a(args: argparse.Namespace, tmp: Path) -> None:
     print(f"walk-forward {w.train_hours:g} h / {w.test_hours:g} h, {n_win} search windows: "
           f"probabilities computed once in {time.perf_counter() - t:.1f} s "
           f"({'full' if args.full_models else 'quick'} members {', '.join(models.members)})")  # fmt: skip
+    rates: dict[str, float] = {}
     for label, storage in (("SQLite", SD.default_storage(tmp / "sqlite")), ("journal", str(tmp / "j.log"))):
         study = SD.open_study("bench", storage, space, "tpe", 0, args.trials + 1)
         t = time.perf_counter()
@@ -92,8 +97,45 @@ def level_a(args: argparse.Namespace, tmp: Path) -> None:
         t = time.perf_counter()
         SD.search(prep, space, cfg, study, args.trials + 1)
         dt = time.perf_counter() - t
-        print(f"level (a), TPE, {label:>7} storage: {60 * args.trials / dt:7.1f} trials/min "
+        rates[label] = 60 * args.trials / dt
+        print(f"level (a), TPE, {label:>7} storage: {rates[label]:7.1f} trials/min "
               f"({args.trials} trials in {dt:.1f} s; the first trial {first:.1f} s)")  # fmt: skip
+    if args.ray_workers:  # Ray runs every window of every trial: the sequential figure to match
+        space = type(space)(space.params, space.settings.model_copy(update={"pruner": "none"}), space.source)
+        study = SD.open_study("bench", SD.default_storage(tmp / "nopruner"), space, "tpe", 0, args.trials + 1)
+        SD.search(prep, space, cfg, study, 1)
+        t = time.perf_counter()
+        SD.search(prep, space, cfg, study, args.trials + 1)
+        rates["seq"] = 60 * args.trials / (time.perf_counter() - t)
+        print(f"level (a), TPE,  SQLite storage, no pruner (every window, as on Ray): {rates['seq']:7.1f} "
+              "trials/min")  # fmt: skip
+    for n in args.ray_workers:
+        r = rates[f"ray{n}"] = ray_level_a(prep, space, cfg, tmp / f"ray{n}", n, args.trials)
+        than = f"x{r / rates['seq']:.2f} the sequential run without pruner"
+        if n != 1 and "ray1" in rates:
+            than += f", x{r / rates['ray1']:.2f} 1 Ray worker"
+        print(f"level (a), TPE, Ray {n} worker(s), SQLite: {r:7.1f} trials/min ({than})")
+
+
+def ray_level_a(prep, space, cfg, tmp: Path, n: int, trials: int) -> float:
+    """Trials per minute on a local Ray of ``n`` CPUs, after a first round of ``n`` trials."""
+    from orderflow.optimize import distributed as DIST
+    from orderflow.optimize import study as SD
+
+    shared = (prep.search, cfg, space.settings)
+    with DIST.connect(num_cpus=n) as cluster:
+        assert cluster.cpus == n
+        study = SD.open_study("bench", SD.default_storage(tmp), space, "tpe", 0, trials + n)
+        t = time.perf_counter()
+        DIST.run_trials(study, space, DIST.score_point, shared, n, say=lambda s: None)
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        DIST.run_trials(study, space, DIST.score_point, shared, trials + n, say=lambda s: None)
+        dt = time.perf_counter() - t
+    print(
+        f"  Ray, {n} worker(s): {trials} trials in {dt:.1f} s; the first {n} (workers' start) {first:.1f} s"
+    )
+    return 60 * trials / dt
 
 
 def samplers(args: argparse.Namespace, tmp: Path) -> None:
@@ -127,6 +169,13 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=60, help="trials per synthetic study (default 60)")
     ap.add_argument("--seeds", type=int, default=5, help="seeds per sampler (default 5)")
     ap.add_argument("--skip-level-a", action="store_true", help="only the synthetic samplers")
+    ap.add_argument(
+        "--ray-workers",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[],
+        help="level (a) on local Rays of these CPU counts too, e.g. 1,2 (needs the scale extra)",
+    )
+    ap.add_argument("--skip-samplers", action="store_true", help="only level (a)")
     args = ap.parse_args()
     import logging
     import warnings
@@ -136,7 +185,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         if not args.skip_level_a:
             level_a(args, Path(d))
-        samplers(args, Path(d))
+        if not args.skip_samplers:
+            samplers(args, Path(d))
 
 
 if __name__ == "__main__":

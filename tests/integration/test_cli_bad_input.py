@@ -93,6 +93,9 @@ BAD: dict[str, list[str | tuple[str, str]]] = {
     "--holdout-hours": ["nan", "-1", "x"],
     "--cache": ["{file}", "{file}/sub"],
     "--export": ["{file}", "{file}/sub"],
+    "--ray-cpus": INT_POS,
+    # no cluster there: refused while parsing (a TCP look), before the data is prepared
+    "--ray-address": ["", "127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000", "127.0.0.1:1", "nohost.invalid:1"],
     "--telemetry": ["kafka://x", "{file}", "redis://", "file://{file}/sub"],
     "--metrics-port": ["-1", "65536", "x"],
     "--reports": ["{file}", "{file}/sub"],

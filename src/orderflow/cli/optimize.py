@@ -88,6 +88,18 @@ def register(subparsers: Any) -> None:
         "--force", action="store_true", help="export even when PBO or DSR call the best likely luck"
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ray = p.add_mutually_exclusive_group()  # the trials as Ray tasks (orderflow.optimize.distributed)
+    ray.add_argument("--ray", action=_RayOption, nargs=0, default=False, help="run the trials on a local Ray")
+    ray.add_argument(
+        "--ray-cpus", action=_RayOption, type=T.int_range(1, 4096), help="a local Ray with N CPUs (as --ray)"
+    )
+    ray.add_argument(
+        "--ray-address",
+        action=_RayOption,
+        type=_ray_address,
+        metavar="HOST:PORT",
+        help="run the trials on the Ray cluster whose head is at HOST:PORT (docs/optimize.md)",
+    )
     p.set_defaults(handler=optimize_run)
 
     p = opt.add_parser("worker", help="join a study on a shared storage (PostgreSQL) and run its trials")
@@ -96,6 +108,30 @@ def register(subparsers: Any) -> None:
         if action.dest in ("study", "storage"):
             action.required = True
     p.set_defaults(handler=optimize_worker)
+
+
+def _ray_address(text: str) -> str:
+    from orderflow.optimize.distributed import split_address
+
+    try:
+        split_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+class _RayOption(argparse.Action):
+    """``--ray``, ``--ray-cpus``, ``--ray-address``: refused while parsing, in one line, when the address
+    does not answer or Ray is not installed (before the data is prepared and anything is written)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        from orderflow.optimize import distributed as DIST
+
+        try:
+            DIST.check(values if self.dest == "ray_address" else None)
+        except DIST.RayError as e:
+            parser.exit(2, f"orderflow: {e}\n")
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
 
 
 def _progress(total: int, multi: bool) -> tuple[Any, Any]:
@@ -219,7 +255,16 @@ def _search(cfg: Config, args: argparse.Namespace, st: _Setup, say: Any) -> int 
         say(f"study {st.name}: resuming with {done} finished trials, {todo} to run")
     bar, callback = _progress(todo, st.space.multi_objective)
     try:
-        SD.search(st.prep, st.space, cfg, st.study, args.trials, [callback])
+        if any(getattr(args, k, None) for k in ("ray", "ray_cpus", "ray_address")):  # `worker` has none
+            from orderflow.optimize import distributed as DIST
+
+            try:
+                DIST.search(st.prep, st.space, cfg, st.study, args.trials, [callback], args.ray_address,
+                            args.ray_cpus, say)  # fmt: skip
+            except DIST.RayError as e:
+                raise UserError(str(e)) from None
+        else:
+            SD.search(st.prep, st.space, cfg, st.study, args.trials, [callback])
     except KeyboardInterrupt:
         bar.close()
         print(

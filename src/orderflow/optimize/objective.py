@@ -36,7 +36,7 @@ from orderflow.backtest.metrics import compute_metrics
 from orderflow.backtest.walkforward import WindowProbabilities
 from orderflow.config import Config
 from orderflow.core.instruments import Instrument
-from orderflow.optimize.space import SearchSpace, StudySettings
+from orderflow.optimize.space import InvalidPoint, SearchSpace, StudySettings, apply_values
 
 NS = 1_000_000_000
 
@@ -180,10 +180,52 @@ def evaluate(
     )
 
 
+def evaluate_point(
+    base: Config,
+    values: dict[str, Any],
+    data: EvalData,
+    settings: StudySettings,
+    on_window: Callable[[int, dict[str, list[float]]], None] | None = None,
+) -> tuple[Evaluation, dict[str, Any]]:
+    """One trial's point, wherever it runs (in this process, or in a Ray task:
+    :mod:`orderflow.optimize.distributed`): ``values`` set on ``base`` (:class:`InvalidPoint` when the
+    models refuse the combination), then :func:`evaluate` on ``data``. Returns the evaluation and the
+    user attributes the trial keeps: ``eval`` (its point, windows, returns and totals) and
+    ``constraint`` (the trade-count gap, <= 0 feasible)."""
+    cfg = apply_values(base, values)
+    ev = evaluate(cfg, data, on_window)
+    attrs = {
+        "eval": {
+            "values": values,
+            "windows": ev.windows,
+            "trades": ev.trades,
+            "net_pnl": ev.net_pnl,
+            "max_drawdown": ev.max_drawdown,
+            "returns": [float(x) for x in ev.returns],
+        },
+        "constraint": [float(settings.min_trades - ev.trades)],
+    }
+    return ev, attrs
+
+
+def record(trial: Any, attrs: dict[str, Any]) -> None:
+    """Keep the attributes of :func:`evaluate_point` on a live trial, and its constraint."""
+    for key, value in attrs.items():  # one write each: a user attribute is one RDB transaction
+        trial.set_user_attr(key, value)
+    if hasattr(trial, "set_constraint"):  # Optuna >= 5 (before: the samplers' constraints_func)
+        trial.set_constraint("min_trades", attrs["constraint"][0])
+
+
+def record_failure(trial: Any, reason: str) -> None:
+    """Why a trial failed (an :class:`InvalidPoint`'s message), as its ``fail_reason`` system attribute
+    (the report's ``reason`` column); the caller then fails the trial."""
+    trial.study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", reason)
+
+
 class Objective:
-    """The Optuna objective: sample a point of ``space``, set it on ``base``, :func:`evaluate` it on
-    ``data``. The trial keeps its point, windows, returns and totals in the ``eval`` user attribute and
-    its trade-count constraint in ``constraint``."""
+    """The Optuna objective: sample a point of ``space``, :func:`evaluate_point` it on ``data`` with
+    ``base`` for the keys not searched, :func:`record` what it keeps. A point the models refuse fails
+    the trial with its reason."""
 
     def __init__(
         self,
@@ -204,11 +246,10 @@ class Objective:
         import optuna
 
         values = self.space.sample(trial)
-        cfg = self.space.apply(self.base, values)  # InvalidPoint: the study records the trial as failed
         prune = not self.space.multi_objective and self.settings.pruner != "none"
         name = self.settings.objective
 
-        data = self.data_for(values)
+        data = self.data  # the point's own (level (b)) once data_for has run
 
         def on_window(k: int, figs: dict[str, list[float]]) -> None:
             if prune and k < data.n_windows - 1:
@@ -216,23 +257,13 @@ class Objective:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after window {k + 1}/{data.n_windows}")
 
-        ev = evaluate(cfg, data, on_window)
-        # two writes: each user attribute is one transaction of an RDB storage
-        trial.set_user_attr(
-            "eval",
-            {
-                "values": values,
-                "windows": ev.windows,
-                "trades": ev.trades,
-                "net_pnl": ev.net_pnl,
-                "max_drawdown": ev.max_drawdown,
-                "returns": [float(x) for x in ev.returns],
-            },
-        )
-        gap = float(self.settings.min_trades - ev.trades)
-        trial.set_user_attr("constraint", [gap])
-        if hasattr(trial, "set_constraint"):  # Optuna >= 5 (before: the samplers' constraints_func)
-            trial.set_constraint("min_trades", gap)
+        try:
+            data = self.data_for(values)
+            ev, attrs = evaluate_point(self.base, values, data, self.settings, on_window)
+        except InvalidPoint as e:  # the study records the trial as failed (run_study catches it)
+            record_failure(trial, str(e))
+            raise
+        record(trial, attrs)
         return ev.score(self.settings)
 
 
