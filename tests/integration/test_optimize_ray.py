@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_optimize_run import CONFIG, SPACE, sim_store  # noqa: F401 - its simulated store fixture
+from test_optimize_run import CONFIG, KEYS_B, SPACE, SPACE_B, sim_store  # noqa: F401 - its store fixture
 
 from orderflow.cli import main
 from orderflow.optimize import study as SD
@@ -60,7 +60,7 @@ def _stop(p: subprocess.Popen) -> None:
             time.sleep(0.2)
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def two_nodes():
     """A head and a worker node, one CPU each, the head's GCS on a free port of 127.0.0.1."""
     if importlib.util.find_spec("ray") is None:
@@ -139,3 +139,47 @@ def test_a_sweep_on_two_ray_nodes_evaluates_the_sequential_points(sim_store, tmp
     nodes = {t.user_attrs["node"]["id"] for t in ray}
     assert len(nodes) == 2, [t.user_attrs["node"] for t in ray]  # the tasks ran on both nodes
     print(f"8 trials on 2 Ray nodes in {took:.1f} s (the driver's start and held-back look included)")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_level_b_points_train_on_the_ray_workers_as_they_do_in_sequence(
+    sim_store,  # noqa: F811
+    tmp_path,
+    two_nodes,
+    capsys,
+):
+    """A space with feature, label and model keys on the two-node cluster: each worker rebuilds the
+    search's inputs from the store once and trains the points it is sent; the figures equal the
+    sequential run's, point for point (separate caches: nothing trained in one run is read by the
+    other)."""
+    address, env = two_nodes
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "c.yaml").write_text(CONFIG)
+    (tmp_path / "space.yaml").write_text(SPACE_B)
+    common = ["sim/BTCUSDT", "--store", str(sim_store), "--config", str(tmp_path / "cfg"), "--space",
+              str(tmp_path / "space.yaml"), "--quick", "--sampler", "random", "--seed", "5", "--trials", "6",
+              "--json", "--log-level", "WARNING", "--no-mlflow"]  # fmt: skip
+    seq_db, ray_db = f"sqlite:///{tmp_path / 'seq.db'}", f"sqlite:///{tmp_path / 'ray.db'}"
+    assert main(["optimize", "run", *common, "--study", "seq", "--storage", seq_db,
+                 "--cache", str(tmp_path / "c1")]) == 0  # fmt: skip
+    capsys.readouterr()
+    cmd = [sys.executable, "-m", "orderflow.cli", "optimize", "run", *common, "--study", "ray",
+           "--storage", ray_db, "--cache", str(tmp_path / "c2"), "--ray-address", address]  # fmt: skip
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "level (b)" in r.stderr and json.loads(r.stdout)["trials_complete"] == 6
+    space = load_space(tmp_path / "space.yaml")
+    seq = SD.open_study("seq", seq_db, space, "random", 5, 6).get_trials()
+    ray = SD.open_study("ray", ray_db, space, "random", 5, 6).get_trials()
+    by_point = {tuple(sorted(t.params.items())): t for t in ray}
+    assert set(by_point) == {tuple(sorted(t.params.items())) for t in seq}
+    for t in seq:
+        twin = by_point[tuple(sorted(t.params.items()))]
+        assert twin.values == pytest.approx(t.values, rel=1e-9, abs=1e-12)
+        assert twin.user_attrs["eval"]["trades"] == t.user_attrs["eval"]["trades"]
+    # the workers trained the points (the driver trains only the base and the held-back windows): one
+    # entry per point in the Ray run's own cache, besides the base's search and held-back entries
+    trained = {tuple(t.params[k] for k in KEYS_B) for t in ray}
+    assert len(list((tmp_path / "c2").glob("*.npz"))) >= len(trained) + 2
+    assert len({t.user_attrs["node"]["id"] for t in ray}) == 2

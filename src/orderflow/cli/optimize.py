@@ -149,6 +149,40 @@ def _progress(total: int, multi: bool) -> tuple[Any, Any]:
     return bar, callback
 
 
+@dataclass(frozen=True)
+class StoreSource:
+    """A level (b) search's events and feature matrices, read from a store directory (picklable: a Ray
+    worker reads the same store, which must be at this path on its node)."""
+
+    root: str
+    venue: str
+    symbol: str
+    start: str | None
+    end: str | None
+
+    def _args(self) -> argparse.Namespace:
+        return argparse.Namespace(start=self.start, end=self.end)
+
+    def load(self) -> tuple[Any, Any, Any]:
+        from orderflow.backtest.engine import Market
+        from orderflow.core.instruments import Instrument
+        from orderflow.data.store import Store
+
+        store = Store(self.root)
+        start, end = time_range(self._args())
+        book = store.read(self.venue, self.symbol, "book", start, end)
+        trades = store.read(self.venue, self.symbol, "trade", start, end)
+        market = Market.from_frames(self.venue, self.symbol, book, trades)
+        inst = store.instrument(self.venue, self.symbol)
+        inst = inst if isinstance(inst, Instrument) else Instrument(**inst)
+        return market, book[["ts_event", "bid_px_1", "ask_px_1"]], inst
+
+    def features(self, cfg: Config) -> Any:
+        from orderflow.data.store import Store
+
+        return feature_matrix(cfg, Store(self.root), self.venue, self.symbol, self._args())
+
+
 @dataclass
 class _Setup:
     """What ``run`` and ``worker`` share: the space, the study, the prepared search data."""
@@ -227,10 +261,8 @@ def _setup(cfg: Config, args: argparse.Namespace, say: Any, seed: int | None) ->
             if space.recomputes:
                 from orderflow.optimize.recompute import Recompute
 
-                def build(c: Config) -> Any:
-                    return feature_matrix(c, store, venue, symbol, args)
-
-                prep.recompute = Recompute(cfg, prep, build, top, cache, say)
+                source = StoreSource(str(store.root), venue, symbol, args.start, args.end)
+                prep.recompute = Recompute(cfg, prep, source.features, top, cache, say, source=source)
             else:
                 stack.close()
             study = SD.open_study(name, storage, space, args.sampler, seed, args.trials, prep.data_key)

@@ -50,6 +50,7 @@ from orderflow.optimize.space import InvalidPoint
 if TYPE_CHECKING:
     from orderflow.config import Config
     from orderflow.optimize.objective import EvalData
+    from orderflow.optimize.recompute import RebuildSpec
     from orderflow.optimize.space import SearchSpace, StudySettings
     from orderflow.optimize.study import Prepared
 
@@ -179,6 +180,24 @@ def _run(score: Score, box: list[Any], values: dict[str, Any]) -> Result:
     except InvalidPoint as e:
         return Result({}, None, str(e), node)
     return Result(attrs, value, None, node)
+
+
+_REBUILT: dict[int, tuple[Any, Any]] = {}  # per worker process: (the spec, its level (b) Recompute)
+
+
+def score_rebuilt(spec: RebuildSpec, values: dict[str, Any]) -> tuple[Any, dict]:
+    """A level (b) point: this worker's :class:`~orderflow.optimize.recompute.Recompute` (rebuilt once
+    per process from ``spec``) builds or loads the point's search data, then
+    :func:`~orderflow.optimize.objective.evaluate_point` scores it."""
+    from orderflow.optimize.objective import evaluate_point
+    from orderflow.optimize.recompute import rebuild
+
+    if id(spec) not in _REBUILT:  # _shared hands every task of a run the same object (kept, so its id is)
+        _REBUILT.clear()
+        _REBUILT[id(spec)] = (spec, rebuild(spec))
+    rc = _REBUILT[id(spec)][1]
+    ev, attrs = evaluate_point(spec.base, values, rc.search_data(values), spec.settings)
+    return ev.score(spec.settings), attrs
 
 
 def score_point(shared: tuple[EvalData, Config, StudySettings], values: dict[str, Any]) -> tuple[Any, dict]:
@@ -314,5 +333,8 @@ def search(
     with connect(address, num_cpus) as cluster:
         where = f"the cluster at {address}" if address else "a local Ray"
         say(f"ray: {where}, {cluster.nodes} node(s), {cluster.cpus} CPUs: {cluster.cpus} trials at a time")
+        if prepared.recompute is not None:  # level (b): each worker rebuilds its inputs from the store
+            spec = prepared.recompute.spec(space.settings)
+            return run_trials(study, space, score_rebuilt, spec, n_trials, callbacks, cluster.cpus, say)
         shared = (prepared.search, base, space.settings)
         return run_trials(study, space, score_point, shared, n_trials, callbacks, cluster.cpus, say)

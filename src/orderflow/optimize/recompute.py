@@ -18,6 +18,12 @@ A trial whose probabilities are not cached trains window by window as its backte
 windows trained so far stay in memory for the next trial with the same configs, and the entry is
 written to the cache once every window is done. The search never sees the held-back period: the
 features, labels and training are cut at its start exactly as for the base (:func:`search_part`).
+
+On Ray (:mod:`orderflow.optimize.distributed`) a worker process rebuilds its own :class:`Recompute`
+once from a :class:`RebuildSpec`: the base config, the models config, the study settings, the cache
+directory and a *source* that reads the events and builds feature matrices from the store (a path
+every node sees). The base's probabilities come from the cache the driver filled, and the workers
+share the cache for the points they train.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ import json
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,13 +42,14 @@ import pandas as pd
 from orderflow.backtest.engine import Market
 from orderflow.backtest.walkforward import WindowProbabilities, iter_window_probabilities
 from orderflow.config import Config
+from orderflow.core.instruments import Instrument
 from orderflow.models.config import ModelsConfig
 from orderflow.models.dataset import Dataset
 from orderflow.models.train import labelled_dataset
 from orderflow.optimize import cache as C
 from orderflow.optimize.objective import EvalData
-from orderflow.optimize.space import apply_values
-from orderflow.optimize.study import Prepared, StudyError, probability_key, search_part
+from orderflow.optimize.space import StudySettings, apply_values
+from orderflow.optimize.study import Prepared, StudyError, prepare, probability_key, search_part
 
 Inputs = tuple[pd.DataFrame, Dataset, np.ndarray | None, ModelsConfig]
 
@@ -96,6 +104,41 @@ class LazyEvalData(EvalData):
             k += 1
 
 
+class Source(Protocol):
+    """Where a search's events and feature matrices come from (the CLI's store source; picklable, so
+    a Ray worker can read the same store)."""
+
+    def load(self) -> tuple[Market, pd.DataFrame, Instrument]:
+        """The market events, the book's ``ts_event``, ``bid_px_1`` and ``ask_px_1``, the instrument."""
+        ...
+
+    def features(self, cfg: Config) -> pd.DataFrame:
+        """The feature matrix of ``cfg.features`` over the whole span."""
+        ...
+
+
+@dataclass(frozen=True)
+class RebuildSpec:
+    """What a Ray worker needs to rebuild a level (b) search (module docstring)."""
+
+    source: Source
+    base: Config
+    models: ModelsConfig
+    settings: StudySettings
+    cache_dir: Path | None
+
+
+def rebuild(spec: RebuildSpec, say: Callable[[str], None] = lambda s: None) -> Recompute:
+    """A worker's :class:`Recompute`: the events and base features from the source, the base's search
+    windows from the cache (trained here if the driver's entry is missing)."""
+    market, top, instrument = spec.source.load()
+    features = spec.source.features(spec.base)
+    ds, mid = labelled_dataset(features, top, spec.base.labels, spec.models.sample_every_s)
+    prep = prepare(spec.base, spec.models, market, features, ds, mid, instrument, spec.settings,
+                   spec.cache_dir, say)  # fmt: skip
+    return Recompute(spec.base, prep, spec.source.features, top, spec.cache_dir, say, source=spec.source)
+
+
 class Recompute:
     """Builds the inputs and the search data of a point's own feature, label and model configs.
 
@@ -114,7 +157,9 @@ class Recompute:
         cache_dir: Path | None,
         say: Callable[[str], None] = print,
         keep: int = 2,
+        source: Source | None = None,
     ) -> None:
+        self.given, self.source = base, source  # for a RebuildSpec (Ray)
         self.base = base.model_copy(update={"models": prepared._models})
         self.prepared, self.build, self.book, self.cache_dir, self.say = prepared, build, book, cache_dir, say
         self.keep = keep
@@ -139,6 +184,12 @@ class Recompute:
         while len(memo) > self.keep + 1:  # the base's entry is never dropped
             old = next(k for k in memo if k != base_key)
             del memo[old]
+
+    def spec(self, settings: StudySettings) -> RebuildSpec:
+        """What a Ray worker rebuilds this from; needs the ``source`` the caller gave."""
+        if self.source is None:
+            raise StudyError("level (b) on Ray needs the search's source (a store every node can read)")
+        return RebuildSpec(self.source, self.given, self.prepared._models, settings, self.cache_dir)
 
     def config(self, values: dict[str, Any]) -> Config:
         """The base (with the search's models config) and the point's values."""
