@@ -13,7 +13,11 @@
    local Ray of 1 and of 2 CPUs (``orderflow optimize run --ray``: the driver asks and tells on SQLite,
    the tasks run the backtests), its first round of trials (the workers' start) timed apart, and the
    speed-up over 1 worker and over a sequential run without the pruner (Ray runs every window).
-2. **Distance to a planted optimum per sampler**: the three-key synthetic objective of
+2. **Level (b) trials per minute** (``--trials-b``, default 8): a label key and a model key next to two
+   strategy keys, random sampler: each new (labels, model) point relabels and trains its windows;
+   sequentially and on local Rays of ``--ray-workers`` CPUs (every worker first rebuilds the inputs
+   from the store, timed in).
+3. **Distance to a planted optimum per sampler**: the three-key synthetic objective of
    ``tests/unit/test_optimize_study.py`` (distance scaled to each key's range), ``--budget`` trials per
    study on a journal file, mean and worst best distance over ``--seeds`` seeds for TPE, NSGA-II,
    CMA-ES and random.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -115,6 +120,55 @@ def level_a(args: argparse.Namespace, tmp: Path) -> None:
         if n != 1 and "ray1" in rates:
             than += f", x{r / rates['ray1']:.2f} 1 Ray worker"
         print(f"level (a), TPE, Ray {n} worker(s), SQLite: {r:7.1f} trials/min ({than})")
+    if args.trials_b:
+        level_b(args, tmp, cfg, prep, sc)
+
+
+SPACE_B = """\
+study: {objective: sharpe, min_trades: 10, pruner: none}
+space:
+  labels.horizon_s: {choices: [30.0, 60.0, 120.0]}
+  models.expert.lgbm_n_estimators: {low: 30, high: 90, step: 30}
+  strategy.confidence_gate: {low: 0.5, high: 0.9}
+  strategy.take_profit_r: {low: 0.5, high: 2.0}
+"""
+
+
+def level_b(args: argparse.Namespace, tmp: Path, cfg, prep, sc) -> None:
+    """Level (b) trials per minute: a label key and a model key next to two strategy keys (random
+    sampler, no pruner); a new (labels, model) point relabels and trains its search windows, a point
+    drawn again trains nothing. Sequential, then on local Rays of ``--ray-workers`` CPUs (each worker
+    rebuilds the inputs from the store first: timed in)."""
+    from orderflow.cli.optimize import StoreSource
+    from orderflow.optimize import distributed as DIST
+    from orderflow.optimize import study as SD
+    from orderflow.optimize.recompute import Recompute
+    from orderflow.optimize.space import load_space
+
+    (tmp / "level_b.yaml").write_text(SPACE_B)
+    space = load_space(tmp / "level_b.yaml")
+    source = StoreSource(str(tmp / "store"), sc.venue, sc.symbol, None, None)
+    top = source.load()[1]
+    runs = [0, *args.ray_workers]
+    for n in runs:
+        cache = tmp / f"cache-b{n}"
+        shutil.copytree(tmp / "cache", cache)  # the base's windows, as the driver would have them
+        prep.recompute = Recompute(cfg, prep, source.features, top, cache, lambda s: None, source=source)
+        study = SD.open_study("bench-b", str(tmp / f"b{n}.log"), space, "random", 0, args.trials_b)
+        t = time.perf_counter()
+        if n == 0:
+            SD.search(prep, space, cfg, study, args.trials_b)
+        else:
+            with DIST.connect(num_cpus=n):
+                DIST.run_trials(study, space, DIST.score_rebuilt, prep.recompute.spec(space.settings),
+                                args.trials_b, say=lambda s: None)  # fmt: skip
+        dt = time.perf_counter() - t
+        points = {(t.params["labels.horizon_s"], t.params["models.expert.lgbm_n_estimators"])
+                  for t in study.get_trials(deepcopy=False)}  # fmt: skip
+        where = "sequential" if n == 0 else f"Ray, {n} worker(s)"
+        print(f"level (b), random, {where}: {60 * args.trials_b / dt:6.2f} trials/min ({args.trials_b} "
+              f"trials, {len(points)} (labels, model) points trained, in {dt:.0f} s)")  # fmt: skip
+    prep.recompute = None
 
 
 def ray_level_a(prep, space, cfg, tmp: Path, n: int, trials: int) -> float:
@@ -176,6 +230,7 @@ def main() -> None:
         help="level (a) on local Rays of these CPU counts too, e.g. 1,2 (needs the scale extra)",
     )
     ap.add_argument("--skip-samplers", action="store_true", help="only level (a)")
+    ap.add_argument("--trials-b", type=int, default=8, help="level (b) trials per run (0: none; default 8)")
     args = ap.parse_args()
     import logging
     import warnings
