@@ -11,7 +11,6 @@ test's minute.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from test_optimize_run import CONFIG, KEYS_B, SPACE, SPACE_B, sim_store  # noqa:
 from orderflow.cli import main
 from orderflow.optimize import study as SD
 from orderflow.optimize.space import load_space
+from support.needs import need_ray
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 RAY = Path(sys.executable).with_name("ray")
@@ -63,10 +63,7 @@ def _stop(p: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def two_nodes():
     """A head and a worker node, one CPU each, the head's GCS on a free port of 127.0.0.1."""
-    if importlib.util.find_spec("ray") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Ray is required when CI=true (`make` installs the scale extra)")
-        pytest.skip("Ray is not installed (pip install 'orderflow[scale]')")
+    need_ray()
     port = _free_port()
     address = f"127.0.0.1:{port}"
     # the workers import the orderflow of this checkout; short temp dirs (Ray's socket paths are limited)

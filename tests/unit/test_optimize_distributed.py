@@ -5,7 +5,6 @@ a seeded random sampler equal to a sequential run's. The walk-forward score on a
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import signal
@@ -18,6 +17,7 @@ from optuna.trial import TrialState
 from orderflow.optimize import distributed as DIST
 from orderflow.optimize import study as SD
 from orderflow.optimize.space import InvalidPoint, load_space
+from support.needs import need_ray
 
 SPACE = """\
 study: {objective: sharpe}
@@ -47,10 +47,7 @@ SHARED = {"refuse_above": 2.0, "raise_above": 2.0, "sleep_s": 0.0}
 
 @pytest.fixture(scope="module")
 def local_ray():
-    if importlib.util.find_spec("ray") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Ray is required when CI=true (`make` installs the scale extra)")
-        pytest.skip("Ray is not installed (pip install 'orderflow[scale]')")
+    need_ray()
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
