@@ -58,7 +58,9 @@ def register(subparsers: Any) -> None:
         type=T.existing_file,
         help="files to import (several raw Binance files continue one depth chain)",
     )
-    p.add_argument("--format", required=True, help="binance-raw | tardis | binance-vision | ohlcv")
+    p.add_argument(
+        "--format", required=True, help="binance-raw | tardis | binance-vision | ohlcv | funding | fear-greed"
+    )
     p.add_argument("--venue", type=T.venue, help="venue name (default: inferred, e.g. binance-usdm)")
     p.add_argument("--symbol", type=T.symbol, help="symbol (default: inferred from the file)")
     p.add_argument(

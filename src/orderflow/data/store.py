@@ -49,7 +49,7 @@ from orderflow.data.store_txn import FileLock, Transaction, fault, recover
 
 log = logging.getLogger("orderflow.store")
 
-KINDS = ("book", "depth", "trade", "quote", "bar", "gap", "regime")
+KINDS = ("book", "depth", "trade", "quote", "bar", "gap", "regime", "funding", "fear_greed")
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 _PART = re.compile(r"^part-(?P<source>.+)-[0-9a-f]{12}\.parquet$")
 NS_PER_DAY = 86_400 * 1_000_000_000

@@ -6,7 +6,7 @@
 | ``depth`` | ``last_update_id``, ``is_snapshot`` | one key a message: its level rows go or stay together |
 | ``book``, ``quote`` | ``ts_event``, ``update_id`` | |
 | ``bar_<interval>`` | ``ts_open`` | |
-| ``regime`` | ``ts_event`` | |
+| ``regime``, ``funding``, ``fear_greed`` | ``ts_event`` | |
 | ``gap`` and any other kind | the whole row | |
 
 Rows without an exchange id (id ``-1``, as tardis quotes and book rows) are keyed by the whole row.
@@ -26,6 +26,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "book": ("ts_event", "update_id"),
     "quote": ("ts_event", "update_id"),
     "regime": ("ts_event",),
+    "funding": ("ts_event",),
+    "fear_greed": ("ts_event",),
 }
 _ID = {"trade": "trade_id", "book": "update_id", "quote": "update_id", "depth": "last_update_id"}
 

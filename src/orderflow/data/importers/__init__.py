@@ -6,6 +6,9 @@
 - ``tardis``: tardis.dev CSVs (incremental_book_L2, book_snapshot_5/25, trades, quotes)
 - ``binance-vision``: Binance Vision kline CSV/zip files, ``SYMBOL-INTERVAL-DATE.csv``
 - ``ohlcv``: generic OHLCV CSV or feather files with a header row
+- ``funding``: funding-rate histories (freqtrade feather/CSV, Binance's fundingRate JSON), point in time
+- ``fear-greed``: the alternative.me fear & greed index (CSV or its API's JSON), point in time
+  (:mod:`orderflow.data.importers.context`)
 
 Venue, symbol and interval are taken from file names and contents where they can be (tardis rows name
 the exchange and symbol; Binance Vision and freqtrade names carry symbol and interval; a Binance Vision
@@ -25,7 +28,7 @@ from pathlib import Path
 from orderflow.data.importers.base import ImportError_, ImportReport
 from orderflow.data.store import Store
 
-FORMATS = ("binance-raw", "tardis", "binance-vision", "ohlcv")
+FORMATS = ("binance-raw", "tardis", "binance-vision", "ohlcv", "funding", "fear-greed")
 
 __all__ = ["FORMATS", "ImportError_", "ImportReport", "import_paths"]
 
@@ -73,6 +76,18 @@ def _dispatch(
         if interval is not None:
             raise ImportError_("tardis files hold no bars; --interval does not apply")
         return import_tardis(store, paths, venue=venue, symbol=symbol)
+    if fmt in ("funding", "fear-greed"):
+        from orderflow.data.importers.context import import_fear_greed, import_funding
+
+        if interval is not None:
+            raise ImportError_(f"{fmt} files are not bars; --interval does not apply")
+        if fmt == "funding":
+            return import_funding(store, paths, venue=venue, symbol=symbol)
+        if venue is not None or symbol is not None:
+            raise ImportError_(
+                "the fear & greed index is stored as alternative.me/FNG; --venue/--symbol do not apply"
+            )
+        return import_fear_greed(store, paths)
     from orderflow.data.importers.klines import import_binance_vision, import_ohlcv
 
     fn = import_binance_vision if fmt == "binance-vision" else import_ohlcv
