@@ -17,7 +17,7 @@ from orderflow.data.simulator import simulate
 from orderflow.data.store import Store
 from orderflow.optimize import objective as OBJ
 from orderflow.optimize import study as SD
-from orderflow.optimize.space import load_space
+from orderflow.optimize.space import InvalidPoint, load_space
 
 CONFIG = """\
 walkforward: {train_hours: 0.5, test_hours: 0.25, min_train_samples: 100}
@@ -265,6 +265,10 @@ def test_a_level_b_point_trains_its_windows_only_as_far_as_its_backtest_reads(
     np.testing.assert_array_equal(loaded.windows[2].probs, data.windows[2].probs)
     # the base's own point is the base's prepared data
     assert rc.search_data({}) is prep.search
+    # a point that leaves no window enough training samples fails as a point (the study goes on)
+    sparse = rc.search_data({"models.sample_every_s": 600.0})
+    with pytest.raises(InvalidPoint, match="every walk-forward window of this point was skipped"):
+        list(sparse.items())
 
 
 def load_space_text(tmp_path: Path, text: str):

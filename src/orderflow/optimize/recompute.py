@@ -48,7 +48,7 @@ from orderflow.models.dataset import Dataset
 from orderflow.models.train import labelled_dataset
 from orderflow.optimize import cache as C
 from orderflow.optimize.objective import EvalData
-from orderflow.optimize.space import StudySettings, apply_values
+from orderflow.optimize.space import InvalidPoint, StudySettings, apply_values
 from orderflow.optimize.study import Prepared, StudyError, prepare, probability_key, search_part
 
 Inputs = tuple[pd.DataFrame, Dataset, np.ndarray | None, ModelsConfig]
@@ -84,9 +84,9 @@ class LazyEvalData(EvalData):
         except StopIteration:
             self.complete = True
             self._keep_alive = None  # the windows' bundle directory
-            if not self.windows:
-                raise StudyError("every walk-forward window of this point was skipped (too few training "
-                                 "samples)") from None  # fmt: skip
+            if not self.windows:  # the trial fails with the reason; the study goes on
+                raise InvalidPoint("every walk-forward window of this point was skipped (too few training "
+                                   "samples)") from None  # fmt: skip
             self._on_complete(self.windows)
             return False
         one = EvalData.build(self._market, self._frame, [w], self.instrument, self.limit_ns, 1.0)
