@@ -6,7 +6,8 @@
 | ``depth`` | ``last_update_id``, ``is_snapshot`` | one key a message: its level rows go or stay together |
 | ``book``, ``quote`` | ``ts_event``, ``update_id`` | |
 | ``bar_<interval>`` | ``ts_open`` | |
-| ``regime``, ``funding``, ``fear_greed`` | ``ts_event`` | |
+| ``regime``, ``funding``, ``fear_greed``, ``mark_price`` | ``ts_event`` | |
+| the periodic context statistics (``open_interest_5m`` ...) | ``ts_event`` | :mod:`orderflow.data.context_schema` |
 | ``gap`` and any other kind | the whole row | |
 
 Rows without an exchange id (id ``-1``, as tardis quotes and book rows) are keyed by the whole row.
@@ -20,6 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from orderflow.data.context_schema import split_kind
+
 _KEYS: dict[str, tuple[str, ...]] = {
     "trade": ("trade_id",),
     "depth": ("last_update_id", "is_snapshot"),
@@ -28,6 +31,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "regime": ("ts_event",),
     "funding": ("ts_event",),
     "fear_greed": ("ts_event",),
+    "mark_price": ("ts_event",),
 }
 _ID = {"trade": "trade_id", "book": "update_id", "quote": "update_id", "depth": "last_update_id"}
 
@@ -36,6 +40,8 @@ def key_names(kind: str) -> tuple[str, ...] | None:
     """The key columns of ``kind``; None for a whole-row key."""
     if kind.startswith("bar_"):
         return ("ts_open",)
+    if kind not in _KEYS and split_kind(kind)[1] is not None:
+        return ("ts_event",)
     return _KEYS.get(kind)
 
 
