@@ -110,10 +110,11 @@ def test_ctrl_c_cancels_the_tasks_in_flight_and_leaves_the_study_resumable(local
     study = _study(tmp_path, space)
     slow = {**SHARED, "sleep_s": 1.0}
 
-    running = []
+    running, told = [], []
 
-    def interrupt(st, t):  # a real SIGINT in the driver, as Ctrl-C sends, after the third trial
-        if t.number == 2:
+    def interrupt(st, t):  # a real SIGINT in the driver, as Ctrl-C sends, once three trials are told
+        told.append(t.number)  # (in the order they finish, which need not be their numbers' order)
+        if len(told) == 3:
             # the trials in flight have the driver's heartbeat: a shared storage's workers leave them be
             running.extend(x.number for x in st.get_trials(states=(TrialState.RUNNING,)))
             assert not SD.silent_trials(st) and not SD._unattended(st)
@@ -126,6 +127,7 @@ def test_ctrl_c_cancels_the_tasks_in_flight_and_leaves_the_study_resumable(local
     trials = study.get_trials()
     assert running and all(trials[n].state.name == "FAIL" for n in running)  # the ones in flight failed
     assert {t.state.name for t in trials} <= {"COMPLETE", "FAIL"}
+    assert all(trials[n].state.name == "COMPLETE" for n in told)
     assert sum(t.state.name == "COMPLETE" for t in trials) >= 3
     study = _study(tmp_path, space)
     DIST.run_trials(study, space, score, SHARED, 20, say=lambda s: None)
