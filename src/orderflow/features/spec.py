@@ -120,7 +120,7 @@ def context_specs(cfg: ContextFeatureConfig) -> list[FeatureSpec]:
     b = duration_label(cfg.liq_bucket_s)
     nz = cfg.funding_z_window
     hl = duration_label(cfg.premium_halflife_s)
-    stat = f"one {p} period, published at its end + delay"
+    stat = f"{p} (read at its end + delay)"
     S = FeatureSpec
     return [
         S("ctx_funding_rate", "context", "rate of the last settled funding (kind funding; available at the "
@@ -136,12 +136,13 @@ def context_specs(cfg: ContextFeatureConfig) -> list[FeatureSpec]:
           f"half-life {hl} (weight of a new row 1 - 2^(-dt/half-life), started at the first row; kind "
           "mark_price)", f"half-life {hl}", "bps"),
         S(f"ctx_oi_chg_{w}", "context", f"1e4 ln(OI / OI {cfg.oi_window} rows earlier) of open_interest "
-          f"(kind open_interest_{p}); NaN unless that row starts exactly {w} earlier", f"{w} ({stat})",
+          f"(kind open_interest_{p}); NaN unless that row starts exactly {w} earlier", f"{w} of {p} rows",
           "bps"),
         S(f"ctx_oi_px_chg_{w}", "context", "1e4 ln of the change of open_interest_value / open_interest (the "
-          f"price the statistic used) over the same rows (kind open_interest_{p})", f"{w} ({stat})", "bps"),
+          f"price the statistic used) over the same rows (kind open_interest_{p})", f"{w} of {p} rows",
+          "bps"),
         S(f"ctx_oi_conf_{w}", "context", f"ctx_oi_chg_{w} x sign(ctx_oi_px_chg_{w}): > 0 positions opened "
-          "with the move, < 0 the move came with closing positions", f"{w} ({stat})", "bps"),
+          "with the move, < 0 the move came with closing positions", f"{w} of {p} rows", "bps"),
         S(f"ctx_taker_buy_share_{p}", "context", "buy_volume / (buy_volume + sell_volume) of Binance's "
           f"taker statistic (kind taker_ratio_{p})", stat, "share 0-1"),
         S(f"ctx_taker_share_diff_{p}", "context", f"ctx_taker_buy_share_{p} - own buy share of the same "
