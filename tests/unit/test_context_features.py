@@ -180,3 +180,14 @@ def test_fear_and_greed_level_class_and_regime():
     assert v[1, C.FNG] == 80.0 and v[1, C.FNG_CLASS] == 4 and v[1, C.FNG_REGIME] == 1  # class from the value
     assert v[2, C.FNG] == 80.0
     assert v[3, C.FNG] == 30.0 and v[3, C.FNG_CLASS] == 1 and v[3, C.FNG_REGIME] == -1
+
+
+def test_a_row_or_frame_without_its_columns_is_named():
+    st = ContextStream(ContextFeatureConfig())
+    with pytest.raises(ValueError, match="kind 'funding' lacks column 'rate'"):
+        st.on_context("funding", {"ts_event": 0, "ts_recv": 0})
+    bad = pd.DataFrame({"ts_event": [0], "ts_recv": [0], "ratio": [1.0]})
+    with pytest.raises(ValueError, match="context frame 'ls_global_5m' lacks columns"):
+        context_batch(
+            {"ls_global_5m": bad}, *(np.zeros(0),) * 4, np.zeros(1, np.int64), ContextFeatureConfig()
+        )

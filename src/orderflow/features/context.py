@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from orderflow.data.context_schema import columns
 from orderflow.features.config import ContextFeatureConfig
 from orderflow.features.spec import context_specs
 
@@ -229,6 +230,12 @@ class ContextStream:
 
     def on_context(self, kind: str, row: Mapping) -> None:
         """Apply one context row (available now: the caller delivers it once ``ts_recv`` has passed)."""
+        try:
+            self._apply(kind, row)
+        except KeyError as e:
+            raise ValueError(f"context row of kind {kind!r} lacks column {e}") from None
+
+    def _apply(self, kind: str, row: Mapping) -> None:
         upd = self._upd.get(kind)
         if upd is not None:
             upd.update(row)
@@ -282,7 +289,7 @@ def ordered_rows(context: Mapping[str, pd.DataFrame], cfg: ContextFeatureConfig)
         df = context.get(kind)
         if df is None:
             continue
-        missing = {"ts_event", "ts_recv"} - set(df.columns)
+        missing = {"ts_event", "ts_recv", *columns(kind)} - set(df.columns)
         if missing:
             raise ValueError(f"context frame {kind!r} lacks columns {sorted(missing)}")
         yield kind, _by_recv(df)
