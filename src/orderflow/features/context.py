@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -56,8 +57,18 @@ def _trade_ok(px: float, sz: float) -> bool:
 
 
 # -- per-kind updaters: the same code for the stream and the batch -------------------------------------
+class _Updater(Protocol):
+    """A kind's state: ``update(row)`` per row in delivery order; ``out`` the values after it, for the
+    group columns ``cols`` (empty for the ls kinds, combined across kinds by ``_ls_values``)."""
+
+    cols: tuple[int, ...]
+    out: np.ndarray
+
+    def update(self, row: Mapping) -> None: ...
+
+
 class _Funding:
-    cols = (FUND, FUND_Z)
+    cols: tuple[int, ...] = (FUND, FUND_Z)
 
     def __init__(self, cfg: ContextFeatureConfig) -> None:
         self.rates: deque[float] = deque(maxlen=cfg.funding_z_window)
@@ -79,7 +90,7 @@ class _Funding:
 
 
 class _Mark:
-    cols = (FUND_EST, PREM, PREM_TW)
+    cols: tuple[int, ...] = (FUND_EST, PREM, PREM_TW)
 
     def __init__(self, cfg: ContextFeatureConfig) -> None:
         self.hl = cfg.premium_halflife_s
@@ -104,7 +115,7 @@ class _Mark:
 
 
 class _OpenInterest:
-    cols = (OI_CHG, OI_PX, OI_CONF)
+    cols: tuple[int, ...] = (OI_CHG, OI_PX, OI_CONF)
 
     def __init__(self, cfg: ContextFeatureConfig) -> None:
         self.k = cfg.oi_window
@@ -132,6 +143,8 @@ class _OpenInterest:
 class _Ratio:
     """The log long/short ratio of one ls_* kind."""
 
+    cols: tuple[int, ...] = ()
+
     def __init__(self, cfg: ContextFeatureConfig) -> None:
         self.out = np.full(1, np.nan)
 
@@ -141,7 +154,7 @@ class _Ratio:
 
 
 class _FearGreed:
-    cols = (FNG, FNG_CLASS, FNG_REGIME)
+    cols: tuple[int, ...] = (FNG, FNG_CLASS, FNG_REGIME)
 
     def __init__(self, cfg: ContextFeatureConfig) -> None:
         self.out = np.full(3, np.nan)
@@ -173,7 +186,7 @@ def _notional(row: Mapping) -> float:
     return float(row["price"]) * float(row["qty"])
 
 
-def _updaters(cfg: ContextFeatureConfig) -> dict[str, object]:
+def _updaters(cfg: ContextFeatureConfig) -> dict[str, _Updater]:
     p = cfg.period
     return {
         "funding": _Funding(cfg),
