@@ -16,8 +16,9 @@ import sys
 
 from orderflow.config import Config
 from orderflow.features import registry
+from orderflow.features.config import ContextFeatureConfig
 from orderflow.features.registry import default_specs, group_counts
-from orderflow.features.spec import GROUPS, FeatureSpec
+from orderflow.features.spec import GROUPS, FeatureSpec, context_specs
 
 # One line per group: what the group measures (the definitions below say exactly how).
 GROUP_INTRO = {
@@ -30,7 +31,33 @@ GROUP_INTRO = {
     "time": "Calendar time (cyclical encodings) and, on futures, the time to the next funding.",
     "regime": "Volatility and trend state.",
     "technical": "Technical indicators from TA-Lib on trade bars, at the last closed bar.",
+    "context": "Market context (opt-in): funding, premium, open interest against price, Binance's taker "
+    "statistic against the engine's own trades, top traders against the crowd, liquidations, fear & greed.",
 }
+
+# The opt-in groups: not in the default set; documented with the configuration that enables them.
+CONTEXT_NOTE = [
+    "Off by default (`features.context: null`, so the default set, its counts and the models trained "
+    "on it are unchanged); `orderflow --config config/examples/context features list|build|select` "
+    "enables it (keys: `period`, `oi_window`, `funding_z_window`, `premium_halflife_s`, "
+    "`taker_bad_threshold`, `liq_bucket_s`; `ContextFeatureConfig` in `features/config.py`). The "
+    "group follows the technical group in the vector. Code: `features/context.py`.",
+    "",
+    "- **Inputs**: the context kinds of `orderflow.data.context_schema` of the symbol (`funding`, "
+    "`mark_price`, `open_interest_<p>`, `taker_ratio_<p>`, `ls_global_<p>`, `ls_top_accounts_<p>`, "
+    "`ls_top_positions_<p>`, `liquidation`) and `alternative.me/FNG/fear_greed`; `build_features` reads "
+    "every stored row with ts_event < end (history before the start included).",
+    "- **Availability (point in time)**: a row is read only once `ts_recv <= t` (the sample time): a "
+    "periodic statistic at its period's end + the publication delay, a funding rate at its funding "
+    "time, a fear & greed day at its end + 10 min, mark price and liquidations at their receive time. "
+    "The windows (z-score, OI change, premium EWMA) are updated row by row in `ts_recv` order, the same "
+    "code in the stream (`ContextStream.on_context`, rows before the book event at equal time) and the "
+    "batch (as-of joins on `ts_recv`).",
+    "- **Missing data**: NaN until the kind has delivered a row (liquidations: NaN when the source has "
+    "no liquidation series at all, 0 for a bucket without one). Context features never invalidate a "
+    "vector: `valid` stays the core's and the technical group's.",
+    "",
+]
 
 
 def _cell(text: str) -> str:
@@ -74,13 +101,20 @@ def render(specs: list[FeatureSpec] | None = None) -> str:
     ]
     for group in GROUPS:
         rows = [s for s in specs if s.group == group]
-        if not rows:
-            continue
-        out += [f"## {group} ({len(rows)})", "", GROUP_INTRO[group], ""]
-        out += ["| name | definition | window | unit |", "|---|---|---|---|"]
-        out += [f"| `{s.name}` | {_cell(s.definition)} | {_cell(s.window)} | {_cell(s.unit)} |" for s in rows]
-        out.append("")
+        if rows:
+            out += [f"## {group} ({len(rows)})", "", GROUP_INTRO[group], ""]
+            out += _table(rows)
+    ctx = context_specs(ContextFeatureConfig())
+    if not any(s.group == "context" for s in specs):
+        out += [f"## context ({len(ctx)}, opt-in)", "", GROUP_INTRO["context"], "", *CONTEXT_NOTE]
+        out += _table(ctx)
     return "\n".join(out)
+
+
+def _table(rows: list[FeatureSpec]) -> list[str]:
+    out = ["| name | definition | window | unit |", "|---|---|---|---|"]
+    out += [f"| `{s.name}` | {_cell(s.definition)} | {_cell(s.window)} | {_cell(s.unit)} |" for s in rows]
+    return [*out, ""]
 
 
 def main() -> int:

@@ -41,10 +41,14 @@ def test_features_doc_lists_every_default_feature_once():
     from orderflow.config import Config
     from orderflow.features.registry import default_specs
 
+    from orderflow.features.config import ContextFeatureConfig
+    from orderflow.features.spec import context_specs
+
     names = [s.name for s in default_specs(Config().features)]
+    opt_in = [s.name for s in context_specs(ContextFeatureConfig())]  # the opt-in context group, after
     text = (ROOT / "docs" / "features.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| `([^`]+)` \|", text, re.M)
-    assert rows == names
+    assert rows == names + opt_in
 
 
 def test_readme_is_short():

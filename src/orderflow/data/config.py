@@ -6,9 +6,56 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orderflow.core.instruments import Instrument
+
+
+class ContextSimConfig(BaseModel):
+    """The simulated market context (:mod:`orderflow.data.sim_context`): funding, mark and index price,
+    open interest, long/short ratios, taker volumes and liquidations derived from the simulated trades.
+    Rates and shares are fractions (0.0001 = 0.01 %), times in s, sizes in base currency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    periods: tuple[str, ...] = Field(("5m", "1h"), description="periods of the statistics (5m .. 1d)")
+    stat_delay_s: float = Field(10.0, ge=0, description="publication delay after a period closes")
+    latency_ms: float = Field(5.0, ge=0, description="mean receive latency of mark price and liquidations")
+    index_halflife_s: float = Field(600.0, gt=0, description="half-life of the index's EMA of the price")
+    basis_bps: float = Field(3.0, ge=0, description="std of the slow index noise (AR(1)), bps")
+    basis_tau_s: float = Field(7200.0, gt=0, description="time constant of the index noise")
+    interest_rate: float = Field(0.0001, description="interest rate per funding interval")
+    interest_clamp: float = Field(0.0005, ge=0, description="clamp of interest - premium")
+    funding_cap: float = Field(0.003, gt=0, description="cap of |funding rate|")
+    oi_initial: float = Field(80_000.0, gt=0, description="open interest at the start")
+    oi_open_share: float = Field(0.02, ge=0, description="share of traded volume that opens positions")
+    oi_persist_gain: float = Field(0.5, ge=0, description="OI opened per unit |EMA of signed volume/s|")
+    oi_tau_s: float = Field(21_600.0, gt=0, description="time constant of the decay of opened positions")
+    flow_halflife_s: float = Field(300.0, gt=0, description="half-life of the EMA of signed volume per s")
+    ls_base_global: float = Field(0.55, gt=0, lt=1, description="mean long share of all accounts")
+    ls_base_top: float = Field(0.5, gt=0, lt=1, description="mean long share of top traders")
+    ls_flow_gain: float = Field(0.15, ge=0, description="long share added per unit period flow imbalance")
+    ls_informed_gain: float = Field(
+        0.2, ge=0, description="top traders' long share per unit tanh(future return / scale)"
+    )
+    informed_horizon_s: float = Field(1800.0, gt=0, description="horizon of the top traders' information")
+    informed_ret_scale: float = Field(0.004, gt=0, description="return scale of the top traders' lean")
+    ls_noise: float = Field(0.02, ge=0, description="std of the AR(1) noise of the long shares")
+    liq_window_s: int = Field(60, ge=1, description="window of the price move that triggers liquidations")
+    liq_threshold: float = Field(0.002, gt=0, description="|log move| over the window where they start")
+    liq_rate: float = Field(0.5, ge=0, description="liquidations/s at twice the threshold")
+    liq_size: float = Field(0.5, gt=0, description="median liquidated quantity per order")
+    liq_sigma: float = Field(1.0, ge=0, description="log-normal sigma of liquidated quantities")
+
+    @field_validator("periods")
+    @classmethod
+    def _check_periods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from orderflow.data.context_schema import PERIODS
+
+        bad = [p for p in v if p not in PERIODS]
+        if bad or not v or len(set(v)) != len(v):
+            raise ValueError(f"context.periods must be distinct periods of {', '.join(PERIODS)}, got {v}")
+        return v
 
 
 class SimulatorConfig(BaseModel):
@@ -88,6 +135,9 @@ class SimulatorConfig(BaseModel):
     )
     regime_transitions: tuple[tuple[float, float, float], ...] = Field(
         ((0.0, 0.6, 0.4), (0.6, 0.0, 0.4), (0.7, 0.3, 0.0)), description="row-stochastic jump matrix"
+    )
+    context: ContextSimConfig | None = Field(
+        default_factory=ContextSimConfig, description="market context series (None = off)"
     )
 
     def start_ns(self) -> int:

@@ -35,7 +35,10 @@ grid, never crossed. Output: a ``book`` row (top ``levels``) at the grid times k
 snapshots are skipped), its ``update_id`` being the count of simulated events so far, so ids are
 strictly increasing and never repeat; every trade with aggressor side and consecutive trade ids; a
 ``regime`` row per second (regime, ``fair_price`` = the value ``V``). ``ts_recv`` = ``ts_event`` +
-simulated latency. Simulation and writing go in chunks of ``chunk_hours`` so memory stays bounded.
+simulated latency. With ``context`` (on by default) the market context series (funding, mark and
+index price, open interest, long/short ratios, taker volumes, liquidations) are derived from the
+simulated trades (:mod:`orderflow.data.sim_context`). Simulation and writing go in chunks of
+``chunk_hours`` so memory stays bounded.
 Same seed, same output.
 
 Calibrated (defaults) against Binance USD-M BTCUSDT recordings: about 35 trades/s, 1 s return std
@@ -55,7 +58,9 @@ import pandas as pd
 
 from orderflow.data import simulator_kernel as k
 from orderflow.data.config import SimulatorConfig
+from orderflow.data.context_schema import COLUMNS, PERIODIC, PERIODS
 from orderflow.data.schema import book_columns
+from orderflow.data.sim_context import ContextAccumulator
 from orderflow.data.store import Store
 
 log = logging.getLogger(__name__)
@@ -72,12 +77,14 @@ class SimResult:
     book_rows: int = 0
     trade_rows: int = 0
     regime_rows: int = 0
+    context_rows: int = 0
     sim_seconds: float = 0.0  # wall time in the simulation kernel and table building
     write_seconds: float = 0.0  # wall time writing the store
     source: str = ""
     book: pd.DataFrame | None = None
     trades: pd.DataFrame | None = None
     regimes: pd.DataFrame | None = None
+    context: dict[str, pd.DataFrame] | None = None  # kind -> frame (sim_context), without a store
     parts: list = field(default_factory=list)
 
     @property
@@ -193,7 +200,8 @@ def _kernel_params(cfg: SimulatorConfig) -> np.ndarray:
 def _clear_source(store: Store, cfg: SimulatorConfig) -> None:
     """Remove the parts of every earlier simulation of this venue/symbol (of any seed: one store holds one
     simulated market per symbol, and mixing two would interleave two unrelated price paths)."""
-    for kind in ("book", "trade", "regime"):
+    context = [k for k in COLUMNS if k != "fear_greed"] + [f"{s}_{p}" for s in PERIODIC for p in PERIODS]
+    for kind in ("book", "trade", "regime", *context):
         store.remove_parts(cfg.venue, cfg.symbol, kind, "sim-seed")
 
 
@@ -203,8 +211,10 @@ def simulate(
     progress: Callable[[float, float], None] | None = None,
 ) -> SimResult:
     """Run the simulator. With ``store``, write kinds ``book``, ``trade`` and ``regime`` chunk by chunk
-    (source ``sim-seed<seed>-c<chunk>``) in one store transaction that replaces every earlier simulation of
-    the symbol, and the instrument; without, return the tables in the result.
+    (source ``sim-seed<seed>-c<chunk>``) and, with ``config.context``, the market context series of
+    :mod:`orderflow.data.sim_context` at the end (source ``sim-seed<seed>-ctx``), in one store
+    transaction that replaces every earlier simulation of the symbol, and the instrument; without,
+    return the tables in the result.
     ``progress(done_hours, total_hours)`` is called per chunk."""
     if store is not None:
         with store.transaction():
@@ -253,6 +263,7 @@ def _simulate(
     regime_buf = k.RegimeRows(reg_t, reg_reg, reg_val)
     trade_buf = k.TradeRows(tr_t, tr_px, tr_sz, tr_side)
     keep: dict[str, list[pd.DataFrame]] = {"book": [], "trade": [], "regime": []}
+    ctx = ContextAccumulator(res.start_ns, res.end_ns, cfg.context.periods) if cfg.context else None
     chunk = 0
     next_trade_id = 1
     while sf[k.SF_T] < total_s:
@@ -287,6 +298,10 @@ def _simulate(
         res.book_rows += len(frames["book"])
         res.trade_rows += len(frames["trade"])
         res.regime_rows += len(frames["regime"])
+        if ctx is not None:
+            t0 = time.perf_counter()
+            ctx.add(frames["trade"])
+            res.sim_seconds += time.perf_counter() - t0
         if store is not None:
             t0 = time.perf_counter()
             for kind, df in frames.items():
@@ -305,6 +320,18 @@ def _simulate(
         )
         if progress is not None:
             progress(t_end / 3600.0, cfg.hours)
+    if ctx is not None:
+        t0 = time.perf_counter()
+        context = ctx.frames(cfg.seed, cfg.context)
+        res.context_rows = sum(len(df) for df in context.values())
+        res.sim_seconds += time.perf_counter() - t0
+        if store is not None:
+            t0 = time.perf_counter()
+            for kind, df in context.items():
+                res.parts += store.write(cfg.venue, cfg.symbol, kind, df, source=f"{prefix}-ctx")
+            res.write_seconds += time.perf_counter() - t0
+        else:
+            res.context = context
     if store is None:
         res.book = pd.concat(keep["book"], ignore_index=True)
         res.trades = pd.concat(keep["trade"], ignore_index=True)

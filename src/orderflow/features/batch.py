@@ -15,6 +15,7 @@ import pandas as pd
 from orderflow.data.schema import book_arrays
 from orderflow.features import kernels as FK
 from orderflow.features.config import FeatureConfig
+from orderflow.features.context import context_batch, needed_kinds, ordered_rows
 from orderflow.features.engine import StreamingFeatureEngine
 from orderflow.features.ofi import average_depth, bucket_ofi, mid_price, ofi_per_event
 from orderflow.features.registry import default_specs
@@ -52,9 +53,12 @@ def batch_features(
     trade_df: pd.DataFrame | None,
     cfg: FeatureConfig,
     gaps_df: pd.DataFrame | None = None,
+    context: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Feature matrix at every book row: ts_event, every feature of ``default_specs(cfg)`` in order,
-    ``valid`` (bool) and ``invalid_reason`` ('' when valid)."""
+    ``valid`` (bool) and ``invalid_reason`` ('' when valid). ``context``: kind -> context frame
+    (``orderflow.data.context_schema``) for the context group (``cfg.context``); a kind left out
+    keeps its features NaN."""
     if "ts_event" not in book_df.columns:
         raise ValueError("batch_features: book frame lacks ts_event")
     book_df = _sorted(book_df, "book")
@@ -80,7 +84,10 @@ def batch_features(
     if cfg.technical is not None:
         tech = technical_batch(tts, tpx, tsz, tside, bts, cfg.technical)
     status = combine_validity(status, tech, cfg.require_technical_warm)
-    mat = core if tech is None else np.hstack([core, tech])
+    blocks = [core] + ([tech] if tech is not None else [])
+    if cfg.context is not None:
+        blocks.append(context_batch(context or {}, tts, tpx, tsz, tside, bts, cfg.context))
+    mat = np.hstack(blocks) if len(blocks) > 1 else core
     out = pd.DataFrame(mat, columns=[s.name for s in specs])
     out.insert(0, "ts_event", bts)
     out["valid"] = status == FK.OK
@@ -99,7 +106,10 @@ def build_features(
     end_ns: int | None = None,
 ) -> pd.DataFrame:
     """``batch_features`` over the stored book, trade and gap kinds of one symbol in [start, end).
-    The tick size comes from the store's instrument when ``cfg.tick_size`` is None."""
+    The tick size comes from the store's instrument when ``cfg.tick_size`` is None. With
+    ``cfg.context``, the context kinds of the symbol and ``alternative.me/FNG/fear_greed`` are read
+    too (every row with ts_event < end, so the windows include the history before start; the
+    features see a row only from its ts_recv)."""
     book = store.read(venue, symbol, "book", start_ns, end_ns)
     if book.empty:
         raise ValueError(f"build_features: no book rows stored for {venue}/{symbol}")
@@ -112,7 +122,22 @@ def build_features(
         venue, symbol, "trade", start_ns, end_ns, columns=["ts_event", "price", "size", "side"]
     )
     gaps = store.read(venue, symbol, "gap", start_ns, end_ns)
-    return batch_features(book, trades, cfg, gaps if len(gaps) else None)
+    context = read_context(store, venue, symbol, cfg, end_ns) if cfg.context is not None else None
+    return batch_features(book, trades, cfg, gaps if len(gaps) else None, context)
+
+
+def read_context(store, venue: str, symbol: str, cfg: FeatureConfig, end_ns: int | None = None):
+    """The stored context kinds the context group reads (kind -> frame; kinds not stored are left
+    out): the symbol's, and the fear & greed index of ``alternative.me/FNG``."""
+    if cfg.context is None:
+        return {}
+    out = {}
+    for kind in needed_kinds(cfg.context):
+        v, s = ("alternative.me", "FNG") if kind == "fear_greed" else (venue, symbol)
+        df = store.read(v, s, kind, None, end_ns)
+        if len(df):
+            out[kind] = df
+    return out
 
 
 def fit_integrated_weights(
@@ -148,11 +173,20 @@ def stream_features(
     trade_df: pd.DataFrame | None,
     cfg: FeatureConfig,
     gaps_df: pd.DataFrame | None = None,
+    context: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The same matrix as ``batch_features``, produced by replaying the events one by one through a
-    ``StreamingFeatureEngine`` (trades, then gaps, then the book at equal ts). For checks and tests."""
+    ``StreamingFeatureEngine`` (trades, then gaps, then the book at equal ts; context rows at their
+    ts_recv, after trades and before the book at equal time). For checks and tests."""
     book_df = _sorted(book_df, "book")
-    eng = StreamingFeatureEngine(cfg)
+    context = context or {}
+    eng = StreamingFeatureEngine(cfg, context_kinds=context.keys())
+    crow: list[tuple[int, int, str, dict]] = []
+    if cfg.context is not None:
+        for kind, df in ordered_rows(context, cfg.context):
+            crow += [(int(r["ts_recv"]), int(r["ts_event"]), kind, r) for r in df.to_dict("records")]
+        crow.sort(key=lambda x: (x[0], x[1]))
+    cts = [c[0] for c in crow]
     bp, bs, ap, aq = (np.ascontiguousarray(a) for a in book_arrays(book_df, cfg.levels))
     bts = book_df["ts_event"].to_numpy(np.int64)
     tts, tpx, tsz, tside = _trade_arrays(trade_df)
@@ -163,15 +197,25 @@ def stream_features(
     )
     rows = np.empty((len(bts), len(eng.specs)))
     reasons = []
-    it = ig = 0
+    it = ig = ic = 0
     for i, tb in enumerate(bts.tolist()):
-        while (it < len(tts) and tts[it] <= tb) or (ig < len(gts) and gts[ig] <= tb):
-            if it < len(tts) and tts[it] <= tb and (ig >= len(gts) or tts[it] <= gts[ig]):
+        while (
+            (it < len(tts) and tts[it] <= tb)
+            or (ig < len(gts) and gts[ig] <= tb)
+            or (ic < len(cts) and cts[ic] <= tb)
+        ):
+            nxt_t = tts[it] if it < len(tts) and tts[it] <= tb else None
+            nxt_g = gts[ig] if ig < len(gts) and gts[ig] <= tb else None
+            nxt_c = cts[ic] if ic < len(cts) and cts[ic] <= tb else None
+            if nxt_t is not None and (nxt_g is None or nxt_t <= nxt_g) and (nxt_c is None or nxt_t <= nxt_c):
                 eng.on_trade(int(tts[it]), float(tpx[it]), float(tsz[it]), int(tside[it]))
                 it += 1
-            else:
+            elif nxt_g is not None and (nxt_c is None or nxt_g <= nxt_c):
                 eng.on_gap(int(gts[ig]), "gap row")
                 ig += 1
+            else:
+                eng.on_context(crow[ic][2], crow[ic][3])
+                ic += 1
         rows[i] = eng.on_book(tb, bp[i], bs[i], ap[i], aq[i])
         reasons.append(eng.reason)
     out = pd.DataFrame(rows, columns=eng.names())

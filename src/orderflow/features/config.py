@@ -38,6 +38,36 @@ class TechnicalConfig(BaseModel):
         return v
 
 
+# Binance's statistics periods (= orderflow.data.context_schema.PERIODS, not imported: it loads pandas)
+STAT_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+
+
+class ContextFeatureConfig(BaseModel):
+    """The market context group (``features.context``; ``features/context.py``). Off by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: str = Field("5m", description="period of the statistics read (open interest, ratios, taker)")
+    oi_window: int = Field(12, ge=1, le=1000, description="periods in the open-interest and price change")
+    funding_z_window: int = Field(21, ge=2, le=1000, description="settled funding rates in the z-score")
+    premium_halflife_s: float = Field(3600.0, gt=0, description="half-life of the time-weighted premium")
+    taker_bad_threshold: float = Field(
+        0.02, gt=0, le=1, description="|Binance - own taker buy share| above which the period is flagged"
+    )
+    liq_bucket_s: int = Field(60, ge=1, le=86_400, description="UTC bucket of the liquidation notionals")
+
+    @field_validator("period")
+    @classmethod
+    def _check_period(cls, v: str) -> str:
+        if v not in STAT_PERIODS:
+            raise ValueError(f"context.period must be one of {', '.join(STAT_PERIODS)}, got {v!r}")
+        return v
+
+    @property
+    def period_s(self) -> int:
+        return interval_ns(self.period) // 1_000_000_000
+
+
 Windows = tuple[float, ...]
 
 
@@ -76,6 +106,9 @@ class FeatureConfig(BaseModel):
     funding_hours: tuple[float, ...] = Field((0.0, 8.0, 16.0), description="UTC funding hours")
     technical: TechnicalConfig | None = Field(
         default_factory=TechnicalConfig, description="technical group (None = off)"
+    )
+    context: ContextFeatureConfig | None = Field(
+        None, description="market context group (None = off; config/examples/context enables it)"
     )
     require_technical_warm: bool = Field(
         False, description="True: vectors stay 'warmup' until every technical value is defined"

@@ -14,17 +14,21 @@ events. Validity of a vector (``valid`` / ``reason``):
 - ``warmup``: less than ``warmup_s`` of event time or fewer than ``zscore_window`` book events since
   the start or the last reset (reported as ``gap`` / ``bad_book`` when that reset was the cause), or,
   with ``require_technical_warm``, a technical value still NaN.
-Technical bars are built from every trade and are not reset by gaps.
+Technical bars are built from every trade and are not reset by gaps. The market context group
+(``cfg.context``, ``features/context.py``) is fed by ``on_context`` in ``ts_recv`` order (before the
+book event at equal time), is not reset by gaps and never invalidates a vector.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from orderflow.features import kernels as FK
 from orderflow.features.config import FeatureConfig
+from orderflow.features.context import ContextStream
 from orderflow.features.registry import default_specs
 from orderflow.features.spec import FeatureSpec
 from orderflow.features.state import KernelState
@@ -46,7 +50,8 @@ class StreamingFeatureEngine:
     ``on_book`` returns the engine's vector buffer (``values``), overwritten by the next book event:
     copy it to keep it. ``valid`` / ``reason`` describe the last vector."""
 
-    def __init__(self, cfg: FeatureConfig) -> None:
+    def __init__(self, cfg: FeatureConfig, context_kinds: Iterable[str] | None = None) -> None:
+        """``context_kinds``: the context kinds this source delivers (``ContextStream``; default all)."""
         self.cfg = cfg
         self.specs: list[FeatureSpec] = default_specs(cfg)
         self._k = KernelState(cfg)
@@ -56,6 +61,11 @@ class StreamingFeatureEngine:
         self._tech = None
         if cfg.technical is not None:
             self._tech = TechnicalStream(cfg.technical)
+        self._ctx = None
+        self._n_tech = len(self.specs) - self.n_core
+        if cfg.context is not None:
+            self._ctx = ContextStream(cfg.context, context_kinds)
+            self._n_tech -= self._ctx.values.size
         self.valid = False
         self.reason = "warmup"
         self.status = FK.WARMUP
@@ -70,6 +80,14 @@ class StreamingFeatureEngine:
         _STEP_TRADE(self._k.trade_args, ts_ns, price, size, side)
         if self._tech is not None:
             self._tech.on_trade(ts_ns, price, size, side)
+        if self._ctx is not None:
+            self._ctx.on_trade(ts_ns, price, size, side)
+
+    def on_context(self, kind: str, row: Mapping) -> None:
+        """A market context row (kind of ``orderflow.data.context_schema``, a mapping with ts_event,
+        ts_recv and the kind's columns), delivered once available (its ts_recv has passed)."""
+        if self._ctx is not None:
+            self._ctx.on_context(kind, row)
 
     def on_gap(self, ts_ns: int, reason: str = "gap") -> None:
         """The data layer lost events (``reason`` is logged): reset every window; invalid until warm."""
@@ -88,9 +106,12 @@ class StreamingFeatureEngine:
         if self._tech is not None:
             self._tech.advance(ts_ns)
             tv = self._tech.values
-            self.values[self.n_core :] = tv
+            self.values[self.n_core : self.n_core + self._n_tech] = tv
             if st == FK.OK and self.cfg.require_technical_warm and not np.isfinite(tv).all():
                 st = FK.WARMUP
+        if self._ctx is not None:
+            self._ctx.advance(ts_ns)
+            self.values[self.n_core + self._n_tech :] = self._ctx.values
         self.status = st
         self.valid = st == FK.OK
         self.reason = FK.REASONS[st]

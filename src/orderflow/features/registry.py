@@ -2,7 +2,8 @@
 
 ``default_specs(cfg)`` lists the columns of the feature matrix (batch) and of the streaming vector in
 the order ``kernels._write`` fills them (groups ofi, cvd, micro, time, regime), followed by the
-technical group (``spec.technical_specs``). Conventions used in the definitions:
+technical group (``spec.technical_specs``) and, when ``cfg.context`` is set, the market context
+group (``spec.context_specs``). Conventions used in the definitions:
 
 - A time window ``w`` at sample time t holds the events with ``t - w < ts <= t`` (event time).
 - ``e_m`` is the per-event OFI of level m (Cont, Kukanov & Stoikov 2014, level by level as in Xu,
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orderflow.features.spec import FeatureSpec, technical_specs, wlabel
+from orderflow.features.spec import FeatureSpec, context_specs, technical_specs, wlabel
 
 if TYPE_CHECKING:
     from orderflow.features.config import FeatureConfig
@@ -225,6 +226,8 @@ def default_specs(cfg: FeatureConfig) -> list[FeatureSpec]:
     specs = core_specs(cfg)
     if cfg.technical is not None:
         specs += technical_specs(cfg.technical)
+    if cfg.context is not None:
+        specs += context_specs(cfg.context)
     return specs
 
 
