@@ -513,21 +513,20 @@ def data_backfill_klines(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def data_backfill_context(cfg: Config, args: argparse.Namespace) -> int:
-    from orderflow.data.backfill_context import backfill_context, resolve_series
+    from orderflow.data.backfill_context import DEFAULT_SERIES, backfill_context, resolve_series
 
-    store = open_store(cfg, args)
-    start = parse_time(args.start)
-    end = parse_time(args.end) if args.end else time.time_ns()
-    if end <= start:
-        raise UserError(f"--end {args.end} is not after --start {args.start}")
     names = [k.strip() for k in (args.kinds or "").split(",") if k.strip()] or None
     if args.fear_greed:
-        names = [*(names or ["funding", "open_interest", "ls_global", "ls_top_accounts",
-                             "ls_top_positions", "taker_ratio"]), "fear_greed"]  # fmt: skip
+        names = [*(names or DEFAULT_SERIES), "fear_greed"]
     try:
         resolve_series(names, args.period)
     except ValueError as e:
         raise UserError(f"--kinds/--period: {e}") from None
+    start = parse_time(args.start)
+    end = parse_time(args.end) if args.end else time.time_ns()
+    if end <= start:
+        raise UserError(f"--end {args.end} is not after --start {args.start}")
+    store = open_store(cfg, args)
     report = backfill_context(
         store,
         args.symbol.upper(),

@@ -299,7 +299,7 @@ class ContextService:
                 row: dict[str, Any] = {"symbol": sym} if with_symbol else {}
                 for f, c in zip(fields, cols, strict=True):
                     row[f] = _s(float(r[c]), 8 if stem == "open_interest" else 4)
-                row["timestamp"] = int(r["ts_event"]) // NS_PER_MS
+                row["timestamp"] = str(int(r["ts_event"]) // NS_PER_MS)  # a string, as the USD-M docs show
                 out.append(row)
             return out
 
