@@ -8,6 +8,8 @@ equals the stored one exactly.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
 
@@ -17,13 +19,23 @@ NS = cs.NS
 H = 3600 * NS
 
 
-def make_frames(start_ns: int, end_ns: int, seed: int = 0, period: str = "5m") -> dict[str, pd.DataFrame]:
-    """Funding every 8 h (on multiples of 8 h UTC), the five statistics at ``period``, mark prices every
-    minute and a liquidation every ~17 minutes in [start_ns, end_ns)."""
+def make_frames(
+    start_ns: int,
+    end_ns: int,
+    seed: int = 0,
+    period: str = "5m",
+    funding_start_ns: int | None = None,
+    stream_start_ns: int | None = None,
+    funding_every_h: int = 8,
+) -> dict[str, pd.DataFrame]:
+    """Funding every ``funding_every_h`` hours (on multiples of it, UTC, from ``funding_start_ns`` if
+    given), the five statistics at ``period``, mark prices every minute and a liquidation every ~17
+    minutes (both from ``stream_start_ns`` if given) up to ``end_ns``."""
     rng = np.random.default_rng(seed)
     out: dict[str, pd.DataFrame] = {}
-    f0 = -(-start_ns // (8 * H)) * (8 * H)
-    ft = np.arange(f0, end_ns, 8 * H, dtype=np.int64)
+    fh = funding_every_h * H
+    f0 = -(-(funding_start_ns or start_ns) // fh) * fh
+    ft = np.arange(f0, end_ns, fh, dtype=np.int64)
     out["funding"] = cs.frame(
         "funding",
         ft,
@@ -49,7 +61,8 @@ def make_frames(start_ns: int, end_ns: int, seed: int = 0, period: str = "5m") -
             short = np.round(1 - long, 4)
             vals = {"ratio": np.round(long / short, 4), "long_share": long, "short_share": short}
         out[kind] = cs.frame(kind, pt, recv, **vals)
-    mt = np.arange(-(-start_ns // (60 * NS)) * 60 * NS, end_ns, 60 * NS, dtype=np.int64)
+    s_start = stream_start_ns or start_ns
+    mt = np.arange(-(-s_start // (60 * NS)) * 60 * NS, end_ns, 60 * NS, dtype=np.int64)
     mark = np.round(60000 + np.cumsum(rng.normal(0, 5, mt.size)), 8)
     out["mark_price"] = cs.frame(
         "mark_price",
@@ -61,7 +74,7 @@ def make_frames(start_ns: int, end_ns: int, seed: int = 0, period: str = "5m") -
         funding_rate=np.round(rng.normal(1e-4, 2e-5, mt.size), 8),
         next_funding_ns=(mt // (8 * H) + 1) * (8 * H),
     )
-    lt = np.arange(start_ns + 7 * NS, end_ns, 1013 * NS, dtype=np.int64) // 1_000_000 * 1_000_000
+    lt = np.arange(s_start + 7 * NS, end_ns, 1013 * NS, dtype=np.int64) // 1_000_000 * 1_000_000
     qty = np.round(rng.uniform(0.001, 2.0, lt.size), 3)
     out["liquidation"] = cs.frame(
         "liquidation",
@@ -79,3 +92,21 @@ def make_frames(start_ns: int, end_ns: int, seed: int = 0, period: str = "5m") -
 def write_frames(store, venue: str, symbol: str, frames: dict[str, pd.DataFrame]) -> None:
     for kind, df in frames.items():
         store.put(venue, symbol, kind, df, source=f"test-{kind}")
+
+
+SIM_START_NS = 1_704_067_200 * NS  # the simulator's first event (its default start, 2024-01-01 UTC)
+
+
+@contextmanager
+def exchange_with_context(store_dir, frames: dict[str, pd.DataFrame], **kw):
+    """A manual-clock USD-M local exchange (simulated market, BTCUSDT) serving ``frames`` (source times:
+    the simulator's, shifted with the replay); yields (exchange, shift in ns to the served times)."""
+    from orderflow.data.store import Store
+    from orderflow.execution.local.testing import running_local_exchange
+
+    write_frames(Store(store_dir), "binance-usdm", "BTCUSDT", frames)
+    with running_local_exchange(
+        context_store=str(store_dir), sim_hours=kw.pop("sim_hours", 0.01), **kw
+    ) as ex:
+        off = ex.call(lambda: ex.exchange.venue.timeline.offset)
+        yield ex, off - off % 1_000_000

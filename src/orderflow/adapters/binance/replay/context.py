@@ -111,6 +111,11 @@ class Params:
         return int(v)
 
 
+def _row(df: pd.DataFrame, i: int) -> dict[str, Any]:
+    """Row ``i`` with each column's own dtype (``iloc`` on mixed columns would turn int64 ns to float)."""
+    return {c: df[c].to_numpy()[i] for c in df.columns}
+
+
 def _s(x: float, decimals: int) -> str:
     return "" if not np.isfinite(x) else f"{x:.{decimals}f}"
 
@@ -245,7 +250,7 @@ class ContextService:
         funding = self._published(sym, "funding")
         last_rate = float(funding["rate"].iloc[-1]) if len(funding) else 0.0001
         if len(marks):
-            r = marks.iloc[-1]
+            r = _row(marks, len(marks) - 1)
             mark, index, settle = (
                 float(r["mark_price"]),
                 float(r["index_price"]),
@@ -295,7 +300,7 @@ class ContextService:
             out = []
             cols = cs.PERIODIC[stem]
             for i in range(len(rows)):
-                r = rows.iloc[i]
+                r = _row(rows, i)
                 row: dict[str, Any] = {"symbol": sym} if with_symbol else {}
                 for f, c in zip(fields, cols, strict=True):
                     row[f] = _s(float(r[c]), 8 if stem == "open_interest" else 4)
@@ -332,7 +337,7 @@ class ContextService:
                 t = df["ts_event"].to_numpy(np.int64)
                 lo, hi = np.searchsorted(t, since, "right"), np.searchsorted(t, until_ns, "right")
                 for i in range(lo, hi):
-                    r = df.iloc[i]
+                    r = _row(df, i)
                     if kind == "mark_price":
                         out.append((int(t[i]), f"{low}@markPrice", mark_price_payload(sym, r)))
                     else:
@@ -341,7 +346,7 @@ class ContextService:
         return [(name, payload) for _, name, payload in out]
 
 
-def mark_price_payload(sym: str, r: pd.Series) -> dict[str, Any]:
+def mark_price_payload(sym: str, r: dict[str, Any]) -> dict[str, Any]:
     """A ``markPriceUpdate`` of one ``mark_price`` row (times already shifted)."""
     return {
         "e": "markPriceUpdate",
@@ -355,7 +360,7 @@ def mark_price_payload(sym: str, r: pd.Series) -> dict[str, Any]:
     }
 
 
-def force_order_payload(sym: str, r: pd.Series) -> dict[str, Any]:
+def force_order_payload(sym: str, r: dict[str, Any]) -> dict[str, Any]:
     """A ``forceOrder`` of one ``liquidation`` row (``side`` +1 BUY, -1 SELL)."""
     ms = int(r["ts_event"]) // NS_PER_MS
     qty, filled = float(r["qty"]), float(r["filled_qty"])
