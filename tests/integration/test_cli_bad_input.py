@@ -51,6 +51,7 @@ BAD: dict[str, list[str | tuple[str, str]]] = {
     "--host": ["", "nohost.invalid"],
     "--store": ["{file}", "{file}/sub"],
     "exchange serve --store": ["{file}", "{missing}"],
+    "exchange serve --context-store": ["{file}", "{missing}"],
     "--config": ["{file}", "{missing}"],
     "--registry": ["{file}", "{file}/sub"],
     "--report": ["{file}"],
