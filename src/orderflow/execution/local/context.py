@@ -21,7 +21,7 @@ class LocalContext:
     """The context service of one local exchange; :meth:`routes` are handlers of the server's shape."""
 
     def __init__(self, cfg: LocalExchangeConfig, venue: Any) -> None:
-        frames = {}
+        frames: dict[str, dict] = {sym: {} for sym in venue.markets}  # a premium index from the book
         if cfg.context_store is not None:
             frames = {sym: load_context(cfg.context_store, cfg.venue, sym) for sym in venue.markets}
 
@@ -45,7 +45,11 @@ class LocalContext:
                     raise E.ApiError(e.status, e.code, e.msg) from None
 
             if callable(weight):
-                out.append((path, handler, lambda p, w=weight: w(Params(p.values))))
+
+                def weigh(p: P.Params, w: Callable[[Params], int] = weight) -> int:
+                    return w(Params(p.values))
+
+                out.append((path, handler, weigh))
             else:
                 out.append((path, handler, weight))
         return out
