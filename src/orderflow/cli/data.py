@@ -526,16 +526,21 @@ def data_backfill_context(cfg: Config, args: argparse.Namespace) -> int:
     end = parse_time(args.end) if args.end else time.time_ns()
     if end <= start:
         raise UserError(f"--end {args.end} is not after --start {args.start}")
+    from orderflow.adapters.binance.common.errors import BinanceError
+
     store = open_store(cfg, args)
-    report = backfill_context(
-        store,
-        args.symbol.upper(),
-        start,
-        end,
-        series=names,
-        period=args.period,
-        endpoints=_endpoints(cfg, args),
-        fear_greed_url=args.fear_greed_url or cfg.data.fear_greed_url,
-    )
+    try:
+        report = backfill_context(
+            store,
+            args.symbol.upper(),
+            start,
+            end,
+            series=names,
+            period=args.period,
+            endpoints=_endpoints(cfg, args),
+            fear_greed_url=args.fear_greed_url or cfg.data.fear_greed_url,
+        )
+    except BinanceError as e:  # what is stored so far stays; a new run continues from it
+        raise UserError(f"backfill-context stopped: {e} (run it again to continue)") from None
     print_json(report.to_dict())  # its notes were logged as they happened (the 30-day window)
     return 0

@@ -79,6 +79,8 @@ def resolve_series(names: Sequence[str] | None, period: str) -> list[tuple[str, 
             pair = (name, cs.periodic_kind(name, period))
         elif name in ("funding", "fear_greed"):
             pair = (name, name)
+        elif name in ("mark_price", "liquidation"):
+            raise ValueError(f"{name} has no REST history; record it with `orderflow data record --context`")
         else:
             raise ValueError(
                 f"unknown context series {name!r} (known: {', '.join(SERIES)}, or a kind such as "
