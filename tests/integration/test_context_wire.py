@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
@@ -201,3 +202,24 @@ def test_stream_messages_decode_to_events() -> None:
     assert lq == Liquidation(
         "binance-usdm", "BTCUSDT", 1568014460893 * MS, 9, Side.SELL, 9910.0, 9910.0, 0.014, 0.014, "FILLED"
     )
+
+
+async def test_loopback_fear_greed_answers_the_documented_shape() -> None:
+    from orderflow.execution.local.fear_greed import FearGreedServer
+
+    documented = json.loads((DATA / "fear_greed_api.json").read_text())
+    days = np.array([1773187200, 1773273600]) * cs.NS
+    frame = cs.frame("fear_greed", days, days + 87_000 * cs.NS, value=[15, 18], classification=[0, 0])
+    async with (
+        FearGreedServer(frame, clock=lambda: 1773273600 + 14_400) as srv,
+        FearGreedClient(srv.url) as fg,
+    ):
+        df = await fg.history(0, delay_s=87_000)  # 0: the whole history
+        async with aiohttp.ClientSession() as s, s.get(f"{srv.url}/fng/?limit=2&format=json") as r:
+            body = await r.json()
+    assert list(body) == list(documented) and list(body["metadata"]) == list(documented["metadata"])
+    assert [list(r) for r in body["data"]] == [list(r) for r in documented["data"]]  # newest first
+    assert [r["value"] for r in body["data"]] == ["18", "15"] and body["data"][0][
+        "time_until_update"
+    ] == "72000"
+    assert df["value"].tolist() == [15.0, 18.0] and srv.requests[0] == "limit=0&format=json"
