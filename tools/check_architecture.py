@@ -48,6 +48,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             # the telemetry schema and its transports know only msgspec (engines publish, services read)
             "orderflow.telemetry",
             "orderflow.telemetry.*",
+            # the table of the context kinds (numpy and pandas only): the adapter builds their frames
+            "orderflow.data.context_schema",
         ],
     ),
     # The Binance adapter sits right above core: it decodes wire payloads into core's domain types and
@@ -70,6 +72,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "orderflow.adapters.binance.market",
             "orderflow.adapters.binance.feed",
             "orderflow.adapters.binance.userstream",
+            "orderflow.adapters.binance.context",
         ],
     ),
     ("data", ["orderflow.data", "orderflow.data.*"]),

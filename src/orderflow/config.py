@@ -57,6 +57,9 @@ class DataConfig(_Frozen):
     raw_dir: str | None = Field(
         None, description="where `data record` writes raw gz files; default <store>/../raw"
     )
+    fear_greed_url: str = Field(
+        "https://api.alternative.me", description="base URL of the fear & greed API (`data backfill-context`)"
+    )
 
 
 class LoggingConfig(_Frozen):

@@ -85,7 +85,9 @@ def test_snapshot():
             b'{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate"}}',
             "bad depth message on btcusdt@depth@0ms",
         ),
-        (b'{"stream":"btcusdt@forceOrder","data":{}}', "unsupported Binance stream"),
+        (b'{"stream":"btcusdt@compositeIndex","data":{}}', "unsupported Binance stream"),
+        (b'{"stream":"btcusdt@forceOrder","data":{}}', "bad forceorder message on btcusdt@forceOrder"),
+        (b'{"stream":"btcusdt@markPrice@1s","data":{"E":1}}', "bad markprice message on btcusdt@markPrice"),
         (b'{"stream":"btcusdt@trade","data":{"E":1,"s":"X","t":1,"p":"abc","q":"1","m":true}}', "bad trade"),
     ],
 )

@@ -1,5 +1,5 @@
 """``orderflow data ...``: the store (ls, import, check, verify, simulate, facts) and Binance traffic
-(record, replay-server, backfill-klines)."""
+(record, replay-server, backfill-klines, backfill-context)."""
 
 from __future__ import annotations
 
@@ -123,6 +123,11 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--klines", type=T.interval_list, help="comma-separated kline intervals to record, e.g. 1m,5m"
     )
+    p.add_argument(
+        "--context",
+        action="store_true",
+        help="USD-M: also record <symbol>@markPrice@1s (kind mark_price) and @forceOrder (liquidation)",
+    )
     p.add_argument("--flush-s", type=T.positive_float, default=5.0, help="seconds between store flushes")
     p.set_defaults(handler=data_record)
 
@@ -140,6 +145,28 @@ def register(subparsers: Any) -> None:
         "--rest-url", type=HTTP_URL, help="REST base URL (default: binance.<market>.rest_base_url)"
     )
     p.set_defaults(handler=data_backfill_klines)
+
+    p = data.add_parser(
+        "backfill-context",
+        help="backfill USD-M funding, open interest, long/short and taker ratios (and fear & greed)",
+    )
+    add_common(p)
+    p.add_argument("--symbol", required=True, type=T.symbol)
+    p.add_argument("--start", required=True, type=T.iso_time, help="ISO date/time (UTC)")
+    p.add_argument("--end", type=T.iso_time, help="ISO date/time (UTC), default now")
+    p.add_argument(
+        "--kinds",
+        help="comma-separated series: funding, open_interest, ls_global, ls_top_accounts, ls_top_positions, "
+        "taker_ratio, fear_greed, or kinds such as open_interest_1h (default: funding and the statistics)",
+    )
+    p.add_argument("--period", default="5m", help="period of the statistics: 5m 15m 30m 1h 2h 4h 6h 12h 1d")
+    p.add_argument("--fear-greed", action="store_true", help="also backfill the fear & greed index")
+    p.add_argument(
+        "--fear-greed-url", type=HTTP_URL, help="fear & greed API base URL (default: data.fear_greed_url)"
+    )
+    p.add_argument("--testnet", action="store_true", help="use Binance's testnet endpoints")
+    p.add_argument("--rest-url", type=HTTP_URL, help="REST base URL (default: binance.usdm.rest_base_url)")
+    p.set_defaults(handler=data_backfill_context, market="usdm")
 
 
 def _register_replay_server(data: Any) -> None:
@@ -396,6 +423,13 @@ def _feed_config(cfg: Config, args: argparse.Namespace) -> FeedConfig:
         data["partial_depth_levels"] = args.partial_depth
     if args.klines:
         data["kline_intervals"] = [k.strip() for k in args.klines.split(",") if k.strip()]
+    if getattr(args, "context", False):
+        if not caps(args.market).futures:
+            raise UserError(
+                f"--context: <symbol>@markPrice@1s and <symbol>@forceOrder are USD-M streams; "
+                f"--market {args.market} has neither"
+            )
+        data["mark_price"] = data["liquidations"] = True
     try:
         return FeedConfig.model_validate(data)
     except ValueError as e:
@@ -480,4 +514,38 @@ def data_backfill_klines(cfg: Config, args: argparse.Namespace) -> int:
         store, args.market, args.symbol.upper(), args.interval, start, end, _endpoints(cfg, args)
     )
     print(f"stored {n} {args.interval} bars of {args.symbol.upper()} in {store.root}")
+    return 0
+
+
+def data_backfill_context(cfg: Config, args: argparse.Namespace) -> int:
+    from orderflow.data.backfill_context import DEFAULT_SERIES, backfill_context, resolve_series
+
+    names = [k.strip() for k in (args.kinds or "").split(",") if k.strip()] or None
+    if args.fear_greed:
+        names = [*(names or DEFAULT_SERIES), "fear_greed"]
+    try:
+        resolve_series(names, args.period)
+    except ValueError as e:
+        raise UserError(f"--kinds/--period: {e}") from None
+    start = parse_time(args.start)
+    end = parse_time(args.end) if args.end else time.time_ns()
+    if end <= start:
+        raise UserError(f"--end {args.end} is not after --start {args.start}")
+    from orderflow.adapters.binance.common.errors import BinanceError
+
+    store = open_store(cfg, args)
+    try:
+        report = backfill_context(
+            store,
+            args.symbol.upper(),
+            start,
+            end,
+            series=names,
+            period=args.period,
+            endpoints=_endpoints(cfg, args),
+            fear_greed_url=args.fear_greed_url or cfg.data.fear_greed_url,
+        )
+    except BinanceError as e:  # what is stored so far stays; a new run continues from it
+        raise UserError(f"backfill-context stopped: {e} (run it again to continue)") from None
+    print_json(report.to_dict())  # its notes were logged as they happened (the 30-day window)
     return 0

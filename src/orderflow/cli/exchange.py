@@ -60,6 +60,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--store", type=T.existing_dir, default=None, help="Store directory for a VENUE/SYMBOL source"
     )
+    p.add_argument(
+        "--context-store",
+        type=T.existing_dir,
+        default=None,
+        help="USD-M: serve the context kinds (funding, open interest, mark price, ...) stored here",
+    )
     p.add_argument("--symbol", type=T.symbol, default="BTCUSDT", help="symbol of the simulator source")
     p.add_argument("--sim-hours", type=T.float_range(0.0, 24), default=1.0, help="hours of simulated market")
     p.set_defaults(handler=exchange_serve)
@@ -91,6 +97,7 @@ def exchange_serve(cfg: Config, args: argparse.Namespace) -> int:
             market=args.market,
             source=args.source,
             store=args.store,
+            context_store=args.context_store,
             symbol=args.symbol,
             seed=args.seed,
             sim_hours=args.sim_hours,

@@ -107,6 +107,37 @@ class Bar(msgspec.Struct, frozen=True, gc=False):
     closed: bool = True
 
 
+class MarkPrice(msgspec.Struct, frozen=True, gc=False):
+    """A perpetual's mark price, index price, estimated settlement price and current funding rate
+    (Binance ``markPriceUpdate``); ``next_funding_ns`` is the next funding time."""
+
+    venue: str
+    symbol: str
+    ts_event: int
+    ts_recv: int
+    mark_price: float
+    index_price: float
+    est_settle_price: float
+    funding_rate: float
+    next_funding_ns: int
+
+
+class Liquidation(msgspec.Struct, frozen=True, gc=False):
+    """A forced liquidation order (Binance ``forceOrder``): ``side`` is the liquidation order's side
+    (a long liquidated sells), ``qty`` its size, ``filled_qty`` what it filled at ``avg_price``."""
+
+    venue: str
+    symbol: str
+    ts_event: int
+    ts_recv: int
+    side: Side
+    price: float
+    avg_price: float
+    qty: float
+    filled_qty: float
+    status: str = "FILLED"
+
+
 class GapEvent(msgspec.Struct, frozen=True, gc=False):
     """A break in a book's update-id chain (or a lost stream): the book is invalid until resynced."""
 
@@ -139,4 +170,15 @@ class FeedStatus(msgspec.Struct, frozen=True, gc=False):
     detail: str = ""
 
 
-MarketEvent = BookSnapshot | BookDelta | Trade | Quote | Bar | GapEvent | BookSynced | FeedStatus
+MarketEvent = (
+    BookSnapshot
+    | BookDelta
+    | Trade
+    | Quote
+    | Bar
+    | MarkPrice
+    | Liquidation
+    | GapEvent
+    | BookSynced
+    | FeedStatus
+)

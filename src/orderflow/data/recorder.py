@@ -6,7 +6,9 @@ symbol per UTC date (of the receive time), ``<out_dir>/<market>/<symbol>_<YYYYMM
 
 The store receives, in batches flushed every ``flush_s`` seconds (a crash loses at most one batch):
 ``book`` (top 20 after each applied diff), ``depth`` (snapshots and applied diffs), ``trade``, ``quote``,
-``gap`` and closed ``bar_<interval>`` rows, under the source tag ``record-<session>-<batch>``.
+``gap`` and closed ``bar_<interval>`` rows, and with the USD-M context streams (``FeedConfig.mark_price``,
+``liquidations``) ``mark_price`` and ``liquidation`` rows (:mod:`orderflow.data.context_schema`, ``ts_recv``
+the receive time), under the source tag ``record-<session>-<batch>``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import IO, Any
 from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig, default_endpoints
 from orderflow.adapters.binance.decode import DecodeError, decode_snapshot, snapshot_delta
 from orderflow.adapters.binance.feed import BinanceFeed
-from orderflow.core.events import Bar, BookDelta, BookSynced, GapEvent, Quote, Trade
+from orderflow.core.events import Bar, BookDelta, BookSynced, GapEvent, Liquidation, MarkPrice, Quote, Trade
+from orderflow.data import context_schema as cs
 from orderflow.data.schema import BookTable, DepthTable, bars_frame, gaps_frame, quotes_frame, trades_frame
 from orderflow.data.store import Store
 
@@ -76,6 +79,37 @@ class _Batch:
         self.quotes: dict[str, list[Quote]] = {}
         self.gaps: dict[str, list[GapEvent]] = {}
         self.bars: dict[tuple[str, str], list[Bar]] = {}
+        self.marks: dict[str, list[MarkPrice]] = {}
+        self.liquidations: dict[str, list[Liquidation]] = {}
+
+
+def marks_frame(rows: list[MarkPrice]):
+    """``mark_price`` rows (a receive time before the event time, a clock behind, is raised to it)."""
+    ev = [m.ts_event for m in rows]
+    return cs.frame(
+        "mark_price",
+        ev,
+        [max(m.ts_recv, m.ts_event) for m in rows],
+        mark_price=[m.mark_price for m in rows],
+        index_price=[m.index_price for m in rows],
+        est_settle_price=[m.est_settle_price for m in rows],
+        funding_rate=[m.funding_rate for m in rows],
+        next_funding_ns=[m.next_funding_ns for m in rows],
+    )
+
+
+def liquidations_frame(rows: list[Liquidation]):
+    """``liquidation`` rows (side +1 buy, -1 sell)."""
+    return cs.frame(
+        "liquidation",
+        [x.ts_event for x in rows],
+        [max(x.ts_recv, x.ts_event) for x in rows],
+        side=[int(x.side) for x in rows],
+        price=[x.price for x in rows],
+        avg_price=[x.avg_price for x in rows],
+        qty=[x.qty for x in rows],
+        filled_qty=[x.filled_qty for x in rows],
+    )
 
 
 async def record_async(
@@ -123,6 +157,8 @@ async def record_async(
         frames += [(s, "quote", quotes_frame(v)) for s, v in b.quotes.items() if v]
         frames += [(s, "gap", gaps_frame(v)) for s, v in b.gaps.items() if v]
         frames += [(s, f"bar_{iv}", bars_frame(v)) for (s, iv), v in b.bars.items() if v]
+        frames += [(s, "mark_price", marks_frame(v)) for s, v in b.marks.items() if v]
+        frames += [(s, "liquidation", liquidations_frame(v)) for s, v in b.liquidations.items() if v]
         for sym, kind, df in frames:
             store.write(venue, sym, kind, df, source=src, replace=False)
             key = f"{venue}/{sym}/{kind}"
@@ -155,6 +191,10 @@ async def record_async(
             elif isinstance(ev, Bar):
                 if ev.closed:
                     batch.bars.setdefault((sym, ev.interval), []).append(ev)
+            elif isinstance(ev, MarkPrice):
+                batch.marks.setdefault(sym, []).append(ev)
+            elif isinstance(ev, Liquidation):
+                batch.liquidations.setdefault(sym, []).append(ev)
             elif isinstance(ev, BookSynced):
                 pass
             now = time.monotonic()

@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from orderflow.core.events import Bar, BookDelta, Quote, Side, Trade
+from orderflow.core.events import Bar, BookDelta, Liquidation, MarkPrice, Quote, Side, Trade
 from orderflow.core.timeutil import NS_PER_MS
 
 T = TypeVar("T")
@@ -127,6 +127,49 @@ class KlineMsg(msgspec.Struct):
     k: KlineBody
 
 
+class MarkPriceMsg(msgspec.Struct):
+    """Mark price (USD-M ``<symbol>@markPrice`` every 3 s, ``@markPrice@1s`` every second)::
+
+        {"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000",
+         "i":"11784.62659091","P":"11784.25641265","r":"0.00038167","T":1562306400000}
+
+    ``p`` mark, ``i`` index, ``P`` estimated settle price, ``r`` funding rate, ``T`` next funding time.
+    """
+
+    E: int
+    s: str
+    p: float
+    i: float = float("nan")
+    P: float = float("nan")
+    r: float = float("nan")
+    T: int = 0
+
+
+class ForceOrderBody(msgspec.Struct):
+    s: str
+    S: str
+    q: float
+    p: float
+    ap: float
+    X: str
+    z: float
+    T: int
+    o: str = "LIMIT"
+    f: str = "IOC"
+    l: float = 0.0
+
+
+class ForceOrderMsg(msgspec.Struct):
+    """Liquidation order (USD-M ``<symbol>@forceOrder``, the latest one per symbol within 1000 ms)::
+
+    {"e":"forceOrder","E":1568014460893,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",
+     "q":"0.014","p":"9910","ap":"9910","X":"FILLED","l":"0.014","z":"0.014","T":1568014460893}}
+    """
+
+    E: int
+    o: ForceOrderBody
+
+
 class SnapshotMsg(msgspec.Struct):
     """REST depth snapshot (``GET /api/v3/depth`` or ``/fapi/v1/depth``)::
 
@@ -156,6 +199,10 @@ _agg_dec = msgspec.json.Decoder(AggTradeMsg, strict=False)
 _ticker_dec = msgspec.json.Decoder(BookTickerMsg, strict=False)
 _kline_dec = msgspec.json.Decoder(KlineMsg, strict=False)
 _snapshot_dec = msgspec.json.Decoder(SnapshotMsg, strict=False)
+_mark_dec = msgspec.json.Decoder(MarkPriceMsg, strict=False)
+_force_dec = msgspec.json.Decoder(ForceOrderMsg, strict=False)
+# the streams only USD-M has (names as subscribed, without the symbol)
+FUTURES_ONLY_STREAMS = ("markPrice", "forceOrder")
 
 
 class DecodeError(ValueError):
@@ -165,7 +212,7 @@ class DecodeError(ValueError):
 def stream_kind(stream: str) -> str:
     """Classify a stream name: ``btcusdt@depth@0ms`` -> ``depth``; ``btcusdt@depth20@100ms`` ->
     ``partial``; ``@trade``, ``@aggTrade``, ``@bookTicker``, ``@kline_1m`` -> trade, aggtrade, ticker,
-    kline."""
+    kline; USD-M ``@markPrice[@1s]`` -> markprice, ``@forceOrder`` -> forceorder."""
     parts = stream.split("@")
     if len(parts) < 2:
         raise DecodeError(f"not a Binance stream name: {stream!r}")
@@ -182,6 +229,10 @@ def stream_kind(stream: str) -> str:
         return "ticker"
     if ch.startswith("kline_"):
         return "kline"
+    if ch == "markPrice":
+        return "markprice"
+    if ch == "forceOrder":
+        return "forceorder"
     raise DecodeError(f"unsupported Binance stream {stream!r}")
 
 
@@ -207,8 +258,9 @@ class Decoder:
     """Turns raw combined-stream messages into domain events for one venue.
 
     ``decode(raw, ts_recv)`` returns a :class:`BookDelta`, :class:`Trade`, :class:`Quote`,
-    :class:`Bar` or a ``(symbol, PartialDepthMsg)`` for partial depth (which needs the symbol from
-    the stream name on spot). Raises :class:`DecodeError` naming the problem on bad input.
+    :class:`Bar`, :class:`MarkPrice`, :class:`Liquidation` or a ``(symbol, PartialDepthMsg)`` for
+    partial depth (which needs the symbol from the stream name on spot). Raises :class:`DecodeError`
+    naming the problem on bad input.
     """
 
     def __init__(self, venue: str) -> None:
@@ -284,6 +336,17 @@ class Decoder:
                     k.n,
                     k.V,
                     k.x,
+                )
+            if kind == "markprice":
+                mp = _mark_dec.decode(data)
+                return MarkPrice(
+                    venue, mp.s, mp.E * NS_PER_MS, ts_recv, mp.p, mp.i, mp.P, mp.r, mp.T * NS_PER_MS
+                )
+            if kind == "forceorder":
+                fo = _force_dec.decode(data).o
+                side = Side.BUY if fo.S == "BUY" else Side.SELL
+                return Liquidation(
+                    venue, fo.s, fo.T * NS_PER_MS, ts_recv, side, fo.p, fo.ap, fo.q, fo.z, fo.X
                 )
             p = _partial_dec.decode(data)
             return stream.split("@", 1)[0].upper(), p

@@ -34,6 +34,11 @@ class LocalExchangeConfig(BaseModel):
     start_ms: int | None = Field(
         None, ge=0, description="epoch ms the replay starts at (None = now); fixes event times for diffs"
     )
+    context_store: str | None = Field(
+        None,
+        description="USD-M: a store directory whose context kinds (funding, mark_price, open_interest_5m, "
+        "...) of each replayed symbol the context endpoints and streams serve, shifted with the replay",
+    )
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(0, ge=0, le=65535, description="port (0 = ephemeral)")
     api_key: str = Field("localkey", min_length=1, max_length=128, description="the account's API key")

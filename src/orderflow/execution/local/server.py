@@ -44,6 +44,7 @@ from orderflow.execution.local import errors as E
 from orderflow.execution.local import trading as T
 from orderflow.execution.local.auth import Authenticator, redact
 from orderflow.execution.local.config import LocalExchangeConfig
+from orderflow.execution.local.context import context_service
 from orderflow.execution.local.info import exchange_info
 from orderflow.execution.local.limits import RateLimiter
 from orderflow.execution.local.market import load_source
@@ -100,6 +101,7 @@ class LocalExchange:
         )
         self.venue = LocalVenue(cfg, data, start_ns)
         self._warm_up()
+        self.context = context_service(cfg, self.venue) if self.futures else None
         self.auth = Authenticator(cfg.api_key, cfg.secret, cfg.ed25519_public_key)
         self.weight_limit = cfg.weight_limit or (2400 if self.futures else 6000)
         self.order_limit = cfg.order_limit or (300 if self.futures else 100)
@@ -154,6 +156,8 @@ class LocalExchange:
         r.add_get(f"{pre}/trades", self._h(self._trades, 5 if self.futures else 25))
         r.add_get(f"{pre}/aggTrades", self._h(self._agg_trades, 20 if self.futures else 4))
         r.add_get(f"{pre}/ticker/bookTicker", self._h(self._book_ticker, 2))
+        for path, fn, weight in self.context.routes() if self.context else ():
+            r.add_get(path, self._h(fn, weight))
         v = self.venue
         r.add_post(f"{pre}/order", self._h(lambda p: T.new_order(v, p), 1, SIGNED, order=True))
         r.add_get(f"{pre}/order", self._h(lambda p: T.query_order(v, p), 1 if self.futures else 4, SIGNED))
@@ -690,6 +694,8 @@ class LocalExchange:
 
     async def _publish(self, with_market: bool = True, with_user: bool = True) -> None:
         v = self.venue
+        if self.context is not None:  # mark price and liquidation messages due by the replay's time
+            v.market_out.extend(self.context.due_messages(v.now_ns))
         market = v.market_out if with_market else []
         user = v.user_out if with_user else []
         if not market and not user:

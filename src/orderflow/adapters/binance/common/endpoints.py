@@ -119,6 +119,9 @@ class FeedConfig(BaseModel):
     trades: bool = True
     book_ticker: bool = False
     kline_intervals: list[str] = Field(default_factory=list)
+    # USD-M context streams: <symbol>@markPrice@1s and <symbol>@forceOrder (spot has neither)
+    mark_price: bool = False
+    liquidations: bool = False
     snapshot_limit: int = 1000
     # fetch each book's REST snapshot as soon as the stream connects (Binance's documented order:
     # connect, buffer, snapshot) instead of at the first diff; a snapshot older than the first diff
@@ -150,6 +153,12 @@ class FeedConfig(BaseModel):
             object.__setattr__(self, "depth_stream", caps(self.market).default_depth_stream)
         if self.max_weight_per_minute <= 0:
             object.__setattr__(self, "max_weight_per_minute", caps(self.market).max_weight_per_minute)
+        if not caps(self.market).futures:
+            spot_has_not = [
+                n for n, on in (("markPrice@1s", self.mark_price), ("forceOrder", self.liquidations)) if on
+            ]
+            if spot_has_not:
+                raise ValueError(f"<symbol>@{spot_has_not[0]} is a USD-M stream; spot has no such stream")
         if self.reconnect_max_s < self.reconnect_initial_s:
             raise ValueError("reconnect_max_s must be >= reconnect_initial_s")
         return self
@@ -167,4 +176,8 @@ class FeedConfig(BaseModel):
             if self.book_ticker:
                 out.append(f"{s}@bookTicker")
             out.extend(f"{s}@kline_{iv}" for iv in self.kline_intervals)
+            if self.mark_price:
+                out.append(f"{s}@markPrice@1s")
+            if self.liquidations:
+                out.append(f"{s}@forceOrder")
         return out

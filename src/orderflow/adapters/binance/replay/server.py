@@ -8,7 +8,9 @@ Sources (see :mod:`orderflow.adapters.binance.replay.source`):
 
 Endpoints: WS ``/stream?streams=a/b/c`` (combined) and ``/ws/<stream>`` (raw); REST ``depth``, ``time``,
 ``exchangeInfo`` and ``klines`` under both ``/api/v3`` and ``/fapi/v1``. An unknown symbol gets HTTP 400
-``{"code":-1121,"msg":"Invalid symbol."}``.
+``{"code":-1121,"msg":"Invalid symbol."}``. With ``context_store`` (USD-M): the context endpoints
+(``fundingRate``, ``premiumIndex``, ``/futures/data/*``) and the ``markPrice@1s`` / ``forceOrder`` streams
+of :mod:`orderflow.execution.local.context`, from that store's context kinds, on the replay's clock.
 
 One replay position per server: a pump walks the merged recording while at least one client is
 connected (it pauses with none) and sends each message to the clients subscribed to its stream, so a
@@ -80,6 +82,7 @@ class ReplayServer:
         retry_after_s: int = 1,
         kline_file: str | Path | None = None,
         kline_symbol: str | None = None,
+        context_store: str | Path | None = None,
     ) -> None:
         self.rec: Recording = load_recording(
             paths, market=market, max_messages=max_messages, kline_file=kline_file, kline_symbol=kline_symbol
@@ -113,6 +116,12 @@ class ReplayServer:
         self._runner: web.AppRunner | None = None
         self._closed_once = self._silenced_once = False
         self._weight_minute, self._weight = -1, 0
+        self.context = None
+        if context_store is not None and self.caps.futures:
+            from orderflow.adapters.binance.replay.context import ContextService, load_context
+
+            frames = {s: load_context(context_store, self.rec.venue, s) for s in self.rec.symbols}
+            self.context = ContextService(frames, lambda: self._now_ms() * NS_PER_MS)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> ReplayServer:
@@ -124,6 +133,8 @@ class ReplayServer:
             app.router.add_get(f"{prefix}/time", self._time)
             app.router.add_get(f"{prefix}/exchangeInfo", self._exchange_info)
             app.router.add_get(f"{prefix}/klines", self._klines)
+        for path, fn, weight in self.context.routes() if self.context else ():
+            app.router.add_get(path, self._context_handler(fn, weight))
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -174,7 +185,7 @@ class ReplayServer:
     ) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        unknown = streams - self.rec.streams
+        unknown = {s for s in streams - self.rec.streams if "@markPrice" not in s and "@forceOrder" not in s}
         if unknown:
             log.warning(
                 "replay server: streams not in the recording (nothing will be sent): %s",
@@ -214,6 +225,9 @@ class ReplayServer:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            if self.context is not None:
+                for name, payload in self.context.due_messages(ts):
+                    await self._broadcast_context(name, payload)
             self.pos += 1
             self.sent += 1
             if stream is None:  # a recorded REST snapshot: the exchange state at that moment
@@ -264,6 +278,32 @@ class ReplayServer:
                     await c.ws.send_str(data)
             except (ConnectionError, RuntimeError):
                 self._clients.discard(c)
+
+    async def _broadcast_context(self, name: str, payload: dict[str, Any]) -> None:
+        """A context stream message to the clients subscribed to ``name`` (``@1s`` or not)."""
+        for c in list(self._clients):
+            subs = [s for s in c.streams if s == name or s.startswith(name + "@")]
+            if not subs or c.ws.closed:
+                continue
+            data = json.dumps(payload, separators=(",", ":"))
+            text = f'{{"stream":"{subs[0]}","data":{data}}}' if c.combined else data
+            try:
+                await c.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                self._clients.discard(c)
+
+    def _context_handler(self, fn: Any, weight: Any) -> Any:
+        from orderflow.adapters.binance.replay.context import Params, WireError
+
+        async def handler(request: web.Request) -> web.Response:
+            p = Params(dict(request.query))
+            w = weight(p) if callable(weight) else weight
+            try:
+                return self._json(fn(p), weight=w)
+            except WireError as e:
+                return self._json(e.body(), status=e.status, weight=w)
+
+        return handler
 
     async def _faults(self) -> None:
         if self.close_after is not None and not self._closed_once and self.sent >= self.close_after:
