@@ -263,3 +263,39 @@ def test_record_cli_refuses_context_on_spot(capsys) -> None:
     rc = main(["data", "record", "--market", "spot", "--symbols", "btcusdt", "--minutes", "1", "--context"])
     err = capsys.readouterr().err
     assert rc != 0 and "markPrice@1s" in err and "forceOrder" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_simulated_exchange_serves_the_simulators_own_context():
+    """With source ``sim`` and no context store, the context endpoints answer the series the simulator
+    derived from its own flow (sim_context), shifted with the replay: funding at the simulated funding
+    times, the 5-minute statistics published so far, and its mark prices."""
+    from orderflow.data.config import SimulatorConfig
+    from orderflow.data.simulator import simulate
+    from orderflow.execution.local.testing import running_local_exchange
+
+    hours = 0.4
+    sim = simulate(SimulatorConfig(symbol="BTCUSDT", seed=0, hours=hours, levels=20))
+    assert sim.context and {"funding", "mark_price", "open_interest_5m", "liquidation"} <= set(sim.context)
+    with running_local_exchange(sim_hours=hours, seed=0) as ex:
+        off = ex.call(lambda: ex.exchange.venue.timeline.offset)
+        shift = off - off % MS
+        ex.advance(until_ns=sim.start_ns + off + 21 * 60 * NS)  # four 5-minute periods closed
+        now = ex.now_ns
+        code, body, _ = get(ex, "/fapi/v1/fundingRate?symbol=BTCUSDT&startTime=0&limit=1000")
+        assert code == 200
+        fund = sim.context["funding"]
+        want = fund[fund["ts_recv"] + shift <= now]
+        assert len(body) == len(want)  # none yet: the first simulated funding settles at 08:00
+        assert [r["fundingTime"] for r in body] == list((want["ts_event"] + shift) // MS)
+        assert [float(r["fundingRate"]) for r in body] == pytest.approx(list(want["rate"]), abs=1e-8)
+        code, body, _ = get(ex, "/futures/data/openInterestHist?symbol=BTCUSDT&period=5m&limit=500")
+        assert code == 200
+        oi = sim.context["open_interest_5m"]
+        pub = oi[oi["ts_recv"] + shift <= now]
+        assert len(body) == len(pub) == 4
+        assert [int(r["timestamp"]) for r in body] == list((pub["ts_event"] + shift) // MS)
+        served = [float(r["sumOpenInterest"]) for r in body]
+        assert served == pytest.approx(list(pub["open_interest"]), rel=1e-8)
+        code, body, _ = get(ex, "/fapi/v1/premiumIndex?symbol=BTCUSDT")
+        assert code == 200 and float(body["markPrice"]) > 0

@@ -21,7 +21,9 @@ class LocalContext:
     """The context service of one local exchange; :meth:`routes` are handlers of the server's shape."""
 
     def __init__(self, cfg: LocalExchangeConfig, venue: Any) -> None:
-        frames: dict[str, dict] = {sym: {} for sym in venue.markets}  # a premium index from the book
+        # the source's own context (the simulator's, a stored dataset's), or cfg.context_store's kinds
+        # of cfg.venue; a symbol with none still answers premiumIndex from the book
+        frames: dict[str, dict] = {sym: dict(d.context) for sym, d in venue.data.items()}
         if cfg.context_store is not None:
             frames = {sym: load_context(cfg.context_store, cfg.venue, sym) for sym in venue.markets}
 

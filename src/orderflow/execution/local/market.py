@@ -3,8 +3,10 @@
 A source yields, per symbol, top-L book rows (``book`` kind: ``ts_event``, bid/ask prices and sizes)
 and trades (``trade`` kind: ``ts_event``, ``trade_id``, ``price``, ``size``, ``side``):
 
-- ``"sim"``: the market simulator (:mod:`orderflow.data.simulator`) in process, seeded;
-- ``"VENUE/SYMBOL"`` (e.g. ``"binance-usdm/BTCUSDT"``): a dataset of a :class:`Store` directory;
+- ``"sim"``: the market simulator (:mod:`orderflow.data.simulator`) in process, seeded, with the market
+  context series it derives from its own flow (funding, mark price, open interest, ratios, liquidations);
+- ``"VENUE/SYMBOL"`` (e.g. ``"binance-usdm/BTCUSDT"``): a dataset of a :class:`Store` directory, with
+  the context kinds stored for it;
 - a path to a raw Binance recording: imported with the existing importer into a temporary store.
 
 :class:`Timeline` merges every symbol's book and trade rows by event time (a trade before a book
@@ -49,6 +51,9 @@ class SymbolData:
     trade_side: np.ndarray
     book_recv: np.ndarray | None = None  # receive times recorded with the rows (None: the event times)
     trade_recv: np.ndarray | None = None
+    # the symbol's market context series (kind -> frame of orderflow.data.context_schema), times not
+    # yet shifted: the simulator's own (source "sim") or the dataset's stored kinds (a store source)
+    context: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def recv_times(self) -> tuple[np.ndarray, np.ndarray]:
         """Receive times of the book and trade rows, never before their event times."""
@@ -114,7 +119,9 @@ def load_source(
         res = simulate(cfg)
         assert res.book is not None and res.trades is not None
         inst = _instrument(venue, symbol, cfg.instrument())
-        return [_from_frames(symbol, inst, res.book, res.trades, levels)]
+        data = _from_frames(symbol, inst, res.book, res.trades, levels)
+        data.context = dict(res.context or {})
+        return [data]
     path = Path(source)
     if path.is_file():
         from orderflow.data.importers.binance_raw import import_binance_raw
@@ -145,15 +152,13 @@ def load_source(
         book = store.read(v, sym, "book")
         if book.empty:
             raise SourceError(f"store {store_dir} has no book rows for {v}/{sym}")
-        return [
-            _from_frames(
-                sym,
-                _instrument(venue, sym, store.instrument(v, sym)),
-                book,
-                store.read(v, sym, "trade"),
-                levels,
-            )
-        ]
+        data = _from_frames(
+            sym, _instrument(venue, sym, store.instrument(v, sym)), book, store.read(v, sym, "trade"), levels
+        )
+        from orderflow.adapters.binance.replay.context import load_context
+
+        data.context = load_context(store_dir, v, sym)
+        return [data]
     raise SourceError(f"unknown market source {source!r}: use 'sim', VENUE/SYMBOL or a recording file")
 
 
