@@ -116,6 +116,7 @@ class TradingSession:
             return  # an older announcement arriving late: the later one stands
         self.funding = self.funding.with_point(int(ts), float(rate), float(mark))
         self._S = self._S._replace(FT=self.funding.ts, FR=self.funding.rate, FM=self.funding.mark)
+        self.D[CO.D_NEXT_FUND] = min(int(self.D[CO.D_NEXT_FUND]), int(ts))  # the core looks at it then
 
     def funding_summary(self, start_ns: int, end_ns: int) -> dict:
         """The funding booked so far (:func:`orderflow.engine.funding.funding_summary`)."""
@@ -132,6 +133,8 @@ class TradingSession:
     ) -> OrderRequest | CancelRequest | None:  # fmt: skip
         """The strategy's turn at a book event received at ``t``; the order to send or cancel, if any."""
         self._vstate = int(vol_state) if np.isfinite(vol_state) else -1
+        if t >= self.D[CO.D_NEXT_FUND]:
+            CO.core_funding(self._S, self._prm, np.int64(t), float(bid_px[0]), float(ask_px[0]))
         what, side, qty, reduce_only, px = _CORE_BOOK(
             self._S, self._O, self._prm, np.int64(t), np.int64(ts_event),
             CO.SignalRow(bool(valid), float(ofi_z), float(p_dn), float(p_up), float(rv_bps), float(vol_state),
