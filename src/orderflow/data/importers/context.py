@@ -245,7 +245,7 @@ def import_fear_greed(
     return report
 
 
-# kind stem -> (file column of its first value, how the kind's columns come from it)
+# kind stem -> the file column of its first value (the rest: _metrics_values)
 _METRICS_KINDS = {
     "open_interest": "sum_open_interest",
     "ls_top_accounts": "count_toptrader_long_short_ratio",
@@ -305,7 +305,9 @@ def import_binance_metrics(
         m = _VISION_NAME.match(path.name)
         sym = symbol or (syms[0] if len(syms) == 1 else None) or (m.group(1).upper() if m else None)
         if not sym:
-            raise ImportError_(f"{path}: cannot infer the symbol (the file names {len(syms)}); give --symbol")
+            raise ImportError_(
+                f"{path}: cannot infer the symbol (the file names {len(syms)} symbols); give --symbol"
+            )
         t = _times_ns(data["create_time"], path, "create_time")
         order = np.argsort(t, kind="stable")
         data, t = data.iloc[order].reset_index(drop=True), t[order]
