@@ -227,7 +227,9 @@ def walk_forward(
         sig = make_signals(features.iloc[int(r0) : int(r1)], probs, strategy)
         res: BacktestResult = run_backtest(market.window(ts0, ts1), sig, instrument, backtest, strategy,
                                            risk, execution, funding)  # fmt: skip
-        fund.append(res.info["funding"])
+        funding_info = res.info["funding"]
+        assert isinstance(funding_info, dict)  # engine.funding.funding_summary's
+        fund.append(funding_info)
         assert int(mask.sum()) == len(probs)
         results.append((res.equity, res.trades, res.fills, res.rejections))
         net = float(res.trades["net_pnl"].sum()) if len(res.trades) else 0.0

@@ -186,7 +186,9 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
     signals = make_signals(features, probs, cfg.strategy)
     res = run_backtest(market, signals, inst, cfg.backtest, cfg.strategy, cfg.risk, cfg.execution, funding)
     metrics = compute_metrics(res.equity, res.trades, res.fills, res.rejections, cfg.backtest.initial_equity)
-    metrics.update(res.info["funding"])
+    funding_info = res.info["funding"]
+    assert isinstance(funding_info, dict)  # engine.funding.funding_summary's
+    metrics.update(funding_info)
     print(f"{name}: {res.events:,} events replayed in {res.seconds:.2f} s")
     report = None
     if report_dir is not None:
