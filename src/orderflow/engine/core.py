@@ -266,7 +266,7 @@ def core_funding(S, prm, t, best_bid, best_ask):
     """Funding at a book event received at ``t`` (best bid and ask of its book), for the funding times
     in (the last book event, t] (module docstring: Funding). The caller calls it just before
     :func:`core_book` for the same event when ``t >= D[D_NEXT_FUND]`` (no funding time can be due
-    before: one compare per event, and this out of the per-event path); it sets ``D_NEXT_FUND``."""
+    before: the per-event cost is that compare); it sets ``D_NEXT_FUND`` again."""
     bid_ok = math.isfinite(best_bid) and math.isfinite(best_ask) and best_ask > best_bid
     mid = 0.5 * (best_bid + best_ask) if bid_ok else S.Df[DF_MID]  # the mid core_book will read
     _book_funding(S.D, S.Df, S.P, S.FT, S.FR, S.FM, t, mid, prm.funding_rate, prm.funding_ns)
@@ -274,6 +274,8 @@ def core_funding(S, prm, t, best_bid, best_ask):
 
 @njit(cache=True)
 def _book_funding(D, Df, P, FT, FR, FM, t, mid, rate, interval_ns):
+    """The schedule's times, then the constant's grid times, in (the last book event, t], on the
+    position held now (fills before a schedule time were charged by core_fill); the next due time."""
     last = D[D_LAST_FUND]
     held = last >= 0 and P[PF.P_POS] != 0.0 and math.isfinite(mid)
     _book_schedule(D, Df, P, FT, FR, FM, t, mid, held)
