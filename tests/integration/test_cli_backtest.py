@@ -144,3 +144,29 @@ def test_bad_report_path_and_too_short_data_are_one_line_errors(tmp_path, capsys
     err = one_line_error(capsys)
     assert rc == 2 and "--hours 12" in err and "spans 12 h" in err and "needs at least 14 h" in err
     assert not (tmp_path / "d").exists() and not (tmp_path / "demo-report").exists()
+
+
+@pytest.mark.slow
+def test_backtest_books_the_stored_funding_history_and_says_so(tmp_path, capsys):
+    """A funding history stored for the backtested symbol is booked, and metrics.json, the HTML report
+    and the summary name it: a rate of 1 bp every minute from 00:01 to 00:20 of the simulated run
+    (2024-01-01 00:00 .. 00:30); after 00:20 the constant's grid would apply (no grid time falls there)."""
+    store = tmp_path / "store"
+    assert main(["data", "simulate", "--hours", "0.5", "--seed", "2", "--store", str(store)]) == 0
+    hist = tmp_path / "BTCUSDT-fundingRate-2024-01.csv"  # Binance Vision's layout
+    rows = [f"{1_704_067_200_000 + 60_000 * k},8,0.0001" for k in range(1, 21)]
+    hist.write_text("calc_time,funding_interval_hours,last_funding_rate\n" + "\n".join(rows) + "\n")
+    assert main(["data", "import", str(hist), "--format", "binance-funding", "--venue", "sim",
+                 "--store", str(store)]) == 0  # fmt: skip
+    ofi_only = ROOT / "config" / "examples" / "ofi-only"
+    rc = main(["backtest", "sim/BTCUSDT", "--store", str(store), "--model", "none", "--config", str(ofi_only),
+               "--report", str(tmp_path / "r")])  # fmt: skip
+    out = capsys.readouterr().out
+    m, _, _ = check_report_agrees(tmp_path / "r")
+    assert rc == 0 and m["funding_source"].startswith("history (20 rates from store, 2024-01-01 00:01 .. ")
+    assert "after 2024-01-01 00:20 (beyond the stored history)" in m["funding_source"]
+    # booked at the minutes a position was open (the run is in the market about 40 % of the time)
+    assert 0 < m["funding_events"] == m["funding_events_history"] <= 20 and m["funding_events_constant"] == 0
+    assert m["funding_total"] == pytest.approx(m["funding"], abs=1e-9)  # what the round trips carry
+    assert "Funding booked: history (20 rates from store" in (tmp_path / "r" / "report.html").read_text()
+    assert "funding: history (20 rates from store" in out

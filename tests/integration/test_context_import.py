@@ -113,3 +113,72 @@ def test_the_cli_imports_context_files(tmp_path, capsys):
                "--symbol", "BTCUSDT", "--store", str(tmp_path / "s")])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and "--venue/--symbol do not apply" in err and len(err.strip().splitlines()) == 1
+
+
+# -- Binance Vision daily metrics and monthly fundingRate files (tests/data/context, real header layout;
+# the fundingRate rows are the BTCUSDT rates of the shared history, the metrics values are hand-written)
+
+
+def test_binance_vision_metrics_end_labelled_file_into_five_kinds(store):
+    rep = import_paths(store, [HERE / "BTCUSDT-metrics-2024-01-01.csv"], "binance-metrics")
+    kinds = (
+        "open_interest_5m",
+        "ls_top_accounts_5m",
+        "ls_top_positions_5m",
+        "ls_global_5m",
+        "taker_ratio_5m",
+    )
+    # four rows; the taker ratio of 00:15 is empty in the file and left out
+    assert rep.rows == {f"binance-usdm/BTCUSDT/{k}": 3 if k == "taker_ratio_5m" else 4 for k in kinds}
+    oi = store.read("binance-usdm", "BTCUSDT", "open_interest_5m")
+    # before 2026-06-25 create_time is the period's end: 00:05 labels [00:00, 00:05), published 00:05:10
+    assert oi.ts_event.iloc[0] == t("2024-01-01 00:00") and oi.ts_recv.iloc[0] == t("2024-01-01 00:05:10")
+    assert oi.open_interest.iloc[0] == 70512.341 and oi.open_interest_value.iloc[0] == 2983025187.4512
+    top = store.read("binance-usdm", "BTCUSDT", "ls_top_accounts_5m")
+    assert top.ratio.iloc[0] == 1.25  # count_toptrader_long_short_ratio
+    assert top.long_share.iloc[0] == pytest.approx(1.25 / 2.25) and top.short_share.iloc[0] == pytest.approx(
+        1 / 2.25
+    )
+    assert store.read("binance-usdm", "BTCUSDT", "ls_top_positions_5m").ratio.iloc[0] == 1.1052
+    assert store.read("binance-usdm", "BTCUSDT", "ls_global_5m").ratio.iloc[0] == 1.5
+    tk = store.read("binance-usdm", "BTCUSDT", "taker_ratio_5m")
+    assert list(tk.buy_sell_ratio) == [0.9342, 1.2187, 0.8766]
+    assert tk.buy_volume.isna().all() and tk.sell_volume.isna().all()  # not in the file
+    # a decision at 00:05:09 does not yet see the first period's open interest; at 00:05:10 it does
+    seen = asof(oi, np.array([t("2024-01-01 00:05:09"), t("2024-01-01 00:05:10")]), ["open_interest"])
+    assert np.isnan(seen.open_interest.iloc[0]) and seen.open_interest.iloc[1] == 70512.341
+
+
+def test_binance_vision_metrics_start_labelled_zip_from_2026_06_25(store):
+    import_paths(store, [HERE / "BTCUSDT-metrics-2026-06-25.zip"], "binance-metrics")
+    oi = store.read("binance-usdm", "BTCUSDT", "open_interest_5m")
+    # from 2026-06-25 create_time is the period's start: 00:00 labels [00:00, 00:05)
+    assert list(oi.ts_event) == [t("2026-06-25 00:00"), t("2026-06-25 00:05"), t("2026-06-25 00:10")]
+    assert oi.ts_recv.iloc[0] == t("2026-06-25 00:05:10")
+
+
+def test_binance_vision_funding_rate_file(store):
+    for fmt in ("binance-funding", "funding"):
+        rep = import_paths(store, [HERE / "BTCUSDT-fundingRate-2024-01.csv"], fmt)
+        assert rep.rows == {"binance-usdm/BTCUSDT/funding": 5}
+    f = store.read("binance-usdm", "BTCUSDT", "funding")
+    assert list(f.ts_event) == [t("2024-01-01 00:00"), t("2024-01-01 08:00"), t("2024-01-01 16:00"),
+                                t("2024-01-02 00:00"), t("2024-01-02 08:00")]  # fmt: skip
+    assert (f.ts_recv == f.ts_event).all() and f.rate.iloc[0] == 0.00037409 and f.mark_price.isna().all()
+
+
+def test_a_bad_metrics_file_is_one_line_naming_it(store, tmp_path):
+    p = tmp_path / "BTCUSDT-metrics-2024-01-01.csv"
+    p.write_text("create_time,symbol,sum_open_interest\n2024-01-01 00:05:00,BTCUSDT,1\n")
+    with pytest.raises(
+        ImportError_, match=r"not a Binance Vision metrics file \(missing columns sum_open_interest_value"
+    ) as e:
+        import_paths(store, [p], "binance-metrics")
+    assert str(e.value).startswith(str(p)) and "\n" not in str(e.value)
+
+
+def test_the_cli_imports_binance_vision_files(tmp_path, capsys):
+    rc = main(["data", "import", str(HERE / "BTCUSDT-metrics-2026-06-25.zip"), "--format", "binance-metrics",
+               "--store", str(tmp_path / "s"), "--json"])  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rc == 0 and rows["binance-usdm/BTCUSDT/taker_ratio_5m"] == 3 and len(rows) == 5

@@ -24,6 +24,7 @@ from orderflow.core.instruments import Instrument
 from orderflow.data.schema import book_arrays
 from orderflow.engine import core as CO
 from orderflow.engine.core import CoreOutputs, CoreParams, CoreState, new_core_state
+from orderflow.engine.funding import FundingSchedule, funding_summary
 from orderflow.engine.results import BacktestResult, equity_frame, fill_frame, rejection_counts, trade_frame
 from orderflow.execution import portfolio as PF
 from orderflow.execution.exec_config import ExecutionConfig
@@ -163,9 +164,13 @@ def run_backtest(
     strategy: StrategyConfig | None = None,
     risk: RiskConfig | None = None,
     execution: ExecutionConfig | None = None,
+    funding: FundingSchedule | None = None,
 ) -> BacktestResult:
     """Replay ``market`` through the strategy (module docstring); ``execution`` says how entries are
-    sent (market or passive, slicing, cost control)."""
+    sent (market or passive, slicing, cost control); ``funding`` is the stored funding history of the
+    symbol (:func:`orderflow.engine.funding.from_store`), booked at its times instead of the configured
+    constant, which still applies outside its span (None or empty: the constant everywhere; ignored on
+    a venue without funding). ``info["funding"]`` says which was booked, how often and how much."""
     cfg = cfg or VenueAccountConfig()
     strategy = strategy or StrategyConfig()
     risk = risk or RiskConfig()
@@ -185,9 +190,12 @@ def run_backtest(
     RC = risk.to_record()
     XA = execution_record(execution, xcfg)
     D, Df = new_core_state()
+    if funding is None or not xcfg.perpetual:
+        funding = FundingSchedule.empty()
+    FT, FR, FM = funding.arrays
     S = CoreState(
         D=D, Df=Df, P=P, G=G, H=H, SC=SC, RS=np.zeros(RL.N_S, dtype=np.int64), RSF=np.zeros(RL.N_F),
-        ring=np.zeros(risk.max_trades_24h, dtype=np.int64), RC=RC, X=XA,
+        ring=np.zeros(risk.max_trades_24h, dtype=np.int64), RC=RC, X=XA, FT=FT, FR=FR, FM=FM,
     )  # fmt: skip
     span_s = max((market.b_ts[-1] - market.b_ts[0]) / NS, 1.0) if n else 1.0
     cap_trades = int(min(max(1000, risk.max_trades_24h * (span_s / 86_400 + 1) * 2), 10_000_000))
@@ -240,5 +248,7 @@ def run_backtest(
             "venue": venue,
             "maker_fee": xcfg.maker_rate,
             "taker_fee": xcfg.taker_rate,
+            "funding": funding_summary(funding, D, Df, prm.funding_rate, prm.funding_ns,
+                                       int(market.b_recv[0]) if n else 0, int(market.b_recv[-1]) if n else 0),
         },
     )  # fmt: skip

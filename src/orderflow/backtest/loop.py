@@ -220,6 +220,8 @@ def run_loop(book, trades, sig, ex, S, O, prm, decision_ns, close_at_end):
         if D[D_F_HEAD] < D[D_F_TAIL] or D[D_R_HEAD] < D[D_R_TAIL]:
             vs = np.int64(vol_state[jp]) if jp >= 0 and math.isfinite(vol_state[jp]) else np.int64(-1)
             _deliver(t, S, O, ib, vs)
+        if t >= D[CO.D_NEXT_FUND]:
+            CO.core_funding(S, prm, t, bid_px[jl, 0], ask_px[jl, 0])
         what, side, qty, reduce_only, px = CO.core_book(
             S, O, prm, t, b_ts[jl],
             CO.SignalRow(valid[jl], ofi_z[jl], p_dn[jl], p_up[jl], rv_bps[jl], vol_state[jl],

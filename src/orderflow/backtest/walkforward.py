@@ -31,6 +31,7 @@ from orderflow.backtest.config import VenueAccountConfig, WalkForwardConfig
 from orderflow.backtest.engine import Market, make_signals, run_backtest
 from orderflow.backtest.metrics import combine_windows, compute_metrics
 from orderflow.core.instruments import Instrument
+from orderflow.engine import funding as FU
 from orderflow.engine.results import BacktestResult
 from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.models.config import ModelsConfig
@@ -193,10 +194,13 @@ def walk_forward(
     mid: np.ndarray | None = None,
     progress: Callable[[str], None] | None = None,
     execution: ExecutionConfig | None = None,
+    funding: FU.FundingSchedule | None = None,
 ) -> WalkForwardResult:
     """Run the walk-forward backtest (module docstring). ``features`` has one row per book event of
     ``market`` (as ``build_features`` writes it) and ``ds`` is built from those rows; ``execution`` says
-    how entries are sent (as in :func:`~orderflow.backtest.engine.run_backtest`)."""
+    how entries are sent and ``funding`` which funding rates are booked (both as in
+    :func:`~orderflow.backtest.engine.run_backtest`); the metrics carry the funding figures of
+    :func:`~orderflow.engine.funding.funding_summary` over all test windows."""
     wf = wf or WalkForwardConfig()
     strategy = strategy or StrategyConfig()
     say = progress or (lambda s: log.info("%s", s))
@@ -212,6 +216,7 @@ def walk_forward(
         )
     results: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]] = []
     info: list[dict[str, Any]] = []
+    fund: list[dict[str, Any]] = []
     table: list[dict[str, Any]] = []
     notes: list[str] = []
     for wp in iter_window_probabilities(features, ds, models, work_dir, windows, wf, mid, say, notes):
@@ -221,7 +226,10 @@ def walk_forward(
         mask = (market.b_ts >= ts0) & (market.b_ts < ts1)
         sig = make_signals(features.iloc[int(r0) : int(r1)], probs, strategy)
         res: BacktestResult = run_backtest(market.window(ts0, ts1), sig, instrument, backtest, strategy,
-                                           risk, execution)  # fmt: skip
+                                           risk, execution, funding)  # fmt: skip
+        funding_info = res.info["funding"]
+        assert isinstance(funding_info, dict)  # engine.funding.funding_summary's
+        fund.append(funding_info)
         assert int(mask.sum()) == len(probs)
         results.append((res.equity, res.trades, res.fills, res.rejections))
         net = float(res.trades["net_pnl"].sum()) if len(res.trades) else 0.0
@@ -236,5 +244,11 @@ def walk_forward(
     equity, trades, fills, rejections = combine_windows(results)
     initial = (backtest or VenueAccountConfig()).initial_equity
     metrics = compute_metrics(equity, trades, fills, rejections, initial)
+    venue = market.venue if market.venue in ("binance-usdm", "binance-spot") else "sim"
+    x = (backtest or VenueAccountConfig()).exchange.model_copy(update={"venue": venue})
+    rate = x.funding_rate if x.perpetual else 0.0
+    source = FU.describe(funding if rate else None, rate, x.funding_interval_ns, int(info[0]["start_ns"]),
+                         int(info[-1]["end_ns"]))  # fmt: skip
+    metrics.update(FU.combine_summaries(fund, source))
     return WalkForwardResult(info, equity, trades, fills, rejections, metrics, pd.DataFrame(table),
                              time.perf_counter() - t0, notes)  # fmt: skip

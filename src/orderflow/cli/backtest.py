@@ -127,6 +127,9 @@ def _print_summary(metrics: dict[str, Any], report: Path | None, seconds: float)
             "exposure", "cost_share"]  # fmt: skip
     table = metrics_table({k: metrics.get(k) for k in keys})
     print(table.to_string(index=False))
+    if "funding_source" in metrics:
+        print(f"funding: {metrics['funding_source']}; {metrics['funding_events']} events, "
+              f"{metrics['funding_total']:,.4f} paid")  # fmt: skip
     rej = metrics.get("rejections") or {}
     if rej:
         top = sorted(rej.items(), key=lambda kv: -kv[1])[:6]
@@ -154,8 +157,9 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
         market = _market(store, venue, symbol, start, end)
         inst = _instrument(store, venue, symbol)
         book_mid = store.read(venue, symbol, "book", start, end, columns=["ts_event", "bid_px_1", "ask_px_1"])
+        funding = funding_from_store(store, venue, symbol)
     if args.walk_forward:
-        return _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir, t0)
+        return _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir, t0, funding)
     if args.model == "none":
         probs, what = None, "no model (the AI score is 0: only the OFI score can pass the gates)"
     else:
@@ -180,21 +184,41 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
         probs = model.predict(X, model.new_state())
         what = f"model {bundle} applied after its training window"
     signals = make_signals(features, probs, cfg.strategy)
-    res = run_backtest(market, signals, inst, cfg.backtest, cfg.strategy, cfg.risk, cfg.execution)
+    res = run_backtest(market, signals, inst, cfg.backtest, cfg.strategy, cfg.risk, cfg.execution, funding)
     metrics = compute_metrics(res.equity, res.trades, res.fills, res.rejections, cfg.backtest.initial_equity)
+    funding_info = res.info["funding"]
+    assert isinstance(funding_info, dict)  # engine.funding.funding_summary's
+    metrics.update(funding_info)
     print(f"{name}: {res.events:,} events replayed in {res.seconds:.2f} s")
     report = None
     if report_dir is not None:
         x = cfg.backtest.exchange
         fees = f"maker {res.info['maker_fee']}, taker {res.info['taker_fee']}"
         note = OOS_NOTE.format(what=what, lat=f"{x.latency.kind} {x.latency.entry_ms} ms", fees=fees)
+        note += "\n\n" + funding_note(metrics)
         report = write_report(report_dir, metrics, res.equity, res.trades, res.fills, res.rejections,
                               f"orderflow backtest: {name}", note)  # fmt: skip
     _print_summary(metrics, report, time.perf_counter() - t0)
     return 0
 
 
-def _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir, t0) -> int:
+def funding_from_store(store, venue: str, symbol: str):
+    """The stored funding history of the backtested symbol on its venue (empty if none)."""
+    from orderflow.engine.funding import from_store
+
+    return from_store(store, venue, symbol)
+
+
+def funding_note(metrics: dict[str, Any]) -> str:
+    """The report's paragraph on funding: which rates were booked, how often, how much."""
+    return (f"Funding booked: {metrics['funding_source']}; {metrics['funding_events']} funding events, "
+            f"{metrics['funding_total']:,.4f} paid in all (negative: received), of which "
+            f"{metrics['funding_events_history']} at stored rates ({metrics['funding_total_history']:,.4f}) "
+            f"and {metrics['funding_events_constant']} at the constant "
+            f"({metrics['funding_total_constant']:,.4f}).")  # fmt: skip
+
+
+def _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir, t0, funding) -> int:
     import pandas as pd
 
     from orderflow.backtest.report import write_report
@@ -214,7 +238,7 @@ def _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir,
     with tempfile.TemporaryDirectory() as tmp:
         try:
             wf = walk_forward(market, features, ds, inst, mcfg, Path(tmp), cfg.walkforward, cfg.backtest,
-                              cfg.strategy, cfg.risk, mid, print, cfg.execution)  # fmt: skip
+                              cfg.strategy, cfg.risk, mid, print, cfg.execution, funding)  # fmt: skip
         except WalkForwardError as e:
             raise UserError(f"{name}: {e}; shorten walkforward.* or give more data") from None
     report = None
@@ -226,6 +250,7 @@ def _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir,
             lat=f"{x.latency.kind} {x.latency.entry_ms} ms",
             fees="the venue's defaults",
         )
+        note += "\n\n" + funding_note(wf.metrics)
         report = write_report(report_dir, wf.metrics, wf.equity, wf.trades, wf.fills, wf.rejections,
                               f"orderflow walk-forward backtest: {name}", note)  # fmt: skip
         spans = pd.DataFrame(wf.windows).drop(columns=["weights", "seconds"])

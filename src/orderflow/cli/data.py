@@ -59,7 +59,10 @@ def register(subparsers: Any) -> None:
         help="files to import (several raw Binance files continue one depth chain)",
     )
     p.add_argument(
-        "--format", required=True, help="binance-raw | tardis | binance-vision | ohlcv | funding | fear-greed"
+        "--format",
+        required=True,
+        help="binance-raw | tardis | binance-vision | ohlcv | funding | binance-funding | binance-metrics | "
+        "fear-greed",
     )
     p.add_argument("--venue", type=T.venue, help="venue name (default: inferred, e.g. binance-usdm)")
     p.add_argument("--symbol", type=T.symbol, help="symbol (default: inferred from the file)")

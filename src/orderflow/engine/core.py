@@ -40,6 +40,25 @@ entry becomes a parent of whole lots sent as children, one at a time:
 
 A child that ends with nothing filled ends its parent (except after a reprice); an exit decided between
 children ends the parent. Exits are single reduce-only MARKET orders for the whole position.
+
+Funding (perpetuals; sign as :func:`orderflow.execution.portfolio.funding`: a long pays a positive
+rate, ``paid = position * mark * rate``) is booked from two sources:
+
+- the *schedule* ``FT``/``FR``/``FM`` in :class:`CoreState`: explicit funding times with their rates
+  and marks (NaN: the mid). The backtester fills it with the stored history of kind ``funding``
+  (:mod:`orderflow.engine.funding`), the paper/live engine with the rates the exchange announces. Each
+  time is booked once, at the first book event or fill received at or after it, before that fill: on
+  the position held at that time as the core knows its fills;
+- the *constant grid*: ``CoreParams.funding_rate`` at every ``k * funding_ns`` (UTC) crossed between
+  two book events, on the position after the fills delivered up to the second, marked at its mid. It
+  applies only outside ``[FT[0], FT[-1]]`` (everywhere when the schedule is empty, which gives exactly
+  the figures of a run without one); inside that span only the schedule's times are booked.
+
+Book events book funding through :func:`core_funding`, which the drivers call before :func:`core_book`
+only when ``t >= D[D_NEXT_FUND]`` (the next grid or schedule time): the per-event cost is one compare.
+Nothing is booked for times before the first book event, nor while no valid mid is known. ``D`` counts
+the funding times booked from each source (``D_NFUND_SCHED``, ``D_NFUND_CONST``) and ``Df`` their
+amounts (``DF_FUND_SCHED``, ``DF_FUND_CONST``); their sum is the portfolio's ``P_FUNDING``.
 """
 
 from __future__ import annotations
@@ -126,6 +145,10 @@ D_PAR_END_TS = _d()  # passive parents: cancel what is left after this time
 D_PAR_SIDE = _d()
 D_PAR_ACTION = _d()
 D_PAR_STEP_NS = _d()  # time between children
+D_FUND_I = _d()  # the funding schedule's next point not yet passed
+D_NFUND_SCHED = _d()  # funding times booked from the schedule (stored or announced rates)
+D_NFUND_CONST = _d()  # funding times booked at the constant rate (outside the schedule)
+D_NEXT_FUND = _d()  # no funding time is due before this (the next grid or schedule time)
 N_D = _d.n
 _df = Indices()
 DF_CUR_MID = _df()  # mid when the order in flight was decided (its parent's decision)
@@ -134,6 +157,8 @@ DF_CUR_PX = _df()  # limit price of the order in flight (NaN: market)
 DF_CUR_FILLED = _df()  # quantity filled of the order in flight
 DF_PAR_EV = _df()  # the parent's expected value per unit (quote), for cost control
 DF_LOT = _df()  # the instrument's lot size
+DF_FUND_SCHED = _df()  # funding paid at the schedule's rates (quote, negative = received)
+DF_FUND_CONST = _df()  # funding paid at the constant rate
 N_DF = _df.n
 
 
@@ -151,6 +176,9 @@ class CoreState(NamedTuple):
     ring: np.ndarray  # int64: risk's entry times of the last 24 h
     RC: np.ndarray  # the risk config record, 1 element (RiskConfig.to_record)
     X: np.ndarray  # the execution config record, 1 element (ExecutionConfig.to_record)
+    FT: np.ndarray  # int64: the funding schedule's times (ascending; empty: the constant grid only)
+    FR: np.ndarray  # float64: the rate of each (long pays a positive rate)
+    FM: np.ndarray  # float64: the mark price of each (NaN: the mid at booking)
 
 
 class CoreOutputs(NamedTuple):
@@ -202,10 +230,81 @@ def new_core_state() -> tuple[np.ndarray, np.ndarray]:
     D[D_LAST_EQ] = -(2**62)
     D[D_LAST_FUND] = -1
     D[D_LAST_TRADE] = -1
+    D[D_NEXT_FUND] = -(2**62)
     D[D_CUR_KIND] = NOTHING
     Df = np.full(N_DF, np.nan)
     Df[DF_CUR_FILLED] = 0.0
+    Df[DF_FUND_SCHED] = 0.0
+    Df[DF_FUND_CONST] = 0.0
     return D, Df
+
+
+def no_schedule() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(FT, FR, FM)`` of an empty funding schedule: the constant rate at every funding time."""
+    return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+
+
+@njit(cache=True)
+def _book_schedule(D, Df, P, FT, FR, FM, t, mid, book):
+    """Pass the schedule's points up to ``t``; when ``book``, charge each to the position held now at
+    its rate and mark (the mid when it has none)."""
+    i = D[D_FUND_I]
+    n = FT.shape[0]
+    while i < n and FT[i] <= t:
+        if book:
+            mark = FM[i] if math.isfinite(FM[i]) else mid
+            paid = P[PF.P_POS] * mark * FR[i]
+            P[PF.P_FUNDING] += paid
+            Df[DF_FUND_SCHED] += paid
+            D[D_NFUND_SCHED] += 1
+        i += 1
+    D[D_FUND_I] = i
+
+
+@njit(cache=True)
+def core_funding(S, prm, t, best_bid, best_ask):
+    """Funding at a book event received at ``t`` (best bid and ask of its book), for the funding times
+    in (the last book event, t] (module docstring: Funding). The caller calls it just before
+    :func:`core_book` for the same event when ``t >= D[D_NEXT_FUND]`` (no funding time can be due
+    before: the per-event cost is that compare); it sets ``D_NEXT_FUND`` again."""
+    bid_ok = math.isfinite(best_bid) and math.isfinite(best_ask) and best_ask > best_bid
+    mid = 0.5 * (best_bid + best_ask) if bid_ok else S.Df[DF_MID]  # the mid core_book will read
+    _book_funding(S.D, S.Df, S.P, S.FT, S.FR, S.FM, t, mid, prm.funding_rate, prm.funding_ns)
+
+
+@njit(cache=True)
+def _book_funding(D, Df, P, FT, FR, FM, t, mid, rate, interval_ns):
+    """The schedule's times, then the constant's grid times, in (the last book event, t], on the
+    position held now (fills before a schedule time were charged by core_fill); the next due time."""
+    last = D[D_LAST_FUND]
+    held = last >= 0 and P[PF.P_POS] != 0.0 and math.isfinite(mid)
+    _book_schedule(D, Df, P, FT, FR, FM, t, mid, held)
+    if held and rate != 0.0 and t // interval_ns != last // interval_ns:
+        _book_constant(D, Df, P, FT, t, last, mid, rate, interval_ns)
+    nxt = (t // interval_ns + 1) * interval_ns if rate != 0.0 else np.int64(2**62)
+    if D[D_FUND_I] < FT.shape[0]:
+        nxt = min(nxt, FT[D[D_FUND_I]])
+    D[D_NEXT_FUND] = nxt
+
+
+@njit(cache=True)
+def _book_constant(D, Df, P, FT, t, last, mid, rate, interval_ns):
+    """The constant rate at the grid times in (last, t] outside the schedule's span (module docstring:
+    Funding); the caller checked that one is crossed, a position is held and ``mid`` is valid."""
+    n = FT.shape[0]
+    if n == 0:  # the constant grid everywhere: exactly the figure of a run without a schedule
+        k = PF.fundings_crossed(last, t, interval_ns)
+        Df[DF_FUND_CONST] += PF.funding(P, last, t, mid, rate, interval_ns)
+        D[D_NFUND_CONST] += k
+        return
+    # the constant grid before the schedule's first time and after its last
+    k = PF.fundings_crossed(last, min(t, FT[0] - 1), interval_ns)
+    k += PF.fundings_crossed(max(last, FT[n - 1]), t, interval_ns)
+    if k > 0:
+        paid = k * P[PF.P_POS] * mid * rate
+        P[PF.P_FUNDING] += paid
+        Df[DF_FUND_CONST] += paid
+        D[D_NFUND_CONST] += k
 
 
 @njit(cache=True)
@@ -227,6 +326,9 @@ def core_fill(S, O, ts, side, qty, px, fee, maker, vstate):
     recorded, the strategy and the risk engine learn the new position."""
     D, Df, P, G, H, SC, RS = S.D, S.Df, S.P, S.G, S.H, S.SC[0], S.RS
     fo_i, fo_f, tr_i, tr_f = O.fo_i, O.fo_f, O.tr_i, O.tr_f
+    if D[D_FUND_I] < S.FT.shape[0] and S.FT[D[D_FUND_I]] <= ts:  # schedule times before this fill:
+        held = P[PF.P_POS] != 0.0 and math.isfinite(Df[DF_MID])  # charged to the position before it
+        _book_schedule(D, Df, P, S.FT, S.FR, S.FM, ts, Df[DF_MID], held)
     prev = P[PF.P_POS]
     Df[DF_CUR_FILLED] += qty
     PF.apply_fill(P, side, qty, px, fee)
@@ -304,15 +406,16 @@ def core_trade(D, ts_recv):
 def core_book(S, O, prm, t, ts_event, sig, book):
     """The strategy's turn at a book event received at ``t`` (exchange time ``ts_event``; ``sig``: its
     :class:`SignalRow`, ``book``: its top levels, :class:`~orderflow.strategy.layout.BookLevels`; ``S``
-    :class:`CoreState`, ``O`` :class:`CoreOutputs`, ``prm`` :class:`CoreParams`): funding,
-    the equity sample and the daily breaker, the order in flight (cancel?), the next child of a parent,
-    then exits / entries through the strategy and the risk engine. Returns ``(what, side, qty,
-    reduce_only, price)`` with ``what`` in NOTHING / SEND_MARKET / SEND_LIMIT (client order id
-    ``D[D_OID]``, recorded as in flight) / CANCEL (of ``D[D_CUR_OID]``)."""
+    :class:`CoreState`, ``O`` :class:`CoreOutputs`, ``prm`` :class:`CoreParams`; funding is
+    :func:`core_funding`'s, called before it): the equity sample and the daily breaker, the order in
+    flight (cancel?), the next child of a parent, then exits / entries through the strategy and the
+    risk engine. Returns ``(what, side, qty, reduce_only, price)`` with ``what`` in NOTHING /
+    SEND_MARKET / SEND_LIMIT (client order id ``D[D_OID]``, recorded as in flight) / CANCEL (of
+    ``D[D_CUR_OID]``)."""
     D, Df, P, G, H, RS, RSF, ring = S.D, S.Df, S.P, S.G, S.H, S.RS, S.RSF, S.ring
     SC, RC, X = S.SC[0], S.RC[0], S.X[0]  # the config records
     eq_ts, eq_f = O.eq_ts, O.eq_f
-    lot, min_notional, equity_every_ns, max_position_frac, funding_rate, funding_ns, tick = prm
+    lot, min_notional, equity_every_ns, max_position_frac, _rate, _every, tick = prm  # _: core_funding
     valid, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state, vol_pct = sig
     bid_px, bid_sz, ask_px, ask_sz = book
     bb = bid_px[0]
@@ -320,11 +423,8 @@ def core_book(S, O, prm, t, ts_event, sig, book):
     if math.isfinite(bb) and math.isfinite(ba) and ba > bb:
         Df[DF_MID] = 0.5 * (bb + ba)
     mid = Df[DF_MID]
-    last_fund = D[D_LAST_FUND]
-    if (last_fund >= 0 and funding_rate != 0.0 and P[PF.P_POS] != 0.0
-            and t // funding_ns != last_fund // funding_ns and math.isfinite(mid)):  # fmt: skip
-        PF.funding(P, last_fund, t, mid, funding_rate, funding_ns)
-    D[D_LAST_FUND] = t
+    # funding (module docstring); the checks inline, the bookings only when a funding time is crossed
+    D[D_LAST_FUND] = t  # funding up to t was booked by core_funding, called before when one was due
     if not math.isfinite(mid):
         return NOTHING, 0, 0.0, False, np.nan
     if t - D[D_LAST_EQ] >= equity_every_ns:

@@ -130,8 +130,9 @@ class PaperEngine:
                                                        ("vp", "vol_pct"))}  # fmt: skip
         venue = "binance-spot" if market == "spot" else "binance-usdm"
         xcfg = cfg.backtest.exchange.model_copy(update={"venue": venue})
-        # funding as the backtester books it (the configured rate at every funding time; on Binance the
-        # rate of each funding differs: what the exchange charged is read back and reported apart)
+        # funding as the backtester books it: the configured rate at every funding time, unless the
+        # exchange announced the rate of that funding (on_funding_announced: the core's funding schedule);
+        # what the exchange charged is read back and reported apart
         funding = xcfg.funding_rate if xcfg.perpetual else 0.0
         self.session = TradingSession(instrument, venue, xcfg.taker_rate, funding, xcfg.funding_interval_ns,
                                       cfg.strategy, cfg.risk, cfg.backtest, execution=cfg.execution,
@@ -169,6 +170,7 @@ class PaperEngine:
         self.prediction_inputs_every = 10  # one prediction row in this many carries the model's inputs
         self._funding = 0.0  # the core's booked funding (paid) already journaled
         self._funding_rate = funding
+        self._funding_sched = 0  # funding times booked at announced rates, already journaled
 
     async def run(self, minutes: float) -> PaperStats:
         """Trade for ``minutes`` (wall time), then stop by the stop policy. A run that fails is closed
@@ -546,14 +548,31 @@ class PaperEngine:
             t2o = dt if req is not None else None
             self.tap.book(ev.ts_recv, uid, bp, bs, ap, asz, t2o)
 
+    def on_funding_announced(self, funding_ns: int, rate: float, mark: float = float("nan")) -> None:
+        """The exchange announced the rate of the funding at ``funding_ns`` (exchange time, ns): the
+        markPrice stream's ``r`` for its next funding time ``T``, or ``GET /fapi/v1/premiumIndex``'s
+        ``lastFundingRate`` / ``nextFundingTime``. The core books that rate then instead of the
+        configured constant (:meth:`TradingSession.set_funding`); a repeated announcement for the same
+        time replaces the rate, so the last one before the funding time is booked. ``mark``: the mark
+        price to book it at (NaN: the mid at the time). Ignored on spot."""
+        if self.market == "spot" or not math.isfinite(rate):
+            return
+        self.session.set_funding(int(funding_ns), float(rate), float(mark))
+
     def _journal_funding(self, t: int) -> None:
-        """The core booked a funding payment at this book event: journal it (received positive)."""
+        """The core booked a funding payment at this book event: journal it (received positive), with
+        the rate it booked (the announced one when the core's schedule booked it)."""
         assert self.journal is not None and self.run_id is not None  # a journal has a run from the start
         booked = float(self.session.P[PF_FUNDING])
         paid, self._funding = booked - self._funding, booked
+        rate = self._funding_rate
+        n_sched = int(self.session.D[CO.D_NFUND_SCHED])
+        if n_sched != self._funding_sched:
+            self._funding_sched = n_sched
+            rate = float(self.session.funding.rate[int(self.session.D[CO.D_FUND_I]) - 1])
         self.journal.record_funding(self.run_id, t, self.symbol, -paid, "model",
                                     position=float(self.session.P[PF_POS]), mark=self.session.mid,
-                                    rate=self._funding_rate)  # fmt: skip
+                                    rate=rate)  # fmt: skip
 
     def _on_new_version(self, version: str, t: int) -> None:
         """The registry's alias moved and the reloader swapped models (its state re-warmed on recent

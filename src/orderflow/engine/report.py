@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from orderflow.engine.core import D_NFUND_CONST, D_NFUND_SCHED
 from orderflow.execution.portfolio import P_FUNDING as PF_FUNDING
 
 if TYPE_CHECKING:
@@ -72,7 +73,9 @@ def render_paper(stats: PaperStats, session: TradingSession, seconds: float) -> 
         lines.append("recovered at start-up: " + "; ".join(stats.recovered))
     if stats.exchange_fundings or session.P[PF_FUNDING]:
         booked, n = session.P[PF_FUNDING], stats.exchange_fundings
-        lines.append(f"funding: booked {booked:,.4f} at the configured rate; charged by the exchange "
+        n_s, n_c = int(session.D[D_NFUND_SCHED]), int(session.D[D_NFUND_CONST])
+        how = f"{n_c} at the configured rate" + (f", {n_s} at rates the exchange announced" if n_s else "")
+        lines.append(f"funding: booked {booked:,.4f} ({how}); charged by the exchange "
                      f"{stats.exchange_funding:,.4f} in {n} funding events")  # fmt: skip
     if stats.post_only_rejected:
         n = stats.post_only_rejected

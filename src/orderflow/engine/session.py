@@ -13,6 +13,7 @@ from orderflow.backtest.engine import Market, Signals
 from orderflow.core.instruments import Instrument
 from orderflow.core.orders import CancelRequest, OrderRequest, OrderType, Side, TimeInForce
 from orderflow.engine import core as CO
+from orderflow.engine.funding import FundingSchedule, funding_summary
 from orderflow.engine.results import BacktestResult, equity_frame, fill_frame, rejection_counts, trade_frame
 from orderflow.execution import portfolio as PF
 from orderflow.execution import sim_layout as SL
@@ -66,6 +67,7 @@ class TradingSession:
         capacity: int = 200_000,
         execution: ExecutionConfig | None = None,
         maker_fee: float | None = None,
+        funding: FundingSchedule | None = None,
     ) -> None:
         self.strategy = strategy or StrategyConfig()
         self.risk = risk or RiskConfig()
@@ -93,9 +95,10 @@ class TradingSession:
         self.funding_rate = float(funding_rate)
         self.funding_ns = int(funding_interval_ns)
         self._vstate = -1
+        self.funding = funding if funding is not None else FundingSchedule.empty("announced")
         # the same arrays grouped as the core's kernels take them
         self._S = CO.CoreState(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RSF, self.ring,
-                               self.RC, self.XA)  # fmt: skip
+                               self.RC, self.XA, *self.funding.arrays)  # fmt: skip
         self._O = CO.CoreOutputs(self.fo_i, self.fo_f, self.eq_ts, self.eq_f, self.tr_i, self.tr_f)
         self._prm = CO.CoreParams(
             float(instrument.lot_size), float(instrument.min_notional),
@@ -104,6 +107,22 @@ class TradingSession:
         )  # fmt: skip
 
     # -- events
+    def set_funding(self, ts: int, rate: float, mark: float = float("nan")) -> None:
+        """The exchange announced the rate of the funding at ``ts`` (ns): the core books it then, instead
+        of the constant (:meth:`FundingSchedule.with_point`; the announcement of a later time adds a
+        point, a new value for the same time replaces it). Funding times before the first announced
+        one and after the last keep the constant."""
+        if self.funding.n and int(ts) < int(self.funding.ts[-1]):
+            return  # an older announcement arriving late: the later one stands
+        self.funding = self.funding.with_point(int(ts), float(rate), float(mark))
+        self._S = self._S._replace(FT=self.funding.ts, FR=self.funding.rate, FM=self.funding.mark)
+        self.D[CO.D_NEXT_FUND] = min(int(self.D[CO.D_NEXT_FUND]), int(ts))  # the core looks at it then
+
+    def funding_summary(self, start_ns: int, end_ns: int) -> dict:
+        """The funding booked so far (:func:`orderflow.engine.funding.funding_summary`)."""
+        return funding_summary(self.funding, self.D, self.Df, self.funding_rate, self.funding_ns, start_ns,
+                               end_ns)  # fmt: skip
+
     def on_trade(self, ts_recv: int) -> None:
         CO.core_trade(self.D, np.int64(ts_recv))
 
@@ -114,6 +133,8 @@ class TradingSession:
     ) -> OrderRequest | CancelRequest | None:  # fmt: skip
         """The strategy's turn at a book event received at ``t``; the order to send or cancel, if any."""
         self._vstate = int(vol_state) if np.isfinite(vol_state) else -1
+        if t >= self.D[CO.D_NEXT_FUND]:
+            CO.core_funding(self._S, self._prm, np.int64(t), float(bid_px[0]), float(ask_px[0]))
         what, side, qty, reduce_only, px = _CORE_BOOK(
             self._S, self._O, self._prm, np.int64(t), np.int64(ts_event),
             CO.SignalRow(bool(valid), float(ofi_z), float(p_dn), float(p_up), float(rv_bps), float(vol_state),
@@ -192,9 +213,11 @@ def replay_paper(
     strategy: StrategyConfig | None = None,
     risk: RiskConfig | None = None,
     execution: ExecutionConfig | None = None,
+    funding: FundingSchedule | None = None,
 ) -> BacktestResult:
     """Replay stored events through a :class:`TradingSession` and the simulated exchange's Python
-    wrapper, one event at a time (the paper driver's path, without the network)."""
+    wrapper, one event at a time (the paper driver's path, without the network); ``funding`` as in
+    :func:`~orderflow.backtest.engine.run_backtest`."""
     import time
 
     cfg = cfg or VenueAccountConfig()
@@ -203,7 +226,7 @@ def replay_paper(
     ex = SimulatedExchange(xcfg, levels=market.bid_px.shape[1])
     s = TradingSession(instrument, venue, xcfg.taker_rate, float(xcfg.to_record()["funding_rate"][0]),
                        xcfg.funding_interval_ns, strategy, risk, cfg, execution=execution,
-                       maker_fee=xcfg.maker_rate)  # fmt: skip
+                       maker_fee=xcfg.maker_rate, funding=funding if xcfg.perpetual else None)  # fmt: skip
     decision_ns = int(cfg.decision_latency_us * 1000)
     t0 = time.perf_counter()
     fills: list = []

@@ -6,7 +6,11 @@
 - ``tardis``: tardis.dev CSVs (incremental_book_L2, book_snapshot_5/25, trades, quotes)
 - ``binance-vision``: Binance Vision kline CSV/zip files, ``SYMBOL-INTERVAL-DATE.csv``
 - ``ohlcv``: generic OHLCV CSV or feather files with a header row
-- ``funding``: funding-rate histories (freqtrade feather/CSV, Binance's fundingRate JSON), point in time
+- ``funding``: funding-rate histories (freqtrade feather/CSV, Binance's fundingRate JSON, Binance
+  Vision's monthly fundingRate CSV/zip), point in time; ``binance-funding`` the same (a name for the
+  Binance Vision files)
+- ``binance-metrics``: Binance Vision's USD-M daily metrics CSV/zip (open interest, long/short ratios,
+  taker buy/sell ratio, 5-minute periods), point in time
 - ``fear-greed``: the alternative.me fear & greed index (CSV or its API's JSON), point in time
   (:mod:`orderflow.data.importers.context`)
 
@@ -28,7 +32,16 @@ from pathlib import Path
 from orderflow.data.importers.base import ImportError_, ImportReport
 from orderflow.data.store import Store
 
-FORMATS = ("binance-raw", "tardis", "binance-vision", "ohlcv", "funding", "fear-greed")
+FORMATS = (
+    "binance-raw",
+    "tardis",
+    "binance-vision",
+    "ohlcv",
+    "funding",
+    "binance-funding",
+    "binance-metrics",
+    "fear-greed",
+)
 
 __all__ = ["FORMATS", "ImportError_", "ImportReport", "import_paths"]
 
@@ -76,13 +89,15 @@ def _dispatch(
         if interval is not None:
             raise ImportError_("tardis files hold no bars; --interval does not apply")
         return import_tardis(store, paths, venue=venue, symbol=symbol)
-    if fmt in ("funding", "fear-greed"):
-        from orderflow.data.importers.context import import_fear_greed, import_funding
+    if fmt in ("funding", "binance-funding", "binance-metrics", "fear-greed"):
+        from orderflow.data.importers.context import import_binance_metrics, import_fear_greed, import_funding
 
         if interval is not None:
             raise ImportError_(f"{fmt} files are not bars; --interval does not apply")
-        if fmt == "funding":
+        if fmt in ("funding", "binance-funding"):
             return import_funding(store, paths, venue=venue, symbol=symbol)
+        if fmt == "binance-metrics":
+            return import_binance_metrics(store, paths, venue=venue, symbol=symbol)
         if venue is not None or symbol is not None:
             raise ImportError_(
                 "the fear & greed index is stored as alternative.me/FNG; --venue/--symbol do not apply"
