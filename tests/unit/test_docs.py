@@ -39,9 +39,8 @@ def test_features_doc_is_current():
 
 def test_features_doc_lists_every_default_feature_once():
     from orderflow.config import Config
-    from orderflow.features.registry import default_specs
-
     from orderflow.features.config import ContextFeatureConfig
+    from orderflow.features.registry import default_specs
     from orderflow.features.spec import context_specs
 
     names = [s.name for s in default_specs(Config().features)]

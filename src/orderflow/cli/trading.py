@@ -196,9 +196,12 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
             if routes == "auto":  # Binance's own URLs: its current layout; an explicit venue: legacy
                 routes = getattr(args, "binance_routes", "combined")
             routes = routes if caps(args.market).split_routes else "combined"
+            # funding at the rate the venue announces (markPrice@1s) on Binance and any venue given by
+            # URL; the in-process local exchange charges the configured constant, which is booked then
+            announced = bool(args.rest_url) or mode == "live"
             engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model, journal=journal,
                                  mode=mode, on_stop=getattr(args, "on_stop", "close"), reloader=reloader,
-                                 ws_routes=routes)  # fmt: skip
+                                 ws_routes=routes, announced_funding=announced)  # fmt: skip
             t0 = time.perf_counter()
             try:
                 stats = asyncio.run(engine.run(args.minutes))

@@ -5,17 +5,19 @@ an exchange event time) and ``ts_recv`` (the time it became available: the recei
 the publication time when imported or backfilled, never earlier than ``ts_event``). Reads for a
 decision at t use :func:`orderflow.data.context.asof`, which sees a row only once ``ts_recv <= t``.
 
-| kind | source | columns (besides ts_event, ts_recv) | key |
-|---|---|---|---|
-| ``funding`` | ``GET /fapi/v1/fundingRate``, imports | rate, mark_price | ts_event = funding time |
-| ``mark_price`` | ``<s>@markPrice@1s``, ``GET /fapi/v1/premiumIndex`` | mark_price, index_price, est_settle_price, funding_rate, next_funding_ns | ts_event = event time E |
-| ``open_interest_<p>`` | ``GET /futures/data/openInterestHist`` | open_interest, open_interest_value | ts_event = period start |
-| ``ls_global_<p>`` | ``.../globalLongShortAccountRatio`` | ratio, long_share, short_share | period start |
-| ``ls_top_accounts_<p>`` | ``.../topLongShortAccountRatio`` | ratio, long_share, short_share | period start |
-| ``ls_top_positions_<p>`` | ``.../topLongShortPositionRatio`` | ratio, long_share, short_share | period start |
-| ``taker_ratio_<p>`` | ``.../takerlongshortRatio`` | buy_sell_ratio, buy_volume, sell_volume | period start |
-| ``liquidation`` | ``<s>@forceOrder`` | side (+1 buy, -1 sell), price, avg_price, qty, filled_qty | whole row |
-| ``fear_greed`` | alternative.me, imports | value (0-100), classification (0-4) | ts_event = UTC day start |
+- ``funding`` (``GET /fapi/v1/fundingRate``, imports): rate, mark_price; ts_event = the funding time.
+- ``mark_price`` (``<s>@markPrice@1s``, ``GET /fapi/v1/premiumIndex``): mark_price, index_price,
+  est_settle_price, funding_rate, next_funding_ns; ts_event = the event time E.
+- ``open_interest_<p>`` (``GET /futures/data/openInterestHist``): open_interest, open_interest_value.
+- ``ls_global_<p>``, ``ls_top_accounts_<p>``, ``ls_top_positions_<p>`` (``globalLongShortAccountRatio``,
+  ``topLongShortAccountRatio``, ``topLongShortPositionRatio``): ratio, long_share, short_share.
+- ``taker_ratio_<p>`` (``takerlongshortRatio``): buy_sell_ratio, buy_volume, sell_volume.
+- ``liquidation`` (``<s>@forceOrder``): side (+1 buy, -1 sell), price, avg_price, qty, filled_qty; keyed
+  by the whole row.
+- ``fear_greed`` (alternative.me, imports): value (0-100), classification (0-4); ts_event = the UTC day.
+
+The periodic statistics have ts_event = the period's start. Every kind but ``liquidation`` is keyed
+by ts_event.
 
 ``<p>`` is one of :data:`PERIODS` (``5m`` .. ``1d``). A periodic statistic describes [start, start +
 period) and is published after the period closes: ``ts_recv = start + period + delay``
@@ -115,7 +117,9 @@ def frame(kind: str, ts_event, ts_recv, **values) -> pd.DataFrame:
         raise ValueError(f"{kind} frame: {ev.size} ts_event but {rv.size} ts_recv")
     if (rv < ev).any():
         i = int(np.argmax(rv < ev))
-        raise ValueError(f"{kind} frame: row {i} becomes available (ts_recv {rv[i]}) before its ts_event {ev[i]}")
+        raise ValueError(
+            f"{kind} frame: row {i} becomes available (ts_recv {rv[i]}) before its ts_event {ev[i]}"
+        )
     out = {"ts_event": ev, "ts_recv": rv}
     for c in cols:
         out[c] = np.asarray(values[c], _INT_COLUMNS.get(c, np.float64))

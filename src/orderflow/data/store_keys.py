@@ -7,7 +7,7 @@
 | ``book``, ``quote`` | ``ts_event``, ``update_id`` | |
 | ``bar_<interval>`` | ``ts_open`` | |
 | ``regime``, ``funding``, ``fear_greed``, ``mark_price`` | ``ts_event`` | |
-| the periodic context statistics (``open_interest_5m`` ...) | ``ts_event`` | :mod:`orderflow.data.context_schema` |
+| periodic context statistics (``open_interest_5m`` ...) | ``ts_event`` | ``context_schema`` |
 | ``gap`` and any other kind | the whole row | |
 
 Rows without an exchange id (id ``-1``, as tardis quotes and book rows) are keyed by the whole row.

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, Trade
+from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, MarkPrice, Trade
 from orderflow.core.instruments import Instrument
 from orderflow.core.orders import CancelRequest, Fill, OrderIntent, OrderRequest, OrderType
 from orderflow.engine import core as CO
@@ -87,12 +87,14 @@ class PaperEngine:
         reloader: HotReloader | None = None,  # follow the registry's swaps
         snapshot_on_connect: bool = False,  # fetch book snapshots at connect (the lockstep driver's need)
         ws_routes: str = "combined",  # USD-M WebSocket layout: "split" on Binance since 2026-04-23
+        announced_funding: bool = False,  # USD-M: book the rate the markPrice stream announces
     ) -> None:
         from orderflow.features.config import FeatureConfig
         from orderflow.features.engine import StreamingFeatureEngine
 
         self.cfg = cfg
         self.market = market
+        self.announced_funding = bool(announced_funding) and market != "spot"
         self.symbol = symbol.upper()
         self.rest_url, self.ws_url = rest_url, ws_url
         from orderflow.core.instruments import split_symbol
@@ -207,7 +209,7 @@ class PaperEngine:
         self.compile_kernels()
         ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
                               ws_routes=self.ws_routes)  # fmt: skip
-        fc = FeedConfig(market=self.market, depth_stream="depth@100ms",
+        fc = FeedConfig(market=self.market, depth_stream="depth@100ms", mark_price=self.announced_funding,
                         snapshot_on_connect=self.snapshot_on_connect)  # fmt: skip
         feed = self.feed = BinanceFeed(self.market, [self.symbol], ep, fc, clock=self.clock)
         tcfg = TradingClientConfig(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
@@ -476,6 +478,10 @@ class PaperEngine:
                     self.tap.trade(ev.ts_recv, ev.price, ev.size, int(ev.aggressor) > 0)
             elif isinstance(ev, (BookDelta, BookSnapshot)) and ev.symbol == self.symbol:
                 await self._on_book(feed, ev)
+            elif isinstance(ev, MarkPrice) and ev.symbol == self.symbol:
+                # markPrice@1s: r is the rate of the funding at T; the last one before T is booked
+                self.on_funding_announced(ev.next_funding_ns, ev.funding_rate)
+                self.stats.mark_prices += 1
             elif isinstance(ev, GapEvent):
                 self.features.on_gap(ev.ts_event, ev.reason)
                 self.stats.gaps += 1

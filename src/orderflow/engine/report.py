@@ -23,6 +23,7 @@ class PaperStats:
     trades: int = 0
     valid_rows: int = 0
     gaps: int = 0
+    mark_prices: int = 0  # markPrice@1s updates read (announced funding)
     orders_sent: int = 0
     order_errors: list[str] = field(default_factory=list)
     post_only_rejected: int = 0  # passive limits refused because the book had moved through the price
