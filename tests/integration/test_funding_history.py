@@ -140,3 +140,20 @@ def test_the_real_btcusdt_history_imported_from_shared_data(shared_data, tmp_pat
     assert (f["funding_events_history"], f["funding_events_constant"]) == (6, 0)
     assert f["funding_total"] == pytest.approx(expect.sum(), rel=1e-12)
     assert f["funding_source"].startswith("history (4188 rates from store, 2022-01-01 00:00 .. 2025-10-27 ")
+
+
+def test_a_market_carries_its_funding_history_into_its_windows():
+    """The optimiser's trials backtest windows of one Market: the history set on the Market (as
+    ``optimize run`` sets it from the store) is booked in every window without being passed again."""
+    market = flat_market(DAY - 3.5 * H, DAY + 24.5 * H)
+    market.funding = FU.FundingSchedule.from_frame(STORED)
+    whole = run_backtest(market, buy_once(market.n_book), INST, VenueAccountConfig(), STRATEGY, RISK)
+    assert whole.info["funding"]["funding_events_history"] == 3
+    assert whole.info["funding"]["funding_total_history"] == pytest.approx(9.9983681, rel=1e-12)
+    part = market.window(DAY - 1 * H, DAY + 9 * H)  # 00:00 and 08:00 only
+    assert part.funding is market.funding
+    res = run_backtest(part, buy_once(part.n_book), INST, VenueAccountConfig(), STRATEGY, RISK)
+    f = res.info["funding"]
+    assert (f["funding_events_history"], f["funding_events_constant"]) == (2, 0)
+    q = float(res.fills[res.fills.side > 0].qty.iloc[0])
+    assert f["funding_total_history"] == pytest.approx(q * (42_010.0 * 3e-4 - 42_000.05 * 2e-4), rel=1e-12)

@@ -58,6 +58,9 @@ class Market:
     t_px: np.ndarray
     t_sz: np.ndarray
     t_side: np.ndarray
+    # the symbol's stored funding history (engine.funding.from_store), booked by run_backtest when it
+    # is given no schedule of its own; None: the configured constant
+    funding: FundingSchedule | None = None
 
     @property
     def n_book(self) -> int:
@@ -101,7 +104,7 @@ class Market:
         return Market(
             self.venue, self.symbol, self.b_ts[b], self.b_recv[b], self.bid_px[b], self.bid_sz[b],
             self.ask_px[b], self.ask_sz[b], self.t_ts[t], self.t_recv[t], self.t_px[t], self.t_sz[t],
-            self.t_side[t],
+            self.t_side[t], self.funding,
         )  # fmt: skip
 
 
@@ -168,8 +171,9 @@ def run_backtest(
 ) -> BacktestResult:
     """Replay ``market`` through the strategy (module docstring); ``execution`` says how entries are
     sent (market or passive, slicing, cost control); ``funding`` is the stored funding history of the
-    symbol (:func:`orderflow.engine.funding.from_store`), booked at its times instead of the configured
-    constant, which still applies outside its span (None or empty: the constant everywhere; ignored on
+    symbol (:func:`orderflow.engine.funding.from_store`; default ``market.funding``), booked at its times
+    instead of the configured constant, which still applies outside its span (None or empty: the
+    constant everywhere; ignored on
     a venue without funding). ``info["funding"]`` says which was booked, how often and how much."""
     cfg = cfg or VenueAccountConfig()
     strategy = strategy or StrategyConfig()
@@ -190,6 +194,7 @@ def run_backtest(
     RC = risk.to_record()
     XA = execution_record(execution, xcfg)
     D, Df = new_core_state()
+    funding = funding if funding is not None else market.funding
     if funding is None or not xcfg.perpetual:
         funding = FundingSchedule.empty()
     FT, FR, FM = funding.arrays

@@ -167,12 +167,14 @@ class StoreSource:
         from orderflow.backtest.engine import Market
         from orderflow.core.instruments import Instrument
         from orderflow.data.store import Store
+        from orderflow.engine.funding import from_store
 
         store = Store(self.root)
         start, end = time_range(self._args())
         book = store.read(self.venue, self.symbol, "book", start, end)
         trades = store.read(self.venue, self.symbol, "trade", start, end)
         market = Market.from_frames(self.venue, self.symbol, book, trades)
+        market.funding = from_store(store, self.venue, self.symbol)  # booked as orderflow backtest does
         inst = store.instrument(self.venue, self.symbol)
         inst = inst if isinstance(inst, Instrument) else Instrument(**inst)
         return market, book[["ts_event", "bid_px_1", "ask_px_1"]], inst
@@ -225,6 +227,7 @@ def _setup(cfg: Config, args: argparse.Namespace, say: Any, seed: int | None) ->
     run (``_Setup.close``): its trials rebuild features from it."""
     from orderflow.backtest.engine import Market
     from orderflow.core.instruments import Instrument
+    from orderflow.engine.funding import from_store
     from orderflow.models.train import labelled_dataset
     from orderflow.optimize import study as SD
 
@@ -239,6 +242,7 @@ def _setup(cfg: Config, args: argparse.Namespace, say: Any, seed: int | None) ->
         features = feature_matrix(cfg, store, venue, symbol, args)
         book = store.read(venue, symbol, "book", start, end)
         market = Market.from_frames(venue, symbol, book, store.read(venue, symbol, "trade", start, end))
+        market.funding = from_store(store, venue, symbol)  # booked as orderflow backtest does
         inst = store.instrument(venue, symbol)
         if inst is None:
             raise UserError(f"{venue}/{symbol}: instrument (tick, lot) unknown in {store.root}")
