@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, MarkPrice, Trade
+from orderflow.core.events import BookDelta, BookSnapshot, GapEvent, Liquidation, MarkPrice, Trade
 from orderflow.core.instruments import Instrument
 from orderflow.core.orders import CancelRequest, Fill, OrderIntent, OrderRequest, OrderType
 from orderflow.engine import core as CO
@@ -88,6 +88,8 @@ class PaperEngine:
         snapshot_on_connect: bool = False,  # fetch book snapshots at connect (the lockstep driver's need)
         ws_routes: str = "combined",  # USD-M WebSocket layout: "split" on Binance since 2026-04-23
         announced_funding: bool = False,  # USD-M: book the rate the markPrice stream announces
+        fear_greed_url: str | None = None,  # context features: alternative.me's base (None: cfg.data's)
+        context_poll_s: float = 10.0,  # context features: REST polling interval of the statistics
     ) -> None:
         from orderflow.features.config import FeatureConfig
         from orderflow.features.engine import StreamingFeatureEngine
@@ -108,7 +110,19 @@ class PaperEngine:
         fcfg: FeatureConfig = cfg.features.model_copy(update={"tick_size": instrument.tick_size})
         if market == "spot" and fcfg.futures:
             fcfg = fcfg.model_copy(update={"futures": False})
-        self.features = StreamingFeatureEngine(fcfg)
+        # the market context group (features.context): streams and REST polls feed it (ContextFeed)
+        self.context_feed = None
+        self.fear_greed_url = fear_greed_url if fear_greed_url is not None else cfg.data.fear_greed_url
+        self.context_poll_s = float(context_poll_s)
+        kinds = None
+        if fcfg.context is not None:
+            if market == "spot":
+                raise ValueError("features.context reads USD-M context (funding, open interest...): "
+                                 "not available on spot; set features.context: null")  # fmt: skip
+            from orderflow.engine.context_feed import live_kinds
+
+            kinds = live_kinds(fcfg.context, fear_greed=bool(self.fear_greed_url))
+        self.features = StreamingFeatureEngine(fcfg, context_kinds=kinds)
         self._fcfg = fcfg
         self.names = list(self.features.names())
         self.levels = fcfg.levels
@@ -209,7 +223,9 @@ class PaperEngine:
         self.compile_kernels()
         ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
                               ws_routes=self.ws_routes)  # fmt: skip
-        fc = FeedConfig(market=self.market, depth_stream="depth@100ms", mark_price=self.announced_funding,
+        ctx = self._fcfg.context is not None
+        fc = FeedConfig(market=self.market, depth_stream="depth@100ms",
+                        mark_price=self.announced_funding or ctx, liquidations=ctx,
                         snapshot_on_connect=self.snapshot_on_connect)  # fmt: skip
         feed = self.feed = BinanceFeed(self.market, [self.symbol], ep, fc, clock=self.clock)
         tcfg = TradingClientConfig(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
@@ -248,13 +264,15 @@ class PaperEngine:
                 market = asyncio.create_task(self._market(feed))
                 control = asyncio.create_task(self._control())
                 monitor = asyncio.create_task(self._monitor(client))
+                context = asyncio.create_task(self._context(ep)) if ctx else None
                 self._install_signals()
                 stop = asyncio.create_task(self._stop.wait())
                 tasks = [market, control, stop]
                 await asyncio.wait(tasks, timeout=minutes * 60.0, return_when=asyncio.FIRST_COMPLETED)
                 stop.cancel()
-                for t in (market, control, monitor):
-                    t.cancel()
+                for t in (market, control, monitor, context):
+                    if t is not None:
+                        t.cancel()
                 await feed.stop()
                 if self._sending is not None and not self._sending.done():
                     with contextlib.suppress(Exception):
@@ -479,14 +497,37 @@ class PaperEngine:
             elif isinstance(ev, (BookDelta, BookSnapshot)) and ev.symbol == self.symbol:
                 await self._on_book(feed, ev)
             elif isinstance(ev, MarkPrice) and ev.symbol == self.symbol:
-                # markPrice@1s: r is the rate of the funding at T; the last one before T is booked
-                self.on_funding_announced(ev.next_funding_ns, ev.funding_rate)
+                if self.announced_funding:  # r is the rate of the funding at T; the last before T stands
+                    self.on_funding_announced(ev.next_funding_ns, ev.funding_rate)
+                if self.context_feed is not None:
+                    self.context_feed.on_event(ev)
                 self.stats.mark_prices += 1
+            elif isinstance(ev, Liquidation) and self.context_feed is not None:
+                self.context_feed.on_event(ev)
             elif isinstance(ev, GapEvent):
                 self.features.on_gap(ev.ts_event, ev.reason)
                 self.stats.gaps += 1
                 if not self.stats.invalid_since_ns:  # a second gap before re-warming extends the first
                     self.stats.invalid_since_ns = ev.ts_recv
+
+    async def _context(self, ep: Any) -> None:
+        """Poll the REST context series the features read (engine.context_feed) until cancelled."""
+        from orderflow.adapters.binance.context import ContextRest, FearGreedClient
+        from orderflow.adapters.binance.market import BinanceRest
+        from orderflow.engine.context_feed import ContextFeed
+
+        assert self._fcfg.context is not None
+        async with BinanceRest(ep, clock=self.clock) as rest:
+            fg = FearGreedClient(self.fear_greed_url) if self.fear_greed_url else None
+            try:
+                feed = ContextFeed(self.features.on_context, self._fcfg.context, self.symbol,
+                                   ContextRest(rest, clock=self.clock), fg, poll_s=self.context_poll_s,
+                                   clock=self.clock)  # fmt: skip
+                self.context_feed = feed
+                await feed.run()
+            finally:
+                if fg is not None:
+                    await fg.close()
 
     async def _on_book(self, feed: BinanceFeed, ev: BookDelta | BookSnapshot) -> None:
         t0 = time.perf_counter_ns()
