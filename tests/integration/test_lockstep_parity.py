@@ -56,20 +56,23 @@ def trading_config(base: Config, entry_style: str = "market") -> Config:
 
 
 async def lockstep(cfg: Config, source: str, seed: int = 0, sim_hours: float = 0.25,
-                   start_ms: int | None = None):  # fmt: skip
+                   start_ms: int | None = None, context_store: str | None = None,
+                   announced_funding: bool = False, funding=None):  # fmt: skip
     model = OfiRuleModel()
     xcfg = LocalExchangeConfig(
         source=source, seed=seed, sim_hours=sim_hours, clock="lockstep", market="usdm", start_ms=start_ms,
         levels=cfg.features.levels, matching=cfg.backtest.exchange,
-        decision_latency_us=cfg.backtest.decision_latency_us,
+        decision_latency_us=cfg.backtest.decision_latency_us, context_store=context_store,
     )  # fmt: skip
     clock = ManualClock()
     async with LocalExchange(xcfg) as ex:
         inst = ex.venue.markets["BTCUSDT"].inst
         engine = PaperEngine(cfg, "usdm", "BTCUSDT", ex.rest_url, ex.ws_url,
                              Credentials.hmac(xcfg.api_key, xcfg.secret or ""), inst, model=model,
-                             on_stop="keep", clock=clock, snapshot_on_connect=True)  # fmt: skip
-        run = await run_lockstep(engine, ex, clock, timeout_s=20.0)
+                             on_stop="keep", clock=clock, snapshot_on_connect=True,
+                             announced_funding=announced_funding)  # fmt: skip
+        run = await run_lockstep(engine, ex, clock, timeout_s=60.0)  # a cold kernel cache compiles first
+        engine.replay_offset = ex.venue.timeline.offset  # type: ignore[attr-defined]
         book, trades = ex.venue.replayed_frames("BTCUSDT", run.start_pos)
         orders = sorted(ex.venue.orders.values(), key=lambda o: o.order_id)
         engine.exchange_funding = (ex.venue.fundings, ex.venue.funding_paid)  # type: ignore[attr-defined]
@@ -78,7 +81,9 @@ async def lockstep(cfg: Config, source: str, seed: int = 0, sim_hours: float = 0
     probs = model.predict(feats[model.manifest.feature_names].to_numpy(np.float32))
     sig = make_signals(feats, probs, cfg.strategy)
     market = Market.from_frames("binance-usdm", "BTCUSDT", book, trades)
-    bt = run_backtest(market, sig, inst, cfg.backtest, cfg.strategy, cfg.risk, cfg.execution)
+    if callable(funding):  # the schedule in served (shifted) times
+        funding = funding(engine.replay_offset)
+    bt = run_backtest(market, sig, inst, cfg.backtest, cfg.strategy, cfg.risk, cfg.execution, funding)
     return engine, run, orders, bt
 
 
@@ -155,4 +160,49 @@ def test_funding_is_booked_alike_by_the_engine_the_backtester_and_the_exchange()
     assert charged == pytest.approx(booked, rel=2e-3)  # the same position, marks a few events apart
     # the engine read the exchange's charge back from ACCOUNT_UPDATE (reason FUNDING_FEE)
     assert engine.stats.exchange_fundings == 1
+    assert engine.stats.exchange_funding == pytest.approx(charged, rel=1e-9, abs=1e-8)
+
+
+@pytest.mark.slow
+def test_announced_funding_is_booked_alike_by_the_engine_the_backtester_and_the_exchange(tmp_path):
+    """The exchange serves a funding history (a rate of 3 bp at 23:00, announced by markPrice@1s every
+    second before it) while its configured constant is 5 bp hourly: it charges the served rate, the
+    engine books the announced one (announced_funding), and the backtester with the same history as its
+    schedule books the same; parity holds."""
+    from orderflow.data import context_schema as cs
+    from orderflow.data.store import Store
+    from orderflow.engine.funding import FundingSchedule
+    from support.context_frames import SIM_START_NS, write_frames
+
+    cfg = trading_config(Config())
+    ex = cfg.backtest.exchange.model_copy(update={"funding_rate": 0.0005, "funding_interval_h": 1})
+    cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update={"exchange": ex})})
+    start = 472_223 * HOUR_MS - 9 * 60_000  # 2023-11-14 22:51 UTC: simulated 00:09 is served as 23:00
+    NS = 1_000_000_000
+    T = SIM_START_NS + 9 * 60 * NS
+    t = SIM_START_NS + np.arange(0, 18 * 60, dtype=np.int64) * NS  # mark prices every second, 18 min
+    nxt = np.where(t < T, T, T + 3600 * NS)
+    marks = cs.frame("mark_price", t, t + 5_000_000, mark_price=np.full(t.size, 60_000.0),
+                     index_price=np.full(t.size, 59_990.0), est_settle_price=np.full(t.size, 60_000.0),
+                     funding_rate=np.where(t < T, 0.0003, 0.0001), next_funding_ns=nxt)  # fmt: skip
+    fund = cs.frame("funding", [T], [T], rate=[0.0003], mark_price=[np.nan])
+    write_frames(Store(tmp_path / "ctx"), "binance-usdm", "BTCUSDT", {"mark_price": marks, "funding": fund})
+
+    def schedule(offset: int) -> FundingSchedule:
+        served = fund.assign(ts_event=fund.ts_event + offset - offset % 1_000_000)
+        return FundingSchedule.from_frame(served[["ts_event", "rate", "mark_price"]])
+
+    engine, _run, orders, bt = asyncio.run(lockstep(cfg, "sim", seed=21, sim_hours=0.3, start_ms=start,
+                                                    context_store=str(tmp_path / "ctx"),
+                                                    announced_funding=True, funding=schedule))  # fmt: skip
+    check_parity(engine, orders, bt)
+    booked = float(engine.session.P[PF.P_FUNDING])
+    assert booked != 0.0, "no position was open at 23:00: choose another start"
+    assert booked == pytest.approx(bt.info["portfolio"]["funding"], rel=1e-12)
+    f = bt.info["funding"]
+    assert (f["funding_events_history"], f["funding_events_constant"]) == (1, 0)
+    assert engine.stats.mark_prices > 500
+    fundings, charged = engine.exchange_funding
+    assert fundings == 1
+    assert charged == pytest.approx(booked, rel=2e-3)  # at 3 bp, not the configured 5 bp
     assert engine.stats.exchange_funding == pytest.approx(charged, rel=1e-9, abs=1e-8)

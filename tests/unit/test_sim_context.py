@@ -47,14 +47,14 @@ def test_funding_follows_the_sign_of_the_premium():
     # flat price: premium = the index noise only (|mean| << 0.05 %), so the rate is the interest rate
     assert flat["funding"].rate.iloc[0] == pytest.approx(cfg.interest_rate)
     # a 10 % rally over 8 h: the index (EMA, half-life 600 s) lags ~ 866 s x 3.5e-6/s = 0.3 % below
-    prem_up = (
-        (up["mark_price"].mark_price - up["mark_price"].index_price) / up["mark_price"].index_price
-    ).mean()
+    mp = up["mark_price"].iloc[:-1]  # the seconds up to T - 1 s: the interval's last announcement settles
+    prem_up = ((mp.mark_price - mp.index_price) / mp.index_price).mean()
     assert prem_up > 0.002
     assert up["funding"].rate.iloc[0] == pytest.approx(prem_up - cfg.interest_clamp, rel=1e-6)
     assert down["funding"].rate.iloc[0] < -0.002
-    # the stream's estimated rate at the funding time is the settled one
-    last = up["mark_price"].iloc[-1]
+    # the stream's last announcement for the funding time (at T - 1 s) is the settled rate
+    last = up["mark_price"].iloc[-2]
+    assert last.next_funding_ns == T0 + h8 * NS
     assert last.funding_rate == pytest.approx(up["funding"].rate.iloc[0], rel=1e-12)
 
 

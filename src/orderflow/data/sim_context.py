@@ -10,9 +10,10 @@ its state is stamped ``E_k = start + (k+1) s``); ``cfg`` is a
   spot prices lags the perpetual) times a slow AR(1) noise ``b`` (std ``basis_bps``, time constant
   ``basis_tau_s``); **mark** = the price; **premium** ``p_k = (mark - index) / index``;
 - **funding** at every 8 h UTC time T (00, 08, 16 h) after the start: ``Pbar`` = the mean premium over
-  the seconds of (T - 8 h, T] (the time-weighted premium, seconds being equal), and Binance's rate
+  the seconds of (T - 8 h, T - 1 s] (the time-weighted premium, seconds being equal), and Binance's rate
   ``clamp(Pbar + clamp(interest - Pbar, +-interest_clamp), +-funding_cap)``; the mark-price stream's
-  ``funding_rate`` is the same formula on the premium averaged since the last funding time;
+  ``funding_rate`` is the same formula on the premium averaged since the last funding time, so its last
+  announcement before T is the rate settled at T;
 - **open interest** ``OI = oi_initial + y``, ``y_k = d y_(k-1) + oi_open_share V_k + oi_persist_gain
   |F_k| - L_k`` with ``d = exp(-1 s / oi_tau_s)``, ``V`` the volume traded in second k, ``F`` an EMA
   (half-life ``flow_halflife_s``) of the signed volume per second and ``L`` the liquidated quantity:
@@ -163,8 +164,10 @@ class ContextAccumulator:
         pbar = (csum - base) / cnt  # mean premium since the interval started
         est = np.clip(pbar + np.clip(cfg.interest_rate - pbar, -cfg.interest_clamp, cfg.interest_clamp),
                       -cfg.funding_cap, cfg.funding_cap)  # fmt: skip
-        at = np.flatnonzero(E % step == 0)  # the seconds ending on a funding time
-        t = E[at]
+        # the rate settled at T is the one the mark-price stream announced last for T (its second
+        # ending at T - 1 s), as an engine booking the announced rate reads it before T
+        at = np.flatnonzero((E + NS) % step == 0)
+        t = E[at] + NS
         df = frame("funding", t, t, rate=est[at], mark_price=mark[at])
         return df, est
 

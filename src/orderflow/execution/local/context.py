@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from orderflow.adapters.binance.replay.context import ContextService, Params, WireError, load_context
 from orderflow.execution.local import errors as E
 from orderflow.execution.local import params as P
@@ -32,6 +34,12 @@ class LocalContext:
             return 0.5 * (float(m.bid_px[0]) + float(m.ask_px[0]))
 
         self.service = ContextService(frames, lambda: venue.now_ns, venue.timeline.offset, mid)
+        # the exchange charges the funding it serves (the configured constant outside its span)
+        for sym, kinds in self.service.frames.items():
+            f = kinds.get("funding")
+            if f is not None and len(f) and sym in venue.markets:
+                t, r = f["ts_event"].to_numpy(np.int64), f["rate"].to_numpy(np.float64)
+                venue.set_funding_schedule(sym, t, r)
 
     def due_messages(self, until_ns: int) -> list[tuple[str, dict[str, Any]]]:
         return self.service.due_messages(until_ns)

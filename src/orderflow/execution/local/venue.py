@@ -134,6 +134,11 @@ class LocalVenue:
         self.funding_ns = sim_cfg.funding_interval_ns
         self.funding_paid = 0.0  # quote, paid by the account so far
         self.fundings = 0  # funding times that charged a position
+        # a symbol's served funding history (times in exchange time, rates): charged at its times, the
+        # constant only on the grid before its first time and after its last (as the trading core books
+        # a stored or announced schedule); set by the context service (set_funding_schedule)
+        self.funding_schedule: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._next_fund = -1  # with a schedule: no funding time before this one (exchange time)
         self.market_out: list[tuple[str, dict[str, Any]]] = []
         self.user_out: list[dict[str, Any]] = []
         self._last_ts = start_ns
@@ -221,18 +226,69 @@ class LocalVenue:
             self._last_ts = until_ns
         return n
 
+    def set_funding_schedule(self, symbol: str, ts: np.ndarray, rates: np.ndarray) -> None:
+        """Charge ``symbol``'s funding at these times (exchange time, ns, ascending) and rates."""
+        t = np.asarray(ts, np.int64)
+        if t.size:
+            self.funding_schedule[symbol] = (t, np.asarray(rates, np.float64))
+            self._next_fund = -1
+
+    def _grid(self, a: int, b: int) -> int:
+        """Constant funding times k * interval in (a, b] (portfolio.fundings_crossed, in plain Python:
+        this runs at every event and a numba call's dispatch would cost more than the arithmetic)."""
+        if b <= a or self.funding_rate == 0.0:
+            return 0
+        return b // self.funding_ns - a // self.funding_ns
+
+    def _funding_rate_sum(self, sym: str, a: int, b: int) -> tuple[float, int]:
+        """(sum of the rates, number of funding times) of ``sym`` in (a, b]."""
+        sched = self.funding_schedule.get(sym)
+        if sched is None:
+            n = self._grid(a, b)
+            return n * self.funding_rate, n
+        t, r = sched
+        i0, i1 = int(np.searchsorted(t, a, "right")), int(np.searchsorted(t, b, "right"))
+        k = self._grid(a, min(b, int(t[0]) - 1)) + self._grid(max(a, int(t[-1])), b)
+        return float(r[i0:i1].sum()) + k * self.funding_rate, (i1 - i0) + k
+
+    def _next_funding_after(self, ts: int) -> int:
+        """The first funding time (grid or schedule) after ``ts``: no charge is due before it."""
+        nxt = (ts // self.funding_ns + 1) * self.funding_ns if self.funding_rate != 0.0 else 2**62
+        for t, _ in self.funding_schedule.values():
+            i = int(np.searchsorted(t, ts, "right"))
+            if i < t.size:
+                nxt = min(nxt, int(t[i]))
+        return nxt
+
     def _charge_funding(self, ts: int) -> None:
         """Funding for the funding times in (exchange time, ``ts``], at the marks before the event at
         ``ts``; an ``ACCOUNT_UPDATE`` with reason ``FUNDING_FEE`` carries the balance only (cross margin)."""
-        # portfolio.fundings_crossed's count, in plain Python: this runs at every event and a numba
-        # call's dispatch would cost more than the arithmetic
-        n = ts // self.funding_ns - self._last_ts // self.funding_ns if self.funding_rate != 0.0 else 0
-        if n <= 0:
+        last = self._last_ts
+        if ts <= last:
             return
-        marks, paid = self.marks(), 0.0
-        for sym, p in self.fut.positions.items():
-            if p.amount != 0.0 and sym in marks:
-                paid += n * p.amount * marks[sym] * self.funding_rate
+        if not self.funding_schedule:  # the constant only: one integer check per event
+            n = self._grid(last, ts)
+            if n <= 0:
+                return
+            marks, paid = self.marks(), 0.0
+            for sym, p in self.fut.positions.items():
+                if p.amount != 0.0 and sym in marks:
+                    paid += n * p.amount * marks[sym] * self.funding_rate
+        else:
+            if ts < self._next_fund:
+                return
+            self._next_fund = self._next_funding_after(ts)
+            marks, paid, n = None, 0.0, 0
+            for sym, p in self.fut.positions.items():
+                if p.amount == 0.0:
+                    continue
+                rate, k = self._funding_rate_sum(sym, last, ts)
+                if k == 0:
+                    continue
+                marks = marks if marks is not None else self.marks()
+                if sym in marks:
+                    paid += p.amount * marks[sym] * rate
+                    n = max(n, k)
         if paid == 0.0:
             return
         self.fut.wallet -= paid
