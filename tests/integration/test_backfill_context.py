@@ -218,3 +218,44 @@ def test_killed_mid_way_and_restarted_ends_with_the_same_rows(exchange, tmp_path
         pd.testing.assert_frame_equal(got, want)
         assert not got["ts_event"].duplicated().any()
     assert len(stored(whole, "open_interest_5m")) == 287
+
+
+@pytest.mark.slow
+async def test_three_days_of_the_simulators_own_series(tmp_path) -> None:
+    """The simulator's context model (funding from its premium, open interest from its flow, taker
+    volumes from its trades, long/short ratios) over 3 days of simulated trades, served by the local
+    exchange and backfilled into a fresh store: every series, every row, the values as printed on the
+    wire (ratios and taker volumes to 4 decimals, the rest to 8)."""
+    from orderflow.data.sim_context import simulate_context
+
+    rng = np.random.default_rng(11)
+    start = SIM_START_NS - 3 * DAY
+    ts = start + np.arange(0, 3 * 86_400, 2, dtype=np.int64) * NS + 500_000_000  # a trade every 2 s
+    side = np.where(rng.random(ts.size) < 0.5, 1, -1)
+    px = 60_000.0 * np.exp(np.cumsum(rng.normal(0, 2e-4, ts.size)))
+    trades = pd.DataFrame({"ts_event": ts, "price": px, "size": rng.exponential(0.05, ts.size), "side": side})
+    sim = simulate_context(trades, start, SIM_START_NS, seed=4)
+    served = {k: v for k, v in sim.items() if k not in ("mark_price", "liquidation")}  # streams only
+    with exchange_with_context(tmp_path / "ctx", served) as (ex, shift):
+        ep = loopback_endpoints("usdm", "127.0.0.1", ex.exchange.port)
+        store = Store(tmp_path / "s")
+        a = SIM_START_NS + shift
+        rep = await backfill_context_async(
+            store, SYM, a - 3 * DAY, a, ["funding", *cs.PERIODIC], endpoints=ep
+        )
+        rep_1h = await backfill_context_async(store, SYM, a - 3 * DAY, a, list(cs.PERIODIC), endpoints=ep,
+                                              period="1h")  # fmt: skip
+    assert len(stored(store, "funding")) == 8  # 3 days of 8 h fundings after the start
+    for kind, want in served.items():
+        # the span is [a - 3 days, a), and at a the last period's statistic is not published yet
+        want = want[(want["ts_event"] < SIM_START_NS) & (want["ts_recv"] <= SIM_START_NS)]
+        got = stored(store, kind)
+        assert len(got) == len(want) > 0, kind
+        assert (got["ts_event"].to_numpy() == want["ts_event"].to_numpy() + shift).all(), kind
+        assert (got["ts_recv"].to_numpy() == want["ts_recv"].to_numpy() + shift).all(), kind
+        for c in cs.columns(kind):
+            four = kind.startswith(("ls_", "taker_ratio"))  # ratios and taker volumes: 4 decimals
+            tol = {"rel": 1e-4, "abs": 5e-5} if four else {"rel": 1e-7, "abs": 5e-9}
+            assert got[c].tolist() == pytest.approx(want[c].tolist(), **tol), (kind, c)
+    assert rep.rows["open_interest_5m"] == len(served["open_interest_5m"]) - 1 == 863
+    assert rep_1h.rows["taker_ratio_1h"] == 71
