@@ -83,7 +83,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("execution", ["orderflow.execution", "orderflow.execution.*"]),
     ("journal", ["orderflow.journal", "orderflow.journal.*"]),
     # the per-event core shared by the backtest loop and the live drivers, and its result types
-    ("trading core", ["orderflow.engine.core", "orderflow.engine.results"]),
+    ("trading core", ["orderflow.engine.core", "orderflow.engine.results", "orderflow.engine.funding"]),
     ("backtest", ["orderflow.backtest", "orderflow.backtest.*"]),
     ("engine", ["orderflow.engine", "orderflow.engine.*"]),
     # the alerter's section: models only, so that the app config can hold it

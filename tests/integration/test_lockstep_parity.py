@@ -17,7 +17,7 @@ from orderflow.backtest.engine import Market, make_signals, run_backtest
 from orderflow.config import Config, load_config
 from orderflow.engine import core as CO
 from orderflow.engine.lockstep import ManualClock, run_lockstep
-from orderflow.engine.paper import PaperEngine
+from orderflow.engine.paper import FeedOptions, PaperEngine
 from orderflow.execution import portfolio as PF
 from orderflow.execution.local.config import LocalExchangeConfig
 from orderflow.execution.local.server import LocalExchange
@@ -70,7 +70,7 @@ async def lockstep(cfg: Config, source: str, seed: int = 0, sim_hours: float = 0
         engine = PaperEngine(cfg, "usdm", "BTCUSDT", ex.rest_url, ex.ws_url,
                              Credentials.hmac(xcfg.api_key, xcfg.secret or ""), inst, model=model,
                              on_stop="keep", clock=clock, snapshot_on_connect=True,
-                             announced_funding=announced_funding)  # fmt: skip
+                             feeds=FeedOptions(announced_funding=announced_funding))  # fmt: skip
         run = await run_lockstep(engine, ex, clock, timeout_s=60.0)  # a cold kernel cache compiles first
         engine.replay_offset = ex.venue.timeline.offset  # type: ignore[attr-defined]
         book, trades = ex.venue.replayed_frames("BTCUSDT", run.start_pos)

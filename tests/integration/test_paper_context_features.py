@@ -19,7 +19,7 @@ from orderflow.data import context_schema as cs
 from orderflow.data.config import SimulatorConfig
 from orderflow.data.simulator import simulate
 from orderflow.engine.lockstep import ManualClock, run_lockstep
-from orderflow.engine.paper import PaperEngine
+from orderflow.engine.paper import FeedOptions, PaperEngine
 from orderflow.execution.local.config import LocalExchangeConfig
 from orderflow.execution.local.fear_greed import FearGreedServer
 from orderflow.execution.local.server import LocalExchange
@@ -56,8 +56,9 @@ def test_the_engine_reads_every_published_context_row_once_and_never_early():
                 inst = ex.venue.markets["BTCUSDT"].inst
                 keys = Credentials.hmac(xcfg.api_key, xcfg.secret or "")
                 engine = PaperEngine(cfg, "usdm", "BTCUSDT", ex.rest_url, ex.ws_url, keys, inst, clock=clock,
-                                     snapshot_on_connect=True, fear_greed_url=fgs.url,
-                                     context_poll_s=0.05)  # fmt: skip
+                                     snapshot_on_connect=True,
+                                     feeds=FeedOptions(fear_greed_url=fgs.url,
+                                                       context_poll_s=0.05))  # fmt: skip
                 feat = engine.features
                 on_context, on_trade, on_book = feat.on_context, feat.on_trade, feat.on_book
                 trades: list[tuple[int, float, float, int]] = []

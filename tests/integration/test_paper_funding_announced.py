@@ -16,7 +16,7 @@ from orderflow.config import Config
 from orderflow.data.config import SimulatorConfig
 from orderflow.data.simulator import simulate
 from orderflow.engine.lockstep import ManualClock, run_lockstep
-from orderflow.engine.paper import PaperEngine
+from orderflow.engine.paper import FeedOptions, PaperEngine
 from orderflow.execution.local.config import LocalExchangeConfig
 from orderflow.execution.local.server import LocalExchange
 
@@ -39,7 +39,8 @@ def test_the_markprice_streams_rate_enters_the_funding_schedule(announced):
             inst = ex.venue.markets["BTCUSDT"].inst
             keys = Credentials.hmac(xcfg.api_key, xcfg.secret or "")
             engine = PaperEngine(cfg, "usdm", "BTCUSDT", ex.rest_url, ex.ws_url, keys, inst, clock=clock,
-                                 snapshot_on_connect=True, announced_funding=announced)  # fmt: skip
+                                 snapshot_on_connect=True,
+                                 feeds=FeedOptions(announced_funding=announced))  # fmt: skip
             await run_lockstep(engine, ex, clock, timeout_s=120.0)
             off = ex.venue.timeline.offset
         return engine, off - off % MS

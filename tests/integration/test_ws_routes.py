@@ -16,7 +16,7 @@ import pytest
 from orderflow.adapters.binance.common.signing import Credentials
 from orderflow.config import load_config
 from orderflow.core.instruments import KNOWN
-from orderflow.engine.paper import PaperEngine
+from orderflow.engine.paper import FeedOptions, PaperEngine
 from orderflow.execution.local.testing import running_local_exchange
 
 OFI_ONLY = Path(__file__).resolve().parents[2] / "config" / "examples" / "ofi-only"
@@ -63,7 +63,9 @@ async def test_paper_engine_on_the_split_layout_trades_and_books_every_fill():
     with running_local_exchange(source="sim", seed=0, clock="realtime", speed=25.0, market="usdm",
                                 sim_hours=0.4, symbol="BTCUSDT") as ex:  # fmt: skip
         creds = Credentials.hmac(ex.api_key, ex.api_secret)
-        engine = PaperEngine(cfg, "usdm", "BTCUSDT", ex.rest_url, ex.ws_url, creds, inst, ws_routes="split")
+        engine = PaperEngine(
+            cfg, "usdm", "BTCUSDT", ex.rest_url, ex.ws_url, creds, inst, feeds=FeedOptions(ws_routes="split")
+        )
         stats = await engine.run(minutes=0.4)
         paths = dict(ex.exchange.ws_paths)
     assert paths == {"/public/stream": 1, "/market/stream": 1, "/private/ws": 1}, paths

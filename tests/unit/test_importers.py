@@ -27,7 +27,8 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_formats_and_unknown_format(store, tmp_path):
-    assert FORMATS == ("binance-raw", "tardis", "binance-vision", "ohlcv", "funding", "fear-greed")
+    assert FORMATS == ("binance-raw", "tardis", "binance-vision", "ohlcv", "funding", "binance-funding",
+                       "binance-metrics", "fear-greed")  # fmt: skip
     f = write(tmp_path / "x.csv", "a\n")
     with pytest.raises(ImportError_, match="unknown import format 'csv'"):
         import_paths(store, [f], "csv")

@@ -160,7 +160,7 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
     import asyncio
 
     from orderflow.core.instruments import KNOWN, Instrument
-    from orderflow.engine.paper import PaperEngine, RunStartError
+    from orderflow.engine.paper import FeedOptions, PaperEngine, RunStartError
     from orderflow.engine.report import render_paper
 
     venue = caps(args.market).venue
@@ -201,7 +201,8 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
             announced = bool(args.rest_url) or mode == "live"
             engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model, journal=journal,
                                  mode=mode, on_stop=getattr(args, "on_stop", "close"), reloader=reloader,
-                                 ws_routes=routes, announced_funding=announced)  # fmt: skip
+                                 feeds=FeedOptions(ws_routes=routes,
+                                                   announced_funding=announced))  # fmt: skip
             t0 = time.perf_counter()
             try:
                 stats = asyncio.run(engine.run(args.minutes))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -131,7 +131,7 @@ class ContextFeed:
         got: list[tuple[str, pd.DataFrame]] = []
         c = self.cfg
         period_ns = cs.PERIODS[c.period] * NS
-        calls: list[tuple[str, Any]] = [
+        calls: list[tuple[str, Callable[[], Awaitable[pd.DataFrame]]]] = [
             (
                 "funding",
                 lambda: self.rest.funding_rates(
@@ -143,7 +143,7 @@ class ContextFeed:
             kind = cs.periodic_kind(stem, c.period)
             start = self._start_ms(kind, (c.oi_window + 2) * period_ns)
 
-            def stat(stem: str = stem, start: int = start) -> Any:
+            def stat(stem: str = stem, start: int = start) -> Awaitable[pd.DataFrame]:
                 return self.rest.statistics(stem, self.symbol, c.period, start)
 
             calls.append((kind, stat))
@@ -174,7 +174,7 @@ class ContextFeed:
         the number of rows delivered."""
         fetched = await self._fetch()
         now = self.clock()
-        rows: list[tuple[int, int, str, dict[str, Any]]] = []
+        rows: list[tuple[int, int, str, dict[str, object]]] = []
         for kind, df in fetched:
             if df.empty:
                 continue

@@ -28,6 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +50,7 @@ if TYPE_CHECKING:  # imported when a run starts (the engine module stays light t
     from orderflow.adapters.binance.feed import BinanceFeed
     from orderflow.adapters.binance.userstream import UserDataStream
     from orderflow.config import Config
+    from orderflow.engine.context_feed import ContextFeed
     from orderflow.engine.control import Control
     from orderflow.engine.predictions import PredictionLog
     from orderflow.engine.signals import SignalJournal
@@ -64,6 +66,16 @@ NS = 1_000_000_000
 class RunStartError(RuntimeError):
     """The run could not start (the venue refused the credentials, the journal failed, ...); the run is
     closed as failed in the journal, with this message as its reason."""
+
+
+@dataclass(frozen=True)
+class FeedOptions:
+    """What a :class:`PaperEngine` reads besides the book and the trades, and how."""
+
+    ws_routes: str = "combined"  # USD-M WebSocket layout: "split" on Binance since 2026-04-23
+    announced_funding: bool = False  # USD-M: book the rate the markPrice stream announces
+    fear_greed_url: str | None = None  # context features: alternative.me's base (None: cfg.data's)
+    context_poll_s: float = 10.0  # context features: REST polling interval of the statistics
 
 
 class PaperEngine:
@@ -86,17 +98,16 @@ class PaperEngine:
         clock: Callable[[], int] = time.time_ns,  # event receive times (ns); a ManualClock in lockstep
         reloader: HotReloader | None = None,  # follow the registry's swaps
         snapshot_on_connect: bool = False,  # fetch book snapshots at connect (the lockstep driver's need)
-        ws_routes: str = "combined",  # USD-M WebSocket layout: "split" on Binance since 2026-04-23
-        announced_funding: bool = False,  # USD-M: book the rate the markPrice stream announces
-        fear_greed_url: str | None = None,  # context features: alternative.me's base (None: cfg.data's)
-        context_poll_s: float = 10.0,  # context features: REST polling interval of the statistics
+        feeds: FeedOptions | None = None,  # stream layout, announced funding, context polling
     ) -> None:
         from orderflow.features.config import FeatureConfig
         from orderflow.features.engine import StreamingFeatureEngine
 
         self.cfg = cfg
         self.market = market
-        self.announced_funding = bool(announced_funding) and market != "spot"
+        feeds = feeds or FeedOptions()
+        ws_routes = feeds.ws_routes
+        self.announced_funding = feeds.announced_funding and market != "spot"
         self.symbol = symbol.upper()
         self.rest_url, self.ws_url = rest_url, ws_url
         from orderflow.core.instruments import split_symbol
@@ -111,9 +122,10 @@ class PaperEngine:
         if market == "spot" and fcfg.futures:
             fcfg = fcfg.model_copy(update={"futures": False})
         # the market context group (features.context): streams and REST polls feed it (ContextFeed)
-        self.context_feed = None
-        self.fear_greed_url = fear_greed_url if fear_greed_url is not None else cfg.data.fear_greed_url
-        self.context_poll_s = float(context_poll_s)
+        self.context_feed: ContextFeed | None = None
+        fg_url = feeds.fear_greed_url
+        self.fear_greed_url = fg_url if fg_url is not None else cfg.data.fear_greed_url
+        self.context_poll_s = float(feeds.context_poll_s)
         kinds = None
         if fcfg.context is not None:
             if market == "spot":
