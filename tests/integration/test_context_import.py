@@ -25,6 +25,7 @@ def t(text: str) -> int:
     return pd.Timestamp(text, tz="UTC").value
 
 
+@pytest.mark.slow
 def test_binance_funding_history_is_stored_with_its_funding_times(shared_data, store):
     f = shared_data / "context" / "binance_usdm_funding_2022-2025" / "BTC_USDT_USDT-8h-funding_rate.feather"
     rep = import_paths(store, [f], "funding")
@@ -49,6 +50,7 @@ def test_four_perpetuals_funding_from_the_may_2025_files(shared_data, store):
                         for s, n in (("BNB", 266), ("BTC", 266), ("ETH", 302), ("SOL", 266))}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_fear_and_greed_value_of_a_day_is_visible_only_after_its_publication(shared_data, store):
     f = shared_data / "context" / "fear_and_greed" / "fear_and_greed_index.csv"
     rep = import_paths(store, [f], "fear-greed")

@@ -19,6 +19,8 @@ from orderflow.engine.session import replay_paper
 from orderflow.risk.config import RiskConfig
 from orderflow.strategy.config import StrategyConfig
 
+pytestmark = pytest.mark.slow  # every test here takes seconds (kernels, studies, Ray)
+
 NS = 1_000_000_000
 H = 3600 * NS
 INST = Instrument("binance-usdm", "BTCUSDT", 0.1, 0.001, 5.0)
@@ -117,7 +119,6 @@ def test_the_stored_funding_times_are_used_not_the_grid():
     assert f["funding_total"] == pytest.approx(24.99002975, rel=1e-12)  # 5 x 1.19 x 42,000.05 x 1e-4
 
 
-@pytest.mark.slow
 def test_the_real_btcusdt_history_imported_from_shared_data(shared_data, tmp_path):
     """The BTCUSDT 8 h history (freqtrade feather) imported with import_funding, a long held over two
     days of 2024: the stored rates at 00/08/16 UTC, marked at the mid (the file has no marks)."""

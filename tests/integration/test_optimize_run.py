@@ -19,6 +19,8 @@ from orderflow.optimize import objective as OBJ
 from orderflow.optimize import study as SD
 from orderflow.optimize.space import InvalidPoint, load_space
 
+pytestmark = pytest.mark.slow  # every test here takes seconds (kernels, studies, Ray)
+
 CONFIG = """\
 walkforward: {train_hours: 0.5, test_hours: 0.25, min_train_samples: 100}
 strategy: {confidence_gate: 0.5, ev_cost_mult: 0.0, quality_gate: 0.5}
@@ -314,7 +316,6 @@ def pg_database():
     admin.close()
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_workers_share_one_study_on_postgresql(sim_store, tmp_path, pg_database, capsys):
     import os
@@ -355,7 +356,6 @@ def test_two_workers_share_one_study_on_postgresql(sim_store, tmp_path, pg_datab
     assert sorted(t.system_attrs["failed_trial"] for t in trials if t not in fresh) == failed, states
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_worker_killed_mid_trial_leaves_it_failed_and_retried(sim_store, tmp_path, pg_database, capsys):
     """SIGKILL one of two workers while both are inside a trial: with a 1 s heartbeat the survivor marks

@@ -19,6 +19,8 @@ from orderflow.optimize import study as SD
 from orderflow.optimize.space import InvalidPoint, load_space
 from support.needs import need_ray
 
+pytestmark = pytest.mark.slow  # every test here takes seconds (kernels, studies, Ray)
+
 SPACE = """\
 study: {objective: sharpe}
 space:
