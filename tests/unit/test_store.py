@@ -39,6 +39,19 @@ def test_partitions_by_date_and_reads_in_order(store: Store):
     assert part.trade_id.tolist() == [3, 4, 5]
 
 
+def test_sparse_context_kinds_are_partitioned_by_month(store: Store):
+    """Funding (every 8 h for 70 days) lands in one partition a month, not one a day; a range read and
+    a second write of the same rows behave as for any kind."""
+    ts = DAY0 + np.arange(210, dtype=np.int64) * 8 * 3600 * 10**9  # 2022-01-09 .. 2022-03-19
+    df = pd.DataFrame({"ts_event": ts, "ts_recv": ts, "rate": 1e-4 * np.arange(210), "mark_price": 1.0})
+    paths = store.write("binance-usdm", "BTCUSDT", "funding", df, source="f1")
+    assert sorted(p.parent.name for p in paths) == ["date=2022-01", "date=2022-02", "date=2022-03"]
+    part = store.read("binance-usdm", "BTCUSDT", "funding", start_ns=int(ts[100]), end_ns=int(ts[103]))
+    assert part.ts_event.tolist() == ts[100:103].tolist()
+    assert store.put("binance-usdm", "BTCUSDT", "funding", df, source="f2").duplicates == 210
+    assert len(store.read("binance-usdm", "BTCUSDT", "funding")) == 210
+
+
 def test_same_source_replaces_other_source_appends(store: Store):
     store.write("sim", "X", "trade", trades(5), source="a")
     store.write("sim", "X", "trade", trades(5), source="a")

@@ -80,6 +80,13 @@ def split_kind(kind: str) -> tuple[str, str | None]:
     return kind, None
 
 
+def sparse_kind(kind: str) -> bool:
+    """A kind stored in monthly partitions (``date=YYYY-MM``): funding, fear & greed and the periodic
+    statistics, a few to a few hundred rows a day, where one file a day would make years of history
+    thousands of small files."""
+    return kind in ("funding", "fear_greed") or split_kind(kind)[1] is not None
+
+
 def is_context_kind(kind: str) -> bool:
     return kind in COLUMNS or split_kind(kind)[1] is not None
 

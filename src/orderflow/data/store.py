@@ -3,6 +3,7 @@
 Layout::
 
     <root>/venue=binance-usdm/symbol=BTCUSDT/kind=book/date=2024-08-08/part-<source>-<12 hex>.parquet
+    <root>/venue=binance-usdm/symbol=BTCUSDT/kind=funding/date=2024-08/part-...parquet   (sparse kinds)
     <root>/instruments.json      tick and lot sizes per venue/symbol
     <root>/_txn/<id>/            a transaction being written (never read; see :mod:`store_txn`)
     <root>/_locks/               the writer and apply locks
@@ -45,6 +46,7 @@ import pyarrow.parquet as pq
 
 from orderflow.core.instruments import Instrument
 from orderflow.data import store_keys as keys
+from orderflow.data.context_schema import sparse_kind
 from orderflow.data.store_txn import FileLock, Transaction, fault, recover
 
 log = logging.getLogger("orderflow.store")
@@ -280,7 +282,7 @@ class Store:
             if col not in table.column_names:
                 raise StoreError(f"{kind} data for {venue}/{symbol} has no {col!r} column")
         with self.transaction() as tx:
-            for date, chunk in _by_day(table):
+            for date, chunk in _by_day(table, monthly=sparse_kind(kind)):
                 pdir = self.partition_dir(venue, symbol, kind, date)
                 stats.rows_in += chunk.num_rows
                 if replace:
@@ -552,10 +554,14 @@ class Store:
             tx.instruments = cur
 
 
-def _by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
-    """``table`` split by the UTC date of ``ts_event`` (rows keep their order within a day)."""
+def _by_day(table: pa.Table, monthly: bool = False) -> list[tuple[str, pa.Table]]:
+    """``table`` split by the UTC date of ``ts_event`` (rows keep their order within a day); with
+    ``monthly``, by its UTC month (partition ``date=YYYY-MM``)."""
     ts = table.column("ts_event").to_numpy()
     days = ts // NS_PER_DAY
+    if monthly:
+        month = days.astype("datetime64[D]").astype("datetime64[M]")
+        days = month.astype("datetime64[D]").astype(np.int64)  # the first day of the month
     if np.any(np.diff(days) < 0):  # unordered input: a grouped split per day
         chunks = [(int(d), table.take(pa.array(np.flatnonzero(days == d)))) for d in np.unique(days)]
     else:
@@ -563,4 +569,5 @@ def _by_day(table: pa.Table) -> list[tuple[str, pa.Table]]:
         starts = np.concatenate([[0], breaks])
         ends = np.concatenate([breaks, [len(days)]])
         chunks = [(int(days[s]), table.slice(s, e - s)) for s, e in zip(starts, ends, strict=True)]
-    return [(time.strftime("%Y-%m-%d", time.gmtime(d * 86400)), t) for d, t in chunks]
+    fmt = "%Y-%m" if monthly else "%Y-%m-%d"
+    return [(time.strftime(fmt, time.gmtime(d * 86400)), t) for d, t in chunks]
