@@ -25,10 +25,15 @@ def test_main_job_simulates_stores_checks_and_summarises(tmp_path, capsys, monke
     counted = re.findall(r"([\d,]+) (book rows|trades|regime rows)", out["simulation"])
     made = {KIND[what]: int(n.replace(",", "")) for n, what in counted}
     assert set(made) == {"book", "trade", "regime"} and min(made.values()) > 0
-    assert {k: d["events"] for k, d in kinds.items()} == made
+    # and the market context series the simulator derives from its flow (data.sim_context)
+    (ctx,) = re.findall(r"([\d,]+) market context rows", out["simulation"])
+    context = {k: d["events"] for k, d in kinds.items() if k not in made}
+    assert {"mark_price", "open_interest_5m", "taker_ratio_5m"} <= set(context)
+    assert sum(context.values()) == int(ctx.replace(",", "")) and context["mark_price"] == 900
+    assert {k: d["events"] for k, d in kinds.items() if k in made} == made
     assert main(["data", "ls", "--json", "--store", str(tmp_path / "store")]) == 0
     listed = {d["kind"]: d for d in json.loads(capsys.readouterr().out)}
-    assert {k: d["rows"] for k, d in listed.items()} == made
+    assert {k: d["rows"] for k, d in listed.items()} == {**made, **context}
     for k, d in listed.items():
         assert (d["first_ns"], d["last_ns"]) == (kinds[k]["first_ns"], kinds[k]["last_ns"]), k
     facts = out["facts"]

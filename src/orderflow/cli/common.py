@@ -168,7 +168,10 @@ def progress(done: float, total: float) -> None:
 
 
 def sim_summary(res) -> str:
-    return f"{res.book_rows:,} book rows, {res.trade_rows:,} trades, {res.regime_rows:,} regime rows"
+    out = f"{res.book_rows:,} book rows, {res.trade_rows:,} trades, {res.regime_rows:,} regime rows"
+    if res.context_rows:  # funding, mark price, open interest, ratios, taker volumes, liquidations
+        out += f", {res.context_rows:,} market context rows"
+    return out
 
 
 # -- SOURCE arguments and the feature matrix ------------------------------------------------------------

@@ -374,10 +374,7 @@ def data_simulate(cfg: Config, args: argparse.Namespace) -> int:
     took = time.perf_counter() - t0
     print(f"simulated {sc.hours:g} h of {sc.symbol} (seed {sc.seed}) in {took:.1f} s: {sim_summary(res)}")
     if res.context_rows:
-        print(
-            f"market context: {res.context_rows:,} rows "
-            "(funding, mark price, open interest, ratios, taker volumes, liquidations)"
-        )
+        print("market context: funding, mark price, open interest, ratios, taker volumes, liquidations")
     print(f"stored in {store.root}")
     return 0
 
