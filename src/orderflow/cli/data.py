@@ -231,15 +231,17 @@ def render_ls(store: Store) -> str:
     rows = store.ls()
     if not rows:
         return f"store {store.root} is empty"
+    kw = max(8, *(len(d.kind) for d in rows))  # the context kinds are long (ls_top_positions_5m)
+    tw = max(24, *(len(ns_to_iso(t)) for d in rows for t in (d.first_ns, d.last_ns)))
     lines = [
         f"store {store.root}",
-        f"{'venue':<14} {'symbol':<12} {'kind':<8} {'rows':>11} {'first (UTC)':<24} {'last (UTC)':<24} "
-        f"{'files':>5} {'MB':>8}",
+        f"{'venue':<14} {'symbol':<12} {'kind':<{kw}} {'rows':>11} {'first (UTC)':<{tw}} "
+        f"{'last (UTC)':<{tw}} {'files':>5} {'MB':>8}",
     ]
     for d in rows:
         lines.append(
-            f"{d.venue:<14} {d.symbol:<12} {d.kind:<8} {d.rows:>11,} {ns_to_iso(d.first_ns):<24} "
-            f"{ns_to_iso(d.last_ns):<24} {d.files:>5} {d.bytes / 1e6:>8.2f}"
+            f"{d.venue:<14} {d.symbol:<12} {d.kind:<{kw}} {d.rows:>11,} {ns_to_iso(d.first_ns):<{tw}} "
+            f"{ns_to_iso(d.last_ns):<{tw}} {d.files:>5} {d.bytes / 1e6:>8.2f}"
         )
     bad = [p for d in rows for p in d.problems]
     lines += [f"CORRUPT {p}" for p in bad]

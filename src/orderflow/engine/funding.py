@@ -112,7 +112,9 @@ def describe(
     lo, hi = int(schedule.ts[0]), int(schedule.ts[-1])
     inside = int(((schedule.ts >= start_ns) & (schedule.ts <= end_ns)).sum())
     where = " from store" if schedule.origin == "history" else ""
-    source = f"{schedule.origin} ({schedule.n} rates{where}, {_utc(lo)} .. {_utc(hi)} UTC; "
+    rates = "1 rate" if schedule.n == 1 else f"{schedule.n} rates"
+    span = _utc(lo) if lo == hi else f"{_utc(lo)} .. {_utc(hi)}"
+    source = f"{schedule.origin} ({rates}{where}, {span} UTC; "
     source += f"{inside} in the run's span)"
     outside = []
     if start_ns < lo:
