@@ -26,8 +26,12 @@ period) and is published after the period closes: ``ts_recv = start + period + d
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+from orderflow.core.events import Liquidation, MarkPrice
 
 NS = 1_000_000_000
 PERIODS: dict[str, int] = {
@@ -133,3 +137,21 @@ def frame(kind: str, ts_event, ts_recv, **values) -> pd.DataFrame:
         if out[c].shape != ev.shape:
             raise ValueError(f"{kind} frame: column {c} has {out[c].size} values for {ev.size} rows")
     return pd.DataFrame(out)
+
+
+def event_row(ev: MarkPrice | Liquidation) -> tuple[str, dict[str, Any]]:
+    """(kind, row) of a streamed context event: a markPrice update (``mark_price``) or a forceOrder
+    (``liquidation``, side +1 buy, -1 sell); a receive time before the event time (a clock behind) is
+    raised to it."""
+    head = {"ts_event": ev.ts_event, "ts_recv": max(ev.ts_recv, ev.ts_event)}
+    if isinstance(ev, MarkPrice):
+        return "mark_price", {**head, **{c: getattr(ev, c) for c in COLUMNS["mark_price"]}}
+    rest = {c: getattr(ev, c) for c in COLUMNS["liquidation"][1:]}  # after side
+    return "liquidation", {**head, "side": int(ev.side), **rest}
+
+
+def events_frame(kind: str, events: list) -> pd.DataFrame:
+    """A frame of ``kind`` (``mark_price`` or ``liquidation``) of streamed events (:func:`event_row`)."""
+    rows = [event_row(e)[1] for e in events]
+    return frame(kind, [r["ts_event"] for r in rows], [r["ts_recv"] for r in rows],
+                 **{c: [r[c] for r in rows] for c in columns(kind)})  # fmt: skip

@@ -84,32 +84,13 @@ class _Batch:
 
 
 def marks_frame(rows: list[MarkPrice]):
-    """``mark_price`` rows (a receive time before the event time, a clock behind, is raised to it)."""
-    ev = [m.ts_event for m in rows]
-    return cs.frame(
-        "mark_price",
-        ev,
-        [max(m.ts_recv, m.ts_event) for m in rows],
-        mark_price=[m.mark_price for m in rows],
-        index_price=[m.index_price for m in rows],
-        est_settle_price=[m.est_settle_price for m in rows],
-        funding_rate=[m.funding_rate for m in rows],
-        next_funding_ns=[m.next_funding_ns for m in rows],
-    )
+    """``mark_price`` rows (context_schema.events_frame)."""
+    return cs.events_frame("mark_price", rows)
 
 
 def liquidations_frame(rows: list[Liquidation]):
     """``liquidation`` rows (side +1 buy, -1 sell)."""
-    return cs.frame(
-        "liquidation",
-        [x.ts_event for x in rows],
-        [max(x.ts_recv, x.ts_event) for x in rows],
-        side=[int(x.side) for x in rows],
-        price=[x.price for x in rows],
-        avg_price=[x.avg_price for x in rows],
-        qty=[x.qty for x in rows],
-        filled_qty=[x.filled_qty for x in rows],
-    )
+    return cs.events_frame("liquidation", rows)
 
 
 async def record_async(

@@ -40,32 +40,6 @@ MS = 1_000_000
 FUNDING_SPACING_NS = 8 * 3600 * NS  # the usual interval; a shorter one only returns more rows
 
 
-def mark_price_row(ev: MarkPrice) -> dict[str, Any]:
-    """A ``mark_price`` context row of a markPrice update."""
-    return {
-        "ts_event": ev.ts_event,
-        "ts_recv": max(ev.ts_recv, ev.ts_event),
-        "mark_price": ev.mark_price,
-        "index_price": ev.index_price,
-        "est_settle_price": ev.est_settle_price,
-        "funding_rate": ev.funding_rate,
-        "next_funding_ns": ev.next_funding_ns,
-    }
-
-
-def liquidation_row(ev: Liquidation) -> dict[str, Any]:
-    """A ``liquidation`` context row of a forceOrder event (side +1 buy, -1 sell)."""
-    return {
-        "ts_event": ev.ts_event,
-        "ts_recv": max(ev.ts_recv, ev.ts_event),
-        "side": int(ev.side),
-        "price": ev.price,
-        "avg_price": ev.avg_price,
-        "qty": ev.qty,
-        "filled_qty": ev.filled_qty,
-    }
-
-
 def live_kinds(cfg: ContextFeatureConfig, fear_greed: bool = True) -> tuple[str, ...]:
     """The kinds a :class:`ContextFeed` delivers (the feature engine's ``context_kinds``)."""
     out = ["funding", "mark_price", "liquidation", *(cs.periodic_kind(s, cfg.period) for s in STATS)]
@@ -109,11 +83,8 @@ class ContextFeed:
 
     def on_event(self, ev: object) -> bool:
         """Deliver a markPrice or forceOrder event of the symbol; False for any other event."""
-        if isinstance(ev, MarkPrice) and ev.symbol == self.symbol:
-            self._deliver("mark_price", mark_price_row(ev))
-            return True
-        if isinstance(ev, Liquidation) and ev.symbol == self.symbol:
-            self._deliver("liquidation", liquidation_row(ev))
+        if isinstance(ev, MarkPrice | Liquidation) and ev.symbol == self.symbol:
+            self._deliver(*cs.event_row(ev))
             return True
         return False
 

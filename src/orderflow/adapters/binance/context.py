@@ -198,21 +198,13 @@ class ContextRest:
             raise ValueError(f"context endpoints are USD-M only; this client is for {rest.market!r}")
         self.rest = rest
         self.delay_s = delay_s
+
         # the per-IP request windows (a request costs 1 in a RAW_REQUESTS rule), 5 minutes each
-        self.funding_window = RateLimiter(
-            [LimitRule("RAW_REQUESTS", "MINUTE", 5, 500)],
-            clock=clock,
-            sleep=sleep,
-            safety=0.9,
-            max_wait_s=330,
-        )
-        self.stats_window = RateLimiter(
-            [LimitRule("RAW_REQUESTS", "MINUTE", 5, 1000)],
-            clock=clock,
-            sleep=sleep,
-            safety=0.9,
-            max_wait_s=330,
-        )
+        def window(requests: int) -> RateLimiter:
+            rule = LimitRule("RAW_REQUESTS", "MINUTE", 5, requests)
+            return RateLimiter([rule], clock=clock, sleep=sleep, safety=0.9, max_wait_s=330)
+
+        self.funding_window, self.stats_window = window(500), window(1000)
 
     async def funding_rates(
         self, symbol: str, start_ms: int | None = None, end_ms: int | None = None, limit: int = 1000
