@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from orderflow.execution.sim_config import SimConfig
 from orderflow.execution.sim_layout import make_state
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
+from orderflow.risk.portfolio import PortfolioState, new_portfolio
 from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 from orderflow.strategy.config import StrategyConfig
@@ -175,6 +177,60 @@ def run_backtest(
     instead of the configured constant, which still applies outside its span (None or empty: the
     constant everywhere; ignored on
     a venue without funding). ``info["funding"]`` says which was booked, how often and how much."""
+    run = prepare_run(market, signals, instrument, cfg, strategy, risk, execution, funding)
+    t0 = time.perf_counter()
+    nfo, neq, ntr, overflow, orders = LP.run_loop(
+        market.book,
+        market.trades,
+        signals.columns,
+        run.X,
+        run.S,
+        run.O,
+        run.prm,
+        run.decision_ns,
+        run.cfg.close_at_end,
+    )
+    if overflow:
+        raise RuntimeError(run.overflow_message)
+    return collect_run(run, market, nfo, neq, ntr, orders, time.perf_counter() - t0)
+
+
+@dataclass
+class PreparedRun:
+    """One symbol's arrays for a compiled loop (:func:`prepare_run`) and what reading them back needs."""
+
+    cfg: VenueAccountConfig
+    venue: str
+    xcfg: SimConfig
+    X: Any  # the simulated exchange's SimState
+    S: CoreState
+    O: CoreOutputs
+    prm: CoreParams
+    decision_ns: int
+    funding: FundingSchedule
+    caps: tuple[int, int, int]  # fills, trades, equity rows
+
+    @property
+    def overflow_message(self) -> str:
+        f, t, e = self.caps
+        return (f"backtest buffers overflowed (fills {f}, trades {t}, equity {e}): "
+                "this is a bug in the capacity estimate; please report it")  # fmt: skip
+
+
+def prepare_run(
+    market: Market,
+    signals: Signals,
+    instrument: Instrument,
+    cfg: VenueAccountConfig | None = None,
+    strategy: StrategyConfig | None = None,
+    risk: RiskConfig | None = None,
+    execution: ExecutionConfig | None = None,
+    funding: FundingSchedule | None = None,
+    book: PortfolioState | None = None,
+    index: int = 0,
+) -> PreparedRun:
+    """The state, outputs and parameters of one symbol's run (as :func:`run_backtest` documents);
+    ``book`` is the book it shares with other symbols (row ``index``; None: a book of its own)."""
     cfg = cfg or VenueAccountConfig()
     strategy = strategy or StrategyConfig()
     risk = risk or RiskConfig()
@@ -194,6 +250,7 @@ def run_backtest(
     RC = risk.to_record()
     XA = execution_record(execution, xcfg)
     D, Df = new_core_state()
+    D[CO.D_SYM] = index
     funding = funding if funding is not None else market.funding
     if funding is None or not xcfg.perpetual:
         funding = FundingSchedule.empty()
@@ -201,12 +258,12 @@ def run_backtest(
     S = CoreState(
         D=D, Df=Df, P=P, G=G, H=H, SC=SC, RS=np.zeros(RL.N_S, dtype=np.int64), RSF=np.zeros(RL.N_F),
         ring=np.zeros(risk.max_trades_24h, dtype=np.int64), RC=RC, X=XA, FT=FT, FR=FR, FM=FM,
+        B=book if book is not None else new_portfolio(1, risk.max_trades_24h, risk.cov_history_bars),
     )  # fmt: skip
     span_s = max((market.b_ts[-1] - market.b_ts[0]) / NS, 1.0) if n else 1.0
     cap_trades = int(min(max(1000, risk.max_trades_24h * (span_s / 86_400 + 1) * 2), 10_000_000))
     cap_fills = cap_trades * 4 * (levels + 2)
     cap_eq = int(span_s / cfg.equity_every_s) + 16
-    t0 = time.perf_counter()
     O = CoreOutputs(
         fo_i=np.zeros((cap_fills, CO.N_FO_I), np.int64), fo_f=np.zeros((cap_fills, CO.N_FO_F)),
         eq_ts=np.zeros(cap_eq, np.int64), eq_f=np.zeros((cap_eq, CO.N_EO)),
@@ -218,24 +275,16 @@ def run_backtest(
         funding_rate=float(X.C[0]["funding_rate"]), funding_ns=int(X.C[0]["funding_ns"]),
         tick=float(instrument.tick_size),
     )  # fmt: skip
-    nfo, neq, ntr, overflow, orders = LP.run_loop(
-        market.book,
-        market.trades,
-        signals.columns,
-        X,
-        S,
-        O,
-        prm,
-        int(cfg.decision_latency_us * 1000),
-        cfg.close_at_end,
-    )
-    fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f = O
-    seconds = time.perf_counter() - t0
-    if overflow:
-        raise RuntimeError(
-            f"backtest buffers overflowed (fills {cap_fills}, trades {cap_trades}, equity {cap_eq}): "
-            "this is a bug in the capacity estimate; please report it"
-        )
+    return PreparedRun(cfg, venue, xcfg, X, S, O, prm, int(cfg.decision_latency_us * 1000), funding,
+                       (cap_fills, cap_trades, cap_eq))  # fmt: skip
+
+
+def collect_run(run: PreparedRun, market: Market, nfo: int, neq: int, ntr: int, orders: int,
+                seconds: float) -> BacktestResult:  # fmt: skip
+    """The frames and facts of a finished run (``nfo``/``neq``/``ntr``: rows written)."""
+    fo_i, fo_f, eq_ts, eq_f, tr_i, tr_f = run.O
+    S, n = run.S, market.n_book
+    G, H, P = S.G, S.H, S.P
     return BacktestResult(
         equity=equity_frame(eq_ts[:neq], eq_f[:neq]),
         trades=trade_frame(tr_i[:ntr], tr_f[:ntr]),
@@ -250,10 +299,12 @@ def run_backtest(
             "entries_sent": int(G[STL.G_ENTRIES]),
             "exits_sent": int(G[STL.G_EXITS]),
             "threshold_mult": float(H[STL.H_THR_MULT]),
-            "venue": venue,
-            "maker_fee": xcfg.maker_rate,
-            "taker_fee": xcfg.taker_rate,
-            "funding": funding_summary(funding, D, Df, prm.funding_rate, prm.funding_ns,
+            "book_bound": int(S.D[CO.D_BOOK_BOUND]),
+            "book_first_bound_ns": int(S.D[CO.D_BOOK_FIRST]),
+            "venue": run.venue,
+            "maker_fee": run.xcfg.maker_rate,
+            "taker_fee": run.xcfg.taker_rate,
+            "funding": funding_summary(run.funding, S.D, S.Df, run.prm.funding_rate, run.prm.funding_ns,
                                        int(market.b_recv[0]) if n else 0, int(market.b_recv[-1]) if n else 0),
         },
     )  # fmt: skip

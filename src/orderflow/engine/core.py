@@ -76,6 +76,7 @@ from orderflow.execution import exec_config as XC
 from orderflow.execution import portfolio as PF
 from orderflow.risk import kernels as RK
 from orderflow.risk import layout as RL
+from orderflow.risk import portfolio as PS
 from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 
@@ -149,6 +150,12 @@ D_FUND_I = _d()  # the funding schedule's next point not yet passed
 D_NFUND_SCHED = _d()  # funding times booked from the schedule (stored or announced rates)
 D_NFUND_CONST = _d()  # funding times booked at the constant rate (outside the schedule)
 D_NEXT_FUND = _d()  # no funding time is due before this (the next grid or schedule time)
+D_SYM = _d()  # this symbol's row in the book (PortfolioState.Q)
+D_CAND = _d()  # 1: an approved entry waits for the allocation of its group (core_commit)
+D_CAND_SIDE = _d()
+D_CAND_ACTION = _d()
+D_BOOK_BOUND = _d()  # entries refused or resized by a rule of the book (risk.portfolio), not the symbol's
+D_BOOK_FIRST = _d()  # decision time of the first of them (-1: none)
 N_D = _d.n
 _df = Indices()
 DF_CUR_MID = _df()  # mid when the order in flight was decided (its parent's decision)
@@ -159,6 +166,8 @@ DF_PAR_EV = _df()  # the parent's expected value per unit (quote), for cost cont
 DF_LOT = _df()  # the instrument's lot size
 DF_FUND_SCHED = _df()  # funding paid at the schedule's rates (quote, negative = received)
 DF_FUND_CONST = _df()  # funding paid at the constant rate
+DF_CAND_QTY = _df()  # the waiting entry's approved quantity
+DF_CAND_SCORE = _df()  # its score (risk.portfolio.entry_score)
 N_DF = _df.n
 
 
@@ -179,6 +188,7 @@ class CoreState(NamedTuple):
     FT: np.ndarray  # int64: the funding schedule's times (ascending; empty: the constant grid only)
     FR: np.ndarray  # float64: the rate of each (long pays a positive rate)
     FM: np.ndarray  # float64: the mark price of each (NaN: the mid at booking)
+    B: PS.PortfolioState  # the book, shared by every symbol's core (risk.portfolio; one row: no book)
 
 
 class CoreOutputs(NamedTuple):
@@ -217,8 +227,8 @@ class SignalRow(NamedTuple):
     vol_pct: float
 
 
-# what core_book asks the caller to do
-NOTHING, SEND_MARKET, SEND_LIMIT, CANCEL = range(4)
+# what core_book asks the caller to do (CANDIDATE: an approved entry waits for core_commit)
+NOTHING, SEND_MARKET, SEND_LIMIT, CANCEL, CANDIDATE = range(5)
 # why a resting order was cancelled
 CXL_EXPIRED, CXL_REPRICE, CXL_COST = range(3)
 
@@ -231,6 +241,7 @@ def new_core_state() -> tuple[np.ndarray, np.ndarray]:
     D[D_LAST_FUND] = -1
     D[D_LAST_TRADE] = -1
     D[D_NEXT_FUND] = -(2**62)
+    D[D_BOOK_FIRST] = -1
     D[D_CUR_KIND] = NOTHING
     Df = np.full(N_DF, np.nan)
     Df[DF_CUR_FILLED] = 0.0
@@ -374,6 +385,18 @@ def core_fill(S, O, ts, side, qty, px, fee, maker, vstate):
     ST.on_position(G, H, SC, ts, pos, P[PF.P_AVG])
     if pos == 0.0:
         RK.record_flat(RS)
+    if S.B.Q.shape[0] > 1 and math.isfinite(Df[DF_MID]):
+        _post(S, Df[DF_MID], PF.equity(P, Df[DF_MID]))
+
+
+@njit(cache=True)
+def _post(S, mid, own_equity):
+    """Post this symbol's row of the book: mid, PnL, position and the unfilled rest of an entry parent."""
+    D, Df, P = S.D, S.Df, S.P
+    pending = 0.0
+    if D[D_PAR_LOTS] > 0 and (D[D_PAR_ACTION] == STL.ENTER or D[D_PAR_ACTION] == STL.ADD):
+        pending = D[D_PAR_SIDE] * max(D[D_PAR_LOTS] * Df[DF_LOT] - Df[DF_CUR_FILLED], 0.0)
+    PS.post(S.B, D[D_SYM], mid, own_equity - P[PF.P_INITIAL], P[PF.P_POS], pending)
 
 
 @njit(cache=True)
@@ -427,13 +450,23 @@ def core_book(S, O, prm, t, ts_event, sig, book):
     D[D_LAST_FUND] = t  # funding up to t was booked by core_funding, called before when one was due
     if not math.isfinite(mid):
         return NOTHING, 0, 0.0, False, np.nan
+    B = S.B
+    multi = B.Q.shape[0] > 1
+    own = PF.equity(P, mid)
+    eqv = own  # the book's equity (this symbol's own with one symbol)
+    eqs = own  # what the symbol's own checks read (risk.sizing_equity)
+    if multi:
+        _post(S, mid, own)
+        eqv = PS.book_equity(B, D[D_SYM], own)
+        eqs = eqv if RC.sizing_equity == 0 else own
     if t - D[D_LAST_EQ] >= equity_every_ns:
-        eqv = PF.equity(P, mid)
-        RK.on_equity(RS, RSF, RC, t, eqv)
+        RK.on_equity(RS, RSF, RC, t, eqs)
+        if multi:
+            RK.on_equity(B.RS, B.RSF, RC, t, eqv)
         n = D[D_NEQ]
         if n < eq_ts.shape[0]:
             eq_ts[n] = t
-            eq_f[n, EO_EQUITY] = eqv
+            eq_f[n, EO_EQUITY] = own
             eq_f[n, EO_POS] = P[PF.P_POS]
             eq_f[n, EO_MID] = mid
             eq_f[n, EO_VOLSTATE] = vol_state
@@ -451,9 +484,8 @@ def core_book(S, O, prm, t, ts_event, sig, book):
             return CANCEL, 0, 0.0, False, np.nan
 
     pos = P[PF.P_POS]
-    eqv = PF.equity(P, mid)
     risk_exit = RK.exit_due(RS, RC, t, pos) != RL.OK
-    nominal = max_position_frac * max(eqv, 0.0) / mid
+    nominal = max_position_frac * max(eqs, 0.0) / mid
     trade_age = t - D[D_LAST_TRADE] if D[D_LAST_TRADE] >= 0 else np.int64(2**62)
     # an entry needs the regime's volatility percentile (the risk engine's high-vol throttle reads it);
     # it is undefined for the first vol_pct_buckets seconds of volatility after a start or reset, so
@@ -472,17 +504,34 @@ def core_book(S, O, prm, t, ts_event, sig, book):
             return NOTHING, 0, 0.0, False, np.nan
     if action == STL.ENTER or action == STL.ADD:
         r = H[STL.H_R]
+        stop = SC.stop_r * r * mid
+        if multi:  # the book's breakers first (with one symbol check_entry's own are the book's)
+            code, _v, _l = PS.gate_book(B, RC, t, eqv)
+            if code != RL.OK:
+                RS[RL.S_REFUSED0 + code] += 1
+                _book_bound(D, t)
+                ST.mark_risk_refused(G)
+                return NOTHING, 0, 0.0, False, np.nan
+        # the symbol's own checks (the other symbols' capital in use is the book's check, below)
         qty, _c, _v, _l, _rs = RK.check_entry(
-            RS, RSF, ring, RC, t, side, mid, SC.stop_r * r * mid, H[STL.H_LAST_CONF], r, vol_pct,
-            eqv, pos, 0.0, lot, min_notional,
+            RS, RSF, ring, RC, t, side, mid, stop, H[STL.H_LAST_CONF], r, vol_pct, eqs, pos, 0.0, lot,
+            min_notional,
         )  # fmt: skip
+        if qty > 0.0 and multi:
+            k = D[D_SYM]
+            asked = qty
+            qty, _c, _v, _l, _rs = PS.check_book(B, RS, RC, k, side, mid, qty, pos, eqv, lot, min_notional)
+            if qty < asked:
+                _book_bound(D, t)
         if qty <= 0.0:
             ST.mark_risk_refused(G)
             return NOTHING, 0, 0.0, False, np.nan
-        RK.record_entry(RS, ring, t, side, action == STL.ADD)
-        ST.mark_sent(G, action)
-        _start_parent(D, Df, t, side, action, qty, mid, H[STL.H_LAST_EV], bid_sz, ask_sz, lot, X)
-        return _send_child(D, Df, G, t, bid_px[0], ask_px[0], lot, X)
+        if multi and B.QI[PS.QI_DEFER] != 0:  # simultaneous entries: the driver allocates (core_commit)
+            D[D_CAND], D[D_CAND_SIDE], D[D_CAND_ACTION] = 1, side, action
+            Df[DF_CAND_QTY] = qty
+            Df[DF_CAND_SCORE] = PS.entry_score(H[STL.H_LAST_CONF], H[STL.H_LAST_EV], stop)
+            return CANDIDATE, side, qty, False, np.nan
+        return _commit(S, t, side, action, qty, mid, book, lot, X)
     if action == STL.EXIT:
         if pos == 0.0 or RK.check_exit(RS) != RL.OK:
             return NOTHING, 0, 0.0, False, np.nan
@@ -495,6 +544,60 @@ def core_book(S, O, prm, t, ts_event, sig, book):
         Df[DF_CUR_FILLED] = 0.0
         return SEND_MARKET, side, abs(pos), True, np.nan
     return NOTHING, 0, 0.0, False, np.nan
+
+
+@njit(cache=True)
+def _book_bound(D, t):
+    """A rule of the book refused or cut an entry decided at ``t``."""
+    D[D_BOOK_BOUND] += 1
+    if D[D_BOOK_FIRST] < 0:
+        D[D_BOOK_FIRST] = t
+
+
+@njit(cache=True)
+def _commit(S, t, side, action, qty, mid, book, lot, X):
+    """Send an approved entry: record it (the symbol's and the book's 24 h windows), start its parent
+    and send the first child."""
+    D, Df, G = S.D, S.Df, S.G
+    RK.record_entry(S.RS, S.ring, t, side, action == STL.ADD)
+    ST.mark_sent(G, action)
+    bid_px, bid_sz, ask_px, ask_sz = book
+    _start_parent(D, Df, t, side, action, qty, mid, S.H[STL.H_LAST_EV], bid_sz, ask_sz, lot, X)
+    if S.B.Q.shape[0] > 1:
+        PS.record_book_entry(S.B, t)
+        _post(S, mid, PF.equity(S.P, mid))
+    return _send_child(D, Df, G, t, bid_px[0], ask_px[0], lot, X)
+
+
+@njit(cache=True)
+def core_commit(S, prm, t, book):
+    """The allocation's turn for this symbol's waiting entry (``D[D_CAND]``, decided at ``t`` on the
+    book ``book``; the driver calls it in the order of the group's scores, highest first): the book's
+    checks again with what was granted before it; what still fits is sent as :func:`core_book` would
+    have sent it, else it is refused with rule ``allocation``. Returns what :func:`core_book` returns."""
+    D, Df = S.D, S.Df
+    D[D_CAND] = 0
+    side, action = D[D_CAND_SIDE], D[D_CAND_ACTION]
+    mid = Df[DF_MID]
+    eqv = PS.book_equity(S.B, D[D_SYM], PF.equity(S.P, mid))
+    scratch = np.zeros(RL.N_S, np.int64)  # a refusal here is the allocation's, counted below
+    qty, _c, _v, _l, _rs = PS.check_book(S.B, scratch, S.RC[0], D[D_SYM], side, mid, Df[DF_CAND_QTY],
+                                        S.P[PF.P_POS], eqv, prm.lot, prm.min_notional)  # fmt: skip
+    if qty < Df[DF_CAND_QTY]:
+        _book_bound(D, t)
+    if qty <= 0.0:
+        S.RS[RL.S_REFUSED0 + RL.ALLOCATION] += 1
+        ST.mark_risk_refused(S.G)
+        return NOTHING, 0, 0.0, False, np.nan
+    return _commit(S, t, side, action, qty, mid, book, prm.lot, S.X[0])
+
+
+@njit(cache=True)
+def core_bar(S, t):
+    """Close the book's covariance bar(s) before the decision at ``t`` (risk.portfolio.on_bar); the
+    driver calls it before :func:`core_book` when ``t >= B.QI[QI_NEXT_BAR]`` and the book has more
+    than one symbol."""
+    PS.on_bar(S.B, S.RC[0], t)
 
 
 @njit(cache=True)

@@ -22,6 +22,7 @@ from orderflow.execution.sim_exchange import SimulatedExchange
 from orderflow.kernel_cache import Direct
 from orderflow.risk import layout as RL
 from orderflow.risk.config import RiskConfig
+from orderflow.risk.portfolio import new_portfolio
 from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 from orderflow.strategy.config import StrategyConfig
@@ -96,9 +97,11 @@ class TradingSession:
         self.funding_ns = int(funding_interval_ns)
         self._vstate = -1
         self.funding = funding if funding is not None else FundingSchedule.empty("announced")
+        # the book: one symbol (risk.portfolio; the book's checks need several)
+        self.book = new_portfolio(1, self.risk.max_trades_24h, self.risk.cov_history_bars)
         # the same arrays grouped as the core's kernels take them
         self._S = CO.CoreState(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RSF, self.ring,
-                               self.RC, self.XA, *self.funding.arrays)  # fmt: skip
+                               self.RC, self.XA, *self.funding.arrays, self.book)  # fmt: skip
         self._O = CO.CoreOutputs(self.fo_i, self.fo_f, self.eq_ts, self.eq_f, self.tr_i, self.tr_f)
         self._prm = CO.CoreParams(
             float(instrument.lot_size), float(instrument.min_notional),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import yaml
@@ -117,6 +118,45 @@ class RiskConfig(BaseModel):
         description="size multiplier in high volatility (0 = no entries)",
     )
 
+    # ---- the book of several symbols (orderflow.risk.portfolio; with one symbol these never bind)
+    sizing_equity: Literal["book", "symbol"] = Field(
+        default="book",
+        description="equity each symbol's own checks read (sizing, its caps, its daily breaker): the "
+        "book's, or a sleeve of the initial equity plus the symbol's own PnL; the book's checks read "
+        "the book's equity either way",
+    )
+    correlation_budget: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="correlated exposure after an entry, sum_j corr(i, j) * signed notional_j in the "
+        "entry's direction, / equity (None: max_position, so perfectly correlated symbols share one "
+        "position's budget)",
+    )
+    portfolio_var: Literal["ewma", "historical"] = Field(
+        default="ewma",
+        description="the book's VaR95: parametric over the EWMA covariance, or historical over the "
+        "last cov_history_bars bar returns",
+    )
+    var_horizon_s: float = Field(
+        default=600.0, gt=0, description="horizon of the book's VaR95 (s; returns scale with sqrt(time))"
+    )
+    cov_bar_s: float = Field(
+        default=10.0, gt=0, description="bar length of the returns the covariance is estimated from (s)"
+    )
+    cov_halflife_bars: float = Field(
+        default=60.0, gt=0, description="EWMA half-life of the covariance (bars)"
+    )
+    cov_min_bars: int = Field(
+        default=30,
+        ge=2,
+        description="bars before the covariance is used: until then correlations count as 1 and the "
+        "book's VaR is not checked (each symbol's own VaR still is)",
+    )
+    cov_history_bars: int = Field(
+        default=500, ge=20, le=100_000, description="bar returns kept for the historical VaR"
+    )
+
     @model_validator(mode="after")
     def _check(self) -> RiskConfig:
         if self.confidence_full <= self.confidence_floor:
@@ -163,4 +203,27 @@ def _ns(path: str) -> Derived:
     return Derived(path[:-2] + "_ns", np.int64, lambda c, _ctx: round(getattr(c, path) * NS), (path,))
 
 
-RECORD = RecordSpec(RiskConfig, derived=(_ns("max_holding_s"), _ns("min_trade_interval_s")))
+def _horizon_bars(c: RiskConfig, _ctx: object) -> float:
+    return c.var_horizon_s / c.cov_bar_s
+
+
+def _cov_lambda(c: RiskConfig, _ctx: object) -> float:
+    return float(0.5 ** (1.0 / c.cov_halflife_bars))
+
+
+RECORD = RecordSpec(
+    RiskConfig,
+    derived=(
+        _ns("max_holding_s"),
+        _ns("min_trade_interval_s"),
+        _ns("cov_bar_s"),
+        Derived(
+            "correlation_budget",
+            np.float64,
+            lambda c, _ctx: c.max_position if c.correlation_budget is None else c.correlation_budget,
+            ("correlation_budget",),
+        ),
+        Derived("var_horizon_bars", np.float64, _horizon_bars, ("var_horizon_s",)),
+        Derived("cov_lambda", np.float64, _cov_lambda, ("cov_halflife_bars",)),
+    ),
+)

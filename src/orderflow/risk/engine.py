@@ -64,6 +64,8 @@ _CAP_WORDS = {
     RL.MAX_POSITION: "the position",
     RL.MAX_CAPITAL: "the capital in use",
     RL.VAR95: "the 95% VaR",
+    RL.PORTFOLIO_VAR95: "the book's 95% VaR",
+    RL.CORRELATION_BUDGET: "the correlated exposure",
 }
 
 
@@ -95,6 +97,11 @@ def _refusal_message(code: int, value: float, limit: float, bad_name: str) -> st
         return head + (
             f"the smallest tradeable entry makes {_CAP_WORDS[code]} {_pct(value)} of equity, "
             f"limit {_pct(limit)}"
+        )
+    if code == RL.ALLOCATION:
+        return head + (
+            f"score (confidence x EV per unit of risk) {value:.6g} lost to {limit:.6g}: the budget went to "
+            "the simultaneous signals with the higher scores"
         )
     if code == RL.MIN_SIZE:
         return head + f"sized notional {value:.2f} is under the smallest tradeable notional {limit:.2f}"

@@ -42,6 +42,9 @@ RULES = (
     "min_size",
     "max_holding",
     "bad_input",
+    "portfolio_var95",
+    "correlation_budget",
+    "allocation",
 )
 (
     OK,
@@ -59,6 +62,9 @@ RULES = (
     MIN_SIZE,
     MAX_HOLDING,
     BAD_INPUT,
+    PORTFOLIO_VAR95,
+    CORRELATION_BUDGET,
+    ALLOCATION,
 ) = range(len(RULES))
 N_RULES = len(RULES)
 
