@@ -20,7 +20,7 @@ from orderflow.cli.common import (
     model_bundle,
     open_store,
     progress,
-    resolve_source,
+    resolve_sources,
     sim_config,
     time_range,
 )
@@ -141,8 +141,6 @@ def _print_summary(metrics: dict[str, Any], report: Path | None, seconds: float)
 
 def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
     """``orderflow backtest SOURCE --model production --report DIR`` (or ``--walk-forward``)."""
-    import numpy as np
-    import pandas as pd
 
     from orderflow.backtest.engine import make_signals, run_backtest
     from orderflow.backtest.metrics import compute_metrics
@@ -152,7 +150,10 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
     report_dir = _report_dir(args.report)
     start, end = time_range(args)
     gaps = getattr(args, "allow_gaps", False)  # demo runs this with its own arguments
-    with resolve_source(open_store(cfg, args), args.source, gaps) as (store, venue, symbol, name):
+    with resolve_sources(open_store(cfg, args), args.source, gaps) as (store, pairs, name):
+        if len(pairs) > 1:
+            return _book_backtest(cfg, args, store, pairs, name, report_dir, t0)
+        venue, symbol = pairs[0]
         features = feature_matrix(cfg, store, venue, symbol, args)
         market = _market(store, venue, symbol, start, end)
         inst = _instrument(store, venue, symbol)
@@ -160,29 +161,7 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
         funding = funding_from_store(store, venue, symbol)
     if args.walk_forward:
         return _walk_forward(cfg, args, market, features, book_mid, inst, name, report_dir, t0, funding)
-    if args.model == "none":
-        probs, what = None, "no model (the AI score is 0: only the OFI score can pass the gates)"
-    else:
-        from orderflow.features.selection import feature_columns
-        from orderflow.models.dataset import schema_hash
-        from orderflow.models.registry import RegistryError
-        from orderflow.models.serving import EnsembleModel, SchemaMismatch
-
-        bundle = model_bundle(args)
-        assert bundle is not None
-        names = feature_columns(features)
-        try:
-            model = EnsembleModel.from_bundle(bundle, schema_hash(names), names)
-        except (RegistryError, SchemaMismatch) as e:
-            raise UserError(f"--model {args.model}: {e}") from None
-        tr = model.manifest.training_window
-        if tr is not None and int(market.b_ts[0]) < tr.end_ns:
-            print(f"WARNING: the data starts before the end of the model's training window "
-                  f"({pd.Timestamp(tr.end_ns, tz='UTC')}): those results are NOT out of sample")  # fmt: skip
-        X = features[names].to_numpy(np.float32)
-        print(f"scoring {len(X):,} rows with {bundle.name} ({', '.join(model.member_names)})")
-        probs = model.predict(X, model.new_state())
-        what = f"model {bundle} applied after its training window"
+    probs, what = _model_probabilities(args, features, market)
     signals = make_signals(features, probs, cfg.strategy)
     res = run_backtest(market, signals, inst, cfg.backtest, cfg.strategy, cfg.risk, cfg.execution, funding)
     metrics = compute_metrics(res.equity, res.trades, res.fills, res.rejections, cfg.backtest.initial_equity)
@@ -200,6 +179,150 @@ def backtest_cmd(cfg: Config, args: argparse.Namespace) -> int:
                               f"orderflow backtest: {name}", note)  # fmt: skip
     _print_summary(metrics, report, time.perf_counter() - t0)
     return 0
+
+
+NO_MODEL = "no model (the AI score is 0: only the OFI score can pass the gates)"
+
+
+def _model_probabilities(args: argparse.Namespace, features, market: Market):
+    """``--model``'s probabilities at every feature row (None for ``none``) and the report's words."""
+    import numpy as np
+    import pandas as pd
+
+    if args.model == "none":
+        return None, NO_MODEL
+    from orderflow.features.selection import feature_columns
+    from orderflow.models.dataset import schema_hash
+    from orderflow.models.registry import RegistryError
+    from orderflow.models.serving import EnsembleModel, SchemaMismatch
+
+    bundle = model_bundle(args)
+    assert bundle is not None
+    names = feature_columns(features)
+    try:
+        model = EnsembleModel.from_bundle(bundle, schema_hash(names), names)
+    except (RegistryError, SchemaMismatch) as e:
+        raise UserError(f"--model {args.model}: {e}") from None
+    tr = model.manifest.training_window
+    if tr is not None and int(market.b_ts[0]) < tr.end_ns:
+        print(f"WARNING: {market.symbol}: the data starts before the end of the model's training window "
+              f"({pd.Timestamp(tr.end_ns, tz='UTC')}): those results are NOT out of sample")  # fmt: skip
+    X = features[names].to_numpy(np.float32)
+    print(f"scoring {len(X):,} rows of {market.symbol} with {bundle.name} ({', '.join(model.member_names)})")
+    return model.predict(X, model.new_state()), f"model {bundle} applied after its training window"
+
+
+def _book_backtest(cfg, args, store, pairs, name, report_dir, t0) -> int:
+    """Several symbols in one book (backtest.portfolio): each symbol's features and model (one shared
+    ``--model`` bundle, or with ``--walk-forward`` the symbol's own models per window), one run."""
+    import numpy as np
+    import pandas as pd
+
+    from orderflow.backtest.book_report import write_book_report
+    from orderflow.backtest.engine import make_signals
+    from orderflow.backtest.portfolio import run_book_backtest
+
+    start, end = time_range(args)
+    markets, sigs, insts, funds, tables = [], [], [], [], []
+    spans: list[tuple[int, int]] = []
+    what = NO_MODEL
+    for venue, symbol in pairs:
+        features = feature_matrix(cfg, store, venue, symbol, args)
+        market = _market(store, venue, symbol, start, end)
+        if args.walk_forward:
+            book_mid = store.read(
+                venue, symbol, "book", start, end, columns=["ts_event", "bid_px_1", "ask_px_1"]
+            )
+            probs, valid, table, span = _walk_forward_probabilities(cfg, args, market, features, book_mid)
+            tables.append(table.assign(symbol=symbol))
+            spans.append(span)
+            what = (f"walk-forward test windows only: each symbol's models fitted on its samples whose "
+                    f"labels ended before the window ({cfg.walkforward.train_hours:g} h train, "
+                    f"{cfg.walkforward.test_hours:g} h test)")  # fmt: skip
+        else:
+            probs, what = _model_probabilities(args, features, market)
+            valid = None
+        sig = make_signals(features, probs, cfg.strategy)
+        if valid is not None:
+            sig.valid = np.ascontiguousarray(sig.valid & valid)
+        markets.append(market)
+        sigs.append(sig)
+        insts.append(_instrument(store, venue, symbol))
+        funds.append(funding_from_store(store, venue, symbol))
+    if spans:  # the book trades the test windows only
+        lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+        for k, m in enumerate(markets):
+            mask = (m.b_ts >= lo) & (m.b_ts < hi)
+            markets[k], sigs[k] = m.window(lo, hi), sigs[k].window(mask)
+        empty = [m.symbol for m in markets if m.n_book == 0]
+        if empty:
+            raise UserError(f"{', '.join(empty)}: no book event inside the walk-forward test windows")
+    res = run_book_backtest(markets, sigs, insts, cfg.backtest, cfg.strategy, cfg.risk, cfg.execution, funds)
+    print(
+        f"{name}: {len(markets)} symbols in one book, {res.events:,} events replayed in {res.seconds:.2f} s"
+    )
+    x = cfg.backtest.exchange
+    note = OOS_NOTE.format(
+        what=what, lat=f"{x.latency.kind} {x.latency.entry_ms} ms", fees="the venue's defaults"
+    )
+    note += ("\n\nOne book: capital in use, the correlation budget, the book's VaR95 and its breakers bind "
+             "across the symbols; simultaneous entries are allocated by confidence x EV per unit of risk "
+             f"(risk.sizing_equity = {cfg.risk.sizing_equity}).")  # fmt: skip
+    limits = {"max_capital_in_use": cfg.risk.max_capital_in_use, "max_position": cfg.risk.max_position}
+    if report_dir is not None:
+        report, metrics = write_book_report(report_dir, res, cfg.backtest.initial_equity,
+                                            f"orderflow backtest: {name}", note, limits)  # fmt: skip
+        if tables:
+            pd.concat(tables, ignore_index=True).to_csv(report_dir / "models_by_window.csv", index=False)
+    else:
+        from orderflow.backtest.book_report import book_metrics
+
+        report, metrics = None, book_metrics(res, cfg.backtest.initial_equity)
+    if tables:
+        print(pd.concat(tables, ignore_index=True).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    per = pd.DataFrame([{"symbol": s, "trades": m["trades"], "net_pnl": m["net_pnl"], "fees": m["fees"],
+                         "win_rate": m["win_rate"], "max_drawdown": m["max_drawdown"],
+                         "book_bound": m["book_bound"]} for s, m in metrics["symbols"].items()])  # fmt: skip
+    print(per.to_string(index=False, float_format=lambda v: f"{v:,.4f}"))
+    corr = res.correlation
+    print(f"correlation at the end ({res.info['bars']} bars of {cfg.risk.cov_bar_s:g} s):")
+    print(corr.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("the book:")
+    _print_summary(metrics["portfolio"], report, time.perf_counter() - t0)
+    return 0
+
+
+def _walk_forward_probabilities(cfg, args, market: Market, features, book_mid):
+    """One symbol's out-of-sample probabilities over its walk-forward test windows: ``(probs, valid,
+    model table, (first start, last end))``; rows outside the windows are not valid."""
+    import numpy as np
+    import pandas as pd
+
+    from orderflow.backtest.walkforward import H_NS, iter_window_probabilities, window_spans
+    from orderflow.models.train import labelled_dataset
+
+    t_first, t_last = int(market.b_ts[0]), int(market.b_ts[-1])
+    windows = window_spans(t_first, t_last, cfg.walkforward)
+    if not windows:
+        _check_span(market.symbol, (t_last - t_first) / H_NS, cfg.walkforward)
+    mcfg = cfg.models.quick() if args.quick else cfg.models
+    ds, mid = labelled_dataset(features, book_mid, cfg.labels, mcfg.sample_every_s)
+    print(f"{market.symbol}: {ds.n_samples:,} labelled samples; members {', '.join(mcfg.members)}"
+          f"{' (quick sizes)' if args.quick else ''}")  # fmt: skip
+    n = len(features)
+    probs = np.zeros((n, 3))
+    valid = np.zeros(n, bool)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for wp in iter_window_probabilities(features, ds, mcfg, Path(tmp), windows, cfg.walkforward, mid,
+                                            lambda s: print(f"{market.symbol}: {s}")):  # fmt: skip
+            probs[wp.r0 : wp.r1] = wp.probs
+            valid[wp.r0 : wp.r1] = True
+            rows.append({**wp.model_row, "start_ns": wp.start_ns, "end_ns": wp.end_ns,
+                         "train_samples": wp.train_samples})  # fmt: skip
+    if not rows:
+        raise UserError(f"{market.symbol}: every walk-forward window was skipped (too few training samples)")
+    return probs, valid, pd.DataFrame(rows), (int(rows[0]["start_ns"]), int(rows[-1]["end_ns"]))
 
 
 def funding_from_store(store, venue: str, symbol: str):

@@ -179,14 +179,34 @@ def sim_summary(res) -> str:
 def resolve_source(
     store: Store, source: list[str], allow_gaps: bool = False
 ) -> Iterator[tuple[Store, str, str, str]]:
-    """A SOURCE argument: a stored ``VENUE/SYMBOL`` or raw Binance recording file(s), imported on the fly
-    into a temporary store. The import's notes and problems are printed to stderr; a recording whose
-    depth chain has gaps is refused unless ``allow_gaps``. Yields (store, venue, symbol, display name)."""
-    if len(source) == 1 and "/" in source[0] and not Path(source[0]).exists():
-        venue, symbol = source[0].split("/", 1)
-        if not store.files(venue, symbol, "book"):
-            raise UserError(f"no book data for {venue}/{symbol} in {store.root} (see `orderflow data ls`)")
-        yield store, venue, symbol, source[0]
+    """A SOURCE argument of one symbol (:func:`resolve_sources`; several symbols are refused). Yields
+    (store, venue, symbol, display name)."""
+    with resolve_sources(store, source, allow_gaps) as (st, pairs, name):
+        if len(pairs) != 1:
+            raise UserError(f"{name}: expected one symbol, found {', '.join(f'{v}/{s}' for v, s in pairs)}")
+        yield st, pairs[0][0], pairs[0][1], name
+
+
+@contextlib.contextmanager
+def resolve_sources(
+    store: Store, source: list[str], allow_gaps: bool = False
+) -> Iterator[tuple[Store, list[tuple[str, str]], str]]:
+    """SOURCE arguments: stored ``VENUE/SYMBOL``s, or raw Binance recording file(s) (of one or several
+    symbols), imported on the fly into a temporary store. The import's notes and problems are printed
+    to stderr; a recording whose depth chain has gaps is refused unless ``allow_gaps``. Yields (store,
+    [(venue, symbol)...] in the order given / sorted, display name)."""
+    if all("/" in s and not Path(s).exists() for s in source):
+        pairs: list[tuple[str, str]] = []
+        for s in source:
+            venue, symbol = s.split("/", 1)
+            if not store.files(venue, symbol, "book"):
+                raise UserError(
+                    f"no book data for {venue}/{symbol} in {store.root} (see `orderflow data ls`)"
+                )
+            if (venue, symbol) in pairs:
+                raise UserError(f"{s}: given twice")
+            pairs.append((venue, symbol))
+        yield store, pairs, " + ".join(source)
         return
     dirs = [p for p in source if Path(p).is_dir()]
     if dirs:
@@ -213,14 +233,13 @@ def resolve_source(
             print(
                 f"warning: {name}: using a recording with {rep.gaps} gap(s) (--allow-gaps)", file=sys.stderr
             )
-        ds = {(d.venue, d.symbol) for d in tmp_store.ls() if d.kind == "book"}
-        if len(ds) != 1:
+        ds = sorted({(d.venue, d.symbol) for d in tmp_store.ls() if d.kind == "book"})
+        if not ds:
             raise UserError(
-                f"{source}: expected one symbol's book in the files, found {sorted(ds) or 'none'}"
+                f"{source}: no book in the files"
                 + (f"; problems: {rep.problems[:3]}" if rep.problems else "")
             )
-        venue, symbol = ds.pop()
-        yield tmp_store, venue, symbol, name
+        yield tmp_store, ds, name
 
 
 def feature_matrix(cfg: Config, store: Store, venue: str, symbol: str, args: argparse.Namespace):
