@@ -76,3 +76,68 @@ def test_bad_inputs_are_refused_by_name():
         CV.ewma_covariances(np.zeros(3), 10.0)
     with pytest.raises(ValueError, match="initial covariance must be 2 x 2"):
         CV.ewma_covariances(np.zeros((3, 2)), 10.0, initial=np.eye(3))
+
+
+@pytest.fixture(scope="module")
+def closes(shared_data) -> np.ndarray:
+    base = shared_data / "context" / "binance_usdm_1m_2025-05"
+    close = {s: pd.read_feather(base / f"{s}_USDT_USDT-1m-futures.feather").set_index("date")["close"]
+             for s in SYMBOLS}  # fmt: skip
+    return pd.DataFrame(close).dropna().to_numpy()
+
+
+def test_the_books_bar_clock_estimates_the_same_covariance(closes):
+    """The trading core's covariance (risk.portfolio.on_bar, fed each bar's mids) is the module's EWMA
+    of the same log returns."""
+    from orderflow.risk import portfolio as PS
+    from orderflow.risk.config import RiskConfig
+
+    n = 3000
+    risk = RiskConfig(cov_bar_s=60.0, cov_halflife_bars=DAY_BARS)
+    C = risk.to_record()[0]
+    B = PS.new_portfolio(4, 500, 500)
+    t0 = 1_746_000_000 * 1_000_000_000
+    for t in range(n):
+        for k in range(4):
+            B.Q[k, PS.Q_MID] = closes[t, k]
+        PS.on_bar(B, C, t0 + t * 60 * 1_000_000_000)
+    # n bars closed = n - 1 returns seen: the module's estimate before return n - 1 (0-based)
+    ref = CV.ewma_covariances(np.diff(np.log(closes[: n + 1]), axis=0), halflife_bars=DAY_BARS)[n - 1]
+    np.testing.assert_allclose(B.C, ref, rtol=1e-9)
+    assert B.QI[PS.QI_NBARS] == n - 1
+
+
+def test_the_correlation_budget_from_real_correlations(returns):
+    """Long BTC at 5% of equity (the per-symbol cap, and the default correlation budget): how much of a
+    long in each other perpetual the book allows, from the estimate at mid-span, next to what the
+    realised correlations would have allowed. With rho the room is 5% (1 - rho); a short is a hedge."""
+    from orderflow.risk import layout as RL
+    from orderflow.risk import portfolio as PS
+    from orderflow.risk.config import RiskConfig
+
+    half = len(returns) // 2
+    cov = CV.ewma_covariances(returns[: half + 1], halflife_bars=DAY_BARS)[half]
+    est, real = CV.correlation(cov), np.corrcoef(returns[half:].T)
+    risk = RiskConfig(var95_limit=1.0)  # the budget alone
+    C = risk.to_record()[0]
+    eq, px, lot = 100_000.0, 100.0, 0.001
+    B = PS.new_portfolio(4, 500, 500)
+    B.C[:] = cov
+    B.QI[PS.QI_NBARS] = 10_000
+    PS.post(B, 0, px, 0.0, 0.05 * eq / px, 0.0)  # long BTC, 5%
+    rows = {}
+    for k in (1, 2, 3):
+        RS = np.zeros(RL.N_S, np.int64)
+        qty, code, value, limit, resized = PS.check_book(
+            B, RS, C, k, 1, px, 0.05 * eq / px, 0.0, eq, lot, 5.0
+        )
+        assert code == RL.OK and resized == RL.CORRELATION_BUDGET
+        room = 0.05 * (1.0 - est[0, k])
+        assert qty * px / eq == pytest.approx(room, abs=lot * px / eq)
+        assert value == pytest.approx(0.05, abs=lot * px / eq) and limit == pytest.approx(0.05)
+        qs, *_ = PS.check_book(B, RS, C, k, -1, px, 0.05 * eq / px, 0.0, eq, lot, 5.0)
+        assert qs == pytest.approx(0.05 * eq / px)  # the short hedges BTC: the whole 5%
+        rows[f"BTC long 5%, {SYMBOLS[k]} long"] = (round(100 * qty * px / eq, 3),
+                                                  round(float(100 * 0.05 * (1 - real[0, k])), 3))  # fmt: skip
+    print(rows)  # % of equity allowed: from the estimate | what the realised correlation would allow
+    assert rows["BTC long 5%, ETH long"] == pytest.approx((1.25, 1.19), abs=0.01)
