@@ -230,10 +230,10 @@ class PaperEngine:
         from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
         from orderflow.adapters.binance.feed import BinanceFeed
 
-        self.compile_kernels()
         ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
                               ws_routes=self.ws_routes)  # fmt: skip
         await self._before_start(ep)
+        self.compile_kernels()
         ctx = self._fcfg.context is not None
         fc = FeedConfig(market=self.market, depth_stream=self.depth_stream,
                         mark_price=self.announced_funding or ctx, liquidations=ctx,
