@@ -188,6 +188,9 @@ def _register_replay_server(data: Any) -> None:
     p.add_argument(
         "--speed", type=T.non_negative_float, default=1.0, help="1 = recorded pace, 0 = as fast as possible"
     )
+    p.add_argument("--order", choices=("local", "exchange"), default="local",
+                   help="local: the recorded receive order; exchange: the backtester's exchange-time order "
+                   "(what `orderflow paper --fills local` needs to give the backtest's fills)")  # fmt: skip
     p.add_argument("--market", choices=["usdm", "spot", "coinm"], help="default: inferred from the files")
     p.add_argument("--max-messages", type=T.positive_int, help="serve only the first N recorded messages")
     p.add_argument(
@@ -483,6 +486,7 @@ def data_replay_server(cfg: Config, args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             speed=args.speed,
+            order=args.order,
             market=args.market,
             max_messages=args.max_messages,
             drop_diff=drops,

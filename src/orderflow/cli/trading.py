@@ -24,7 +24,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "paper",
         help="paper trading: the live engine on live data or the local exchange, simulated fills "
-        "(no arguments: an in-process local exchange on the simulator)",
+        "(no arguments: an in-process local exchange on the simulator; --fills local: Binance's market "
+        "data with no account)",
     )
     add_registry(p)
     p.add_argument("--minutes", type=T.positive_float, default=2.0, help="how long to run (wall minutes)")
@@ -36,6 +37,10 @@ def register(subparsers: Any) -> None:
         "--rest-url", type=HTTP_URL, help="a Binance-protocol venue's REST base (keys from the environment)"
     )
     p.add_argument("--ws-url", type=WS_URL, help="its WebSocket base")
+    p.add_argument("--fills", choices=("exchange", "local"), default="exchange",
+                   help="exchange: the venue matches the orders (the local exchange, or --rest-url with "
+                   "keys); local: a dry run, market data only (Binance's, or --rest-url/--ws-url), fills "
+                   "from the backtester's simulated exchange in-process, no keys, no order sent")  # fmt: skip
     add_ws_routes(p)
     p.add_argument("--keys-prefix", type=T.env_prefix, default="ORDERFLOW_PAPER",
                    help="environment prefix of the API key/secret for --rest-url")  # fmt: skip
@@ -131,9 +136,20 @@ def _venue(args: argparse.Namespace) -> Iterator[tuple[str, str, Any, str]]:
     in-process local exchange on the simulator."""
     from orderflow.adapters.binance.common.signing import Credentials
 
+    if args.rest_url and not args.ws_url:
+        raise UserError("--rest-url needs --ws-url too")
+    if getattr(args, "fills", "exchange") == "local":  # a dry run: market data only, no credentials
+        if args.ws_url and not args.rest_url:
+            raise UserError("--ws-url needs --rest-url too")
+        if not args.rest_url:
+            from orderflow.adapters.binance.common.endpoints import default_endpoints
+
+            ep = default_endpoints(args.market)
+            args.rest_url, args.ws_url, args.binance_routes = ep.rest_base_url, ep.ws_base_url, ep.ws_routes
+        where = f"the market data of {args.rest_url} (fills: local simulation, no account)"
+        yield args.rest_url, args.ws_url, None, where
+        return
     if args.rest_url:
-        if not args.ws_url:
-            raise UserError("--rest-url needs --ws-url too")
         from orderflow.adapters.binance.common.credentials import load_credentials
         from orderflow.secrets import SecretsError
 
@@ -180,7 +196,8 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
         journal = Journal.open(getattr(args, "db", None))
     except (JournalError, OSError, ValueError) as e:
         raise UserError(f"journal: {e}") from None
-    if not args.rest_url:
+    dry = getattr(args, "fills", "exchange") == "local"
+    if not args.rest_url and not dry:
         # compile (or load) the kernels before the in-process exchange starts its clock: on a cold
         # numba cache that takes tens of seconds, which the simulated market would spend unwatched
         from orderflow.adapters.binance.common.signing import Credentials
@@ -199,10 +216,18 @@ def paper_cmd(cfg: Config, args: argparse.Namespace) -> int:
             # funding at the rate the venue announces (markPrice@1s) on Binance and any venue given by
             # URL; the in-process local exchange charges the configured constant, which is booked then
             announced = bool(args.rest_url) or mode == "live"
-            engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model, journal=journal,
-                                 mode=mode, on_stop=getattr(args, "on_stop", "close"), reloader=reloader,
-                                 feeds=FeedOptions(ws_routes=routes,
-                                                   announced_funding=announced))  # fmt: skip
+            feeds = FeedOptions(ws_routes=routes, announced_funding=announced)
+            on_stop = getattr(args, "on_stop", "close")
+            engine: PaperEngine
+            if dry:
+                from orderflow.engine.dryrun import DryRunEngine
+
+                engine = DryRunEngine(cfg, args.market, args.symbol, rest, ws, inst, model, journal=journal,
+                                      on_stop=on_stop, reloader=reloader, feeds=feeds)  # fmt: skip
+            else:
+                engine = PaperEngine(cfg, args.market, args.symbol, rest, ws, creds, inst, model,
+                                     journal=journal, mode=mode, on_stop=on_stop, reloader=reloader,
+                                     feeds=feeds)  # fmt: skip
             t0 = time.perf_counter()
             try:
                 stats = asyncio.run(engine.run(args.minutes))

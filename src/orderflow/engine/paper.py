@@ -186,6 +186,7 @@ class PaperEngine:
         self.clock = clock
         self.snapshot_on_connect = snapshot_on_connect
         self.busy = False  # True while a book event's order is being sent (the lockstep driver waits)
+        self.depth_stream = "depth@100ms"  # the diff stream the feed subscribes to
         self.feed: BinanceFeed | None = None
         self.user_stream: UserDataStream | None = None
         self._last_t = 0
@@ -226,22 +227,18 @@ class PaperEngine:
             raise RunStartError(f"{run} {when}: {cause}") from e
 
     async def _run(self, minutes: float) -> PaperStats:
-        from orderflow.adapters.binance.common.config import TradingClientConfig
         from orderflow.adapters.binance.common.endpoints import BinanceEndpoints, FeedConfig
         from orderflow.adapters.binance.feed import BinanceFeed
-        from orderflow.adapters.binance.trading.client import BinanceTradingClient
-        from orderflow.adapters.binance.userstream import UserDataStream
 
-        self.compile_kernels()
         ep = BinanceEndpoints(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
                               ws_routes=self.ws_routes)  # fmt: skip
+        await self._before_start(ep)
+        self.compile_kernels()
         ctx = self._fcfg.context is not None
-        fc = FeedConfig(market=self.market, depth_stream="depth@100ms",
+        fc = FeedConfig(market=self.market, depth_stream=self.depth_stream,
                         mark_price=self.announced_funding or ctx, liquidations=ctx,
                         snapshot_on_connect=self.snapshot_on_connect)  # fmt: skip
         feed = self.feed = BinanceFeed(self.market, [self.symbol], ep, fc, clock=self.clock)
-        tcfg = TradingClientConfig(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
-                                   client_id_prefix=self.prefix, ws_routes=self.ws_routes)  # fmt: skip
         if self.journal is not None:
             from orderflow.models.registry import code_version
 
@@ -252,7 +249,6 @@ class PaperEngine:
                 self.journal.record_model_version(time.time_ns(), what, "loaded", self.model.schema_hash,
                                                   run_id=self.run_id)  # fmt: skip
             self.prefix = f"{self.prefix}{self.run_id}"  # client ids unique across runs of one journal
-            tcfg = tcfg.model_copy(update={"client_id_prefix": self.prefix})
             from orderflow.engine.signals import SignalJournal
 
             self.signals = SignalJournal(self.journal, self.run_id, self.symbol, self.cfg.strategy.ofi_scale)
@@ -260,47 +256,7 @@ class PaperEngine:
             self._start_telemetry()
         if self.model is not None and (self.journal is not None or self.tap is not None):
             self._start_predictions()
-        reason = "completed"
-        async with BinanceTradingClient(tcfg, self.credentials) as client:
-            # journal stamps in wall time (the event clock may be a lockstep ManualClock)
-            self.orders = OrderManager(client, self.journal if self.journal is not None else NoJournal(),
-                                       self.cfg.execution, run_id=self.run_id or 0, clock=time.time_ns,
-                                       on_fill=self._on_fill, on_done=self._on_done,
-                                       fee_rate=self.taker_fee, on_report=self._on_report)  # fmt: skip
-            await self.recover()
-            async with UserDataStream(client, clock=self.clock) as stream:
-                self.user_stream = stream
-                self.orders.stream_reports = True  # fills and final states from the stream from now on
-                self._started = True
-                fills = asyncio.create_task(self._user_events(stream))
-                market = asyncio.create_task(self._market(feed))
-                control = asyncio.create_task(self._control())
-                monitor = asyncio.create_task(self._monitor(client))
-                context = asyncio.create_task(self._context(ep)) if ctx else None
-                self._install_signals()
-                stop = asyncio.create_task(self._stop.wait())
-                tasks = [market, control, stop]
-                await asyncio.wait(tasks, timeout=minutes * 60.0, return_when=asyncio.FIRST_COMPLETED)
-                stop.cancel()
-                for t in (market, control, monitor, context):
-                    if t is not None:
-                        t.cancel()
-                await feed.stop()
-                if self._sending is not None and not self._sending.done():
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(asyncio.shield(self._sending), 30.0)
-                if self.on_stop == "close":
-                    await self._settle_in_flight()
-                if self.on_stop == "close" and self.kill_mode != "halt":
-                    req = self.session.close_position()
-                    if req is not None:
-                        if self.signals is not None:
-                            self.signals.note(self.clock(), self.session, req, math.nan, 0.0, 0.0)
-                        await self._send(req, self.clock())
-                        await asyncio.sleep(1.0)  # let the closing fill arrive on the user stream
-                with contextlib.suppress(TimeoutError):  # an order whose outcome is unknown: resolved
-                    await asyncio.wait_for(self.orders.drain(), 10.0)
-                fills.cancel()
+        await self._trade_on_venue(feed, ep, minutes)
         reason = self.stop_reason
         if self._last_t:
             self.session.finish(self._last_t, self._last_vs)
@@ -316,6 +272,79 @@ class PaperEngine:
             self.tap.close(reason)
             self.tap = None
         return self.stats
+
+    async def _before_start(self, ep: Any) -> None:
+        """What the run needs from the venue before it starts: nothing more here (the trading client
+        checks the venue, its clock and the credentials when it opens)."""
+
+    async def _trade_on_venue(self, feed: BinanceFeed, ep: Any, minutes: float) -> None:
+        """Open the trading client (orders through the :class:`OrderManager`), adopt what the exchange
+        holds (start-up recovery) and trade for ``minutes`` with fills from the user data stream."""
+        from orderflow.adapters.binance.common.config import TradingClientConfig
+        from orderflow.adapters.binance.trading.client import BinanceTradingClient
+        from orderflow.adapters.binance.userstream import UserDataStream
+
+        tcfg = TradingClientConfig(market=self.market, rest_base_url=self.rest_url, ws_base_url=self.ws_url,
+                                   client_id_prefix=self.prefix, ws_routes=self.ws_routes)  # fmt: skip
+        async with BinanceTradingClient(tcfg, self.credentials) as client:
+            # journal stamps in wall time (the event clock may be a lockstep ManualClock)
+            self.orders = OrderManager(client, self.journal if self.journal is not None else NoJournal(),
+                                       self.cfg.execution, run_id=self.run_id or 0, clock=time.time_ns,
+                                       on_fill=self._on_fill, on_done=self._on_done,
+                                       fee_rate=self.taker_fee, on_report=self._on_report)  # fmt: skip
+            await self.recover()
+            async with UserDataStream(client, clock=self.clock) as stream:
+                self.user_stream = stream
+                self.orders.stream_reports = True  # fills and final states from the stream from now on
+                self._started = True
+                fills = asyncio.create_task(self._user_events(stream))
+                try:
+                    await self._trade(feed, ep, client, minutes)
+                finally:
+                    fills.cancel()
+
+    async def _trade(self, feed: BinanceFeed, ep: Any, client: Any, minutes: float) -> None:
+        """The event loop for ``minutes`` (wall time) or until a stop, then the stop policy: the feed
+        stops, the order being sent is awaited, and with on_stop=close what is in flight is settled and
+        the position closed. ``client``: the trading client the monitor reads (None: no account)."""
+        ctx = self._fcfg.context is not None
+        market = asyncio.create_task(self._market(feed))
+        control = asyncio.create_task(self._control())
+        monitor = asyncio.create_task(self._monitor(client))
+        context = asyncio.create_task(self._context(ep)) if ctx else None
+        self._install_signals()
+        stop = asyncio.create_task(self._stop.wait())
+        tasks = [market, control, stop]
+        await asyncio.wait(tasks, timeout=minutes * 60.0, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        for t in (market, control, monitor, context):
+            if t is not None:
+                t.cancel()
+        await feed.stop()
+        if self._sending is not None and not self._sending.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._sending), 30.0)
+        if self.on_stop == "close":
+            await self._settle_in_flight()
+        if self.on_stop == "close" and self.kill_mode != "halt":
+            req = self.session.close_position()
+            if req is not None:
+                if self.signals is not None:
+                    self.signals.note(self.clock(), self.session, req, math.nan, 0.0, 0.0)
+                await self._send(req, self.clock())
+                await self._await_closing_fill()
+        await self._after_stop()
+        assert self.orders is not None  # made with the venue, before the event loop
+        with contextlib.suppress(TimeoutError):  # an order whose outcome is unknown: resolved
+            await asyncio.wait_for(self.orders.drain(), 10.0)
+
+    async def _await_closing_fill(self) -> None:
+        """Let the closing order's fill arrive on the user data stream."""
+        await asyncio.sleep(1.0)
+
+    async def _after_stop(self) -> None:
+        """After the stop policy, before the last unknown outcomes are resolved: nothing here (the
+        exchange's reports arrive on the user data stream)."""
 
     def _start_telemetry(self) -> None:
         """Publish this run's telemetry (and serve its metrics); the run id is the journal's."""
@@ -438,7 +467,7 @@ class PaperEngine:
         stale). Every ``monitor.reconcile_s``: publish the API's 429/418 counts and, on a venue with
         positions, the exchange's position against the engine's (skipped while an order is in flight,
         whose fill may have reached one side only). Telemetry only: a failure here is logged, never
-        fatal."""
+        fatal. With no ``client`` (no account: a dry run) only the periodic state."""
         from orderflow.adapters.binance.common.venues import caps
         from orderflow.telemetry import schema as S
 
@@ -450,7 +479,7 @@ class PaperEngine:
             if tap is None:
                 continue
             tap.idle(time.time_ns())  # the state goes on while the feed is silent
-            if every <= 0 or time.monotonic() - last < every:
+            if client is None or every <= 0 or time.monotonic() - last < every:
                 continue
             last = time.monotonic()
             st = client.limiter.stats
@@ -498,11 +527,23 @@ class PaperEngine:
             opening=self._adopted,
         )
 
+    def _event_time(self, ev: Trade | BookDelta | BookSnapshot) -> int:
+        """The time (ns) the core decides at and books an event at: its receive time."""
+        return ev.ts_recv
+
+    def _on_venue_trade(self, ev: Trade) -> None:
+        """A public trade, for a venue that matches in-process: nothing here (the exchange matches)."""
+
+    def _before_decision(self, ev: BookDelta | BookSnapshot, t: int) -> None:
+        """A book event before the strategy's turn at time ``t``, for a venue that matches in-process:
+        nothing here (fills arrive on the user data stream as the exchange reports them)."""
+
     async def _market(self, feed: BinanceFeed) -> None:
         async for ev in feed.events():
             if isinstance(ev, Trade) and ev.symbol == self.symbol:
                 self.features.on_trade(ev.ts_event, ev.price, ev.size, int(ev.aggressor))
-                self.session.on_trade(ev.ts_recv)
+                self._on_venue_trade(ev)
+                self.session.on_trade(self._event_time(ev))
                 self.stats.trades += 1
                 if self.tap is not None:
                     self.tap.trade(ev.ts_recv, ev.price, ev.size, int(ev.aggressor) > 0)
@@ -568,40 +609,42 @@ class PaperEngine:
             p_dn, p_fl, p_up = float(probs[0, 0]), float(probs[0, 1]), float(probs[0, 2])
         infer_us = (time.perf_counter_ns() - t_model) / 1e3
         c = self.col
-        req = self.session.on_book(ev.ts_recv, ev.ts_event, valid, x[c["ofi"]], p_dn, p_up, x[c["rv"]],
+        t = self._event_time(ev)
+        self._before_decision(ev, t)
+        req = self.session.on_book(t, ev.ts_event, valid, x[c["ofi"]], p_dn, p_up, x[c["rv"]],
                                    x[c["vs"]], x[c["ts"]], x[c["vp"]], bp.copy(), bs.copy(), ap.copy(),
                                    asz.copy())  # fmt: skip
         dt = (time.perf_counter_ns() - t0) / 1e3
         self.stats.event_us.append(dt)
-        self._last_t, self._last_vs = ev.ts_recv, float(x[c["vs"]])
-        if self.journal is not None and ev.ts_recv - self._last_eq >= 10 * NS:  # equity every 10 s
+        self._last_t, self._last_vs = t, float(x[c["vs"]])
+        if self.journal is not None and t - self._last_eq >= 10 * NS:  # equity every 10 s
             mid = self.session.mid
             if math.isfinite(mid):
                 from orderflow.execution.portfolio import equity
 
-                self._last_eq = ev.ts_recv
+                self._last_eq = t
                 assert self.run_id is not None  # a journal has a run from the start
-                self.journal.record_equity(self.run_id, ev.ts_recv, equity(self.session.P, mid),
+                self.journal.record_equity(self.run_id, t, equity(self.session.P, mid),
                                            exposure=abs(self.session.position) * mid)  # fmt: skip
         if self.signals is not None:
-            self.signals.note(ev.ts_recv, self.session, req, float(x[c["ofi"]]), p_dn, p_up)
+            self.signals.note(t, self.session, req, float(x[c["ofi"]]), p_dn, p_up)
         if req is not None:
             self.stats.tick_to_order_us.append(dt)
             self.busy = True
             try:
                 # shielded: a stop that cancels this task must not cut an order between its journaled
                 # intent and the exchange's answer (the stop waits for it instead)
-                self._sending = asyncio.ensure_future(self._send(req, ev.ts_recv))
+                self._sending = asyncio.ensure_future(self._send(req, t))
                 await asyncio.shield(self._sending)
             finally:
                 self.busy = False
         # after the order has gone out: never between a book event and its order
         if self.predictions is not None:
             cid = f"{self.prefix}-{req.order_id}" if isinstance(req, OrderRequest) else None
-            self.predictions.on_book(ev.ts_recv, ev.ts_event, self.session, x, (p_dn, p_fl, p_up), cid,
+            self.predictions.on_book(t, ev.ts_event, self.session, x, (p_dn, p_fl, p_up), cid,
                                      infer_us, valid)  # fmt: skip
         if self.journal is not None and self.session.P[PF_FUNDING] != self._funding:
-            self._journal_funding(ev.ts_recv)
+            self._journal_funding(t)
         if self.tap is not None:
             uid = ev.update_id if isinstance(ev, BookSnapshot) else ev.last_update_id
             t2o = dt if req is not None else None

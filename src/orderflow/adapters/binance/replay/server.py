@@ -12,6 +12,21 @@ Endpoints: WS ``/stream?streams=a/b/c`` (combined) and ``/ws/<stream>`` (raw); R
 (``fundingRate``, ``premiumIndex``, ``/futures/data/*``) and the ``markPrice@1s`` / ``forceOrder`` streams
 of :mod:`orderflow.execution.local.context`, from that store's context kinds, on the replay's clock.
 
+Market data only: every order, account or user-data-stream request (a path such as ``/fapi/v1/order``,
+``/api/v3/order``, ``listenKey``/``userDataStream``, ``account``, ``positionRisk``, or any request that
+carries a ``signature`` or an ``X-MBX-APIKEY`` header) is refused with HTTP 401 and code -2015, logged
+as a warning and kept in :attr:`ReplayServer.refused` (``"METHOD /path"``), so a test can assert that a
+client sent none.
+
+Order (``order``): ``"local"`` (the default) serves the messages in recorded receive order, as they
+arrived; ``"exchange"`` serves them in exchange-time order, the backtester's order (trades and depth
+diffs by their event time, a trade before a diff of the same time, ties in recorded order; other
+messages by their receive time; a recorded REST snapshot by its own exchange time), so that a client
+reading the replay sees the events in the order ``orderflow backtest`` replays the same recording. In
+that order the pump also waits (up to 10 s) at a recorded snapshot until a client subscribed to that
+symbol's depth has been answered with it, so that the client syncs its book where the recording (and
+the importer) does, however fast the replay runs.
+
 One replay position per server: a pump walks the merged recording while at least one client is
 connected (it pauses with none) and sends each message to the clients subscribed to its stream, so a
 reconnecting client continues where the stream is. ``speed`` 1.0 follows the recorded local
@@ -33,6 +48,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +64,12 @@ from orderflow.adapters.binance.sync import DepthSync
 from orderflow.core.timeutil import NS_PER_MS
 
 log = logging.getLogger(__name__)
+
+# order, account and user-data-stream endpoints (none is served: market data only)
+_TRADING_PATH = re.compile(
+    r"/(order|batchOrders|openOrders?|allOpenOrders|allOrders|listenKey|userDataStream|account|balance|"
+    r"positionRisk|positionSide|leverage|marginType|income|userTrades|myTrades|commissionRate)(/|$)"
+)
 
 
 def _fmt(x: float) -> str:
@@ -83,10 +105,16 @@ class ReplayServer:
         kline_file: str | Path | None = None,
         kline_symbol: str | None = None,
         context_store: str | Path | None = None,
+        order: str = "local",
     ) -> None:
+        if order not in ("local", "exchange"):
+            raise ValueError(f"order {order!r}: use local (receive order) or exchange (exchange-time order)")
         self.rec: Recording = load_recording(
             paths, market=market, max_messages=max_messages, kline_file=kline_file, kline_symbol=kline_symbol
         )
+        self.order = order
+        if order == "exchange":
+            self.rec.msgs = _exchange_order(self.rec)
         self.market = self.rec.market
         self.caps = caps(self.market)
         self.host, self.port, self.speed = host, port, speed
@@ -105,11 +133,15 @@ class ReplayServer:
             "silences": 0,
             "built_snapshots": 0,
             "recorded_snapshots": 0,
+            "refused": 0,
+            "ws_messages": 0,  # stream messages sent, summed over the clients
         }
+        self.refused: list[str] = []  # order/account/signed requests, "METHOD /path" (all refused)
         pu = self.caps.depth_continuity == "pu"  # futures diffs chain on pu, spot on U/u
         self.syncs = {s: DepthSync(self.rec.venue, s, pu) for s in self.rec.symbols}
         self._diff_count = dict.fromkeys(self.rec.symbols, 0)
         self._snap_passed = dict.fromkeys(self.rec.symbols, 0)
+        self._snap_answered = dict.fromkeys(self.rec.symbols, 0)  # recorded snapshots served, by position
         self._clients: set[_Client] = set()
         self._wake = asyncio.Event()
         self._pump: asyncio.Task | None = None
@@ -125,7 +157,7 @@ class ReplayServer:
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> ReplayServer:
-        app = web.Application()
+        app = web.Application(middlewares=[self._refuse_trading])
         app.router.add_get("/stream", self._ws_combined)
         app.router.add_get("/ws/{stream}", self._ws_raw)
         for prefix in ("/api/v3", "/fapi/v1"):
@@ -231,6 +263,8 @@ class ReplayServer:
             self.pos += 1
             self.sent += 1
             if stream is None:  # a recorded REST snapshot: the exchange state at that moment
+                if self.order == "exchange":
+                    await self._await_snapshot_request(symbol)
                 self._snap_passed[symbol] += 1
                 snap = decode_snapshot(text)
                 ts_ev = (snap.T or snap.E) * NS_PER_MS or ts
@@ -243,6 +277,20 @@ class ReplayServer:
                 await asyncio.sleep(0)
         self.finished.set()
         log.info("replay server: end of recording after %d messages", self.sent)
+
+    async def _await_snapshot_request(self, symbol: str, timeout_s: float = 10.0) -> None:
+        """Hold the pump before the recorded snapshot of ``symbol`` until a depth request has been
+        answered with it (only while a client is subscribed to that symbol's depth; at most
+        ``timeout_s``)."""
+        prefix = f"{symbol.lower()}@depth"
+        end = time.monotonic() + timeout_s
+        while self._snap_answered[symbol] <= self._snap_passed[symbol] and time.monotonic() < end:
+            if not any(s.startswith(prefix) for c in self._clients for s in c.streams):
+                return
+            await asyncio.sleep(0.005)
+        if self._snap_answered[symbol] <= self._snap_passed[symbol]:
+            log.warning("replay server: no depth request for %s within %.0f s; passing its snapshot", symbol,
+                        timeout_s)  # fmt: skip
 
     def _on_diff(self, symbol: str, text: str, ts: int) -> bool:
         """Apply a diff to the server's book; False when the drop fault swallows it."""
@@ -276,6 +324,7 @@ class ReplayServer:
                     if data is None:
                         data = text[text.index('"data":') + 7 : text.rindex("}")]
                     await c.ws.send_str(data)
+                self.stats["ws_messages"] += 1
             except (ConnectionError, RuntimeError):
                 self._clients.discard(c)
 
@@ -289,6 +338,7 @@ class ReplayServer:
             text = f'{{"stream":"{subs[0]}","data":{data}}}' if c.combined else data
             try:
                 await c.ws.send_str(text)
+                self.stats["ws_messages"] += 1
             except (ConnectionError, RuntimeError):
                 self._clients.discard(c)
 
@@ -323,6 +373,20 @@ class ReplayServer:
                 await asyncio.sleep(0.02)
 
     # -- REST ---------------------------------------------------------------------------------------
+    @web.middleware
+    async def _refuse_trading(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Refuse (HTTP 401, code -2015), log and count every order, account, user-data-stream or
+        signed request: this server serves market data only."""
+        signed = "signature" in request.query or "X-MBX-APIKEY" in request.headers
+        if not (signed or _TRADING_PATH.search(request.path)):
+            return await handler(request)
+        what = f"{request.method} {request.path}"
+        self.refused.append(what)
+        self.stats["refused"] += 1
+        log.warning("replay server: refused %s (market data only: no orders, accounts or listen keys)", what)
+        msg = "replay server: market data only; order and account requests are refused"
+        return self._json({"code": -2015, "msg": msg}, status=401)
+
     def _json(
         self, obj: Any, status: int = 200, weight: int = 1, headers: dict | None = None
     ) -> web.Response:
@@ -368,6 +432,7 @@ class ReplayServer:
         passed = self._snap_passed[symbol]
         if passed < len(recorded):
             self.stats["recorded_snapshots"] += 1
+            self._snap_answered[symbol] = passed + 1
             body = recorded[passed]
             return self._json(self._truncate(body, limit), weight=weight)
         sync = self.syncs[symbol]
@@ -437,6 +502,26 @@ class ReplayServer:
         # with a start, the first `limit` klines from it; without, the latest `limit` up to the end
         sel = rows[lo:hi][:limit] if start is not None else rows[lo:hi][-limit:]
         return self._json(sel, weight=self.caps.klines_weight(limit))
+
+
+def _exchange_order(rec: Recording) -> list:
+    """``rec.msgs`` in exchange-time order (module docstring): trades and depth diffs keyed by their
+    event time (ns), a trade before a diff of the same time; everything else by its receive time."""
+    keys = []
+    for i, (ts, _sym, stream, text) in enumerate(rec.msgs):
+        kind = rec.kinds.get(stream, "other") if stream is not None else "snapshot"
+        t, rank = ts, 1
+        if kind == "snapshot":
+            with contextlib.suppress(DecodeError):
+                snap = decode_snapshot(text)
+                t = (snap.T or snap.E) * NS_PER_MS or ts
+        elif kind in ("trade", "aggtrade", "depth"):
+            with contextlib.suppress(DecodeError):  # recording damage: keep its receive time
+                t = rec.decoder.decode(text, ts).ts_event
+            rank = 1 if kind == "depth" else 0
+        keys.append((t, rank, i))
+    keys.sort()
+    return [rec.msgs[i] for _, _, i in keys]
 
 
 async def serve_forever(server: ReplayServer) -> None:
