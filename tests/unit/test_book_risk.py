@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from orderflow.backtest.config import VenueAccountConfig
-from orderflow.backtest.engine import Market, Signals
+from orderflow.backtest.engine import Market
 from orderflow.backtest.portfolio import merge_order, run_book_backtest
 from orderflow.core.instruments import Instrument
 from orderflow.risk import layout as RL
@@ -18,6 +18,7 @@ from orderflow.risk import portfolio as PS
 from orderflow.risk.config import RiskConfig
 from orderflow.risk.covariance import Z95, portfolio_var95
 from orderflow.strategy.config import StrategyConfig
+from support.book_markets import flat_market, strong_buy
 
 EQ = 100_000.0
 PX = 100.0
@@ -155,7 +156,8 @@ def test_merge_order_is_by_exchange_time_trades_first_then_symbol():
                       np.array(t_ts, np.int64), np.array(t_ts, np.int64), np.ones(m), np.ones(m),
                       np.ones(m, np.int64))  # fmt: skip
 
-    s, kd, i = merge_order([mk("A", [1, 3], [3]), mk("B", [1, 2], [1])])
+    s, kd, i, ts, _ = merge_order([mk("A", [1, 3], [3]), mk("B", [1, 2], [1])])
+    assert list(ts) == [1, 1, 1, 2, 3, 3]
     assert list(zip(s, kd, i, strict=True)) == [
         (1, 0, 0),
         (0, 1, 0),
@@ -167,28 +169,6 @@ def test_merge_order_is_by_exchange_time_trades_first_then_symbol():
 
 
 # ---------------------------------------------------------------------- allocation, through the loop
-NS = 1_000_000_000
-
-
-def flat_market(symbol: str, n: int, mid: float, tick: float) -> Market:
-    """``n`` book events one second apart (the same times for every symbol), a trade before each."""
-    ts = (np.arange(1, n + 1) * NS + 1_704_067_200 * NS).astype(np.int64)
-    L = 5
-    bp = np.tile(mid - tick / 2 - tick * np.arange(L), (n, 1))
-    ap = np.tile(mid + tick / 2 + tick * np.arange(L), (n, 1))
-    sz = np.full((n, L), 50.0)
-    one = np.ones(n)
-    return Market("binance-usdm", symbol, ts, ts.copy(), bp, sz, ap, sz.copy(), ts - 1, ts - 1, mid * one,
-                  one,
-                  np.ones(n, np.int64))  # fmt: skip
-
-
-def strong_buy(n: int, p_up: float) -> Signals:
-    one = np.ones(n)
-    return Signals(valid=np.ones(n, bool), ofi_z=6.0 * one, p_dn=(0.95 - p_up) * one, p_up=p_up * one,
-                   rv_bps=5.0 * one, vol_state=one, trend_state=0.0 * one, vol_pct=0.5 * one)  # fmt: skip
-
-
 def test_allocation_gives_the_budget_to_the_higher_score():
     """Two symbols signal at the same exchange time, the capital budget covers one: the one with the
     higher confidence x EV per unit of risk is granted (though it comes second), the other is refused

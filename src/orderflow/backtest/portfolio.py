@@ -55,33 +55,20 @@ from orderflow.strategy.layout import BookLevels
 TRADE, BOOK = 0, 1  # event kinds in the merged order (trades first at equal times)
 
 
-def merge_order(markets: Sequence[Market]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(symbol, kind, index)`` of every event of ``markets`` in the loop's order (module docstring)."""
-    ts, kind, sym, idx = [], [], [], []
+def merge_order(markets: Sequence[Market]) -> tuple[np.ndarray, ...]:
+    """``(symbol, kind, index, ts_event, ts_recv)`` of every event of ``markets`` in the loop's order
+    (module docstring)."""
+    ts, recv, kind, sym, idx = [], [], [], [], []
     for k, m in enumerate(markets):
-        for arr, kd in ((m.t_ts, TRADE), (m.b_ts, BOOK)):
+        for arr, rv, kd in ((m.t_ts, m.t_recv, TRADE), (m.b_ts, m.b_recv, BOOK)):
             ts.append(arr)
+            recv.append(rv)
             kind.append(np.full(arr.size, kd, np.int64))
             sym.append(np.full(arr.size, k, np.int64))
             idx.append(np.arange(arr.size, dtype=np.int64))
-    t, kd, s, i = (np.concatenate(x) for x in (ts, kind, sym, idx))
+    t, r, kd, s, i = (np.concatenate(x) for x in (ts, recv, kind, sym, idx))
     order = np.lexsort((i, s, kd, t))
-    return (np.ascontiguousarray(s[order]), np.ascontiguousarray(kd[order]),
-            np.ascontiguousarray(i[order]))  # fmt: skip
-
-
-@njit(cache=True)
-def _deliver_due(books, Ss, Os, ibs, vss, jl, upto):
-    """Every symbol's fills and reports due by ``upto``, but none after the receive time of that
-    symbol's next book event (which alone would not have seen them yet)."""
-    for k in range(len(Ss)):
-        S = Ss[k]
-        D = S.D
-        if D[CO.D_F_HEAD] < D[CO.D_F_TAIL] or D[CO.D_R_HEAD] < D[CO.D_R_TAIL]:
-            nxt = jl[k] + 1
-            recv = books[k].recv
-            cap = min(upto, recv[nxt]) if nxt < recv.shape[0] else upto
-            LP._deliver(cap, S, Os[k], ibs[k], vss[k])
+    return tuple(np.ascontiguousarray(a[order]) for a in (s, kd, i, t, r))
 
 
 @njit(cache=True)
@@ -156,43 +143,59 @@ def _close(book, sig, ex, S, O, ib, jl, t, decision_ns, close_at_end):
 
 
 @njit(cache=True)
-def run_book_loop(
-    o_sym, o_kind, o_idx, books, trades, sigs, exs, Ss, Os, prms, ibs, decision_ns, close_at_end
-):
-    """Replay the merged events (``o_*``: :func:`merge_order`) of K symbols (tuples of K of each of the
-    one-symbol loop's inputs, plus their inboxes ``ibs``) through one book (module docstring). Returns
-    ``(overflow, groups)``: whether any output overflowed, and how many groups of simultaneous entries
-    were allocated."""
+def _inbox_busy(D):
+    return D[CO.D_F_HEAD] < D[CO.D_F_TAIL] or D[CO.D_R_HEAD] < D[CO.D_R_TAIL]
+
+
+@njit(cache=True)
+def run_book_loop(o_sym, o_kind, o_idx, o_ts, o_recv, books, trades, sigs, exs, Ss, Os, prms, ibs,
+                  decision_ns, close_at_end):  # fmt: skip
+    """Replay the merged events (``o_*``: :func:`merge_order`, with each event's exchange and receive
+    times) of K symbols (tuples of K of each of the one-symbol loop's inputs, plus their inboxes
+    ``ibs``) through one book (module docstring). Returns ``(overflow, groups)``: whether any output
+    overflowed, and how many groups of simultaneous entries were allocated.
+
+    The hot path touches a symbol's arrays only when it must: a trade while that symbol's exchange holds
+    no order only stamps its time (written into the core before its next book event, which is when
+    the core reads it), and deliveries visit the symbols whose inbox holds something."""
     K = len(Ss)
     B = Ss[0].B
     n = o_sym.shape[0]
     jl = np.full(K, -1, np.int64)  # each symbol's last book event
     tl = np.zeros(K, np.int64)  # its decision time
     vss = np.full(K, -1, np.int64)  # the regime known at its last book event
+    live = np.zeros(K, np.bool_)  # its exchange holds an order (a trade must be matched)
+    busy = np.zeros(K, np.bool_)  # its inbox holds fills or reports
+    last_trade = np.full(K, -1, np.int64)  # receive time of its last trade
+    nxt_recv = np.full(K, np.int64(2**62))  # receive time of its next book event
+    for k in range(K):
+        if books[k].recv.shape[0] > 0:
+            nxt_recv[k] = books[k].recv[0]
     cand = np.zeros(K, np.int64)
     cand_synced = np.zeros(K, np.bool_)
     n_groups = 0
     p = 0
     while p < n:
         k = o_sym[p]
-        i = o_idx[p]
         if o_kind[p] == TRADE:
-            tr = trades[k]
-            ex = exs[k]
-            if ex.I[SL.I_NLIVE] > 0:
+            last_trade[k] = o_recv[p]
+            if live[k]:
+                i = o_idx[p]
+                tr = trades[k]
+                ex = exs[k]
                 SK.on_trade(ex, tr.ts[i], tr.px[i], tr.sz[i], tr.side[i])
+                D = Ss[k].D
                 if ex.I[SL.I_NFILL] or ex.I[SL.I_NREP]:
-                    LP._to_inbox(ex, Ss[k].D, ibs[k])
-            Ss[k].D[CO.D_LAST_TRADE] = tr.recv[i]
+                    LP._to_inbox(ex, D, ibs[k])
+                live[k] = ex.I[SL.I_NLIVE] > 0
+                busy[k] = _inbox_busy(D)
             p += 1
             continue
         # a group: consecutive book events of distinct symbols at this exchange time
-        ts = books[k].ts[i]
+        ts = o_ts[p]
         g = p + 1
         seen = np.int64(1) << k
-        while (
-            g < n and o_kind[g] == BOOK and books[o_sym[g]].ts[o_idx[g]] == ts and not (seen >> o_sym[g]) & 1
-        ):
+        while g < n and o_kind[g] == BOOK and o_ts[g] == ts and not (seen >> o_sym[g]) & 1:
             seen |= np.int64(1) << o_sym[g]
             g += 1
         grouped = g - p > 1
@@ -202,17 +205,21 @@ def run_book_loop(
         for q in range(p, g):
             k = o_sym[q]
             j = o_idx[q]
-            book, sig, S = books[k], sigs[k], Ss[k]
-            t = book.recv[j]
+            t = o_recv[q]
             if K > 1:
-                _deliver_due(books, Ss, Os, ibs, vss, jl, t)
+                for z in range(K):  # others' fills due by t, never after their next book event
+                    if busy[z]:
+                        Sz = Ss[z]
+                        LP._deliver(min(t, nxt_recv[z]), Sz, Os[z], ibs[z], vss[z])
+                        busy[z] = _inbox_busy(Sz.D)
                 if t >= B.QI[PS.QI_NEXT_BAR]:
-                    CO.core_bar(S, t)
-            what, side, qty, ro, px, synced = _book_event(
-                book, sig, exs[k], S, Os[k], prms[k], ibs[k], j, jl[k]
-            )
+                    CO.core_bar(Ss[k], t)
+            book, sig, S, ex = books[k], sigs[k], Ss[k], exs[k]
+            S.D[CO.D_LAST_TRADE] = last_trade[k]
+            what, side, qty, ro, px, synced = _book_event(book, sig, ex, S, Os[k], prms[k], ibs[k], j, jl[k])
             jl[k] = j
             tl[k] = t
+            nxt_recv[k] = book.recv[j + 1] if j + 1 < book.recv.shape[0] else np.int64(2**62)
             vs = sig.vol_state[j]
             vss[k] = np.int64(vs) if math.isfinite(vs) else np.int64(-1)
             if what == CO.CANDIDATE:
@@ -220,7 +227,9 @@ def run_book_loop(
                 cand_synced[nc] = synced
                 nc += 1
             elif what != CO.NOTHING:
-                _send(exs[k], S, ibs[k], what, side, qty, ro, px, t + decision_ns, synced, book, j)
+                _send(ex, S, ibs[k], what, side, qty, ro, px, t + decision_ns, synced, book, j)
+            live[k] = ex.I[SL.I_NLIVE] > 0
+            busy[k] = _inbox_busy(S.D)
         if grouped:
             B.QI[PS.QI_DEFER] = 0
             if nc > 0:
@@ -236,7 +245,7 @@ def run_book_loop(
                         best = c
                 done[best] = True
                 k = cand[best]
-                book, S = books[k], Ss[k]
+                book, S, ex = books[k], Ss[k], exs[k]
                 j = jl[k]
                 what, side, qty, ro, px = CO.core_commit(
                     S,
@@ -245,11 +254,26 @@ def run_book_loop(
                     BookLevels(book.bid_px[j], book.bid_sz[j], book.ask_px[j], book.ask_sz[j]),
                 )
                 if what != CO.NOTHING:
-                    _send(exs[k], S, ibs[k], what, side, qty, ro, px, tl[k] + decision_ns, cand_synced[best],
-                          book, j)  # fmt: skip
+                    _send(
+                        ex,
+                        S,
+                        ibs[k],
+                        what,
+                        side,
+                        qty,
+                        ro,
+                        px,
+                        tl[k] + decision_ns,
+                        cand_synced[best],
+                        book,
+                        j,
+                    )
+                live[k] = ex.I[SL.I_NLIVE] > 0
+                busy[k] = _inbox_busy(S.D)
         p = g
     overflow = False
     for k in range(K):
+        Ss[k].D[CO.D_LAST_TRADE] = last_trade[k]
         _close(books[k], sigs[k], exs[k], Ss[k], Os[k], ibs[k], jl[k], tl[k], decision_ns, close_at_end)
         if Ss[k].D[CO.D_OVERFLOW] != 0:
             overflow = True
@@ -309,11 +333,11 @@ def run_book_backtest(
     per = zip(markets, signals, instruments, funding, strict=True)
     runs = [prepare_run(m, s, inst, cfg, strategy, risk, execution, f, book, k)
             for k, (m, s, inst, f) in enumerate(per)]  # fmt: skip
-    o_sym, o_kind, o_idx = merge_order(markets)
+    order = merge_order(markets)
     ibs = tuple(_inbox() for _ in range(K))
     t0 = time.perf_counter()
     overflow, groups = run_book_loop(
-        o_sym, o_kind, o_idx, tuple(m.book for m in markets), tuple(m.trades for m in markets),
+        *order, tuple(m.book for m in markets), tuple(m.trades for m in markets),
         tuple(s.columns for s in signals), tuple(r.X for r in runs), tuple(r.S for r in runs),
         tuple(r.O for r in runs), tuple(r.prm for r in runs), ibs, runs[0].decision_ns, cfg.close_at_end,
     )  # fmt: skip

@@ -21,8 +21,9 @@ from orderflow.execution.exec_config import ExecutionConfig
 from orderflow.execution.sim_exchange import SimulatedExchange
 from orderflow.kernel_cache import Direct
 from orderflow.risk import layout as RL
+from orderflow.risk import portfolio as PS
 from orderflow.risk.config import RiskConfig
-from orderflow.risk.portfolio import new_portfolio
+from orderflow.risk.portfolio import PortfolioState, new_portfolio
 from orderflow.strategy import kernels as ST
 from orderflow.strategy import layout as STL
 from orderflow.strategy.config import StrategyConfig
@@ -69,7 +70,10 @@ class TradingSession:
         execution: ExecutionConfig | None = None,
         maker_fee: float | None = None,
         funding: FundingSchedule | None = None,
+        book: tuple[PortfolioState, int] | None = None,
     ) -> None:
+        """``book``: the book this symbol shares with others and its row there (risk.portfolio; None:
+        a book of its own)."""
         self.strategy = strategy or StrategyConfig()
         self.risk = risk or RiskConfig()
         self.cfg = backtest or VenueAccountConfig()
@@ -97,8 +101,12 @@ class TradingSession:
         self.funding_ns = int(funding_interval_ns)
         self._vstate = -1
         self.funding = funding if funding is not None else FundingSchedule.empty("announced")
-        # the book: one symbol (risk.portfolio; the book's checks need several)
-        self.book = new_portfolio(1, self.risk.max_trades_24h, self.risk.cov_history_bars)
+        # the book (risk.portfolio): shared with other symbols, or this symbol's alone
+        self.book = (
+            book[0] if book else new_portfolio(1, self.risk.max_trades_24h, self.risk.cov_history_bars)
+        )
+        self.D[CO.D_SYM] = book[1] if book else 0
+        self.candidate = False  # the last on_book approved an entry that waits for commit (allocation)
         # the same arrays grouped as the core's kernels take them
         self._S = CO.CoreState(self.D, self.Df, self.P, self.G, self.H, self.SC, self.RS, self.RSF, self.ring,
                                self.RC, self.XA, *self.funding.arrays, self.book)  # fmt: skip
@@ -144,8 +152,40 @@ class TradingSession:
                          float(trend_state), float(vol_pct)),
             STL.BookLevels(bid_px, bid_sz, ask_px, ask_sz),
         )  # fmt: skip
+        self.candidate = what == CO.CANDIDATE
+        if self.candidate:
+            return None
         oid = self.D[CO.D_CUR_OID] if what == CO.CANCEL else self.D[CO.D_OID]
         return request_from_core(int(what), int(oid), int(side), float(qty), bool(reduce_only), float(px))
+
+    # -- the book of several symbols
+    def on_bar(self, t: int) -> None:
+        """Close the book's covariance bar before a decision at ``t`` when it is due (several symbols)."""
+        B = self.book
+        if B.Q.shape[0] > 1 and t >= B.QI[PS.QI_NEXT_BAR]:
+            CO.core_bar(self._S, np.int64(t))
+
+    def set_grouping(self, on: bool) -> None:
+        """While on, approved entries wait for :meth:`commit` (simultaneous entries of the book)."""
+        self.book.QI[PS.QI_DEFER] = 1 if on else 0
+
+    @property
+    def candidate_score(self) -> float:
+        """The waiting entry's score: confidence x EV per unit of risk (risk.portfolio.entry_score)."""
+        return float(self.Df[CO.DF_CAND_SCORE])
+
+    def commit(
+        self, t: int, bid_px: np.ndarray, bid_sz: np.ndarray, ask_px: np.ndarray, ask_sz: np.ndarray
+    ) -> OrderRequest | None:
+        """The allocation's turn for the waiting entry (decided at ``t`` on that book): the order, or
+        None when what was granted before it left no room (refused with rule ``allocation``)."""
+        self.candidate = False
+        levels = STL.BookLevels(bid_px, bid_sz, ask_px, ask_sz)
+        what, side, qty, reduce_only, px = CO.core_commit(self._S, self._prm, np.int64(t), levels)
+        req = request_from_core(int(what), int(self.D[CO.D_OID]), int(side), float(qty), bool(reduce_only),
+                                float(px))  # fmt: skip
+        assert not isinstance(req, CancelRequest)  # an entry or nothing
+        return req
 
     def on_fill(self, ts: int, side: int, qty: float, price: float, fee: float, maker: bool) -> None:
         _CORE_FILL(self._S, self._O, np.int64(ts), np.int64(side), float(qty), float(price), float(fee),
