@@ -71,7 +71,7 @@ def merge_order(markets: Sequence[Market]) -> tuple[np.ndarray, ...]:
     return tuple(np.ascontiguousarray(a[order]) for a in (s, kd, i, t, r))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # no call with every array of a symbol flattened
 def _send(ex, S, ib, what, side, qty, reduce_only, px, t_send, synced, book, jl):
     """Send what the core asked for on the symbol's exchange (the one-symbol loop's send)."""
     D = S.D
@@ -88,7 +88,7 @@ def _send(ex, S, ib, what, side, qty, reduce_only, px, t_send, synced, book, jl)
     LP._pump(ex, D, ib)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # no call with every array of a symbol flattened
 def _book_event(book, sig, ex, S, O, prm, ib, j, jp):
     """Symbol's book event ``j`` (``jp``: its previous one, -1 none) up to the core's answer: the exchange
     sees the book, the core decides. Returns ``(what, side, qty, reduce_only, px, synced)``."""
@@ -142,7 +142,7 @@ def _close(book, sig, ex, S, O, ib, jl, t, decision_ns, close_at_end):
         CO.core_final_equity(D, S.Df, S.P, O.eq_ts, O.eq_f, t_last, sig.vol_state[jl])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # no call with every array of a symbol flattened
 def _inbox_busy(D):
     return D[CO.D_F_HEAD] < D[CO.D_F_TAIL] or D[CO.D_R_HEAD] < D[CO.D_R_TAIL]
 
