@@ -87,6 +87,7 @@ def test_dry_run_on_the_replay_server_gives_the_backtests_fills(recording, confi
     assert np.array_equal(a["side"].to_numpy(), bt["side"].to_numpy())
     for c in ("qty", "price", "fee"):
         np.testing.assert_allclose(a[c].to_numpy(), bt[c].to_numpy(), rtol=1e-9, atol=1e-12, err_msg=c)
+    print(f"dry run: {len(bt)} fills, equal to the backtest's; {engine.stats.book_events:,} book events")
     rows = journal.fills(engine.run_id)
     journal.close()
     assert [r.ts_ns for r in rows] == bt["ts"].tolist()
