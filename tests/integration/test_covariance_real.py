@@ -95,7 +95,7 @@ def test_the_books_bar_clock_estimates_the_same_covariance(closes):
     n = 3000
     risk = RiskConfig(cov_bar_s=60.0, cov_halflife_bars=DAY_BARS)
     C = risk.to_record()[0]
-    B = PS.new_portfolio(4, 500, 500)
+    B = PS.new_portfolio(4, RiskConfig())
     t0 = 1_746_000_000 * 1_000_000_000
     for t in range(n):
         for k in range(4):
@@ -121,7 +121,7 @@ def test_the_correlation_budget_from_real_correlations(returns):
     risk = RiskConfig(var95_limit=1.0)  # the budget alone
     C = risk.to_record()[0]
     eq, px, lot = 100_000.0, 100.0, 0.001
-    B = PS.new_portfolio(4, 500, 500)
+    B = PS.new_portfolio(4, RiskConfig())
     B.C[:] = cov
     B.QI[PS.QI_NBARS] = 10_000
     PS.post(B, 0, px, 0.0, 0.05 * eq / px, 0.0)  # long BTC, 5%

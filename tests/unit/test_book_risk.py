@@ -27,7 +27,7 @@ LOT = 0.001
 
 def book(n: int, notionals: list[float], cov: np.ndarray | None = None, bars: int = 100) -> PS.PortfolioState:
     """A book of ``n`` symbols holding the signed ``notionals`` at mid PX, with covariance ``cov``."""
-    B = PS.new_portfolio(n, 500, 500)
+    B = PS.new_portfolio(n, RiskConfig())
     for k, w in enumerate(notionals):
         PS.post(B, k, PX, 0.0, w / PX, 0.0)
     if cov is not None:
@@ -194,3 +194,33 @@ def test_allocation_gives_the_budget_to_the_higher_score():
     assert len(a.fills) == 0
     assert a.rejections.get("risk:max_capital", 0) >= 1  # the next events: BBB holds the whole budget
     assert a.info["book_bound"] == n and b.info["book_bound"] == 0
+
+
+def _two(n: int, risk: RiskConfig):
+    markets = [flat_market("AAAUSDT", n, 100.0, 0.01), flat_market("BBBUSDT", n, 100.0, 0.01)]
+    sigs = [strong_buy(n, 0.75), strong_buy(n, 0.9)]
+    insts = [Instrument("binance-usdm", m.symbol, 0.01, LOT, 5.0) for m in markets]
+    strategy = StrategyConfig(ev_cost_mult=0.0, confidence_gate=0.55, quality_gate=0.0, pyramid=False)
+    return run_book_backtest(markets, sigs, insts, VenueAccountConfig(close_at_end=False), strategy, risk)
+
+
+LOOSE = {"max_position": 0.05, "max_capital_in_use": 1.0, "correlation_budget": 10.0, "var95_limit": 1.0,
+         "min_trade_interval_s": 0.0, "max_holding_s": 2.0}  # fmt: skip
+
+
+def test_the_24h_cap_counts_the_whole_book_and_a_symbol_may_have_its_own():
+    """max_trades_24h is the book's: one entry in all, though both symbols signal at the same time.
+    symbol_max_trades_24h caps each symbol: one entry each, positions closed after 2 s, re-entries
+    refused by the symbol's cap."""
+    res = _two(12, RiskConfig(**LOOSE, max_trades_24h=1))
+    entries = {s: int((r.fills["action"] == "enter").sum()) for s, r in res.symbols.items()}
+    assert entries == {"AAAUSDT": 0, "BBBUSDT": 1}  # the higher score was granted first
+    assert res.symbols["AAAUSDT"].rejections.get("risk:max_trades_24h", 0) >= 1
+    res = _two(12, RiskConfig(**LOOSE, max_trades_24h=100, symbol_max_trades_24h=1))
+    for r in res.symbols.values():
+        assert int((r.fills["action"] == "enter").sum()) == 1
+        assert (r.fills["action"] == "exit").sum() >= 1  # closed by max_holding, then refused again
+        assert r.rejections.get("risk:max_trades_24h", 0) >= 1
+    assert RiskConfig(symbol_max_trades_24h=3).for_symbol().max_trades_24h == 3
+    assert RiskConfig(symbol_daily_drawdown=0.01).for_symbol().daily_drawdown == 0.01
+    assert RiskConfig().for_symbol() == RiskConfig()

@@ -230,10 +230,13 @@ def prepare_run(
     index: int = 0,
 ) -> PreparedRun:
     """The state, outputs and parameters of one symbol's run (as :func:`run_backtest` documents);
-    ``book`` is the book it shares with other symbols (row ``index``; None: a book of its own)."""
+    ``book`` is the book it shares with other symbols (row ``index``; None: a book of its own); in a
+    book of several symbols the symbol's own checks read ``risk.for_symbol()``."""
     cfg = cfg or VenueAccountConfig()
     strategy = strategy or StrategyConfig()
     risk = risk or RiskConfig()
+    if book is not None and book.Q.shape[0] > 1:
+        risk = risk.for_symbol()
     n = market.n_book
     if signals.valid.shape[0] != n:
         raise ValueError(f"run_backtest: {signals.valid.shape[0]} signal rows for {n} book events")
@@ -258,7 +261,7 @@ def prepare_run(
     S = CoreState(
         D=D, Df=Df, P=P, G=G, H=H, SC=SC, RS=np.zeros(RL.N_S, dtype=np.int64), RSF=np.zeros(RL.N_F),
         ring=np.zeros(risk.max_trades_24h, dtype=np.int64), RC=RC, X=XA, FT=FT, FR=FR, FM=FM,
-        B=book if book is not None else new_portfolio(1, risk.max_trades_24h, risk.cov_history_bars),
+        B=book if book is not None else new_portfolio(1, risk),
     )  # fmt: skip
     span_s = max((market.b_ts[-1] - market.b_ts[0]) / NS, 1.0) if n else 1.0
     cap_trades = int(min(max(1000, risk.max_trades_24h * (span_s / 86_400 + 1) * 2), 10_000_000))

@@ -328,7 +328,7 @@ def run_book_backtest(
     cfg = cfg or VenueAccountConfig()
     risk = risk or RiskConfig()
     K = len(markets)
-    book = PS.new_portfolio(K, risk.max_trades_24h, risk.cov_history_bars)
+    book = PS.new_portfolio(K, risk)
     funding = list(funding) if funding is not None else [None] * K
     per = zip(markets, signals, instruments, funding, strict=True)
     runs = [prepare_run(m, s, inst, cfg, strategy, risk, execution, f, book, k)

@@ -78,14 +78,15 @@ def replay_book_paper(
     cfg = cfg or VenueAccountConfig()
     risk = risk or RiskConfig()
     K = len(markets)
-    book = new_portfolio(K, risk.max_trades_24h, risk.cov_history_bars)
+    book = new_portfolio(K, risk)
     funding = list(funding) if funding is not None else [None] * K
     syms = []
     for k, (m, sig, inst, fu) in enumerate(zip(markets, signals, instruments, funding, strict=True)):
         venue = m.venue if m.venue in ("binance-usdm", "binance-spot") else "sim"
         x = cfg.exchange if cfg.exchange.venue == venue else cfg.exchange.model_copy(update={"venue": venue})
         rate = float(x.to_record()["funding_rate"][0])
-        s = TradingSession(inst, venue, x.taker_rate, rate, x.funding_interval_ns, strategy, risk, cfg,
+        own = risk.for_symbol() if K > 1 else risk  # the symbol's own checks (the book keeps risk)
+        s = TradingSession(inst, venue, x.taker_rate, rate, x.funding_interval_ns, strategy, own, cfg,
                            execution=execution, maker_fee=x.maker_rate,
                            funding=(fu if fu is not None else m.funding) if x.perpetual else None,
                            book=(book, k))  # fmt: skip

@@ -462,7 +462,7 @@ def core_book(S, O, prm, t, ts_event, sig, book):
     if t - D[D_LAST_EQ] >= equity_every_ns:
         RK.on_equity(RS, RSF, RC, t, eqs)
         if multi:
-            RK.on_equity(B.RS, B.RSF, RC, t, eqv)
+            RK.on_equity(B.RS, B.RSF, B.RC[0], t, eqv)
         n = D[D_NEQ]
         if n < eq_ts.shape[0]:
             eq_ts[n] = t
@@ -506,7 +506,7 @@ def core_book(S, O, prm, t, ts_event, sig, book):
         r = H[STL.H_R]
         stop = SC.stop_r * r * mid
         if multi:  # the book's breakers first (with one symbol check_entry's own are the book's)
-            code, _v, _l = PS.gate_book(B, RC, t, eqv)
+            code, _v, _l = PS.gate_book(B, B.RC[0], t, eqv)
             if code != RL.OK:
                 RS[RL.S_REFUSED0 + code] += 1
                 _book_bound(D, t)
@@ -520,7 +520,9 @@ def core_book(S, O, prm, t, ts_event, sig, book):
         if qty > 0.0 and multi:
             k = D[D_SYM]
             asked = qty
-            qty, _c, _v, _l, _rs = PS.check_book(B, RS, RC, k, side, mid, qty, pos, eqv, lot, min_notional)
+            qty, _c, _v, _l, _rs = PS.check_book(
+                B, RS, B.RC[0], k, side, mid, qty, pos, eqv, lot, min_notional
+            )
             if qty < asked:
                 _book_bound(D, t)
         if qty <= 0.0:
@@ -580,8 +582,14 @@ def core_commit(S, prm, t, book):
     side, action = D[D_CAND_SIDE], D[D_CAND_ACTION]
     mid = Df[DF_MID]
     eqv = PS.book_equity(S.B, D[D_SYM], PF.equity(S.P, mid))
+    code, _v, _l = PS.gate_book(S.B, S.B.RC[0], t, eqv)  # an entry granted before may have used the cap
+    if code != RL.OK:
+        S.RS[RL.S_REFUSED0 + code] += 1
+        _book_bound(D, t)
+        ST.mark_risk_refused(S.G)
+        return NOTHING, 0, 0.0, False, np.nan
     scratch = np.zeros(RL.N_S, np.int64)  # a refusal here is the allocation's, counted below
-    qty, _c, _v, _l, _rs = PS.check_book(S.B, scratch, S.RC[0], D[D_SYM], side, mid, Df[DF_CAND_QTY],
+    qty, _c, _v, _l, _rs = PS.check_book(S.B, scratch, S.B.RC[0], D[D_SYM], side, mid, Df[DF_CAND_QTY],
                                         S.P[PF.P_POS], eqv, prm.lot, prm.min_notional)  # fmt: skip
     if qty < Df[DF_CAND_QTY]:
         _book_bound(D, t)
@@ -597,7 +605,7 @@ def core_bar(S, t):
     """Close the book's covariance bar(s) before the decision at ``t`` (risk.portfolio.on_bar); the
     driver calls it before :func:`core_book` when ``t >= B.QI[QI_NEXT_BAR]`` and the book has more
     than one symbol."""
-    PS.on_bar(S.B, S.RC[0], t)
+    PS.on_bar(S.B, S.B.RC[0], t)
 
 
 @njit(cache=True)

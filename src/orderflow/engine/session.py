@@ -102,9 +102,7 @@ class TradingSession:
         self._vstate = -1
         self.funding = funding if funding is not None else FundingSchedule.empty("announced")
         # the book (risk.portfolio): shared with other symbols, or this symbol's alone
-        self.book = (
-            book[0] if book else new_portfolio(1, self.risk.max_trades_24h, self.risk.cov_history_bars)
-        )
+        self.book = book[0] if book else new_portfolio(1, self.risk)
         self.D[CO.D_SYM] = book[1] if book else 0
         self.candidate = False  # the last on_book approved an entry that waits for commit (allocation)
         # the same arrays grouped as the core's kernels take them

@@ -125,6 +125,20 @@ class RiskConfig(BaseModel):
         "book's, or a sleeve of the initial equity plus the symbol's own PnL; the book's checks read "
         "the book's equity either way",
     )
+    symbol_max_trades_24h: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="in a book of several symbols, each symbol's own 24 h entry cap (None: "
+        "max_trades_24h, which the book's cap always is)",
+    )
+    symbol_daily_drawdown: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="in a book of several symbols, each symbol's own daily breaker on the equity its "
+        "checks read (sizing_equity) (None: daily_drawdown, which the book's breaker always is)",
+    )
     correlation_budget: float | None = Field(
         default=None,
         gt=0,
@@ -165,6 +179,16 @@ class RiskConfig(BaseModel):
                 f"({self.confidence_floor})"
             )
         return self
+
+    def for_symbol(self) -> RiskConfig:
+        """The limits of one symbol's own checks in a book of several: ``symbol_max_trades_24h`` and
+        ``symbol_daily_drawdown`` in place of the book's ``max_trades_24h`` and ``daily_drawdown``."""
+        upd: dict[str, float | int] = {}
+        if self.symbol_max_trades_24h is not None:
+            upd["max_trades_24h"] = self.symbol_max_trades_24h
+        if self.symbol_daily_drawdown is not None:
+            upd["daily_drawdown"] = self.symbol_daily_drawdown
+        return self.model_copy(update=upd) if upd else self
 
     def to_record(self) -> np.ndarray:
         """The kernels' config record (:data:`RECORD`; kernels read ``rec[0]`` by field name)."""
@@ -213,6 +237,10 @@ def _cov_lambda(c: RiskConfig, _ctx: object) -> float:
 
 RECORD = RecordSpec(
     RiskConfig,
+    skip={
+        "symbol_max_trades_24h": "resolved by RiskConfig.for_symbol",
+        "symbol_daily_drawdown": "resolved by RiskConfig.for_symbol",
+    },
     derived=(
         _ns("max_holding_s"),
         _ns("min_trade_interval_s"),

@@ -54,6 +54,7 @@ from numba import njit
 from orderflow.core.records import Indices
 from orderflow.risk import kernels as RK
 from orderflow.risk import layout as RL
+from orderflow.risk.config import RiskConfig
 from orderflow.risk.covariance import Z95
 
 # per-symbol rows of Q (float64)
@@ -83,10 +84,12 @@ class PortfolioState(NamedTuple):
     RS: np.ndarray  # int64 (risk.layout N_S): the book's breaker and 24 h counters
     RSF: np.ndarray  # float64 (risk.layout N_F): the book's day equity figures
     ring: np.ndarray  # int64 (max_trades_24h): the book's entry times
+    RC: np.ndarray  # the book's risk config record, 1 element (RiskConfig.to_record)
 
 
-def new_portfolio(n_symbols: int, max_trades_24h: int, history_bars: int) -> PortfolioState:
-    """A fresh book of ``n_symbols`` symbols."""
+def new_portfolio(n_symbols: int, risk: RiskConfig) -> PortfolioState:
+    """A fresh book of ``n_symbols`` symbols under the limits of ``risk``."""
+    max_trades_24h, history_bars = risk.max_trades_24h, risk.cov_history_bars
     if n_symbols < 1:
         raise ValueError(f"a book needs at least one symbol, got {n_symbols}")
     Q = np.zeros((n_symbols, N_Q))
@@ -95,7 +98,7 @@ def new_portfolio(n_symbols: int, max_trades_24h: int, history_bars: int) -> Por
     return PortfolioState(
         Q=Q, QI=np.zeros(N_QI, np.int64), C=np.zeros((n_symbols, n_symbols)),
         R=np.full((history_bars, n_symbols), np.nan), RS=np.zeros(RL.N_S, np.int64), RSF=np.zeros(RL.N_F),
-        ring=np.zeros(max_trades_24h, np.int64),
+        ring=np.zeros(max_trades_24h, np.int64), RC=risk.to_record(),
     )  # fmt: skip
 
 
