@@ -365,6 +365,8 @@ def run_book_backtest(
 def _asof(eq: pd.DataFrame, grid: np.ndarray, col: str, fill: float) -> np.ndarray:
     """``eq[col]`` as of each time of ``grid`` (``fill`` before its first sample)."""
     ts = eq["ts"].to_numpy(np.int64)
+    if ts.size == 0:  # a symbol that never had a valid book
+        return np.full(grid.size, fill)
     pos = np.searchsorted(ts, grid, side="right") - 1
     vals = eq[col].to_numpy(np.float64)
     return np.where(pos >= 0, vals[np.maximum(pos, 0)], fill)
