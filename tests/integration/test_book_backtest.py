@@ -143,3 +143,16 @@ def test_the_command_line_backtests_two_recordings_in_one_book(shared_data, tmp_
     assert "Per symbol" in page and "Correlation matrix used" in page and "Risk budget in use" in page
     w = pd.read_csv(tmp_path / "r" / "models_by_window.csv")
     assert set(w["symbol"]) == {"BTCUSDT", "ETHUSDT"} and (w["n_test"] > 0).all()
+
+
+def test_a_one_symbol_command_given_two_symbols_says_so_in_one_line(shared_data, tmp_path, capsys):
+    raw = shared_data / "hftbacktest_binance_raw" / "usdm"
+    rc = main(["features", "build", str(raw / "btcusdt_20240808.gz"), str(raw / "ethusdt_20240808.gz"),
+               "--out", str(tmp_path / "f.parquet"), "--log-level", "WARNING"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    want = (
+        "orderflow: btcusdt_20240808.gz + ethusdt_20240808.gz: expected one symbol, found "
+        "binance-usdm/BTCUSDT, binance-usdm/ETHUSDT"
+    )  # the import's notes come before it
+    assert rc == 2 and err[-1] == want
+    assert not (tmp_path / "f.parquet").exists()
