@@ -15,7 +15,6 @@ the correlation matrix, and the refusals.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from collections.abc import Mapping
@@ -183,12 +182,7 @@ def write_book_report(
     paras = [p.strip() for p in (notes or "").split("\n\n") if p.strip()]
     rows = "\n".join(f"<tr><td>{esc(n)}</td><td>{esc(v)}</td></tr>"
                      for n, v in metrics_table(metrics["portfolio"]).itertuples(index=False))  # fmt: skip
-    figs = []
-    for name, caption in PLOTS:
-        data = base64.b64encode((out / name).read_bytes()).decode("ascii")
-        img = f'<img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
-        link = f'<figcaption><a href="{name}">{name}</a></figcaption>'
-        figs.append(f"<figure><h2>{esc(caption)}</h2>{img}{link}</figure>")
+    figs = RP.figures_html(out, PLOTS)
     page = out / "report.html"
     page.write_text(f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>

@@ -155,6 +155,14 @@ def make_signals(features: pd.DataFrame, probs: np.ndarray | None, cfg: Strategy
     )  # fmt: skip
 
 
+def venue_exchange(market: Market, cfg: VenueAccountConfig) -> tuple[str, SimConfig]:
+    """The venue a market is replayed as (a Binance venue, else the simulator's) and the simulated
+    exchange's config for it (``cfg.exchange`` with that venue)."""
+    venue = market.venue if market.venue in ("binance-usdm", "binance-spot") else "sim"
+    x = cfg.exchange
+    return venue, x if x.venue == venue else x.model_copy(update={"venue": venue})
+
+
 def execution_record(execution: ExecutionConfig | None, xcfg: SimConfig) -> np.ndarray:
     """The execution config record the core reads, with the venue's fee rates for cost control."""
     fees = {"maker_fee": xcfg.maker_rate, "taker_fee": xcfg.taker_rate}
@@ -240,8 +248,7 @@ def prepare_run(
     n = market.n_book
     if signals.valid.shape[0] != n:
         raise ValueError(f"run_backtest: {signals.valid.shape[0]} signal rows for {n} book events")
-    venue = market.venue if market.venue in ("binance-usdm", "binance-spot") else "sim"
-    xcfg = cfg.exchange if cfg.exchange.venue == venue else cfg.exchange.model_copy(update={"venue": venue})
+    venue, xcfg = venue_exchange(market, cfg)
     levels = market.bid_px.shape[1]
     X = make_state(xcfg, levels=levels)
     P = np.zeros(PF.N_P)

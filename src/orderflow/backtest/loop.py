@@ -175,6 +175,48 @@ def _pump(ex, D, ib):
 
 
 @njit(cache=True)
+def new_inbox():
+    """An empty inbox (:class:`Inbox`)."""
+    return Inbox(
+        np.zeros((INBOX, SL.N_FI), dtype=np.int64),
+        np.zeros((INBOX, SL.N_FF)),
+        np.zeros((INBOX, SL.N_RI), dtype=np.int64),
+        np.zeros((INBOX, SL.N_RF)),
+    )
+
+
+@njit(cache=True)
+def finish_run(book, sig, ex, S, O, ib, jl, t, decision_ns, close_at_end):
+    """The end of a run: deliver everything in flight, then close what is still open against the last
+    book (event ``jl``, decided at ``t``; an idle exchange may not have seen it: on_book applies it), and
+    the last equity sample."""
+    XI, D = ex.I, S.D
+    big = np.int64(2**62)
+    vsl = sig.vol_state[jl] if jl >= 0 else np.nan
+    vs = np.int64(vsl) if math.isfinite(vsl) else np.int64(-1)
+    if jl >= 0:
+        SK.on_book(ex, max(XI[SL.I_NEXT_ARR], book.ts[jl]) if XI[SL.I_NEXT_ARR] < big else book.ts[jl],
+                   book.bid_px[jl], book.bid_sz[jl], book.ask_px[jl], book.ask_sz[jl])  # fmt: skip
+        _to_inbox(ex, D, ib)
+    _deliver(big, S, O, ib, vs)
+    if close_at_end and jl >= 0:
+        send, side, qty = CO.core_close(D, S.Df, S.G, S.P)
+        if send:
+            t_end = t + decision_ns
+            SK.submit_order(ex, t_end, D[D_OID], SL.MARKET, side, np.nan, np.nan, qty, SL.IOC, False, True)
+            ta = XI[SL.I_NEXT_ARR] if XI[SL.I_NEXT_ARR] < big else t_end
+            SK.on_book(ex, max(ta, book.ts[jl]), book.bid_px[jl], book.bid_sz[jl], book.ask_px[jl],
+                       book.ask_sz[jl])  # fmt: skip
+            _to_inbox(ex, D, ib)
+            _deliver(big, S, O, ib, vs)
+    if jl >= 0:
+        t_last = t
+        if D[D_NFO] > 0:
+            t_last = max(t_last, O.fo_i[D[D_NFO] - 1, FO_TS])
+        CO.core_final_equity(D, S.Df, S.P, O.eq_ts, O.eq_f, t_last, sig.vol_state[jl])
+
+
+@njit(cache=True)
 def run_loop(book, trades, sig, ex, S, O, prm, decision_ns, close_at_end):
     """Replay the events ``book`` (:class:`BookArrays`) and ``trades`` (:class:`TradeArrays`) with the
     signals ``sig`` (:class:`SignalArrays`) through the exchange ``ex`` (``SimState``) and the core
@@ -186,15 +228,9 @@ def run_loop(book, trades, sig, ex, S, O, prm, decision_ns, close_at_end):
     valid, ofi_z, p_dn, p_up, rv_bps, vol_state, trend_state, vol_pct = sig
     XI = ex.I
     D = S.D
-    fo_i, eq_ts, eq_f = O.fo_i, O.eq_ts, O.eq_f
     nb = b_ts.shape[0]
     nt = t_ts.shape[0]
-    ib = Inbox(
-        np.zeros((INBOX, SL.N_FI), dtype=np.int64),
-        np.zeros((INBOX, SL.N_FF)),
-        np.zeros((INBOX, SL.N_RI), dtype=np.int64),
-        np.zeros((INBOX, SL.N_RF)),
-    )
+    ib = new_inbox()
     i = 0
     j = 0
     jl = -1  # last book event
@@ -241,27 +277,5 @@ def run_loop(book, trades, sig, ex, S, O, prm, decision_ns, close_at_end):
                 SK.cancel_order(ex, t + decision_ns, D[D_CUR_OID])
             _pump(ex, D, ib)  # an immediate answer
 
-    # ---- the end: deliver everything in flight, then close what is still open against the last book
-    # (an idle exchange may not have seen the last book: on_book below applies it)
-    big = np.int64(2**62)
-    vs = np.int64(vol_state[jl]) if jl >= 0 and math.isfinite(vol_state[jl]) else np.int64(-1)
-    if jl >= 0:
-        SK.on_book(ex, max(XI[SL.I_NEXT_ARR], b_ts[jl]) if XI[SL.I_NEXT_ARR] < big else b_ts[jl],
-                   bid_px[jl], bid_sz[jl], ask_px[jl], ask_sz[jl])  # fmt: skip
-        _to_inbox(ex, D, ib)
-    _deliver(big, S, O, ib, vs)
-    if close_at_end and jl >= 0:
-        send, side, qty = CO.core_close(D, S.Df, S.G, S.P)
-        if send:
-            t_end = t + decision_ns
-            SK.submit_order(ex, t_end, D[D_OID], SL.MARKET, side, np.nan, np.nan, qty, SL.IOC, False, True)
-            ta = XI[SL.I_NEXT_ARR] if XI[SL.I_NEXT_ARR] < big else t_end
-            SK.on_book(ex, max(ta, b_ts[jl]), bid_px[jl], bid_sz[jl], ask_px[jl], ask_sz[jl])
-            _to_inbox(ex, D, ib)
-            _deliver(big, S, O, ib, vs)
-    if jl >= 0:
-        t_last = t
-        if D[D_NFO] > 0:
-            t_last = max(t_last, fo_i[D[D_NFO] - 1, FO_TS])
-        CO.core_final_equity(D, S.Df, S.P, eq_ts, eq_f, t_last, vol_state[jl])
+    finish_run(book, sig, ex, S, O, ib, jl, t, decision_ns, close_at_end)
     return D[D_NFO], D[D_NEQ], D[D_NTR], D[D_OVERFLOW] != 0, D[D_OID]

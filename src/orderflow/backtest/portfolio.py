@@ -113,35 +113,6 @@ def _book_event(book, sig, ex, S, O, prm, ib, j, jp):
     return what, side, qty, reduce_only, px, synced
 
 
-@njit(cache=True)
-def _close(book, sig, ex, S, O, ib, jl, t, decision_ns, close_at_end):
-    """The end of one symbol's run (the one-symbol loop's end)."""
-    XI, D = ex.I, S.D
-    big = np.int64(2**62)
-    vsl = sig.vol_state[jl] if jl >= 0 else np.nan
-    vs = np.int64(vsl) if math.isfinite(vsl) else np.int64(-1)
-    if jl >= 0:
-        SK.on_book(ex, max(XI[SL.I_NEXT_ARR], book.ts[jl]) if XI[SL.I_NEXT_ARR] < big else book.ts[jl],
-                   book.bid_px[jl], book.bid_sz[jl], book.ask_px[jl], book.ask_sz[jl])  # fmt: skip
-        LP._to_inbox(ex, D, ib)
-    LP._deliver(big, S, O, ib, vs)
-    if close_at_end and jl >= 0:
-        send, side, qty = CO.core_close(D, S.Df, S.G, S.P)
-        if send:
-            t_end = t + decision_ns
-            SK.submit_order(ex, t_end, D[CO.D_OID], SL.MARKET, side, np.nan, np.nan, qty, SL.IOC, False, True)
-            ta = XI[SL.I_NEXT_ARR] if XI[SL.I_NEXT_ARR] < big else t_end
-            SK.on_book(ex, max(ta, book.ts[jl]), book.bid_px[jl], book.bid_sz[jl], book.ask_px[jl],
-                       book.ask_sz[jl])  # fmt: skip
-            LP._to_inbox(ex, D, ib)
-            LP._deliver(big, S, O, ib, vs)
-    if jl >= 0:
-        t_last = t
-        if D[CO.D_NFO] > 0:
-            t_last = max(t_last, O.fo_i[D[CO.D_NFO] - 1, CO.FO_TS])
-        CO.core_final_equity(D, S.Df, S.P, O.eq_ts, O.eq_f, t_last, sig.vol_state[jl])
-
-
 @njit(cache=True, inline="always")  # no call with every array of a symbol flattened
 def _inbox_busy(D):
     return D[CO.D_F_HEAD] < D[CO.D_F_TAIL] or D[CO.D_R_HEAD] < D[CO.D_R_TAIL]
@@ -274,7 +245,9 @@ def run_book_loop(o_sym, o_kind, o_idx, o_ts, o_recv, books, trades, sigs, exs, 
     overflow = False
     for k in range(K):
         Ss[k].D[CO.D_LAST_TRADE] = last_trade[k]
-        _close(books[k], sigs[k], exs[k], Ss[k], Os[k], ibs[k], jl[k], tl[k], decision_ns, close_at_end)
+        LP.finish_run(
+            books[k], sigs[k], exs[k], Ss[k], Os[k], ibs[k], jl[k], tl[k], decision_ns, close_at_end
+        )
         if Ss[k].D[CO.D_OVERFLOW] != 0:
             overflow = True
     return overflow, n_groups
@@ -295,11 +268,20 @@ class BookResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _inbox() -> LP.Inbox:
-    return LP.Inbox(
-        np.zeros((LP.INBOX, SL.N_FI), dtype=np.int64), np.zeros((LP.INBOX, SL.N_FF)),
-        np.zeros((LP.INBOX, SL.N_RI), dtype=np.int64), np.zeros((LP.INBOX, SL.N_RF)),
-    )  # fmt: skip
+def check_book_inputs(who: str, markets: Sequence[Market], signals: Sequence[Signals],
+                      instruments: Sequence[Instrument]) -> list[str]:  # fmt: skip
+    """The symbols of a book's inputs, or a ValueError naming what is wrong (``who``: the caller)."""
+    if not markets:
+        raise ValueError(f"{who}: no market given")
+    if not (len(markets) == len(signals) == len(instruments)):
+        raise ValueError(f"{who}: {len(markets)} markets, {len(signals)} signal sets and "
+                         f"{len(instruments)} instruments: give one of each per symbol")  # fmt: skip
+    names = [m.symbol for m in markets]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{who}: a symbol appears twice in {names}")
+    if len(markets) > 62:
+        raise ValueError(f"{who}: {len(markets)} symbols, at most 62 in one run")
+    return names
 
 
 def run_book_backtest(
@@ -315,16 +297,7 @@ def run_book_backtest(
     """Replay ``markets`` (one per symbol, distinct symbols) together through one book (module
     docstring), each with its signals and instrument; the configs are shared. Each symbol's result is
     what :func:`~orderflow.backtest.engine.run_backtest` reports for one symbol."""
-    if not markets:
-        raise ValueError("run_book_backtest: no market given")
-    if not (len(markets) == len(signals) == len(instruments)):
-        raise ValueError(f"run_book_backtest: {len(markets)} markets, {len(signals)} signal sets and "
-                         f"{len(instruments)} instruments: give one of each per symbol")  # fmt: skip
-    names = [m.symbol for m in markets]
-    if len(set(names)) != len(names):
-        raise ValueError(f"run_book_backtest: a symbol appears twice in {names}")
-    if len(markets) > 62:
-        raise ValueError(f"run_book_backtest: {len(markets)} symbols, at most 62 in one run")
+    names = check_book_inputs("run_book_backtest", markets, signals, instruments)
     cfg = cfg or VenueAccountConfig()
     risk = risk or RiskConfig()
     K = len(markets)
@@ -334,7 +307,7 @@ def run_book_backtest(
     runs = [prepare_run(m, s, inst, cfg, strategy, risk, execution, f, book, k)
             for k, (m, s, inst, f) in enumerate(per)]  # fmt: skip
     order = merge_order(markets)
-    ibs = tuple(_inbox() for _ in range(K))
+    ibs = tuple(LP.new_inbox() for _ in range(K))
     t0 = time.perf_counter()
     overflow, groups = run_book_loop(
         *order, tuple(m.book for m in markets), tuple(m.trades for m in markets),

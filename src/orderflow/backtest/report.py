@@ -222,6 +222,18 @@ def _num(v: Any) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
+def figures_html(out: Path, plots: tuple[tuple[str, str], ...]) -> list[str]:
+    """A ``<figure>`` per (PNG file in ``out``, caption): the image embedded as base64, linked by name."""
+    esc = html.escape
+    figs = []
+    for name, caption in plots:
+        data = base64.b64encode((out / name).read_bytes()).decode("ascii")
+        img = f'<img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
+        link = f'<figcaption><a href="{name}">{name}</a></figcaption>'
+        figs.append(f"<figure><h2>{esc(caption)}</h2>{img}{link}</figure>")
+    return figs
+
+
 def _html(title: str, notes: str | None, metrics: Mapping[str, Any], out: Path) -> str:
     esc = html.escape
     rows = "\n".join(
@@ -230,12 +242,7 @@ def _html(title: str, notes: str | None, metrics: Mapping[str, Any], out: Path) 
     )
     paras = [p.strip() for p in (notes or "").split("\n\n") if p.strip()]
     notes_html = "".join(f"<p>{esc(p)}</p>" for p in paras) or "<p>(none)</p>"
-    figs = []
-    for name, caption in PLOTS:
-        data = base64.b64encode((out / name).read_bytes()).decode("ascii")
-        img = f'<img alt="{esc(caption)}" src="data:image/png;base64,{data}">'
-        link = f'<figcaption><a href="{name}">{name}</a></figcaption>'
-        figs.append(f"<figure><h2>{esc(caption)}</h2>{img}{link}</figure>")
+    figs = figures_html(out, PLOTS)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from orderflow.backtest.config import VenueAccountConfig, WalkForwardConfig
-from orderflow.backtest.engine import Market, make_signals, run_backtest
+from orderflow.backtest.engine import Market, make_signals, run_backtest, venue_exchange
 from orderflow.backtest.metrics import combine_windows, compute_metrics
 from orderflow.core.instruments import Instrument
 from orderflow.engine import funding as FU
@@ -244,8 +244,7 @@ def walk_forward(
     equity, trades, fills, rejections = combine_windows(results)
     initial = (backtest or VenueAccountConfig()).initial_equity
     metrics = compute_metrics(equity, trades, fills, rejections, initial)
-    venue = market.venue if market.venue in ("binance-usdm", "binance-spot") else "sim"
-    x = (backtest or VenueAccountConfig()).exchange.model_copy(update={"venue": venue})
+    _venue, x = venue_exchange(market, backtest or VenueAccountConfig())
     rate = x.funding_rate if x.perpetual else 0.0
     source = FU.describe(funding if rate else None, rate, x.funding_interval_ns, int(info[0]["start_ns"]),
                          int(info[-1]["end_ns"]))  # fmt: skip

@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from orderflow.backtest.config import VenueAccountConfig
-from orderflow.backtest.engine import Market, Signals
-from orderflow.backtest.portfolio import BOOK, merge_order
+from orderflow.backtest.engine import Market, Signals, venue_exchange
+from orderflow.backtest.portfolio import BOOK, check_book_inputs, merge_order
 from orderflow.core.instruments import Instrument
 from orderflow.engine.funding import FundingSchedule
 from orderflow.engine.results import BacktestResult
@@ -75,6 +75,7 @@ def replay_book_paper(
 ) -> dict[str, BacktestResult]:
     """Replay ``markets`` together through one book, one event at a time (module docstring); each
     symbol's result as :func:`~orderflow.engine.session.replay_paper` reports one symbol's."""
+    check_book_inputs("replay_book_paper", markets, signals, instruments)
     cfg = cfg or VenueAccountConfig()
     risk = risk or RiskConfig()
     K = len(markets)
@@ -82,8 +83,7 @@ def replay_book_paper(
     funding = list(funding) if funding is not None else [None] * K
     syms = []
     for k, (m, sig, inst, fu) in enumerate(zip(markets, signals, instruments, funding, strict=True)):
-        venue = m.venue if m.venue in ("binance-usdm", "binance-spot") else "sim"
-        x = cfg.exchange if cfg.exchange.venue == venue else cfg.exchange.model_copy(update={"venue": venue})
+        venue, x = venue_exchange(m, cfg)
         rate = float(x.to_record()["funding_rate"][0])
         own = risk.for_symbol() if K > 1 else risk  # the symbol's own checks (the book keeps risk)
         s = TradingSession(inst, venue, x.taker_rate, rate, x.funding_interval_ns, strategy, own, cfg,

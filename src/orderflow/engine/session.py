@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from orderflow.backtest.config import VenueAccountConfig
-from orderflow.backtest.engine import Market, Signals
+from orderflow.backtest.engine import Market, Signals, venue_exchange
 from orderflow.core.instruments import Instrument
 from orderflow.core.orders import CancelRequest, OrderRequest, OrderType, Side, TimeInForce
 from orderflow.engine import core as CO
@@ -262,8 +262,7 @@ def replay_paper(
     import time
 
     cfg = cfg or VenueAccountConfig()
-    venue = market.venue if market.venue in ("binance-usdm", "binance-spot") else "sim"
-    xcfg = cfg.exchange if cfg.exchange.venue == venue else cfg.exchange.model_copy(update={"venue": venue})
+    venue, xcfg = venue_exchange(market, cfg)
     ex = SimulatedExchange(xcfg, levels=market.bid_px.shape[1])
     s = TradingSession(instrument, venue, xcfg.taker_rate, float(xcfg.to_record()["funding_rate"][0]),
                        xcfg.funding_interval_ns, strategy, risk, cfg, execution=execution,
